@@ -1,0 +1,5 @@
+"""`python -m netsight` is the `netsight` command."""
+
+from .cli import main
+
+raise SystemExit(main())

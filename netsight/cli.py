@@ -1,0 +1,153 @@
+"""The `netsight` command: parse flags, validate, call the library. No logic of its own.
+
+A `NetsightError` (bad input, impossible request) prints one line and exits with status 2;
+an interrupted run exits 130, a diverged one 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from .errors import NetsightError
+
+
+def _csv_ints(flag: str) -> Callable[[str], list[int]]:
+    def parse(text: str) -> list[int]:
+        try:
+            return [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: expected comma-separated integers, e.g. 100,500,1000") from None
+    return parse
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", type=Path, help="read the dataset from this folder or archive (see README: Datasets)")
+    p.add_argument("--download", action="store_true", help="download the official files with torchvision into the cache")
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training (defaults: the assignment's protocol for the model's family)")
+    g.add_argument("--data", help="dataset name (netsight data list); CNNs: cifar10-assignment, RNNs: mnist")
+    g.add_argument("--iterations", type=int, help="optimiser steps (5500)")
+    g.add_argument("--batch-size", type=int, help="images per step (CNN 50, RNN 128)")
+    g.add_argument("--lr", type=float, help="learning rate (CNN 1e-4, RNN 1e-3)")
+    g.add_argument("--optimizer", choices=["adam", "sgd"], help="adam (default) or sgd with momentum 0.9")
+    g.add_argument("--eval-every", type=int, help="iterations between test-set evaluations (CNN 100, RNN 50)")
+    g.add_argument("--seed", type=int, help="seeds weights, dropout and batch order (0)")
+    g.add_argument("--hidden", type=int, help="recurrent nets: hidden units (128)")
+    g.add_argument("--dropout", type=float, help="cnn-bn: dropout probability (0.5)")
+    g.add_argument("--init", choices=["torch", "starter"], help="weight initialisation (torch)")
+    g.add_argument("--snapshots", type=_csv_ints("--snapshots"), help="iterations at which to keep weights, e.g. 100,500,1000")
+    g.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+
+
+def _train_overrides(args: argparse.Namespace) -> dict:
+    keys = ("iterations", "batch_size", "lr", "optimizer", "eval_every", "seed", "hidden", "dropout", "init", "snapshots")
+    return {k: getattr(args, k) for k in keys}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from .train import resolve, train
+
+    config = resolve(args.model, args.data, **_train_overrides(args))
+    out = args.out or Path("runs") / f"{config.model}-{config.data}-seed{config.seed}-{datetime.now():%Y%m%d-%H%M%S}"
+    summary = train(config, out, device=args.device, data_root=args.data_root, download=args.download,
+                    resume=args.resume, tensorboard=args.tensorboard, progress=not args.quiet)
+    status = summary["status"]
+    if status == "completed":
+        print(f"{out}: completed {summary['iterations_done']} iterations in {summary['seconds']:.1f}s; "
+              f"final test accuracy {summary['final_test_acc']:.4f} (best {summary['best_test_acc']:.4f} "
+              f"at iteration {summary['best_iteration']:.0f})")
+        return 0
+    print(f"{out}: {status}: {summary['message']}", file=sys.stderr)
+    if status == "interrupted":
+        print(f"continue with: netsight train {args.model} --out {out} --resume (and the same flags)", file=sys.stderr)
+        return 130
+    return 1
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import MODELS, ModelConfig, build_model, count_parameters
+    from .train.config import FAMILY_DEFAULTS
+
+    print(f"{'model':8} {'family':6} {'params (28x28x1)':>16}  description")
+    for name, entry in MODELS.items():
+        params = count_parameters(build_model(ModelConfig(name)))
+        print(f"{name:8} {entry.family:6} {params:>16,}  {entry.description}")
+    print("\ndefaults per family (the assignment's protocol):")
+    for family, d in FAMILY_DEFAULTS.items():
+        print(f"  {family}: " + ", ".join(f"{k}={v}" for k, v in d.items()))
+    return 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from .data import DATASETS
+
+    for name, spec in DATASETS.items():
+        where = "bundled" if spec.bundled else "--data-root / --download"
+        print(f"{name:19} {spec.train_size:>6,} train {spec.test_size:>6,} test  "
+              f"{spec.size}x{spec.size}x{spec.channels}  [{where}]  {spec.description}")
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data import load_dataset
+
+    ds = load_dataset(args.name, args.data_root, args.download)
+    print(f"{ds.name}: source {ds.source}")
+    for split, x, y in (("train", ds.train_images, ds.train_labels), ("test", ds.test_images, ds.test_labels)):
+        counts = torch.bincount(y, minlength=ds.num_classes).tolist()
+        print(f"  {split}: {tuple(x.shape)} uint8, pixel mean {x.float().mean() / 255:.4f}, "
+              f"std {x.float().std() / 255:.4f}; per class {counts}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="netsight", description="Train small CNNs/RNNs, look inside them, report the study.")
+    parser.add_argument("--version", action="version", version=f"netsight {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train one model into a run directory")
+    p.add_argument("model", help="model name (netsight models)")
+    _add_train_flags(p)
+    _add_data_flags(p)
+    p.add_argument("--out", type=Path, help="run directory (default runs/<model>-<data>-seed<seed>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (extra: netsight[tensorboard])")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("models", help="list the registered models")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("data", help="list datasets or check that one loads")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    q = dsub.add_parser("list", help="the named datasets")
+    q.set_defaults(func=cmd_data_list)
+    q = dsub.add_parser("check", help="load a dataset and print its shape, source and class counts")
+    q.add_argument("name")
+    _add_data_flags(q)
+    q.set_defaults(func=cmd_data_check)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except NetsightError as exc:
+        print(f"netsight: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("netsight: interrupted", file=sys.stderr)
+        return 130

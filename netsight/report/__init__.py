@@ -1,0 +1,1 @@
+"""Figures and the report: the only package that imports matplotlib."""

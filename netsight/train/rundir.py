@@ -1,0 +1,127 @@
+"""The run directory: the one interface between training, analysis and reporting.
+
+    config.json        resolved TrainConfig + model config + where the data came from
+    metrics.csv        one row per evaluation point
+    model.safetensors  final weights; metadata holds the model config, so it rebuilds itself
+    summary.json       status (running / completed / diverged / interrupted), accuracies, time,
+                       data source, versions, device
+    curves.png         train/test accuracy and loss against iterations
+    checkpoint.pt      full training state while a run is unfinished (removed on completion)
+    snapshots/         weights at chosen iterations (feature evolution)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import NetsightError
+from ..fileio import atomic_write, read_csv, read_json
+from ..models import ModelConfig, build_model
+from .config import TrainConfig
+
+METRIC_COLUMNS = [
+    "iteration",
+    "train_loss",  # cross-entropy of the minibatch at this iteration (what the report plotted)
+    "train_acc",  # accuracy of that minibatch, fraction in [0, 1]
+    "train_loss_mean",  # mean minibatch loss over the iterations since the last evaluation
+    "train_acc_mean",
+    "test_loss",  # over the whole test set, eval mode
+    "test_acc",
+    "seconds",  # training wall time so far (evaluation excluded)
+]
+_MODEL_KEY = "netsight.model"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    config = property(lambda self: self.path / "config.json")
+    metrics = property(lambda self: self.path / "metrics.csv")
+    weights = property(lambda self: self.path / "model.safetensors")
+    summary = property(lambda self: self.path / "summary.json")
+    curves = property(lambda self: self.path / "curves.png")
+    checkpoint = property(lambda self: self.path / "checkpoint.pt")
+    snapshots = property(lambda self: self.path / "snapshots")
+    figures = property(lambda self: self.path / "figures")
+    tables = property(lambda self: self.path / "tables")
+
+    def snapshot(self, iteration: int) -> Path:
+        return self.snapshots / f"iter_{iteration:06d}.safetensors"
+
+
+def save_weights(model: nn.Module, config: ModelConfig, path: Path, extra: Optional[dict[str, str]] = None) -> None:
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    metadata = {_MODEL_KEY: json.dumps(config.to_dict(), sort_keys=True), **(extra or {})}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def load_weights(path: Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model from a netsight weights file alone (config from its metadata)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise NetsightError(f"{path}: no weights file (has this run finished, or is it a netsight run directory?)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError) as exc:
+        raise NetsightError(f"{path}: not a readable safetensors file ({exc})") from None
+    if _MODEL_KEY not in meta:
+        raise NetsightError(f"{path}: no '{_MODEL_KEY}' metadata; not written by netsight")
+    config = ModelConfig.from_dict(json.loads(meta[_MODEL_KEY]))
+    model = build_model(config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise NetsightError(f"{path}: weights do not fit model {config.name} ({str(exc).splitlines()[0]})") from None
+    return model.to(device).eval()
+
+
+@dataclass
+class Run:
+    """A finished (or stopped) run read back from disk."""
+
+    dir: RunDir
+    config: TrainConfig
+    info: dict[str, Any]  # the rest of config.json: model config, data source, device
+    summary: dict[str, Any]
+
+    @property
+    def path(self) -> Path:
+        return self.dir.path
+
+    @property
+    def name(self) -> str:
+        return self.dir.path.name
+
+    def metrics(self) -> list[dict[str, float]]:
+        return [{k: float(v) for k, v in row.items()} for row in read_csv(self.dir.metrics)] if self.dir.metrics.exists() else []
+
+    def model(self, device: str | torch.device = "cpu") -> nn.Module:
+        return load_weights(self.dir.weights, device)
+
+
+def open_run(path: str | Path) -> Run:
+    rd = RunDir(Path(path))
+    if not rd.path.is_dir():
+        raise NetsightError(f"{rd.path}: no such run directory")
+    if not rd.config.is_file():
+        raise NetsightError(f"{rd.path}: not a netsight run directory (no config.json)")
+    raw = read_json(rd.config)
+    try:
+        config = TrainConfig.from_dict(raw["train"])
+    except (KeyError, TypeError) as exc:
+        raise NetsightError(f"{rd.config}: missing or malformed 'train' section ({exc})") from None
+    summary = read_json(rd.summary) if rd.summary.is_file() else {"status": "unknown"}
+    return Run(rd, config, {k: v for k, v in raw.items() if k != "train"}, summary)
