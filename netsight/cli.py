@@ -109,6 +109,40 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     return 0
 
 
+_INSPECTIONS = ("filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .analysis import inspect as ins
+
+    chosen = [name for name in _INSPECTIONS if getattr(args, name)]
+    if not chosen:
+        raise NetsightError("inspect: choose at least one of " + ", ".join(f"--{n}" for n in _INSPECTIONS))
+    data = dict(data_root=args.data_root, download=args.download, device=args.device)
+    calls = {
+        "filters": lambda: ins.inspect_filters(args.run_dir, args.layer, args.scale),
+        "activations": lambda: ins.inspect_activations(args.run_dir, args.split, **data),
+        "deconv": lambda: ins.inspect_deconv(args.run_dir, args.layer, args.images or 6, mode=args.mode, **data),
+        "top9": lambda: ins.inspect_top9(args.run_dir, args.layer, args.maps, split=args.split, **data),
+        "occlusion": lambda: ins.inspect_occlusion(args.run_dir, args.layer, args.images or 3, args.occlusion_size,
+                                                   args.occlusion_stride, args.occlusion_fill, args.feature_map, **data),
+        "evolution": lambda: ins.inspect_evolution(args.run_dir, args.layer, args.maps or 16, **data),
+        "invariance": lambda: ins.inspect_invariance(args.run_dir, args.images or 100, **data),
+    }
+    for name in chosen:
+        for path in calls[name]():
+            print(path)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .report.compare import compare_runs
+
+    for path in compare_runs(args.run_dirs, args.out):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -125,6 +159,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (extra: netsight[tensorboard])")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("inspect", help="look inside a trained CNN: filters, activation statistics, Zeiler & Fergus tools")
+    p.add_argument("run_dir", type=Path)
+    g = p.add_argument_group("what to make (figures/ and tables/ inside the run directory)")
+    g.add_argument("--filters", action="store_true", help="filter grid of --layer (default: the first conv) + weight histograms")
+    g.add_argument("--activations", action="store_true", help="statistics of every conv layer's activations over a whole split")
+    g.add_argument("--deconv", action="store_true", help="deconvnet projections of the strongest maps of --layer for a few test images")
+    g.add_argument("--top9", action="store_true", help="top-9 activations per feature map of --layer: projections + patches")
+    g.add_argument("--occlusion", action="store_true", help="occlusion sensitivity maps for a few test images")
+    g.add_argument("--evolution", action="store_true", help="feature evolution across the run's weight snapshots")
+    g.add_argument("--invariance", action="store_true", help="translation/rotation/scale invariance curves")
+    g = p.add_argument_group("options")
+    g.add_argument("--layer", help="layer name, e.g. conv2 (filters: first conv; others: last conv)")
+    g.add_argument("--scale", choices=["filter", "shared"], default="filter", help="filters: each on its own scale, or one shared")
+    g.add_argument("--split", choices=["test", "train"], default="test", help="activations/top9: which split to stream (test)")
+    g.add_argument("--mode", choices=["max", "map"], default="max", help="deconv: project the strongest unit, or the whole map")
+    g.add_argument("--maps", type=int, help="top9/evolution: first N feature maps (top9: all, evolution: 16)")
+    g.add_argument("--images", type=int, help="test images used (deconv 6, occlusion 3, invariance 100)")
+    g.add_argument("--occlusion-size", type=int, default=6, help="side of the grey square in pixels (6)")
+    g.add_argument("--occlusion-stride", type=int, default=2, help="pixels between square positions (2)")
+    g.add_argument("--occlusion-fill", type=float, default=0.5, help="grey level of the square, 0..1 (0.5)")
+    g.add_argument("--feature-map", type=int, help="occlusion: which map of --layer to track (default: the strongest)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    _add_data_flags(p)
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("compare", help="one table and overlaid curves for several runs")
+    p.add_argument("run_dirs", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, default=Path("."), help="folder for compare.md/.csv/.png (current folder)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("models", help="list the registered models")
     p.set_defaults(func=cmd_models)

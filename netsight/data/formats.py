@@ -94,6 +94,8 @@ _ALLOWED_GLOBALS = {
     ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
+    # Python 3 pickles (protocol <= 2) of bytes go through _codecs.encode(str, "latin1"): a pure function
+    ("_codecs", "encode"): __import__("codecs").encode,
 }
 
 

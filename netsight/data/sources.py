@@ -246,14 +246,14 @@ def _tarballs(folders: list[Path]) -> list[Path]:
     return [f for d in folders for f in sorted(d.iterdir()) if is_image_tarball(f)]
 
 
-def _find_idx(root: Path, spec: DatasetSpec) -> Optional[Callable[[], Arrays]]:
+def _find_idx(root: Path, spec: DatasetSpec) -> Optional[Path]:
     for folder in _candidates(root):
         rel = str(folder.relative_to(root)).lower()
         # the two MNIST-style sets share file names: keep each to its own folders
         if folder != root and (("fashion" in rel) != (spec.name == "fashion-mnist")):
             continue
         if has_idx_files(folder):
-            return lambda folder=folder: load_idx_folder(folder, spec)
+            return folder
     return None
 
 
@@ -298,7 +298,7 @@ def load_from_root(root: Path, spec: DatasetSpec) -> tuple[Arrays, str]:
                 f"--data-root {root}: no {spec.name} found; expected the four IDX files "
                 f"({', '.join(IDX_NAMES.values())}, gzipped or not) in it or in a subfolder such as {tv}/raw"
             )
-        return found(), f"path:{root}"
+        return load_idx_folder(found, spec), f"path:{found}"
     if spec.name == "cifar10-assignment":
         course = _find_course_layout(root, spec)
         if course is not None:

@@ -44,3 +44,105 @@ def plot_curves(rows: Sequence[dict[str, float]], title: str) -> Figure:
     fig.suptitle(f"{title}: final test accuracy {final['test_acc']:.2%}, train (interval) {final['train_acc_mean']:.2%}")
     fig.tight_layout()
     return fig
+
+
+def plot_filters(bank, title: str) -> Figure:
+    """A grid of filters: first layers as one tile per filter, deeper layers as rows of
+    output channels by columns of input channels. Diverging colour map centred on zero."""
+    import numpy as np
+
+    if bank.rgb or bank.shown.shape[1] == 1:
+        tiles = bank.shown if bank.rgb else bank.shown[:, 0]
+        n = len(tiles)
+        cols = int(np.ceil(np.sqrt(n * 2)))  # wider than tall
+        rows = int(np.ceil(n / cols))
+        grid = [(i // cols, i % cols, tiles[i], f"{i}") for i in range(n)]
+    else:
+        rows, cols = bank.shown.shape[:2]
+        grid = [(r, c, bank.shown[r, c], None) for r in range(rows) for c in range(cols)]
+    fig, axes = plt.subplots(rows, cols, figsize=(1.0 * cols + 1.2, 1.0 * rows + 0.9), squeeze=False)
+    image = None
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, c, tile, label in grid:
+        ax = axes[r, c]
+        if bank.rgb:
+            ax.imshow(tile, interpolation="nearest")
+        else:
+            image = ax.imshow(tile, cmap="RdBu_r", vmin=-bank.limit, vmax=bank.limit, interpolation="nearest")
+        if label is not None:
+            ax.set_title(label, fontsize=7, pad=2)
+    if not bank.shown.shape[1] == 1 and not bank.rgb:
+        for r in range(rows):
+            axes[r, 0].text(-0.6, 0.5, f"out {r}", transform=axes[r, 0].transAxes, fontsize=6, ha="right", va="center")
+        for c in range(cols):
+            axes[0, c].set_title(f"in {c}", fontsize=6, pad=2)
+    shape = "x".join(map(str, bank.shape))
+    scale = "each filter scaled to its own max |w|" if bank.scale == "filter" else "one shared scale"
+    capped = " (first rows/columns shown)" if tuple(bank.shown.shape[:2]) != tuple(bank.shape[:2]) and not bank.rgb else ""
+    fig.suptitle(f"{title}: {bank.layer} filters, weights {shape} (out x in x kh x kw); {scale}{capped}", fontsize=10)
+    if image is not None:
+        cb = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, pad=0.02)
+        cb.set_label("weight / max |w| of the filter" if bank.scale == "filter" else "weight")
+    elif bank.rgb:
+        fig.text(0.5, 0.01, "RGB: grey = 0, brighter = positive weight in that channel", ha="center", fontsize=8)
+    return fig
+
+
+def plot_weight_histograms(weights: dict, title: str) -> Figure:
+    n = len(weights)
+    fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 2.8), squeeze=False)
+    for ax, (name, w) in zip(axes[0], weights.items()):
+        ax.hist(w, bins=60, color="tab:purple", alpha=0.8)
+        ax.set_title(f"{name} ({w.size:,} weights)\nmean {w.mean():+.3g}, std {w.std():.3g}", fontsize=8)
+        ax.set_xlabel("weight")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("count")
+    fig.suptitle(f"{title}: weight distributions", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_activation_histograms(stats, title: str) -> Figure:
+    """One panel per conv layer, each stage's value distribution overlaid (log counts)."""
+    import numpy as np
+
+    layers = list(dict.fromkeys(s.layer for s in stats.stages))
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 3.4), squeeze=False)
+    colours = {"conv": "tab:blue", "relu": "tab:orange", "pool": "tab:green", "bn": "tab:red"}
+    for ax, layer in zip(axes[0], layers):
+        for s in (s for s in stats.stages if s.layer == layer):
+            counts, lo, hi = stats.histograms[s.label]
+            coarse = counts.numpy().reshape(128, -1).sum(1) if len(counts) % 128 == 0 else counts.numpy()
+            edges = np.linspace(lo, hi if hi > lo else lo + 1, len(coarse) + 1)
+            ax.stairs(np.maximum(coarse, 0.5), edges, label=s.stage, color=colours[s.stage], lw=1.4)
+        ax.set_yscale("log")
+        ax.set_title(layer, fontsize=9)
+        ax.set_xlabel("activation value")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel("count (log)")
+    fig.suptitle(f"{title}: distribution of activations per conv layer and stage", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_compare(runs: list[tuple[str, list[dict]]], title: str = "comparison") -> Figure:
+    """Test and train (interval mean) accuracy and test loss of several runs, overlaid."""
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.4))
+    for i, (name, rows) in enumerate(runs):
+        colour = f"C{i % 10}"
+        it = [r["iteration"] for r in rows]
+        ax_acc.plot(it, [r["test_acc"] for r in rows], color=colour, lw=2, label=f"{name} test")
+        ax_acc.plot(it, [r["train_acc_mean"] for r in rows], color=colour, lw=1, ls="--", label=f"{name} train")
+        ax_loss.plot(it, [r["test_loss"] for r in rows], color=colour, lw=2, label=f"{name} test")
+        ax_loss.plot(it, [r["train_loss_mean"] for r in rows], color=colour, lw=1, ls="--", label=f"{name} train")
+    for ax, label in ((ax_acc, "accuracy"), (ax_loss, "cross-entropy loss")):
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    ax_acc.set_ylim(0, 1)
+    ax_acc.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{title}: solid = test (whole set), dashed = train (interval mean)", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,1 @@
+"""Looking inside trained networks: one module per technique; hooks live in `hooks`."""

@@ -1,0 +1,138 @@
+"""Statistics of the activations of every convolutional layer over a whole dataset
+(the assignment's section-1 tables), computed streaming in batches.
+
+Memory does not grow with the dataset: each batch's activations are reduced to float64
+per-channel accumulators and merged with Chan et al.'s parallel update of Welford's
+algorithm (numerically stable mean and variance). Percentiles come from a second pass
+that fills a fixed histogram of `bins` bins between the observed min and max: the value
+reported is the centre of the bin holding the nearest-rank percentile, so its error is at
+most half a bin, (max - min) / (2 * bins) (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .hooks import capture_outputs
+from .stages import Stage, conv_stages
+
+PERCENTILES = (1, 50, 99)
+BINS = 8192
+
+
+@dataclass
+class ChannelAccumulator:
+    """Per-channel count/mean/M2/min/max/zeros over [N, C, ...] batches, float64."""
+
+    count: Optional[torch.Tensor] = None
+    mean: Optional[torch.Tensor] = None
+    m2: Optional[torch.Tensor] = None
+    min: Optional[torch.Tensor] = None
+    max: Optional[torch.Tensor] = None
+    zeros: Optional[torch.Tensor] = None
+
+    def update(self, x: torch.Tensor) -> None:
+        v = x.detach().transpose(0, 1).reshape(x.shape[1], -1).double()  # [C, values]
+        n_b = torch.full((v.shape[0],), float(v.shape[1]), dtype=torch.float64, device=v.device)
+        mean_b = v.mean(1)
+        m2_b = ((v - mean_b[:, None]) ** 2).sum(1)
+        mn, mx, zeros = v.amin(1), v.amax(1), (v == 0).sum(1).double()
+        if self.count is None:
+            self.count, self.mean, self.m2, self.min, self.max, self.zeros = n_b, mean_b, m2_b, mn, mx, zeros
+            return
+        total = self.count + n_b
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * n_b / total
+        self.m2 = self.m2 + m2_b + delta**2 * self.count * n_b / total
+        self.count = total
+        self.min, self.max = torch.minimum(self.min, mn), torch.maximum(self.max, mx)
+        self.zeros = self.zeros + zeros
+
+    def overall(self) -> dict[str, float]:
+        """All channels pooled (an exact Chan merge of the per-channel moments)."""
+        n = self.count.sum()
+        mean = (self.count * self.mean).sum() / n
+        m2 = (self.m2 + self.count * (self.mean - mean) ** 2).sum()
+        return {"count": int(n.item()), "mean": mean.item(), "std": (m2 / n).sqrt().item(),
+                "min": self.min.min().item(), "max": self.max.max().item(), "zero_frac": (self.zeros.sum() / n).item()}
+
+
+@dataclass
+class ActivationStatistics:
+    stages: list[Stage]
+    shapes: dict[str, tuple[int, ...]]  # stage label -> (C, H, W)
+    rows: list[dict] = field(default_factory=list)  # one per stage
+    per_channel: list[dict] = field(default_factory=list)
+    histograms: dict[str, tuple[torch.Tensor, float, float]] = field(default_factory=dict)  # label -> (counts, lo, hi)
+
+
+def _batches(images: torch.Tensor, batch_size: int, device: torch.device):
+    for start in range(0, len(images), batch_size):
+        yield images[start: start + batch_size].to(device).float().div_(255.0)
+
+
+def percentile_from_histogram(counts: torch.Tensor, lo: float, hi: float, q: float) -> float:
+    """Nearest-rank q-th percentile (0 < q <= 100) from a histogram over [lo, hi]."""
+    total = counts.sum()
+    rank = torch.ceil(torch.tensor(q / 100.0, dtype=torch.float64) * total).clamp(min=1)
+    index = int(torch.searchsorted(torch.cumsum(counts.double(), 0), rank).item())
+    width = (hi - lo) / len(counts)
+    return lo + (index + 0.5) * width if width > 0 else lo
+
+
+@torch.no_grad()
+def activation_statistics(model: nn.Module, images: torch.Tensor, batch_size: int = 500, bins: int = BINS) -> ActivationStatistics:
+    """Statistics of every conv stage of `model` over `images` (uint8 [N,C,H,W])."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        stages = conv_stages(model, tuple(images.shape[1:]))
+        modules = sorted({s.module for s in stages})
+        acc = {s.label: ChannelAccumulator() for s in stages}
+        shapes: dict[str, tuple[int, ...]] = {}
+        with capture_outputs(model, modules) as out:
+            for x in _batches(images, batch_size, device):  # pass 1: moments, extremes, zeros
+                model(x)
+                for s in stages:
+                    acc[s.label].update(out[s.module])
+                    shapes[s.label] = tuple(out[s.module].shape[1:])
+            ranges = {s.label: (acc[s.label].min.min().item(), acc[s.label].max.max().item()) for s in stages}
+            hists = {s.label: torch.zeros(bins, dtype=torch.float64, device=device) for s in stages}
+            for x in _batches(images, batch_size, device):  # pass 2: histograms for the percentiles
+                model(x)
+                for s in stages:
+                    lo, hi = ranges[s.label]
+                    v = out[s.module].reshape(-1).float()
+                    hists[s.label] += torch.histc(v, bins=bins, min=lo, max=hi if hi > lo else lo + 1).double()
+    finally:
+        model.train(was_training)
+
+    result = ActivationStatistics(stages, shapes)
+    for s in stages:
+        a = acc[s.label]
+        lo, hi = ranges[s.label]
+        counts = hists[s.label].cpu()
+        dead = (a.max <= 0).cpu()
+        row = {"layer": s.layer, "stage": s.stage, "module": s.module, "shape": "x".join(map(str, shapes[s.label])),
+               **a.overall(), **{f"p{q}": percentile_from_histogram(counts, lo, hi, q) for q in PERCENTILES},
+               "dead_channels": int(dead.sum().item()), "channels": len(dead)}
+        result.rows.append(row)
+        result.histograms[s.label] = (counts, lo, hi)
+        std = (a.m2 / a.count).sqrt()
+        for c in range(len(dead)):
+            result.per_channel.append({
+                "layer": s.layer, "stage": s.stage, "channel": c, "mean": a.mean[c].item(), "std": std[c].item(),
+                "min": a.min[c].item(), "max": a.max[c].item(), "zero_frac": (a.zeros[c] / a.count[c]).item(),
+                "dead": bool(dead[c].item()),
+            })
+    return result
+
+
+STAT_COLUMNS = ["layer", "stage", "module", "shape", "count", "mean", "std", "min", "max", "zero_frac",
+                "p1", "p50", "p99", "dead_channels", "channels"]
+CHANNEL_COLUMNS = ["layer", "stage", "channel", "mean", "std", "min", "max", "zero_frac", "dead"]

@@ -1,0 +1,72 @@
+"""Forward hooks, always scoped: every hook registered here is removed when the `with`
+block ends, also when the forward pass raises (captum's and fastai's habit). Nothing else
+in netsight registers hooks.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import NetsightError
+
+
+@contextmanager
+def forward_hooks(model: nn.Module, hooks: dict[str, Callable]) -> Iterator[None]:
+    """Register `hooks[name]` as a forward hook on each named submodule, for the block only."""
+    modules = dict(model.named_modules())
+    missing = [n for n in hooks if n not in modules]
+    if missing:
+        raise NetsightError(f"layer(s) {', '.join(missing)} not in the model; its layers are: {', '.join(n for n in modules if n)}")
+    handles = []
+    try:
+        for name, hook in hooks.items():
+            handles.append(modules[name].register_forward_hook(hook))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
+def capture_outputs(model: nn.Module, names: Sequence[str], detach: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the output of each named module on every forward pass inside the block
+    (the latest pass overwrites)."""
+    store: dict[str, torch.Tensor] = {}
+
+    def make(name: str):
+        def hook(module, inputs, output):
+            store[name] = output.detach() if detach else output
+        return hook
+
+    with forward_hooks(model, {n: make(n) for n in names}):
+        yield store
+
+
+def leaf_execution_order(model: nn.Module, example: torch.Tensor) -> list[tuple[str, nn.Module]]:
+    """The leaf modules in the order one forward pass calls them (each once, first call)."""
+    order: list[str] = []
+    leaves = {n: m for n, m in model.named_modules() if n and not list(m.children())}
+
+    def make(name: str):
+        def hook(module, inputs, output):
+            if name not in order:
+                order.append(name)
+        return hook
+
+    was_training = model.training
+    model.eval()
+    try:
+        with forward_hooks(model, {n: make(n) for n in leaves}), torch.no_grad():
+            model(example)
+    finally:
+        model.train(was_training)
+    return [(n, leaves[n]) for n in order]
+
+
+def count_hooks(model: nn.Module) -> int:
+    """How many forward hooks the model's modules hold (the tests use it to prove none leak)."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())

@@ -1,0 +1,87 @@
+"""Invariance to vertical translation, rotation and scaling: Zeiler & Fergus 2014,
+section 4.3 and Figure 5.
+
+For each transform amount we compare the feature vector of each original image with that
+of its transformed copy, at the first layer and at the last hidden layer (the input of
+the final classifier): normalised Euclidean distance ||f(x) - f(T x)|| / ||f(x)||. We also
+record the probability of the true class. Curves are averaged over images, with their
+standard deviation as the spread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+from ..errors import NetsightError
+from .hooks import capture_outputs, leaf_execution_order
+from .stages import conv_stages
+
+SWEEPS = {
+    "vertical translation (pixels)": np.arange(-8, 9, 2, dtype=float),
+    "rotation (degrees)": np.arange(0, 361, 30, dtype=float),
+    "scale (factor)": np.round(np.arange(0.6, 1.41, 0.1), 2),
+}
+
+
+def transform(images: torch.Tensor, kind: str, amount: float) -> torch.Tensor:
+    """Apply one transform to float images [N,C,H,W] (bilinear, zero fill, same size)."""
+    bilinear = InterpolationMode.BILINEAR
+    if kind.startswith("vertical"):
+        return TF.affine(images, angle=0.0, translate=[0, int(amount)], scale=1.0, shear=[0.0, 0.0], interpolation=bilinear)
+    if kind.startswith("rotation"):
+        return TF.rotate(images, float(amount), interpolation=bilinear)
+    if kind.startswith("scale"):
+        return TF.affine(images, angle=0.0, translate=[0, 0], scale=float(amount), shear=[0.0, 0.0], interpolation=bilinear)
+    raise NetsightError(f"unknown transform {kind!r}; expected one of {', '.join(SWEEPS)}")
+
+
+def feature_layers(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[str, str]:
+    """(first layer, last hidden layer): the last stage of the first conv layer, and the
+    module whose output feeds the final Linear."""
+    stages = conv_stages(model, input_shape)
+    first = [s for s in stages if s.layer == stages[0].layer][-1].module
+    order = leaf_execution_order(model, torch.zeros(1, *input_shape, device=next(model.parameters()).device))
+    linear = [i for i, (_, m) in enumerate(order) if isinstance(m, nn.Linear)]
+    if not linear or linear[-1] == 0:
+        raise NetsightError("invariance: the model needs a final Linear classifier")
+    return first, order[linear[-1] - 1][0]
+
+
+@dataclass
+class InvarianceCurves:
+    layers: tuple[str, str]
+    amounts: dict[str, np.ndarray] = field(default_factory=dict)
+    # transform -> metric -> [amounts, images]; metrics: "first", "last", "p_true"
+    values: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def mean_std(self, kind: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        v = self.values[kind][metric]
+        return v.mean(1), v.std(1)
+
+
+@torch.no_grad()
+def invariance_curves(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, sweeps: dict = SWEEPS) -> InvarianceCurves:
+    """`images` float [N,C,H,W] in [0,1], `labels` [N]."""
+    model.eval()
+    layers = feature_layers(model, tuple(images.shape[1:]))
+    curves = InvarianceCurves(layers)
+    with capture_outputs(model, list(layers)) as out:
+        model(images)
+        base = {name: out[name].flatten(1) for name in layers}
+        for kind, amounts in sweeps.items():
+            rows = {"first": [], "last": [], "p_true": []}
+            for amount in amounts:
+                probs = model(transform(images, kind, amount)).softmax(1)
+                for key, name in zip(("first", "last"), layers):
+                    f = out[name].flatten(1)
+                    rows[key].append(((f - base[name]).norm(dim=1) / base[name].norm(dim=1).clamp_min(1e-12)).cpu().numpy())
+                rows["p_true"].append(probs[torch.arange(len(labels)), labels].cpu().numpy())
+            curves.amounts[kind] = np.asarray(amounts)
+            curves.values[kind] = {k: np.stack(v) for k, v in rows.items()}
+    return curves

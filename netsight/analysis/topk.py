@@ -1,0 +1,101 @@
+"""The top-9 activations of each feature map over a dataset, with their deconv
+projections and the input patches they come from (Zeiler & Fergus 2014, Figure 2).
+
+The dataset streams by in batches; per feature map only the k best (value, image,
+position) survive each batch, so memory is O(maps x k) whatever the dataset size. One
+image contributes at most once per map (its strongest unit), as in the paper's figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..data import Dataset
+from .deconvnet import Deconvnet
+from .receptive_field import ReceptiveField, receptive_field
+
+
+@dataclass
+class TopActivations:
+    layer: str  # the module whose output was ranked
+    values: torch.Tensor  # [maps, k], descending
+    image_index: torch.Tensor  # [maps, k] index into the dataset
+    positions: torch.Tensor  # [maps, k, 2] (y, x) in the feature map
+    field: ReceptiveField
+
+
+@torch.no_grad()
+def top_activations(model: nn.Module, images: torch.Tensor, layer: str, k: int = 9, batch_size: int = 500) -> TopActivations:
+    """Stream uint8 `images` and keep, per feature map of `layer`, the k strongest activations."""
+    device = next(model.parameters()).device
+    deconv = Deconvnet(model, layer, tuple(images.shape[1:]))
+    model.eval()
+    best_v = best_i = best_p = None
+    for start in range(0, len(images), batch_size):
+        x = Dataset.normalise(images[start: start + batch_size].to(device))
+        top, _ = deconv.forward(x)
+        if top.dim() == 2:  # fully connected units have no position
+            top = top[:, :, None, None]
+        width = top.shape[3]
+        v, idx = top.flatten(2).max(2)  # [B, maps]: each image's strongest unit per map
+        v, idx = v.T, idx.T  # [maps, B]
+        img = torch.arange(start, start + len(x), device=device).expand_as(v)
+        pos = torch.stack([idx // width, idx % width], -1)
+        if best_v is not None:
+            v, img, pos = torch.cat([best_v, v], 1), torch.cat([best_i, img], 1), torch.cat([best_p, pos], 1)
+        keep = min(k, v.shape[1])
+        best_v, order = v.topk(keep, dim=1)
+        best_i = img.gather(1, order)
+        best_p = pos.gather(1, order[..., None].expand(-1, -1, 2))
+    return TopActivations(deconv.target, best_v.cpu(), best_i.cpu(), best_p.cpu(), receptive_field(deconv.chain))
+
+
+@dataclass
+class TopPatches:
+    top: TopActivations
+    projections: torch.Tensor  # [maps, k, C, s, s]: deconv projection, cropped to the receptive field
+    patches: torch.Tensor  # [maps, k, C, s, s]: input pixels under the receptive field (float in [0,1])
+    valid: torch.Tensor  # [maps, k, 1, s, s]: 1 where the field lies inside the image
+
+
+def crop(images: torch.Tensor, positions: torch.Tensor, field: ReceptiveField) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crop each image's receptive-field window onto a fixed-size canvas (zeros outside the image)."""
+    n, c, h, w = images.shape
+    sh, sw = field.size
+    out = images.new_zeros(n, c, sh, sw)
+    valid = images.new_zeros(n, 1, sh, sw)
+    for i in range(n):
+        y, x = int(positions[i, 0]), int(positions[i, 1])
+        top, left, bottom, right = field.box(y, x, h, w)
+        oy, ox = top - (field.start[0] + y * field.jump[0]), left - (field.start[1] + x * field.jump[1])
+        out[i, :, oy: oy + bottom - top, ox: ox + right - left] = images[i, :, top:bottom, left:right]
+        valid[i, :, oy: oy + bottom - top, ox: ox + right - left] = 1
+    return out, valid
+
+
+@torch.no_grad()
+def top_patches(model: nn.Module, images: torch.Tensor, layer: str, k: int = 9, maps: int | None = None,
+                batch_size: int = 256) -> TopPatches:
+    """Top-k per feature map (the first `maps` maps), projected and cropped."""
+    device = next(model.parameters()).device
+    top = top_activations(model, images, layer, k)
+    n_maps = top.values.shape[0] if maps is None else min(maps, top.values.shape[0])
+    deconv = Deconvnet(model, layer, tuple(images.shape[1:]))
+    channels = torch.arange(n_maps).repeat_interleave(top.values.shape[1])
+    index = top.image_index[:n_maps].reshape(-1)
+    positions = top.positions[:n_maps].reshape(-1, 2)
+    projections, patches, valid = [], [], []
+    for s in range(0, len(index), batch_size):
+        x = Dataset.normalise(images[index[s: s + batch_size]].to(device))
+        proj = deconv.project(x, channels[s: s + batch_size].to(device), "max", positions[s: s + batch_size])
+        p, v = crop(proj.images.cpu(), positions[s: s + batch_size], top.field)
+        q, _ = crop(x.cpu(), positions[s: s + batch_size], top.field)
+        projections.append(p)
+        patches.append(q)
+        valid.append(v)
+    shape = (n_maps, top.values.shape[1])
+    cat = lambda ts: torch.cat(ts).reshape(*shape, *ts[0].shape[1:])  # noqa: E731
+    return TopPatches(top, cat(projections), cat(patches), cat(valid))

@@ -1,0 +1,150 @@
+"""Figures for the Zeiler & Fergus tools: deconv projections, top-9 mosaics, occlusion
+maps, feature evolution and invariance curves. Projections are shown with grey = 0,
+each scaled by its own largest |value| (the paper's display); patches as pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from .figures import plt
+
+
+def projection_image(p: torch.Tensor) -> np.ndarray:
+    """[C,H,W] projection -> [H,W] or [H,W,3] in [0,1], grey = 0."""
+    a = p.detach().cpu().double().numpy()
+    m = np.abs(a).max()
+    a = 0.5 + 0.5 * a / (m if m > 0 else 1.0)
+    return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+
+
+def pixel_image(x: torch.Tensor) -> np.ndarray:
+    a = x.detach().cpu().double().numpy().clip(0, 1)
+    return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+
+
+def _rgb(a: np.ndarray) -> np.ndarray:
+    return np.repeat(a[..., None], 3, -1) if a.ndim == 2 else a
+
+
+def _mosaic(tiles: list[list[np.ndarray]], gap: int = 1, fill: float = 1.0) -> np.ndarray:
+    """Rows of equally sized RGB tiles -> one image, `gap` pixels apart."""
+    h, w = tiles[0][0].shape[:2]
+    rows, cols = len(tiles), max(len(r) for r in tiles)
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, 3), fill)
+    for i, row in enumerate(tiles):
+        for j, t in enumerate(row):
+            out[i * (h + gap): i * (h + gap) + h, j * (w + gap): j * (w + gap) + w] = _rgb(t)
+    return out
+
+
+def plot_deconv(images: torch.Tensor, projections: list[list[tuple[int, float, torch.Tensor]]], layer: str, mode: str,
+                title: str) -> Figure:
+    """Per image (a row): the image, then the projections of its strongest feature maps."""
+    n, k = len(images), max(len(p) for p in projections)
+    fig, axes = plt.subplots(n, k + 1, figsize=(1.6 * (k + 1), 1.7 * n + 0.6), squeeze=False)
+    for i in range(n):
+        ax = axes[i, 0]
+        ax.imshow(pixel_image(images[i]), cmap="gray", vmin=0, vmax=1)
+        ax.set_title("input", fontsize=7)
+        for j, (channel, value, proj) in enumerate(projections[i]):
+            axes[i, j + 1].imshow(projection_image(proj), cmap="gray", vmin=0, vmax=1)
+            axes[i, j + 1].set_title(f"map {channel}: {value:.2f}", fontsize=7)
+    for ax in axes.ravel():
+        ax.axis("off")
+    what = "its strongest unit" if mode == "max" else "the whole feature map"
+    fig.suptitle(f"{title}: deconvnet projections from {layer} ({what}; the image's strongest maps)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_top9(tp, title: str, per_row: int = 4) -> Figure:
+    """One block per feature map: 3x3 projections (left) beside the 3x3 input patches (right)."""
+    maps, k = tp.projections.shape[:2]
+    side = int(np.ceil(np.sqrt(k)))
+    blocks = []
+    for m in range(maps):
+        proj = [projection_image(tp.projections[m, j]) for j in range(k)]
+        patch = [pixel_image(tp.patches[m, j]) for j in range(k)]
+        grid_p = _mosaic([proj[r * side:(r + 1) * side] for r in range(side)])
+        grid_q = _mosaic([patch[r * side:(r + 1) * side] for r in range(side)])
+        spacer = np.ones((grid_p.shape[0], 2, 3))
+        blocks.append(np.concatenate([grid_p, spacer, grid_q], 1))
+    rows = int(np.ceil(maps / per_row))
+    fig, axes = plt.subplots(rows, per_row, figsize=(3.3 * per_row, 1.75 * rows + 0.8), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for m, block in enumerate(blocks):
+        ax = axes[m // per_row, m % per_row]
+        ax.imshow(block, interpolation="nearest")
+        ax.set_title(f"map {m}: top act. {tp.top.values[m, 0]:.2f}", fontsize=7)
+    s = tp.top.field.size
+    fig.suptitle(f"{title}: top-{k} activations of {tp.top.layer} over the dataset; per map, deconv projections (left) "
+                 f"and input patches (right), receptive field {s[0]}x{s[1]} px", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_occlusion(images: torch.Tensor, labels: list[int], results: list, classes: tuple[str, ...], title: str) -> Figure:
+    n = len(results)
+    fig, axes = plt.subplots(n, 4, figsize=(12, 2.9 * n + 0.4), squeeze=False)
+    cmap = plt.get_cmap("tab10", len(classes))
+    for i, (img, label, r) in enumerate(zip(images, labels, results)):
+        axes[i, 0].imshow(pixel_image(img), cmap="gray", vmin=0, vmax=1)
+        axes[i, 0].set_title(f"input, true class {classes[label]}\np(true) unoccluded {r.unoccluded_prob:.2f}", fontsize=8)
+        im = axes[i, 1].imshow(r.true_class_prob.numpy(), cmap="jet", vmin=0, vmax=1)
+        axes[i, 1].set_title(f"p({classes[label]}) with the {r.size}x{r.size} square here", fontsize=8)
+        fig.colorbar(im, ax=axes[i, 1], fraction=0.046)
+        im = axes[i, 2].imshow(r.feature_max.numpy(), cmap="viridis")
+        axes[i, 2].set_title(f"strongest act. of {r.layer} map {r.feature_map}\n(unoccluded {r.unoccluded_feature:.2f})", fontsize=8)
+        fig.colorbar(im, ax=axes[i, 2], fraction=0.046)
+        im = axes[i, 3].imshow(r.predicted_class.numpy(), cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5)
+        axes[i, 3].set_title("most probable class", fontsize=8)
+        cb = fig.colorbar(im, ax=axes[i, 3], fraction=0.046, ticks=range(len(classes)))
+        cb.ax.set_yticklabels(classes, fontsize=6)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"{title}: occlusion sensitivity (grey square, stride {results[0].stride} px); "
+                 "maps are indexed by the square's position", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_evolution(evo, title: str) -> Figure:
+    maps, snaps = evo.projections.shape[:2]
+    tiles = [[projection_image(evo.projections[m, s]) for s in range(snaps)] for m in range(maps)]
+    h, w = evo.projections.shape[-2:]
+    fig, ax = plt.subplots(figsize=(1.0 * snaps + 1.5, 1.0 * maps + 1.0))
+    ax.imshow(_mosaic(tiles, gap=2), interpolation="nearest")
+    ax.set_xticks([s * (w + 2) + w / 2 for s in range(snaps)], [str(i) for i in evo.iterations], fontsize=7)
+    ax.set_yticks([m * (h + 2) + h / 2 for m in range(maps)], [f"map {m}" for m in range(maps)], fontsize=7)
+    ax.set_xlabel("training iteration")
+    ax.set_title(f"{title}: strongest activation of each {evo.layer} map, projected, as training goes on", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_invariance(curves, title: str) -> Figure:
+    kinds = list(curves.values)
+    metrics = [("first", f"distance at {curves.layers[0]}"), ("last", f"distance at {curves.layers[1]}"),
+               ("p_true", "p(true class)")]
+    fig, axes = plt.subplots(len(metrics), len(kinds), figsize=(4.2 * len(kinds), 2.8 * len(metrics)), squeeze=False)
+    for j, kind in enumerate(kinds):
+        x = curves.amounts[kind]
+        for i, (metric, label) in enumerate(metrics):
+            mean, std = curves.mean_std(kind, metric)
+            ax = axes[i, j]
+            ax.plot(x, mean, color=f"C{i}", lw=2)
+            ax.fill_between(x, mean - std, mean + std, color=f"C{i}", alpha=0.2)
+            ax.grid(alpha=0.3)
+            if i == len(metrics) - 1:
+                ax.set_xlabel(kind)
+                ax.set_ylim(0, 1)
+            if j == 0:
+                ax.set_ylabel(label if metric == "p_true" else label + "\n(normalised Euclidean)", fontsize=8)
+    n = next(iter(curves.values.values()))["first"].shape[1]
+    fig.suptitle(f"{title}: invariance over {n} test images (mean, band = 1 std)", fontsize=10)
+    fig.tight_layout()
+    return fig

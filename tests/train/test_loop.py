@@ -1,0 +1,142 @@
+import math
+import signal
+
+import pytest
+import torch
+
+from netsight.errors import NetsightError
+from netsight.fileio import read_json
+from netsight.train import loop, open_run, resolve, train
+from netsight.train.loop import BatchSampler, evaluate
+from tests.conftest import tiny_dataset
+
+
+def _config(model="lenet5", **kw):
+    base = dict(iterations=24, batch_size=16, eval_every=5, seed=3)
+    base.update(kw)
+    return resolve(model, "mnist", **base)
+
+
+def test_run_directory_contents(tmp_path, tiny):
+    summary = train(_config(snapshots=[5, 10]), tmp_path / "run", dataset=tiny, progress=False)
+    run = open_run(tmp_path / "run")
+    assert summary["status"] == "completed" == run.summary["status"]
+    rows = run.metrics()
+    assert [r["iteration"] for r in rows] == [5, 10, 15, 20, 24]  # the last iteration is always evaluated
+    assert all(0 <= r[k] <= 1 for r in rows for k in ("train_acc", "train_acc_mean", "test_acc"))
+    assert summary["final_test_acc"] == rows[-1]["test_acc"]
+    assert summary["best_test_acc"] == max(r["test_acc"] for r in rows)
+    for f in ("config.json", "metrics.csv", "model.safetensors", "summary.json", "curves.png"):
+        assert (tmp_path / "run" / f).is_file(), f
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    assert sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir()) == ["iter_000005.safetensors", "iter_000010.safetensors"]
+    config = read_json(tmp_path / "run" / "config.json")
+    assert config["train"]["model"] == "lenet5" and config["data_source"] == "test-fixture"
+    assert {"netsight", "torch", "torchvision"} <= set(summary["versions"])
+    # the saved model reproduces the logged final test accuracy
+    model = run.model()
+    loss, acc = evaluate(model, tiny.test_images, tiny.test_labels)
+    assert acc.item() == pytest.approx(rows[-1]["test_acc"], abs=1e-6)
+
+
+def test_metrics_are_computed_as_documented(tmp_path, tiny):
+    """test_loss/test_acc are over the whole test set; an independent computation must agree."""
+    train(_config("gru", hidden=16, iterations=10, eval_every=10), tmp_path / "r", dataset=tiny, progress=False)
+    run = open_run(tmp_path / "r")
+    model = run.model()
+    with torch.no_grad():
+        logits = model(tiny.test_images.float() / 255)
+    row = run.metrics()[-1]
+    assert row["test_loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, tiny.test_labels).item(), rel=1e-5)
+    assert row["test_acc"] == pytest.approx((logits.argmax(1) == tiny.test_labels).float().mean().item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("model", ["cnn-bn", "lstm"])
+def test_same_seed_same_metrics_on_cpu(tmp_path, tiny, model):
+    for name in ("a", "b"):
+        train(_config(model, hidden=16), tmp_path / name, dataset=tiny, progress=False, device="cpu")
+    a = (tmp_path / "a" / "metrics.csv").read_text().splitlines()
+    b = (tmp_path / "b" / "metrics.csv").read_text().splitlines()
+    strip = lambda lines: [l.rsplit(",", 1)[0] for l in lines]  # noqa: E731 (the seconds column is wall time)
+    assert strip(a) == strip(b)
+    train(_config(model, hidden=16, seed=4), tmp_path / "c", dataset=tiny, progress=False)
+    assert strip((tmp_path / "c" / "metrics.csv").read_text().splitlines()) != strip(a)
+
+
+def _interrupt_after(monkeypatch, calls):
+    original = BatchSampler.next
+    count = {"n": 0}
+
+    def next_and_maybe_ctrl_c(self):
+        count["n"] += 1
+        if count["n"] == calls:
+            signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, delivered to the handler the loop installed
+        return original(self)
+
+    monkeypatch.setattr(BatchSampler, "next", next_and_maybe_ctrl_c)
+
+
+@pytest.mark.parametrize("model", ["cnn-bn", "lstm"])
+def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, tiny, monkeypatch, model):
+    config = _config(model, hidden=16)
+    train(config, tmp_path / "full", dataset=tiny, progress=False)
+
+    _interrupt_after(monkeypatch, 13)  # mid-interval: the interval accumulators must survive too
+    stopped = train(config, tmp_path / "split", dataset=tiny, progress=False)
+    assert stopped["status"] == "interrupted" and stopped["iterations_done"] == 13
+    assert (tmp_path / "split" / "checkpoint.pt").is_file() and not (tmp_path / "split" / "model.safetensors").exists()
+    monkeypatch.undo()
+    resumed = train(config, tmp_path / "split", dataset=tiny, progress=False, resume=True)
+    assert resumed["status"] == "completed"
+    full = open_run(tmp_path / "full").metrics()
+    split = open_run(tmp_path / "split").metrics()
+    for a, b in zip(full, split, strict=True):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+    assert not (tmp_path / "split" / "checkpoint.pt").exists()
+
+
+def test_existing_run_needs_resume_and_a_matching_config(tmp_path, tiny):
+    train(_config(), tmp_path / "r", dataset=tiny, progress=False)
+    with pytest.raises(NetsightError, match="already holds a run .*pass --resume"):
+        train(_config(), tmp_path / "r", dataset=tiny, progress=False)
+    with pytest.raises(NetsightError, match=r"different config \(lr: 0.0001 -> 0.5\)"):
+        train(_config(lr=0.5), tmp_path / "r", dataset=tiny, progress=False, resume=True)
+    again = train(_config(), tmp_path / "r", dataset=tiny, progress=False, resume=True)
+    assert again["status"] == "completed"
+
+
+def test_divergence_stops_the_run(tmp_path, tiny):
+    summary = train(_config(optimizer="sgd", lr=1e6, iterations=50, eval_every=5), tmp_path / "r", dataset=tiny, progress=False)
+    assert summary["status"] == "diverged"
+    assert "try a smaller --lr" in summary["message"]
+    assert summary["iterations_done"] < 50
+    assert not (tmp_path / "r" / "model.safetensors").exists()
+    rows = open_run(tmp_path / "r").metrics()
+    assert not math.isfinite(rows[-1]["train_loss_mean"]) or not math.isfinite(rows[-1]["test_loss"])
+
+
+def test_training_learns(tmp_path):
+    data = tiny_dataset(n_train=512)
+    summary = train(_config("lenet5", iterations=150, eval_every=50, lr=1e-3), tmp_path / "r", dataset=data, progress=False)
+    assert summary["final_test_acc"] > 0.8  # chance is 0.1
+
+
+def test_sampler_visits_every_image_once_per_epoch():
+    s = BatchSampler(10, 3, seed=0, device=torch.device("cpu"))
+    epoch = torch.cat([s.next() for _ in range(3)])
+    assert sorted(epoch.tolist()) == sorted(set(epoch.tolist())) and len(epoch) == 9
+    with pytest.raises(NetsightError, match="--batch-size 11: larger than the 10 training images"):
+        BatchSampler(10, 11, 0, torch.device("cpu"))
+
+
+def test_config_validation():
+    with pytest.raises(NetsightError, match="--lr -1.0: expected a number > 0"):
+        resolve("lenet5", lr=-1.0)
+    with pytest.raises(NetsightError, match="--snapshots"):
+        resolve("lenet5", iterations=10, snapshots=[20])
+    with pytest.raises(NetsightError, match="--device 'tpu'"):
+        loop.resolve_device("tpu")
+    c = resolve("lstm")
+    assert (c.data, c.iterations, c.batch_size, c.lr, c.eval_every) == ("mnist", 5500, 128, 1e-3, 50)
+    c = resolve("lenet5")
+    assert (c.data, c.iterations, c.batch_size, c.lr) == ("cifar10-assignment", 5500, 50, 1e-4)
