@@ -71,6 +71,44 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 1
 
 
+def _suite_options(args: argparse.Namespace):
+    from .suites.runner import SuiteOptions
+
+    return SuiteOptions(seeds=args.seeds, quick=args.quick, device=args.device,
+                        data_root=str(args.data_root) if args.data_root else None, download=args.download,
+                        jobs=args.jobs, progress=not args.quiet)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .suites.runner import run_suite
+    from .suites.spec import load_suite
+
+    suite = load_suite(args.suite)
+    out = args.out or Path("netsight-out") / (Path(args.suite).stem if args.suite else "assignment")
+    run_suite(suite, out, _suite_options(args))
+    print(out / "report.html")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .suites.sweep import run_sweep
+
+    overrides = {k: getattr(args, k) for k in ("iterations", "batch_size", "lr", "optimizer", "eval_every", "init")}
+    paths = run_sweep(args.out, args.models.split(","), args.hidden, [m for m in args.cnn.split(",") if m], args.data,
+                      args.seeds or 1, _suite_options(args), overrides)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.html import build_report
+
+    for p in build_report(args.out_dir):
+        print(p)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import MODELS, ModelConfig, build_model, count_parameters
     from .train.config import FAMILY_DEFAULTS
@@ -189,6 +227,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=Path("."), help="folder for compare.md/.csv/.png (current folder)")
     p.set_defaults(func=cmd_compare)
+
+    def suite_flags(q: argparse.ArgumentParser, seeds_help: str) -> None:
+        q.add_argument("--seeds", type=int, help=seeds_help)
+        q.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+        q.add_argument("--jobs", type=int, default=1, help="runs trained in parallel local processes (cores are split)")
+        q.add_argument("--quick", action="store_true", help="the same runs cut to a few minutes on 2 CPU cores (smoke test)")
+        q.add_argument("--quiet", action="store_true", help="no per-run progress bar")
+        _add_data_flags(q)
+
+    p = sub.add_parser("run", help="run a whole suite (default: the assignment) and write the HTML report")
+    p.add_argument("suite", nargs="?", help="a suite TOML file, or a built-in suite name (default: assignment)")
+    p.add_argument("--out", type=Path, help="output folder (default netsight-out/<suite name>)")
+    suite_flags(p, "seeds per configuration (the suite's own: 3 for the assignment; 2 with --quick)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="recurrent cells x hidden sizes x seeds, plus the CNNs on the same data")
+    p.add_argument("--models", default="rnn,lstm,gru", help="recurrent cells (rnn,lstm,gru)")
+    p.add_argument("--hidden", type=_csv_ints("--hidden"), default=[32, 64, 128], help="hidden sizes (32,64,128)")
+    p.add_argument("--cnn", default="lenet5,cnn-bn", help="CNNs trained on the same data and budget ('' for none)")
+    p.add_argument("--data", default="mnist", help="dataset (mnist)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the runs, comparison.csv/.md and figures")
+    for flag, kind, text in (("--iterations", int, "iterations (5500)"), ("--batch-size", int, "batch size (128)"),
+                             ("--lr", float, "learning rate (1e-3)"), ("--eval-every", int, "evaluation interval (50)")):
+        p.add_argument(flag, type=kind, help=text)
+    p.add_argument("--optimizer", choices=["adam", "sgd"])
+    p.add_argument("--init", choices=["torch", "starter"])
+    suite_flags(p, "seeds per configuration (1)")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="rebuild OUT/report.html and report.md from the run directories under OUT")
+    p.add_argument("out_dir", type=Path)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("models", help="list the registered models")
     p.set_defaults(func=cmd_models)

@@ -204,3 +204,39 @@ def inspect_invariance(path, images: int = 100, data_root=None, download: bool =
         save_figure(plot_invariance(curves, _run_title(run)), run.dir.figures / "invariance.png"),
         write_csv(run.dir.tables / "invariance.csv", header, rows),
     ]
+
+
+def inspect_sequence(path, images: int = 512, data_root=None, download: bool = False, device: str = "cpu") -> list[Path]:
+    """Recurrent runs: accuracy after reading k rows, and gradient norm per input row at
+    initialisation (the same seed rebuilds the very initial weights) and after training."""
+    import torch
+
+    from ..fileio import write_csv
+    from ..models import ModelConfig, build_model
+    from ..train.loop import resolve_device
+    from .sequence import accuracy_by_rows_read, gradient_by_step
+
+    run = open_trained_run(path)
+    dev = resolve_device(device)
+    final = run.model(dev)
+    config = ModelConfig.from_dict(run.info["model"])
+    torch.manual_seed(run.config.seed)  # what the trainer did before building the model
+    initial = build_model(config).to(dev)
+    data = load_dataset(run.config.data, data_root, download)
+    by_rows = accuracy_by_rows_read(final, data.test_images, data.test_labels)
+    idx = _spread(len(data.test_images), images)
+    grads = {name: gradient_by_step(m, data.test_images[idx], data.test_labels[idx]) for name, m in
+             (("init", initial), ("final", final))}
+    rows = []
+    for t in range(by_rows.shape[0]):
+        row = {"step": t + 1}
+        for name, g in grads.items():
+            q = torch.quantile(g[:, t].double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
+            row.update({f"{name}_q25": q[0].item(), f"{name}_median": q[1].item(), f"{name}_q75": q[2].item(),
+                        f"{name}_mean": g[:, t].double().mean().item()})
+        rows.append(row)
+    return [
+        write_csv(run.dir.tables / "rows_read.csv", ["rows_read", "test_acc"],
+                  [{"rows_read": k + 1, "test_acc": float(a)} for k, a in enumerate(by_rows)]),
+        write_csv(run.dir.tables / "gradient_by_step.csv", list(rows[0]), rows),
+    ]

@@ -1,0 +1,300 @@
+"""The study report: OUT/report.html (self-contained: figures embedded, readable offline,
+printable) and OUT/report.md, built from the run directories alone.
+
+The content is a list of blocks (headings, paragraphs, tables, figures) rendered twice,
+to HTML and to Markdown, so the two never disagree. Every user-supplied string (suite
+title, run names) is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ..fileio import read_csv, read_json, write_text
+from .stats import summarize
+from .study import (REPORT_RNN_ACCURACY, ConfigGroup, comparison_rows, find_runs, group_configs,
+                    plot_accuracy_vs_parameters, plot_curves_panels, plot_gradient_flow, plot_rows_read)
+
+
+@dataclass
+class Block:
+    kind: str  # h1 | h2 | h3 | p | table | figure | pre
+    text: str = ""
+    header: Sequence[str] = ()
+    rows: Sequence[Sequence[object]] = ()
+    path: Optional[Path] = None
+    caption: str = ""
+
+
+@dataclass
+class Doc:
+    blocks: list[Block] = field(default_factory=list)
+
+    def h(self, level: int, text: str) -> None:
+        self.blocks.append(Block(f"h{level}", text))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(Block("p", text))
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[object]], caption: str = "") -> None:
+        self.blocks.append(Block("table", header=header, rows=rows, caption=caption))
+
+    def figure(self, path: Path, caption: str) -> None:
+        if path.is_file():
+            self.blocks.append(Block("figure", path=path, caption=caption))
+
+    def pre(self, text: str) -> None:
+        self.blocks.append(Block("pre", text))
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #aaa;margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
+th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}caption{caption-side:bottom;font-size:.85em;color:#555;text-align:left;padding-top:4px}
+figure{margin:1em 0;page-break-inside:avoid}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
+pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.8em}.below{color:#b00}.above{color:#070}.matched{color:#05a}
+@media print{body{max-width:none}h2{page-break-before:auto}}
+"""
+
+
+def _cell_class(value: object) -> str:
+    text = str(value)
+    for word in ("below", "above", "matched"):
+        if text.startswith(word):
+            return f' class="{word}"'
+    return ""
+
+
+def render_html(doc: Doc, title: str) -> str:
+    esc = html.escape
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
+             f"<style>{_CSS}</style></head><body>"]
+    for b in doc.blocks:
+        if b.kind in ("h1", "h2", "h3"):
+            parts.append(f"<{b.kind}>{esc(b.text)}</{b.kind}>")
+        elif b.kind == "p":
+            parts.append(f"<p>{esc(b.text)}</p>")
+        elif b.kind == "pre":
+            parts.append(f"<pre>{esc(b.text)}</pre>")
+        elif b.kind == "table":
+            head = "".join(f"<th>{esc(str(h))}</th>" for h in b.header)
+            body = "".join("<tr>" + "".join(f"<td{_cell_class(v)}>{esc(_fmt(v))}</td>" for v in row) + "</tr>" for row in b.rows)
+            caption = f"<caption>{esc(b.caption)}</caption>" if b.caption else ""
+            parts.append(f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif b.kind == "figure":
+            data = base64.b64encode(b.path.read_bytes()).decode()
+            parts.append(f"<figure><img alt='{esc(b.caption)}' src='data:image/png;base64,{data}'>"
+                         f"<figcaption>{esc(b.caption)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_markdown(doc: Doc, out: Path) -> str:
+    lines = []
+    for b in doc.blocks:
+        if b.kind in ("h1", "h2", "h3"):
+            lines.append("#" * int(b.kind[1]) + " " + b.text)
+        elif b.kind == "p":
+            lines.append(b.text)
+        elif b.kind == "pre":
+            lines.append("```\n" + b.text.rstrip() + "\n```")
+        elif b.kind == "table":
+            from .tables import markdown_table
+
+            lines.append(markdown_table(b.header, [[_fmt(v) for v in r] for r in b.rows]).rstrip()
+                         + (f"\n\n*{b.caption}*" if b.caption else ""))
+        elif b.kind == "figure":
+            lines.append(f"![{b.caption}]({b.path.relative_to(out) if b.path.is_relative_to(out) else b.path})\n\n*{b.caption}*")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+# ------------------------------------------------------------------ sections
+
+def _cnn_section(doc: Doc, out: Path, configs: list[ConfigGroup], figdir: Path) -> None:
+    from .figures import save_figure
+
+    cnn = [g for g in configs if g.hidden is None and g.data != "mnist"]
+    doc.h(2, "1 Visualizing a CNN")
+    if not cnn:
+        doc.p("This suite has no CNN runs on CIFAR-10.")
+        return
+    doc.p("LeNet5 and the improved CNN (batch norm + dropout) on the course's 28x28 grayscale CIFAR-10 subset "
+          "(10,000 train / 1,000 test images), with the report's protocol unless the suite says otherwise.")
+    rows = comparison_rows(cnn)
+    gaps = {g.label: summarize([r.metrics()[-1]["train_acc_mean"] - r.metrics()[-1]["test_acc"] for r in g.runs if r.metrics()])
+            for g in cnn}
+    doc.table(["model", "data", "seeds", "final test acc %", "95% CI %", "best test acc %", "train-test gap (points)",
+               "parameters", "seconds/run"],
+              [[r["model"], r["data"], r["seeds"], r["final_test_acc_%"], r["ci95_%"], r["best_test_acc_%"],
+                gaps[g.label].pm(), r["parameters"], r["train_seconds"]] for r, g in zip(rows, cnn)],
+              "Final = last evaluation; mean ± sample std over seeds; the gap is final train accuracy (interval mean) "
+              "minus final test accuracy, the overfitting measure the report uses.")
+    for g in cnn:
+        first = g.runs[0]
+        doc.h(3, f"{g.model} on {g.data}")
+        doc.figure(first.dir.curves, f"{g.model}, seed {first.config.seed}: train/test accuracy and loss (the report's Figure 1/3).")
+        doc.figure(first.dir.figures / "filters_conv1.png", f"{g.model}: first-layer filters (the report's Figure 2/4).")
+        doc.figure(first.dir.figures / "weights_hist.png", f"{g.model}: weight distributions per layer.")
+        stats_csv = first.dir.tables / "activations.csv"
+        if stats_csv.is_file():
+            cols = ["layer", "stage", "shape", "mean", "std", "min", "max", "zero_frac", "p1", "p50", "p99", "dead_channels"]
+            data = read_csv(stats_csv)
+            doc.table(cols, [[r[c] if c in ("layer", "stage", "shape", "dead_channels") else float(r[c]) for c in cols] for r in data],
+                      f"{g.model}: statistics of conv activations over the whole test set (the report's tables); "
+                      "percentiles from an 8192-bin histogram, error at most half a bin.")
+            doc.figure(first.dir.figures / "activations.png", f"{g.model}: distribution of activations per conv layer and stage.")
+    if len(cnn) > 1:
+        path = save_figure(plot_curves_panels(cnn, "data", "model", "CNNs"), figdir / "cnn_curves.png")
+        doc.figure(path, "Test accuracy of the CNNs, mean over seeds with a 1-std band.")
+
+
+def _zf_section(doc: Doc, configs: list[ConfigGroup]) -> None:
+    doc.h(2, "2 Zeiler & Fergus: visualizing and understanding convolutional networks")
+    cnn = [g for g in configs if g.hidden is None and (g.runs[0].dir.figures / "deconv_conv2_max.png").is_file()]
+    if not cnn:
+        doc.p("No run of this suite asked for the Zeiler & Fergus analyses.")
+        return
+    doc.p("The paper's tools applied to the trained networks (first seed): deconvnet projections (max-pool switches, "
+          "rectification, transposed filters), the top-9 activations of conv2 with their input patches, occlusion "
+          "sensitivity, feature evolution across weight snapshots, and invariance to translation, rotation and scale.")
+    for g in cnn:
+        d = g.runs[0].dir.figures
+        doc.h(3, f"{g.model} on {g.data}")
+        doc.figure(d / "deconv_conv2_max.png", f"{g.model}: deconvnet projections of the strongest conv2 units for test images.")
+        doc.figure(d / "top9_conv2.png", f"{g.model}: top-9 activations per conv2 feature map; projections beside input patches (paper Fig. 2).")
+        doc.figure(d / "occlusion_conv2.png", f"{g.model}: occlusion sensitivity (paper Fig. 7).")
+        doc.figure(d / "evolution_conv2.png", f"{g.model}: feature evolution during training (paper Fig. 4).")
+        doc.figure(d / "invariance.png", f"{g.model}: invariance to vertical translation, rotation and scale (paper Fig. 5).")
+
+
+def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path) -> list[list]:
+    from .figures import save_figure
+
+    doc.h(2, "3 Recurrent networks on MNIST, and the CNN")
+    mnist = [g for g in configs if g.data == "mnist"]
+    recurrent = [g for g in mnist if g.hidden]
+    if not mnist:
+        doc.p("This suite has no MNIST runs.")
+        return []
+    doc.p("Each image is read as a sequence of 28 rows of 28 pixels; the last hidden state goes through a linear "
+          "classifier. The CNNs are trained on the same data with the same iteration budget.")
+    rows = comparison_rows(mnist)
+    cols = ["model", "hidden", "seeds", "final_test_acc_%", "ci95_%", "best_test_acc_%", "parameters", "train_seconds",
+            "iters_to_95%", "iters_to_98%", "report_%", "verdict"]
+    doc.table(cols, [[r[c] for c in cols] for r in rows], "Final test accuracy over the whole 10,000-image test set, "
+              "mean ± std over seeds; report_% is the assignment report's single-run figure.")
+    if recurrent:
+        for name, fig, caption in (
+            ("rnn_by_hidden.png", plot_curves_panels(recurrent, "hidden", "model", "MNIST"), "Test accuracy per hidden size."),
+            ("rnn_by_cell.png", plot_curves_panels(recurrent, "model", "hidden", "MNIST"), "Test accuracy per cell type."),
+            ("rnn_rows_read.png", plot_rows_read(recurrent, "MNIST"), "Accuracy when only the first k rows have been read."),
+            ("rnn_gradient_flow.png", plot_gradient_flow(recurrent, "MNIST"), "Gradient reaching each input row (first seed)."),
+        ):
+            doc.figure(save_figure(fig, figdir / name), caption)
+    doc.figure(save_figure(plot_accuracy_vs_parameters(mnist, "MNIST"), figdir / "accuracy_vs_parameters.png"),
+               "Final test accuracy against parameter count.")
+    return rows
+
+
+def _claims(configs: list[ConfigGroup], rnn_rows: list[dict]) -> list[list]:
+    """Every number and behaviour the assignment report states, beside ours, with a verdict."""
+    checks = []
+    for r in rnn_rows:
+        ref = REPORT_RNN_ACCURACY.get((r["model"], r["hidden"] or None))
+        if ref is not None:
+            checks.append([f"{r['model'].upper()}-{r['hidden']} test accuracy", f"{ref:.2f}%",
+                           f"{r['final_test_acc_%']}% (CI {r['ci95_%']})", r["verdict"]])
+    by = {(g.model, g.data, g.hidden): g for g in configs}
+    lenet, bn = by.get(("lenet5", "cifar10-assignment", None)), by.get(("cnn-bn", "cifar10-assignment", None))
+
+    def gap(g):
+        return summarize([r.metrics()[-1]["train_acc_mean"] - r.metrics()[-1]["test_acc"] for r in g.runs if r.metrics()])
+
+    if lenet:
+        s = gap(lenet)
+        checks.append(["LeNet5 overfits: 'big gap between test accuracy and train accuracy' (we call a gap above "
+                       "10 points big)", "qualitative", f"gap {s.pm()} points", "matched" if s.mean > 0.10 else "below"])
+    if lenet and bn:
+        a, b = lenet.final(), bn.final()
+        better = b.ci_low > a.ci_high if a.n > 1 and b.n > 1 else b.mean > a.mean
+        checks.append(["the improved CNN's 'test accuracy gets better' than LeNet5's", "qualitative",
+                       f"{b.pm()}% vs {a.pm()}%", "matched" if better else ("below" if b.mean <= a.mean else "matched (means only; intervals overlap)")])
+        s = gap(bn)
+        checks.append(["the improved CNN 'still' overfits (gap above 5 points)", "qualitative", f"gap {s.pm()} points",
+                       "matched" if s.mean > 0.05 else "below"])
+    cells = {m: by.get((m, "mnist", 128)) for m in ("rnn", "lstm", "gru")}
+    if all(cells.values()):
+        f = {m: g.final() for m, g in cells.items()}
+        checks.append(["LSTM-128 'performs better than basic RNN'", "qualitative", f"{f['lstm'].pm()}% vs {f['rnn'].pm()}%",
+                       "matched" if f["lstm"].mean > f["rnn"].mean else "below"])
+        t = {m: g.iterations_to(0.98)[0].mean for m, g in cells.items()}
+        best = max(f, key=lambda m: f[m].mean)
+        checks.append(["GRU-128 'better and faster than both LSTM and RNN'", "qualitative",
+                       f"best final accuracy: {best.upper()}; iterations to 98%: " + ", ".join(
+                           f"{m.upper()} {t[m]:.0f}" if t[m] == t[m] else f"{m.upper()} not reached" for m in t),
+                       "matched" if best == "gru" else "below"])
+    return checks
+
+
+def _provenance(doc: Doc, out: Path, runs) -> None:
+    doc.h(2, "Provenance")
+    first = runs[0][1].summary if runs else {}
+    versions = first.get("versions", {})
+    doc.p("Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + f". Device: {first.get('device', '?')}.")
+    sources = sorted({r.summary.get("data_source", "?") for _, r in runs})
+    doc.p("Data sources: " + "; ".join(sources) + ".")
+    total = sum(float(r.summary.get("seconds") or 0) for _, r in runs)
+    doc.table(["group", "run", "status", "seed", "final test acc", "train seconds"],
+              [[g, r.name, r.summary.get("status"), r.config.seed, r.summary.get("final_test_acc"), r.summary.get("seconds")]
+               for g, r in runs], f"{len(runs)} runs, {total / 60:.1f} minutes of training in all.")
+    suite = out / "suite.toml"
+    if suite.is_file():
+        doc.h(3, "The suite file")
+        doc.pre(suite.read_text(encoding="utf-8"))
+
+
+def build_report(out: str | Path) -> list[Path]:
+    """Write OUT/report.html and OUT/report.md from the run directories under OUT."""
+    from ..errors import NetsightError
+
+    out = Path(out)
+    runs = find_runs(out)
+    if not runs:
+        raise NetsightError(f"{out}: no run directories found (expected OUT/runs/<group>/<run>/config.json)")
+    meta = read_json(out / "suite.json") if (out / "suite.json").is_file() else {}
+    title = str(meta.get("title") or "netsight study")
+    configs = group_configs(runs)
+    figdir = out / "figures"
+    doc = Doc()
+    doc.h(1, title)
+    seeds = sorted({r.config.seed for _, r in runs})
+    doc.p(f"{len(runs)} training runs over {len(configs)} configurations, seeds {', '.join(map(str, seeds))}"
+          + (" — QUICK MODE: runs cut short for a smoke test, numbers are not comparable to the report." if meta.get("quick") else "")
+          + " Multi-seed numbers are mean ± sample standard deviation, with 95% confidence intervals (Student's t).")
+    _cnn_section(doc, out, configs, figdir)
+    _zf_section(doc, configs)
+    rnn_rows = _rnn_section(doc, configs, figdir)
+    doc.h(2, "Reproduction check")
+    claims = _claims(configs, rnn_rows)
+    if claims:
+        doc.table(["the assignment report says", "report", "ours", "verdict"], claims,
+                  "matched: the report's figure lies inside our 95% interval (or the behaviour holds); above/below: "
+                  "our interval lies entirely above/below the report's single-run figure.")
+    else:
+        doc.p("No run of this suite corresponds to a number the assignment report states.")
+    _provenance(doc, out, runs)
+    return [write_text(out / "report.html", render_html(doc, title)), write_text(out / "report.md", render_markdown(doc, out))]
+
+

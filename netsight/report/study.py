@@ -1,0 +1,244 @@
+"""Turning many run directories into a study: runs grouped by configuration with their
+seeds pooled, comparison tables, the assignment report's numbers beside ours, and the
+recurrent-network figures. Everything here reads run directories only."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..fileio import read_csv
+from ..models import MODELS
+from ..train.rundir import Run, open_run
+from .figures import plt
+from .stats import Summary, summarize, verdict
+
+# Test accuracies the assignment report states for MNIST read row by row (single runs, %).
+REPORT_RNN_ACCURACY = {
+    ("rnn", 32): 90.79, ("rnn", 64): 94.64, ("rnn", 128): 96.87,
+    ("lstm", 32): 96.11, ("lstm", 64): 97.35, ("lstm", 128): 98.35,
+    ("gru", 32): 96.72, ("gru", 64): 98.10, ("gru", 128): 98.59,
+}
+THRESHOLDS = (0.95, 0.98)
+
+
+def find_runs(out: str | Path) -> list[tuple[str, Run]]:
+    """(group, run) for every run directory under OUT/runs/<group>/ (or OUT itself)."""
+    out = Path(out)
+    base = out / "runs" if (out / "runs").is_dir() else out
+    found = []
+    for config in sorted(base.glob("**/config.json")):
+        run = open_run(config.parent)
+        rel = config.parent.relative_to(base).parts
+        found.append((rel[0] if len(rel) > 1 else "runs", run))
+    return found
+
+
+@dataclass
+class ConfigGroup:
+    group: str
+    model: str
+    data: str
+    hidden: Optional[int]
+    runs: list[Run]
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}-{self.hidden}" if self.hidden else self.model
+
+    def metrics(self) -> list[list[dict]]:
+        return [r.metrics() for r in self.runs]
+
+    def final(self, key: str = "final_test_acc") -> Summary:
+        return summarize([r.summary.get(key) for r in self.runs if r.summary.get("status") == "completed"])
+
+    def seconds(self) -> Summary:
+        return summarize([r.summary.get("seconds") for r in self.runs])
+
+    def parameters(self) -> int:
+        return int(self.runs[0].summary.get("parameters") or self.runs[0].info.get("parameters") or 0)
+
+    def iterations_to(self, threshold: float) -> tuple[Summary, int]:
+        """Iterations until test accuracy first reaches `threshold` (runs that reached it, count)."""
+        reached = []
+        for rows in self.metrics():
+            hit = next((r["iteration"] for r in rows if r["test_acc"] >= threshold), None)
+            if hit is not None:
+                reached.append(hit)
+        return summarize(reached), len(reached)
+
+    def statuses(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for r in self.runs:
+            counts[r.summary.get("status", "unknown")] += 1
+        return dict(counts)
+
+
+def group_configs(runs: list[tuple[str, Run]]) -> list[ConfigGroup]:
+    """Pool the seeds of otherwise identical configs."""
+    buckets: dict[tuple, ConfigGroup] = {}
+    for group, run in runs:
+        c = run.config
+        hidden = c.hidden if MODELS[c.model].family == "rnn" else None
+        identity = (group, {**c.to_dict(), "seed": None, "snapshots": None}.__repr__())
+        if identity not in buckets:
+            buckets[identity] = ConfigGroup(group, c.model, c.data, hidden, [])
+        buckets[identity].runs.append(run)
+    return list(buckets.values())
+
+
+def mean_curve(groups_metrics: list[list[dict]], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and std over seeds of one metric, on the iterations all seeds share."""
+    common = sorted(set.intersection(*[{r["iteration"] for r in rows} for rows in groups_metrics])) if groups_metrics else []
+    values = np.array([[{r["iteration"]: r[key] for r in rows}[i] for i in common] for rows in groups_metrics])
+    if not len(common):
+        return np.array([]), np.array([]), np.array([])
+    return np.array(common), values.mean(0), values.std(0, ddof=1) if len(values) > 1 else np.zeros(len(common))
+
+
+# ------------------------------------------------------------------ tables
+
+COMPARISON_COLUMNS = ["group", "model", "hidden", "data", "seeds", "final_test_acc_%", "ci95_%", "best_test_acc_%",
+                      "parameters", "train_seconds", "iters_to_95%", "iters_to_98%", "report_%", "verdict"]
+
+
+def comparison_rows(configs: list[ConfigGroup]) -> list[dict]:
+    rows = []
+    for g in configs:
+        final = g.final()
+        ref = REPORT_RNN_ACCURACY.get((g.model, g.hidden)) if g.data == "mnist" else None
+        reach = []
+        for t in THRESHOLDS:
+            s, n = g.iterations_to(t)
+            reach.append("not reached" if n == 0 else f"{s.mean:.0f}" + (f" ({n}/{len(g.runs)} seeds)" if n < len(g.runs) else ""))
+        rows.append({
+            "group": g.group, "model": g.model, "hidden": g.hidden or "", "data": g.data, "seeds": len(g.runs),
+            "final_test_acc_%": final.pm(), "ci95_%": final.ci(), "best_test_acc_%": g.final("best_test_acc").pm(),
+            "parameters": g.parameters(), "train_seconds": f"{g.seconds().mean:.1f}",
+            "iters_to_95%": reach[0], "iters_to_98%": reach[1],
+            "report_%": f"{ref:.2f}" if ref is not None else "",
+            "verdict": verdict(final, ref / 100) if ref is not None else "",
+            "_final": final, "_statuses": g.statuses(),
+        })
+    return rows
+
+
+# ------------------------------------------------------------------ figures
+
+def plot_curves_panels(configs: list[ConfigGroup], panel_key: str, line_key: str, title: str):
+    """Test accuracy (mean over seeds, band = 1 std): one panel per `panel_key` value."""
+    panels = sorted({getattr(g, panel_key) for g in configs}, key=str)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False, sharey=True)
+    for ax, value in zip(axes[0], panels):
+        members = sorted((g for g in configs if getattr(g, panel_key) == value), key=lambda g: str(getattr(g, line_key)))
+        for i, g in enumerate(members):
+            it, mean, std = mean_curve(g.metrics(), "test_acc")
+            ax.plot(it, mean, color=f"C{i}", lw=1.8, label=f"{getattr(g, line_key)} (n={len(g.runs)})")
+            ax.fill_between(it, mean - std, mean + std, color=f"C{i}", alpha=0.2)
+        ax.set_title(f"{panel_key} = {value}", fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.set_ylim(0.5, 1.0)
+    axes[0, 0].set_ylabel("test accuracy (whole test set)")
+    fig.suptitle(title + " (mean over seeds, band = 1 std)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_parameters(configs: list[ConfigGroup], title: str):
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, model in enumerate(sorted({g.model for g in configs})):
+        members = sorted((g for g in configs if g.model == model), key=lambda g: g.parameters())
+        x = [g.parameters() for g in members]
+        finals = [g.final() for g in members]
+        ax.errorbar(x, [f.mean * 100 for f in finals], yerr=[f.std * 100 for f in finals], marker="o", capsize=3,
+                    color=f"C{i}", label=model)
+        for g, xi, f in zip(members, x, finals):
+            if g.hidden:
+                ax.annotate(str(g.hidden), (xi, f.mean * 100), fontsize=7, xytext=(3, -9), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title(title + ": accuracy against size (error bar = 1 std over seeds; labels = hidden units)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rows_read(configs: list[ConfigGroup], title: str):
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, g in enumerate(c for c in configs if c.hidden):
+        curves = [read_csv(r.dir.tables / "rows_read.csv") for r in g.runs if (r.dir.tables / "rows_read.csv").is_file()]
+        if not curves:
+            continue
+        acc = np.array([[float(row["test_acc"]) for row in c] for c in curves]).mean(0)
+        style = {32: ":", 64: "--", 128: "-"}.get(g.hidden, "-")
+        ax.plot(np.arange(1, len(acc) + 1), acc, ls=style, color=f"C{['rnn', 'lstm', 'gru'].index(g.model) if g.model in ('rnn', 'lstm', 'gru') else i}",
+                label=g.label)
+    ax.set_xlabel("rows read (k)")
+    ax.set_ylabel("test accuracy from the state after row k")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=3)
+    ax.set_title(title + ": accuracy after reading only the first k rows", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_gradient_flow(configs: list[ConfigGroup], title: str):
+    cells = [m for m in ("rnn", "lstm", "gru") if any(g.model == m for g in configs)]
+    fig, axes = plt.subplots(1, len(cells), figsize=(4.4 * len(cells), 3.6), squeeze=False, sharey=True)
+    for ax, cell in zip(axes[0], cells):
+        for g in sorted((g for g in configs if g.model == cell), key=lambda g: g.hidden or 0):
+            tables = [read_csv(r.dir.tables / "gradient_by_step.csv") for r in g.runs[:1] if (r.dir.tables / "gradient_by_step.csv").is_file()]
+            if not tables:
+                continue
+            t = [int(row["step"]) for row in tables[0]]
+            for phase, style in (("init", ":"), ("final", "-")):
+                med = [float(row[f"{phase}_median"]) for row in tables[0]]
+                lo = [float(row[f"{phase}_q25"]) for row in tables[0]]
+                hi = [float(row[f"{phase}_q75"]) for row in tables[0]]
+                colour = {32: "C0", 64: "C1", 128: "C2"}.get(g.hidden, "C3")
+                ax.plot(t, med, ls=style, color=colour, label=f"h={g.hidden} {'at init' if phase == 'init' else 'trained'}")
+                ax.fill_between(t, lo, hi, color=colour, alpha=0.12)
+        ax.set_yscale("log")
+        ax.set_title(cell, fontsize=9)
+        ax.set_xlabel("input row t")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=6)
+    axes[0, 0].set_ylabel("||dLoss/dx_t|| per image (median, IQR)")
+    fig.suptitle(title + ": gradient reaching each input row, at initialisation and after training", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def write_comparison(out: str | Path, title: str = "recurrent networks on MNIST") -> list[Path]:
+    """comparison.csv/.md and the recurrent-network figures for the runs under `out`."""
+    from ..fileio import write_csv, write_text
+    from .figures import save_figure
+    from .tables import markdown_table
+
+    out = Path(out)
+    configs = group_configs(find_runs(out))
+    rows = comparison_rows(configs)
+    recurrent = [g for g in configs if g.hidden]
+    cols = COMPARISON_COLUMNS
+    md = ("Final test accuracy over the whole test set at the last iteration, mean ± sample std over seeds, with the "
+          "95% confidence interval of the mean (Student's t). `report_%` is the single-run figure the assignment "
+          "report gives; the verdict compares it with our interval (below = the report's figure lies above our interval).\n\n"
+          + markdown_table(cols, [[r[c] for c in cols] for r in rows]))
+    written = [write_csv(out / "comparison.csv", cols, rows), write_text(out / "comparison.md", md)]
+    if recurrent:
+        written += [
+            save_figure(plot_curves_panels(recurrent, "hidden", "model", title), out / "curves_by_hidden.png"),
+            save_figure(plot_curves_panels(recurrent, "model", "hidden", title), out / "curves_by_cell.png"),
+            save_figure(plot_rows_read(recurrent, title), out / "rows_read.png"),
+            save_figure(plot_gradient_flow(recurrent, title), out / "gradient_flow.png"),
+        ]
+    written.append(save_figure(plot_accuracy_vs_parameters(configs, title), out / "accuracy_vs_parameters.png"))
+    return written

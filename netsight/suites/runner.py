@@ -1,0 +1,140 @@
+"""Run a suite: every run into OUT/runs/<group>/<name>-<config key>, then the analyses.
+
+Runs are keyed by their resolved config (the key is a hash of it), so rerunning a suite
+skips completed runs, resumes interrupted ones, and never mixes results of different
+configs. `jobs > 1` runs that many local processes, splitting the cores between them so
+they do not oversubscribe the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from ..data import Dataset, load_dataset
+from ..errors import NetsightError
+from ..fileio import write_json, write_text
+from ..train.config import TrainConfig
+from ..train.loop import train
+from ..train.rundir import RunDir, open_run
+from .spec import RunSpec, Suite, expand
+
+_DATA_CACHE: dict[tuple, Dataset] = {}
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    seeds: Optional[int] = None
+    quick: bool = False
+    device: str = "auto"
+    data_root: Optional[str] = None
+    download: bool = False
+    jobs: int = 1
+    progress: bool = True
+
+
+def _dataset(name: str, options: SuiteOptions) -> Dataset:
+    key = (name, options.data_root, options.download)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = load_dataset(name, options.data_root, options.download)
+    return _DATA_CACHE[key]
+
+
+def _status(path: Path) -> str:
+    try:
+        return open_run(path).summary.get("status", "unknown")
+    except NetsightError:
+        return "new"
+
+
+def _train_one(config: dict, path: str, options: SuiteOptions, threads: Optional[int], progress: bool) -> dict[str, Any]:
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = TrainConfig.from_dict(config)
+    resume = Path(path, "config.json").exists()
+    return train(cfg, path, device=options.device, dataset=_dataset(cfg.data, options), resume=resume, progress=progress)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOptions(), report: bool = True) -> list[tuple[RunSpec, Path]]:
+    out = Path(out)
+    specs = expand(suite, options.seeds, options.quick)
+    if options.jobs < 1:
+        raise NetsightError(f"--jobs {options.jobs}: expected an integer >= 1")
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "suite.toml", suite.source)
+    write_json(out / "suite.json", {"title": suite.title, "path": suite.path, "quick": options.quick,
+                                    "seeds": max(s.config.seed for s in specs) + 1, "device": options.device,
+                                    "runs": [{"dir": s.dirname, "group": s.group, "analyses": list(s.analyses),
+                                              "config": s.config.to_dict()} for s in specs]})
+    paths = [(s, out / "runs" / s.dirname) for s in specs]
+    todo = [(s, p) for s, p in paths if _status(p) not in ("completed", "diverged")]
+    _log(f"suite '{suite.title}': {len(specs)} runs, {len(specs) - len(todo)} already done, {len(todo)} to train"
+         + (" (quick)" if options.quick else ""))
+    started = time.perf_counter()
+    if options.jobs == 1 or len(todo) <= 1:
+        for i, (spec, path) in enumerate(todo, 1):
+            _log(f"[{i}/{len(todo)}] {spec.dirname}")
+            summary = _train_one(spec.config.to_dict(), str(path), options, None, options.progress)
+            _check_summary(spec, path, summary)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // options.jobs)
+        with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_train_one, s.config.to_dict(), str(p), options, threads, False): (s, p) for s, p in todo}
+            for i, future in enumerate(as_completed(futures), 1):
+                spec, path = futures[future]
+                summary = future.result()
+                _log(f"[{i}/{len(todo)}] {spec.dirname}: {summary['status']}, test acc {summary['final_test_acc']}")
+                _check_summary(spec, path, summary)
+    _log(f"training done in {time.perf_counter() - started:.0f}s; analyses next")
+    for spec, path in paths:
+        run_analyses(spec, path, options)
+    if report:
+        from ..report.html import build_report
+
+        for p in build_report(out):
+            _log(f"wrote {p}")
+    return paths
+
+
+def _check_summary(spec: RunSpec, path: Path, summary: dict) -> None:
+    if summary["status"] == "interrupted":
+        raise KeyboardInterrupt(f"{path}: interrupted; rerun the same command to resume")
+    if summary["status"] == "diverged":
+        _log(f"warning: {spec.dirname} diverged: {summary['message']}")
+
+
+def run_analyses(spec: RunSpec, path: Path, options: SuiteOptions) -> None:
+    """The analyses the suite asks of one run; outputs that exist already are kept."""
+    from ..analysis import inspect as ins
+
+    if not spec.analyses or _status(path) != "completed":
+        return
+    figures, tables = RunDir(path).figures, RunDir(path).tables
+    data = dict(data_root=options.data_root, download=options.download, device="cpu" if options.device == "auto" else options.device)
+    quick = options.quick
+    jobs = {
+        "filters": (figures / "filters_conv1.png", lambda: ins.inspect_filters(path)),
+        "activations": (tables / "activations.csv", lambda: ins.inspect_activations(path, **data)),
+        "deconv": (figures / "deconv_conv2_max.png", lambda: ins.inspect_deconv(path, "conv2", **data)),
+        "top9": (tables / "top9_conv2.csv", lambda: ins.inspect_top9(path, "conv2", maps=8 if quick else 16, **data)),
+        "occlusion": (figures / "occlusion_conv2.png", lambda: ins.inspect_occlusion(path, "conv2", **data)),
+        "evolution": (figures / "evolution_conv2.png", lambda: ins.inspect_evolution(path, "conv2", maps=8 if quick else 16, **data)),
+        "invariance": (tables / "invariance.csv", lambda: ins.inspect_invariance(path, images=20 if quick else 100, **data)),
+        "sequence": (tables / "gradient_by_step.csv", lambda: ins.inspect_sequence(path, **data)),
+    }
+    for name in spec.analyses:
+        target, make = jobs[name]
+        if not target.exists():
+            make()

@@ -1,0 +1,165 @@
+"""Suites: a TOML file listing groups of runs (models x data x hyperparameters x seeds)
+and the analyses to make of them. The built-in `assignment` suite is one such file.
+
+    title = "My study"
+    seeds = 3                      # default number of seeds (--seeds overrides)
+
+    [[group]]
+    name = "cnn"                   # run directories are grouped by this name
+    models = ["lenet5", "cnn-bn"]
+    data = "cifar10-assignment"
+    snapshots = [100, 500, 1000]   # any training field (netsight train --help); a list of
+    hidden = [32, 64]              # values for hidden/lr/batch_size/... makes a grid
+    analyses = ["filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance"]
+
+Analyses: the CNN ones above run on the first seed of each CNN model of the group;
+"sequence" (reading the first k rows, gradient flow over time) on each recurrent run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import NetsightError
+from ..models import MODELS
+from ..train.config import TrainConfig, resolve
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+BUILTIN_DIR = Path(__file__).parent
+CNN_ANALYSES = ("filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance")
+ANALYSES = CNN_ANALYSES + ("sequence",)
+GRID_FIELDS = ("hidden", "lr", "batch_size", "optimizer", "init", "dropout", "iterations", "eval_every")
+_GROUP_KEYS = {"name", "models", "data", "analyses", "snapshots"} | set(GRID_FIELDS)
+QUICK_ITERATIONS = 100  # --quick: iterations per run
+QUICK_SEEDS = 2  # --quick: seeds (two, so the spread is still computed)
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    models: tuple[str, ...]
+    data: str | None = None
+    analyses: tuple[str, ...] = ()
+    snapshots: tuple[int, ...] = ()
+    grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Suite:
+    title: str
+    seeds: int
+    groups: tuple[Group, ...]
+    source: str  # the TOML text, kept for the report's provenance
+    path: str
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    group: str
+    config: TrainConfig
+    analyses: tuple[str, ...]
+
+    @property
+    def dirname(self) -> str:
+        c = self.config
+        hidden = f"-h{c.hidden}" if MODELS[c.model].family == "rnn" else ""
+        return f"{self.group}/{c.model}{hidden}-{c.data}-seed{c.seed}-{c.key()}"
+
+
+def _fail(where: str, message: str) -> NetsightError:
+    return NetsightError(f"{where}: {message}")
+
+
+def parse_suite(text: str, where: str) -> Suite:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _fail(where, f"not valid TOML ({exc})") from None
+    unknown = set(raw) - {"title", "seeds", "group"}
+    if unknown:
+        raise _fail(where, f"unknown top-level key(s) {', '.join(sorted(unknown))}; expected title, seeds, [[group]]")
+    seeds = raw.get("seeds", 1)
+    if not isinstance(seeds, int) or seeds < 1:
+        raise _fail(where, f"seeds = {seeds!r}: expected an integer >= 1")
+    groups_raw = raw.get("group")
+    if not isinstance(groups_raw, list) or not groups_raw:
+        raise _fail(where, "no [[group]] tables; a suite needs at least one group of runs")
+    groups, names = [], set()
+    for i, g in enumerate(groups_raw):
+        here = f"{where}: group {i + 1}"
+        if not isinstance(g, dict):
+            raise NetsightError(f"{here}: expected a table")
+        unknown = set(g) - _GROUP_KEYS
+        if unknown:
+            raise NetsightError(f"{here}: unknown key(s) {', '.join(sorted(unknown))}; expected {', '.join(sorted(_GROUP_KEYS))}")
+        name = g.get("name")
+        if not isinstance(name, str) or not name or not name.replace("-", "").replace("_", "").isalnum():
+            raise NetsightError(f"{here}: name = {name!r}: expected letters, digits, '-' or '_'")
+        if name in names:
+            raise NetsightError(f"{here}: name {name!r} used twice")
+        names.add(name)
+        models = g.get("models")
+        if not isinstance(models, list) or not models or not all(m in MODELS for m in models):
+            raise NetsightError(f"{here} ({name}): models = {models!r}: expected a list of {', '.join(MODELS)}")
+        analyses = g.get("analyses", [])
+        bad = [a for a in analyses if a not in ANALYSES]
+        if bad:
+            raise NetsightError(f"{here} ({name}): unknown analyses {bad}; expected any of {', '.join(ANALYSES)}")
+        grid = {k: tuple(v) if isinstance(v, list) else (v,) for k, v in g.items() if k in GRID_FIELDS}
+        groups.append(Group(name, tuple(models), g.get("data"), tuple(analyses), tuple(g.get("snapshots", [])), grid))
+    return Suite(raw.get("title", Path(where).stem), seeds, tuple(groups), text, where)
+
+
+def load_suite(name_or_path: str | Path | None) -> Suite:
+    """A built-in suite by name (`assignment`), or a TOML file."""
+    name_or_path = name_or_path or "assignment"
+    builtin = BUILTIN_DIR / f"{name_or_path}.toml"
+    path = builtin if builtin.is_file() and not Path(str(name_or_path)).suffix else Path(name_or_path)
+    if not path.is_file():
+        raise NetsightError(f"suite {str(name_or_path)!r}: no such file, and not a built-in suite (built-in: assignment)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NetsightError(f"{path}: cannot read ({exc})") from None
+    return parse_suite(text, str(path))
+
+
+def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[RunSpec]:
+    """Every run of the suite, resolved: the runs are keyed by these configs."""
+    n_seeds = seeds if seeds is not None else (min(suite.seeds, QUICK_SEEDS) if quick else suite.seeds)
+    if n_seeds < 1:
+        raise NetsightError(f"--seeds {n_seeds}: expected an integer >= 1")
+    specs = []
+    for g in suite.groups:
+        keys = list(g.grid)
+        for model in g.models:
+            for values in itertools.product(*(g.grid[k] for k in keys)):
+                overrides = dict(zip(keys, values))
+                if "hidden" in overrides and MODELS[model].family != "rnn":
+                    if values != tuple(g.grid[k][0] for k in keys):
+                        continue  # a hidden-size grid does not multiply CNN runs
+                    overrides.pop("hidden")
+                for seed in range(n_seeds):
+                    config = resolve(model, g.data, seed=seed, snapshots=list(g.snapshots) or None, **overrides)
+                    if quick:
+                        config = shrink(config)
+                    analyses = tuple(a for a in g.analyses if (a == "sequence") == (MODELS[model].family == "rnn"))
+                    specs.append(RunSpec(g.name, config, analyses if seed == 0 or "sequence" in analyses else ()))
+    return specs
+
+
+def shrink(config: TrainConfig) -> TrainConfig:
+    """The same run, cut to QUICK_ITERATIONS (evaluations and snapshots scaled to fit)."""
+    iterations = min(config.iterations, QUICK_ITERATIONS)
+    factor = iterations / config.iterations
+    snaps = sorted({max(1, round(s * factor)) for s in config.snapshots})
+    return TrainConfig.from_dict({**config.to_dict(), "iterations": iterations,
+                                  "eval_every": max(1, min(config.eval_every, iterations // 4)), "snapshots": snaps})
