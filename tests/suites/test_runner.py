@@ -1,0 +1,134 @@
+"""A small real suite end to end: runs keyed by config, skipped when done, resumed when
+interrupted, analyses, the sweep's comparison and the report."""
+
+import os
+
+import pytest
+
+from netsight.fileio import read_csv, read_json
+from netsight.report.html import build_report
+from netsight.suites.runner import SuiteOptions, run_suite
+from netsight.suites.spec import expand, parse_suite
+from netsight.suites.sweep import run_sweep
+from netsight.train import open_run, train
+from netsight.train.loop import BatchSampler
+
+SUITE = """
+title = "tiny <study> & co"
+seeds = 2
+
+[[group]]
+name = "cnn"
+models = ["lenet5"]
+data = "cifar10-assignment"
+iterations = 12
+eval_every = 4
+snapshots = [4, 8]
+analyses = ["filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance"]
+
+[[group]]
+name = "rnn"
+models = ["gru"]
+data = "mnist"
+hidden = [8]
+iterations = 12
+eval_every = 4
+analyses = ["sequence"]
+"""
+
+
+@pytest.fixture(scope="module")
+def suite_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("suite")
+    run_suite(parse_suite(SUITE, "tiny.toml"), out, SuiteOptions(progress=False))
+    return out
+
+
+def test_suite_writes_runs_analyses_and_report(suite_out):
+    runs = sorted(p.parent.relative_to(suite_out / "runs").as_posix() for p in (suite_out / "runs").glob("*/*/summary.json"))
+    assert len(runs) == 4 and all(r.startswith(("cnn/lenet5-cifar10-assignment-seed", "rnn/gru-h8-mnist-seed")) for r in runs)
+    lenet0 = next((suite_out / "runs" / "cnn").glob("*seed0*"))
+    for f in ("figures/filters_conv1.png", "tables/activations.csv", "figures/deconv_conv2_max.png", "figures/top9_conv2.png",
+              "figures/occlusion_conv2.png", "figures/evolution_conv2.png", "figures/invariance.png"):
+        assert (lenet0 / f).is_file(), f
+    assert not (next((suite_out / "runs" / "cnn").glob("*seed1*")) / "figures").exists()  # analyses on the first seed
+    for gru in (suite_out / "runs" / "rnn").iterdir():
+        rows = read_csv(gru / "tables" / "rows_read.csv")
+        assert [int(r["rows_read"]) for r in rows] == list(range(1, 29))
+        assert len(read_csv(gru / "tables" / "gradient_by_step.csv")) == 28
+    html = (suite_out / "report.html").read_text()
+    assert "tiny &lt;study&gt; &amp; co" in html and "<study>" not in html
+    assert html.count("data:image/png;base64,") >= 10
+    assert "Reproduction check" in html and "Provenance" in html
+    assert read_json(suite_out / "suite.json")["seeds"] == 2
+
+
+def test_rerun_skips_completed_runs(suite_out, capsys):
+    weights = sorted(suite_out.glob("runs/*/*/model.safetensors"))
+    before = [os.stat(p).st_mtime_ns for p in weights]
+    run_suite(parse_suite(SUITE, "tiny.toml"), suite_out, SuiteOptions(progress=False), report=False)
+    assert "4 runs, 4 already done, 0 to train" in capsys.readouterr().err
+    assert [os.stat(p).st_mtime_ns for p in weights] == before
+
+
+def test_report_rebuilds_from_run_directories_alone(suite_out, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(suite_out / "runs", copy / "runs")
+    paths = build_report(copy)
+    assert [p.name for p in paths] == ["report.html", "report.md"]
+    assert "| gru | 8 | 2 |" in (copy / "report.md").read_text()
+
+
+def test_interrupted_run_is_resumed_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    text = '[[group]]\nname = "g"\nmodels = ["lstm"]\nhidden = [8]\niterations = 12\neval_every = 4\n'
+    suite = parse_suite(text, "t.toml")
+    run_suite(suite, tmp_path / "clean", SuiteOptions(progress=False), report=False)
+    spec = expand(suite)[0]
+    original, calls = BatchSampler.next, {"n": 0}
+
+    def ctrl_c_at_7(self):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            import signal
+            signal.raise_signal(signal.SIGINT)
+        return original(self)
+
+    monkeypatch.setattr(BatchSampler, "next", ctrl_c_at_7)
+    from netsight.data import load_dataset
+    stopped = train(spec.config, tmp_path / "resumed" / "runs" / spec.dirname, dataset=load_dataset("mnist"), progress=False)
+    assert stopped["status"] == "interrupted"
+    monkeypatch.undo()
+    run_suite(suite, tmp_path / "resumed", SuiteOptions(progress=False), report=False)
+    clean = open_run(tmp_path / "clean" / "runs" / spec.dirname).metrics()
+    resumed = open_run(tmp_path / "resumed" / "runs" / spec.dirname).metrics()
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in clean] == \
+           [{k: v for k, v in r.items() if k != "seconds"} for r in resumed]
+
+
+def test_parallel_jobs_give_the_same_results(tmp_path):
+    text = '[[group]]\nname = "g"\nmodels = ["rnn"]\nhidden = [8, 16]\niterations = 8\neval_every = 4\n'
+    suite = parse_suite(text, "t.toml")
+    run_suite(suite, tmp_path / "one", SuiteOptions(progress=False), report=False)
+    run_suite(suite, tmp_path / "two", SuiteOptions(progress=False, jobs=2), report=False)
+    for spec in expand(suite):
+        a = open_run(tmp_path / "one" / "runs" / spec.dirname)
+        b = open_run(tmp_path / "two" / "runs" / spec.dirname)
+        assert a.summary["status"] == b.summary["status"] == "completed"
+        assert a.summary["final_test_acc"] == pytest.approx(b.summary["final_test_acc"], abs=0.02)
+
+
+def test_sweep_comparison(tmp_path):
+    paths = run_sweep(tmp_path, ["rnn", "gru"], [8, 32], ["lenet5"], "mnist", 2, SuiteOptions(progress=False),
+                      {"iterations": 10, "eval_every": 5})
+    names = {p.name for p in paths}
+    assert {"comparison.csv", "comparison.md", "curves_by_hidden.png", "curves_by_cell.png", "rows_read.png",
+            "gradient_flow.png", "accuracy_vs_parameters.png"} <= names
+    rows = read_csv(tmp_path / "comparison.csv")
+    assert {(r["model"], r["hidden"]) for r in rows} == {("rnn", "8"), ("rnn", "32"), ("gru", "8"), ("gru", "32"), ("lenet5", "")}
+    rnn32 = next(r for r in rows if (r["model"], r["hidden"]) == ("rnn", "32"))
+    assert rnn32["report_%"] == "90.79" and rnn32["verdict"] == "below" and rnn32["seeds"] == "2"
+    assert " ± " in rnn32["final_test_acc_%"]
+    lenet = open_run(next((tmp_path / "runs" / "cnn").iterdir()))
+    assert lenet.config.iterations == 10 and lenet.config.lr == 1e-4  # same budget, the CNN's own protocol
