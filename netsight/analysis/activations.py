@@ -6,7 +6,8 @@ per-channel accumulators and merged with Chan et al.'s parallel update of Welfor
 algorithm (numerically stable mean and variance). Percentiles come from a second pass
 that fills a fixed histogram of `bins` bins between the observed min and max: the value
 reported is the centre of the bin holding the nearest-rank percentile, so its error is at
-most half a bin, (max - min) / (2 * bins) (tested).
+most half a bin, (max - min) / (2 * bins) (tested); a percentile that falls among the
+exact zeros (counted exactly, as are the negatives) is reported as exactly 0.
 """
 
 from __future__ import annotations
@@ -34,15 +35,17 @@ class ChannelAccumulator:
     min: Optional[torch.Tensor] = None
     max: Optional[torch.Tensor] = None
     zeros: Optional[torch.Tensor] = None
+    negatives: Optional[torch.Tensor] = None
 
     def update(self, x: torch.Tensor) -> None:
         v = x.detach().transpose(0, 1).reshape(x.shape[1], -1).double()  # [C, values]
         n_b = torch.full((v.shape[0],), float(v.shape[1]), dtype=torch.float64, device=v.device)
         mean_b = v.mean(1)
         m2_b = ((v - mean_b[:, None]) ** 2).sum(1)
-        mn, mx, zeros = v.amin(1), v.amax(1), (v == 0).sum(1).double()
+        mn, mx, zeros, negatives = v.amin(1), v.amax(1), (v == 0).sum(1).double(), (v < 0).sum(1).double()
         if self.count is None:
-            self.count, self.mean, self.m2, self.min, self.max, self.zeros = n_b, mean_b, m2_b, mn, mx, zeros
+            self.count, self.mean, self.m2, self.min, self.max = n_b, mean_b, m2_b, mn, mx
+            self.zeros, self.negatives = zeros, negatives
             return
         total = self.count + n_b
         delta = mean_b - self.mean
@@ -51,6 +54,7 @@ class ChannelAccumulator:
         self.count = total
         self.min, self.max = torch.minimum(self.min, mn), torch.maximum(self.max, mx)
         self.zeros = self.zeros + zeros
+        self.negatives = self.negatives + negatives
 
     def overall(self) -> dict[str, float]:
         """All channels pooled (an exact Chan merge of the per-channel moments)."""
@@ -75,10 +79,16 @@ def _batches(images: torch.Tensor, batch_size: int, device: torch.device):
         yield images[start: start + batch_size].to(device).float().div_(255.0)
 
 
-def percentile_from_histogram(counts: torch.Tensor, lo: float, hi: float, q: float) -> float:
-    """Nearest-rank q-th percentile (0 < q <= 100) from a histogram over [lo, hi]."""
+def percentile_from_histogram(counts: torch.Tensor, lo: float, hi: float, q: float,
+                              negatives: Optional[float] = None, zeros: Optional[float] = None) -> float:
+    """Nearest-rank q-th percentile (0 < q <= 100) from a histogram over [lo, hi].
+
+    With the exact counts of negative values and of zeros, a rank that falls among the
+    zeros gives exactly 0 (after a ReLU most values are zeros)."""
     total = counts.sum()
     rank = torch.ceil(torch.tensor(q / 100.0, dtype=torch.float64) * total).clamp(min=1)
+    if negatives is not None and zeros and negatives < rank.item() <= negatives + zeros:
+        return 0.0
     index = int(torch.searchsorted(torch.cumsum(counts.double(), 0), rank).item())
     width = (hi - lo) / len(counts)
     return lo + (index + 0.5) * width if width > 0 else lo
@@ -119,7 +129,8 @@ def activation_statistics(model: nn.Module, images: torch.Tensor, batch_size: in
         counts = hists[s.label].cpu()
         dead = (a.max <= 0).cpu()
         row = {"layer": s.layer, "stage": s.stage, "module": s.module, "shape": "x".join(map(str, shapes[s.label])),
-               **a.overall(), **{f"p{q}": percentile_from_histogram(counts, lo, hi, q) for q in PERCENTILES},
+               **a.overall(), **{f"p{q}": percentile_from_histogram(counts, lo, hi, q, a.negatives.sum().item(), a.zeros.sum().item())
+                  for q in PERCENTILES},
                "dead_channels": int(dead.sum().item()), "channels": len(dead)}
         result.rows.append(row)
         result.histograms[s.label] = (counts, lo, hi)

@@ -280,7 +280,7 @@ def build_report(out: str | Path) -> list[Path]:
     doc = Doc()
     doc.h(1, title)
     seeds = sorted({r.config.seed for _, r in runs})
-    doc.p(f"{len(runs)} training runs over {len(configs)} configurations, seeds {', '.join(map(str, seeds))}"
+    doc.p(f"{len(runs)} training runs over {len(configs)} configurations, seeds {', '.join(map(str, seeds))}."
           + (" — QUICK MODE: runs cut short for a smoke test, numbers are not comparable to the report." if meta.get("quick") else "")
           + " Multi-seed numbers are mean ± sample standard deviation, with 95% confidence intervals (Student's t).")
     _cnn_section(doc, out, configs, figdir)
