@@ -77,7 +77,7 @@ class Deconvnet:
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
         """Run the chain, recording what the reverse pass needs (switches, shapes)."""
         records = []
-        for name, m in self.chain:
+        for _, m in self.chain:
             rec = {"input_shape": tuple(x.shape)}
             if isinstance(m, nn.MaxPool2d):
                 x, rec["switches"] = F.max_pool2d(x, m.kernel_size, m.stride, m.padding, m.dilation,
@@ -95,7 +95,7 @@ class Deconvnet:
     def backward(self, signal: torch.Tensor, records: list[dict]) -> torch.Tensor:
         """Unpool with the switches, rectify, filter with transposed weights — down to pixels."""
         r = signal
-        for (name, m), rec in zip(reversed(self.chain), reversed(records)):
+        for (_, m), rec in zip(reversed(self.chain), reversed(records)):
             shape = rec["input_shape"]
             if isinstance(m, nn.ReLU):
                 r = F.relu(r)

@@ -88,7 +88,7 @@ def _prepare(path, data_root, download, device, split: str = "test"):
     return run, model, dev, data, images, labels
 
 
-def _spread(n_total: int, n: int) -> "torch.Tensor":
+def _spread(n_total: int, n: int):
     """n indices spread evenly over a set (the course's test set is ordered by class)."""
     import torch
 
@@ -100,7 +100,6 @@ def _spread(n_total: int, n: int) -> "torch.Tensor":
 def inspect_deconv(path, layer: Optional[str] = None, images: int = 6, maps_per_image: int = 4, mode: str = "max",
                    data_root=None, download: bool = False, device: str = "cpu") -> list[Path]:
     """Project the strongest feature maps of `layer` for a few test images back to pixels."""
-    import torch
 
     from ..data import Dataset
     from ..report.figures import save_figure

@@ -113,7 +113,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return loss_sum / len(images), correct.float() / len(images)
 
 
-def make_optimizer(config: TrainConfig, params, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     params = list(params)
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, fused=True)
@@ -188,7 +188,7 @@ def train(
         model = model.to(memory_format=torch.channels_last)
         model._channels_last = True  # type: ignore[assignment]
     model.train()
-    optimizer = make_optimizer(config, model.parameters(), dev)
+    optimizer = make_optimizer(config, model.parameters())
     sampler = BatchSampler(len(data.train_images), config.batch_size, config.seed, dev)
 
     info = {"model": model_config.to_dict(), "data_source": dataset.source, "device": device_name(dev),

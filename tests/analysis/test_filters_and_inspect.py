@@ -3,7 +3,6 @@ import pytest
 import torch
 
 from netsight.analysis.filters import filter_bank
-from netsight.analysis.hooks import count_hooks
 from netsight.analysis.inspect import inspect_activations, inspect_filters
 from netsight.errors import NetsightError
 from netsight.fileio import read_csv

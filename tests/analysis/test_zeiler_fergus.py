@@ -5,7 +5,6 @@ import copy
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from netsight.analysis.deconvnet import Deconvnet
@@ -36,21 +35,13 @@ class RectifiedReLU(nn.Module):
 
 
 def _swap_relus(model: nn.Module) -> nn.Module:
+    """A copy of the model with every nn.ReLU replaced by RectifiedReLU."""
     model = copy.deepcopy(model)
-    for name, child in list(model.named_children()):
-        if isinstance(child, nn.ReLU):
-            setattr(model, name, RectifiedReLU())
-        else:
-            _swap_relus_inplace(child)
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.ReLU):
+                setattr(module, name, RectifiedReLU())
     return model
-
-
-def _swap_relus_inplace(module: nn.Module) -> None:
-    for name, child in list(module.named_children()):
-        if isinstance(child, nn.ReLU):
-            setattr(module, name, RectifiedReLU())
-        else:
-            _swap_relus_inplace(child)
 
 
 def _gradient_projection(model, x, upto: str, signal_fn):
