@@ -140,3 +140,15 @@ def test_config_validation():
     assert (c.data, c.iterations, c.batch_size, c.lr, c.eval_every) == ("mnist", 5500, 128, 1e-3, 50)
     c = resolve("lenet5")
     assert (c.data, c.iterations, c.batch_size, c.lr) == ("cifar10-assignment", 5500, 50, 1e-4)
+
+
+def test_tensorboard_event_files(tmp_path, tiny):
+    pytest.importorskip("tensorboard", reason="installed by the [test] extra")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(_config(iterations=10), tmp_path / "r", dataset=tiny, progress=False, tensorboard=True)
+    events = EventAccumulator(str(tmp_path / "r" / "tb"))
+    events.Reload()
+    assert "test/acc" in events.Tags()["scalars"]
+    logged = [e.value for e in events.Scalars("test/acc")]
+    assert logged == pytest.approx([r["test_acc"] for r in open_run(tmp_path / "r").metrics()])
