@@ -59,6 +59,15 @@ def plot_deconv(images: torch.Tensor, projections: list[list[tuple[int, float, t
     return fig
 
 
+_OUTSIDE = np.array([0.80, 0.87, 1.0])  # light blue: receptive field beyond the image border
+
+
+def _outside_tinted(tile: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    rgb = _rgb(tile).copy()
+    rgb[valid == 0] = _OUTSIDE
+    return rgb
+
+
 def plot_top9(tp, title: str, per_row: int = 4) -> Figure:
     """One block per feature map: 3x3 projections (left) beside the 3x3 input patches (right)."""
     maps, k = tp.projections.shape[:2]
@@ -66,7 +75,7 @@ def plot_top9(tp, title: str, per_row: int = 4) -> Figure:
     blocks = []
     for m in range(maps):
         proj = [projection_image(tp.projections[m, j]) for j in range(k)]
-        patch = [pixel_image(tp.patches[m, j]) for j in range(k)]
+        patch = [_outside_tinted(pixel_image(tp.patches[m, j]), tp.valid[m, j, 0].numpy()) for j in range(k)]
         grid_p = _mosaic([proj[r * side:(r + 1) * side] for r in range(side)])
         grid_q = _mosaic([patch[r * side:(r + 1) * side] for r in range(side)])
         spacer = np.ones((grid_p.shape[0], 2, 3))
@@ -81,7 +90,7 @@ def plot_top9(tp, title: str, per_row: int = 4) -> Figure:
         ax.set_title(f"map {m}: top act. {tp.top.values[m, 0]:.2f}", fontsize=7)
     s = tp.top.field.size
     fig.suptitle(f"{title}: top-{k} activations of {tp.top.layer} over the dataset; per map, deconv projections (left) "
-                 f"and input patches (right), receptive field {s[0]}x{s[1]} px", fontsize=9)
+                 f"and input patches (right), receptive field {s[0]}x{s[1]} px (light blue: beyond the image border)", fontsize=9)
     fig.tight_layout()
     return fig
 
