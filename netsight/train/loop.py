@@ -172,8 +172,8 @@ def train(
         diff = changed_fields(existing.config, config)
         if diff:
             raise NetsightError(f"--resume {rundir.path}: the run there has a different config ({'; '.join(diff)})")
-        if existing.summary.get("status") == "completed":
-            return existing.summary
+        if existing.summary.get("status") in ("completed", "diverged"):
+            return existing.summary  # finished: a diverged run would only diverge again (same seed)
 
     if dataset is None:
         dataset = load_dataset(config.data, data_root, download)
