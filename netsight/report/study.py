@@ -133,17 +133,20 @@ def plot_curves_panels(configs: list[ConfigGroup], panel_key: str, line_key: str
     """Test accuracy (mean over seeds, band = 1 std): one panel per `panel_key` value."""
     panels = sorted({getattr(g, panel_key) for g in configs}, key=str)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False, sharey=True)
+    late = []  # accuracies over the second half of training: they set the y range
     for ax, value in zip(axes[0], panels):
         members = sorted((g for g in configs if getattr(g, panel_key) == value), key=lambda g: str(getattr(g, line_key)))
         for i, g in enumerate(members):
             it, mean, std = mean_curve(g.metrics(), "test_acc")
             ax.plot(it, mean, color=f"C{i}", lw=1.8, label=f"{getattr(g, line_key)} (n={len(g.runs)})")
             ax.fill_between(it, mean - std, mean + std, color=f"C{i}", alpha=0.2)
+            late.extend((mean - std)[len(mean) // 2:])
         ax.set_title(f"{panel_key} = {value}", fontsize=9)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
-        ax.set_ylim(0.5, 1.0)
+    if late:
+        axes[0, 0].set_ylim(max(0.0, float(np.min(late)) - 0.05), min(1.0, float(np.max(late)) + 0.05) if np.max(late) < 0.95 else 1.0)
     axes[0, 0].set_ylabel("test accuracy (whole test set)")
     fig.suptitle(title + " (mean over seeds, band = 1 std)", fontsize=10)
     fig.tight_layout()
