@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .suites.spec import load_suite
 
     suite = load_suite(args.suite)
-    out = args.out or Path("netsight-out") / (Path(args.suite).stem if args.suite else "assignment")
+    out = args.out or Path("netsight-out") / ((Path(args.suite).stem if args.suite else "assignment") + ("-quick" if args.quick else ""))
     run_suite(suite, out, _suite_options(args))
     print(out / "report.html")
     return 0
@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a whole suite (default: the assignment) and write the HTML report")
     p.add_argument("suite", nargs="?", help="a suite TOML file, or a built-in suite name (default: assignment)")
-    p.add_argument("--out", type=Path, help="output folder (default netsight-out/<suite name>)")
+    p.add_argument("--out", type=Path, help="output folder (default netsight-out/<suite name>[-quick])")
     suite_flags(p, "seeds per configuration (the suite's own: 3 for the assignment; 2 with --quick)")
     p.set_defaults(func=cmd_run)
 

@@ -27,11 +27,19 @@ THRESHOLDS = (0.95, 0.98)
 
 
 def find_runs(out: str | Path) -> list[tuple[str, Run]]:
-    """(group, run) for every run directory under OUT/runs/<group>/ (or OUT itself)."""
+    """(group, run) for the run directories under OUT/runs/<group>/ (or OUT itself): those the
+    last suite run listed in OUT/suite.json when it exists, so older runs of other configs in the
+    same folder do not leak into the study."""
     out = Path(out)
     base = out / "runs" if (out / "runs").is_dir() else out
+    configs = sorted(base.glob("**/config.json"))
+    if (out / "suite.json").is_file():
+        from ..fileio import read_json
+
+        listed = {base / r["dir"] for r in read_json(out / "suite.json").get("runs", [])}
+        configs = [c for c in configs if c.parent in listed]
     found = []
-    for config in sorted(base.glob("**/config.json")):
+    for config in configs:
         run = open_run(config.parent)
         rel = config.parent.relative_to(base).parts
         found.append((rel[0] if len(rel) > 1 else "runs", run))

@@ -132,3 +132,12 @@ def test_sweep_comparison(tmp_path):
     assert " ± " in rnn32["final_test_acc_%"]
     lenet = open_run(next((tmp_path / "runs" / "cnn").iterdir()))
     assert lenet.config.iterations == 10 and lenet.config.lr == 1e-4  # same budget, the CNN's own protocol
+
+
+def test_report_keeps_to_the_runs_of_the_last_suite(tmp_path):
+    first = '[[group]]\nname = "g"\nmodels = ["rnn"]\nhidden = [8]\niterations = 4\neval_every = 4\n'
+    run_suite(parse_suite(first, "a.toml"), tmp_path, SuiteOptions(progress=False), report=False)
+    run_suite(parse_suite(first.replace("[8]", "[16]"), "b.toml"), tmp_path, SuiteOptions(progress=False))
+    assert len(list((tmp_path / "runs" / "g").iterdir())) == 2
+    md = (tmp_path / "report.md").read_text()
+    assert "| rnn | 16 |" in md and "| rnn | 8 |" not in md
