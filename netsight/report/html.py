@@ -196,13 +196,17 @@ def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path) -> list[lis
     doc.table(cols, [[r[c] for c in cols] for r in rows], "Final test accuracy over the whole 10,000-image test set, "
               "mean ± std over seeds; report_% is the assignment report's single-run figure.")
     if recurrent:
-        for name, fig, caption in (
-            ("rnn_by_hidden.png", plot_curves_panels(recurrent, "hidden", "model", "MNIST"), "Test accuracy per hidden size."),
-            ("rnn_by_cell.png", plot_curves_panels(recurrent, "model", "hidden", "MNIST"), "Test accuracy per cell type."),
-            ("rnn_rows_read.png", plot_rows_read(recurrent, "MNIST"), "Accuracy when only the first k rows have been read."),
-            ("rnn_gradient_flow.png", plot_gradient_flow(recurrent, "MNIST"), "Gradient reaching each input row (first seed)."),
-        ):
-            doc.figure(save_figure(fig, figdir / name), caption)
+        figures = [
+            ("rnn_by_hidden.png", lambda: plot_curves_panels(recurrent, "hidden", "model", "MNIST"), "Test accuracy per hidden size."),
+            ("rnn_by_cell.png", lambda: plot_curves_panels(recurrent, "model", "hidden", "MNIST"), "Test accuracy per cell type."),
+        ]
+        if any((r.dir.tables / "rows_read.csv").is_file() for g in recurrent for r in g.runs):  # the "sequence" analysis
+            figures += [
+                ("rnn_rows_read.png", lambda: plot_rows_read(recurrent, "MNIST"), "Accuracy when only the first k rows have been read."),
+                ("rnn_gradient_flow.png", lambda: plot_gradient_flow(recurrent, "MNIST"), "Gradient reaching each input row (first seed)."),
+            ]
+        for name, make, caption in figures:
+            doc.figure(save_figure(make(), figdir / name), caption)
     doc.figure(save_figure(plot_accuracy_vs_parameters(mnist, "MNIST"), figdir / "accuracy_vs_parameters.png"),
                "Final test accuracy against parameter count.")
     return rows
