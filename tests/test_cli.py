@@ -19,7 +19,7 @@ def test_train_on_bundled_data(tmp_path, capsys):
 def test_train_rnn_on_shared_data(tmp_path, shared_data):
     assert main(["train", "lstm", "--hidden", "32", "--iterations", "20", "--eval-every", "10",
                  "--data-root", str(shared_data), "--out", str(tmp_path / "r"), "--quiet"]) == 0
-    assert read_json(tmp_path / "r" / "summary.json")["data_source"] == f"path:{shared_data / 'mnist'}"
+    assert read_json(tmp_path / "r" / "summary.json")["data_source"] == f"path:{shared_data.resolve() / 'mnist'}"
 
 
 def test_train_cnn_on_shared_course_layout(tmp_path, shared_data):
