@@ -18,6 +18,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..data import Dataset
 from .hooks import capture_outputs
 from .stages import Stage, conv_stages
 
@@ -76,7 +77,7 @@ class ActivationStatistics:
 
 def _batches(images: torch.Tensor, batch_size: int, device: torch.device):
     for start in range(0, len(images), batch_size):
-        yield images[start: start + batch_size].to(device).float().div_(255.0)
+        yield Dataset.normalise(images[start: start + batch_size].to(device))
 
 
 def percentile_from_histogram(counts: torch.Tensor, lo: float, hi: float, q: float,

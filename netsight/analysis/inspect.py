@@ -100,7 +100,6 @@ def _spread(n_total: int, n: int):
 def inspect_deconv(path, layer: Optional[str] = None, images: int = 6, maps_per_image: int = 4, mode: str = "max",
                    data_root=None, download: bool = False, device: str = "cpu") -> list[Path]:
     """Project the strongest feature maps of `layer` for a few test images back to pixels."""
-
     from ..data import Dataset
     from ..report.figures import save_figure
     from ..report.figures_zf import plot_deconv
