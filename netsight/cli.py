@@ -1,12 +1,17 @@
 """The `netsight` command: parse flags, validate, call the library. No logic of its own.
 
-A `NetsightError` (bad input, impossible request) prints one line and exits with status 2;
-an interrupted run exits 130, a diverged one 1.
+A `NetsightError` (bad input, impossible request), a flag out of range or an operating-system
+failure (permission, full or read-only disk) prints one line and exits with status 2; an
+interrupted run exits 130, a diverged one 1. Anything else is a bug: the user sees one line
+and the path of a crash log holding the traceback (exit 70); with NETSIGHT_DEBUG=1 (the tests
+set it) the exception propagates, so a test can never pass over a bug.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -14,12 +19,58 @@ from typing import Callable, Optional, Sequence
 from .errors import NetsightError
 
 
-def _csv_ints(flag: str) -> Callable[[str], list[int]]:
+MAX_SEED = 2**63 - 1  # torch.manual_seed and numpy take 64-bit seeds; we keep to the signed range
+MAX_COUNT = 10**9  # iterations, evaluation intervals: far beyond any sensible run, well inside int64
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (no usage block), exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int(flag: str, lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected an integer from {lo} to {hi:,}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value}: expected an integer from {lo} to {hi:,}")
+        return value
+    parse.__name__ = flag  # argparse names the flag itself; this names the type in its messages
+    return parse
+
+
+def _float(flag: str, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> Callable[[str], float]:
+    span = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a number in {span}") from None
+        inside = math.isfinite(value) and (lo < value if lo_open else lo <= value) and (value < hi if hi_open else value <= hi)
+        if not inside:
+            raise argparse.ArgumentTypeError(f"{text}: expected a number in {span}")
+        return value
+    parse.__name__ = flag
+    return parse
+
+
+def _csv_ints(flag: str, lo: int = 1, hi: int = MAX_COUNT) -> Callable[[str], list[int]]:
+    one = _int(flag, lo, hi)
+
     def parse(text: str) -> list[int]:
         try:
-            return [int(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} {text!r}: expected comma-separated integers, e.g. 100,500,1000") from None
+            values = [one(v) for v in text.split(",") if v.strip()]
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r}: {exc}; expected comma-separated integers, e.g. 100,500,1000") from None
+        if not values:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 100,500,1000")
+        return values
+    parse.__name__ = flag
     return parse
 
 
@@ -31,14 +82,14 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training (defaults: the assignment's protocol for the model's family)")
     g.add_argument("--data", help="dataset name (netsight data list); CNNs: cifar10-assignment, RNNs: mnist")
-    g.add_argument("--iterations", type=int, help="optimiser steps (5500)")
-    g.add_argument("--batch-size", type=int, help="images per step (CNN 50, RNN 128)")
-    g.add_argument("--lr", type=float, help="learning rate (CNN 1e-4, RNN 1e-3)")
+    g.add_argument("--iterations", type=_int("--iterations", 1, MAX_COUNT), help="optimiser steps (5500)")
+    g.add_argument("--batch-size", type=_int("--batch-size", 1, 1_000_000), help="images per step (CNN 50, RNN 128)")
+    g.add_argument("--lr", type=_float("--lr", 0, 1e6, lo_open=True), help="learning rate (CNN 1e-4, RNN 1e-3)")
     g.add_argument("--optimizer", choices=["adam", "sgd"], help="adam (default) or sgd with momentum 0.9")
-    g.add_argument("--eval-every", type=int, help="iterations between test-set evaluations (CNN 100, RNN 50)")
-    g.add_argument("--seed", type=int, help="seeds weights, dropout and batch order (0)")
-    g.add_argument("--hidden", type=int, help="recurrent nets: hidden units (128)")
-    g.add_argument("--dropout", type=float, help="cnn-bn: dropout probability (0.5)")
+    g.add_argument("--eval-every", type=_int("--eval-every", 1, MAX_COUNT), help="iterations between test-set evaluations (CNN 100, RNN 50)")
+    g.add_argument("--seed", type=_int("--seed", 0, MAX_SEED), help="seeds weights, dropout and batch order (0)")
+    g.add_argument("--hidden", type=_int("--hidden", 1, 65536), help="recurrent nets: hidden units (128)")
+    g.add_argument("--dropout", type=_float("--dropout", 0, 1, hi_open=True), help="cnn-bn: dropout probability (0.5)")
     g.add_argument("--init", choices=["torch", "starter"], help="weight initialisation (torch)")
     g.add_argument("--snapshots", type=_csv_ints("--snapshots"), help="iterations at which to keep weights, e.g. 100,500,1000")
     g.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
@@ -184,7 +235,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="netsight", description="Train small CNNs/RNNs, look inside them, report the study.")
+    parser = _Parser(prog="netsight", description="Train small CNNs/RNNs, look inside them, report the study.")
     parser.add_argument("--version", action="version", version=f"netsight {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -213,25 +264,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scale", choices=["filter", "shared"], default="filter", help="filters: each on its own scale, or one shared")
     g.add_argument("--split", choices=["test", "train"], default="test", help="activations/top9: which split to stream (test)")
     g.add_argument("--mode", choices=["max", "map"], default="max", help="deconv: project the strongest unit, or the whole map")
-    g.add_argument("--maps", type=int, help="top9/evolution: first N feature maps (top9: all, evolution: 16)")
-    g.add_argument("--images", type=int, help="test images used (deconv 6, occlusion 3, invariance 100)")
-    g.add_argument("--occlusion-size", type=int, default=6, help="side of the grey square in pixels (6)")
-    g.add_argument("--occlusion-stride", type=int, default=2, help="pixels between square positions (2)")
-    g.add_argument("--occlusion-fill", type=float, default=0.5, help="grey level of the square, 0..1 (0.5)")
-    g.add_argument("--feature-map", type=int, help="occlusion: which map of --layer to track (default: the strongest)")
+    g.add_argument("--maps", type=_int("--maps", 1, 65536), help="top9/evolution: first N feature maps (top9: all, evolution: 16)")
+    g.add_argument("--images", type=_int("--images", 1, 1_000_000), help="test images used (deconv 6, occlusion 3, invariance 100)")
+    g.add_argument("--occlusion-size", type=_int("--occlusion-size", 1, 4096), default=6, help="side of the grey square in pixels (6)")
+    g.add_argument("--occlusion-stride", type=_int("--occlusion-stride", 1, 4096), default=2, help="pixels between square positions (2)")
+    g.add_argument("--occlusion-fill", type=_float("--occlusion-fill", 0, 1), default=0.5, help="grey level of the square, 0..1 (0.5)")
+    g.add_argument("--feature-map", type=_int("--feature-map", 0, 65535), help="occlusion: which map of --layer to track (default: the strongest)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     _add_data_flags(p)
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("compare", help="one table and overlaid curves for several runs")
     p.add_argument("run_dirs", nargs="+", type=Path)
-    p.add_argument("--out", type=Path, default=Path("."), help="folder for compare.md/.csv/.png (current folder)")
+    p.add_argument("--out", type=Path, default=Path("netsight-compare"), help="folder for compare.md/.csv/.png (netsight-compare)")
     p.set_defaults(func=cmd_compare)
 
     def suite_flags(q: argparse.ArgumentParser, seeds_help: str) -> None:
-        q.add_argument("--seeds", type=int, help=seeds_help)
+        q.add_argument("--seeds", type=_int("--seeds", 1, 1000), help=seeds_help)
         q.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-        q.add_argument("--jobs", type=int, default=1, help="runs trained in parallel local processes (cores are split)")
+        q.add_argument("--jobs", type=_int("--jobs", 1, 256), default=1, help="runs trained in parallel local processes (cores are split)")
         q.add_argument("--quick", action="store_true", help="the same runs cut to a few minutes on 2 CPU cores (smoke test)")
         q.add_argument("--quiet", action="store_true", help="no per-run progress bar")
         _add_data_flags(q)
@@ -244,12 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="recurrent cells x hidden sizes x seeds, plus the CNNs on the same data")
     p.add_argument("--models", default="rnn,lstm,gru", help="recurrent cells (rnn,lstm,gru)")
-    p.add_argument("--hidden", type=_csv_ints("--hidden"), default=[32, 64, 128], help="hidden sizes (32,64,128)")
+    p.add_argument("--hidden", type=_csv_ints("--hidden", 1, 65536), default=[32, 64, 128], help="hidden sizes (32,64,128)")
     p.add_argument("--cnn", default="lenet5,cnn-bn", help="CNNs trained on the same data and budget ('' for none)")
     p.add_argument("--data", default="mnist", help="dataset (mnist)")
     p.add_argument("--out", type=Path, required=True, help="folder for the runs, comparison.csv/.md and figures")
-    for flag, kind, text in (("--iterations", int, "iterations (5500)"), ("--batch-size", int, "batch size (128)"),
-                             ("--lr", float, "learning rate (1e-3)"), ("--eval-every", int, "evaluation interval (50)")):
+    for flag, kind, text in (("--iterations", _int("--iterations", 1, MAX_COUNT), "iterations (5500)"),
+                             ("--batch-size", _int("--batch-size", 1, 1_000_000), "batch size (128)"),
+                             ("--lr", _float("--lr", 0, 1e6, lo_open=True), "learning rate (1e-3)"),
+                             ("--eval-every", _int("--eval-every", 1, MAX_COUNT), "evaluation interval (50)")):
         p.add_argument(flag, type=kind, help=text)
     p.add_argument("--optimizer", choices=["adam", "sgd"])
     p.add_argument("--init", choices=["torch", "starter"])
@@ -274,14 +327,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _write_crash_log(argv: Sequence[str]) -> Optional[str]:
+    """The traceback of an unexpected exception, in a file whose path the user can send us."""
+    import tempfile
+    import traceback
+    from datetime import datetime
+
+    from . import __version__
+
+    text = (f"netsight {__version__} crashed at {datetime.now().isoformat(timespec='seconds')}\n"
+            f"command: netsight {' '.join(argv)}\npython {sys.version.split()[0]}\n\n{traceback.format_exc()}")
+    try:
+        fd, path = tempfile.mkstemp(prefix="netsight-crash-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+    except OSError:
+        return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad flag (already reported in one line)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
     except NetsightError as exc:
-        print(f"netsight: error: {exc}", file=sys.stderr)
+        print(f"netsight: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("netsight: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # one the library did not name itself: still the path and the reason
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"netsight: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if os.environ.get("NETSIGHT_DEBUG"):
+            raise
+        log = _write_crash_log(argv)
+        print(f"netsight: internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); this is a bug in "
+              f"netsight" + (f", the traceback is in {log}" if log else ""), file=sys.stderr)
+        return 70

@@ -1,19 +1,38 @@
-"""Crash-safe writes: every file netsight produces appears whole or not at all.
+"""Crash-safe writes that never destroy a file netsight did not make.
 
-Each writer writes to a temporary file in the same folder, flushes it to disk and renames
-it over the target (`os.replace` is atomic on POSIX and Windows), so a crash or Ctrl-C never
-leaves a half-written metrics.csv, summary.json or weights file behind.
+Every file netsight produces appears whole or not at all: each writer writes to a temporary
+file in the same folder (`.<name>.<random>.tmp`), flushes it to disk and renames it over the
+target (`os.replace` is atomic on POSIX and Windows), so a crash or Ctrl-C never leaves a
+half-written metrics.csv, summary.json or weights file behind.
+
+Ownership: every folder netsight writes into holds `.netsight-files.json`, the SHA-256 of each
+file netsight wrote there. A write (or a removal) whose target already exists and is not
+recorded with its current content is refused with a clear error, so a user's own
+report.html, summary.json or metrics.csv is never overwritten or deleted — not even one that
+happens to carry the same name. Copying a folder keeps the record valid (it is by content).
+Folders written before this record existed are recognised by their netsight config/suite file.
+
+Operating-system failures (permission denied, read-only or full disk, a file where a folder
+is expected) become a `NetsightError` naming the path and the reason.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
+import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from .errors import NetsightError
+
+MANIFEST = ".netsight-files.json"
+_TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")  # what tempfile.mkstemp makes below
 
 
 def _umask() -> int:
@@ -25,10 +44,91 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp_path)`, then move the finished file to `path`."""
+def os_error(path: str | Path, exc: OSError, doing: str = "cannot write") -> NetsightError:
+    """One line for an operating-system failure: the path and the reason in plain words."""
+    reason = exc.strerror or str(exc)
+    hint = {errno.ENOSPC: " (the disk is full)", errno.EROFS: " (mounted read-only)",
+            errno.EACCES: " (check the folder's permissions)", errno.EPERM: " (check the folder's permissions)",
+            errno.ENOTDIR: " (a file stands where a folder is expected)",
+            errno.EEXIST: " (a file stands where a folder is expected)"}.get(exc.errno or 0, "")
+    where = exc.filename if exc.filename is not None else path
+    return NetsightError(f"{where}: {doing}: {reason}{hint}")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_manifest(folder: Path) -> dict[str, str]:
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}  # an unreadable record protects everything in the folder: nothing counts as ours
+    files = data.get("files") if isinstance(data, dict) else None
+    return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(files, dict) else {}
+
+
+def _write_manifest(folder: Path, files: dict[str, str]) -> None:
+    blob = (json.dumps({"written_by": "netsight", "files": dict(sorted(files.items()))}, indent=1) + "\n").encode()
+    _replace_atomically(folder / MANIFEST, lambda p: p.write_bytes(blob))
+
+
+def _ownership(folder: Path) -> dict[str, str]:
+    """The folder's record; a legacy netsight folder gets one that adopts the files already there."""
+    if (folder / MANIFEST).exists() or not is_legacy_netsight_folder(folder):
+        return _read_manifest(folder)
+    return {p.name: _sha256(p) for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
+
+
+def is_legacy_netsight_folder(folder: Path) -> bool:
+    """A folder netsight wrote before ownership records existed: a run (config.json with a
+    'train' section), a suite (suite.json listing runs), or a figures/tables/snapshots folder
+    of one of those."""
+    for candidate in (folder, folder.parent):
+        for name, key in (("config.json", "train"), ("suite.json", "runs")):
+            try:
+                if key in json.loads((candidate / name).read_text(encoding="utf-8")):
+                    return candidate == folder or folder.name in ("figures", "tables", "snapshots")
+            except (OSError, ValueError, TypeError):
+                continue
+    return False
+
+
+def is_ours(path: str | Path) -> bool:
+    """True when `path` does not exist, or netsight wrote it with its present content."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        return True
+    if not path.is_file():
+        return False
+    folder = path.parent
+    recorded = _read_manifest(folder)
+    if path.name in recorded:
+        return recorded[path.name] == _sha256(path)
+    return not (folder / MANIFEST).exists() and is_legacy_netsight_folder(folder)
+
+
+def changed_since_written(path: str | Path) -> bool:
+    """True when netsight recorded `path` and its content is no longer what it wrote (bit rot,
+    a partial copy, an edit). Files without a record (older netsight versions) are not judged."""
+    path = Path(path)
+    recorded = _read_manifest(path.parent).get(path.name)
+    return recorded is not None and path.is_file() and recorded != _sha256(path)
+
+
+def _refuse_foreign(path: Path, doing: str) -> None:
+    if not is_ours(path):
+        what = "a folder" if path.is_dir() else "a file netsight did not write (or one changed since)"
+        raise NetsightError(f"{path}: exists and is {what}; refusing to {doing} it — move it away or choose another output folder")
+
+
+def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -41,7 +141,98 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def make_folder(path: str | Path) -> Path:
+    """mkdir -p with a clear error (a file in the way, no permission, read-only disk)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise NetsightError(f"{exc.filename or path}: is a file, expected a folder") from None
+    except OSError as exc:
+        raise os_error(path, exc, "cannot create folder") from None
     return path
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp_path)`, then move the finished file to `path` and record it as ours."""
+    path = Path(path)
+    make_folder(path.parent)
+    _refuse_foreign(path, "overwrite")
+    try:
+        recorded = _ownership(path.parent)
+        _replace_atomically(path, write)
+        recorded[path.name] = _sha256(path)
+        _write_manifest(path.parent, recorded)
+    except NetsightError:
+        raise
+    except OSError as exc:
+        raise os_error(path, exc) from None
+    return path
+
+
+def remove(path: str | Path) -> None:
+    """Delete a file netsight wrote (missing is fine); anything else is refused."""
+    path = Path(path)
+    if not path.exists():
+        return
+    _refuse_foreign(path, "delete")
+    try:
+        path.unlink()
+        recorded = _ownership(path.parent)
+        recorded.pop(path.name, None)
+        _write_manifest(path.parent, recorded)
+    except OSError as exc:
+        raise os_error(path, exc, "cannot delete") from None
+
+
+def clean_leftovers(folder: str | Path, names: Iterable[str]) -> list[Path]:
+    """Remove the temporary files a killed write of one of `names` left in `folder`
+    (`.<name>.<8 random chars>.tmp`); nothing else is touched."""
+    folder, names = Path(folder), set(names)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        m = _TMP_PATTERN.match(p.name)
+        if m and m.group("name") in names and p.is_file():
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError as exc:
+                raise os_error(p, exc, "cannot remove a leftover temporary file") from None
+    return removed
+
+
+def _made_by_netsight(folder: Path, depth: int = 3) -> bool:
+    """A folder netsight writes into (it holds a record), or one holding only such folders
+    (OUT/runs/<group>/ of a suite)."""
+    if (folder / MANIFEST).is_file() or is_legacy_netsight_folder(folder):
+        return True
+    if depth == 0:
+        return False
+    children = list(folder.iterdir())
+    return all(c.is_dir() and _made_by_netsight(c, depth - 1) for c in children)
+
+
+def claim_output_folder(path: str | Path, flag: str) -> Path:
+    """The folder a command writes into: new, empty, or one netsight already writes into.
+
+    A folder holding other things (a user's documents) is refused, so nothing there is at risk."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NetsightError(f"{flag} {path}: is a file, expected a folder")
+    if path.is_dir():
+        try:
+            entries = sorted(p.name for p in path.iterdir())
+        except OSError as exc:
+            raise os_error(path, exc, "cannot read folder") from None
+        if entries and not _made_by_netsight(path):
+            shown = ", ".join(entries[:4]) + (f" and {len(entries) - 4} more" if len(entries) > 4 else "")
+            raise NetsightError(f"{flag} {path}: the folder exists and holds files netsight did not write ({shown}); "
+                                f"choose a new or empty folder")
+    return make_folder(path)
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
@@ -71,17 +262,27 @@ def _fmt(value: Any) -> Any:
 
 
 def read_json(path: str | Path) -> Any:
-    from .errors import NetsightError
-
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise NetsightError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise NetsightError(f"{path}: is a folder, expected a JSON file") from None
+    except OSError as exc:
+        raise os_error(path, exc, "cannot read") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise NetsightError(f"{path}: not valid JSON ({exc})") from None
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise NetsightError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise os_error(path, exc, "cannot read") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise NetsightError(f"{path}: not a readable CSV file ({exc})") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import tarfile
 from pathlib import Path
@@ -17,6 +18,10 @@ from netsight.data.sources import IDX_NAMES
 from netsight.data.specs import CIFAR10_CLASSES
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# An unexpected exception inside `netsight.cli.main` propagates (instead of becoming the user's
+# one-line "internal error" and exit 70), so no test can pass over a bug.
+os.environ["NETSIGHT_DEBUG"] = "1"
 
 
 @pytest.fixture

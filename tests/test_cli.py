@@ -29,7 +29,7 @@ def test_train_cnn_on_shared_course_layout(tmp_path, shared_data):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "lenet5", "--lr", "-3"], "--lr -3.0: expected a number > 0"),
+    (["train", "lenet5", "--lr", "-3"], "argument --lr: -3: expected a number in (0, 1e+06]"),
     (["train", "vgg"], "model 'vgg': unknown"),
     (["train", "lenet5", "--data-root", "/does/not/exist"], "--data-root /does/not/exist: no such file or folder"),
     (["data", "check", "imagenet"], "--data 'imagenet': unknown dataset"),

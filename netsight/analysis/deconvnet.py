@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import NetsightError
-from .hooks import leaf_execution_order
+from .hooks import capture_outputs, leaf_execution_order
 
 _PASSTHROUGH = (nn.Dropout, nn.Dropout2d, nn.Identity)
 INVERTIBLE = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.BatchNorm2d, nn.Linear, nn.Flatten, nn.AdaptiveAvgPool2d,
@@ -39,7 +39,7 @@ def resolve_target(model: nn.Module, layer: str, input_shape: tuple[int, ...]) -
 
     Naming a Conv2d targets its rectified output (the ReLU right after it, when there is one),
     the feature maps the paper projects."""
-    order = leaf_execution_order(model, torch.zeros(1, *input_shape, device=_device(model)))
+    order = leaf_execution_order(model, torch.zeros(1, *input_shape, device=_device(model), dtype=_dtype(model)))
     names = [n for n, _ in order]
     if layer not in names:
         raise NetsightError(f"--layer {layer}: not a layer of this model (layers: {', '.join(names)})")
@@ -72,10 +72,31 @@ class Deconvnet:
     def __init__(self, model: nn.Module, layer: str, input_shape: tuple[int, ...]):
         self.model = model
         self.chain, self.target = resolve_target(model, layer, input_shape)
+        self._replay_checked = False
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
-        """Run the chain, recording what the reverse pass needs (switches, shapes)."""
+        """Run the chain, recording what the reverse pass needs (switches, shapes).
+
+        The first call also runs the model's real forward pass and checks that replaying its
+        leaf modules one after another gives the same activation at the target. A model whose
+        forward is not a plain chain (skip connections, functional ops, torch.cat) fails that
+        check and is refused, instead of giving silently wrong projections."""
+        x = x.to(_dtype(self.model))
+        inputs = x
+        try:
+            x, records = self._replay(x)
+        except RuntimeError as exc:  # shapes that only fit the real forward (torch.cat, reshapes)
+            raise NetsightError(
+                f"deconvnet: replaying the model's layers one after another up to {self.target} fails "
+                f"({str(exc).splitlines()[0][:120]}): the model is not a plain chain of modules (skip connections, "
+                f"functional operations or torch.cat in forward); the deconvnet supports such chains only") from None
+        if not self._replay_checked:
+            self._check_replay(inputs, x)
+            self._replay_checked = True
+        return x, records
+
+    def _replay(self, x: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
         records = []
         for _, m in self.chain:
             rec = {"input_shape": tuple(x.shape)}
@@ -90,6 +111,26 @@ class Deconvnet:
                 x = m(x)
             records.append(rec)
         return x, records
+
+    def _check_replay(self, inputs: torch.Tensor, replayed: torch.Tensor) -> None:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with capture_outputs(self.model, [self.target], clone=True) as seen:
+                self.model(inputs)
+        finally:
+            self.model.train(was_training)
+        real = seen.get(self.target)
+        scale = float(real.abs().max()) if real is not None and real.numel() else 0.0
+        tol = (1e-10 if real is not None and real.dtype == torch.float64 else 1e-4) * max(scale, 1e-6)
+        if real is None or real.shape != replayed.shape or not torch.allclose(replayed, real, rtol=0, atol=tol):
+            diff = "a different shape" if real is None or real.shape != replayed.shape else \
+                f"a largest difference of {float((replayed - real).abs().max()):.3g} (activations up to {scale:.3g})"
+            raise NetsightError(
+                f"deconvnet: replaying the model's layers one after another up to {self.target} does not reproduce "
+                f"its forward pass ({diff}): the model is not a plain chain of modules (skip connections, functional "
+                f"operations or torch.cat in forward). The deconvnet supports such chains only; its projections "
+                f"would be wrong here")
 
     @torch.no_grad()
     def backward(self, signal: torch.Tensor, records: list[dict]) -> torch.Tensor:
@@ -181,6 +222,11 @@ def _linear_transpose(fn, r: torch.Tensor, shape: tuple[int, ...]) -> torch.Tens
         zero = torch.zeros(shape, dtype=r.dtype, device=r.device, requires_grad=True)
         (grad,) = torch.autograd.grad(fn(zero), zero, r)
     return grad
+
+
+def _dtype(model: nn.Module) -> torch.dtype:
+    p = next((p for p in model.parameters() if p.is_floating_point()), None)
+    return p.dtype if p is not None else torch.get_default_dtype()
 
 
 def _device(model: nn.Module) -> torch.device:

@@ -32,14 +32,16 @@ def forward_hooks(model: nn.Module, hooks: dict[str, Callable]) -> Iterator[None
 
 
 @contextmanager
-def capture_outputs(model: nn.Module, names: Sequence[str], detach: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+def capture_outputs(model: nn.Module, names: Sequence[str], detach: bool = True,
+                    clone: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """Record the output of each named module on every forward pass inside the block
-    (the latest pass overwrites)."""
+    (the latest pass overwrites). `clone` keeps a copy, safe from later in-place operations."""
     store: dict[str, torch.Tensor] = {}
 
     def make(name: str):
         def hook(module, inputs, output):
-            store[name] = output.detach() if detach else output
+            out = output.detach() if detach else output
+            store[name] = out.clone() if clone else out
         return hook
 
     with forward_hooks(model, {n: make(n) for n in names}):

@@ -69,7 +69,13 @@ def load_dataset(
     else:
         arrays, source = load_bundled(spec)
     train_x, train_y, test_x, test_y = (torch.from_numpy(a.copy()) for a in arrays)
-    for split, x in (("train", train_x), ("test", test_x)):
+    for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
         if tuple(x.shape[1:]) != (spec.channels, spec.size, spec.size):
             raise NetsightError(f"{source}: {split} images are {tuple(x.shape[1:])}, expected {(spec.channels, spec.size, spec.size)}")
+        # degenerate splits are refused here, whatever the source (the readers name the file first when they can)
+        if len(x) == 0:
+            raise NetsightError(f"{source}: the {split} split holds no images")
+        missing = [spec.classes[c] for c in range(len(spec.classes)) if not bool((y == c).any())]
+        if missing:
+            raise NetsightError(f"{source}: the {split} split has no images of class(es) {', '.join(missing)}")
     return Dataset(spec.name, train_x, train_y, test_x, test_y, spec.classes, source)

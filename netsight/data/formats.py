@@ -15,6 +15,7 @@ import gzip
 import io
 import lzma
 import pickle
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,18 +30,34 @@ _IDX_UINT8 = 0x08
 
 def read_compressed(path: Path) -> bytes:
     """The bytes of `path`, un-gzipped or un-xz'd when its first bytes say it is compressed."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise NetsightError(f"{path}: file not found") from None
+    data = read_file(path)
     try:
         if data.startswith(_GZIP_MAGIC):
             return gzip.decompress(data)
         if data.startswith(_XZ_MAGIC):
             return lzma.decompress(data)
-    except (OSError, EOFError, lzma.LZMAError) as exc:
-        raise NetsightError(f"{path}: corrupt compressed file ({exc})") from None
+    except COMPRESSION_ERRORS as exc:
+        raise NetsightError(f"{path}: corrupt or truncated compressed file ({type(exc).__name__}: {exc}); "
+                            f"replace it with a fresh copy") from None
     return data
+
+
+# What a damaged gzip/xz stream raises: a bad header or CRC (OSError: BadGzipFile), a bad deflate
+# stream (zlib.error), a cut-off stream (EOFError), a bad xz block (LZMAError).
+COMPRESSION_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
+
+
+def read_file(path: Path) -> bytes:
+    from ..fileio import os_error
+
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise NetsightError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise NetsightError(f"{path}: is a folder, expected a file") from None
+    except OSError as exc:
+        raise os_error(path, exc, "cannot read") from None
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -102,14 +119,12 @@ _ALLOWED_GLOBALS = {
 def read_cifar_batch(source: BinaryIO | Path, name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 python batch -> (images uint8 [N,3,32,32], labels int64 [N])."""
     name = name or str(source)
-    try:
-        raw = source.read_bytes() if isinstance(source, Path) else source.read()
-    except FileNotFoundError:
-        raise NetsightError(f"{name}: file not found") from None
+    raw = read_file(source) if isinstance(source, Path) else source.read()
     try:
         obj = _RestrictedUnpickler(io.BytesIO(raw), encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise NetsightError(f"{name}: not a CIFAR-10 python batch ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - damaged pickles raise almost any type; the unpickler
+        # cannot run code (only the allowed globals), so every failure here means "not a valid batch"
+        raise NetsightError(f"{name}: not a CIFAR-10 python batch ({type(exc).__name__}: {exc})") from None
     if not isinstance(obj, dict):
         raise NetsightError(f"{name}: expected a dict with 'data' and 'labels', got {type(obj).__name__}")
     obj = {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
@@ -124,14 +139,17 @@ def read_cifar_batch(source: BinaryIO | Path, name: str | None = None) -> tuple[
 
 def decode_image(data: bytes | Path, name: str, channels: int, size: int | None) -> np.ndarray:
     """An image file -> uint8 [C,H,W] in the wanted number of channels; size checked when given."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
+    if isinstance(data, Path):
+        data = read_file(data)
     try:
-        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
+        with Image.open(io.BytesIO(data)) as img:
             img = img.convert("L" if channels == 1 else "RGB")
             array = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise NetsightError(f"{name}: not a readable image ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow reports damaged files as OSError, SyntaxError,
+        # ValueError, struct.error, DecompressionBombError...: all of them mean "not a readable image"
+        raise NetsightError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from None
     if size is not None and array.shape[:2] != (size, size):
         raise NetsightError(f"{name}: image is {array.shape[1]}x{array.shape[0]}, expected {size}x{size}")
     return array[None] if channels == 1 else array.transpose(2, 0, 1)

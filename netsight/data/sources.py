@@ -21,8 +21,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..errors import NetsightError
-from .formats import check_labels, decode_image, read_cifar_batch, read_idx
+from ..errors import NetsightError, warn
+from .formats import COMPRESSION_ERRORS, check_labels, decode_image, read_cifar_batch, read_idx
 from .specs import ASSIGNMENT_PER_CLASS, DATASETS, DatasetSpec
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -71,6 +71,9 @@ def load_idx_folder(folder: Path, spec: DatasetSpec) -> Arrays:
         if y.ndim != 1 or len(y) != len(x):
             raise NetsightError(f"{yp}: {y.shape[0] if y.ndim else 0} labels for {len(x)} images in {xp.name}")
         check_labels(y, len(spec.classes), str(yp))
+        if len(x) == 0:
+            raise NetsightError(f"{xp}: holds no images; the {split} split must not be empty")
+        _check_classes(dict(zip(*np.unique(y, return_counts=True))), spec, str(yp))
     return tuple(  # type: ignore[return-value]
         arrays[k][1][:, None] if k.endswith("_x") else arrays[k][1].astype(np.int64) for k in IDX_NAMES
     )
@@ -88,20 +91,31 @@ def load_cifar_batches(folder: Path) -> Arrays:
     train_x, train_y = np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])
     for name, y in (("data_batch_*", train_y), ("test_batch", test_y)):
         check_labels(y, 10, str(folder / name))
+        if len(y) == 0:
+            raise NetsightError(f"{folder / name}: holds no images; the split must not be empty")
+        _check_classes(dict(zip(*np.unique(y, return_counts=True))), DATASETS["cifar10"], str(folder / name))
     return train_x, train_y, test_x, test_y
 
 
 # --------------------------------------------------------------------------- image trees
 
-def _class_index(folder_name: str, spec: DatasetSpec, where: str) -> int:
+def _known_class(folder_name: str, spec: DatasetSpec) -> Optional[int]:
     if folder_name in spec.classes:
         return spec.classes.index(folder_name)
     if folder_name.isdigit() and int(folder_name) < len(spec.classes):
         return int(folder_name)
-    raise NetsightError(
-        f"{where}: class folder {folder_name!r} is not a class of {spec.name} "
-        f"(expected 0..{len(spec.classes) - 1} or one of {', '.join(spec.classes)})"
-    )
+    return None
+
+
+def _class_indices(folder_names: list[str], spec: DatasetSpec, where: str) -> dict[str, int]:
+    """Class folder name -> class index; every folder that is not a class is named in the error."""
+    unexpected = [n for n in folder_names if _known_class(n, spec) is None]
+    if unexpected:
+        raise NetsightError(
+            f"{where}: unexpected class folder(s) {', '.join(map(repr, sorted(unexpected)))}: not classes of {spec.name} "
+            f"(expected 0..{len(spec.classes) - 1} or {', '.join(spec.classes)}); remove or rename them"
+        )
+    return {n: _known_class(n, spec) for n in folder_names}  # type: ignore[misc]
 
 
 def _split_dir(root: Path, split: str) -> Optional[Path]:
@@ -123,8 +137,10 @@ def _stack(images: list[np.ndarray], labels: list[int], where: str) -> tuple[np.
 
 def _check_classes(counts: dict[int, int], spec: DatasetSpec, where: str) -> None:
     missing = [spec.classes[i] for i in range(len(spec.classes)) if counts.get(i, 0) == 0]
+    if len(missing) == len(spec.classes):
+        raise NetsightError(f"{where}: holds no images; the split must not be empty")
     if missing:
-        raise NetsightError(f"{where}: no images for class(es) {', '.join(missing)}; every class folder must hold images")
+        raise NetsightError(f"{where}: no images of class(es) {', '.join(missing)}; every class needs images in every split")
 
 
 def load_image_tree(folder: Path, spec: DatasetSpec, channels: int, size: int, limit: Optional[dict] = None) -> Arrays:
@@ -137,9 +153,17 @@ def load_image_tree(folder: Path, spec: DatasetSpec, channels: int, size: int, l
         split_dir = _split_dir(folder, split)
         assert split_dir is not None
         images, labels, counts = [], [], {}
-        for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
-            index = _class_index(class_dir.name, spec, str(split_dir))
-            files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+        class_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        indices = _class_indices([d.name for d in class_dirs], spec, str(split_dir))
+        for class_dir in class_dirs:
+            index = indices[class_dir.name]
+            entries = sorted(class_dir.iterdir())
+            files = [p for p in entries if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES]
+            skipped = [p.name for p in entries if p not in files]
+            if skipped:
+                warn(f"{class_dir}: skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} that are not image "
+                     f"files ({', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}); images end in "
+                     f"{', '.join(sorted(_IMAGE_SUFFIXES))}")
             if limit is not None:
                 files = files[: limit[split]]
             if not files:
@@ -156,17 +180,43 @@ def load_image_tree(folder: Path, spec: DatasetSpec, channels: int, size: int, l
 def _tar_image_members(path: Path) -> dict[str, list[tuple[str, str]]]:
     """split -> [(class folder, member name)] for members like `*/train/<class>/<file>`."""
     members: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for info in tar:
-                parts = info.name.split("/")
-                if info.isfile() and len(parts) >= 3 and Path(parts[-1]).suffix.lower() in _IMAGE_SUFFIXES:
-                    split = parts[-3].lower()
-                    if split in members:
-                        members[split].append((parts[-2], info.name))
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise NetsightError(f"{path}: not a readable .tar.gz ({exc})") from None
+    skipped = []
+    with _open_tar(path) as tar:
+        for info in _tar_iter(tar, path):
+            parts = info.name.split("/")
+            if info.isfile() and len(parts) >= 3 and parts[-3].lower() in members:
+                if Path(parts[-1]).suffix.lower() in _IMAGE_SUFFIXES:
+                    members[parts[-3].lower()].append((parts[-2], info.name))
+                else:
+                    skipped.append(info.name)
+    if skipped:
+        warn(f"{path}: skipped {len(skipped)} member(s) that are not image files ({', '.join(skipped[:5])}"
+             f"{', ...' if len(skipped) > 5 else ''})")
     return members
+
+
+_TAR_ERRORS = (tarfile.TarError,) + COMPRESSION_ERRORS
+
+
+def _open_tar(path: Path) -> tarfile.TarFile:
+    try:
+        return tarfile.open(path, "r:*")
+    except _TAR_ERRORS as exc:
+        raise NetsightError(f"{path}: not a readable .tar.gz ({type(exc).__name__}: {exc}); replace it with a fresh copy") from None
+
+
+def _tar_iter(tar: tarfile.TarFile, path: Path):
+    """The members of an open archive; a damaged stream part-way through is a clear error."""
+    it = iter(tar)
+    while True:
+        try:
+            info = next(it)
+        except StopIteration:
+            return
+        except _TAR_ERRORS as exc:
+            raise NetsightError(f"{path}: corrupt or truncated archive ({type(exc).__name__}: {exc}); "
+                                f"replace it with a fresh copy") from None
+        yield info
 
 
 def is_image_tarball(path: Path) -> bool:
@@ -180,20 +230,26 @@ def load_image_tarball(path: Path, spec: DatasetSpec, channels: int, size: int, 
     wanted: dict[str, tuple[str, int]] = {}  # member name -> (split, class index)
     for split, entries in members.items():
         by_class: dict[int, list[str]] = {}
+        indices = _class_indices(sorted({c for c, _ in entries}), spec, f"{path}:{split}")
         for class_name, name in entries:
-            by_class.setdefault(_class_index(class_name, spec, f"{path}:{split}"), []).append(name)
+            by_class.setdefault(indices[class_name], []).append(name)
         _check_classes({k: len(v) for k, v in by_class.items()}, spec, f"{path}:{split}")
         for index, names in by_class.items():
             names = sorted(names, key=lambda n: n.rsplit("/", 1)[-1])
             for name in names[: limit[split]] if limit else names:
                 wanted[name] = (split, index)
     decoded: dict[str, np.ndarray] = {}
-    with tarfile.open(path, "r:*") as tar:  # one sequential pass: fast on gzip streams
-        for info in tar:
+    with _open_tar(path) as tar:  # one sequential pass: fast on gzip streams
+        for info in _tar_iter(tar, path):
             if info.name in wanted:
-                f = tar.extractfile(info)
-                assert f is not None
-                decoded[info.name] = decode_image(f.read(), f"{path}:{info.name}", channels, size)
+                try:
+                    data = tar.extractfile(info).read()  # type: ignore[union-attr]
+                except _TAR_ERRORS as exc:
+                    raise NetsightError(f"{path}:{info.name}: corrupt or truncated archive ({type(exc).__name__}: {exc})") from None
+                decoded[info.name] = decode_image(data, f"{path}:{info.name}", channels, size)
+    lost = sorted(set(wanted) - set(decoded))
+    if lost:
+        raise NetsightError(f"{path}: {len(lost)} member(s) listed but unreadable (first: {lost[0]}); replace it with a fresh copy")
     out = []
     for split in ("train", "test"):
         names = sorted((n for n, (s, _) in wanted.items() if s == split), key=lambda n: (wanted[n][1], n.rsplit("/", 1)[-1]))
@@ -265,11 +321,14 @@ def _find_cifar10(root: Path, spec: DatasetSpec) -> Optional[tuple[Path, Callabl
     for folder in folders:
         if has_cifar_batches(folder):
             return folder, lambda folder=folder: load_cifar_batches(folder)
-        if has_image_tree(folder) and _tree_class_names(folder) <= set(cifar.classes):
+        if has_image_tree(folder) and _tree_class_names(folder) & (set(cifar.classes) | _DIGITS):
             return folder, lambda folder=folder: load_image_tree(folder, cifar, 3, 32)
     for tarball in _tarballs(folders):
         return tarball, lambda tarball=tarball: load_image_tarball(tarball, cifar, 3, 32)
     return None
+
+
+_DIGITS = {str(i) for i in range(10)}
 
 
 def _tree_class_names(folder: Path) -> set[str]:
@@ -281,7 +340,7 @@ def _find_course_layout(root: Path, spec: DatasetSpec) -> Optional[Path]:
     if root.is_file():
         return None
     for folder in _candidates(root):
-        if (folder / "Train").is_dir() and (folder / "Test").is_dir() and _tree_class_names(folder) <= {str(i) for i in range(10)}:
+        if (folder / "Train").is_dir() and (folder / "Test").is_dir() and _tree_class_names(folder) & _DIGITS:
             return folder
     return None
 

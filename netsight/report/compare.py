@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import NetsightError
-from ..fileio import write_csv, write_text
+from ..fileio import claim_output_folder, write_csv, write_text
 from ..train.rundir import open_run
 from .figures import plot_compare, save_figure
 from .tables import markdown_table
@@ -36,11 +36,11 @@ def compare_rows(paths: Sequence[str | Path]) -> list[dict]:
     return rows
 
 
-def compare_runs(paths: Sequence[str | Path], out: str | Path = ".") -> list[Path]:
+def compare_runs(paths: Sequence[str | Path], out: str | Path = "netsight-compare") -> list[Path]:
     if len(paths) < 1:
         raise NetsightError("compare: give at least one run directory")
-    out = Path(out)
     rows = compare_rows(paths)
+    out = claim_output_folder(out, "--out")
     names = [r["run"] for r in rows]
     if len(set(names)) != len(names):
         names = [str(Path(p)) for p in paths]

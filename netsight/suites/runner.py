@@ -21,7 +21,7 @@ import torch
 
 from ..data import Dataset, load_dataset
 from ..errors import NetsightError
-from ..fileio import write_json, write_text
+from ..fileio import claim_output_folder, write_json, write_text
 from ..train.config import TrainConfig
 from ..train.loop import train
 from ..train.rundir import RunDir, open_run
@@ -72,7 +72,7 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
     specs = expand(suite, options.seeds, options.quick)
     if options.jobs < 1:
         raise NetsightError(f"--jobs {options.jobs}: expected an integer >= 1")
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output_folder(out, "--out")
     write_text(out / "suite.toml", suite.source)
     write_json(out / "suite.json", {"title": suite.title, "path": suite.path, "quick": options.quick,
                                     "seeds": max(s.config.seed for s in specs) + 1, "device": options.device,

@@ -78,6 +78,34 @@ def _fail(where: str, message: str) -> NetsightError:
     return NetsightError(f"{where}: {message}")
 
 
+_INT, _NUMBER, _STR = "an integer", "a number", "a string"
+# each group key: (element type, whether a list of them makes a grid / is expected)
+_GROUP_TYPES: dict[str, tuple[str, str]] = {
+    "name": (_STR, "one"), "data": (_STR, "one"), "models": (_STR, "list"), "analyses": (_STR, "list"),
+    "snapshots": (_INT, "list"), "hidden": (_INT, "grid"), "batch_size": (_INT, "grid"), "iterations": (_INT, "grid"),
+    "eval_every": (_INT, "grid"), "lr": (_NUMBER, "grid"), "dropout": (_NUMBER, "grid"), "optimizer": (_STR, "grid"),
+    "init": (_STR, "grid"),
+}
+
+
+def _is(kind: str, v: Any) -> bool:
+    if isinstance(v, bool):
+        return False  # TOML booleans are never a count or a rate
+    return {_INT: isinstance(v, int), _NUMBER: isinstance(v, (int, float)), _STR: isinstance(v, str)}[kind]
+
+
+def _checked(here: str, key: str, value: Any) -> Any:
+    """`value` of group key `key`, type-checked: a float where an integer belongs is refused, not truncated."""
+    kind, shape = _GROUP_TYPES[key]
+    expected = {"one": kind, "list": f"a non-empty list of {kind.split(' ', 1)[1]}s",
+                "grid": f"{kind} or a non-empty list of {kind.split(' ', 1)[1]}s"}[shape]
+    values = value if isinstance(value, list) else [value]
+    ok = (shape != "one" or not isinstance(value, list)) and (shape != "list" or isinstance(value, list))
+    if not (ok and values and all(_is(kind, v) for v in values)):
+        raise NetsightError(f"{here}: {key} = {value!r}: expected {expected}")
+    return value
+
+
 def parse_suite(text: str, where: str) -> Suite:
     try:
         raw = tomllib.loads(text)
@@ -86,9 +114,12 @@ def parse_suite(text: str, where: str) -> Suite:
     unknown = set(raw) - {"title", "seeds", "group"}
     if unknown:
         raise _fail(where, f"unknown top-level key(s) {', '.join(sorted(unknown))}; expected title, seeds, [[group]]")
+    title = raw.get("title", Path(where).stem)
+    if not isinstance(title, str):
+        raise _fail(where, f"title = {title!r}: expected a string")
     seeds = raw.get("seeds", 1)
-    if not isinstance(seeds, int) or seeds < 1:
-        raise _fail(where, f"seeds = {seeds!r}: expected an integer >= 1")
+    if not _is(_INT, seeds) or not 1 <= seeds <= 1000:
+        raise _fail(where, f"seeds = {seeds!r}: expected an integer from 1 to 1000")
     groups_raw = raw.get("group")
     if not isinstance(groups_raw, list) or not groups_raw:
         raise _fail(where, "no [[group]] tables; a suite needs at least one group of runs")
@@ -106,16 +137,20 @@ def parse_suite(text: str, where: str) -> Suite:
         if name in names:
             raise NetsightError(f"{here}: name {name!r} used twice")
         names.add(name)
-        models = g.get("models")
-        if not isinstance(models, list) or not models or not all(m in MODELS for m in models):
-            raise NetsightError(f"{here} ({name}): models = {models!r}: expected a list of {', '.join(MODELS)}")
+        here = f"{here} ({name})"
+        if "models" not in g:
+            raise NetsightError(f"{here}: no models; expected models = [...] with any of {', '.join(MODELS)}")
+        g = {k: _checked(here, k, v) for k, v in g.items()}
+        bad = [m for m in g["models"] if m not in MODELS]
+        if bad:
+            raise NetsightError(f"{here}: models = {g['models']!r}: unknown {', '.join(map(repr, bad))}; expected any of {', '.join(MODELS)}")
         analyses = g.get("analyses", [])
         bad = [a for a in analyses if a not in ANALYSES]
         if bad:
-            raise NetsightError(f"{here} ({name}): unknown analyses {bad}; expected any of {', '.join(ANALYSES)}")
+            raise NetsightError(f"{here}: unknown analyses {bad}; expected any of {', '.join(ANALYSES)}")
         grid = {k: tuple(v) if isinstance(v, list) else (v,) for k, v in g.items() if k in GRID_FIELDS}
-        groups.append(Group(name, tuple(models), g.get("data"), tuple(analyses), tuple(g.get("snapshots", [])), grid))
-    return Suite(raw.get("title", Path(where).stem), seeds, tuple(groups), text, where)
+        groups.append(Group(name, tuple(g["models"]), g.get("data"), tuple(analyses), tuple(g.get("snapshots", [])), grid))
+    return Suite(title, seeds, tuple(groups), text, where)
 
 
 def load_suite(name_or_path: str | Path | None) -> Suite:
@@ -148,7 +183,10 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
                         continue  # a hidden-size grid does not multiply CNN runs
                     overrides.pop("hidden")
                 for seed in range(n_seeds):
-                    config = resolve(model, g.data, seed=seed, snapshots=list(g.snapshots) or None, **overrides)
+                    try:
+                        config = resolve(model, g.data, seed=seed, snapshots=list(g.snapshots) or None, **overrides)
+                    except NetsightError as exc:  # name the suite file and group, not only the field
+                        raise NetsightError(f"{suite.path}: group {g.name}, model {model}: {exc}") from None
                     if quick:
                         config = shrink(config)
                     analyses = tuple(a for a in g.analyses if (a == "sequence") == (MODELS[model].family == "rnn"))

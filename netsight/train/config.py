@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Optional
 
@@ -63,8 +64,15 @@ class TrainConfig:
         if unknown:
             raise NetsightError(f"training config: unknown field(s) {', '.join(sorted(unknown))}")
         d = dict(d)
-        d["snapshots"] = tuple(d.get("snapshots", ()))
-        return validate(cls(**d))
+        snapshots = d.get("snapshots", ())
+        if not isinstance(snapshots, (list, tuple)):
+            raise NetsightError(f"training config: snapshots = {snapshots!r}: expected a list of integers")
+        d["snapshots"] = tuple(snapshots)
+        try:
+            config = cls(**d)
+        except TypeError as exc:
+            raise NetsightError(f"training config: {exc}") from None
+        return validate(config)
 
     def key(self) -> str:
         """A short stable hash of the config: equal configs, equal keys."""
@@ -88,7 +96,10 @@ def resolve(model: str, data: Optional[str] = None, **overrides: Any) -> TrainCo
         values["data"] = data
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "snapshots" in values:
-        values["snapshots"] = tuple(sorted(set(int(s) for s in values["snapshots"])))
+        snaps = values["snapshots"]
+        if not isinstance(snaps, (list, tuple)) or not all(_is_int(s) for s in snaps):
+            raise NetsightError(f"--snapshots {snaps!r}: expected a list of integers")
+        values["snapshots"] = tuple(sorted(set(snaps)))
     try:
         config = TrainConfig(model=model, **values)
     except TypeError as exc:
@@ -96,19 +107,36 @@ def resolve(model: str, data: Optional[str] = None, **overrides: Any) -> TrainCo
     return validate(config)
 
 
+MAX_SEED = 2**63 - 1
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
 def validate(c: TrainConfig) -> TrainConfig:
+    """Every field's type and range; the same checks whether it came from a flag, a suite
+    file, config.json or the Python API (a float where an integer belongs is refused)."""
     def need(ok: bool, flag: str, expected: str, value: Any) -> None:
         if not ok:
             raise NetsightError(f"{flag} {value!r}: expected {expected}")
 
-    need(c.iterations >= 1, "--iterations", "an integer >= 1", c.iterations)
-    need(c.batch_size >= 1, "--batch-size", "an integer >= 1", c.batch_size)
-    need(c.lr > 0, "--lr", "a number > 0", c.lr)
+    need(isinstance(c.model, str), "--model", "a model name", c.model)
+    need(isinstance(c.data, str), "--data", "a dataset name", c.data)
+    need(_is_int(c.iterations) and 1 <= c.iterations <= 10**9, "--iterations", "an integer from 1 to 1e9", c.iterations)
+    need(_is_int(c.batch_size) and 1 <= c.batch_size <= 10**6, "--batch-size", "an integer from 1 to 1e6", c.batch_size)
+    need(_is_number(c.lr) and 0 < c.lr <= 1e6, "--lr", "a number in (0, 1e+06]", c.lr)
     need(c.optimizer in OPTIMIZERS, "--optimizer", " or ".join(OPTIMIZERS), c.optimizer)
-    need(c.eval_every >= 1, "--eval-every", "an integer >= 1", c.eval_every)
-    need(c.hidden >= 1, "--hidden", "an integer >= 1", c.hidden)
-    need(0 <= c.dropout < 1, "--dropout", "a number in [0, 1)", c.dropout)
+    need(_is_int(c.eval_every) and 1 <= c.eval_every <= 10**9, "--eval-every", "an integer from 1 to 1e9", c.eval_every)
+    need(_is_int(c.seed) and 0 <= c.seed <= MAX_SEED, "--seed", f"an integer from 0 to {MAX_SEED}", c.seed)
+    need(_is_int(c.hidden) and 1 <= c.hidden <= 65536, "--hidden", "an integer from 1 to 65536", c.hidden)
+    need(_is_number(c.dropout) and 0 <= c.dropout < 1, "--dropout", "a number in [0, 1)", c.dropout)
     need(c.init in INITS, "--init", " or ".join(INITS), c.init)
+    need(all(_is_int(s) for s in c.snapshots), "--snapshots", "integers", list(c.snapshots))
     bad = [s for s in c.snapshots if not 1 <= s <= c.iterations]
     need(not bad, "--snapshots", f"iterations between 1 and {c.iterations}", bad)
     return c

@@ -29,10 +29,10 @@ from torch import nn
 
 from ..data import Dataset, load_dataset
 from ..errors import NetsightError
-from ..fileio import atomic_write, write_csv, write_json
+from ..fileio import atomic_write, claim_output_folder, clean_leftovers, remove, write_csv, write_json
 from ..models import ModelConfig, build_model, count_parameters, get_entry
 from .config import TrainConfig, changed_fields
-from .rundir import METRIC_COLUMNS, RunDir, open_run, save_weights
+from .rundir import METRIC_COLUMNS, RUN_FILES, RunDir, load_checkpoint, load_weights, open_run, save_weights
 
 CHECKPOINT_SECONDS = 60.0  # while training, checkpoint at an evaluation point at most this often
 EVAL_BATCH = 1000  # test images per forward pass during evaluation
@@ -172,8 +172,16 @@ def train(
         diff = changed_fields(existing.config, config)
         if diff:
             raise NetsightError(f"--resume {rundir.path}: the run there has a different config ({'; '.join(diff)})")
-        if existing.summary.get("status") in ("completed", "diverged"):
+        if existing.summary.get("status") == "completed":
+            _check_completed(rundir)
+            return existing.summary
+        if existing.summary.get("status") == "diverged":
             return existing.summary  # finished: a diverged run would only diverge again (same seed)
+    else:
+        claim_output_folder(rundir.path, "--out")
+    for folder in (rundir.path, rundir.snapshots):  # what a killed write left behind (never anything else)
+        clean_leftovers(folder, RUN_FILES if folder == rundir.path else [p.name for p in folder.glob("iter_*.safetensors")]
+                        + [f"iter_{i:06d}.safetensors" for i in config.snapshots])
 
     if dataset is None:
         dataset = load_dataset(config.data, data_root, download)
@@ -197,16 +205,18 @@ def train(
     start, seconds = 0, 0.0
     interval = {"loss": torch.zeros((), device=dev), "correct": torch.zeros((), device=dev, dtype=torch.long), "count": 0}
     if resume and rundir.checkpoint.exists():
-        state = torch.load(rundir.checkpoint, map_location=dev, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        sampler.load(state["sampler"])
-        torch.set_rng_state(state["rng_cpu"])
-        if dev.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"], dev)
-        start, seconds, rows = state["iteration"], state["seconds"], state["metrics"]
-        interval = {"loss": state["interval"]["loss"].to(dev), "correct": state["interval"]["correct"].to(dev),
-                    "count": state["interval"]["count"]}
+        with load_checkpoint(rundir.checkpoint, dev) as state:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            sampler.load(state["sampler"])
+            torch.set_rng_state(state["rng_cpu"])
+            if dev.type == "cuda" and state.get("rng_cuda") is not None:
+                torch.cuda.set_rng_state(state["rng_cuda"], dev)
+            start, seconds, rows = int(state["iteration"]), float(state["seconds"]), list(state["metrics"])
+            interval = {"loss": state["interval"]["loss"].to(dev), "correct": state["interval"]["correct"].to(dev),
+                        "count": int(state["interval"]["count"])}
+            if not 0 <= start <= config.iterations or len(rows) > start:
+                raise ValueError(f"iteration {start} and {len(rows)} metric rows do not fit a run of {config.iterations}")
     write_json(rundir.config, {"train": config.to_dict(), **info})
     write_csv(rundir.metrics, METRIC_COLUMNS, rows)
 
@@ -238,7 +248,7 @@ def train(
             "rng_cpu": torch.get_rng_state(), "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
             "interval": {"loss": interval["loss"].cpu(), "correct": interval["correct"].cpu(), "count": interval["count"]},
         }
-        atomic_write(rundir.checkpoint, lambda tmp: torch.save(state, tmp))
+        atomic_write(rundir.checkpoint, lambda tmp: _torch_save(state, tmp))
 
     iteration = start
     title = f"{config.model} on {config.data} (seed {config.seed})"
@@ -296,7 +306,10 @@ def train(
     except BaseException:
         # A crash or a second Ctrl-C may strike mid-step, so the state in memory is not trusted:
         # the last checkpoint (written at an iteration boundary) stays what --resume continues from.
-        summary("interrupted", "stopped by an error or a second Ctrl-C; --resume continues from the last checkpoint")
+        try:
+            summary("interrupted", "stopped by an error or a second Ctrl-C; --resume continues from the last checkpoint")
+        except (NetsightError, OSError):
+            pass  # the disk that failed may refuse this too; the original error is the one to report
         raise
     finally:
         bar.close()
@@ -310,11 +323,30 @@ def train(
     elif status == "diverged":
         result = summary("diverged", message)
     else:
+        # weights and curves first: "completed" is written only once everything it promises is on disk
         save_weights(model, model_config, rundir.weights)
+        _plot_curves(rundir, title, rows)
         result = summary("completed")
-        rundir.checkpoint.unlink(missing_ok=True)
+        remove(rundir.checkpoint)
+        return result
     _plot_curves(rundir, title, rows)
     return result
+
+
+def _check_completed(rundir: RunDir) -> None:
+    """A run that says it completed must have readable weights, or it is not complete."""
+    try:
+        load_weights(rundir.weights)
+    except NetsightError as exc:
+        raise NetsightError(f"{rundir.path}: marked completed, but {exc}. The run cannot be trusted: delete "
+                            f"{rundir.path} and train it again") from None
+
+
+def _torch_save(state: dict, path: Path) -> None:
+    try:
+        torch.save(state, path)
+    except RuntimeError as exc:  # torch's writer reports a failed write (a full disk) as RuntimeError
+        raise OSError(28 if "unexpected pos" in str(exc) else 5, f"torch.save failed: {str(exc).splitlines()[0]}", str(path)) from None
 
 
 def _progress_bar(config: TrainConfig, start: int, rundir: RunDir, enabled: bool):

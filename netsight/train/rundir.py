@@ -13,17 +13,17 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import NetsightError
-from ..fileio import atomic_write, read_csv, read_json
+from ..fileio import atomic_write, changed_since_written, read_csv, read_json
 from ..models import ModelConfig, build_model
 from .config import TrainConfig
 
@@ -38,6 +38,8 @@ METRIC_COLUMNS = [
     "seconds",  # training wall time so far (evaluation excluded)
 ]
 _MODEL_KEY = "netsight.model"
+# every file name netsight writes at the top of a run directory (leftover temporary files of these are cleaned up)
+RUN_FILES = ("config.json", "metrics.csv", "model.safetensors", "summary.json", "curves.png", "checkpoint.pt")
 
 
 @dataclass(frozen=True)
@@ -71,21 +73,59 @@ def load_weights(path: Path, device: str | torch.device = "cpu") -> nn.Module:
     path = Path(path)
     if not path.is_file():
         raise NetsightError(f"{path}: no weights file (has this run finished, or is it a netsight run directory?)")
+    damaged = f"{path}: damaged weights file, cannot be read"
+    if changed_since_written(path):
+        raise NetsightError(f"{path}: damaged weights file (its content changed since netsight wrote it)")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
         state = load_file(str(path), device=str(device))
-    except (SafetensorError, OSError) as exc:
-        raise NetsightError(f"{path}: not a readable safetensors file ({exc})") from None
+    except OSError as exc:
+        raise NetsightError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged header or body raises SafetensorError, ValueError...
+        raise NetsightError(f"{damaged} ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
     if _MODEL_KEY not in meta:
-        raise NetsightError(f"{path}: no '{_MODEL_KEY}' metadata; not written by netsight")
-    config = ModelConfig.from_dict(json.loads(meta[_MODEL_KEY]))
-    model = build_model(config)
+        raise NetsightError(f"{path}: no '{_MODEL_KEY}' metadata; not written by netsight (or damaged)")
+    try:
+        config = ModelConfig.from_dict(json.loads(meta[_MODEL_KEY]))
+        model = build_model(config)
+    except (ValueError, TypeError, KeyError, AttributeError, NetsightError) as exc:
+        raise NetsightError(f"{damaged} (its model metadata is invalid: {exc})") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise NetsightError(f"{path}: weights do not fit model {config.name} ({str(exc).splitlines()[0]})") from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise NetsightError(f"{damaged} (non-finite values in {bad[0]})")
     return model.to(device).eval()
+
+
+@contextmanager
+def load_checkpoint(path: Path, device: torch.device) -> Iterator[dict[str, Any]]:
+    """The training state in checkpoint.pt (tensors and plain data only: weights_only=True).
+
+    Use as a context manager around the code that applies it, so a checkpoint that loads but
+    does not fit (missing keys, wrong shapes) is reported the same way as an unreadable one."""
+    advice = (f"delete {path} to train this run from the start (its metrics so far are then recomputed), "
+              f"or delete {path.parent}")
+    if changed_since_written(path):
+        raise NetsightError(f"{path}: damaged checkpoint (its content changed since netsight wrote it); {advice}")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except OSError as exc:
+        raise NetsightError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except Exception as exc:  # noqa: BLE001 - truncated/garbage zip or pickle: many exception types
+        raise NetsightError(f"{path}: damaged checkpoint ({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); {advice}") from None
+    try:
+        if not isinstance(state, dict):
+            raise TypeError(f"expected a dict, got {type(state).__name__}")
+        yield state
+    except NetsightError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a checkpoint that does not fit this run
+        raise NetsightError(f"{path}: checkpoint does not fit this run ({type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:160]}); {advice}") from None
 
 
 @dataclass
@@ -106,7 +146,15 @@ class Run:
         return self.dir.path.name
 
     def metrics(self) -> list[dict[str, float]]:
-        return [{k: float(v) for k, v in row.items()} for row in read_csv(self.dir.metrics)] if self.dir.metrics.exists() else []
+        if not self.dir.metrics.exists():
+            return []
+        rows = read_csv(self.dir.metrics)
+        try:
+            parsed = [{k: float(row[k]) for k in METRIC_COLUMNS} for row in rows]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NetsightError(f"{self.dir.metrics}: damaged metrics file ({type(exc).__name__}: {exc}); expected the "
+                                f"columns {','.join(METRIC_COLUMNS)} with numbers") from None
+        return parsed
 
     def model(self, device: str | torch.device = "cpu") -> nn.Module:
         return load_weights(self.dir.weights, device)

@@ -243,3 +243,70 @@ def test_invariance_identity_amounts_give_zero_distance():
     np.testing.assert_allclose(curves.values["scale (factor)"]["p_true"][0], p, rtol=1e-5)
     shifted = transform(x, "vertical translation (pixels)", 4)
     torch.testing.assert_close(shifted[:, :, 4:], x[:, :, :-4])
+
+
+class _Residual(nn.Module):
+    """conv -> relu -> conv, plus the block's input: not a chain of its leaf modules."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.relu1 = nn.Conv2d(1, 4, 3, padding=1), nn.ReLU()
+        self.conv2, self.relu2 = nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+
+    def forward(self, x):
+        h = self.relu1(self.conv1(x))
+        return self.relu2(self.conv2(h) + h)
+
+
+class _Functional(nn.Module):
+    """A functional op between modules (the replay never sees the doubling)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.relu1, self.conv2 = nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3)
+
+    def forward(self, x):
+        return self.conv2(self.relu1(self.conv1(x)) * 2.0)
+
+
+class _Concat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv_a, self.conv_b, self.relu = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(1, 2, 3, padding=1), nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(torch.cat([self.conv_a(x), self.conv_b(x)], 1))
+
+
+@pytest.mark.parametrize("model, layer", [(_Residual(), "conv2"), (_Functional(), "conv2"), (_Concat(), "relu")])
+def test_deconv_refuses_a_model_that_is_not_a_chain(model, layer):
+    x = torch.rand(3, 1, 10, 10)
+    deconv = Deconvnet(model, layer, (1, 10, 10))
+    with pytest.raises(NetsightError, match=r"(does not reproduce its forward pass|fails) .* not a plain chain"):
+        deconv.project(x, 0)
+    assert count_hooks(model) == 0
+
+
+def test_the_replay_check_passes_a_chain_with_inplace_relus():
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Conv2d(3, 3, 3), nn.ReLU(inplace=True))
+    proj = Deconvnet(model, "3", (1, 12, 12)).project(torch.rand(2, 1, 12, 12), 1)
+    assert proj.images.shape == (2, 1, 12, 12)
+
+
+def test_deconv_and_top9_work_for_a_float64_model():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("lenet5")).double().eval()
+    x = torch.rand(4, 1, 28, 28, dtype=torch.float64)
+    proj = Deconvnet(model, "conv2", (1, 28, 28)).project(x, torch.tensor([0, 1, 2, 3]))
+    assert proj.images.dtype == torch.float64
+
+    def signal(act):
+        s = torch.zeros_like(act)
+        for i, c in enumerate(proj.channels.tolist()):
+            y, xx = proj.positions[i].tolist()
+            s[i, c, y, xx] = act[i, c, y, xx]
+        return s
+
+    torch.testing.assert_close(proj.images, _gradient_projection(model, x, "relu2", signal), rtol=1e-10, atol=1e-12)
+    top = top_activations(model, (torch.rand(20, 1, 28, 28) * 255).to(torch.uint8), "conv2", k=3)
+    assert top.values.dtype == torch.float64 and top.values.shape == (64, 3)

@@ -47,7 +47,7 @@ def test_idx_truncated_body_and_trailing_bytes(tmp_path):
 
 def test_corrupt_gzip_is_a_clear_error(tmp_path):
     (tmp_path / "c.gz").write_bytes(gzip.compress(b"x" * 100)[:15])
-    with pytest.raises(NetsightError, match="c.gz: corrupt compressed file"):
+    with pytest.raises(NetsightError, match="c.gz: corrupt or truncated compressed file"):
         read_idx(tmp_path / "c.gz")
 
 

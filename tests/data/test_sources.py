@@ -82,7 +82,7 @@ def test_image_tree_errors(tmp_path):
     with pytest.raises(NetsightError, match=r"test/cat: empty class folder"):
         load_dataset("cifar10", tmp_path)
     shutil.rmtree(tmp_path / "test" / "cat")
-    with pytest.raises(NetsightError, match=r"no images for class\(es\) cat"):
+    with pytest.raises(NetsightError, match=r"test: no images of class\(es\) cat"):
         load_dataset("cifar10", tmp_path)
 
 
