@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="recurrent cells x hidden sizes x seeds, plus the CNNs on the same data")
-    p.add_argument("--models", default="rnn,lstm,gru", help="recurrent cells (rnn,lstm,gru)")
+    p.add_argument("--models", default="rnn,lstm,gru", help="models (rnn,lstm,gru); any registered model, CNNs included")
     p.add_argument("--hidden", type=_csv_ints("--hidden", 1, 65536), default=[32, 64, 128], help="hidden sizes (32,64,128)")
     p.add_argument("--cnn", default="lenet5,cnn-bn", help="CNNs trained on the same data and budget ('' for none)")
     p.add_argument("--data", default="mnist", help="dataset (mnist)")

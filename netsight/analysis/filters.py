@@ -77,3 +77,25 @@ def weight_tensors(model: nn.Module) -> dict[str, np.ndarray]:
     """The weights of every conv and linear layer (for the histograms)."""
     return {n: m.weight.detach().cpu().numpy().ravel() for n, m in model.named_modules()
             if isinstance(m, (nn.Conv2d, nn.Linear))}
+
+
+def initial_model(run) -> nn.Module:
+    """The run's model as it was before its first step: the trainer seeds the global RNG with
+    the run's seed right before building the model, so the same two calls rebuild it exactly."""
+    import torch
+
+    from ..models import ModelConfig, build_model
+
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(run.config.seed)
+        return build_model(ModelConfig.from_dict(run.info["model"])).eval()
+    finally:
+        torch.random.set_rng_state(state)
+
+
+def drift_from_init(run, layer: str) -> float:
+    """||W - W0|| / ||W0|| of a layer's weights: how far training moved them from initialisation."""
+    trained = conv_module(run.model(), layer).weight.detach()
+    start = conv_module(initial_model(run), layer).weight.detach()
+    return float((trained - start).norm() / start.norm().clamp_min(1e-12))

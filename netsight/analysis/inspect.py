@@ -102,8 +102,12 @@ def inspect_deconv(path, layer: Optional[str] = None, images: int = 6, maps_per_
     """Project the strongest feature maps of `layer` for a few test images back to pixels."""
     from ..data import Dataset
     from ..report.figures import save_figure
+    import torch
+
     from ..report.figures_zf import plot_deconv
     from .deconvnet import Deconvnet
+    from .receptive_field import receptive_field
+    from .topk import crop
 
     run, model, dev, data, pool, _ = _prepare(path, data_root, download, device)
     layer = layer or conv_layers(model)[-1]
@@ -113,32 +117,55 @@ def inspect_deconv(path, layer: Optional[str] = None, images: int = 6, maps_per_
     strength = top.flatten(2).amax(2) if top.dim() == 4 else top
     k = min(maps_per_image, strength.shape[1])
     order = strength.topk(k, dim=1).indices  # [N, k]
+    field = receptive_field(deconv.chain)
+    h, w = data.image_shape[1:]
     rows: list[list] = [[] for _ in range(len(x))]
     for j in range(k):
         proj = deconv.project(x, order[:, j], mode)
+        # crop to the receptive field of the projected unit (mode "map" spreads over the map: keep it whole)
+        positions = proj.positions.cpu()
+        if mode == "max" and top.dim() == 4:
+            cropped, valid = crop(proj.images.cpu(), positions, field)
+            boxes = [field.box(int(p[0]), int(p[1]), h, w) for p in positions]
+        else:
+            cropped, valid = proj.images.cpu(), torch.ones(len(x), 1, h, w)
+            boxes = [(0, 0, h, w)] * len(x)
         for i in range(len(x)):
-            rows[i].append((int(order[i, j]), float(proj.values[i]), proj.images[i].cpu()))
+            rows[i].append((int(order[i, j]), float(proj.values[i]), cropped[i], valid[i], boxes[i]))
     fig = plot_deconv(x.cpu(), rows, deconv.target, mode, _run_title(run))
     return [save_figure(fig, run.dir.figures / f"deconv_{layer}_{mode}.png")]
 
 
 def inspect_top9(path, layer: Optional[str] = None, maps: Optional[int] = None, k: int = 9, split: str = "test",
                  data_root=None, download: bool = False, device: str = "cpu") -> list[Path]:
-    from ..fileio import write_csv
+    from ..fileio import write_csv, write_json
     from ..report.figures import save_figure
     from ..report.figures_zf import plot_top9
     from .topk import top_patches
 
+    import torch
+
+    from .deconvnet import Deconvnet
+
     run, model, dev, data, pool, labels = _prepare(path, data_root, download, device, split)
     layer = layer or conv_layers(model)[-1]
     tp = top_patches(model, pool, layer, k=k, maps=maps)
+    field, (h, w) = tp.top.field, data.image_shape[1:]
     rows = [{"map": m, "rank": j + 1, "activation": float(tp.top.values[m, j]), "image": int(tp.top.image_index[m, j]),
              "label": data.classes[int(labels[tp.top.image_index[m, j]])], "y": int(tp.top.positions[m, j, 0]),
-             "x": int(tp.top.positions[m, j, 1])}
+             "x": int(tp.top.positions[m, j, 1]),
+             "rf_clipped": int(field.clipped(int(tp.top.positions[m, j, 0]), int(tp.top.positions[m, j, 1]), h, w))}
             for m in range(tp.projections.shape[0]) for j in range(tp.projections.shape[1])]
+    # how often would a unit's field be clipped if the top units sat anywhere on the map?
+    top, _ = Deconvnet(model, layer, data.image_shape).forward(torch.zeros(1, *data.image_shape, device=dev))
+    hf, wf = (top.shape[2], top.shape[3]) if top.dim() == 4 else (1, 1)
+    positions_clipped = sum(field.clipped(y, x, h, w) for y in range(hf) for x in range(wf)) / (hf * wf)
+    border = {"layer": tp.top.layer, "units": len(rows), "clipped": sum(r["rf_clipped"] for r in rows),
+              "positions_clipped_share": positions_clipped, "receptive_field": list(field.size), "feature_map": [hf, wf]}
     return [
         save_figure(plot_top9(tp, _run_title(run)), run.dir.figures / f"top9_{layer}.png"),
-        write_csv(run.dir.tables / f"top9_{layer}.csv", ["map", "rank", "activation", "image", "label", "y", "x"], rows),
+        write_csv(run.dir.tables / f"top9_{layer}.csv", ["map", "rank", "activation", "image", "label", "y", "x", "rf_clipped"], rows),
+        write_json(run.dir.tables / f"top9_{layer}_border.json", border),
     ]
 
 

@@ -41,16 +41,26 @@ def transform(images: torch.Tensor, kind: str, amount: float) -> torch.Tensor:
     raise NetsightError(f"unknown transform {kind!r}; expected one of {', '.join(SWEEPS)}")
 
 
+# Modules that only carry their input through at evaluation time: measuring "at" one of them
+# would name a layer that computes nothing (cnn-bn's drop4), so the features are read at the
+# layer before it.
+_CARRY = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity, nn.Flatten)
+
+
 def feature_layers(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[str, str]:
-    """(first layer, last hidden layer): the last stage of the first conv layer, and the
-    module whose output feeds the final Linear."""
+    """(first layer, last hidden layer): the last stage of the first conv layer (after its
+    ReLU/pool/BN), and the last module before the final Linear that computes something
+    (a ReLU, pool or BN; dropout and flatten are passed over), named as the model names them."""
     stages = conv_stages(model, input_shape)
     first = [s for s in stages if s.layer == stages[0].layer][-1].module
     order = leaf_execution_order(model, torch.zeros(1, *input_shape, device=next(model.parameters()).device))
     linear = [i for i, (_, m) in enumerate(order) if isinstance(m, nn.Linear)]
     if not linear or linear[-1] == 0:
         raise NetsightError("invariance: the model needs a final Linear classifier")
-    return first, order[linear[-1] - 1][0]
+    before = [name for name, m in order[: linear[-1]] if not isinstance(m, _CARRY)]
+    if not before:
+        raise NetsightError("invariance: no layer computes anything before the final Linear classifier")
+    return first, before[-1]
 
 
 @dataclass

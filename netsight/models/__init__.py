@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -23,9 +23,20 @@ class ModelConfig:
     name: str
     input_shape: tuple[int, int, int] = (1, 28, 28)  # channels, height, width of the images
     num_classes: int = 10
-    hidden: int = 128  # recurrent nets: hidden units
-    dropout: float = 0.5  # cnn-bn: drop probability (the starter code's keep_prob 0.5)
+    hidden: Optional[int] = None  # recurrent nets: hidden units (default 128); None for models without
+    dropout: Optional[float] = None  # cnn-bn: drop probability (default 0.5, the starter's keep_prob); None elsewhere
     init: str = "torch"  # "torch": PyTorch's default; "starter": course code's trunc. normal std 0.1, bias 0.1
+
+    def __post_init__(self) -> None:
+        # a setting the model does not have is None (a CNN records no hidden size); one it has gets its default
+        entry = MODELS.get(self.name)
+        if entry is None:
+            return  # build_model names the unknown model
+        for name, default in SETTING_DEFAULTS.items():
+            if name not in entry.settings:
+                object.__setattr__(self, name, None)
+            elif getattr(self, name) is None:
+                object.__setattr__(self, name, default)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,20 +58,29 @@ class ModelEntry:
     family: str  # "cnn" or "rnn": picks the training protocol's defaults
     description: str
     build: Callable[[ModelConfig], nn.Module] = field(repr=False)
+    settings: tuple[str, ...] = ()  # which of SETTING_DEFAULTS this model has
+
+
+# model-specific settings and their defaults; a model without one records None for it
+SETTING_DEFAULTS = {"hidden": 128, "dropout": 0.5}
 
 
 MODELS: dict[str, ModelEntry] = {
     "lenet5": ModelEntry("cnn", "LeNet5 as the assignment lists it (conv32-pool-conv64-pool-fc1024-fc)",
                          lambda c: LeNet5(c.input_shape, c.num_classes)),
     "cnn-bn": ModelEntry("cnn", "the report's improved CNN: 3 conv blocks with batch norm, dropout, fc256",
-                         lambda c: CNNBatchNorm(c.input_shape, c.num_classes, c.dropout)),
+                         lambda c: CNNBatchNorm(c.input_shape, c.num_classes, c.dropout), ("dropout",)),
     "rnn": ModelEntry("rnn", "vanilla (tanh) RNN over image rows, last state -> linear",
-                      lambda c: RowSequenceClassifier("rnn", c.input_shape, c.num_classes, c.hidden)),
+                      lambda c: RowSequenceClassifier("rnn", c.input_shape, c.num_classes, c.hidden), ("hidden",)),
     "lstm": ModelEntry("rnn", "LSTM over image rows, last state -> linear",
-                       lambda c: RowSequenceClassifier("lstm", c.input_shape, c.num_classes, c.hidden)),
+                       lambda c: RowSequenceClassifier("lstm", c.input_shape, c.num_classes, c.hidden), ("hidden",)),
     "gru": ModelEntry("rnn", "GRU over image rows, last state -> linear",
-                      lambda c: RowSequenceClassifier("gru", c.input_shape, c.num_classes, c.hidden)),
+                      lambda c: RowSequenceClassifier("gru", c.input_shape, c.num_classes, c.hidden), ("hidden",)),
 }
+
+
+def models_with(setting: str) -> list[str]:
+    return [n for n, e in MODELS.items() if setting in e.settings]
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -75,7 +95,7 @@ def build_model(config: ModelConfig) -> nn.Module:
     entry = get_entry(config.name)
     if config.init not in INITS:
         raise NetsightError(f"--init {config.init!r}: expected one of {', '.join(INITS)}")
-    if config.hidden < 1 or not 0 <= config.dropout < 1:
+    if (config.hidden is not None and config.hidden < 1) or (config.dropout is not None and not 0 <= config.dropout < 1):
         raise NetsightError(f"model {config.name}: hidden must be >= 1 and dropout in [0, 1)")
     model = entry.build(config)
     if config.init == "starter":

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .figures import plt
+from .figures import plt, tight_with_title
 
 
 def projection_image(p: torch.Tensor) -> np.ndarray:
@@ -39,23 +39,45 @@ def _mosaic(tiles: list[list[np.ndarray]], gap: int = 1, fill: float = 1.0) -> n
     return out
 
 
-def plot_deconv(images: torch.Tensor, projections: list[list[tuple[int, float, torch.Tensor]]], layer: str, mode: str,
-                title: str) -> Figure:
-    """Per image (a row): the image, then the projections of its strongest feature maps."""
+_FRAME_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324"]
+
+
+def plot_deconv(images: torch.Tensor, projections: list[list[tuple]], layer: str, mode: str, title: str) -> Figure:
+    """Per image (a row): the image with each projected unit's receptive field outlined, then
+    each projection cropped to that field (zoomed, so its structure is visible; light blue:
+    beyond the image border). `projections[i]` holds (map, value, cropped projection [C,s,s],
+    valid mask [1,s,s], box (top, left, bottom, right) clipped to the image)."""
+    from matplotlib.patches import Rectangle
+
     n, k = len(images), max(len(p) for p in projections)
-    fig, axes = plt.subplots(n, k + 1, figsize=(1.6 * (k + 1), 1.7 * n + 0.6), squeeze=False)
+    fig, axes = plt.subplots(n, k + 1, figsize=(1.6 * (k + 1), 1.75 * n), squeeze=False)
     for i in range(n):
         ax = axes[i, 0]
         ax.imshow(pixel_image(images[i]), cmap="gray", vmin=0, vmax=1)
         ax.set_title("input", fontsize=7)
-        for j, (channel, value, proj) in enumerate(projections[i]):
-            axes[i, j + 1].imshow(projection_image(proj), cmap="gray", vmin=0, vmax=1)
-            axes[i, j + 1].set_title(f"map {channel}: {value:.2f}", fontsize=7)
+        for j, (channel, value, proj, valid, box) in enumerate(projections[i]):
+            colour = _FRAME_COLOURS[j % len(_FRAME_COLOURS)]
+            top, left, bottom, right = box
+            ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, lw=1.4, ec=colour))
+            target = axes[i, j + 1]
+            target.imshow(_outside_tinted(projection_image(proj), valid[0].numpy()), interpolation="nearest")
+            target.set_title(f"map {channel}: {value:.2f}", fontsize=7, color=colour)
+            for spine in target.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(2)
     for ax in axes.ravel():
-        ax.axis("off")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[:, 0]:
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    for i in range(n):
+        for ax in axes[i, len(projections[i]) + 1:]:
+            ax.axis("off")
     what = "its strongest unit" if mode == "max" else "the whole feature map"
-    fig.suptitle(f"{title}: deconvnet projections from {layer} ({what}; the image's strongest maps)", fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(f"{title}: deconvnet projections from {layer} ({what}; the image's strongest maps), each cropped to "
+                 "the unit's receptive field", fontsize=9)
+    tight_with_title(fig)
     return fig
 
 
@@ -91,7 +113,7 @@ def plot_top9(tp, title: str, per_row: int = 4) -> Figure:
     s = tp.top.field.size
     fig.suptitle(f"{title}: top-{k} activations of {tp.top.layer} over the dataset; per map, deconv projections (left) "
                  f"and input patches (right), receptive field {s[0]}x{s[1]} px (light blue: beyond the image border)", fontsize=9)
-    fig.tight_layout()
+    tight_with_title(fig)
     return fig
 
 
@@ -117,7 +139,7 @@ def plot_occlusion(images: torch.Tensor, labels: list[int], results: list, class
             ax.set_yticks([])
     fig.suptitle(f"{title}: occlusion sensitivity (grey square, stride {results[0].stride} px); "
                  "maps are indexed by the square's position", fontsize=9)
-    fig.tight_layout()
+    tight_with_title(fig)
     return fig
 
 
@@ -155,5 +177,5 @@ def plot_invariance(curves, title: str) -> Figure:
                 ax.set_ylabel(label if metric == "p_true" else label + "\n(normalised Euclidean)", fontsize=8)
     n = next(iter(curves.values.values()))["first"].shape[1]
     fig.suptitle(f"{title}: invariance over {n} test images (mean, band = 1 std)", fontsize=10)
-    fig.tight_layout()
+    tight_with_title(fig)
     return fig

@@ -87,7 +87,8 @@ class ConfigGroup:
 
 
 def group_configs(runs: list[tuple[str, Run]]) -> list[ConfigGroup]:
-    """Pool the seeds of otherwise identical configs."""
+    """Pool the seeds of otherwise identical configs; ordered by group and model as they first
+    appear, then by hidden size as a number (32, 64, 128 — never 128, 32, 64)."""
     buckets: dict[tuple, ConfigGroup] = {}
     for group, run in runs:
         c = run.config
@@ -96,7 +97,14 @@ def group_configs(runs: list[tuple[str, Run]]) -> list[ConfigGroup]:
         if identity not in buckets:
             buckets[identity] = ConfigGroup(group, c.model, c.data, hidden, [])
         buckets[identity].runs.append(run)
-    return list(buckets.values())
+    groups = list(dict.fromkeys(g.group for g in buckets.values()))
+    models = list(dict.fromkeys(g.model for g in buckets.values()))
+    return sorted(buckets.values(), key=lambda g: (groups.index(g.group), models.index(g.model), g.hidden or 0, g.data))
+
+
+def natural_key(value) -> tuple:
+    """Numbers by value, before text: the sort order of panels, legends and table rows."""
+    return (0, float(value), "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0.0, str(value))
 
 
 def mean_curve(groups_metrics: list[list[dict]], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,6 +120,11 @@ def mean_curve(groups_metrics: list[list[dict]], key: str) -> tuple[np.ndarray, 
 
 COMPARISON_COLUMNS = ["group", "model", "hidden", "data", "seeds", "final_test_acc_%", "ci95_%", "best_test_acc_%",
                       "parameters", "train_seconds", "iters_to_95%", "iters_to_98%", "report_%", "verdict"]
+# what people read (the report, comparison.md); the CSV keeps the machine names above
+COLUMN_TITLES = {"group": "group", "model": "model", "hidden": "hidden units", "data": "data", "seeds": "seeds",
+                 "final_test_acc_%": "final test acc (%)", "ci95_%": "95% CI (%)", "best_test_acc_%": "best test acc (%)",
+                 "parameters": "parameters", "train_seconds": "train s/run", "iters_to_95%": "iterations to 95%",
+                 "iters_to_98%": "iterations to 98%", "report_%": "report (%)", "verdict": "verdict"}
 
 
 def comparison_rows(configs: list[ConfigGroup]) -> list[dict]:
@@ -139,22 +152,26 @@ def comparison_rows(configs: list[ConfigGroup]) -> list[dict]:
 
 def plot_curves_panels(configs: list[ConfigGroup], panel_key: str, line_key: str, title: str):
     """Test accuracy (mean over seeds, band = 1 std): one panel per `panel_key` value."""
-    panels = sorted({getattr(g, panel_key) for g in configs}, key=str)
+    panels = sorted({getattr(g, panel_key) for g in configs}, key=natural_key)
+    lines = sorted({getattr(g, line_key) for g in configs}, key=natural_key)  # one colour per value in every panel
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False, sharey=True)
-    late = []  # accuracies over the second half of training: they set the y range
+    shown = []  # every plotted value, band included: the y range shows all of them
     for ax, value in zip(axes[0], panels):
-        members = sorted((g for g in configs if getattr(g, panel_key) == value), key=lambda g: str(getattr(g, line_key)))
-        for i, g in enumerate(members):
+        members = sorted((g for g in configs if getattr(g, panel_key) == value), key=lambda g: natural_key(getattr(g, line_key)))
+        for g in members:
             it, mean, std = mean_curve(g.metrics(), "test_acc")
-            ax.plot(it, mean, color=f"C{i}", lw=1.8, label=f"{getattr(g, line_key)} (n={len(g.runs)})")
-            ax.fill_between(it, mean - std, mean + std, color=f"C{i}", alpha=0.2)
-            late.extend((mean - std)[len(mean) // 2:])
+            colour = f"C{lines.index(getattr(g, line_key)) % 10}"
+            ax.plot(it, mean, color=colour, lw=1.8, marker="." if len(it) < 30 else None, label=f"{getattr(g, line_key)} (n={len(g.runs)})")
+            ax.fill_between(it, mean - std, mean + std, color=colour, alpha=0.2)
+            shown.extend(np.concatenate([mean - std, mean + std]).tolist())
         ax.set_title(f"{panel_key} = {value}", fontsize=9)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
-    if late:
-        axes[0, 0].set_ylim(max(0.0, float(np.min(late)) - 0.05), min(1.0, float(np.max(late)) + 0.05) if np.max(late) < 0.95 else 1.0)
+    if shown:
+        lo, hi = max(0.0, float(np.min(shown))), min(1.0, float(np.max(shown)))
+        pad = max(0.01, 0.04 * (hi - lo))
+        axes[0, 0].set_ylim(max(0.0, lo - pad), min(1.0, hi + pad) if hi < 0.97 else 1.0)
     axes[0, 0].set_ylabel("test accuracy (whole test set)")
     fig.suptitle(title + " (mean over seeds, band = 1 std)", fontsize=10)
     fig.tight_layout()
@@ -228,9 +245,13 @@ def plot_gradient_flow(configs: list[ConfigGroup], title: str):
     return fig
 
 
+def _display(value) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
 def write_comparison(out: str | Path, title: str = "recurrent networks on MNIST") -> list[Path]:
     """comparison.csv/.md and the recurrent-network figures for the runs under `out`."""
-    from ..fileio import write_csv, write_text
+    from ..fileio import read_json, write_csv, write_text
     from .figures import save_figure
     from .tables import markdown_table
 
@@ -238,11 +259,15 @@ def write_comparison(out: str | Path, title: str = "recurrent networks on MNIST"
     configs = group_configs(find_runs(out))
     rows = comparison_rows(configs)
     recurrent = [g for g in configs if g.hidden]
-    cols = COMPARISON_COLUMNS
+    meta = read_json(out / "suite.json") if (out / "suite.json").is_file() else {}
+    quick = bool(meta.get("quick"))
+    cols = [c for c in COMPARISON_COLUMNS if not (quick and c == "verdict")]
     md = ("Final test accuracy over the whole test set at the last iteration, mean ± sample std over seeds, with the "
-          "95% confidence interval of the mean (Student's t). `report_%` is the single-run figure the assignment "
-          "report gives; the verdict compares it with our interval (below = the report's figure lies above our interval).\n\n"
-          + markdown_table(cols, [[r[c] for c in cols] for r in rows]))
+          "95% confidence interval of the mean (Student's t). 'report (%)' is the single-run figure the assignment "
+          "report gives; " + ("QUICK MODE: runs cut short, so no verdicts are given.\n\n" if quick else
+          "the verdict compares it with our interval (below = the report's figure lies above our interval; "
+          "inconclusive = the interval is too wide to tell).\n\n")
+          + markdown_table([COLUMN_TITLES[c] for c in cols], [[_display(r[c]) for c in cols] for r in rows]))
     written = [write_csv(out / "comparison.csv", cols, rows), write_text(out / "comparison.md", md)]
     if recurrent:
         written += [

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NetsightError
-from ..models import MODELS
+from ..models import MODELS, SETTING_DEFAULTS
 from ..train.config import TrainConfig, resolve
 
 if sys.version_info >= (3, 11):
@@ -178,10 +178,12 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
         for model in g.models:
             for values in itertools.product(*(g.grid[k] for k in keys)):
                 overrides = dict(zip(keys, values))
-                if "hidden" in overrides and MODELS[model].family != "rnn":
-                    if values != tuple(g.grid[k][0] for k in keys):
-                        continue  # a hidden-size grid does not multiply CNN runs
-                    overrides.pop("hidden")
+                unused = [k for k in overrides if k in SETTING_DEFAULTS and k not in MODELS[model].settings]
+                if unused:  # a hidden-size (dropout) grid does not multiply the runs of models without one
+                    if any(overrides[k] != g.grid[k][0] for k in unused):
+                        continue
+                    for k in unused:
+                        overrides.pop(k)
                 for seed in range(n_seeds):
                     try:
                         config = resolve(model, g.data, seed=seed, snapshots=list(g.snapshots) or None, **overrides)

@@ -1,5 +1,6 @@
 """`netsight sweep`: the recurrent grid (cells x hidden sizes x seeds) plus the CNNs on the
-same data and iteration budget — built as a suite, so there is one runner."""
+same data and iteration budget — built as a suite, so there is one runner. `--models` takes
+any registered model; the hidden-size grid multiplies only the models that have one."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from .spec import parse_suite
 
 def sweep_suite_text(models: Sequence[str], hidden: Sequence[int], cnns: Sequence[str], data: str, seeds: int,
                      overrides: dict[str, Any]) -> str:
+    if not models or any(not m for m in models):
+        raise NetsightError(f"--models {','.join(models)!r}: expected comma-separated model names (netsight models)")
     for m in models:
-        if m not in MODELS or MODELS[m].family != "rnn":
-            raise NetsightError(f"--models {m}: expected recurrent models (rnn, lstm, gru)")
+        if m not in MODELS:
+            raise NetsightError(f"--models {m}: unknown model; expected any of {', '.join(MODELS)}")
     for m in cnns:
         if m not in MODELS or MODELS[m].family != "cnn":
             raise NetsightError(f"--cnn {m}: expected CNN models (lenet5, cnn-bn)")

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Optional
 
 from ..errors import NetsightError
-from ..models import INITS, get_entry
+from ..models import INITS, MODELS, SETTING_DEFAULTS, get_entry, models_with
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -47,8 +47,8 @@ class TrainConfig:
     optimizer: str = "adam"  # adam | sgd (SGD uses momentum 0.9)
     eval_every: int = 100  # iterations between evaluations on the whole test set
     seed: int = 0  # seeds weights, dropout and batch order
-    hidden: int = 128  # recurrent nets: hidden units
-    dropout: float = 0.5  # cnn-bn: drop probability
+    hidden: Optional[int] = None  # recurrent nets: hidden units (128); None for models without
+    dropout: Optional[float] = None  # cnn-bn: drop probability (0.5); None for models without
     init: str = "torch"  # torch | starter (course code's truncated normal std 0.1, bias 0.1)
     snapshots: tuple[int, ...] = ()  # iterations at which weights are kept (feature evolution)
 
@@ -68,6 +68,10 @@ class TrainConfig:
         if not isinstance(snapshots, (list, tuple)):
             raise NetsightError(f"training config: snapshots = {snapshots!r}: expected a list of integers")
         d["snapshots"] = tuple(snapshots)
+        if d.get("model") in MODELS:  # files of older versions recorded hidden/dropout for every model
+            for name in SETTING_DEFAULTS:
+                if name not in MODELS[d["model"]].settings:
+                    d[name] = None
         try:
             config = cls(**d)
         except TypeError as exc:
@@ -89,11 +93,17 @@ def default_init(model: str) -> str:
 
 def resolve(model: str, data: Optional[str] = None, **overrides: Any) -> TrainConfig:
     """Family defaults for `model`, then every override that is not None."""
-    family = get_entry(model).family
-    values: dict[str, Any] = dict(FAMILY_DEFAULTS[family])
+    entry = get_entry(model)
+    values: dict[str, Any] = dict(FAMILY_DEFAULTS[entry.family])
     values["init"] = default_init(model)
     if data is not None:
         values["data"] = data
+    for name, default in SETTING_DEFAULTS.items():
+        if name in entry.settings:
+            values[name] = default
+        elif overrides.get(name) is not None:
+            raise NetsightError(f"--{name} {overrides[name]!r}: model {model} has no {name} setting "
+                                f"(it applies to {', '.join(models_with(name))})")
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "snapshots" in values:
         snaps = values["snapshots"]
@@ -133,8 +143,15 @@ def validate(c: TrainConfig) -> TrainConfig:
     need(c.optimizer in OPTIMIZERS, "--optimizer", " or ".join(OPTIMIZERS), c.optimizer)
     need(_is_int(c.eval_every) and 1 <= c.eval_every <= 10**9, "--eval-every", "an integer from 1 to 1e9", c.eval_every)
     need(_is_int(c.seed) and 0 <= c.seed <= MAX_SEED, "--seed", f"an integer from 0 to {MAX_SEED}", c.seed)
-    need(_is_int(c.hidden) and 1 <= c.hidden <= 65536, "--hidden", "an integer from 1 to 65536", c.hidden)
-    need(_is_number(c.dropout) and 0 <= c.dropout < 1, "--dropout", "a number in [0, 1)", c.dropout)
+    settings = get_entry(c.model).settings
+    if "hidden" in settings:
+        need(_is_int(c.hidden) and 1 <= c.hidden <= 65536, "--hidden", "an integer from 1 to 65536", c.hidden)
+    else:
+        need(c.hidden is None, "--hidden", f"none for {c.model} (it applies to {', '.join(models_with('hidden'))})", c.hidden)
+    if "dropout" in settings:
+        need(_is_number(c.dropout) and 0 <= c.dropout < 1, "--dropout", "a number in [0, 1)", c.dropout)
+    else:
+        need(c.dropout is None, "--dropout", f"none for {c.model} (it applies to {', '.join(models_with('dropout'))})", c.dropout)
     need(c.init in INITS, "--init", " or ".join(INITS), c.init)
     need(all(_is_int(s) for s in c.snapshots), "--snapshots", "integers", list(c.snapshots))
     bad = [s for s in c.snapshots if not 1 <= s <= c.iterations]

@@ -43,3 +43,42 @@ def test_inspect_errors_are_clear(run_with_snapshots, tmp_path, capsys):
           dataset=tiny_dataset("cifar10-assignment"), progress=False)
     assert main(["inspect", str(plain), "--evolution"]) == 2
     assert "no weight snapshots; train with --snapshots" in capsys.readouterr().err
+
+
+def test_top9_border_share_is_counted_from_the_receptive_fields(run_with_snapshots):
+    """The border finding: each top unit's field is checked by hand against the image edges."""
+    from netsight.fileio import read_json
+
+    assert main(["inspect", str(run_with_snapshots), "--top9", "--layer", "conv2", "--maps", "6"]) == 0
+    rows = read_csv(run_with_snapshots / "tables" / "top9_conv2.csv")
+    border = read_json(run_with_snapshots / "tables" / "top9_conv2_border.json")
+    # LeNet5's relu2: 5x5 'same' conv, 2x2 pool, 5x5 'same' conv -> field 14x14, jump 2, first field starts at -6
+    assert border["receptive_field"] == [14, 14] and border["feature_map"] == [14, 14]
+    by_hand = [int(r["y"]) * 2 - 6 < 0 or int(r["x"]) * 2 - 6 < 0 or int(r["y"]) * 2 - 6 + 14 > 28 or
+               int(r["x"]) * 2 - 6 + 14 > 28 for r in rows]
+    assert [int(r["rf_clipped"]) for r in rows] == [int(v) for v in by_hand]
+    assert border["clipped"] == sum(by_hand) and border["units"] == 6 * 9
+    clipped_positions = sum(y * 2 - 6 < 0 or x * 2 - 6 < 0 or y * 2 + 8 > 28 or x * 2 + 8 > 28 for y in range(14) for x in range(14))
+    assert border["positions_clipped_share"] == clipped_positions / 196
+
+
+def test_invariance_is_measured_at_layers_that_compute(tmp_path):
+    from netsight.analysis.invariance import feature_layers
+    from netsight.models import ModelConfig, build_model
+
+    assert feature_layers(build_model(ModelConfig("cnn-bn")).eval(), (1, 28, 28))[1] == "bn4"  # not drop4
+    assert feature_layers(build_model(ModelConfig("lenet5")).eval(), (1, 28, 28)) == ("pool1", "relu3")
+
+
+def test_initial_weights_are_rebuilt_exactly(tmp_path):
+    """drift_from_init rebuilds the untrained model from the run's seed: with a vanishing learning rate
+    one step leaves the weights where they started, so the drift is ~0 (and clearly not for a real lr)."""
+    from netsight.analysis.filters import drift_from_init
+    from netsight.train import open_run
+
+    for lr, expect_small in ((1e-12, True), (1e-2, False)):
+        out = tmp_path / f"lr{lr}"
+        train(resolve("cnn-bn", "cifar10-assignment", iterations=1, eval_every=1, batch_size=16, lr=lr, seed=5), out,
+              dataset=tiny_dataset("cifar10-assignment"), progress=False)
+        drift = drift_from_init(open_run(out), "conv1")
+        assert (drift < 1e-8) == expect_small, drift

@@ -20,10 +20,17 @@ def test_single_seed_and_missing_values():
 
 
 def test_verdicts():
-    s = summarize([0.96, 0.97, 0.98])
+    s = summarize([0.970, 0.975, 0.980])  # half-width 1.24 points: narrow enough to match
     assert verdict(s, 0.9735) == "matched (within our 95% CI)"
     assert verdict(s, 0.90) == "above"
     assert verdict(s, 0.999) == "below"
+
+
+def test_a_wide_interval_or_a_single_seed_is_inconclusive():
+    wide = summarize([0.60415, 0.65825])  # the quick report's RNN-128: [28.75, 97.48]
+    assert verdict(wide, 0.9687) == "inconclusive (interval ±34.4 points)"
+    assert verdict(wide, 0.10) == "above"  # a clear difference stays clear however wide the interval
+    assert verdict(summarize([0.97]), 0.96) == "inconclusive (1 seed, no interval)"
 
 
 def test_t_quantiles_approach_the_normal():

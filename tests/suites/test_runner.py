@@ -141,3 +141,14 @@ def test_report_keeps_to_the_runs_of_the_last_suite(tmp_path):
     assert len(list((tmp_path / "runs" / "g").iterdir())) == 2
     md = (tmp_path / "report.md").read_text()
     assert "| rnn | 16 |" in md and "| rnn | 8 |" not in md
+
+
+def test_sweep_models_accept_any_registered_model(tmp_path, capsys):
+    from netsight.cli import main
+
+    assert main(["sweep", "--models", "gru,lenet5", "--hidden", "8,16", "--cnn", "", "--iterations", "4", "--eval-every", "2",
+                 "--out", str(tmp_path / "s"), "--quiet"]) == 0
+    rows = read_csv(tmp_path / "s" / "comparison.csv")
+    assert [(r["model"], r["hidden"]) for r in rows] == [("gru", "8"), ("gru", "16"), ("lenet5", "")]  # lenet5 once
+    assert main(["sweep", "--models", "gru,vgg", "--out", str(tmp_path / "t")]) == 2
+    assert "--models vgg: unknown model; expected any of lenet5" in capsys.readouterr().err

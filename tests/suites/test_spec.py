@@ -59,7 +59,7 @@ def test_equal_configs_share_a_key_and_different_ones_do_not():
     ("[[group]]\nname='a'\nmodels=['lstm']\noptimizer=1", "optimizer = 1: expected a string"),
     ("[[group]]\nname='a'\nmodels=['lstm']\noptimizer='rmsprop'", "--optimizer 'rmsprop': expected adam or sgd"),
     ("[[group]]\nname='a'\nmodels=['lstm']\nbatch_size=[0]", "--batch-size 0: expected an integer from 1"),
-    ("[[group]]\nname='a'\nmodels=['lstm']\ndropout=1.5", "--dropout 1.5: expected a number in \\[0, 1\\)"),
+    ("[[group]]\nname='a'\nmodels=['cnn-bn']\ndropout=1.5", "--dropout 1.5: expected a number in \\[0, 1\\)"),
     ("[[group]]\nname='a'\n", "group 1 \\(a\\): no models"),
     ("title = 3\n[[group]]\nname='a'\nmodels=['lstm']", "title = 3: expected a string"),
     ("seeds = 2.0\n[[group]]\nname='a'\nmodels=['lstm']", "seeds = 2.0: expected an integer"),

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from netsight.errors import NetsightError
+from netsight.models import models_with
 from netsight.fileio import read_json
 from netsight.train import loop, open_run, resolve, train
 from netsight.train.loop import BatchSampler, evaluate
@@ -14,6 +15,8 @@ from tests.conftest import tiny_dataset
 def _config(model="lenet5", **kw):
     base = dict(iterations=24, batch_size=16, eval_every=5, seed=3)
     base.update(kw)
+    if model not in models_with("hidden"):
+        base.pop("hidden", None)
     return resolve(model, "mnist", **base)
 
 
@@ -152,3 +155,20 @@ def test_tensorboard_event_files(tmp_path, tiny):
     assert "test/acc" in events.Tags()["scalars"]
     logged = [e.value for e in events.Scalars("test/acc")]
     assert logged == pytest.approx([r["test_acc"] for r in open_run(tmp_path / "r").metrics()])
+
+
+def test_a_model_records_only_the_settings_it_has(tmp_path, tiny):
+    cnn, bn, rnn = resolve("lenet5"), resolve("cnn-bn"), resolve("gru", hidden=16)
+    assert (cnn.hidden, cnn.dropout) == (None, None)
+    assert (bn.hidden, bn.dropout) == (None, 0.5)
+    assert (rnn.hidden, rnn.dropout) == (16, None)
+    with pytest.raises(NetsightError, match=r"--hidden 64: model lenet5 has no hidden setting \(it applies to rnn, lstm, gru\)"):
+        resolve("lenet5", hidden=64)
+    with pytest.raises(NetsightError, match=r"--dropout 0.2: model lstm has no dropout setting \(it applies to cnn-bn\)"):
+        resolve("lstm", dropout=0.2)
+    train(_config(iterations=4), tmp_path / "r", dataset=tiny, progress=False)
+    saved = read_json(tmp_path / "r" / "config.json")
+    assert saved["train"]["hidden"] is None and saved["model"]["hidden"] is None
+    # a config.json of an older version recorded hidden=128 for a CNN: still read, as None
+    from netsight.train.config import TrainConfig
+    assert TrainConfig.from_dict({**cnn.to_dict(), "hidden": 128, "dropout": 0.5}) == cnn
