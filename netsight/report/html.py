@@ -61,7 +61,7 @@ h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #aaa;margin-top:2em}
 .banner{background:#fff3cd;border:2px solid #d39e00;border-radius:4px;padding:.7em 1em;font-weight:600}
 .table-wrap{overflow-x:auto;max-width:100%;margin:.6em 0 1.2em}
 table{border-collapse:collapse;font-size:.85em}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}td.num{white-space:nowrap;overflow-wrap:normal}
+th{background:#f0f0f0;overflow-wrap:normal}td:first-child,th:first-child{text-align:left}td.num{white-space:nowrap;overflow-wrap:normal}
 caption{caption-side:bottom;font-size:.85em;color:#555;text-align:left;padding-top:4px}
 figure{margin:1em 0;page-break-inside:avoid}figure img{max-width:100%;height:auto;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
 pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.8em}.below{color:#b00}.above{color:#070}.matched{color:#05a}.inconclusive{color:#777}
@@ -235,8 +235,8 @@ def _zf_section(doc: Doc, configs: list[ConfigGroup]) -> None:
                   f"sit where their {b['receptive_field'][0]}x{b['receptive_field'][1]}-pixel receptive field reaches past "
                   f"the image border into the zero padding ('SAME' padding), against "
                   f"{b['positions_clipped_share']:.0%} of all positions of the {b['feature_map'][0]}x{b['feature_map'][1]} "
-                  "feature map. " + ("The strongest units gather at the border more than position alone explains: the "
-                  "padding's edge is itself a feature the filters respond to." if b["clipped"] / max(b["units"], 1)
+                  "feature map. " + ("The strongest units sit at the border more often than position alone would explain, "
+                  "so the artificial edge the zero padding draws there may drive some of them." if b["clipped"] / max(b["units"], 1)
                   > b["positions_clipped_share"] + 0.05 else "That is about what position alone explains."))
         doc.figure(d / "occlusion_conv2.png", f"{g.model}: occlusion sensitivity (paper Fig. 7).")
         doc.figure(d / "evolution_conv2.png", f"{g.model}: feature evolution during training (paper Fig. 4).")
