@@ -127,7 +127,7 @@ def _suite_options(args: argparse.Namespace):
 
     return SuiteOptions(seeds=args.seeds, quick=args.quick, device=args.device,
                         data_root=str(args.data_root) if args.data_root else None, download=args.download,
-                        jobs=args.jobs, progress=not args.quiet)
+                        jobs=args.jobs, progress=not args.quiet, fleet=args.fleet)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -285,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--jobs", type=_int("--jobs", 1, 256), default=1, help="runs trained in parallel local processes (cores are split)")
         q.add_argument("--quick", action="store_true", help="the same runs cut to a few minutes on 2 CPU cores (smoke test)")
         q.add_argument("--quiet", action="store_true", help="no per-run progress bar")
+        q.add_argument("--fleet", choices=["auto", "on", "off"], default="auto",
+                       help="train runs that differ only in seed/init together as one batched program (auto: on CUDA)")
         _add_data_flags(q)
 
     p = sub.add_parser("run", help="run a whole suite (default: the assignment) and write the HTML report")

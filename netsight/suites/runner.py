@@ -39,6 +39,7 @@ class SuiteOptions:
     download: bool = False
     jobs: int = 1
     progress: bool = True
+    fleet: str = "auto"  # auto | on | off: train runs that differ only in seed/init as one batched fleet
 
 
 def _dataset(name: str, options: SuiteOptions) -> Dataset:
@@ -63,6 +64,58 @@ def _train_one(config: dict, path: str, options: SuiteOptions, threads: Optional
     return train(cfg, path, device=options.device, dataset=_dataset(cfg.data, options), resume=resume, progress=progress)
 
 
+def _train_fleet(configs: list[dict], paths: list[str], options: SuiteOptions, threads: Optional[int], progress: bool) -> list[dict]:
+    from ..train.fleet import train_fleet
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfgs = [TrainConfig.from_dict(c) for c in configs]
+    resume = any(Path(p, "config.json").exists() for p in paths)
+    return train_fleet(cfgs, paths, device=options.device, dataset=_dataset(cfgs[0].data, options), resume=resume, progress=progress)
+
+
+FLEETS = ("auto", "on", "off")
+MAX_FLEET_MEMBERS = 32  # members per fleet: LeNet5 needs ~52 MB per member (weights, grads, Adam moments)
+
+
+def use_fleets(options: SuiteOptions) -> bool:
+    """`auto`: fleets on CUDA, where they remove launch overhead; on the CPU single runs, which
+    measured faster there for the recurrent nets (benchmarks/bench_fleet.py)."""
+    if options.fleet not in FLEETS:
+        raise NetsightError(f"--fleet {options.fleet!r}: expected one of {', '.join(FLEETS)}")
+    if options.fleet != "auto":
+        return options.fleet == "on"
+    from ..train.loop import resolve_device
+
+    return resolve_device(options.device).type == "cuda"
+
+
+def plan_units(todo: list[tuple[RunSpec, Path]], fleets: bool) -> list[list[tuple[RunSpec, Path]]]:
+    """The units of work: fleets of runs that can train together (same fleet key, standing at the
+    same iteration), at most MAX_FLEET_MEMBERS each, or single runs."""
+    if not fleets:
+        return [[item] for item in todo]
+    from ..train.fleet import fleet_key
+
+    groups: dict[tuple, list] = {}
+    for spec, path in todo:
+        groups.setdefault((fleet_key(spec.config), _resume_point(path)), []).append((spec, path))
+    units = []
+    for members in groups.values():
+        for i in range(0, len(members), MAX_FLEET_MEMBERS):
+            units.append(members[i: i + MAX_FLEET_MEMBERS])
+    return units
+
+
+def _resume_point(path: Path) -> int:
+    if not (path / "checkpoint.pt").is_file():
+        return 0
+    try:
+        return int(open_run(path).summary.get("iterations_done") or 0)
+    except NetsightError:
+        return -1  # unreadable: a unit of its own, where the error will name it
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -83,20 +136,40 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
     _log(f"suite '{suite.title}': {len(specs)} runs, {len(specs) - len(todo)} already done, {len(todo)} to train"
          + (" (quick)" if options.quick else ""))
     started = time.perf_counter()
-    if options.jobs == 1 or len(todo) <= 1:
-        for i, (spec, path) in enumerate(todo, 1):
-            _log(f"[{i}/{len(todo)}] {spec.dirname}")
-            summary = _train_one(spec.config.to_dict(), str(path), options, None, options.progress)
+    units = plan_units(todo, use_fleets(options))
+    if len(units) < len(todo):
+        _log(f"training as {len(units)} fleet(s) and single runs (--fleet {options.fleet})")
+
+    def submit(unit, threads, progress):
+        if len(unit) == 1:
+            return _train_one, (unit[0][0].config.to_dict(), str(unit[0][1]), options, threads, progress)
+        return _train_fleet, ([s.config.to_dict() for s, _ in unit], [str(p) for _, p in unit], options, threads, progress)
+
+    def label(unit) -> str:
+        return unit[0][0].dirname if len(unit) == 1 else f"fleet of {len(unit)}: {unit[0][0].dirname} ..."
+
+    def finish(unit, result) -> None:
+        for (spec, path), summary in zip(unit, result if isinstance(result, list) else [result]):
             _check_summary(spec, path, summary)
+
+    if options.jobs == 1 or len(units) <= 1:
+        for i, unit in enumerate(units, 1):
+            _log(f"[{i}/{len(units)}] {label(unit)}")
+            fn, args = submit(unit, None, options.progress)
+            finish(unit, fn(*args))
     else:
         threads = max(1, (os.cpu_count() or 1) // options.jobs)
         with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_train_one, s.config.to_dict(), str(p), options, threads, False): (s, p) for s, p in todo}
+            futures = {}
+            for unit in units:
+                fn, args = submit(unit, threads, False)
+                futures[pool.submit(fn, *args)] = unit
             for i, future in enumerate(as_completed(futures), 1):
-                spec, path = futures[future]
-                summary = future.result()
-                _log(f"[{i}/{len(todo)}] {spec.dirname}: {summary['status']}, test acc {summary['final_test_acc']}")
-                _check_summary(spec, path, summary)
+                unit = futures[future]
+                result = future.result()
+                summaries = result if isinstance(result, list) else [result]
+                _log(f"[{i}/{len(units)}] {label(unit)}: " + ", ".join(f"{s['status']} {s['final_test_acc']}" for s in summaries))
+                finish(unit, result)
     _log(f"training done in {time.perf_counter() - started:.0f}s; analyses next")
     for spec, path in paths:
         run_analyses(spec, path, options)

@@ -1,0 +1,383 @@
+"""The fleet trainer: K runs of one architecture trained together as one batched program.
+
+The runs of a fleet share model, data, batch size, iteration count, evaluation interval,
+optimiser, learning rate and (for cnn-bn) dropout; they differ in seed, initialisation and
+snapshots. Each member is exactly the single run of its configuration where it can be:
+
+- it is initialised by the same two calls as a single run (`torch.manual_seed(seed)`, then
+  `build_model`), so its starting weights are bit-identical;
+- it draws its batches from its own `BatchSampler(seed)`: the same batches, in the same order;
+- the optimiser runs over the stacked tensors: Adam and SGD are elementwise, so this is
+  exactly per-run Adam/SGD (one shared step count, which every member has anyway);
+- the loss is the sum of the members' mean losses, so member k's gradient is its own loss's.
+
+What differs: the arithmetic (a grouped convolution or a batched product sums in another order,
+so values agree to float rounding, not bit for bit) and dropout's random masks (one generator
+for the fleet). The tests bound the first and measure both over full protocols.
+
+Every member writes the ordinary run directory (config.json, metrics.csv, model.safetensors
+loadable by the ordinary model, summary.json with `fleet: {members, index}`, curves.png), and
+its checkpoint.pt holds its own part of the state in the single-run format. A member that
+diverges stops (its summary says so) while the others go on; Ctrl-C checkpoints every member,
+and resuming the fleet continues each to the metrics an uninterrupted fleet gives.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..data import Dataset, load_dataset
+from ..errors import NetsightError
+from ..fileio import atomic_write, claim_output_folder, clean_leftovers, remove, write_csv, write_json
+from ..models import ModelConfig, build_model, count_parameters
+from ..models.fleet import load_member_states, member_state, member_tensor, stack_models
+from .config import TrainConfig, changed_fields
+from .loop import (CHECKPOINT_SECONDS, EVAL_BATCH, BatchSampler, _check_completed, _plot_curves, _stop_on_sigint,
+                   _torch_save, device_name, make_optimizer, resolve_device, versions)
+from .rundir import METRIC_COLUMNS, RUN_FILES, RunDir, load_checkpoint, open_run, save_weights
+
+# Fields that must be equal within a fleet (shapes, schedule, optimiser); seed, init and
+# snapshots may differ.
+FLEET_FIELDS = ("model", "data", "iterations", "batch_size", "lr", "optimizer", "eval_every", "hidden", "dropout")
+
+
+def fleet_key(config: TrainConfig) -> tuple:
+    return tuple(getattr(config, f) for f in FLEET_FIELDS)
+
+
+class _Member:
+    """One run inside a fleet: its config, run directory, sampler and metrics."""
+
+    def __init__(self, config: TrainConfig, out: Path, index: int):
+        self.config, self.dir, self.index = config, RunDir(Path(out)), index
+        self.rows: list[dict[str, float]] = []
+        self.start, self.seconds = 0, 0.0
+        self.status, self.message = "running", ""
+        self.state: Optional[dict[str, Any]] = None  # a loaded checkpoint
+
+
+def _prepare_dir(m: _Member, resume: bool) -> Optional[dict]:
+    """The single-run checks on an existing directory; a finished run's summary, or None."""
+    if m.dir.config.exists():
+        existing = open_run(m.dir.path)
+        if not resume:
+            raise NetsightError(f"--out {m.dir.path}: already holds a run (status {existing.summary.get('status')}); "
+                                "pass --resume to continue it, or choose another --out")
+        diff = changed_fields(existing.config, m.config)
+        if diff:
+            raise NetsightError(f"--resume {m.dir.path}: the run there has a different config ({'; '.join(diff)})")
+        if existing.summary.get("status") == "completed":
+            _check_completed(m.dir)
+            return existing.summary
+        if existing.summary.get("status") == "diverged":
+            return existing.summary
+    else:
+        claim_output_folder(m.dir.path, "--out")
+    clean_leftovers(m.dir.path, RUN_FILES)
+    return None
+
+
+def train_fleet(
+    configs: Sequence[TrainConfig],
+    outs: Sequence[str | Path],
+    *,
+    device: str = "auto",
+    dataset: Optional[Dataset] = None,
+    data_root: Optional[str | Path] = None,
+    download: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train `configs[i]` into `outs[i]`, all together; returns the members' summaries."""
+    if len(configs) != len(outs) or not configs:
+        raise NetsightError("fleet: give one output folder per config (and at least one)")
+    keys = {fleet_key(c) for c in configs}
+    if len(keys) != 1:
+        raise NetsightError(f"fleet: members must share {', '.join(FLEET_FIELDS)}")
+    if len({str(Path(o).resolve()) for o in outs}) != len(outs):
+        raise NetsightError("fleet: two members share an output folder")
+    dev = resolve_device(device)
+    members = [_Member(c, Path(o), i) for i, (c, o) in enumerate(zip(configs, outs))]
+    finished: dict[int, dict] = {}
+    for m in members:
+        done = _prepare_dir(m, resume)
+        if done is not None:
+            finished[m.index] = done
+    active = [m for m in members if m.index not in finished]
+    if not active:
+        return [finished[m.index] for m in members]
+
+    config = active[0].config
+    if dataset is None:
+        dataset = load_dataset(config.data, data_root, download)
+    elif dataset.name != config.data:
+        raise NetsightError(f"dataset {dataset.name!r} given for runs configured with data {config.data!r}")
+    data = dataset.to(dev)
+
+    models, samplers = [], []
+    for m in active:
+        mc = ModelConfig(m.config.model, data.image_shape, data.num_classes, m.config.hidden, m.config.dropout, m.config.init)
+        m.model_config = mc  # type: ignore[attr-defined]
+        torch.manual_seed(m.config.seed)  # exactly the single run's two calls: the same initial weights
+        models.append(build_model(mc))
+        samplers.append(BatchSampler(len(data.train_images), m.config.batch_size, m.config.seed, dev))
+    template = {k: v.clone() for k, v in models[0].state_dict().items()}
+    param_names = [n for n, _ in models[0].named_parameters()]
+    parameters = count_parameters(models[0])
+    k_all = len(active)
+
+    # resume: every member continues from its own checkpoint; they must stand at the same iteration
+    states = []
+    for m, sampler in zip(active, samplers):
+        if resume and m.dir.checkpoint.exists():
+            with load_checkpoint(m.dir.checkpoint, dev) as state:
+                sampler.load(state["sampler"])
+                m.start, m.seconds, m.rows = int(state["iteration"]), float(state["seconds"]), list(state["metrics"])
+                m.state = state
+                states.append(state)
+    if states and len(states) != len(active):
+        raise NetsightError("fleet: some members have a checkpoint and others do not; resume them as separate fleets")
+    if len({m.start for m in active}) != 1:
+        raise NetsightError("fleet: members stand at different iterations; resume them as separate fleets")
+    if states:
+        for model, state in zip(models, states):
+            model.load_state_dict(state["model"])
+
+    fleet = stack_models(models).to(dev)
+    fleet.train()
+    optimizer = make_optimizer(config, fleet.parameters())
+    if states:
+        _load_optimizer(optimizer, fleet, [s["optimizer"] for s in states], param_names, models[0])
+        torch.set_rng_state(states[0]["rng_cpu"])
+        if dev.type == "cuda" and states[0].get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(states[0]["rng_cuda"], dev)
+    else:
+        torch.manual_seed(active[0].config.seed)  # the fleet's one dropout generator
+    del models
+
+    info_common = {"data_source": dataset.source, "device": device_name(dev), "versions": versions()}
+    for m in active:
+        m.info = {"model": m.model_config.to_dict(), **info_common, "parameters": parameters,  # type: ignore[attr-defined]
+                  "fleet": {"members": len(members), "index": m.index}}
+        write_json(m.dir.config, {"train": m.config.to_dict(), **m.info})  # type: ignore[attr-defined]
+        write_csv(m.dir.metrics, METRIC_COLUMNS, m.rows)
+
+    iteration = active[0].start
+    interval_loss = torch.zeros(k_all, device=dev)
+    interval_correct = torch.zeros(k_all, device=dev, dtype=torch.long)
+    interval_count = 0
+    if states:
+        interval_loss = torch.stack([s["interval"]["loss"].to(dev).reshape(()) for s in states])
+        interval_correct = torch.stack([s["interval"]["correct"].to(dev).reshape(()) for s in states])
+        interval_count = int(states[0]["interval"]["count"])
+    alive = torch.ones(k_all, dtype=torch.bool, device=dev)
+    seconds = active[0].seconds
+    for m in active:
+        m.state = None
+
+    def summary(m: _Member, status: str, message: str = "") -> dict[str, Any]:
+        rows = m.rows
+        best = max(rows, key=lambda r: r["test_acc"]) if rows else None
+        s = {"status": status, "message": message, "iterations_done": iteration if status != "diverged" else m.diverged_at,  # type: ignore[attr-defined]
+             "final_test_acc": rows[-1]["test_acc"] if rows else None,
+             "final_train_acc_mean": rows[-1]["train_acc_mean"] if rows else None,
+             "best_test_acc": best["test_acc"] if best else None, "best_iteration": best["iteration"] if best else None,
+             "seconds": round(m.seconds, 3), **m.info, "config_key": m.config.key()}  # type: ignore[attr-defined]
+        write_json(m.dir.summary, s)
+        m.status = status
+        return s
+
+    def save_checkpoints() -> None:
+        opt_states = _split_optimizer(optimizer, fleet, param_names, template, k_all)
+        for i, m in enumerate(active):
+            if m.status != "running":
+                continue
+            state = {"iteration": iteration, "seconds": seconds, "metrics": m.rows,
+                     "model": member_state(fleet, template, k_all, i), "optimizer": opt_states[i],
+                     "sampler": samplers[i].state(), "rng_cpu": torch.get_rng_state(),
+                     "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                     "interval": {"loss": interval_loss[i].detach().cpu(), "correct": interval_correct[i].detach().cpu(),
+                                  "count": interval_count}}
+            atomic_write(m.dir.checkpoint, lambda tmp, state=state: _torch_save(state, tmp))
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=config.iterations, initial=iteration, desc=f"fleet of {k_all} {config.model}", unit="it",
+               disable=not progress, dynamic_ncols=True, leave=True)
+    snapshots = {m.index: set(m.config.snapshots) for m in active}
+    last_checkpoint = time.perf_counter()
+    status = "completed"
+    tick = time.perf_counter()
+    images, labels = data.train_images, data.train_labels
+    try:
+        with _stop_on_sigint() as sigint:
+            while iteration < config.iterations:
+                if sigint["stop"]:
+                    status = "interrupted"
+                    break
+                idx = torch.stack([s.next() for s in samplers])  # [K, B]: each member its own batch
+                x, y = Dataset.normalise(images[idx]), labels[idx]
+                logits = fleet(x)  # [K, B, classes]
+                losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none").view(y.shape).mean(1)
+                total = torch.where(alive, losses, torch.zeros_like(losses)).sum()  # a diverged member adds nothing
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                optimizer.step()
+                iteration += 1
+                batch_loss = losses.detach()
+                batch_correct = (logits.detach().argmax(2) == y).sum(1)
+                interval_loss += batch_loss
+                interval_correct += batch_correct
+                interval_count += 1
+                for i, m in enumerate(active):
+                    if iteration in snapshots[m.index] and m.status == "running":
+                        save_weights(_member_model(fleet, template, m, k_all, i), m.model_config, m.dir.snapshot(iteration),  # type: ignore[attr-defined]
+                                     {"iteration": str(iteration)})
+                bar.update(1)
+                if iteration % config.eval_every and iteration != config.iterations:
+                    continue
+                seconds += time.perf_counter() - tick
+                test_loss, test_acc = evaluate_fleet(fleet, data.test_images, data.test_labels)
+                n, b = interval_count, y.shape[1]
+                table = torch.stack([batch_loss.float(), batch_correct.float() / b, interval_loss / n,
+                                     interval_correct.float() / (n * b), test_loss, test_acc], 1).tolist()
+                for i, m in enumerate(active):
+                    if m.status != "running":
+                        continue
+                    values = table[i]
+                    m.seconds = seconds
+                    m.rows.append(dict(zip(METRIC_COLUMNS, [iteration, *values, round(seconds, 3)])))
+                    write_csv(m.dir.metrics, METRIC_COLUMNS, m.rows)
+                    if not all(math.isfinite(v) for v in values[:5:2]):
+                        m.diverged_at = iteration  # type: ignore[attr-defined]
+                        alive[i] = False
+                        summary(m, "diverged", f"loss became {values[2]} between iterations {iteration - n + 1} and "
+                                               f"{iteration} (lr {config.lr}); try a smaller --lr")
+                        _plot_curves(m.dir, _title(m.config), m.rows)
+                interval_loss.zero_()
+                interval_correct.zero_()
+                interval_count = 0
+                bar.set_postfix(alive=int(alive.sum()))
+                if not bool(alive.any()):
+                    break
+                if time.perf_counter() - last_checkpoint > CHECKPOINT_SECONDS and iteration < config.iterations:
+                    save_checkpoints()
+                    for m in active:
+                        if m.status == "running":
+                            summary(m, "running")
+                    last_checkpoint = time.perf_counter()
+                tick = time.perf_counter()
+    except BaseException:
+        try:
+            for m in active:
+                if m.status == "running":
+                    summary(m, "interrupted", "stopped by an error or a second Ctrl-C; --resume continues from the last checkpoint")
+        except (NetsightError, OSError):
+            pass
+        raise
+    finally:
+        bar.close()
+
+    results = {}
+    if status == "interrupted":
+        seconds += time.perf_counter() - tick
+        for m in active:
+            m.seconds = seconds if m.status == "running" else m.seconds
+        save_checkpoints()
+    for i, m in enumerate(active):
+        if m.status == "diverged":
+            results[m.index] = read_summary(m)
+        elif status == "interrupted":
+            results[m.index] = summary(m, "interrupted", f"stopped at iteration {iteration}; continue with --resume")
+            _plot_curves(m.dir, _title(m.config), m.rows)
+        else:
+            save_weights(_member_model(fleet, template, m, k_all, i), m.model_config, m.dir.weights)  # type: ignore[attr-defined]
+            _plot_curves(m.dir, _title(m.config), m.rows)
+            results[m.index] = summary(m, "completed")
+            remove(m.dir.checkpoint)
+    return [finished.get(m.index) or results[m.index] for m in members]
+
+
+def read_summary(m: _Member) -> dict:
+    from ..fileio import read_json
+
+    return read_json(m.dir.summary)
+
+
+def _title(config: TrainConfig) -> str:
+    return f"{config.model} on {config.data} (seed {config.seed})"
+
+
+def _member_model(fleet, template, m: _Member, k: int, i: int):
+    with torch.random.fork_rng(devices=[]):  # building a model draws random numbers: keep dropout's stream untouched
+        model = build_model(m.model_config)  # type: ignore[attr-defined]
+    model.load_state_dict(member_state(fleet, template, k, i))
+    return model
+
+
+@torch.inference_mode()
+def evaluate_fleet(fleet, images: torch.Tensor, labels: torch.Tensor, batch: int = EVAL_BATCH) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each member's mean loss and accuracy over a whole set in eval mode: two [K] device tensors."""
+    was_training = fleet.training
+    fleet.eval()
+    k = fleet.k
+    loss_sum = torch.zeros(k, device=images.device)
+    correct = torch.zeros(k, device=images.device, dtype=torch.long)
+    for start in range(0, len(images), batch):
+        x = Dataset.normalise(images[start: start + batch])
+        y = labels[start: start + batch]
+        logits = fleet(x.unsqueeze(0).expand(k, *x.shape))
+        loss_sum += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.repeat(k), reduction="none").view(k, -1).sum(1)
+        correct += (logits.argmax(2) == y).sum(1)
+    fleet.train(was_training)
+    return loss_sum / len(images), correct.float() / len(images)
+
+
+def _split_optimizer(optimizer, fleet, param_names: list[str], template: dict, k: int) -> list[dict]:
+    """Each member's optimiser state dict, in the single-run format (params numbered in order)."""
+    full = optimizer.state_dict()
+    fleet_params = dict(fleet.named_parameters())
+    index = {id(p): i for i, p in enumerate(optimizer.param_groups[0]["params"])}
+    out = []
+    for member in range(k):
+        state = {}
+        for j, name in enumerate(param_names):
+            s = full["state"].get(index[id(fleet_params[name])])
+            if s is None:
+                continue
+            like = template[name]
+            state[j] = {key: (member_tensor(v, like, k, member) if torch.is_tensor(v) and v.numel() > 1 else
+                              (v.clone() if torch.is_tensor(v) else v)) for key, v in s.items()}
+        groups = [{**g, "params": list(range(len(param_names)))} for g in full["param_groups"]]
+        out.append({"state": state, "param_groups": groups})
+    return out
+
+
+def _load_optimizer(optimizer, fleet, member_states: list[dict], param_names: list[str], example) -> None:
+    """The fleet optimiser's state from the members' (the inverse of _split_optimizer)."""
+    fleet_params = dict(fleet.named_parameters())
+    order = [id(p) for p in optimizer.param_groups[0]["params"]]
+    state = {}
+    for j, name in enumerate(param_names):
+        per = [s["state"].get(j) for s in member_states]
+        if any(p is None for p in per):
+            continue
+        target = fleet_params[name]
+        entry = {}
+        for key, v in per[0].items():
+            if torch.is_tensor(v) and v.numel() > 1:
+                entry[key] = torch.cat([p[key].reshape(1, *v.shape) for p in per]).reshape(target.shape)
+            else:
+                entry[key] = v
+        state[order.index(id(target))] = entry
+    optimizer.load_state_dict({"state": state, "param_groups": [
+        {**g, "params": list(range(len(order)))} for g in member_states[0]["param_groups"]]})
+
+
+__all__ = ["train_fleet", "fleet_key", "evaluate_fleet", "FLEET_FIELDS"]
