@@ -261,16 +261,22 @@ def _fmt(value: Any) -> Any:
     return repr(value) if isinstance(value, float) else value
 
 
-def read_json(path: str | Path) -> Any:
+def read_bytes(path: str | Path) -> bytes:
+    """A file's bytes; a missing file, a folder or an OS failure is one clear error."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return path.read_bytes()
     except FileNotFoundError:
         raise NetsightError(f"{path}: file not found") from None
     except IsADirectoryError:
-        raise NetsightError(f"{path}: is a folder, expected a JSON file") from None
+        raise NetsightError(f"{path}: is a folder, expected a file") from None
     except OSError as exc:
         raise os_error(path, exc, "cannot read") from None
+
+
+def read_json(path: str | Path) -> Any:
+    try:
+        return json.loads(read_bytes(path).decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise NetsightError(f"{path}: not valid JSON ({exc})") from None
 

@@ -48,16 +48,9 @@ COMPRESSION_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 
 
 def read_file(path: Path) -> bytes:
-    from ..fileio import os_error
+    from ..fileio import read_bytes
 
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise NetsightError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise NetsightError(f"{path}: is a folder, expected a file") from None
-    except OSError as exc:
-        raise os_error(path, exc, "cannot read") from None
+    return read_bytes(path)
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
