@@ -135,3 +135,20 @@ def test_fleet_auto_is_off_on_the_cpu():
     assert use_fleets(SuiteOptions(device="cpu", fleet="auto")) is False
     assert use_fleets(SuiteOptions(device="cpu", fleet="on")) is True
     assert FleetSequential  # the CNN fleet module is importable without CUDA
+
+
+def test_fleets_in_parallel_processes_match_one_process(tmp_path):
+    """--jobs 2 with fleets: each fleet is one task of the process pool; results equal --jobs 1 (CPU)."""
+    from netsight.suites.runner import SuiteOptions, run_suite
+    from netsight.suites.spec import parse_suite
+
+    suite = parse_suite('seeds = 2\n[[group]]\nname = "g"\nmodels = ["rnn"]\ndata = "mnist"\nhidden = [8, 16]\n'
+                        'iterations = 6\neval_every = 3\n', "t.toml")
+    run_suite(suite, tmp_path / "one", SuiteOptions(progress=False, fleet="on"), report=False)
+    run_suite(suite, tmp_path / "two", SuiteOptions(progress=False, fleet="on", jobs=2), report=False)
+    strip = lambda p: [{k: v for k, v in r.items() if k != "seconds"} for r in open_run(p).metrics()]  # noqa: E731
+    runs = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one" / "runs" / "g").iterdir())
+    assert len(runs) == 4
+    for rel in runs:
+        assert strip(tmp_path / "one" / rel) == strip(tmp_path / "two" / rel)
+        assert read_json(tmp_path / "two" / rel / "summary.json")["fleet"]["members"] == 2
