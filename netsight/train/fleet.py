@@ -1,14 +1,16 @@
 """The fleet trainer: K runs of one architecture trained together as one batched program.
 
 The runs of a fleet share model, data, batch size, iteration count, evaluation interval,
-optimiser, learning rate and (for cnn-bn) dropout; they differ in seed, initialisation and
+optimiser and (for cnn-bn) dropout; they differ in seed, initialisation, learning rate and
 snapshots. Each member is exactly the single run of its configuration where it can be:
 
 - it is initialised by the same two calls as a single run (`torch.manual_seed(seed)`, then
   `build_model`), so its starting weights are bit-identical;
 - it draws its batches from its own `BatchSampler(seed)`: the same batches, in the same order;
 - the optimiser runs over the stacked tensors: Adam and SGD are elementwise, so this is
-  exactly per-run Adam/SGD (one shared step count, which every member has anyway);
+  exactly per-run Adam/SGD (one shared step count, which every member has anyway); where the
+  members' learning rates differ, the step is taken with lr 1 and each member's update is then
+  scaled by its own lr (both optimisers' updates are proportional to lr);
 - the loss is the sum of the members' mean losses, so member k's gradient is its own loss's.
 
 What differs: the arithmetic (a grouped convolution or a batched product sums in another order,
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -42,9 +45,9 @@ from .loop import (CHECKPOINT_SECONDS, EVAL_BATCH, BatchSampler, _check_complete
                    _torch_save, device_name, make_optimizer, resolve_device, versions)
 from .rundir import METRIC_COLUMNS, RUN_FILES, RunDir, load_checkpoint, open_run, save_weights
 
-# Fields that must be equal within a fleet (shapes, schedule, optimiser); seed, init and
+# Fields that must be equal within a fleet (shapes, schedule, optimiser); seed, init, lr and
 # snapshots may differ.
-FLEET_FIELDS = ("model", "data", "iterations", "batch_size", "lr", "optimizer", "eval_every", "hidden", "dropout")
+FLEET_FIELDS = ("model", "data", "iterations", "batch_size", "optimizer", "eval_every", "hidden", "dropout")
 
 
 def fleet_key(config: TrainConfig) -> tuple:
@@ -151,9 +154,15 @@ def train_fleet(
 
     fleet = stack_models(models).to(dev)
     fleet.train()
-    optimizer = make_optimizer(config, fleet.parameters())
+    lrs = [m.config.lr for m in active]
+    mixed_lr = len(set(lrs)) > 1
+    optimizer = make_optimizer(replace(config, lr=1.0) if mixed_lr else config, fleet.parameters())
+    step = _scaled_step(optimizer, fleet, torch.tensor(lrs, device=dev)) if mixed_lr else optimizer.step
     if states:
         _load_optimizer(optimizer, fleet, [s["optimizer"] for s in states], param_names, models[0])
+        if mixed_lr:
+            for group in optimizer.param_groups:
+                group["lr"] = 1.0
         torch.set_rng_state(states[0]["rng_cpu"])
         if dev.type == "cuda" and states[0].get("rng_cuda") is not None:
             torch.cuda.set_rng_state(states[0]["rng_cuda"], dev)
@@ -194,7 +203,7 @@ def train_fleet(
         return s
 
     def save_checkpoints() -> None:
-        opt_states = _split_optimizer(optimizer, fleet, param_names, template, k_all)
+        opt_states = _split_optimizer(optimizer, fleet, param_names, template, k_all, lrs)
         for i, m in enumerate(active):
             if m.status != "running":
                 continue
@@ -228,7 +237,7 @@ def train_fleet(
                 total = torch.where(alive, losses, torch.zeros_like(losses)).sum()  # a diverged member adds nothing
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
-                optimizer.step()
+                step()
                 iteration += 1
                 batch_loss = losses.detach()
                 batch_correct = (logits.detach().argmax(2) == y).sum(1)
@@ -258,7 +267,7 @@ def train_fleet(
                         m.diverged_at = iteration  # type: ignore[attr-defined]
                         alive[i] = False
                         summary(m, "diverged", f"loss became {values[2]} between iterations {iteration - n + 1} and "
-                                               f"{iteration} (lr {config.lr}); try a smaller --lr")
+                                               f"{iteration} (lr {m.config.lr}); try a smaller --lr")
                         _plot_curves(m.dir, _title(m.config), m.rows)
                 interval_loss.zero_()
                 interval_correct.zero_()
@@ -339,7 +348,23 @@ def evaluate_fleet(fleet, images: torch.Tensor, labels: torch.Tensor, batch: int
     return loss_sum / len(images), correct.float() / len(images)
 
 
-def _split_optimizer(optimizer, fleet, param_names: list[str], template: dict, k: int) -> list[dict]:
+def _scaled_step(optimizer, fleet, lrs: torch.Tensor):
+    """An optimiser step with a learning rate per member: step with lr 1, then scale each
+    member's block of every update by its lr. Adam's and SGD's updates are lr times a term
+    that does not depend on lr, so this is that optimiser with each member's own lr."""
+    params = [p for p in fleet.parameters()]
+    k = len(lrs)
+
+    @torch.no_grad()
+    def step() -> None:
+        before = [p.detach().clone() for p in params]
+        optimizer.step()
+        for p, b in zip(params, before):
+            p.view(k, -1).copy_(torch.addcmul(b.view(k, -1), p.view(k, -1) - b.view(k, -1), lrs[:, None]))
+    return step
+
+
+def _split_optimizer(optimizer, fleet, param_names: list[str], template: dict, k: int, lrs: list[float]) -> list[dict]:
     """Each member's optimiser state dict, in the single-run format (params numbered in order)."""
     full = optimizer.state_dict()
     fleet_params = dict(fleet.named_parameters())
@@ -354,7 +379,7 @@ def _split_optimizer(optimizer, fleet, param_names: list[str], template: dict, k
             like = template[name]
             state[j] = {key: (member_tensor(v, like, k, member) if torch.is_tensor(v) and v.numel() > 1 else
                               (v.clone() if torch.is_tensor(v) else v)) for key, v in s.items()}
-        groups = [{**g, "params": list(range(len(param_names)))} for g in full["param_groups"]]
+        groups = [{**g, "lr": lrs[member], "params": list(range(len(param_names)))} for g in full["param_groups"]]
         out.append({"state": state, "param_groups": groups})
     return out
 

@@ -53,6 +53,20 @@ def test_the_first_50_iterations_equal_the_single_runs(tmp_path, model, kw, tol)
     assert acc.item() == pytest.approx(run.metrics()[-1]["test_acc"], abs=1e-6)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_members_with_their_own_learning_rates(tmp_path, optimizer):
+    """lr may differ within a fleet: the step runs with lr 1 and each member's update is scaled by its lr."""
+    data = tiny_dataset()
+    configs = [resolve("gru", "mnist", seed=s, lr=lr, hidden=8, iterations=30, eval_every=1, batch_size=16, optimizer=optimizer)
+               for s, lr in ((1, 1e-3), (2, 5e-3), (3, 2e-2))]
+    train_fleet(configs, [tmp_path / f"f{c.seed}" for c in configs], dataset=data, progress=False)
+    for c in configs:
+        train(c, tmp_path / f"s{c.seed}", dataset=data, progress=False)
+        for a, b in zip(_losses(tmp_path / f"f{c.seed}"), _losses(tmp_path / f"s{c.seed}"), strict=True):
+            assert a[0] == pytest.approx(b[0], abs=1e-5) and a[1] == pytest.approx(b[1], abs=1e-5)
+    assert read_json(tmp_path / "f3" / "config.json")["train"]["lr"] == 2e-2
+
+
 def test_resuming_an_interrupted_fleet_equals_an_uninterrupted_fleet(tmp_path, monkeypatch):
     data = tiny_dataset()
     configs = _configs("cnn-bn", iterations=24, eval_every=5)  # dropout on: the fleet's RNG must resume too
@@ -105,6 +119,8 @@ def test_fleet_refuses_mismatched_members(tmp_path):
 
     with pytest.raises(NetsightError, match="members must share"):
         train_fleet([resolve("gru", hidden=8), resolve("gru", hidden=16)], [tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(NetsightError, match="members must share"):
+        train_fleet([resolve("gru", optimizer="sgd"), resolve("gru")], [tmp_path / "a", tmp_path / "b"])
     with pytest.raises(NetsightError, match="share an output folder"):
         train_fleet(_configs("gru", seeds=(1, 2), hidden=8), [tmp_path / "a", tmp_path / "a"])
 
