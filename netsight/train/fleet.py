@@ -63,6 +63,9 @@ class _Member:
         self.start, self.seconds = 0, 0.0
         self.status, self.message = "running", ""
         self.state: Optional[dict[str, Any]] = None  # a loaded checkpoint
+        self.model_config: Optional[ModelConfig] = None
+        self.info: dict[str, Any] = {}  # what config.json and summary.json record beside the config
+        self.diverged_at = 0
 
 
 def _prepare_dir(m: _Member, resume: bool) -> Optional[dict]:
@@ -126,7 +129,7 @@ def train_fleet(
     models, samplers = [], []
     for m in active:
         mc = ModelConfig(m.config.model, data.image_shape, data.num_classes, m.config.hidden, m.config.dropout, m.config.init)
-        m.model_config = mc  # type: ignore[attr-defined]
+        m.model_config = mc
         torch.manual_seed(m.config.seed)  # exactly the single run's two calls: the same initial weights
         models.append(build_model(mc))
         samplers.append(BatchSampler(len(data.train_images), m.config.batch_size, m.config.seed, dev))
@@ -172,9 +175,9 @@ def train_fleet(
 
     info_common = {"data_source": dataset.source, "device": device_name(dev), "versions": versions()}
     for m in active:
-        m.info = {"model": m.model_config.to_dict(), **info_common, "parameters": parameters,  # type: ignore[attr-defined]
+        m.info = {"model": m.model_config.to_dict(), **info_common, "parameters": parameters,
                   "fleet": {"members": len(members), "index": m.index}}
-        write_json(m.dir.config, {"train": m.config.to_dict(), **m.info})  # type: ignore[attr-defined]
+        write_json(m.dir.config, {"train": m.config.to_dict(), **m.info})
         write_csv(m.dir.metrics, METRIC_COLUMNS, m.rows)
 
     iteration = active[0].start
@@ -193,11 +196,11 @@ def train_fleet(
     def summary(m: _Member, status: str, message: str = "") -> dict[str, Any]:
         rows = m.rows
         best = max(rows, key=lambda r: r["test_acc"]) if rows else None
-        s = {"status": status, "message": message, "iterations_done": iteration if status != "diverged" else m.diverged_at,  # type: ignore[attr-defined]
+        s = {"status": status, "message": message, "iterations_done": iteration if status != "diverged" else m.diverged_at,
              "final_test_acc": rows[-1]["test_acc"] if rows else None,
              "final_train_acc_mean": rows[-1]["train_acc_mean"] if rows else None,
              "best_test_acc": best["test_acc"] if best else None, "best_iteration": best["iteration"] if best else None,
-             "seconds": round(m.seconds, 3), **m.info, "config_key": m.config.key()}  # type: ignore[attr-defined]
+             "seconds": round(m.seconds, 3), **m.info, "config_key": m.config.key()}
         write_json(m.dir.summary, s)
         m.status = status
         return s
@@ -246,7 +249,7 @@ def train_fleet(
                 interval_count += 1
                 for i, m in enumerate(active):
                     if iteration in snapshots[m.index] and m.status == "running":
-                        save_weights(_member_model(fleet, template, m, k_all, i), m.model_config, m.dir.snapshot(iteration),  # type: ignore[attr-defined]
+                        save_weights(_member_model(fleet, template, m, k_all, i), m.model_config, m.dir.snapshot(iteration),
                                      {"iteration": str(iteration)})
                 bar.update(1)
                 if iteration % config.eval_every and iteration != config.iterations:
@@ -264,7 +267,7 @@ def train_fleet(
                     m.rows.append(dict(zip(METRIC_COLUMNS, [iteration, *values, round(seconds, 3)])))
                     write_csv(m.dir.metrics, METRIC_COLUMNS, m.rows)
                     if not all(math.isfinite(v) for v in values[:5:2]):
-                        m.diverged_at = iteration  # type: ignore[attr-defined]
+                        m.diverged_at = iteration
                         alive[i] = False
                         summary(m, "diverged", f"loss became {values[2]} between iterations {iteration - n + 1} and "
                                                f"{iteration} (lr {m.config.lr}); try a smaller --lr")
@@ -306,7 +309,7 @@ def train_fleet(
             results[m.index] = summary(m, "interrupted", f"stopped at iteration {iteration}; continue with --resume")
             _plot_curves(m.dir, _title(m.config), m.rows)
         else:
-            save_weights(_member_model(fleet, template, m, k_all, i), m.model_config, m.dir.weights)  # type: ignore[attr-defined]
+            save_weights(_member_model(fleet, template, m, k_all, i), m.model_config, m.dir.weights)
             _plot_curves(m.dir, _title(m.config), m.rows)
             results[m.index] = summary(m, "completed")
             remove(m.dir.checkpoint)
@@ -325,7 +328,7 @@ def _title(config: TrainConfig) -> str:
 
 def _member_model(fleet, template, m: _Member, k: int, i: int):
     with torch.random.fork_rng(devices=[]):  # building a model draws random numbers: keep dropout's stream untouched
-        model = build_model(m.model_config)  # type: ignore[attr-defined]
+        model = build_model(m.model_config)
     model.load_state_dict(member_state(fleet, template, k, i))
     return model
 
