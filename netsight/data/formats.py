@@ -22,6 +22,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import NetsightError
+from ..fileio import read_bytes
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _XZ_MAGIC = b"\xfd7zXZ\x00"
@@ -30,7 +31,7 @@ _IDX_UINT8 = 0x08
 
 def read_compressed(path: Path) -> bytes:
     """The bytes of `path`, un-gzipped or un-xz'd when its first bytes say it is compressed."""
-    data = read_file(path)
+    data = read_bytes(path)
     try:
         if data.startswith(_GZIP_MAGIC):
             return gzip.decompress(data)
@@ -45,12 +46,6 @@ def read_compressed(path: Path) -> bytes:
 # What a damaged gzip/xz stream raises: a bad header or CRC (OSError: BadGzipFile), a bad deflate
 # stream (zlib.error), a cut-off stream (EOFError), a bad xz block (LZMAError).
 COMPRESSION_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
-
-
-def read_file(path: Path) -> bytes:
-    from ..fileio import read_bytes
-
-    return read_bytes(path)
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -112,7 +107,7 @@ _ALLOWED_GLOBALS = {
 def read_cifar_batch(source: BinaryIO | Path, name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 python batch -> (images uint8 [N,3,32,32], labels int64 [N])."""
     name = name or str(source)
-    raw = read_file(source) if isinstance(source, Path) else source.read()
+    raw = read_bytes(source) if isinstance(source, Path) else source.read()
     try:
         obj = _RestrictedUnpickler(io.BytesIO(raw), encoding="latin1").load()
     except Exception as exc:  # noqa: BLE001 - damaged pickles raise almost any type; the unpickler
@@ -135,7 +130,7 @@ def decode_image(data: bytes | Path, name: str, channels: int, size: int | None)
     from PIL import Image
 
     if isinstance(data, Path):
-        data = read_file(data)
+        data = read_bytes(data)
     try:
         with Image.open(io.BytesIO(data)) as img:
             img = img.convert("L" if channels == 1 else "RGB")

@@ -80,7 +80,7 @@ MAX_FLEET_MEMBERS = 32  # members per fleet: LeNet5 needs ~52 MB per member (wei
 
 def use_fleets(options: SuiteOptions) -> bool:
     """`auto`: fleets on CUDA, where they remove launch overhead; on the CPU single runs, which
-    measured faster there for the recurrent nets (benchmarks/bench_fleet.py)."""
+    measured faster there for every family (0.52x-0.92x on 2 cores, benchmarks/bench_fleet.py)."""
     if options.fleet not in FLEETS:
         raise NetsightError(f"--fleet {options.fleet!r}: expected one of {', '.join(FLEETS)}")
     if options.fleet != "auto":

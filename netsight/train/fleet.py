@@ -37,13 +37,13 @@ import torch.nn.functional as F
 
 from ..data import Dataset, load_dataset
 from ..errors import NetsightError
-from ..fileio import atomic_write, claim_output_folder, clean_leftovers, remove, write_csv, write_json
+from ..fileio import atomic_write, read_json, remove, write_csv, write_json
 from ..models import ModelConfig, build_model, count_parameters
 from ..models.fleet import load_member_states, member_state, member_tensor, stack_models
-from .config import TrainConfig, changed_fields
-from .loop import (CHECKPOINT_SECONDS, EVAL_BATCH, BatchSampler, _check_completed, _plot_curves, _stop_on_sigint,
-                   _torch_save, device_name, make_optimizer, resolve_device, versions)
-from .rundir import METRIC_COLUMNS, RUN_FILES, RunDir, load_checkpoint, open_run, save_weights
+from .config import TrainConfig
+from .loop import (CHECKPOINT_SECONDS, EVAL_BATCH, BatchSampler, _plot_curves, _stop_on_sigint, _torch_save, device_name,
+                   make_optimizer, prepare_run_dir, resolve_device, versions)
+from .rundir import METRIC_COLUMNS, RunDir, load_checkpoint, save_weights
 
 # Fields that must be equal within a fleet (shapes, schedule, optimiser); seed, init, lr and
 # snapshots may differ.
@@ -61,32 +61,11 @@ class _Member:
         self.config, self.dir, self.index = config, RunDir(Path(out)), index
         self.rows: list[dict[str, float]] = []
         self.start, self.seconds = 0, 0.0
-        self.status, self.message = "running", ""
+        self.status = "running"
         self.state: Optional[dict[str, Any]] = None  # a loaded checkpoint
         self.model_config: Optional[ModelConfig] = None
         self.info: dict[str, Any] = {}  # what config.json and summary.json record beside the config
         self.diverged_at = 0
-
-
-def _prepare_dir(m: _Member, resume: bool) -> Optional[dict]:
-    """The single-run checks on an existing directory; a finished run's summary, or None."""
-    if m.dir.config.exists():
-        existing = open_run(m.dir.path)
-        if not resume:
-            raise NetsightError(f"--out {m.dir.path}: already holds a run (status {existing.summary.get('status')}); "
-                                "pass --resume to continue it, or choose another --out")
-        diff = changed_fields(existing.config, m.config)
-        if diff:
-            raise NetsightError(f"--resume {m.dir.path}: the run there has a different config ({'; '.join(diff)})")
-        if existing.summary.get("status") == "completed":
-            _check_completed(m.dir)
-            return existing.summary
-        if existing.summary.get("status") == "diverged":
-            return existing.summary
-    else:
-        claim_output_folder(m.dir.path, "--out")
-    clean_leftovers(m.dir.path, RUN_FILES)
-    return None
 
 
 def train_fleet(
@@ -112,7 +91,7 @@ def train_fleet(
     members = [_Member(c, Path(o), i) for i, (c, o) in enumerate(zip(configs, outs))]
     finished: dict[int, dict] = {}
     for m in members:
-        done = _prepare_dir(m, resume)
+        done = prepare_run_dir(m.dir, m.config, resume)
         if done is not None:
             finished[m.index] = done
     active = [m for m in members if m.index not in finished]
@@ -162,7 +141,7 @@ def train_fleet(
     optimizer = make_optimizer(replace(config, lr=1.0) if mixed_lr else config, fleet.parameters())
     step = _scaled_step(optimizer, fleet, torch.tensor(lrs, device=dev)) if mixed_lr else optimizer.step
     if states:
-        _load_optimizer(optimizer, fleet, [s["optimizer"] for s in states], param_names, models[0])
+        _load_optimizer(optimizer, fleet, [s["optimizer"] for s in states], param_names)
         if mixed_lr:
             for group in optimizer.param_groups:
                 group["lr"] = 1.0
@@ -304,7 +283,7 @@ def train_fleet(
         save_checkpoints()
     for i, m in enumerate(active):
         if m.status == "diverged":
-            results[m.index] = read_summary(m)
+            results[m.index] = read_json(m.dir.summary)
         elif status == "interrupted":
             results[m.index] = summary(m, "interrupted", f"stopped at iteration {iteration}; continue with --resume")
             _plot_curves(m.dir, _title(m.config), m.rows)
@@ -314,12 +293,6 @@ def train_fleet(
             results[m.index] = summary(m, "completed")
             remove(m.dir.checkpoint)
     return [finished.get(m.index) or results[m.index] for m in members]
-
-
-def read_summary(m: _Member) -> dict:
-    from ..fileio import read_json
-
-    return read_json(m.dir.summary)
 
 
 def _title(config: TrainConfig) -> str:
@@ -387,7 +360,7 @@ def _split_optimizer(optimizer, fleet, param_names: list[str], template: dict, k
     return out
 
 
-def _load_optimizer(optimizer, fleet, member_states: list[dict], param_names: list[str], example) -> None:
+def _load_optimizer(optimizer, fleet, member_states: list[dict], param_names: list[str]) -> None:
     """The fleet optimiser's state from the members' (the inverse of _split_optimizer)."""
     fleet_params = dict(fleet.named_parameters())
     order = [id(p) for p in optimizer.param_groups[0]["params"]]

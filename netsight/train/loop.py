@@ -147,21 +147,10 @@ def _plot_curves(rundir: RunDir, title: str, rows: list[dict[str, float]]) -> No
         save_figure(plot_curves(rows, title), rundir.curves)
 
 
-def train(
-    config: TrainConfig,
-    out: str | Path,
-    *,
-    device: str = "auto",
-    data_root: Optional[str | Path] = None,
-    download: bool = False,
-    dataset: Optional[Dataset] = None,
-    resume: bool = False,
-    tensorboard: bool = False,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train `config` into the run directory `out`; returns the summary (also in summary.json)."""
-    rundir = RunDir(Path(out))
-    dev = resolve_device(device)
+def prepare_run_dir(rundir: RunDir, config: TrainConfig, resume: bool) -> Optional[dict[str, Any]]:
+    """Check `rundir` before training into it (the single-run trainer and the fleet share this):
+    an existing run needs --resume and the same config; a finished one returns its summary
+    (None otherwise); a new folder must be ours to write; leftovers of killed writes go."""
     if rundir.config.exists():
         existing = open_run(rundir.path)
         if not resume:
@@ -182,6 +171,27 @@ def train(
     for folder in (rundir.path, rundir.snapshots):  # what a killed write left behind (never anything else)
         clean_leftovers(folder, RUN_FILES if folder == rundir.path else [p.name for p in folder.glob("iter_*.safetensors")]
                         + [f"iter_{i:06d}.safetensors" for i in config.snapshots])
+    return None
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    device: str = "auto",
+    data_root: Optional[str | Path] = None,
+    download: bool = False,
+    dataset: Optional[Dataset] = None,
+    resume: bool = False,
+    tensorboard: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train `config` into the run directory `out`; returns the summary (also in summary.json)."""
+    rundir = RunDir(Path(out))
+    dev = resolve_device(device)
+    finished = prepare_run_dir(rundir, config, resume)
+    if finished is not None:
+        return finished
 
     if dataset is None:
         dataset = load_dataset(config.data, data_root, download)
