@@ -13,13 +13,13 @@ exact zeros (counted exactly, as are the negatives) is reported as exactly 0.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Iterable, Optional
 
 import torch
 from torch import nn
 
 from ..data import Dataset
-from .hooks import capture_outputs
+from .hooks import forward_hooks
 from .stages import Stage, conv_stages
 
 PERCENTILES = (1, 50, 99)
@@ -99,27 +99,55 @@ def percentile_from_histogram(counts: torch.Tensor, lo: float, hi: float, q: flo
 def activation_statistics(model: nn.Module, images: torch.Tensor, batch_size: int = 500, bins: int = BINS) -> ActivationStatistics:
     """Statistics of every conv stage of `model` over `images` (uint8 [N,C,H,W])."""
     device = next(model.parameters()).device
+    return stream_activation_statistics(model, lambda: _batches(images, batch_size, device), tuple(images.shape[1:]), bins)
+
+
+@torch.no_grad()
+def stream_activation_statistics(model: nn.Module, batches: Callable[[], Iterable[torch.Tensor]],
+                                 input_shape: tuple[int, ...], bins: int = BINS) -> ActivationStatistics:
+    """Statistics of every conv stage over the float batches `batches()` yields (called twice:
+    moments, then histograms). Each stage is read inside its module's forward hook, before any
+    later in-place operation (an in-place ReLU, a skip connection's `+=`) can change it; a module
+    that runs several times per forward pass (a shared ReLU) counts at its first run only, the
+    one `conv_stages` assigned to its convolution."""
     was_training = model.training
     model.eval()
     try:
-        stages = conv_stages(model, tuple(images.shape[1:]))
-        modules = sorted({s.module for s in stages})
+        stages = conv_stages(model, input_shape)
+        by_module: dict[str, list[Stage]] = {}
+        for s in stages:
+            by_module.setdefault(s.module, []).append(s)
         acc = {s.label: ChannelAccumulator() for s in stages}
         shapes: dict[str, tuple[int, ...]] = {}
-        with capture_outputs(model, modules) as out:
-            for x in _batches(images, batch_size, device):  # pass 1: moments, extremes, zeros
-                model(x)
-                for s in stages:
-                    acc[s.label].update(out[s.module])
-                    shapes[s.label] = tuple(out[s.module].shape[1:])
-            ranges = {s.label: (acc[s.label].min.min().item(), acc[s.label].max.max().item()) for s in stages}
-            hists = {s.label: torch.zeros(bins, dtype=torch.float64, device=device) for s in stages}
-            for x in _batches(images, batch_size, device):  # pass 2: histograms for the percentiles
-                model(x)
-                for s in stages:
-                    lo, hi = ranges[s.label]
-                    v = out[s.module].reshape(-1).float()
-                    hists[s.label] += torch.histc(v, bins=bins, min=lo, max=hi if hi > lo else lo + 1).double()
+        calls: dict[str, int] = {}
+
+        def run(visit: Callable[[Stage, torch.Tensor], None]) -> None:
+            def make(name: str):
+                def hook(module, inputs, output):
+                    calls[name] = calls.get(name, 0) + 1
+                    if calls[name] == 1:
+                        for stage in by_module[name]:
+                            visit(stage, output)
+                return hook
+
+            with forward_hooks(model, {name: make(name) for name in by_module}):
+                for x in batches():
+                    calls.clear()
+                    model(x.to(_device(model)))
+
+        def moments(stage: Stage, out: torch.Tensor) -> None:
+            acc[stage.label].update(out)
+            shapes[stage.label] = tuple(out.shape[1:])
+
+        run(moments)  # pass 1: moments, extremes, zeros
+        ranges = {s.label: (acc[s.label].min.min().item(), acc[s.label].max.max().item()) for s in stages}
+        hists = {s.label: torch.zeros(bins, dtype=torch.float64, device=_device(model)) for s in stages}
+
+        def histogram(stage: Stage, out: torch.Tensor) -> None:
+            lo, hi = ranges[stage.label]
+            hists[stage.label] += torch.histc(out.reshape(-1).float(), bins=bins, min=lo, max=hi if hi > lo else lo + 1).double()
+
+        run(histogram)  # pass 2: histograms for the percentiles
     finally:
         model.train(was_training)
 
@@ -148,3 +176,8 @@ def activation_statistics(model: nn.Module, images: torch.Tensor, batch_size: in
 STAT_COLUMNS = ["layer", "stage", "module", "shape", "count", "mean", "std", "min", "max", "zero_frac",
                 "p1", "p50", "p99", "dead_channels", "channels"]
 CHANNEL_COLUMNS = ["layer", "stage", "channel", "mean", "std", "min", "max", "zero_frac", "dead"]
+
+
+def _device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")

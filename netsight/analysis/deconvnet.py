@@ -156,6 +156,21 @@ class Deconvnet:
             # dropout / identity: nothing to undo at eval time
         return r
 
+    def activations(self, x: torch.Tensor) -> torch.Tensor:
+        """The target layer's output for a float batch (eval mode, no gradient)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self.forward(x)[0]
+        finally:
+            self.model.train(was_training)
+
+    @property
+    def field(self):
+        from .receptive_field import receptive_field
+
+        return receptive_field(self.chain)
+
     def project(self, x: torch.Tensor, channels: torch.Tensor | int, mode: str = "max",
                 positions: Optional[torch.Tensor] = None) -> Projection:
         """Project feature map `channels[i]` of image `x[i]` (float input, [N,C,H,W]).
@@ -168,35 +183,42 @@ class Deconvnet:
         self.model.eval()
         try:
             top, records = self.forward(x)
-            n = len(x)
-            channels = torch.as_tensor(channels, device=x.device).expand(n) if not torch.is_tensor(channels) or channels.dim() == 0 \
-                else channels.to(x.device)
-            if channels.max() >= top.shape[1] or channels.min() < 0:
-                raise NetsightError(f"feature map {int(channels.max())} out of range: layer {self.target} has {top.shape[1]}")
-            maps = top[torch.arange(n, device=x.device), channels]  # [N, H, W] or [N]
-            signal = torch.zeros_like(top)
-            rows = torch.arange(n, device=x.device)
-            if maps.dim() == 1:
-                signal[rows, channels] = maps
-                pos = torch.zeros(n, 2, dtype=torch.long, device=x.device)
-                values = maps
-            else:
-                flat = maps.flatten(1)
-                if positions is None:
-                    idx = flat.argmax(1)
-                else:
-                    idx = positions[:, 0].to(x.device) * maps.shape[2] + positions[:, 1].to(x.device)
-                pos = torch.stack([idx // maps.shape[2], idx % maps.shape[2]], 1)
-                if mode == "max":
-                    values = flat[rows, idx]
-                    signal[rows, channels, pos[:, 0], pos[:, 1]] = values
-                else:
-                    values = flat.sum(1)
-                    signal[rows, channels] = maps
+            signal, values, pos, channels = unit_signal(top, channels, mode, positions, self.target)
             images = self.backward(signal, records)
         finally:
             self.model.train(was_training)
         return Projection(images, channels, values, pos)
+
+
+def unit_signal(top: torch.Tensor, channels: torch.Tensor | int, mode: str, positions: Optional[torch.Tensor],
+                layer: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The layer's activations zeroed except, per image i, map `channels[i]` (mode "map") or its
+    strongest unit / the unit at `positions[i]` (mode "max"). Returns (signal, values, positions, channels)."""
+    n, device = len(top), top.device
+    channels = torch.as_tensor(channels, device=device).expand(n) if not torch.is_tensor(channels) or channels.dim() == 0 \
+        else channels.to(device)
+    if channels.max() >= top.shape[1] or channels.min() < 0:
+        raise NetsightError(f"feature map {int(channels.max())} out of range: layer {layer} has {top.shape[1]}")
+    rows = torch.arange(n, device=device)
+    maps = top[rows, channels]  # [N, H, W] or [N]
+    signal = torch.zeros_like(top)
+    if maps.dim() == 1:
+        signal[rows, channels] = maps
+        return signal, maps, torch.zeros(n, 2, dtype=torch.long, device=device), channels
+    flat = maps.flatten(1)
+    width = maps.shape[-1]
+    if positions is None:
+        idx = flat.argmax(1)
+    else:
+        idx = positions[:, 0].to(device) * width + positions[:, 1].to(device)
+    pos = torch.stack([idx // width, idx % width], 1)
+    if mode == "max":
+        values = flat[rows, idx]
+        signal[rows, channels, pos[:, 0], pos[:, 1]] = values
+    else:
+        values = flat.sum(1)
+        signal[rows, channels] = maps
+    return signal, values, pos, channels
 
 
 def _unpool(r: torch.Tensor, switches: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:

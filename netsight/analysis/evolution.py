@@ -16,7 +16,7 @@ import torch
 from ..data import Dataset
 from ..errors import NetsightError
 from ..train.rundir import RunDir, load_weights
-from .deconvnet import Deconvnet
+from .deconvnet_graph import make_deconvnet
 from .topk import top_activations
 
 
@@ -44,7 +44,7 @@ def feature_evolution(snapshots: list[tuple[int, Path]], images: torch.Tensor, l
         model = load_weights(path, device)
         top = top_activations(model, images, layer, k=1)
         n = min(maps, top.values.shape[0])
-        deconv = Deconvnet(model, layer, tuple(images.shape[1:]))
+        deconv = make_deconvnet(model, layer, tuple(images.shape[1:]))
         x = Dataset.normalise(images[top.image_index[:n, 0]].to(device))
         proj = deconv.project(x, torch.arange(n, device=x.device), "max", top.positions[:n, 0])
         projections.append(proj.images.cpu())

@@ -72,3 +72,26 @@ def leaf_execution_order(model: nn.Module, example: torch.Tensor) -> list[tuple[
 def count_hooks(model: nn.Module) -> int:
     """How many forward hooks the model's modules hold (the tests use it to prove none leak)."""
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+@contextmanager
+def normalised_input(model: nn.Module, mean, std) -> Iterator[None]:
+    """For the block only, the model normalises its input ((x - mean) / std per channel) itself:
+    the analyses then hand it [0, 1] pixels (occlusion's grey, invariance's zero fill, deconv
+    projections all live in pixel space) while the model sees what it was trained on. No-op
+    when `mean` is None."""
+    if mean is None:
+        yield
+        return
+
+    def hook(module, args):
+        x = args[0]
+        m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return ((x - m) / s, *args[1:])
+
+    handle = model.register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()

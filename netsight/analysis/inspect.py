@@ -105,19 +105,18 @@ def inspect_deconv(path, layer: Optional[str] = None, images: int = 6, maps_per_
     import torch
 
     from ..report.figures_zf import plot_deconv
-    from .deconvnet import Deconvnet
-    from .receptive_field import receptive_field
+    from .deconvnet_graph import make_deconvnet
     from .topk import crop
 
     run, model, dev, data, pool, _ = _prepare(path, data_root, download, device)
     layer = layer or conv_layers(model)[-1]
-    deconv = Deconvnet(model, layer, data.image_shape)
+    deconv = make_deconvnet(model, layer, data.image_shape)
     x = Dataset.normalise(pool[_spread(len(pool), images)].to(dev))
-    top, _ = deconv.forward(x)
+    top = deconv.activations(x)
     strength = top.flatten(2).amax(2) if top.dim() == 4 else top
     k = min(maps_per_image, strength.shape[1])
     order = strength.topk(k, dim=1).indices  # [N, k]
-    field = receptive_field(deconv.chain)
+    field = deconv.field
     h, w = data.image_shape[1:]
     rows: list[list] = [[] for _ in range(len(x))]
     for j in range(k):
@@ -145,7 +144,7 @@ def inspect_top9(path, layer: Optional[str] = None, maps: Optional[int] = None, 
 
     import torch
 
-    from .deconvnet import Deconvnet
+    from .deconvnet_graph import make_deconvnet
 
     run, model, dev, data, pool, labels = _prepare(path, data_root, download, device, split)
     layer = layer or conv_layers(model)[-1]
@@ -157,7 +156,7 @@ def inspect_top9(path, layer: Optional[str] = None, maps: Optional[int] = None, 
              "rf_clipped": int(field.clipped(int(tp.top.positions[m, j, 0]), int(tp.top.positions[m, j, 1]), h, w))}
             for m in range(tp.projections.shape[0]) for j in range(tp.projections.shape[1])]
     # how often would a unit's field be clipped if the top units sat anywhere on the map?
-    top, _ = Deconvnet(model, layer, data.image_shape).forward(torch.zeros(1, *data.image_shape, device=dev))
+    top = make_deconvnet(model, layer, data.image_shape).activations(torch.zeros(1, *data.image_shape, device=dev))
     hf, wf = (top.shape[2], top.shape[3]) if top.dim() == 4 else (1, 1)
     positions_clipped = sum(field.clipped(y, x, h, w) for y in range(hf) for x in range(wf)) / (hf * wf)
     border = {"layer": tp.top.layer, "units": len(rows), "clipped": sum(r["rf_clipped"] for r in rows),

@@ -22,11 +22,18 @@ from ..errors import NetsightError
 from .hooks import capture_outputs, leaf_execution_order
 from .stages import conv_stages
 
-SWEEPS = {
-    "vertical translation (pixels)": np.arange(-8, 9, 2, dtype=float),
-    "rotation (degrees)": np.arange(0, 361, 30, dtype=float),
-    "scale (factor)": np.round(np.arange(0.6, 1.41, 0.1), 2),
-}
+def sweeps_for(height: int) -> dict[str, np.ndarray]:
+    """The transform amounts: shifts of up to 8/28 of the image height (+-8 px on 28x28, +-64 px
+    on 224x224, the paper's range), rotations 0..360 degrees, scales 0.6..1.4."""
+    reach = 8 * height / 28
+    return {
+        "vertical translation (pixels)": np.round(np.linspace(-reach, reach, 9)),
+        "rotation (degrees)": np.arange(0, 361, 30, dtype=float),
+        "scale (factor)": np.round(np.arange(0.6, 1.41, 0.1), 2),
+    }
+
+
+SWEEPS = sweeps_for(28)
 
 
 def transform(images: torch.Tensor, kind: str, amount: float) -> torch.Tensor:
@@ -76,12 +83,14 @@ class InvarianceCurves:
 
 
 @torch.no_grad()
-def invariance_curves(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, sweeps: dict = SWEEPS) -> InvarianceCurves:
-    """`images` float [N,C,H,W] in [0,1], `labels` [N]."""
+def invariance_curves(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, sweeps: dict | None = None) -> InvarianceCurves:
+    """`images` float [N,C,H,W] in [0,1], `labels` [N] (the class whose probability is tracked).
+    `sweeps` defaults to `sweeps_for(image height)`."""
+    sweeps = sweeps if sweeps is not None else sweeps_for(images.shape[2])
     model.eval()
     layers = feature_layers(model, tuple(images.shape[1:]))
     curves = InvarianceCurves(layers)
-    with capture_outputs(model, list(layers)) as out:
+    with capture_outputs(model, list(layers), clone=True) as out:
         model(images)
         base = {name: out[name].flatten(1) for name in layers}
         for kind, amounts in sweeps.items():

@@ -51,7 +51,7 @@ def occlusion_maps(model: nn.Module, image: torch.Tensor, label: int, layer: str
                    fill: float = 0.5, feature_map: Optional[int] = None, batch_size: int = 512) -> OcclusionMaps:
     """`image` is float [C,H,W] in [0,1]; `layer` a module whose output has feature maps."""
     model.eval()
-    with capture_outputs(model, [layer]) as out:
+    with capture_outputs(model, [layer], clone=True) as out:
         probs0 = model(image[None]).softmax(1)[0]
         act0 = out[layer][0]
         if act0.dim() != 3:

@@ -8,6 +8,7 @@ neighbouring units, the receptive-field size, and where the field of unit 0 star
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from torch import nn
@@ -55,3 +56,102 @@ def receptive_field(chain: list[tuple[str, nn.Module]]) -> ReceptiveField:
         elif isinstance(m, (nn.Linear, nn.Flatten, nn.AdaptiveAvgPool2d)):
             break  # past this point every unit sees the whole image
     return ReceptiveField(tuple(size), tuple(jump), tuple(start))  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ any graph: measured
+
+MAX_GROWTH = 16  # the probe image may grow to this many times the image side to contain a field
+
+
+def measured_receptive_field(model: nn.Module, layer: str, input_shape: tuple[int, ...]) -> ReceptiveField:
+    """The receptive field of `layer`'s units in any graph, from the support of a gradient.
+
+    The model runs (functionally: its own weights are untouched) with every weight set to
+    1/fan-in, biases and running means to 0, running variances to 1, in float64, on an
+    all-ones image: every activation is then positive, ReLUs pass everything back, and each
+    max-pool is replaced by the average pool of the same window, so the input gradient of one
+    unit is non-zero exactly on the pixels that unit can see. The centre unit gives the size,
+    its diagonal neighbour the jump. The probe image doubles (up to MAX_GROWTH times the image)
+    until the centre unit's field lies inside it, so fields larger than the image (deep ResNet
+    layers) come out whole. Units that see the whole image at every probe size (after global
+    pooling, or a Linear layer) get the image as their field."""
+    known = _MEASURED.setdefault(model, {})
+    key = (layer, tuple(input_shape))
+    if key not in known:  # the field depends on the architecture only: measured once per model
+        known[key] = _measure(model, layer, tuple(input_shape))
+    return known[key]
+
+
+_MEASURED: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def _measure(model: nn.Module, layer: str, input_shape: tuple[int, ...]) -> ReceptiveField:
+    channels, height, width = input_shape
+    whole = ReceptiveField((height, width), (1, 1), (0, 0))
+    size = (height, width)
+    probe = _probe(model, layer, (channels, *size))
+    while probe is not None:
+        (centre, box), _, fmap = probe
+        inside = box[0] > 0 and box[1] > 0 and box[2] < size[0] - 1 and box[3] < size[1] - 1
+        bigger = (size[0] * 2, size[1] * 2)
+        if inside or bigger[0] > MAX_GROWTH * height:
+            break
+        try:
+            grown = _probe(model, layer, (channels, *bigger))
+        except (RuntimeError, ValueError):  # the graph only takes its own image size
+            break
+        if grown is None or grown[2] == fmap == (1, 1):  # global pooling: one unit sees everything
+            return whole
+        probe, size = grown, bigger
+    if probe is None:
+        return whole
+    (centre, box), (neighbour, other), fmap = probe
+    jump = tuple(abs(other[a] - box[a]) // max(abs(neighbour[a] - centre[a]), 1) if fmap[a] > 1 else 1 for a in range(2))
+    extent = (box[2] - box[0] + 1, box[3] - box[1] + 1)
+    start = (box[0] - centre[0] * jump[0], box[1] - centre[1] * jump[1])
+    return ReceptiveField(extent, jump, start)  # type: ignore[arg-type]
+
+
+def _probe(model: nn.Module, layer: str, shape: tuple[int, int, int]):
+    """Support boxes (top, left, bottom, right; inclusive) of the centre unit and its diagonal
+    neighbour at `layer`, for an all-ones probe image of `shape`; None for 1-D outputs."""
+    import torch
+    from torch.func import functional_call
+
+    from .deconvnet_graph import ProbeMode, forward_to
+
+    params = {}
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        leaf = name.rsplit(".", 1)[-1]
+        if not t.is_floating_point():
+            params[name] = t
+        elif leaf in ("bias", "running_mean"):
+            params[name] = torch.zeros_like(t, dtype=torch.float64)
+        elif t.dim() >= 2:
+            params[name] = torch.full_like(t, 1.0 / t[0].numel(), dtype=torch.float64)
+        else:  # batch/layer norm scales, running variances
+            params[name] = torch.ones_like(t, dtype=torch.float64)
+    device = next(iter(params.values())).device if params else torch.device("cpu")
+    x = torch.ones(2, *shape, dtype=torch.float64, device=device, requires_grad=True)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad(), ProbeMode():
+            out = forward_to(model, layer, x, lambda inputs: functional_call(model, params, (inputs,)))
+    finally:
+        model.train(was_training)
+    if out.dim() != 4:
+        return None
+    fmap = (out.shape[2], out.shape[3])
+    centre = (fmap[0] // 2, fmap[1] // 2)
+    neighbour = tuple(c + 1 if c + 1 < f else max(c - 1, 0) for c, f in zip(centre, fmap))
+    signal = torch.zeros_like(out)
+    signal[0, :, centre[0], centre[1]] = 1
+    signal[1, :, neighbour[0], neighbour[1]] = 1
+    (grad,) = torch.autograd.grad(out, x, signal)
+    boxes = []
+    for i in range(2):
+        seen = grad[i].abs().sum(0) > 0
+        rows, cols = seen.any(1).nonzero().flatten(), seen.any(0).nonzero().flatten()
+        boxes.append((int(rows[0]), int(cols[0]), int(rows[-1]), int(cols[-1])))
+    return (centre, boxes[0]), (neighbour, boxes[1]), fmap

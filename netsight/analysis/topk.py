@@ -9,13 +9,15 @@ image contributes at most once per map (its strongest unit), as in the paper's f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
 
 from ..data import Dataset
-from .deconvnet import Deconvnet
-from .receptive_field import ReceptiveField, receptive_field
+from ..errors import NetsightError
+from .deconvnet_graph import make_deconvnet
+from .receptive_field import ReceptiveField
 
 
 @dataclass
@@ -31,18 +33,27 @@ class TopActivations:
 def top_activations(model: nn.Module, images: torch.Tensor, layer: str, k: int = 9, batch_size: int = 500) -> TopActivations:
     """Stream uint8 `images` and keep, per feature map of `layer`, the k strongest activations."""
     device = next(model.parameters()).device
-    deconv = Deconvnet(model, layer, tuple(images.shape[1:]))
-    model.eval()
+    deconv = make_deconvnet(model, layer, tuple(images.shape[1:]))
+    batches = ((s, Dataset.normalise(images[s: s + batch_size].to(device))) for s in range(0, len(images), batch_size))
+    return stream_top_activations(deconv, batches, k)
+
+
+@torch.no_grad()
+def stream_top_activations(deconv, batches: Iterable[tuple[int, torch.Tensor]], k: int = 9) -> TopActivations:
+    """Keep, per feature map of the deconvnet's target, the k strongest activations over
+    (start index, float batch) pairs; memory O(maps x k) whatever the number of images."""
     best_v = best_i = best_p = None
-    for start in range(0, len(images), batch_size):
-        x = Dataset.normalise(images[start: start + batch_size].to(device))
-        top, _ = deconv.forward(x)
+    for start, x in batches:
+        top = deconv.activations(x.to(_device(deconv.model)))
         if top.dim() == 2:  # fully connected units have no position
             top = top[:, :, None, None]
+        if top.dim() != 4:
+            raise NetsightError(f"top-9: layer {deconv.target} gives activations of shape {tuple(top.shape[1:])}; "
+                                f"expected feature maps [C, H, W] or units [C]")
         width = top.shape[3]
         v, idx = top.flatten(2).max(2)  # [B, maps]: each image's strongest unit per map
         v, idx = v.T, idx.T  # [maps, B]
-        img = torch.arange(start, start + len(x), device=device).expand_as(v)
+        img = torch.arange(start, start + len(x), device=v.device).expand_as(v)
         pos = torch.stack([idx // width, idx % width], -1)
         if best_v is not None:
             v, img, pos = torch.cat([best_v, v], 1), torch.cat([best_i, img], 1), torch.cat([best_p, pos], 1)
@@ -50,7 +61,9 @@ def top_activations(model: nn.Module, images: torch.Tensor, layer: str, k: int =
         best_v, order = v.topk(keep, dim=1)
         best_i = img.gather(1, order)
         best_p = pos.gather(1, order[..., None].expand(-1, -1, 2))
-    return TopActivations(deconv.target, best_v.cpu(), best_i.cpu(), best_p.cpu(), receptive_field(deconv.chain))
+    if best_v is None:
+        raise NetsightError("top-9: no images")
+    return TopActivations(deconv.target, best_v.cpu(), best_i.cpu(), best_p.cpu(), deconv.field)
 
 
 @dataclass
@@ -82,14 +95,22 @@ def top_patches(model: nn.Module, images: torch.Tensor, layer: str, k: int = 9, 
     """Top-k per feature map (the first `maps` maps), projected and cropped."""
     device = next(model.parameters()).device
     top = top_activations(model, images, layer, k)
+    deconv = make_deconvnet(model, layer, tuple(images.shape[1:]))
+    return project_top(deconv, top, lambda index: Dataset.normalise(images[index].to(device)), maps, batch_size)
+
+
+def project_top(deconv, top: TopActivations, load: Callable[[torch.Tensor], torch.Tensor], maps: int | None = None,
+                batch_size: int = 256) -> TopPatches:
+    """Project each of the first `maps` maps' top units with the deconvnet and crop projection and
+    input to the unit's receptive field; `load(indices)` returns those images as float batches."""
     n_maps = top.values.shape[0] if maps is None else min(maps, top.values.shape[0])
-    deconv = Deconvnet(model, layer, tuple(images.shape[1:]))
     channels = torch.arange(n_maps).repeat_interleave(top.values.shape[1])
     index = top.image_index[:n_maps].reshape(-1)
     positions = top.positions[:n_maps].reshape(-1, 2)
+    device = _device(deconv.model)
     projections, patches, valid = [], [], []
     for s in range(0, len(index), batch_size):
-        x = Dataset.normalise(images[index[s: s + batch_size]].to(device))
+        x = load(index[s: s + batch_size]).to(device)
         proj = deconv.project(x, channels[s: s + batch_size].to(device), "max", positions[s: s + batch_size])
         p, v = crop(proj.images.cpu(), positions[s: s + batch_size], top.field)
         q, _ = crop(x.cpu(), positions[s: s + batch_size], top.field)
@@ -99,3 +120,8 @@ def top_patches(model: nn.Module, images: torch.Tensor, layer: str, k: int = 9, 
     shape = (n_maps, top.values.shape[1])
     cat = lambda ts: torch.cat(ts).reshape(*shape, *ts[0].shape[1:])  # noqa: E731
     return TopPatches(top, cat(projections), cat(patches), cat(valid))
+
+
+def _device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")

@@ -100,15 +100,30 @@ def plot_filters(bank, title: str) -> Figure:
     return fig
 
 
+PANELS_PER_ROW = 5  # histogram grids wrap (a ResNet has dozens of layers)
+HISTOGRAM_SAMPLE = 1_000_000
+
+
+def _panel_grid(n: int, width: float, height: float):
+    cols = min(n, PANELS_PER_ROW)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows + 0.4), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
 def plot_weight_histograms(weights: dict, title: str) -> Figure:
-    n = len(weights)
-    fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 2.8), squeeze=False)
-    for ax, (name, w) in zip(axes[0], weights.items()):
-        ax.hist(w, bins=60, color="tab:purple", alpha=0.8)
-        ax.set_title(f"{name} ({w.size:,} weights)\nmean {w.mean():+.3g}, std {w.std():.3g}", fontsize=8)
+    fig, axes = _panel_grid(len(weights), 3.0, 2.8)
+    for ax, (name, w) in zip(axes.ravel(), weights.items()):
+        step = max(1, w.size // HISTOGRAM_SAMPLE)  # a huge layer (VGG's 103M-weight fc6) is drawn from a strided sample
+        ax.hist(w[::step], bins=60, color="tab:purple", alpha=0.8)
+        sample = f", every {step}th drawn" if step > 1 else ""
+        ax.set_title(f"{name} ({w.size:,} weights{sample})\nmean {w.mean():+.3g}, std {w.std():.3g}", fontsize=8)
         ax.set_xlabel("weight")
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("count")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("count")
     fig.suptitle(f"{title}: weight distributions", fontsize=10)
     fig.tight_layout()
     return fig
@@ -119,9 +134,9 @@ def plot_activation_histograms(stats, title: str) -> Figure:
     import numpy as np
 
     layers = list(dict.fromkeys(s.layer for s in stats.stages))
-    fig, axes = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 3.4), squeeze=False)
+    fig, axes = _panel_grid(len(layers), 4.2, 3.4)
     colours = {"conv": "tab:blue", "relu": "tab:orange", "pool": "tab:green", "bn": "tab:red"}
-    for ax, layer in zip(axes[0], layers):
+    for ax, layer in zip(axes.ravel(), layers):
         for s in (s for s in stats.stages if s.layer == layer):
             counts, lo, hi = stats.histograms[s.label]
             coarse = counts.numpy().reshape(128, -1).sum(1) if len(counts) % 128 == 0 else counts.numpy()
@@ -132,7 +147,8 @@ def plot_activation_histograms(stats, title: str) -> Figure:
         ax.set_xlabel("activation value")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0, 0].set_ylabel("count (log)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("count (log)")
     fig.suptitle(f"{title}: distribution of activations per conv layer and stage", fontsize=10)
     fig.tight_layout()
     return fig

@@ -117,23 +117,32 @@ def plot_top9(tp, title: str, per_row: int = 4) -> Figure:
     return fig
 
 
-def plot_occlusion(images: torch.Tensor, labels: list[int], results: list, classes: tuple[str, ...], title: str) -> Figure:
+def plot_occlusion(images: torch.Tensor, labels: list[int], results: list, classes: tuple[str, ...], title: str,
+                   label_kind: str = "true class") -> Figure:
+    """Per image: the input, p(label) per square position, the tracked feature map's strongest
+    activation, and the most probable class (coloured by the classes that occur on that map, so
+    a 1,000-class model stays readable). `label_kind` says what the label is ("true class", or
+    "predicted class" when the images carry no class the model knows)."""
     n = len(results)
     fig, axes = plt.subplots(n, 4, figsize=(12, 2.9 * n + 0.4), squeeze=False)
-    cmap = plt.get_cmap("tab10", len(classes))
     for i, (img, label, r) in enumerate(zip(images, labels, results)):
         axes[i, 0].imshow(pixel_image(img), cmap="gray", vmin=0, vmax=1)
-        axes[i, 0].set_title(f"input, true class {classes[label]}\np(true) unoccluded {r.unoccluded_prob:.2f}", fontsize=8)
+        axes[i, 0].set_title(f"input, {label_kind} {classes[label]}\np({label_kind.split()[0]}) unoccluded "
+                             f"{r.unoccluded_prob:.2f}", fontsize=8)
         im = axes[i, 1].imshow(r.true_class_prob.numpy(), cmap="jet", vmin=0, vmax=1)
         axes[i, 1].set_title(f"p({classes[label]}) with the {r.size}x{r.size} square here", fontsize=8)
         fig.colorbar(im, ax=axes[i, 1], fraction=0.046)
         im = axes[i, 2].imshow(r.feature_max.numpy(), cmap="viridis")
         axes[i, 2].set_title(f"strongest act. of {r.layer} map {r.feature_map}\n(unoccluded {r.unoccluded_feature:.2f})", fontsize=8)
         fig.colorbar(im, ax=axes[i, 2], fraction=0.046)
-        im = axes[i, 3].imshow(r.predicted_class.numpy(), cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5)
+        present = sorted(set(int(c) for c in r.predicted_class.unique()))
+        rank = {c: j for j, c in enumerate(present)}
+        coded = r.predicted_class.clone().apply_(lambda c: rank[int(c)])
+        cmap = plt.get_cmap("tab10" if len(present) <= 10 else "tab20", max(len(present), 1))
+        im = axes[i, 3].imshow(coded.numpy(), cmap=cmap, vmin=-0.5, vmax=len(present) - 0.5)
         axes[i, 3].set_title("most probable class", fontsize=8)
-        cb = fig.colorbar(im, ax=axes[i, 3], fraction=0.046, ticks=range(len(classes)))
-        cb.ax.set_yticklabels(classes, fontsize=6)
+        cb = fig.colorbar(im, ax=axes[i, 3], fraction=0.046, ticks=range(len(present)))
+        cb.ax.set_yticklabels([classes[c] for c in present], fontsize=6)
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -157,10 +166,10 @@ def plot_evolution(evo, title: str) -> Figure:
     return fig
 
 
-def plot_invariance(curves, title: str) -> Figure:
+def plot_invariance(curves, title: str, images_word: str = "test images", label_kind: str = "true class") -> Figure:
     kinds = list(curves.values)
     metrics = [("first", f"distance at {curves.layers[0]}"), ("last", f"distance at {curves.layers[1]}"),
-               ("p_true", "p(true class)")]
+               ("p_true", f"p({label_kind})")]
     fig, axes = plt.subplots(len(metrics), len(kinds), figsize=(4.2 * len(kinds), 2.8 * len(metrics)), squeeze=False)
     for j, kind in enumerate(kinds):
         x = curves.amounts[kind]
@@ -176,6 +185,6 @@ def plot_invariance(curves, title: str) -> Figure:
             if j == 0:
                 ax.set_ylabel(label if metric == "p_true" else label + "\n(normalised Euclidean)", fontsize=8)
     n = next(iter(curves.values.values()))["first"].shape[1]
-    fig.suptitle(f"{title}: invariance over {n} test images (mean, band = 1 std)", fontsize=10)
+    fig.suptitle(f"{title}: invariance over {n} {images_word} (mean, band = 1 std)", fontsize=10)
     tight_with_title(fig)
     return fig

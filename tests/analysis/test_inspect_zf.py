@@ -18,11 +18,11 @@ def run_with_snapshots(tmp_path_factory):
 
 def test_every_tool_from_the_cli(run_with_snapshots, capsys):
     run = str(run_with_snapshots)
-    assert main(["inspect", run, "--deconv", "--images", "2", "--layer", "conv2"]) == 0
+    assert main(["inspect", run, "--deconv", "--count", "2", "--layer", "conv2"]) == 0
     assert main(["inspect", run, "--top9", "--layer", "conv1", "--maps", "4"]) == 0
-    assert main(["inspect", run, "--occlusion", "--images", "1", "--occlusion-size", "8", "--occlusion-stride", "4"]) == 0
+    assert main(["inspect", run, "--occlusion", "--count", "1", "--occlusion-size", "8", "--occlusion-stride", "4"]) == 0
     assert main(["inspect", run, "--evolution", "--maps", "3"]) == 0
-    assert main(["inspect", run, "--invariance", "--images", "5"]) == 0
+    assert main(["inspect", run, "--invariance", "--count", "5"]) == 0
     figures = {p.name for p in (run_with_snapshots / "figures").iterdir()}
     assert {"deconv_conv2_max.png", "top9_conv1.png", "occlusion_conv2.png", "evolution_conv2.png", "invariance.png"} <= figures
     top9 = read_csv(run_with_snapshots / "tables" / "top9_conv1.csv")
