@@ -74,6 +74,19 @@ def _csv_ints(flag: str, lo: int = 1, hi: int = MAX_COUNT) -> Callable[[str], li
     return parse
 
 
+def _csv_floats(flag: str) -> Callable[[str], list[float]]:
+    def parse(text: str) -> list[float]:
+        try:
+            values = [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            values = []
+        if not values or not all(math.isfinite(v) for v in values):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers, one per input channel, e.g. 0.485,0.456,0.406")
+        return values
+    parse.__name__ = flag
+    return parse
+
+
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, help="read the dataset from this folder or archive (see README: Datasets)")
     p.add_argument("--download", action="store_true", help="download the official files with torchvision into the cache")
@@ -202,26 +215,72 @@ _INSPECTIONS = ("filters", "activations", "deconv", "top9", "occlusion", "evolut
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .analysis import inspect as ins
-
     chosen = [name for name in _INSPECTIONS if getattr(args, name)]
     if not chosen:
         raise NetsightError("inspect: choose at least one of " + ", ".join(f"--{n}" for n in _INSPECTIONS))
+    if args.model:
+        return _inspect_model(args, chosen)
+    if args.run_dir is None:
+        raise NetsightError("inspect: give a run directory (netsight inspect RUN_DIR ...) or a model "
+                            "(netsight inspect --model SPEC --weights FILE --images DIR ...)")
+    if args.images is not None:
+        hint = f"; the number of images is --count {args.images} now" if args.images.isdigit() else ""
+        raise NetsightError(f"--images {args.images}: a folder of images goes with --model SPEC{hint}")
+    for flag in ("weights", "data", "input_size", "mean", "std", "out"):
+        if getattr(args, flag) is not None:
+            raise NetsightError(f"--{flag.replace('_', '-')} goes with --model SPEC, not with a run directory")
+    from .analysis import inspect as ins
+
     data = dict(data_root=args.data_root, download=args.download, device=args.device)
     calls = {
         "filters": lambda: ins.inspect_filters(args.run_dir, args.layer, args.scale),
         "activations": lambda: ins.inspect_activations(args.run_dir, args.split, **data),
-        "deconv": lambda: ins.inspect_deconv(args.run_dir, args.layer, args.images or 6, mode=args.mode, **data),
+        "deconv": lambda: ins.inspect_deconv(args.run_dir, args.layer, args.count or 6, mode=args.mode, **data),
         "top9": lambda: ins.inspect_top9(args.run_dir, args.layer, args.maps, split=args.split, **data),
-        "occlusion": lambda: ins.inspect_occlusion(args.run_dir, args.layer, args.images or 3, args.occlusion_size,
-                                                   args.occlusion_stride, args.occlusion_fill, args.feature_map, **data),
+        "occlusion": lambda: ins.inspect_occlusion(args.run_dir, args.layer, args.count or 3, args.occlusion_size or 6,
+                                                   args.occlusion_stride or 2, args.occlusion_fill, args.feature_map, **data),
         "evolution": lambda: ins.inspect_evolution(args.run_dir, args.layer, args.maps or 16, **data),
-        "invariance": lambda: ins.inspect_invariance(args.run_dir, args.images or 100, **data),
+        "invariance": lambda: ins.inspect_invariance(args.run_dir, args.count or 100, **data),
     }
     for name in chosen:
         for path in calls[name]():
             print(path)
     return 0
+
+
+def _inspect_model(args: argparse.Namespace, chosen: list[str]) -> int:
+    from .analysis import inspect_model as im
+
+    if args.run_dir is not None:
+        raise NetsightError(f"inspect: give either a run directory ({args.run_dir}) or --model SPEC, not both")
+    if "evolution" in chosen:
+        raise NetsightError("--evolution needs the weight snapshots of a netsight run directory; it does not go with --model")
+    if args.split != "test":
+        raise NetsightError("--split goes with a run directory; with --model the images are --images DIR or --data NAME's test set")
+    if args.out is None:
+        raise NetsightError("inspect --model: give --out DIR, the folder for figures/, tables/ and inspection.json")
+    t = im.open_target(args.model, args.weights, args.out, args.images, args.data, args.input_size, args.mean, args.std,
+                       args.device, args.data_root, args.download, progress=not args.quiet)
+    print(im.record(t, chosen, args.layer))
+    calls = {
+        "filters": lambda: im.model_filters(t, args.layer if args.layer and _is_conv(t, args.layer) else None, args.scale),
+        "activations": lambda: im.model_activations(t),
+        "deconv": lambda: im.model_deconv(t, args.layer, args.count or 6, mode=args.mode),
+        "top9": lambda: im.model_top9(t, args.layer, args.maps),
+        "occlusion": lambda: im.model_occlusion(t, args.layer, args.count or 3, args.occlusion_size, args.occlusion_stride,
+                                                args.occlusion_fill, args.feature_map),
+        "invariance": lambda: im.model_invariance(t, args.count or 100),
+    }
+    for name in chosen:
+        for path in calls[name]():
+            print(path)
+    return 0
+
+
+def _is_conv(t, layer: str) -> bool:
+    from torch import nn
+
+    return isinstance(dict(t.model.module.named_modules()).get(layer), nn.Conv2d)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -249,25 +308,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("inspect", help="look inside a trained CNN: filters, activation statistics, Zeiler & Fergus tools")
-    p.add_argument("run_dir", type=Path)
-    g = p.add_argument_group("what to make (figures/ and tables/ inside the run directory)")
+    p = sub.add_parser("inspect", help="look inside a trained CNN (a run directory, or any model): filters, activation "
+                                       "statistics, Zeiler & Fergus tools")
+    p.add_argument("run_dir", type=Path, nargs="?", help="a netsight run directory (or give --model SPEC instead)")
+    g = p.add_argument_group("what to make (figures/ and tables/ inside the run directory, or under --out)")
     g.add_argument("--filters", action="store_true", help="filter grid of --layer (default: the first conv) + weight histograms")
-    g.add_argument("--activations", action="store_true", help="statistics of every conv layer's activations over a whole split")
-    g.add_argument("--deconv", action="store_true", help="deconvnet projections of the strongest maps of --layer for a few test images")
+    g.add_argument("--activations", action="store_true", help="statistics of every conv layer's activations over all images")
+    g.add_argument("--deconv", action="store_true", help="deconvnet projections of the strongest maps of --layer for a few images")
     g.add_argument("--top9", action="store_true", help="top-9 activations per feature map of --layer: projections + patches")
-    g.add_argument("--occlusion", action="store_true", help="occlusion sensitivity maps for a few test images")
-    g.add_argument("--evolution", action="store_true", help="feature evolution across the run's weight snapshots")
+    g.add_argument("--occlusion", action="store_true", help="occlusion sensitivity maps for a few images")
+    g.add_argument("--evolution", action="store_true", help="feature evolution across the run's weight snapshots (run directories)")
     g.add_argument("--invariance", action="store_true", help="translation/rotation/scale invariance curves")
+    g = p.add_argument_group("any PyTorch model (instead of a run directory)")
+    g.add_argument("--model", metavar="SPEC", help="torchvision:NAME, package.module:factory or path/to/file.py:ClassOrFactory")
+    g.add_argument("--weights", type=Path, help="the model's weights: .safetensors, or a .pt/.pth state dict (read with weights_only=True)")
+    g.add_argument("--images", metavar="DIR", help="a folder of images (class subfolders optional), streamed in batches")
+    g.add_argument("--data", metavar="NAME", help="or a netsight dataset's test set (netsight data list)")
+    g.add_argument("--input-size", type=_int("--input-size", 1, 8192), help="crop images to N x N (torchvision models: their own crop, 224)")
+    g.add_argument("--mean", type=_csv_floats("--mean"), help="normalisation mean per channel (torchvision models: their own)")
+    g.add_argument("--std", type=_csv_floats("--std"), help="normalisation std per channel (torchvision models: their own)")
+    g.add_argument("--out", type=Path, help="the folder for figures/, tables/ and inspection.json (required with --model)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("options")
-    g.add_argument("--layer", help="layer name, e.g. conv2 (filters: first conv; others: last conv)")
+    g.add_argument("--layer", help="layer name, e.g. conv2 or layer2.1 (filters: first conv; others: last conv)")
     g.add_argument("--scale", choices=["filter", "shared"], default="filter", help="filters: each on its own scale, or one shared")
     g.add_argument("--split", choices=["test", "train"], default="test", help="activations/top9: which split to stream (test)")
     g.add_argument("--mode", choices=["max", "map"], default="max", help="deconv: project the strongest unit, or the whole map")
-    g.add_argument("--maps", type=_int("--maps", 1, 65536), help="top9/evolution: first N feature maps (top9: all, evolution: 16)")
-    g.add_argument("--images", type=_int("--images", 1, 1_000_000), help="test images used (deconv 6, occlusion 3, invariance 100)")
-    g.add_argument("--occlusion-size", type=_int("--occlusion-size", 1, 4096), default=6, help="side of the grey square in pixels (6)")
-    g.add_argument("--occlusion-stride", type=_int("--occlusion-stride", 1, 4096), default=2, help="pixels between square positions (2)")
+    g.add_argument("--maps", type=_int("--maps", 1, 65536), help="top9/evolution: first N feature maps (top9: all for runs, 16 "
+                                                                   "for --model; evolution: 16)")
+    g.add_argument("--count", type=_int("--count", 1, 1_000_000), help="images used (deconv 6, occlusion 3, invariance 100)")
+    g.add_argument("--occlusion-size", type=_int("--occlusion-size", 1, 4096),
+                   help="side of the grey square in pixels (6; --model: 6/28 of the image height)")
+    g.add_argument("--occlusion-stride", type=_int("--occlusion-stride", 1, 4096),
+                   help="pixels between square positions (2; --model: 2/28 of the image height)")
     g.add_argument("--occlusion-fill", type=_float("--occlusion-fill", 0, 1), default=0.5, help="grey level of the square, 0..1 (0.5)")
     g.add_argument("--feature-map", type=_int("--feature-map", 0, 65535), help="occlusion: which map of --layer to track (default: the strongest)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")

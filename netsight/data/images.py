@@ -1,0 +1,147 @@
+"""Images for inspecting any model: a folder of image files of any size, or a tensor.
+
+An `ImageSource` hands out float batches in [0, 1] ([N,C,H,W]) on demand, so an analysis can
+stream a folder of any size with memory that does not grow with it, and fetch single images
+again by index (top-9 projects the winners after the stream). A folder's images are listed
+once (paths only) and decoded batch by batch; class subfolders are optional: when every image
+lies in a subfolder `ROOT/<class>/...`, the subfolder names are the labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import torch
+
+from ..errors import NetsightError, warn
+from .formats import decode_image
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+
+
+@dataclass
+class ImageSource:
+    names: list[str]  # one per image (file path relative to the folder, or "image N")
+    shape: tuple[int, int, int]  # (C, H, W) of every image handed out
+    labels: Optional[torch.Tensor]  # int64 [N], or None when the images carry no class
+    classes: Optional[tuple[str, ...]]
+    _load: Callable[[list[int]], torch.Tensor]
+    description: str = ""
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def load(self, indices) -> torch.Tensor:
+        """Float images in [0, 1] for these indices, [n, C, H, W] (CPU)."""
+        return self._load([int(i) for i in indices])
+
+    def batches(self, batch_size: int, progress: bool = False, what: str = "images") -> Iterator[tuple[int, torch.Tensor]]:
+        """(start index, float batch) over all images, in order; a progress bar with ETA if asked."""
+        starts = range(0, len(self), batch_size)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(self), desc=what, unit="img", leave=False)
+        try:
+            for start in starts:
+                x = self.load(range(start, min(start + batch_size, len(self))))
+                yield start, x
+                if bar is not None:
+                    bar.update(len(x))
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def tensor_images(images: torch.Tensor, labels: Optional[torch.Tensor] = None,
+                  classes: Optional[tuple[str, ...]] = None, description: str = "a tensor") -> ImageSource:
+    """Images already in memory: uint8 (0..255) or float in [0, 1], [N,C,H,W]."""
+    if not torch.is_tensor(images) or images.dim() != 4:
+        raise NetsightError(f"images: expected a tensor [N, C, H, W], got {getattr(images, 'shape', type(images).__name__)}")
+    if len(images) == 0:
+        raise NetsightError("images: the tensor holds no images")
+    if labels is not None and len(labels) != len(images):
+        raise NetsightError(f"labels: {len(labels)} labels for {len(images)} images")
+
+    def load(indices: list[int]) -> torch.Tensor:
+        x = images[indices]
+        return x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
+
+    names = [f"image {i}" for i in range(len(images))]
+    return ImageSource(names, tuple(images.shape[1:]), labels, classes, load, description)  # type: ignore[arg-type]
+
+
+def list_image_folder(root: str | Path) -> tuple[list[Path], Optional[list[int]], Optional[tuple[str, ...]]]:
+    """The image files under `root` (sorted), with labels from class subfolders when every image
+    lies in one."""
+    root = Path(root)
+    if not root.is_dir():
+        raise NetsightError(f"--images {root}: no such folder")
+    try:
+        top_files = sorted(p for p in root.iterdir() if p.is_file())
+        subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        nested = {d.name: sorted(p for p in d.rglob("*") if p.is_file()) for d in subfolders}
+    except OSError as exc:
+        from ..fileio import os_error
+
+        raise os_error(root, exc, "cannot read") from None
+    is_image = lambda p: p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")  # noqa: E731
+    skipped = [p for p in top_files + [q for files in nested.values() for q in files] if not is_image(p)]
+    if skipped:
+        warn(f"--images {root}: skipped {len(skipped)} file(s) that are not images, e.g. {skipped[0]}")
+    top_images = [p for p in top_files if is_image(p)]
+    classes = tuple(name for name, files in nested.items() if any(is_image(p) for p in files))
+    if top_images or not classes:
+        paths = top_images + [p for name in nested for p in nested[name] if is_image(p)]
+        labels = None
+        classes_out = None
+    else:
+        paths, labels = [], []
+        for c, name in enumerate(classes):
+            images = [p for p in nested[name] if is_image(p)]
+            paths += images
+            labels += [c] * len(images)
+        classes_out = classes
+    if not paths:
+        raise NetsightError(f"--images {root}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder or its subfolders")
+    return paths, labels, classes_out
+
+
+def folder_images(root: str | Path, channels: int, resize: Optional[int] = None, crop: Optional[int] = None) -> ImageSource:
+    """A folder's images as the model takes them: converted to `channels` (1: grey, 3: RGB),
+    the shorter side resized to `resize` and the centre `crop` x `crop` cut (torchvision's
+    bilinear, antialiased resize); without `crop` every image must have the first one's size."""
+    from torchvision.transforms.v2 import functional as TF
+
+    if channels not in (1, 3):
+        raise NetsightError(f"the model takes {channels} input channels; image files give 1 (grey) or 3 (RGB)")
+    root = Path(root)
+    paths, labels, classes = list_image_folder(root)
+
+    def one(path: Path) -> torch.Tensor:
+        x = torch.from_numpy(decode_image(path, str(path), channels, None).copy())
+        if resize:
+            x = TF.resize(x, [resize], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        if crop:
+            x = TF.center_crop(x, [crop, crop])
+        return x
+
+    first = one(paths[0])
+    shape = tuple(first.shape)
+
+    def load(indices: list[int]) -> torch.Tensor:
+        out = []
+        for i in indices:
+            x = one(paths[i])
+            if tuple(x.shape) != shape:
+                raise NetsightError(f"{paths[i]}: image is {x.shape[2]}x{x.shape[1]}, the first image ({paths[0]}) is "
+                                    f"{shape[2]}x{shape[1]}; give --input-size N to resize and crop them all to N x N")
+            out.append(x)
+        return torch.stack(out).float().div_(255.0)
+
+    names = [str(p.relative_to(root)) for p in paths]
+    return ImageSource(names, shape, torch.tensor(labels) if labels is not None else None, classes, load,  # type: ignore[arg-type]
+                       f"{len(paths):,} images from {root}")

@@ -1,0 +1,161 @@
+"""Models from outside netsight: SPEC forms, weights files, and the errors for each way they go wrong."""
+
+import pickle
+import textwrap
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from netsight.errors import NetsightError
+from netsight.models.external import load_external_model, read_state_dict
+
+SMALL_NET = textwrap.dedent("""
+    import torch
+    from torch import nn
+
+    class SmallNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+    def build():
+        return SmallNet()
+
+    not_a_model = 42
+
+    def returns_a_string():
+        return "hello"
+""")
+
+
+@pytest.fixture
+def user_file(tmp_path):
+    path = tmp_path / "mynet.py"
+    path.write_text(SMALL_NET)
+    return path
+
+
+def test_torchvision_spec_carries_its_own_preprocessing_and_classes(tmp_path):
+    m = load_external_model("torchvision:resnet18")
+    assert isinstance(m.module, nn.Module) and not m.module.training
+    assert (m.preprocessing.resize, m.preprocessing.crop) == (256, 224)
+    assert m.preprocessing.mean == pytest.approx((0.485, 0.456, 0.406))
+    assert len(m.categories) == 1000 and m.categories[1] == "goldfish" and m.input_channels == 3
+    small = load_external_model("torchvision:resnet18", input_size=112)
+    assert (small.preprocessing.resize, small.preprocessing.crop) == (128, 112)
+
+
+def test_weights_fill_a_model_built_without_initialisation(tmp_path):
+    torch.manual_seed(0)
+    reference = load_external_model("torchvision:resnet18").module
+    save_file(reference.state_dict(), str(tmp_path / "w.safetensors"))
+    loaded = load_external_model("torchvision:resnet18", tmp_path / "w.safetensors").module
+    assert not any(t.is_meta for t in list(loaded.parameters()) + list(loaded.buffers()))
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), reference(x))
+
+
+def test_file_and_module_specs(user_file, tmp_path, monkeypatch):
+    m = load_external_model(f"{user_file}:SmallNet")
+    assert type(m.module).__name__ == "SmallNet" and m.input_channels == 1 and m.categories is None
+    assert m.preprocessing.mean is None
+    assert type(load_external_model(f"{user_file}:build").module).__name__ == "SmallNet"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert type(load_external_model("mynet:build").module).__name__ == "SmallNet"
+    norm = load_external_model("mynet:build", mean=(0.5,), std=(0.25,), input_size=20).preprocessing
+    assert (norm.mean, norm.std, norm.resize, norm.crop) == ((0.5,), (0.25,), 20, 20)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("torchvision:resnet19", "did you mean resnet18"),
+    ("resnet18", "expected torchvision:NAME"),
+    ("no_such_package_xyz.models:build", "cannot import no_such_package_xyz.models"),
+    ("missing/file.py:Net", "no such file"),
+])
+def test_specs_that_do_not_resolve(spec, message):
+    with pytest.raises(NetsightError, match=message):
+        load_external_model(spec)
+
+
+def test_user_file_errors(user_file):
+    with pytest.raises(NetsightError, match="has no SmalNet; did you mean SmallNet"):
+        load_external_model(f"{user_file}:SmalNet")
+    with pytest.raises(NetsightError, match="not a class or factory"):
+        load_external_model(f"{user_file}:not_a_model")
+    with pytest.raises(NetsightError, match="returned a str, not a torch.nn.Module"):
+        load_external_model(f"{user_file}:returns_a_string")
+    broken = user_file.with_name("broken.py")
+    broken.write_text("import torch\nraise RuntimeError('boom')\n")
+    with pytest.raises(NetsightError, match="importing .*broken.py failed: RuntimeError: boom"):
+        load_external_model(f"{broken}:Net")
+
+
+def test_state_dict_forms(user_file, tmp_path):
+    torch.manual_seed(0)
+    state = load_external_model(f"{user_file}:SmallNet").module.state_dict()
+    torch.save(state, tmp_path / "plain.pt")
+    torch.save({"epoch": 3, "state_dict": state}, tmp_path / "checkpoint.pth")
+    torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "parallel.pt")
+    for name in ("plain.pt", "checkpoint.pth", "parallel.pt"):
+        loaded = load_external_model(f"{user_file}:SmallNet", tmp_path / name).module.state_dict()
+        assert all(torch.equal(loaded[k], state[k]) for k in state), name
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_a_pickle_holding_code_is_never_run(tmp_path, capsys):
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump({"conv.weight": Payload()}, f, protocol=2)
+    with pytest.raises(NetsightError, match="weights_only=True"):
+        read_state_dict(tmp_path / "evil.pt")
+    assert "must never run" not in capsys.readouterr().out
+
+
+def test_weights_that_do_not_fit_name_the_first_key(user_file, tmp_path):
+    torch.manual_seed(0)
+    state = load_external_model(f"{user_file}:SmallNet").module.state_dict()
+    missing = {k: v for k, v in state.items() if k != "fc.bias"}
+    save_file(missing, str(tmp_path / "missing.safetensors"))
+    with pytest.raises(NetsightError, match=r"key fc\.bias \(shape \(3,\)\) is missing"):
+        load_external_model(f"{user_file}:SmallNet", tmp_path / "missing.safetensors")
+    shaped = dict(state, **{"fc.weight": torch.zeros(5, 4)})
+    save_file(shaped, str(tmp_path / "shape.safetensors"))
+    with pytest.raises(NetsightError, match=r"key fc\.weight has shape \(5, 4\) in the file, \(3, 4\) in the model"):
+        load_external_model(f"{user_file}:SmallNet", tmp_path / "shape.safetensors")
+    extra = dict(state, **{"head.weight": torch.zeros(1)})
+    save_file(extra, str(tmp_path / "extra.safetensors"))
+    with pytest.raises(NetsightError, match="key head.weight is not in the model"):
+        load_external_model(f"{user_file}:SmallNet", tmp_path / "extra.safetensors")
+    with pytest.raises(NetsightError, match=r"conv1\.weight .* is missing"):
+        load_external_model("torchvision:resnet18", tmp_path / "extra.safetensors")
+
+
+def test_damaged_or_foreign_weight_files(tmp_path, user_file):
+    (tmp_path / "cut.safetensors").write_bytes(b"\x10\x00\x00")
+    (tmp_path / "junk.pt").write_bytes(b"not a pickle at all")
+    (tmp_path / "w.npz").write_bytes(b"")
+    torch.save([torch.zeros(1)], tmp_path / "list.pt")
+    for name, message in (("cut.safetensors", "not a readable safetensors file"), ("junk.pt", "weights_only=True"),
+                          ("w.npz", "expected a .safetensors, .pt or .pth"), ("list.pt", "expected a state dict"),
+                          ("absent.pt", "absent.pt")):
+        with pytest.raises(NetsightError, match=message):
+            load_external_model(f"{user_file}:SmallNet", tmp_path / name)
+
+
+def test_mean_and_std_are_checked(user_file):
+    with pytest.raises(NetsightError, match="go together"):
+        load_external_model(f"{user_file}:SmallNet", mean=(0.5,))
+    with pytest.raises(NetsightError, match="takes 1 input channel"):
+        load_external_model(f"{user_file}:SmallNet", mean=(0.5, 0.5, 0.5), std=(1, 1, 1))
+    with pytest.raises(NetsightError, match="must be > 0"):
+        load_external_model(f"{user_file}:SmallNet", mean=(0.5,), std=(0.0,))
