@@ -1,6 +1,6 @@
-"""Forward hooks, always scoped: every hook registered here is removed when the `with`
-block ends, also when the forward pass raises (captum's and fastai's habit). Nothing else
-in netsight registers hooks.
+"""Forward hooks and evaluation mode, always scoped: every hook registered here is removed
+when the `with` block ends, also when the forward pass raises (captum's and fastai's habit),
+and a model put in eval mode gets its own mode back. Nothing else in netsight registers hooks.
 """
 
 from __future__ import annotations
@@ -95,3 +95,14 @@ def normalised_input(model: nn.Module, mean, std) -> Iterator[None]:
         yield
     finally:
         handle.remove()
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode for the block; its own train/eval mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

@@ -19,7 +19,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from ..errors import NetsightError
-from .hooks import capture_outputs, leaf_execution_order
+from .hooks import capture_outputs, evaluating, leaf_execution_order
 from .stages import conv_stages
 
 def sweeps_for(height: int) -> dict[str, np.ndarray]:
@@ -87,10 +87,9 @@ def invariance_curves(model: nn.Module, images: torch.Tensor, labels: torch.Tens
     """`images` float [N,C,H,W] in [0,1], `labels` [N] (the class whose probability is tracked).
     `sweeps` defaults to `sweeps_for(image height)`."""
     sweeps = sweeps if sweeps is not None else sweeps_for(images.shape[2])
-    model.eval()
     layers = feature_layers(model, tuple(images.shape[1:]))
     curves = InvarianceCurves(layers)
-    with capture_outputs(model, list(layers), clone=True) as out:
+    with evaluating(model), capture_outputs(model, list(layers), clone=True) as out:
         model(images)
         base = {name: out[name].flatten(1) for name in layers}
         for kind, amounts in sweeps.items():

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import NetsightError
-from .hooks import capture_outputs
+from .hooks import capture_outputs, evaluating
 
 
 @dataclass
@@ -50,8 +50,7 @@ def occluded_copies(image: torch.Tensor, size: int, stride: int, fill: float) ->
 def occlusion_maps(model: nn.Module, image: torch.Tensor, label: int, layer: str, size: int = 6, stride: int = 2,
                    fill: float = 0.5, feature_map: Optional[int] = None, batch_size: int = 512) -> OcclusionMaps:
     """`image` is float [C,H,W] in [0,1]; `layer` a module whose output has feature maps."""
-    model.eval()
-    with capture_outputs(model, [layer], clone=True) as out:
+    with evaluating(model), capture_outputs(model, [layer], clone=True) as out:
         probs0 = model(image[None]).softmax(1)[0]
         act0 = out[layer][0]
         if act0.dim() != 3:
