@@ -283,6 +283,15 @@ def _is_conv(t, layer: str) -> bool:
     return isinstance(dict(t.model.module.named_modules()).get(layer), nn.Conv2d)
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .analysis.inspect import explore_run
+
+    layers = [v.strip() for v in args.layers.split(",") if v.strip()] if args.layers else None
+    for path in explore_run(args.run_dir, args.out, layers, args.data_root, args.download, args.device):
+        print(path)
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .report.compare import compare_runs
 
@@ -346,6 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     _add_data_flags(p)
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("explore", help="one offline HTML page to browse every unit of a trained CNN's conv layers")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, help="the HTML file to write (default RUN_DIR/explore.html)")
+    p.add_argument("--layers", help="conv layers to include, e.g. conv1,conv2 (default: all)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    _add_data_flags(p)
+    p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("compare", help="one table and overlaid curves for several runs")
     p.add_argument("run_dirs", nargs="+", type=Path)

@@ -264,3 +264,32 @@ def inspect_sequence(path, images: int = 512, data_root=None, download: bool = F
                   [{"rows_read": k + 1, "test_acc": float(a)} for k, a in enumerate(by_rows)]),
         write_csv(run.dir.tables / "gradient_by_step.csv", list(rows[0]), rows),
     ]
+
+
+def explore_run(path, out: Optional[str | Path] = None, layers: Optional[list[str]] = None, data_root=None,
+                download: bool = False, device: str = "cpu") -> list[Path]:
+    """`netsight explore`: every unit of every conv layer (or of `layers`) in one offline HTML page,
+    RUN_DIR/explore.html unless `out` names another file."""
+    from ..report.explore_page import layer_data, render_page
+    from .evolution import snapshot_paths
+    from .explore import explore_layer
+
+    run, model, dev, data, pool, labels = _prepare(path, data_root, download, device)
+    convs = conv_layers(model)
+    chosen = layers or convs
+    unknown = [layer for layer in chosen if layer not in convs]
+    if unknown:
+        raise NetsightError(f"--layers {','.join(unknown)}: not a conv layer of this model (conv layers: {', '.join(convs)})")
+    snaps = snapshot_paths(run.dir)
+    done = int(run.summary.get("iterations_done") or 0)
+    if snaps and done and all(i != done for i, _ in snaps):
+        snaps.append((done, run.dir.weights))
+    names = [f"test image {i}" for i in range(len(pool))]
+    label_names = [data.classes[int(v)] for v in labels]
+    built = [layer_data(explore_layer(model, pool, layer, snapshots=snaps), names, label_names, layer == convs[0])
+             for layer in chosen]
+    subtitle = (f"{sum(len(b['units']) for b in built)} units over the {len(pool):,} test images of {run.config.data}; "
+                f"run {run.path.name}, {run.summary.get('iterations_done', '?')} iterations, final test accuracy "
+                f"{100 * float(run.summary.get('final_test_acc') or 0):.2f}%")
+    target = Path(out) if out is not None else run.path / "explore.html"
+    return [write_text(target, render_page(f"netsight explore: {_run_title(run)}", subtitle, built))]

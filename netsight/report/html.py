@@ -23,7 +23,7 @@ from .study import (COLUMN_TITLES, REPORT_RNN_ACCURACY, ConfigGroup, comparison_
 
 @dataclass
 class Block:
-    kind: str  # h1 | h2 | h3 | p | banner | table | figure | pre
+    kind: str  # h1 | h2 | h3 | p | banner | table | figure | pre | link
     text: str = ""
     header: Sequence[str] = ()
     rows: Sequence[Sequence[object]] = ()
@@ -54,6 +54,11 @@ class Doc:
     def banner(self, text: str) -> None:
         self.blocks.append(Block("banner", text))
 
+    def link(self, path: Path, text: str) -> None:
+        """A paragraph linking a file beside the report (relative, so the folder can move)."""
+        if path.is_file():
+            self.blocks.append(Block("link", text, path=path))
+
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45;overflow-wrap:anywhere}
@@ -79,7 +84,7 @@ def _cell_class(value: object) -> str:
     return ' class="num"' if _NUMERIC.match(text) else ""
 
 
-def render_html(doc: Doc, title: str) -> str:
+def render_html(doc: Doc, title: str, out: Path) -> str:
     esc = html.escape
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
@@ -94,6 +99,8 @@ def render_html(doc: Doc, title: str) -> str:
             parts.append(f"<p class='banner' role='note'>{esc(b.text)}</p>")
         elif b.kind == "pre":
             parts.append(f"<pre>{esc(b.text)}</pre>")
+        elif b.kind == "link":
+            parts.append(f"<p class='link'><a href='{esc(_relative(b.path, out))}'>{esc(b.text)}</a></p>")
         elif b.kind == "table":
             head = "".join(f"<th>{esc(str(h))}</th>" for h in b.header)
             body = "".join("<tr>" + "".join(f"<td{_cell_class(v)}>{esc(_fmt(v))}</td>" for v in row) + "</tr>" for row in b.rows)
@@ -118,6 +125,8 @@ def render_markdown(doc: Doc, out: Path) -> str:
             lines.append(f"> **{b.text}**")
         elif b.kind == "pre":
             lines.append("```\n" + b.text.rstrip() + "\n```")
+        elif b.kind == "link":
+            lines.append(f"[{b.text}]({_relative(b.path, out)})")
         elif b.kind == "table":
             from .tables import markdown_table
 
@@ -127,6 +136,12 @@ def render_markdown(doc: Doc, out: Path) -> str:
             lines.append(f"![{b.caption}]({b.path.relative_to(out) if b.path.is_relative_to(out) else b.path})\n\n*{b.caption}*")
         lines.append("")
     return "\n".join(lines)
+
+
+def _relative(path: Path, out: Path) -> str:
+    import os
+
+    return Path(os.path.relpath(path, out)).as_posix()
 
 
 def _fmt(v: object) -> str:
@@ -241,6 +256,8 @@ def _zf_section(doc: Doc, configs: list[ConfigGroup]) -> None:
         doc.figure(d / "occlusion_conv2.png", f"{g.model}: occlusion sensitivity (paper Fig. 7).")
         doc.figure(d / "evolution_conv2.png", f"{g.model}: feature evolution during training (paper Fig. 4).")
         doc.figure(d / "invariance.png", f"{g.model}: invariance to vertical translation, rotation and scale (paper Fig. 5).")
+        doc.link(g.runs[0].path / "explore.html", f"Browse every unit of {g.model} (filters, top-9 patches and projections, "
+                 "statistics, occlusion, evolution, invariance per unit): explore.html")
 
 
 def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path, quick: bool) -> list[dict]:
@@ -420,4 +437,4 @@ def build_report(out: str | Path) -> list[Path]:
     else:
         doc.p("No run of this suite corresponds to a number the assignment report states.")
     _provenance(doc, out, runs, quick)
-    return [write_text(out / "report.html", render_html(doc, title)), write_text(out / "report.md", render_markdown(doc, out))]
+    return [write_text(out / "report.html", render_html(doc, title, out)), write_text(out / "report.md", render_markdown(doc, out))]

@@ -206,6 +206,7 @@ def run_analyses(spec: RunSpec, path: Path, options: SuiteOptions) -> None:
         "evolution": (figures / "evolution_conv2.png", lambda: ins.inspect_evolution(path, "conv2", maps=8 if quick else 16, **data)),
         "invariance": (tables / "invariance.csv", lambda: ins.inspect_invariance(path, images=20 if quick else 100, **data)),
         "sequence": (tables / "gradient_by_step.csv", lambda: ins.inspect_sequence(path, **data)),
+        "explore": (path / "explore.html", lambda: ins.explore_run(path, **data)),
     }
     for name in spec.analyses:
         target, make = jobs[name]

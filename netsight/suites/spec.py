@@ -10,9 +10,10 @@ and the analyses to make of them. The built-in `assignment` suite is one such fi
     data = "cifar10-assignment"
     snapshots = [100, 500, 1000]   # any training field (netsight train --help); a list of
     hidden = [32, 64]              # values for hidden/lr/batch_size/... makes a grid
-    analyses = ["filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance"]
+    analyses = ["filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance", "explore"]
 
-Analyses: the CNN ones above run on the first seed of each CNN model of the group;
+Analyses: the CNN ones above run on the first seed of each CNN model of the group ("explore"
+writes the run's explore.html, every unit browsable offline);
 "sequence" (reading the first k rows, gradient flow over time) on each recurrent run.
 """
 
@@ -34,7 +35,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 BUILTIN_DIR = Path(__file__).parent
-CNN_ANALYSES = ("filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance")
+CNN_ANALYSES = ("filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance", "explore")
 ANALYSES = CNN_ANALYSES + ("sequence",)
 GRID_FIELDS = ("hidden", "lr", "batch_size", "optimizer", "init", "dropout", "iterations", "eval_every")
 _GROUP_KEYS = {"name", "models", "data", "analyses", "snapshots"} | set(GRID_FIELDS)

@@ -1,0 +1,166 @@
+"""Everything `netsight explore` shows about every unit (feature map) of a CNN's conv layers.
+
+Per layer, one streaming pass over the test set keeps, per image and map, the strongest
+activation and its position (N x maps numbers: 10,000 x 64 floats for LeNet5's conv2 on MNIST),
+plus per-map moments, zero counts and maxima; the top-9 of every map, the histogram of its
+strongest responses and its statistics all follow from those, with no second pass. Then, for
+the images that are some map's top-9 only: deconv projections (cropped to the receptive
+field), occlusion maps of each map for its three strongest images (one batch of occluded
+copies per image gives every map's response at once), and each map's invariance curve (its
+strongest response to its top-9 images, transformed, relative to the untransformed ones).
+Feature evolution uses the run's weight snapshots when it has them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import Dataset
+from .deconvnet_graph import make_deconvnet
+from .hooks import evaluating
+from .invariance import sweeps_for, transform
+from .occlusion import occluded_copies
+from .receptive_field import ReceptiveField
+from .topk import TopActivations, crop, project_top
+
+TOP_K = 9
+OCCLUDED_IMAGES = 3  # per map: occlusion maps for its strongest images
+HISTOGRAM_BINS = 24
+
+
+@dataclass
+class LayerUnits:
+    layer: str  # the convolution
+    target: str  # the module whose output is ranked (the conv's ReLU where it has one)
+    field: ReceptiveField
+    weights: np.ndarray  # [maps, in, k, k]
+    top: TopActivations  # top-9 per map over the test set
+    projections: torch.Tensor  # [maps, 9, C, s, s], cropped to the receptive field
+    patches: torch.Tensor  # [maps, 9, C, s, s]
+    valid: torch.Tensor  # [maps, 9, 1, s, s]
+    stats: list[dict]  # per map: mean, std, zero_frac, max, dead
+    histograms: list[dict]  # per map: {"edges": [...], "counts": [...]} of the strongest response per image
+    occlusion: list[list[dict]]  # per map: [{"image", "map": [rows x cols], "unoccluded"}] for its top images
+    invariance: dict[str, dict]  # transform -> {"amounts": [...], "response": [maps x amounts]}
+    evolution: Optional[dict] = None  # {"iterations": [...], "projections": [maps, snaps, C, H, W], "values": [...]}
+    images: dict[int, torch.Tensor] = field(default_factory=dict)  # image index -> float [C,H,W] (the top images)
+
+
+@torch.no_grad()
+def explore_layer(model: nn.Module, images: torch.Tensor, layer: str, batch_size: int = 500, snapshots=None,
+                  occlusion_size: Optional[int] = None, occlusion_stride: Optional[int] = None) -> LayerUnits:
+    """Every unit of conv `layer` of `model` over uint8 `images` ([N,C,H,W])."""
+    device = next(model.parameters()).device
+    shape = tuple(images.shape[1:])
+    with evaluating(model):
+        net = make_deconvnet(model, layer, shape)
+        maxima, where, width, moments = _stream(net, images, batch_size, device)
+        top = _top(net.target, maxima, where, width, net.field)
+        load = lambda index: Dataset.normalise(images[index].to(device))  # noqa: E731
+        tp = project_top(net, top, load, None, 256)
+        maps = maxima.shape[1]
+        count, total, total_sq, zeros, largest = moments
+        mean = total / count
+        std = (total_sq / count - mean**2).clamp_min(0).sqrt()
+        stats = [{"mean": float(mean[m]), "std": float(std[m]), "zero_frac": float(zeros[m] / count), "max": float(largest[m]),
+                  "dead": bool(largest[m] <= 0)} for m in range(maps)]
+        histograms = []
+        for m in range(maps):
+            counts, edges = np.histogram(maxima[:, m].numpy(), bins=HISTOGRAM_BINS)
+            histograms.append({"edges": edges.tolist(), "counts": counts.tolist()})
+        h = shape[1]
+        size = occlusion_size or max(1, round(6 * h / 28))
+        stride = occlusion_stride or max(1, round(2 * h / 28))
+        occlusion = _occlusion(net, top, load, size, stride)
+        invariance = _invariance(net, top, load)
+        wanted = sorted({int(i) for i in top.image_index.flatten()})
+        pictures = {i: load([i])[0].cpu() for i in wanted}
+    evolution = None
+    if snapshots and len(snapshots) >= 2:
+        from .evolution import feature_evolution
+
+        evo = feature_evolution(snapshots, images, layer, maps, device)
+        evolution = {"iterations": evo.iterations, "projections": evo.projections, "values": evo.values}
+    weights = dict(model.named_modules())[layer].weight.detach().cpu().float().numpy()
+    return LayerUnits(layer, net.target, net.field, weights, top, tp.projections, tp.patches, tp.valid, stats, histograms,
+                      occlusion, invariance, evolution, pictures)
+
+
+def _stream(net, images: torch.Tensor, batch_size: int, device):
+    """Per image and map: strongest activation and its flat position; per map: count, sum,
+    sum of squares (float64), zeros and maximum over every position of every image."""
+    from ..errors import NetsightError
+
+    maxima, where = [], []
+    count, width = 0, 1
+    total = total_sq = zeros = largest = None
+    for start in range(0, len(images), batch_size):
+        top = net.activations(Dataset.normalise(images[start: start + batch_size].to(device)))
+        if top.dim() != 4:
+            raise NetsightError(f"explore: layer {net.target} has no feature maps (its output is {tuple(top.shape[1:])})")
+        width = top.shape[3]
+        flat = top.flatten(2)  # [B, maps, H*W]
+        v, i = flat.max(2)
+        maxima.append(v.cpu())
+        where.append(i.cpu())
+        values = flat.transpose(0, 1).reshape(flat.shape[1], -1).double()
+        s, sq, z, mx = values.sum(1), (values**2).sum(1), (values == 0).sum(1).double(), values.amax(1)
+        count += values.shape[1]
+        total, total_sq = (s, sq) if total is None else (total + s, total_sq + sq)
+        zeros, largest = (z, mx) if zeros is None else (zeros + z, torch.maximum(largest, mx))
+    return torch.cat(maxima), torch.cat(where), width, (count, total.cpu(), total_sq.cpu(), zeros.cpu(), largest.cpu())
+
+
+def _top(target: str, maxima: torch.Tensor, where: torch.Tensor, width: int, field: ReceptiveField) -> TopActivations:
+    """The k strongest images per map (one unit per image, its strongest), as `stream_top_activations` ranks them."""
+    k = min(TOP_K, maxima.shape[0])
+    values, index = maxima.T.topk(k, dim=1)  # [maps, k]
+    flat = where.T.gather(1, index)
+    return TopActivations(target, values, index, torch.stack([flat // width, flat % width], -1), field)
+
+
+def _occlusion(net, top: TopActivations, load, size: int, stride: int) -> list[list[dict]]:
+    """Per map, for its OCCLUDED_IMAGES strongest images: the map's strongest activation with the
+    grey square at each position. Each image's occluded copies go through the network once and
+    give every map's response."""
+    maps = top.values.shape[0]
+    chosen = {m: [int(i) for i in top.image_index[m, :OCCLUDED_IMAGES]] for m in range(maps)}
+    responses: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    for i in sorted({i for ims in chosen.values() for i in ims}):
+        image = load([i])[0]
+        copies, rows, cols = occluded_copies(image, size, stride, 0.5)
+        out = torch.cat([net.activations(copies[s: s + 512]).flatten(2).amax(2) for s in range(0, len(copies), 512)])
+        unoccluded = net.activations(image[None]).flatten(2).amax(2)[0]
+        responses[i] = (out.T.reshape(-1, rows, cols).cpu(), unoccluded.cpu())
+    return [[{"image": i, "map": responses[i][0][m].tolist(), "unoccluded": float(responses[i][1][m])} for i in chosen[m]]
+            for m in range(maps)]
+
+
+def _invariance(net, top: TopActivations, load) -> dict[str, dict]:
+    """Per map and transform amount: the map's strongest response to its top-9 images transformed,
+    divided by the response to the originals (1 = invariant), averaged over those of the images
+    it responds to at all; None for a map that responds to none of them (a dead unit)."""
+    index = sorted({int(i) for i in top.image_index.flatten()})
+    position = {i: j for j, i in enumerate(index)}
+    x = torch.cat([load(index[s: s + 256]) for s in range(0, len(index), 256)])
+    base = net.activations(x).flatten(2).amax(2)  # [images, maps]
+    mine = torch.tensor([[position[int(i)] for i in row] for row in top.image_index])  # [maps, k]
+    maps = torch.arange(top.values.shape[0])[:, None]
+    reference = base[mine, maps]  # [maps, k]
+    responds = (reference > 0).double()
+    result = {}
+    for kind, amounts in sweeps_for(x.shape[2]).items():
+        curves = []
+        for amount in amounts:
+            moved = net.activations(transform(x, kind, float(amount))).flatten(2).amax(2)[mine, maps]
+            ratio = (moved / reference.clamp_min(1e-30)).double() * responds
+            curves.append((ratio.sum(1) / responds.sum(1)).cpu())  # 0/0 = nan where the map responds to none
+        response = torch.stack(curves, 1)
+        result[kind] = {"amounts": [float(a) for a in amounts],
+                        "response": [[None if v != v else float(v) for v in row] for row in response.tolist()]}
+    return result
