@@ -284,10 +284,28 @@ def _is_conv(t, layer: str) -> bool:
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    from .analysis.inspect import explore_run
-
     layers = [v.strip() for v in args.layers.split(",") if v.strip()] if args.layers else None
-    for path in explore_run(args.run_dir, args.out, layers, args.data_root, args.download, args.device):
+    if args.model:
+        from .analysis import inspect_model as im
+
+        if args.run_dir is not None:
+            raise NetsightError(f"explore: give either a run directory ({args.run_dir}) or --model SPEC, not both")
+        if args.out is None or not layers:
+            raise NetsightError("explore --model: give --layers NAME[,NAME] (the conv layers to browse) and --out FILE.html")
+        t = im.open_target(args.model, args.weights, None, args.images, args.data, args.input_size, args.mean, args.std,
+                           args.device, args.data_root, args.download, progress=not args.quiet)
+        paths = im.model_explore(t, layers, args.out)
+    else:
+        from .analysis.inspect import explore_run
+
+        if args.run_dir is None:
+            raise NetsightError("explore: give a run directory (netsight explore RUN_DIR) or a model "
+                                "(netsight explore --model SPEC --weights FILE --images DIR --layers NAME --out FILE.html)")
+        for flag in ("weights", "images", "data", "input_size", "mean", "std"):
+            if getattr(args, flag) is not None:
+                raise NetsightError(f"--{flag.replace('_', '-')} goes with --model SPEC, not with a run directory")
+        paths = explore_run(args.run_dir, args.out, layers, args.data_root, args.download, args.device)
+    for path in paths:
         print(path)
     return 0
 
@@ -356,10 +374,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(p)
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("explore", help="one offline HTML page to browse every unit of a trained CNN's conv layers")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--out", type=Path, help="the HTML file to write (default RUN_DIR/explore.html)")
-    p.add_argument("--layers", help="conv layers to include, e.g. conv1,conv2 (default: all)")
+    p = sub.add_parser("explore", help="one offline HTML page to browse every unit of a CNN's conv layers")
+    p.add_argument("run_dir", type=Path, nargs="?", help="a netsight run directory (or give --model SPEC instead)")
+    p.add_argument("--out", type=Path, help="the HTML file to write (default RUN_DIR/explore.html; required with --model)")
+    p.add_argument("--layers", help="conv layers to include, e.g. conv1,conv2 (default: all; required with --model)")
+    g = p.add_argument_group("any PyTorch model (as netsight inspect --model)")
+    g.add_argument("--model", metavar="SPEC", help="torchvision:NAME, package.module:factory or path/to/file.py:ClassOrFactory")
+    g.add_argument("--weights", type=Path, help="the model's weights: .safetensors, or a .pt/.pth state dict (weights_only)")
+    g.add_argument("--images", metavar="DIR", help="a folder of images (class subfolders optional)")
+    g.add_argument("--data", metavar="NAME", help="or a netsight dataset's test set")
+    g.add_argument("--input-size", type=_int("--input-size", 1, 8192), help="crop images to N x N (torchvision models: 224)")
+    g.add_argument("--mean", type=_csv_floats("--mean"), help="normalisation mean per channel (torchvision models: their own)")
+    g.add_argument("--std", type=_csv_floats("--std"), help="normalisation std per channel (torchvision models: their own)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     _add_data_flags(p)
     p.set_defaults(func=cmd_explore)

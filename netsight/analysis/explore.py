@@ -8,7 +8,7 @@ the images that are some map's top-9 only: deconv projections (cropped to the re
 field), occlusion maps of each map for its three strongest images (one batch of occluded
 copies per image gives every map's response at once), and each map's invariance curve (its
 strongest response to its top-9 images, transformed, relative to the untransformed ones).
-Feature evolution uses the run's weight snapshots when it has them.
+Feature evolution (`inspect.explore_run`) uses a run's weight snapshots when it has them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import Dataset
 from .deconvnet_graph import make_deconvnet
 from .hooks import evaluating
 from .invariance import sweeps_for, transform
@@ -52,17 +51,17 @@ class LayerUnits:
 
 
 @torch.no_grad()
-def explore_layer(model: nn.Module, images: torch.Tensor, layer: str, batch_size: int = 500, snapshots=None,
+def explore_layer(model: nn.Module, source, layer: str, batch_size: int = 256, progress: bool = False,
                   occlusion_size: Optional[int] = None, occlusion_stride: Optional[int] = None) -> LayerUnits:
-    """Every unit of conv `layer` of `model` over uint8 `images` ([N,C,H,W])."""
+    """Every unit of conv `layer` of `model` over the images of `source` (a `data.images.ImageSource`)."""
     device = next(model.parameters()).device
-    shape = tuple(images.shape[1:])
+    shape = tuple(source.shape)
     with evaluating(model):
         net = make_deconvnet(model, layer, shape)
-        maxima, where, width, moments = _stream(net, images, batch_size, device)
+        maxima, where, width, moments = _stream(net, source, batch_size, device, progress)
         top = _top(net.target, maxima, where, width, net.field)
-        load = lambda index: Dataset.normalise(images[index].to(device))  # noqa: E731
-        tp = project_top(net, top, load, None, 256)
+        load = lambda index: source.load(index).to(device)  # noqa: E731
+        tp = project_top(net, top, load, None, batch_size)
         maps = maxima.shape[1]
         count, total, total_sq, zeros, largest = moments
         mean = total / count
@@ -80,18 +79,12 @@ def explore_layer(model: nn.Module, images: torch.Tensor, layer: str, batch_size
         invariance = _invariance(net, top, load)
         wanted = sorted({int(i) for i in top.image_index.flatten()})
         pictures = {i: load([i])[0].cpu() for i in wanted}
-    evolution = None
-    if snapshots and len(snapshots) >= 2:
-        from .evolution import feature_evolution
-
-        evo = feature_evolution(snapshots, images, layer, maps, device)
-        evolution = {"iterations": evo.iterations, "projections": evo.projections, "values": evo.values}
     weights = dict(model.named_modules())[layer].weight.detach().cpu().float().numpy()
     return LayerUnits(layer, net.target, net.field, weights, top, tp.projections, tp.patches, tp.valid, stats, histograms,
-                      occlusion, invariance, evolution, pictures)
+                      occlusion, invariance, None, pictures)
 
 
-def _stream(net, images: torch.Tensor, batch_size: int, device):
+def _stream(net, source, batch_size: int, device, progress: bool):
     """Per image and map: strongest activation and its flat position; per map: count, sum,
     sum of squares (float64), zeros and maximum over every position of every image."""
     from ..errors import NetsightError
@@ -99,8 +92,8 @@ def _stream(net, images: torch.Tensor, batch_size: int, device):
     maxima, where = [], []
     count, width = 0, 1
     total = total_sq = zeros = largest = None
-    for start in range(0, len(images), batch_size):
-        top = net.activations(Dataset.normalise(images[start: start + batch_size].to(device)))
+    for _, x in source.batches(batch_size, progress, f"explore {net.target}"):
+        top = net.activations(x.to(device))
         if top.dim() != 4:
             raise NetsightError(f"explore: layer {net.target} has no feature maps (its output is {tuple(top.shape[1:])})")
         width = top.shape[3]

@@ -270,8 +270,9 @@ def explore_run(path, out: Optional[str | Path] = None, layers: Optional[list[st
                 download: bool = False, device: str = "cpu") -> list[Path]:
     """`netsight explore`: every unit of every conv layer (or of `layers`) in one offline HTML page,
     RUN_DIR/explore.html unless `out` names another file."""
+    from ..data.images import tensor_images
     from ..report.explore_page import layer_data, render_page
-    from .evolution import snapshot_paths
+    from .evolution import feature_evolution, snapshot_paths
     from .explore import explore_layer
 
     run, model, dev, data, pool, labels = _prepare(path, data_root, download, device)
@@ -286,8 +287,14 @@ def explore_run(path, out: Optional[str | Path] = None, layers: Optional[list[st
         snaps.append((done, run.dir.weights))
     names = [f"test image {i}" for i in range(len(pool))]
     label_names = [data.classes[int(v)] for v in labels]
-    built = [layer_data(explore_layer(model, pool, layer, snapshots=snaps), names, label_names, layer == convs[0])
-             for layer in chosen]
+    source = tensor_images(pool)
+    built = []
+    for layer in chosen:
+        units = explore_layer(model, source, layer)
+        if len(snaps) >= 2:
+            evo = feature_evolution(snaps, pool, layer, units.top.values.shape[0], dev)
+            units.evolution = {"iterations": evo.iterations, "projections": evo.projections, "values": evo.values}
+        built.append(layer_data(units, names, label_names, layer == convs[0]))
     subtitle = (f"{sum(len(b['units']) for b in built)} units over the {len(pool):,} test images of {run.config.data}; "
                 f"run {run.path.name}, {run.summary.get('iterations_done', '?')} iterations, final test accuracy "
                 f"{100 * float(run.summary.get('final_test_acc') or 0):.2f}%")

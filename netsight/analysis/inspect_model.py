@@ -28,7 +28,7 @@ class Target:
     model: ExternalModel
     images: object  # data.images.ImageSource
     labels: Optional[torch.Tensor]  # the images' classes as indices of the model's outputs, or None
-    out: Path
+    out: Optional[Path]
     device: torch.device
     progress: bool
 
@@ -67,11 +67,12 @@ def _outputs(t: Target) -> int:
     return out.shape[1]
 
 
-def open_target(spec: str, weights: Optional[str | Path], out: str | Path, images: Optional[str | Path] = None,
+def open_target(spec: str, weights: Optional[str | Path], out: Optional[str | Path], images: Optional[str | Path] = None,
                 data: Optional[str] = None, input_size: Optional[int] = None, mean: Optional[Sequence[float]] = None,
                 std: Optional[Sequence[float]] = None, device: str = "cpu", data_root=None, download: bool = False,
                 progress: bool = True) -> Target:
-    """The model, the images (as the model takes them) and the output folder."""
+    """The model, the images (as the model takes them) and the output folder (claimed: new, empty or
+    netsight's; None when the caller writes a single file)."""
     from ..data import load_dataset
     from ..data.images import folder_images, tensor_images
     from ..train.loop import resolve_device
@@ -96,7 +97,7 @@ def open_target(spec: str, weights: Optional[str | Path], out: str | Path, image
     if source.shape[0] != model.input_channels:
         raise NetsightError(f"{images or data}: images have {source.shape[0]} channel(s), the model {spec} takes "
                             f"{model.input_channels}")
-    out = claim_output_folder(out, "--out")
+    out = claim_output_folder(out, "--out") if out is not None else None
     target = Target(model, source, None, out, dev, progress)
     target.labels = _model_labels(target, data is not None)
     return target
@@ -256,3 +257,33 @@ def record(t: Target, techniques: Sequence[str], layer: Optional[str]) -> Path:
         "labels": "the images' classes" if t.labels is not None else "the model's predictions",
         "techniques": list(techniques), "layer": layer,
     })
+
+
+def model_explore(t: Target, layers: Sequence[str], out: str | Path) -> list[Path]:
+    """`netsight explore --model ...`: the unit browser for `layers` of any CNN, into the file `out`."""
+    from ..report.explore_page import layer_data, render_page
+    from .deconvnet_graph import resolve_graph_target
+    from .explore import explore_layer
+    from .hooks import normalised_input
+    from .stages import conv_layers
+
+    module = t.model.module
+    convs = conv_layers(module)
+    unknown = [layer for layer in layers if layer not in convs]
+    if unknown:
+        from .deconvnet_graph import unknown_layer
+
+        raise unknown_layer(unknown[0], module) if unknown[0] not in dict(module.named_modules()) else NetsightError(
+            f"--layers {unknown[0]}: not a convolution (explore shows the units of conv layers)")
+    names = t.images.names
+    classes, labels = t.images.classes, t.images.labels
+    label_names = [classes[int(v)] for v in labels] if classes is not None and labels is not None else None
+    built = []
+    with normalised_input(module, **t.norm):
+        for layer in layers:
+            resolve_graph_target(module, layer, t.images.load([0]).to(t.device))  # a clear error before the long pass
+            units = explore_layer(module, t.images, layer, batch_size=32, progress=t.progress)
+            built.append(layer_data(units, names, label_names, layer == convs[0]))
+    subtitle = (f"{sum(len(b['units']) for b in built)} units over {t.images.description}, "
+                f"{t.images.shape[1]}x{t.images.shape[2]} px as the model takes them")
+    return [write_text(Path(out), render_page(f"netsight explore: {t.title}", subtitle, built))]

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from netsight.analysis.explore import explore_layer
+from netsight.data.images import tensor_images
 from netsight.analysis.occlusion import occlusion_maps
 from netsight.analysis.topk import top_activations
 from netsight.models import ModelConfig, build_model
@@ -15,7 +16,7 @@ def explored():
     torch.manual_seed(0)
     model = build_model(ModelConfig("cnn-bn")).eval()
     images = tiny_dataset("cifar10-assignment", n_test=60).test_images
-    return model, images, explore_layer(model, images, "conv2", batch_size=16)
+    return model, images, explore_layer(model, tensor_images(images), "conv2", batch_size=16)
 
 
 def test_top9_and_statistics_match_direct_computations(explored):

@@ -232,3 +232,26 @@ def test_a_netsight_dataset_and_an_own_model_file(tmp_path, capsys):
 
     assert len(rows) == 8 * 9 and {r["label"] for r in rows} <= set(DATASETS["mnist"].classes)
     assert (out / "figures" / "occlusion_4.png").is_file()  # layer 3 is a conv: its ReLU, module 4, is used
+
+
+def test_explore_a_torchvision_model(image_folder, weights, tmp_path, capsys):
+    """netsight explore --model: the unit browser for any CNN; its top-9 are those of netsight.zf."""
+    import re
+
+    page = tmp_path / "resnet.html"
+    assert main(["explore", "--model", "torchvision:resnet18", "--weights", str(weights["resnet18"]), "--images",
+                 str(image_folder), "--input-size", "32", "--layers", "layer1.0.conv1", "--out", str(page), "--quiet"]) == 0
+    text = page.read_text()
+    data = json.loads(re.search(r"<script type='application/json' id='explore-data'>(.*?)</script>", text, re.S).group(1))
+    layer = data["layers"][0]
+    assert layer["name"] == "layer1.0.conv1" and len(layer["units"]) == 64
+    model, source = _model("resnet18", weights["resnet18"]), _images(image_folder, 32)
+    top = zf.top_activations(model, source, "layer1.0.conv1", mean=MEAN, std=STD)
+    for m in (0, 33):
+        assert [t["image"] for t in layer["units"][m]["top"]] == top.image_index[m].tolist()
+        assert [t["file"] for t in layer["units"][m]["top"]] == [source.names[i] for i in top.image_index[m].tolist()]
+    assert main(["explore", "--model", "torchvision:resnet18", "--images", str(image_folder), "--out", str(page)]) == 2
+    assert "give --layers" in _one_line(capsys)
+    assert main(["explore", "--model", "torchvision:resnet18", "--images", str(image_folder), "--layers", "layer1",
+                 "--out", str(page)]) == 2
+    assert "not a convolution" in _one_line(capsys)
