@@ -1,6 +1,6 @@
 """Time the training of a whole suite (default: the assignment's 39 runs), fleets on or off.
 
-    python benchmarks/bench_suite.py [--device cuda] [--fleet on|off] [--iterations N] [--json FILE]
+    python benchmarks/bench_suite.py [--device cuda] [--fleet on|off] [--jobs N] [--iterations N] [--json FILE]
 
 The suite's analyses are left out: this times training, the part fleets change (the analyses
 and the report take the same time either way). --iterations cuts every run short for a
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--fleet", choices=["on", "off", "auto"], default="on")
     parser.add_argument("--iterations", type=int, help="cut every run to this many iterations")
     parser.add_argument("--seeds", type=int)
+    parser.add_argument("--jobs", type=int, default=1, help="local processes (the cores are split between them)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     suite = load_suite(args.suite)
@@ -41,7 +42,7 @@ def main() -> None:
         snaps = tuple(s for s in g.snapshots if not args.iterations or s <= args.iterations)
         groups.append(dataclasses.replace(g, analyses=(), grid=grid, snapshots=snaps))
     suite = dataclasses.replace(suite, groups=tuple(groups))
-    options = SuiteOptions(seeds=args.seeds, device=args.device, fleet=args.fleet, progress=False)
+    options = SuiteOptions(seeds=args.seeds, device=args.device, fleet=args.fleet, progress=False, jobs=args.jobs)
     specs = expand(suite, args.seeds)
     with tempfile.TemporaryDirectory() as out:
         units = plan_units([(s, Path(out) / "runs" / s.dirname) for s in specs], use_fleets(options))
@@ -52,7 +53,7 @@ def main() -> None:
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-    result = {"suite": suite.title, "runs": len(specs), "units": len(units), "fleet": args.fleet,
+    result = {"suite": suite.title, "runs": len(specs), "units": len(units), "fleet": args.fleet, "jobs": args.jobs,
               "iterations": args.iterations or "protocol", "device": device_name(resolve_device(args.device)),
               "torch": torch.__version__, "training_s": round(seconds, 2)}
     print(json.dumps(result))

@@ -24,7 +24,7 @@ data = "cifar10-assignment"
 iterations = 12
 eval_every = 4
 snapshots = [4, 8]
-analyses = ["filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance"]
+analyses = ["filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance", "explore"]
 
 [[group]]
 name = "rnn"
@@ -49,7 +49,7 @@ def test_suite_writes_runs_analyses_and_report(suite_out):
     assert len(runs) == 4 and all(r.startswith(("cnn/lenet5-cifar10-assignment-seed", "rnn/gru-h8-mnist-seed")) for r in runs)
     lenet0 = next((suite_out / "runs" / "cnn").glob("*seed0*"))
     for f in ("figures/filters_conv1.png", "tables/activations.csv", "figures/deconv_conv2_max.png", "figures/top9_conv2.png",
-              "figures/occlusion_conv2.png", "figures/evolution_conv2.png", "figures/invariance.png"):
+              "figures/occlusion_conv2.png", "figures/evolution_conv2.png", "figures/invariance.png", "explore.html"):
         assert (lenet0 / f).is_file(), f
     assert not (next((suite_out / "runs" / "cnn").glob("*seed1*")) / "figures").exists()  # analyses on the first seed
     for gru in (suite_out / "runs" / "rnn").iterdir():
@@ -60,6 +60,8 @@ def test_suite_writes_runs_analyses_and_report(suite_out):
     assert "tiny &lt;study&gt; &amp; co" in html and "<study>" not in html
     assert html.count("data:image/png;base64,") >= 10
     assert "Reproduction check" in html and "Provenance" in html
+    link = f"<a href='runs/cnn/{lenet0.name}/explore.html'>"  # relative: the folder can move
+    assert link in html and (suite_out / "runs" / "cnn" / lenet0.name / "explore.html").is_file()
     assert read_json(suite_out / "suite.json")["seeds"] == 2
 
 
