@@ -87,6 +87,17 @@ def _csv_floats(flag: str) -> Callable[[str], list[float]]:
     return parse
 
 
+def _add_model_flags(g) -> None:
+    """The flags naming a model from outside netsight and its images (inspect and explore)."""
+    g.add_argument("--model", metavar="SPEC", help="torchvision:NAME, package.module:factory or path/to/file.py:ClassOrFactory")
+    g.add_argument("--weights", type=Path, help="the model's weights: .safetensors, or a .pt/.pth state dict (read with weights_only=True)")
+    g.add_argument("--images", metavar="DIR", help="a folder of images (class subfolders optional), streamed in batches")
+    g.add_argument("--data", metavar="NAME", help="or a netsight dataset's test set (netsight data list)")
+    g.add_argument("--input-size", type=_int("--input-size", 1, 8192), help="crop images to N x N (torchvision models: their own crop, 224)")
+    g.add_argument("--mean", type=_csv_floats("--mean"), help="normalisation mean per channel (torchvision models: their own)")
+    g.add_argument("--std", type=_csv_floats("--std"), help="normalisation std per channel (torchvision models: their own)")
+
+
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, help="read the dataset from this folder or archive (see README: Datasets)")
     p.add_argument("--download", action="store_true", help="download the official files with torchvision into the cache")
@@ -347,13 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--evolution", action="store_true", help="feature evolution across the run's weight snapshots (run directories)")
     g.add_argument("--invariance", action="store_true", help="translation/rotation/scale invariance curves")
     g = p.add_argument_group("any PyTorch model (instead of a run directory)")
-    g.add_argument("--model", metavar="SPEC", help="torchvision:NAME, package.module:factory or path/to/file.py:ClassOrFactory")
-    g.add_argument("--weights", type=Path, help="the model's weights: .safetensors, or a .pt/.pth state dict (read with weights_only=True)")
-    g.add_argument("--images", metavar="DIR", help="a folder of images (class subfolders optional), streamed in batches")
-    g.add_argument("--data", metavar="NAME", help="or a netsight dataset's test set (netsight data list)")
-    g.add_argument("--input-size", type=_int("--input-size", 1, 8192), help="crop images to N x N (torchvision models: their own crop, 224)")
-    g.add_argument("--mean", type=_csv_floats("--mean"), help="normalisation mean per channel (torchvision models: their own)")
-    g.add_argument("--std", type=_csv_floats("--std"), help="normalisation std per channel (torchvision models: their own)")
+    _add_model_flags(g)
     g.add_argument("--out", type=Path, help="the folder for figures/, tables/ and inspection.json (required with --model)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("options")
@@ -379,13 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="the HTML file to write (default RUN_DIR/explore.html; required with --model)")
     p.add_argument("--layers", help="conv layers to include, e.g. conv1,conv2 (default: all; required with --model)")
     g = p.add_argument_group("any PyTorch model (as netsight inspect --model)")
-    g.add_argument("--model", metavar="SPEC", help="torchvision:NAME, package.module:factory or path/to/file.py:ClassOrFactory")
-    g.add_argument("--weights", type=Path, help="the model's weights: .safetensors, or a .pt/.pth state dict (weights_only)")
-    g.add_argument("--images", metavar="DIR", help="a folder of images (class subfolders optional)")
-    g.add_argument("--data", metavar="NAME", help="or a netsight dataset's test set")
-    g.add_argument("--input-size", type=_int("--input-size", 1, 8192), help="crop images to N x N (torchvision models: 224)")
-    g.add_argument("--mean", type=_csv_floats("--mean"), help="normalisation mean per channel (torchvision models: their own)")
-    g.add_argument("--std", type=_csv_floats("--std"), help="normalisation std per channel (torchvision models: their own)")
+    _add_model_flags(g)
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     _add_data_flags(p)

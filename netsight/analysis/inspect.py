@@ -100,39 +100,15 @@ def _spread(n_total: int, n: int):
 def inspect_deconv(path, layer: Optional[str] = None, images: int = 6, maps_per_image: int = 4, mode: str = "max",
                    data_root=None, download: bool = False, device: str = "cpu") -> list[Path]:
     """Project the strongest feature maps of `layer` for a few test images back to pixels."""
+    from .. import zf
     from ..data import Dataset
     from ..report.figures import save_figure
-    import torch
-
-    from ..report.figures_zf import plot_deconv
-    from .deconvnet_graph import make_deconvnet
-    from .topk import crop
 
     run, model, dev, data, pool, _ = _prepare(path, data_root, download, device)
     layer = layer or conv_layers(model)[-1]
-    deconv = make_deconvnet(model, layer, data.image_shape)
     x = Dataset.normalise(pool[_spread(len(pool), images)].to(dev))
-    top = deconv.activations(x)
-    strength = top.flatten(2).amax(2) if top.dim() == 4 else top
-    k = min(maps_per_image, strength.shape[1])
-    order = strength.topk(k, dim=1).indices  # [N, k]
-    field = deconv.field
-    h, w = data.image_shape[1:]
-    rows: list[list] = [[] for _ in range(len(x))]
-    for j in range(k):
-        proj = deconv.project(x, order[:, j], mode)
-        # crop to the receptive field of the projected unit (mode "map" spreads over the map: keep it whole)
-        positions = proj.positions.cpu()
-        if mode == "max" and top.dim() == 4:
-            cropped, valid = crop(proj.images.cpu(), positions, field)
-            boxes = [field.box(int(p[0]), int(p[1]), h, w) for p in positions]
-        else:
-            cropped, valid = proj.images.cpu(), torch.ones(len(x), 1, h, w)
-            boxes = [(0, 0, h, w)] * len(x)
-        for i in range(len(x)):
-            rows[i].append((int(order[i, j]), float(proj.values[i]), cropped[i], valid[i], boxes[i]))
-    fig = plot_deconv(x.cpu(), rows, deconv.target, mode, _run_title(run))
-    return [save_figure(fig, run.dir.figures / f"deconv_{layer}_{mode}.png")]
+    result = zf.deconv(model, x, layer, maps_per_image, mode)
+    return [save_figure(zf.plot(result, _run_title(run)), run.dir.figures / f"deconv_{layer}_{mode}.png")]
 
 
 def inspect_top9(path, layer: Optional[str] = None, maps: Optional[int] = None, k: int = 9, split: str = "test",
@@ -210,23 +186,14 @@ def inspect_invariance(path, images: int = 100, data_root=None, download: bool =
     from ..fileio import write_csv
     from ..report.figures import save_figure
     from ..report.figures_zf import plot_invariance
-    from .invariance import invariance_curves
+    from .invariance import INVARIANCE_COLUMNS, invariance_curves, invariance_rows
 
     run, model, dev, data, pool, labels = _prepare(path, data_root, download, device)
     idx = _spread(len(pool), images)
     curves = invariance_curves(model, Dataset.normalise(pool[idx].to(dev)), labels[idx].to(dev))
-    rows = []
-    for kind, amounts in curves.amounts.items():
-        for a_i, amount in enumerate(amounts):
-            row = {"transform": kind, "amount": float(amount)}
-            for metric in ("first", "last", "p_true"):
-                v = curves.values[kind][metric][a_i]
-                row[f"{metric}_mean"], row[f"{metric}_std"] = float(v.mean()), float(v.std())
-            rows.append(row)
-    header = ["transform", "amount", "first_mean", "first_std", "last_mean", "last_std", "p_true_mean", "p_true_std"]
     return [
         save_figure(plot_invariance(curves, _run_title(run)), run.dir.figures / "invariance.png"),
-        write_csv(run.dir.tables / "invariance.csv", header, rows),
+        write_csv(run.dir.tables / "invariance.csv", INVARIANCE_COLUMNS, invariance_rows(curves)),
     ]
 
 

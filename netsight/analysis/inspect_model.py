@@ -227,23 +227,15 @@ def model_invariance(t: Target, count: int = 100) -> list[Path]:
     from ..data.images import tensor_images
     from ..report.figures import save_figure
     from ..report.figures_zf import plot_invariance
+    from .invariance import INVARIANCE_COLUMNS, invariance_rows
 
     idx = _spread(len(t.images), count)
     labels = t.labels[idx] if t.labels is not None else None
     result = zf.invariance(t.model.module, tensor_images(t.images.load(idx)), labels, **t.norm)
     curves = result.curves
-    rows = []
-    for kind, amounts in curves.amounts.items():
-        for a_i, amount in enumerate(amounts):
-            row = {"transform": kind, "amount": float(amount)}
-            for metric in ("first", "last", "p_true"):
-                v = curves.values[kind][metric][a_i]
-                row[f"{metric}_mean"], row[f"{metric}_std"] = float(v.mean()), float(v.std())
-            rows.append(row)
-    header = ["transform", "amount", "first_mean", "first_std", "last_mean", "last_std", "p_true_mean", "p_true_std"]
     return [
         save_figure(plot_invariance(curves, t.title, "images", result.label_kind), t.figures / "invariance.png"),
-        write_csv(t.tables / "invariance.csv", header, rows),
+        write_csv(t.tables / "invariance.csv", INVARIANCE_COLUMNS, invariance_rows(curves)),
     ]
 
 

@@ -103,3 +103,19 @@ def invariance_curves(model: nn.Module, images: torch.Tensor, labels: torch.Tens
             curves.amounts[kind] = np.asarray(amounts)
             curves.values[kind] = {k: np.stack(v) for k, v in rows.items()}
     return curves
+
+
+INVARIANCE_COLUMNS = ["transform", "amount", "first_mean", "first_std", "last_mean", "last_std", "p_true_mean", "p_true_std"]
+
+
+def invariance_rows(curves: InvarianceCurves) -> list[dict]:
+    """One row per transform amount: mean and std over images of each metric (tables/invariance.csv)."""
+    rows = []
+    for kind, amounts in curves.amounts.items():
+        for a_i, amount in enumerate(amounts):
+            row = {"transform": kind, "amount": float(amount)}
+            for metric in ("first", "last", "p_true"):
+                v = curves.values[kind][metric][a_i]
+                row[f"{metric}_mean"], row[f"{metric}_std"] = float(v.mean()), float(v.std())
+            rows.append(row)
+    return rows

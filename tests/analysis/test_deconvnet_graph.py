@@ -11,6 +11,7 @@ from netsight.analysis.deconvnet_graph import GraphDeconvnet, make_deconvnet
 from netsight.analysis.receptive_field import receptive_field
 from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model
+from tests.analysis.test_zeiler_fergus import _RectifiedBackward
 
 
 @pytest.mark.parametrize("name, layers", [("lenet5", ["conv1", "pool1", "conv2", "pool2", "fc1"]),
@@ -61,16 +62,6 @@ def test_resnet18_matches_captum_neuron_deconvolution(layer, channel):
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
 
 
-class _Rectified(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        return x.clamp_min(0)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g.clamp_min(0)
-
-
 class Branchy(nn.Module):
     """Skip connection, concatenation, every spelling of ReLU (module in place, functional in
     place, method, in-place method), a functional max-pool: all that the chain replay refuses.
@@ -87,7 +78,7 @@ class Branchy(nn.Module):
         self.head = nn.Linear(6, 5)
 
     def forward(self, x):
-        r = _Rectified.apply
+        r = _RectifiedBackward.apply
         x = r(self.stem(x)) if self.oracle else self.act(self.stem(x))
         skip = x
         x = r(self.left(x)) if self.oracle else F.relu(self.left(x), inplace=True)

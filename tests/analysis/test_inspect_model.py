@@ -2,7 +2,6 @@
 by the tests, on an image folder the tests write, through every technique from the CLI; the
 results are checked against independent computations, and every bad input is one clear line."""
 
-import copy
 import csv
 import json
 from pathlib import Path
@@ -17,6 +16,7 @@ from torch import nn
 from netsight import zf
 from netsight.analysis.hooks import normalised_input
 from netsight.cli import main
+from tests.analysis.test_zeiler_fergus import _swap_relus
 
 pytestmark = pytest.mark.slow
 
@@ -69,30 +69,6 @@ def _model(name, path):
 
 def _images(folder, size):
     return zf.images(folder, None, size, round(size * 256 / 224))
-
-
-def _rectifying_copy(model: nn.Module) -> nn.Module:
-    """Every nn.ReLU replaced by a module whose backward rectifies: the autograd oracle."""
-
-    class Rectified(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x.clamp_min(0)
-
-        @staticmethod
-        def backward(ctx, g):
-            return g.clamp_min(0)
-
-    class RectifiedReLU(nn.Module):
-        def forward(self, x):
-            return Rectified.apply(x)
-
-    model = copy.deepcopy(model)
-    for module in list(model.modules()):
-        for child_name, child in list(module.named_children()):
-            if isinstance(child, nn.ReLU):
-                setattr(module, child_name, RectifiedReLU())
-    return model.eval()
 
 
 @pytest.mark.parametrize("name, suffix, size, layer, ranked", MODELS)
@@ -156,7 +132,7 @@ def test_projections_equal_the_autograd_oracle(name, suffix, size, layer, ranked
     x = source.load([0, 7])
     result = zf.deconv(model, x, layer, maps=2, mode="map", mean=MEAN, std=STD)
     assert result.layer == ranked
-    oracle = _rectifying_copy(model)
+    oracle = _swap_relus(model).eval()  # every nn.ReLU rectifies on the way back: the autograd oracle
     xs = x.clone().requires_grad_(True)
     seen = {}
     with normalised_input(oracle, MEAN, STD):

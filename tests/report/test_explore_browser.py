@@ -3,28 +3,18 @@ offline with no request and no console error, a click shows the unit's top-9 ima
 projections as the run's tables/top9 file lists them, and the keyboard moves between units and layers."""
 
 import csv
-import os
-import shutil
 
 import pytest
 
 from netsight.cli import main
 from netsight.train import resolve, train
 from tests.conftest import tiny_dataset
+from tests.report.test_browser import _chromium
 
 pytestmark = pytest.mark.slow
 
 _FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
           "--disable-component-update", "--disable-sync"]
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    if os.environ.get("CI"):
-        pytest.fail("CI must install Debian's chromium for the browser tests (.ci/run does)")
-    pytest.skip("no Chromium on this machine (apt-get install chromium)")
 
 
 def test_explore_page_in_chromium(tmp_path, capsys):
