@@ -151,7 +151,8 @@ def _suite_options(args: argparse.Namespace):
 
     return SuiteOptions(seeds=args.seeds, quick=args.quick, device=args.device,
                         data_root=str(args.data_root) if args.data_root else None, download=args.download,
-                        jobs=args.jobs, progress=not args.quiet, fleet=args.fleet)
+                        jobs=args.jobs, progress=not args.quiet, fleet=args.fleet, backend=args.backend,
+                        address=args.address, cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -403,6 +404,13 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--quiet", action="store_true", help="no per-run progress bar")
         q.add_argument("--fleet", choices=["auto", "on", "off"], default="auto",
                        help="train runs that differ only in seed/init together as one batched program (auto: on CUDA)")
+        q.add_argument("--backend", choices=["local", "ray"], default="local",
+                       help="where runs train: local processes (default) or a Ray cluster (pip install 'netsight[ray]')")
+        q.add_argument("--address", help="ray: a running cluster's head, auto or HOST:PORT (default: start Ray on this machine)")
+        q.add_argument("--cpus-per-task", type=_float("--cpus-per-task", 0, 1024, lo_open=True), default=1.0,
+                       help="ray: CPU cores per run or fleet (torch uses that many threads; default 1)")
+        q.add_argument("--gpus-per-task", type=_float("--gpus-per-task", 0, 64), default=0.0,
+                       help="ray: GPUs per run or fleet, fractions share one (e.g. 0.25; default 0: CPU)")
         _add_data_flags(q)
 
     p = sub.add_parser("run", help="run a whole suite (default: the assignment) and write the HTML report")

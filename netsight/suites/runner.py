@@ -2,8 +2,10 @@
 
 Runs are keyed by their resolved config (the key is a hash of it), so rerunning a suite
 skips completed runs, resumes interrupted ones, and never mixes results of different
-configs. `jobs > 1` runs that many local processes, splitting the cores between them so
-they do not oversubscribe the CPU.
+configs. The units of work (fleets or single runs) train on a backend: `local` runs them in
+this process, or with `jobs > 1` in that many local processes, splitting the cores between
+them so they do not oversubscribe the CPU (each worker dies with the driver); `ray` runs them
+as tasks on a Ray cluster (`ray_backend`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ..train.config import TrainConfig
 from ..train.loop import train
 from ..train.rundir import RunDir, open_run
 from .spec import RunSpec, Suite, expand
+from .transfer import recover_installs
 
 _DATA_CACHE: dict[tuple, Dataset] = {}
 
@@ -40,6 +43,10 @@ class SuiteOptions:
     jobs: int = 1
     progress: bool = True
     fleet: str = "auto"  # auto | on | off: train runs that differ only in seed/init as one batched fleet
+    backend: str = "local"  # local | ray
+    address: Optional[str] = None  # ray: a running cluster (auto or HOST:PORT); None starts a local Ray instance
+    cpus_per_task: float = 1.0  # ray: resources of one unit of work
+    gpus_per_task: float = 0.0
 
 
 def _dataset(name: str, options: SuiteOptions) -> Dataset:
@@ -75,6 +82,7 @@ def _train_fleet(configs: list[dict], paths: list[str], options: SuiteOptions, t
 
 
 FLEETS = ("auto", "on", "off")
+BACKENDS = ("local", "ray")
 MAX_FLEET_MEMBERS = 32  # members per fleet: LeNet5 needs ~52 MB per member (weights, grads, Adam moments)
 
 
@@ -85,6 +93,10 @@ def use_fleets(options: SuiteOptions) -> bool:
         raise NetsightError(f"--fleet {options.fleet!r}: expected one of {', '.join(FLEETS)}")
     if options.fleet != "auto":
         return options.fleet == "on"
+    if options.backend == "ray":  # the tasks' device, not the driver's
+        from .ray_backend import task_device
+
+        return task_device(options).startswith("cuda")
     from ..train.loop import resolve_device
 
     return resolve_device(options.device).type == "cuda"
@@ -125,6 +137,16 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
     specs = expand(suite, options.seeds, options.quick)
     if options.jobs < 1:
         raise NetsightError(f"--jobs {options.jobs}: expected an integer >= 1")
+    if options.backend not in BACKENDS:
+        raise NetsightError(f"--backend {options.backend!r}: expected one of {', '.join(BACKENDS)}")
+    if options.backend == "ray" and options.jobs != 1:
+        raise NetsightError(f"--jobs {options.jobs} is for the local backend; with --backend ray the cluster's "
+                            f"resources set how many runs train at once (--cpus-per-task, --gpus-per-task)")
+    if options.backend != "ray" and (options.address is not None or options.cpus_per_task != 1 or options.gpus_per_task):
+        raise NetsightError("--address, --cpus-per-task and --gpus-per-task are for --backend ray")
+    if (out / "runs").is_dir():
+        for group in (out / "runs").iterdir():
+            recover_installs(group)  # what a crash while installing a Ray task's results left behind
     claim_output_folder(out, "--out")
     write_text(out / "suite.toml", suite.source)
     write_json(out / "suite.json", {"title": suite.title, "path": suite.path, "quick": options.quick,
@@ -140,36 +162,18 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
     if len(units) < len(todo):
         _log(f"training as {len(units)} fleet(s) and single runs (--fleet {options.fleet})")
 
-    def submit(unit, threads, progress):
-        if len(unit) == 1:
-            return _train_one, (unit[0][0].config.to_dict(), str(unit[0][1]), options, threads, progress)
-        return _train_fleet, ([s.config.to_dict() for s, _ in unit], [str(p) for _, p in unit], options, threads, progress)
-
-    def label(unit) -> str:
-        return unit[0][0].dirname if len(unit) == 1 else f"fleet of {len(unit)}: {unit[0][0].dirname} ..."
-
-    def finish(unit, result) -> None:
-        for (spec, path), summary in zip(unit, result if isinstance(result, list) else [result]):
+    def finish(unit, summaries: list[dict]) -> None:
+        for (spec, path), summary in zip(unit, summaries):
             _check_summary(spec, path, summary)
 
-    if options.jobs == 1 or len(units) <= 1:
-        for i, unit in enumerate(units, 1):
-            _log(f"[{i}/{len(units)}] {label(unit)}")
-            fn, args = submit(unit, None, options.progress)
-            finish(unit, fn(*args))
+    if not units:
+        pass
+    elif options.backend == "ray":
+        from .ray_backend import train_units_on_ray
+
+        train_units_on_ray(units, options, finish, _log)
     else:
-        threads = max(1, (os.cpu_count() or 1) // options.jobs)
-        with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn")) as pool:
-            futures = {}
-            for unit in units:
-                fn, args = submit(unit, threads, False)
-                futures[pool.submit(fn, *args)] = unit
-            for i, future in enumerate(as_completed(futures), 1):
-                unit = futures[future]
-                result = future.result()
-                summaries = result if isinstance(result, list) else [result]
-                _log(f"[{i}/{len(units)}] {label(unit)}: " + ", ".join(f"{s['status']} {s['final_test_acc']}" for s in summaries))
-                finish(unit, result)
+        _train_units_locally(units, options, finish)
     _log(f"training done in {time.perf_counter() - started:.0f}s; analyses next")
     for spec, path in paths:
         run_analyses(spec, path, options)
@@ -179,6 +183,58 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
         for p in build_report(out):
             _log(f"wrote {p}")
     return paths
+
+
+def _label(unit) -> str:
+    return unit[0][0].dirname if len(unit) == 1 else f"fleet of {len(unit)}: {unit[0][0].dirname} ..."
+
+
+def _unit_call(unit, options: SuiteOptions, threads: Optional[int], progress: bool):
+    """The function and arguments that train `unit` (a list of (RunSpec, path)); it returns one summary per run."""
+    if len(unit) == 1:
+        return _train_one_as_list, (unit[0][0].config.to_dict(), str(unit[0][1]), options, threads, progress)
+    return _train_fleet, ([s.config.to_dict() for s, _ in unit], [str(p) for _, p in unit], options, threads, progress)
+
+
+def _train_one_as_list(*args) -> list[dict]:
+    return [_train_one(*args)]
+
+
+def _train_units_locally(units: list, options: SuiteOptions, finish) -> None:
+    if options.jobs == 1 or len(units) <= 1:
+        for i, unit in enumerate(units, 1):
+            _log(f"[{i}/{len(units)}] {_label(unit)}")
+            fn, args = _unit_call(unit, options, None, options.progress)
+            finish(unit, fn(*args))
+        return
+    threads = max(1, (os.cpu_count() or 1) // options.jobs)
+    with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn"), initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
+        futures = {}
+        for unit in units:
+            fn, args = _unit_call(unit, options, threads, False)
+            futures[pool.submit(fn, *args)] = unit
+        for i, future in enumerate(as_completed(futures), 1):
+            unit = futures[future]
+            summaries = future.result()
+            _log(f"[{i}/{len(units)}] {_label(unit)}: " + ", ".join(f"{s['status']} {s['final_test_acc']}" for s in summaries))
+            finish(unit, summaries)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: a worker is killed when the process that started it dies (SIGTERM or
+    SIGKILL to the driver alone used to leave the workers training on). Linux only; elsewhere
+    the pool's own shutdown is all there is."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _check_summary(spec: RunSpec, path: Path, summary: dict) -> None:

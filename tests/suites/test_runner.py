@@ -154,3 +154,44 @@ def test_sweep_models_accept_any_registered_model(tmp_path, capsys):
     assert [(r["model"], r["hidden"]) for r in rows] == [("gru", "8"), ("gru", "16"), ("lenet5", "")]  # lenet5 once
     assert main(["sweep", "--models", "gru,vgg", "--out", str(tmp_path / "t")]) == 2
     assert "--models vgg: unknown model; expected any of lenet5" in capsys.readouterr().err
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc (Linux)")
+def test_parallel_workers_die_with_the_driver(tmp_path):
+    """SIGTERM (or SIGKILL) to `netsight run --jobs 2` alone must not leave its workers training on."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    suite = tmp_path / "s.toml"
+    suite.write_text('seeds = 2\n[[group]]\nname = "g"\nmodels = ["lstm"]\nhidden = [64]\niterations = 100000\n')
+    proc = subprocess.Popen([sys.executable, "-m", "netsight", "run", str(suite), "--jobs", "2", "--quiet",
+                             "--out", str(tmp_path / "o")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list((tmp_path / "o").glob("runs/g/*/config.json")):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2, workers  # the two workers (and the resource tracker)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{w}") for w in workers):
+        time.sleep(0.1)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}") and "Z" not in open(f"/proc/{w}/stat").read().rsplit(")", 1)[1].split()[0]]
+    assert alive == [], f"workers still running after their driver died: {alive}"

@@ -1,0 +1,194 @@
+"""The Ray backend: a suite's units of work (fleets, or single runs) as Ray tasks on a cluster.
+
+Ray is the distributed engine here (it runs on plain machines, Slurm and Kubernetes); netsight
+only decides what one task is and how its results come home:
+- one task trains one unit in a private temporary folder on its node, reading the dataset from
+  that node's `--data-root` or the bundled copy, with torch's threads set to the cores granted;
+- the task returns the run directories' files (`transfer.pack_folder`) and the driver installs
+  them atomically under `--out` (`transfer.install_folder`), so no shared filesystem is needed;
+  an interrupted run's files travel to the task, which resumes from its checkpoint;
+- a task whose worker process or node dies is retried by Ray (up to `MAX_RETRIES` times) from
+  the same inputs; nothing reaches `--out` until a task has finished, so a retry never leaves a
+  duplicate or a half-written run;
+- Ctrl-C on the driver cancels every task still queued or running; the runs already installed
+  stay, and rerunning the same command trains only the rest.
+Without `--address` a local Ray instance is started (and stopped at the end), so a laptop takes
+the same code path as a cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from ..errors import NetsightError
+from .transfer import install_folder, pack_folder
+
+MAX_RETRIES = 3  # Ray's retries of a task whose worker process or node died
+CONNECT_TIMEOUT_S = 5.0
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise NetsightError("--backend ray: Ray is not installed here; pip install 'netsight[ray]' "
+                            "(on the driver and on every node)") from None
+    return ray
+
+
+def task_device(options) -> str:
+    """The device a task trains on: the GPU Ray grants it, or the CPU."""
+    if options.device == "auto":
+        return "cuda" if options.gpus_per_task > 0 else "cpu"
+    if options.device.startswith("cuda") and options.gpus_per_task <= 0:
+        raise NetsightError(f"--device {options.device} with --backend ray: also ask for GPUs with --gpus-per-task "
+                            f"(e.g. 1, or 0.25 to share one GPU between four tasks)")
+    return options.device
+
+
+def _parse_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise NetsightError(f"--address {address!r}: expected auto or HOST:PORT of a Ray head node (e.g. 10.0.0.5:6379)")
+    return host.strip("[]"), int(port)
+
+
+def connect(ray, address: Optional[str]) -> bool:
+    """Join the cluster at `address`, or start a local Ray instance when it is None; a process
+    already connected (a notebook that called `ray.init`) keeps its connection. Returns True
+    when this call connected, so the caller disconnects (and stops a local instance) at the end."""
+    if ray.is_initialized():
+        return False
+    quiet = dict(logging_level=logging.WARNING, log_to_driver=True)
+    if address is None:
+        ray.init(include_dashboard=False, **quiet)
+        return True
+    if address != "auto":
+        host, port = _parse_address(address)
+        try:  # Ray itself waits minutes for an address nobody answers at
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__.replace("Error", " error").lower()
+            raise NetsightError(f"--address {address}: cannot reach a Ray head node there ({reason}); start one with "
+                                f"`ray start --head` or check the host and port") from None
+    try:
+        ray.init(address=address, **quiet)
+    except ConnectionError as exc:
+        raise NetsightError(f"--address {address}: {' '.join(str(exc).split())}") from None
+    return True
+
+
+def check_resources(ray, cpus: float, gpus: float) -> None:
+    """Refuse a request no live node can meet (Ray would queue the tasks forever)."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in nodes):
+        return
+    largest = max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)), default={})
+    raise NetsightError(f"--cpus-per-task {cpus:g} --gpus-per-task {gpus:g}: no node of the Ray cluster has that much "
+                        f"(its {len(nodes)} node(s) offer at most {largest.get('CPU', 0):g} CPU and "
+                        f"{largest.get('GPU', 0):g} GPU each)")
+
+
+def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, bytes]], options) -> dict[str, Any]:
+    """One Ray task: train a fleet (or one run) in a temporary folder and return its files.
+
+    An error inside training comes back as a value naming this node, so the driver can say
+    where it happened; Ray retries only lost workers and nodes, never a run that failed."""
+    import os
+
+    import ray
+    import torch
+
+    from .runner import _train_fleet, _train_one
+
+    where = {"node": ray.get_runtime_context().get_node_id()[:8], "host": socket.gethostname(), "pid": os.getpid()}
+    threads = max(1, int(options.cpus_per_task))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="netsight-task-") as tmp:
+        paths = [str(Path(tmp, name.replace("/", "__"))) for name in dirnames]
+        for path, files in zip(paths, inputs):
+            if files:
+                install_folder(path, files)
+        try:
+            if len(configs) == 1:
+                summaries = [_train_one(configs[0], paths[0], options, threads, False)]
+            else:
+                summaries = _train_fleet(configs, paths, options, threads, False)
+        except Exception as exc:  # noqa: BLE001 - reported with its node by the driver
+            return {**where, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
+        runs = [pack_folder(p) for p in paths]
+    return {**where, "summaries": summaries, "runs": runs, "seconds": time.perf_counter() - started,
+            "threads": torch.get_num_threads()}
+
+
+def train_units_on_ray(units: Sequence[list], options, finish: Callable[[list, list[dict]], None],
+                       log: Callable[[str], None]) -> None:
+    """Train `units` (lists of (RunSpec, path)) as Ray tasks; install each finished unit under its
+    paths and hand its summaries to `finish`. Every unit runs even when some fail; the failures
+    are raised together at the end, each naming its run and node."""
+    from tqdm.auto import tqdm
+
+    ray = import_ray()
+    if options.cpus_per_task <= 0 or options.gpus_per_task < 0:
+        raise NetsightError(f"--cpus-per-task {options.cpus_per_task:g} --gpus-per-task {options.gpus_per_task:g}: "
+                            f"expected at least one CPU and no negative GPU share")
+    options = replace(options, device=task_device(options))
+    failures: list[str] = []
+    pending: dict = {}
+    bar = None
+    connected_here = connect(ray, options.address)
+    try:
+        check_resources(ray, options.cpus_per_task, options.gpus_per_task)
+        where = ("the Ray instance this process was already connected to" if not connected_here else
+                 f"the Ray cluster at {options.address}" if options.address else "a local Ray instance")
+        nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+        log(f"training {sum(len(u) for u in units)} run(s) as {len(units)} Ray task(s) on {where} "
+            f"({nodes} node(s), {options.cpus_per_task:g} CPU and {options.gpus_per_task:g} GPU per task)")
+        task = ray.remote(train_unit).options(num_cpus=options.cpus_per_task, num_gpus=options.gpus_per_task,
+                                              max_retries=MAX_RETRIES)
+        for unit in units:
+            inputs = [pack_folder(path) for _, path in unit]
+            ref = task.remote([s.config.to_dict() for s, _ in unit], [s.dirname for s, _ in unit], inputs, options)
+            pending[ref] = unit
+        bar = tqdm(total=sum(len(u) for u in units), desc="runs", unit="run", disable=not options.progress,
+                   dynamic_ncols=True, file=sys.stderr)
+        say = bar.write if options.progress else log
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            unit = pending.pop(done[0])
+            names = ", ".join(s.dirname for s, _ in unit)
+            try:
+                result = ray.get(done[0])
+            except ray.exceptions.RayError as exc:  # its worker or node died MAX_RETRIES + 1 times
+                failures.append(f"{names}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+                say(f"failed: {failures[-1]}")
+                continue
+            node = f"node {result['node']} ({result['host']})"
+            if "error" in result:
+                failures.append(f"{names}: failed on {node}: {result['error']}")
+                say(f"failed: {failures[-1]}")
+                continue
+            for (spec, path), files in zip(unit, result["runs"]):
+                install_folder(path, files)
+            for (spec, _), s in zip(unit, result["summaries"]):
+                say(f"{spec.dirname}: {s['status']}, test acc {s['final_test_acc']:.4f}, on {node} in {result['seconds']:.0f}s")
+            bar.update(len(unit))
+            finish(unit, result["summaries"])
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise KeyboardInterrupt("Ray tasks cancelled; rerun the same command to train the runs not yet done") from None
+    finally:
+        if bar is not None:
+            bar.close()
+        if connected_here:
+            ray.shutdown()
+    if failures:
+        raise NetsightError(f"{len(failures)} Ray task(s) failed: " + "; ".join(failures))

@@ -1,0 +1,233 @@
+"""`--backend ray` on a real two-node Ray cluster on this machine (one shared fixture): the run
+directories equal the local backend's, a worker killed mid-task is retried, Ctrl-C on the driver
+cancels the tasks and leaves --out resumable, an interrupted run resumes on the cluster, and bad
+input is one line with exit 2. The driver runs as its own process, as a user would start it."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+from ray.cluster_utils import Cluster
+
+from netsight.fileio import read_csv
+from netsight.suites.runner import SuiteOptions, run_suite
+from netsight.suites.spec import expand, parse_suite
+from netsight.train import open_run, train
+from netsight.train.loop import BatchSampler
+
+TINY = """
+title = "tiny"
+seeds = 2
+
+[[group]]
+name = "cnn"
+models = ["lenet5"]
+data = "cifar10-assignment"
+iterations = 12
+eval_every = 4
+snapshots = [4, 8]
+
+[[group]]
+name = "rnn"
+models = ["gru"]
+data = "mnist"
+hidden = [8]
+iterations = 12
+eval_every = 4
+"""
+
+
+
+def longer(seeds: int, iterations: int) -> str:
+    """LeNet5 runs of several seconds each on one core: time to kill a worker or press Ctrl-C mid-task."""
+    return (f'seeds = {seeds}\n[[group]]\nname = "cnn"\nmodels = ["lenet5"]\ndata = "cifar10-assignment"\n'
+            f'iterations = {iterations}\neval_every = 50\n')
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two Ray nodes of one CPU each, started once for every test here."""
+    env = {k: os.environ.pop(k) for k in ("RAY_ADDRESS",) if k in os.environ}
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    c.add_node(num_cpus=1)
+    c.wait_for_nodes()
+    yield c
+    c.shutdown()
+    os.environ.update(env)
+
+
+def netsight(*args, timeout=240, popen=False):
+    """The CLI as its own process: finished (CompletedProcess), or still running (Popen) with popen=True."""
+    cmd = [sys.executable, "-m", "netsight", *map(str, args)]
+    if popen:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def _suite_file(tmp_path, text, name="suite.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def task_processes() -> list[int]:
+    """Ray worker processes running a netsight task (Ray titles them ray::<function>)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(b"ray::train_unit"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def wait_for_tasks(proc, seconds=120) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if pids := task_processes():
+            return pids
+        time.sleep(0.2)
+    raise AssertionError("no Ray task started")
+
+
+def metrics_without_time(run_dir):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in read_csv(run_dir / "metrics.csv")]
+
+
+def test_suite_on_two_nodes_equals_the_local_backend(cluster, tmp_path):
+    suite_file = _suite_file(tmp_path, TINY)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each Ray task gets with --cpus-per-task 1
+    try:
+        run_suite(parse_suite(TINY, str(suite_file)), tmp_path / "local", SuiteOptions(progress=False), report=False)
+    finally:
+        torch.set_num_threads(threads)
+    done = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "ray", "--quiet")
+    assert done.returncode == 0, done.stderr
+    specs = expand(parse_suite(TINY, str(suite_file)))
+    for spec in specs:
+        local, remote = tmp_path / "local" / "runs" / spec.dirname, tmp_path / "ray" / "runs" / spec.dirname
+        assert open_run(remote).summary["status"] == "completed"
+        assert metrics_without_time(remote) == metrics_without_time(local)
+        assert (remote / "model.safetensors").read_bytes() == (local / "model.safetensors").read_bytes()
+        assert sorted(p.relative_to(remote).as_posix() for p in remote.rglob("*")) == \
+               sorted(p.relative_to(local).as_posix() for p in local.rglob("*"))
+    lines = [line for line in done.stderr.splitlines() if ": completed, test acc" in line]
+    assert sorted(line.split(":")[0] for line in lines) == sorted(s.dirname for s in specs)  # a line per run
+    assert len({line.split(" on node ")[1].split()[0] for line in lines}) == 2  # both nodes trained
+    assert (tmp_path / "ray" / "report.html").is_file()
+    again = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "ray", "--quiet")
+    assert again.returncode == 0 and "4 runs, 4 already done, 0 to train" in again.stderr
+
+
+def test_a_worker_killed_mid_task_is_retried(cluster, tmp_path):
+    suite_file = _suite_file(tmp_path, longer(seeds=2, iterations=100))
+    proc = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet",
+                    popen=True)
+    victim = wait_for_tasks(proc)[0]
+    os.kill(victim, signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    runs = sorted((tmp_path / "o" / "runs" / "cnn").iterdir())
+    assert [p.name.split("-seed")[1][0] for p in runs] == ["0", "1"]  # every run once, nothing left beside them
+    for run in runs:
+        assert open_run(run).summary["status"] == "completed"
+        assert [int(r["iteration"]) for r in read_csv(run / "metrics.csv")] == [50, 100]
+        assert not (run / "checkpoint.pt").exists()
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert all(report.count(f"| {run.name} |") == 1 for run in runs), report  # the table of runs
+
+
+def test_ctrl_c_cancels_the_tasks_and_a_rerun_finishes(cluster, tmp_path):
+    suite_file = _suite_file(tmp_path, longer(seeds=2, iterations=100))
+    args = ("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet")
+    proc = netsight(*args, popen=True)
+    wait_for_tasks(proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err, err
+    deadline = time.monotonic() + 3  # well before the runs could have finished by themselves
+    while task_processes() and time.monotonic() < deadline:  # cancelled tasks' workers are killed
+        time.sleep(0.2)
+    assert task_processes() == []
+    group = tmp_path / "o" / "runs" / "cnn"
+    installed = sorted(group.iterdir()) if group.exists() else []
+    assert all(open_run(p).summary["status"] == "completed" for p in installed)  # whole runs or nothing
+    again = netsight(*args)
+    assert again.returncode == 0, again.stderr
+    assert f"2 runs, {len(installed)} already done, {2 - len(installed)} to train" in again.stderr
+    assert len(list(group.iterdir())) == 2
+
+
+def test_an_interrupted_run_resumes_on_the_cluster(cluster, tmp_path, monkeypatch):
+    text = '[[group]]\nname = "g"\nmodels = ["lstm"]\nhidden = [8]\niterations = 12\neval_every = 4\n'
+    suite_file = _suite_file(tmp_path, text)
+    spec = expand(parse_suite(text, str(suite_file)))[0]
+    original, calls = BatchSampler.next, {"n": 0}
+
+    def ctrl_c_at_7(self):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            signal.raise_signal(signal.SIGINT)
+        return original(self)
+
+    monkeypatch.setattr(BatchSampler, "next", ctrl_c_at_7)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert train(spec.config, tmp_path / "o" / "runs" / spec.dirname, progress=False)["status"] == "interrupted"
+        monkeypatch.undo()
+        run_suite(parse_suite(text, str(suite_file)), tmp_path / "clean", SuiteOptions(progress=False), report=False)
+    finally:
+        torch.set_num_threads(threads)
+    done = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "1 runs, 0 already done, 1 to train" in done.stderr
+    assert metrics_without_time(tmp_path / "o" / "runs" / spec.dirname) == \
+           metrics_without_time(tmp_path / "clean" / "runs" / spec.dirname)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--address", f"127.0.0.1:{_free_port()}"], "cannot reach a Ray head node there"),
+    (["--address", "nonsense"], "expected auto or HOST:PORT"),
+    (["--cpus-per-task", "64", "--address", "CLUSTER"], "no node of the Ray cluster has that much"),
+    (["--gpus-per-task", "1", "--address", "CLUSTER"], "no node of the Ray cluster has that much"),
+    (["--jobs", "2"], "--jobs 2 is for the local backend"),
+    (["--device", "cuda"], "also ask for GPUs with --gpus-per-task"),
+])
+def test_bad_input_is_one_line_and_exit_2(cluster, tmp_path, flags, message):
+    suite_file = _suite_file(tmp_path, TINY)
+    flags = [cluster.address if f == "CLUSTER" else f for f in flags]
+    started = time.monotonic()
+    done = netsight("run", suite_file, "--backend", "ray", *flags, "--out", tmp_path / "o", "--quiet", timeout=60)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("netsight: error:") and time.monotonic() - started < 40
+    assert not list((tmp_path / "o").glob("runs/*/*")) if (tmp_path / "o").exists() else True
+
+
+def test_ray_flags_need_the_ray_backend(tmp_path):
+    done = netsight("run", _suite_file(tmp_path, TINY), "--address", "auto", "--out", tmp_path / "o")
+    assert done.returncode == 2 and "are for --backend ray" in done.stderr
+
+
+def test_ray_not_installed_is_one_line(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None\nfrom netsight.cli import main\n"
+            f"raise SystemExit(main(['run', {str(_suite_file(tmp_path, TINY))!r}, '--backend', 'ray', '--out', {str(tmp_path / 'o')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Ray is not installed here; pip install 'netsight[ray]'" in done.stderr
