@@ -1,6 +1,7 @@
 """Time the training of a whole suite (default: the assignment's 39 runs), fleets on or off.
 
     python benchmarks/bench_suite.py [--device cuda] [--fleet on|off] [--jobs N] [--iterations N] [--json FILE]
+    python benchmarks/bench_suite.py --backend ray [--address HOST:PORT] [--cpus-per-task N] ...
 
 The suite's analyses are left out: this times training, the part fleets change (the analyses
 and the report take the same time either way). --iterations cuts every run short for a
@@ -31,6 +32,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, help="cut every run to this many iterations")
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--jobs", type=int, default=1, help="local processes (the cores are split between them)")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local")
+    parser.add_argument("--address", help="ray: a running cluster (default: a local Ray instance, its start-up timed)")
+    parser.add_argument("--cpus-per-task", type=float, default=1.0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     suite = load_suite(args.suite)
@@ -42,7 +46,9 @@ def main() -> None:
         snaps = tuple(s for s in g.snapshots if not args.iterations or s <= args.iterations)
         groups.append(dataclasses.replace(g, analyses=(), grid=grid, snapshots=snaps))
     suite = dataclasses.replace(suite, groups=tuple(groups))
-    options = SuiteOptions(seeds=args.seeds, device=args.device, fleet=args.fleet, progress=False, jobs=args.jobs)
+    ray = dict(address=args.address, cpus_per_task=args.cpus_per_task) if args.backend == "ray" else {}
+    options = SuiteOptions(seeds=args.seeds, device=args.device, fleet=args.fleet, progress=False, jobs=args.jobs,
+                           backend=args.backend, **ray)
     specs = expand(suite, args.seeds)
     with tempfile.TemporaryDirectory() as out:
         units = plan_units([(s, Path(out) / "runs" / s.dirname) for s in specs], use_fleets(options))
@@ -54,6 +60,7 @@ def main() -> None:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
     result = {"suite": suite.title, "runs": len(specs), "units": len(units), "fleet": args.fleet, "jobs": args.jobs,
+              "backend": args.backend + (f" ({args.cpus_per_task:g} CPU per task)" if args.backend == "ray" else ""),
               "iterations": args.iterations or "protocol", "device": device_name(resolve_device(args.device)),
               "torch": torch.__version__, "training_s": round(seconds, 2)}
     print(json.dumps(result))

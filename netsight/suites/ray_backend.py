@@ -67,8 +67,8 @@ def connect(ray, address: Optional[str]) -> bool:
     if ray.is_initialized():
         return False
     quiet = dict(logging_level=logging.WARNING, log_to_driver=True)
-    if address is None:
-        ray.init(include_dashboard=False, **quiet)
+    if address is None:  # "local": a new instance even where a cluster runs on this machine (ray.init() would join it)
+        ray.init(address="local", include_dashboard=False, **quiet)
         return True
     if address != "auto":
         host, port = _parse_address(address)
@@ -80,8 +80,10 @@ def connect(ray, address: Optional[str]) -> bool:
                                 f"`ray start --head` or check the host and port") from None
     try:
         ray.init(address=address, **quiet)
-    except ConnectionError as exc:
-        raise NetsightError(f"--address {address}: {' '.join(str(exc).split())}") from None
+    except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
+        hint = ("" if address == "auto" else "; if the cluster uses Ray's token authentication, set RAY_AUTH_MODE=token "
+                "and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token) here too")
+        raise NetsightError(f"--address {address}: {' '.join(str(exc).split())}{hint}") from None
     return True
 
 

@@ -148,14 +148,14 @@ def test_a_worker_killed_mid_task_is_retried(cluster, tmp_path):
 
 
 def test_ctrl_c_cancels_the_tasks_and_a_rerun_finishes(cluster, tmp_path):
-    suite_file = _suite_file(tmp_path, longer(seeds=2, iterations=100))
+    suite_file = _suite_file(tmp_path, longer(seeds=2, iterations=200))
     args = ("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet")
     proc = netsight(*args, popen=True)
     wait_for_tasks(proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err, err
-    deadline = time.monotonic() + 3  # well before the runs could have finished by themselves
+    deadline = time.monotonic() + 5  # well before the runs could have finished by themselves
     while task_processes() and time.monotonic() < deadline:  # cancelled tasks' workers are killed
         time.sleep(0.2)
     assert task_processes() == []
@@ -194,6 +194,23 @@ def test_an_interrupted_run_resumes_on_the_cluster(cluster, tmp_path, monkeypatc
     assert "1 runs, 0 already done, 1 to train" in done.stderr
     assert metrics_without_time(tmp_path / "o" / "runs" / spec.dirname) == \
            metrics_without_time(tmp_path / "clean" / "runs" / spec.dirname)
+
+
+def test_without_address_a_local_instance_is_started(cluster, tmp_path):
+    text = '[[group]]\nname = "g"\nmodels = ["rnn"]\nhidden = [8]\niterations = 4\neval_every = 2\n'
+    done = netsight("run", _suite_file(tmp_path, text), "--backend", "ray", "--out", tmp_path / "o", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "on a local Ray instance (1 node(s)" in done.stderr  # not the two-node cluster running beside it
+    assert open_run(next((tmp_path / "o" / "runs" / "g").iterdir())).summary["status"] == "completed"
+
+
+def test_a_run_failing_on_a_node_is_named_with_the_node(cluster, tmp_path):
+    done = netsight("run", _suite_file(tmp_path, TINY), "--backend", "ray", "--address", cluster.address,
+                    "--data-root", tmp_path / "no-data-here", "--out", tmp_path / "o", "--quiet")
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("netsight: error: 4 Ray task(s) failed: ") and last.count("failed on node ") == 4, last
+    assert not list((tmp_path / "o").glob("runs/*/*"))
 
 
 def _free_port() -> int:
