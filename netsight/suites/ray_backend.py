@@ -98,7 +98,36 @@ def check_resources(ray, cpus: float, gpus: float) -> None:
                         f"{largest.get('GPU', 0):g} GPU each)")
 
 
-def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, bytes]], options) -> dict[str, Any]:
+def _placement_book(ray):
+    """A small actor recording where each task attempt started (task id -> node, host, attempts), so a
+    task whose worker or node died can still be reported with its node. Defined here, not at module
+    level, so Ray ships the class by value and the actor's process never imports torch."""
+
+    class PlacementBook:
+        def __init__(self):
+            self.where: dict[str, dict] = {}
+
+        def started(self, task_id: str, where: dict) -> None:
+            self.where[task_id] = {**where, "attempts": self.where.get(task_id, {}).get("attempts", 0) + 1}
+
+        def lookup(self, task_id: str) -> Optional[dict]:
+            return self.where.get(task_id)
+
+    return ray.remote(num_cpus=0, max_restarts=0)(PlacementBook).remote()
+
+
+def _where_it_died(ray, book, ref) -> str:
+    try:
+        where = ray.get(book.lookup.remote(ref.task_id().hex()), timeout=CONNECT_TIMEOUT_S)
+    except ray.exceptions.RayError:  # the book's own node is gone too
+        where = None
+    if not where:
+        return "before it started on any node"
+    return f"on node {where['node']} ({where['host']}), attempt {where['attempts']}"
+
+
+def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, bytes]], options,
+               book=None) -> dict[str, Any]:
     """One Ray task: train a fleet (or one run) in a temporary folder and return its files.
 
     An error inside training comes back as a value naming this node, so the driver can say
@@ -110,7 +139,10 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
 
     from .runner import _train_fleet, _train_one
 
-    where = {"node": ray.get_runtime_context().get_node_id()[:8], "host": socket.gethostname(), "pid": os.getpid()}
+    context = ray.get_runtime_context()
+    where = {"node": context.get_node_id()[:8], "host": socket.gethostname(), "pid": os.getpid()}
+    if book is not None:
+        ray.get(book.started.remote(context.get_task_id(), where))
     threads = max(1, int(options.cpus_per_task))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="netsight-task-") as tmp:
@@ -155,9 +187,10 @@ def train_units_on_ray(units: Sequence[list], options, finish: Callable[[list, l
             f"({nodes} node(s), {options.cpus_per_task:g} CPU and {options.gpus_per_task:g} GPU per task)")
         task = ray.remote(train_unit).options(num_cpus=options.cpus_per_task, num_gpus=options.gpus_per_task,
                                               max_retries=MAX_RETRIES)
+        book = _placement_book(ray)
         for unit in units:
             inputs = [pack_folder(path) for _, path in unit]
-            ref = task.remote([s.config.to_dict() for s, _ in unit], [s.dirname for s, _ in unit], inputs, options)
+            ref = task.remote([s.config.to_dict() for s, _ in unit], [s.dirname for s, _ in unit], inputs, options, book)
             pending[ref] = unit
         bar = tqdm(total=sum(len(u) for u in units), desc="runs", unit="run", disable=not options.progress,
                    dynamic_ncols=True, file=sys.stderr)
@@ -169,7 +202,8 @@ def train_units_on_ray(units: Sequence[list], options, finish: Callable[[list, l
             try:
                 result = ray.get(done[0])
             except ray.exceptions.RayError as exc:  # its worker or node died MAX_RETRIES + 1 times
-                failures.append(f"{names}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+                failures.append(f"{names}: lost {_where_it_died(ray, book, done[0])}: {type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())[:200]}")
                 say(f"failed: {failures[-1]}")
                 continue
             node = f"node {result['node']} ({result['host']})"

@@ -147,6 +147,22 @@ def test_a_worker_killed_mid_task_is_retried(cluster, tmp_path):
     assert all(report.count(f"| {run.name} |") == 1 for run in runs), report  # the table of runs
 
 
+def test_a_task_lost_for_good_is_named_with_its_node(cluster, tmp_path):
+    """With no retries left (MAX_RETRIES set to 0 for this driver), a killed worker fails its run,
+    and the error says on which node it was lost."""
+    args = ["run", str(_suite_file(tmp_path, longer(seeds=2, iterations=100))), "--backend", "ray",
+            "--address", cluster.address, "--out", str(tmp_path / "o"), "--quiet"]
+    code = ("from netsight.suites import ray_backend\nray_backend.MAX_RETRIES = 0\nfrom netsight.cli import main\n"
+            f"raise SystemExit(main({args!r}))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.kill(wait_for_tasks(proc)[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    last = err.strip().splitlines()[-1]
+    assert proc.returncode == 2 and last.startswith("netsight: error: 1 Ray task(s) failed: cnn/lenet5-"), err
+    assert ": lost on node " in last and ", attempt 1: WorkerCrashedError" in last, last
+    assert len(list((tmp_path / "o" / "runs" / "cnn").iterdir())) == 1  # the other run, whole
+
+
 def test_ctrl_c_cancels_the_tasks_and_a_rerun_finishes(cluster, tmp_path):
     suite_file = _suite_file(tmp_path, longer(seeds=2, iterations=200))
     args = ("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet")
