@@ -7,11 +7,13 @@ only decides what one task is and how its results come home:
 - the task returns the run directories' files (`transfer.pack_folder`) and the driver installs
   them atomically under `--out` (`transfer.install_folder`), so no shared filesystem is needed;
   an interrupted run's files travel to the task, which resumes from its checkpoint;
-- a task whose worker process or node dies is retried by Ray (up to `MAX_RETRIES` times) from
-  the same inputs; nothing reaches `--out` until a task has finished, so a retry never leaves a
-  duplicate or a half-written run;
-- Ctrl-C on the driver cancels every task still queued or running; the runs already installed
-  stay, and rerunning the same command trains only the rest.
+- at each checkpoint a task sends its run directories to a small actor (`_task_book`), which also
+  records where each attempt started; the driver installs that progress under `--out`;
+- a task whose worker process or node dies is retried by Ray (up to `MAX_RETRIES` times) from its
+  last checkpoint; a run directory under `--out` only changes whole, so a retry never leaves a
+  duplicate or a half-written run; a task lost for good is reported with the node it was lost on;
+- Ctrl-C on the driver cancels every task still queued or running and keeps their last
+  checkpoints; rerunning the same command resumes them and trains the rest.
 Without `--address` a local Ray instance is started (and stopped at the end), so a laptop takes
 the same code path as a cluster.
 """
@@ -98,22 +100,37 @@ def check_resources(ray, cpus: float, gpus: float) -> None:
                         f"{largest.get('GPU', 0):g} GPU each)")
 
 
-def _placement_book(ray):
-    """A small actor recording where each task attempt started (task id -> node, host, attempts), so a
-    task whose worker or node died can still be reported with its node. Defined here, not at module
-    level, so Ray ships the class by value and the actor's process never imports torch."""
+def _task_book(ray):
+    """A small actor that knows each task's attempts: where the last one started (so a task whose
+    worker or node died is still reported with its node) and the run directories as of its last
+    checkpoint (so a retry resumes from there, and the driver keeps that progress under --out).
+    Defined here, not at module level, so Ray ships the class by value and its process never
+    imports torch."""
 
-    class PlacementBook:
+    class TaskBook:
         def __init__(self):
             self.where: dict[str, dict] = {}
+            self.latest: dict[str, list] = {}
+            self.fresh: set[str] = set()
 
-        def started(self, task_id: str, where: dict) -> None:
+        def started(self, task_id: str, where: dict) -> Optional[list]:
             self.where[task_id] = {**where, "attempts": self.where.get(task_id, {}).get("attempts", 0) + 1}
+            return self.latest.get(task_id)
+
+        def checkpointed(self, task_id: str, runs: list) -> None:
+            self.latest[task_id] = runs
+            self.fresh.add(task_id)
 
         def lookup(self, task_id: str) -> Optional[dict]:
             return self.where.get(task_id)
 
-    return ray.remote(num_cpus=0, max_restarts=0)(PlacementBook).remote()
+        def drain(self) -> dict[str, list]:
+            """The checkpoints that arrived since the last call."""
+            out = {t: self.latest[t] for t in self.fresh}
+            self.fresh.clear()
+            return out
+
+    return ray.remote(num_cpus=0, max_restarts=0)(TaskBook).remote()
 
 
 def _where_it_died(ray, book, ref) -> str:
@@ -126,12 +143,23 @@ def _where_it_died(ray, book, ref) -> str:
     return f"on node {where['node']} ({where['host']}), attempt {where['attempts']}"
 
 
+def _iteration(files: dict[str, bytes]) -> int:
+    import json
+
+    try:
+        return int(json.loads(files["summary.json"])["iterations_done"])
+    except (KeyError, ValueError, TypeError):
+        return 0
+
+
 def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, bytes]], options,
                book=None) -> dict[str, Any]:
     """One Ray task: train a fleet (or one run) in a temporary folder and return its files.
 
-    An error inside training comes back as a value naming this node, so the driver can say
-    where it happened; Ray retries only lost workers and nodes, never a run that failed."""
+    A retry (the previous attempt's worker or node died) starts from the unit's last checkpoint
+    when one reached the book. An error inside training comes back as a value naming this node,
+    so the driver can say where it happened; Ray retries only lost workers and nodes, never a
+    run that failed."""
     import os
 
     import ray
@@ -140,9 +168,13 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
     from .runner import _train_fleet, _train_one
 
     context = ray.get_runtime_context()
+    task_id = context.get_task_id()
     where = {"node": context.get_node_id()[:8], "host": socket.gethostname(), "pid": os.getpid()}
+    resumed_at = None
     if book is not None:
-        ray.get(book.started.remote(context.get_task_id(), where))
+        latest = ray.get(book.started.remote(task_id, where))
+        if latest:
+            inputs, resumed_at = latest, min(_iteration(files) for files in latest)
     threads = max(1, int(options.cpus_per_task))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="netsight-task-") as tmp:
@@ -150,16 +182,34 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
         for path, files in zip(paths, inputs):
             if files:
                 install_folder(path, files)
+
+        def checkpointed() -> None:
+            if book is not None:
+                ray.get(book.checkpointed.remote(task_id, [pack_folder(p) for p in paths]))
+
         try:
             if len(configs) == 1:
-                summaries = [_train_one(configs[0], paths[0], options, threads, False)]
+                summaries = [_train_one(configs[0], paths[0], options, threads, False, checkpointed)]
             else:
-                summaries = _train_fleet(configs, paths, options, threads, False)
+                summaries = _train_fleet(configs, paths, options, threads, False, checkpointed)
         except Exception as exc:  # noqa: BLE001 - reported with its node by the driver
             return {**where, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
         runs = [pack_folder(p) for p in paths]
     return {**where, "summaries": summaries, "runs": runs, "seconds": time.perf_counter() - started,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "resumed_at": resumed_at}
+
+
+def _keep_progress(ray, book, pending: dict, install: Callable[[list, list], None], timeout: float) -> None:
+    """Install the runs of still-pending tasks as of their last checkpoint, so a driver that is
+    killed or interrupted leaves them resumable from there."""
+    try:
+        progress = ray.get(book.drain.remote(), timeout=timeout)
+    except ray.exceptions.RayError:
+        return  # the book's node is gone: the progress is lost, the tasks are not
+    by_id = {ref.task_id().hex(): ref for ref in pending}
+    for task_id, runs in progress.items():
+        if task_id in by_id:
+            install(pending[by_id[task_id]], runs)
 
 
 def train_units_on_ray(units: Sequence[list], options, finish: Callable[[list, list[dict]], None],
@@ -176,7 +226,12 @@ def train_units_on_ray(units: Sequence[list], options, finish: Callable[[list, l
     options = replace(options, device=task_device(options))
     failures: list[str] = []
     pending: dict = {}
-    bar = None
+    bar = book = None
+
+    def install(unit, runs) -> None:
+        for (_, path), files in zip(unit, runs):
+            install_folder(path, files)
+
     connected_here = connect(ray, options.address)
     try:
         check_resources(ray, options.cpus_per_task, options.gpus_per_task)
@@ -187,7 +242,7 @@ def train_units_on_ray(units: Sequence[list], options, finish: Callable[[list, l
             f"({nodes} node(s), {options.cpus_per_task:g} CPU and {options.gpus_per_task:g} GPU per task)")
         task = ray.remote(train_unit).options(num_cpus=options.cpus_per_task, num_gpus=options.gpus_per_task,
                                               max_retries=MAX_RETRIES)
-        book = _placement_book(ray)
+        book = _task_book(ray)
         for unit in units:
             inputs = [pack_folder(path) for _, path in unit]
             ref = task.remote([s.config.to_dict() for s, _ in unit], [s.dirname for s, _ in unit], inputs, options, book)
@@ -195,8 +250,14 @@ def train_units_on_ray(units: Sequence[list], options, finish: Callable[[list, l
         bar = tqdm(total=sum(len(u) for u in units), desc="runs", unit="run", disable=not options.progress,
                    dynamic_ncols=True, file=sys.stderr)
         say = bar.write if options.progress else log
+        last_kept = time.monotonic()
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=options.checkpoint_seconds)
+            if time.monotonic() - last_kept >= options.checkpoint_seconds:
+                _keep_progress(ray, book, pending, install, CONNECT_TIMEOUT_S)
+                last_kept = time.monotonic()
+            if not done:
+                continue
             unit = pending.pop(done[0])
             names = ", ".join(s.dirname for s, _ in unit)
             try:
@@ -211,15 +272,18 @@ def train_units_on_ray(units: Sequence[list], options, finish: Callable[[list, l
                 failures.append(f"{names}: failed on {node}: {result['error']}")
                 say(f"failed: {failures[-1]}")
                 continue
-            for (spec, path), files in zip(unit, result["runs"]):
-                install_folder(path, files)
+            install(unit, result["runs"])
+            resumed = f" (resumed at iteration {result['resumed_at']} after a lost worker)" if result["resumed_at"] else ""
             for (spec, _), s in zip(unit, result["summaries"]):
-                say(f"{spec.dirname}: {s['status']}, test acc {s['final_test_acc']:.4f}, on {node} in {result['seconds']:.0f}s")
+                say(f"{spec.dirname}: {s['status']}, test acc {s['final_test_acc']:.4f}, on {node} in "
+                    f"{result['seconds']:.0f}s{resumed}")
             bar.update(len(unit))
             finish(unit, result["summaries"])
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)
+        if pending and book is not None:  # what the cancelled tasks had checkpointed is kept: the rerun resumes there
+            _keep_progress(ray, book, pending, install, CONNECT_TIMEOUT_S)
         raise KeyboardInterrupt("Ray tasks cancelled; rerun the same command to train the runs not yet done") from None
     finally:
         if bar is not None:

@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -47,6 +47,7 @@ class SuiteOptions:
     address: Optional[str] = None  # ray: a running cluster (auto or HOST:PORT); None starts a local Ray instance
     cpus_per_task: float = 1.0  # ray: resources of one unit of work
     gpus_per_task: float = 0.0
+    checkpoint_seconds: float = 60.0  # an unfinished run saves its state at most this often (what a rerun resumes)
 
 
 def _dataset(name: str, options: SuiteOptions) -> Dataset:
@@ -63,22 +64,26 @@ def _status(path: Path) -> str:
         return "new"
 
 
-def _train_one(config: dict, path: str, options: SuiteOptions, threads: Optional[int], progress: bool) -> dict[str, Any]:
+def _train_one(config: dict, path: str, options: SuiteOptions, threads: Optional[int], progress: bool,
+               on_checkpoint: Optional[Callable[[], None]] = None) -> dict[str, Any]:
     if threads:
         torch.set_num_threads(threads)
     cfg = TrainConfig.from_dict(config)
     resume = Path(path, "config.json").exists()
-    return train(cfg, path, device=options.device, dataset=_dataset(cfg.data, options), resume=resume, progress=progress)
+    return train(cfg, path, device=options.device, dataset=_dataset(cfg.data, options), resume=resume, progress=progress,
+                 checkpoint_seconds=options.checkpoint_seconds, on_checkpoint=on_checkpoint)
 
 
-def _train_fleet(configs: list[dict], paths: list[str], options: SuiteOptions, threads: Optional[int], progress: bool) -> list[dict]:
+def _train_fleet(configs: list[dict], paths: list[str], options: SuiteOptions, threads: Optional[int], progress: bool,
+                 on_checkpoint: Optional[Callable[[], None]] = None) -> list[dict]:
     from ..train.fleet import train_fleet
 
     if threads:
         torch.set_num_threads(threads)
     cfgs = [TrainConfig.from_dict(c) for c in configs]
     resume = any(Path(p, "config.json").exists() for p in paths)
-    return train_fleet(cfgs, paths, device=options.device, dataset=_dataset(cfgs[0].data, options), resume=resume, progress=progress)
+    return train_fleet(cfgs, paths, device=options.device, dataset=_dataset(cfgs[0].data, options), resume=resume,
+                       progress=progress, checkpoint_seconds=options.checkpoint_seconds, on_checkpoint=on_checkpoint)
 
 
 FLEETS = ("auto", "on", "off")

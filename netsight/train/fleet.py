@@ -30,7 +30,7 @@ import math
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -78,8 +78,11 @@ def train_fleet(
     download: bool = False,
     resume: bool = False,
     progress: bool = True,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    on_checkpoint: Optional[Callable[[], None]] = None,
 ) -> list[dict[str, Any]]:
-    """Train `configs[i]` into `outs[i]`, all together; returns the members' summaries."""
+    """Train `configs[i]` into `outs[i]`, all together; returns the members' summaries.
+    Checkpoints as `train` does (`checkpoint_seconds`, `on_checkpoint`)."""
     if len(configs) != len(outs) or not configs:
         raise NetsightError("fleet: give one output folder per config (and at least one)")
     keys = {fleet_key(c) for c in configs}
@@ -257,11 +260,13 @@ def train_fleet(
                 bar.set_postfix(alive=int(alive.sum()))
                 if not bool(alive.any()):
                     break
-                if time.perf_counter() - last_checkpoint > CHECKPOINT_SECONDS and iteration < config.iterations:
+                if time.perf_counter() - last_checkpoint > checkpoint_seconds and iteration < config.iterations:
                     save_checkpoints()
                     for m in active:
                         if m.status == "running":
                             summary(m, "running")
+                    if on_checkpoint is not None:
+                        on_checkpoint()
                     last_checkpoint = time.perf_counter()
                 tick = time.perf_counter()
     except BaseException:

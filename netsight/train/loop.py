@@ -21,7 +21,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -185,8 +185,14 @@ def train(
     resume: bool = False,
     tensorboard: bool = False,
     progress: bool = True,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    on_checkpoint: Optional[Callable[[], None]] = None,
 ) -> dict[str, Any]:
-    """Train `config` into the run directory `out`; returns the summary (also in summary.json)."""
+    """Train `config` into the run directory `out`; returns the summary (also in summary.json).
+
+    While training, the full state is saved at an evaluation point at most every `checkpoint_seconds`
+    (what `resume` continues from); `on_checkpoint` is called after each such save (the Ray backend
+    sends the run directory to the driver then)."""
     rundir = RunDir(Path(out))
     dev = resolve_device(device)
     finished = prepare_run_dir(rundir, config, resume)
@@ -308,9 +314,11 @@ def train(
                     message = (f"loss became {values[2]} between iterations {iteration - n + 1} and {iteration} "
                                f"(lr {config.lr}); try a smaller --lr")
                     break
-                if time.perf_counter() - last_checkpoint > CHECKPOINT_SECONDS and iteration < config.iterations:
+                if time.perf_counter() - last_checkpoint > checkpoint_seconds and iteration < config.iterations:
                     save_checkpoint()
                     summary("running")
+                    if on_checkpoint is not None:
+                        on_checkpoint()
                     last_checkpoint = time.perf_counter()
                 tick = time.perf_counter()
     except BaseException:

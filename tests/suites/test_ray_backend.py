@@ -163,6 +163,61 @@ def test_a_task_lost_for_good_is_named_with_its_node(cluster, tmp_path):
     assert len(list((tmp_path / "o" / "runs" / "cnn").iterdir())) == 1  # the other run, whole
 
 
+# a GRU on MNIST: ~15 s of training with an evaluation every 20 iterations, and a run directory of ~130 KB
+RESUMABLE = 'seeds = 1\n[[group]]\nname = "rnn"\nmodels = ["gru"]\nhidden = [32]\niterations = 800\neval_every = 20\n'
+
+
+def driver(suite_file, out, address, checkpoint_seconds=1.0):
+    """A driver process checkpointing every second (the CLI's default is a minute)."""
+    code = ("import sys\nfrom netsight.suites.runner import SuiteOptions, run_suite\nfrom netsight.suites.spec import load_suite\n"
+            f"options = SuiteOptions(backend='ray', address={address!r}, checkpoint_seconds={checkpoint_seconds}, progress=False)\n"
+            f"try:\n    run_suite(load_suite({str(suite_file)!r}), {str(out)!r}, options, report=False)\n"
+            "except KeyboardInterrupt:\n    sys.exit(130)\n")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_checkpoint(proc, out, seconds=120) -> Path:
+    """The run directory once the driver holds a checkpoint of it (sent by the task, installed under --out)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if found := [p for p in Path(out).glob("runs/*/*/checkpoint.pt") if not p.parent.name.startswith(".")]:
+            return found[0].parent
+        time.sleep(0.1)
+    raise AssertionError("no checkpoint reached the driver")
+
+
+def test_a_retry_resumes_from_the_last_checkpoint(cluster, tmp_path):
+    suite_file = _suite_file(tmp_path, RESUMABLE)
+    proc = driver(suite_file, tmp_path / "o", cluster.address)
+    run = wait_for_checkpoint(proc, tmp_path / "o")
+    os.kill(wait_for_tasks(proc)[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    line = next(line for line in err.splitlines() if ": completed, test acc" in line)
+    resumed_at = int(line.split("(resumed at iteration ")[1].split()[0])
+    assert 0 < resumed_at < 800 and line.endswith("after a lost worker)"), line
+    assert [int(r["iteration"]) for r in read_csv(run / "metrics.csv")] == list(range(20, 801, 20))
+    assert open_run(run).summary["status"] == "completed" and not (run / "checkpoint.pt").exists()
+
+
+def test_ctrl_c_keeps_the_progress_of_running_tasks(cluster, tmp_path):
+    suite_file = _suite_file(tmp_path, RESUMABLE)
+    proc = driver(suite_file, tmp_path / "o", cluster.address)
+    run = wait_for_checkpoint(proc, tmp_path / "o")
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    kept = read_csv(run / "metrics.csv")
+    assert open_run(run).summary["status"] == "running" and (run / "checkpoint.pt").is_file() and kept
+    again = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet")
+    assert again.returncode == 0, again.stderr
+    rows = read_csv(run / "metrics.csv")
+    assert [int(r["iteration"]) for r in rows] == list(range(20, 801, 20))
+    assert rows[:len(kept)] == kept  # the same rows, timings included: resumed, not trained again
+
+
 def test_ctrl_c_cancels_the_tasks_and_a_rerun_finishes(cluster, tmp_path):
     suite_file = _suite_file(tmp_path, longer(seeds=2, iterations=200))
     args = ("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet")
