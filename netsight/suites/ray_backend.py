@@ -130,7 +130,10 @@ def _task_book(ray):
             self.fresh.clear()
             return out
 
-    return ray.remote(num_cpus=0, max_restarts=0)(TaskBook).remote()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+    return ray.remote(num_cpus=0, max_restarts=0, scheduling_strategy=here)(TaskBook).remote()  # on the driver's node
 
 
 def _where_it_died(ray, book, ref) -> str:
@@ -171,10 +174,10 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
     task_id = context.get_task_id()
     where = {"node": context.get_node_id()[:8], "host": socket.gethostname(), "pid": os.getpid()}
     resumed_at = None
-    if book is not None:
-        latest = ray.get(book.started.remote(task_id, where))
-        if latest:
-            inputs, resumed_at = latest, min(_iteration(files) for files in latest)
+    book = _BookClient(ray, book, task_id, dirnames)
+    latest = book.call("started", where)
+    if latest:
+        inputs, resumed_at = latest, min(_iteration(files) for files in latest)
     threads = max(1, int(options.cpus_per_task))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="netsight-task-") as tmp:
@@ -184,8 +187,7 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
                 install_folder(path, files)
 
         def checkpointed() -> None:
-            if book is not None:
-                ray.get(book.checkpointed.remote(task_id, [pack_folder(p) for p in paths]))
+            book.call("checkpointed", [pack_folder(p) for p in paths])
 
         try:
             if len(configs) == 1:
@@ -197,6 +199,25 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
         runs = [pack_folder(p) for p in paths]
     return {**where, "summaries": summaries, "runs": runs, "seconds": time.perf_counter() - started,
             "threads": torch.get_num_threads(), "resumed_at": resumed_at}
+
+
+class _BookClient:
+    """A task's side of the task book. If the book is unreachable (its node died), the task trains
+    on without sending checkpoints, and says so once."""
+
+    def __init__(self, ray, handle, task_id: str, dirnames: Sequence[str]):
+        self.ray, self.handle, self.task_id, self.dirnames = ray, handle, task_id, dirnames
+
+    def call(self, method: str, *args):
+        if self.handle is None:
+            return None
+        try:
+            return self.ray.get(getattr(self.handle, method).remote(self.task_id, *args))
+        except self.ray.exceptions.RayError as exc:
+            self.handle = None
+            print(f"netsight: warning: {', '.join(self.dirnames)}: the task book is unreachable ({type(exc).__name__}); "
+                  f"training on without sending checkpoints", file=sys.stderr, flush=True)
+            return None
 
 
 def _keep_progress(ray, book, pending: dict, install: Callable[[list, list], None], timeout: float) -> None:

@@ -77,12 +77,12 @@ def _suite_file(tmp_path, text, name="suite.toml"):
     return path
 
 
-def task_processes() -> list[int]:
-    """Ray worker processes running a netsight task (Ray titles them ray::<function>)."""
+def task_processes(title: str = "ray::train_unit") -> list[int]:
+    """Ray worker processes running a netsight task (Ray titles them ray::<function>, or ray::<actor class>)."""
     pids = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(b"ray::train_unit"):
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(title.encode()):
                 pids.append(int(entry.name))
         except OSError:
             continue
@@ -127,6 +127,25 @@ def test_suite_on_two_nodes_equals_the_local_backend(cluster, tmp_path):
     assert (tmp_path / "ray" / "report.html").is_file()
     again = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "ray", "--quiet")
     assert again.returncode == 0 and "4 runs, 4 already done, 0 to train" in again.stderr
+
+
+def test_a_fleet_is_one_task(cluster, tmp_path):
+    text = 'seeds = 2\n[[group]]\nname = "g"\nmodels = ["gru"]\nhidden = [8]\niterations = 8\neval_every = 4\n'
+    suite_file = _suite_file(tmp_path, text)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_suite(parse_suite(text, str(suite_file)), tmp_path / "local", SuiteOptions(progress=False, fleet="on"), report=False)
+    finally:
+        torch.set_num_threads(threads)
+    done = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--fleet", "on",
+                    "--out", tmp_path / "ray", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "training 2 run(s) as 1 Ray task(s)" in done.stderr
+    for spec in expand(parse_suite(text, str(suite_file))):
+        remote = tmp_path / "ray" / "runs" / spec.dirname
+        assert open_run(remote).summary["fleet"]["members"] == 2
+        assert metrics_without_time(remote) == metrics_without_time(tmp_path / "local" / "runs" / spec.dirname)
 
 
 def test_a_worker_killed_mid_task_is_retried(cluster, tmp_path):
@@ -199,6 +218,21 @@ def test_a_retry_resumes_from_the_last_checkpoint(cluster, tmp_path):
     assert 0 < resumed_at < 800 and line.endswith("after a lost worker)"), line
     assert [int(r["iteration"]) for r in read_csv(run / "metrics.csv")] == list(range(20, 801, 20))
     assert open_run(run).summary["status"] == "completed" and not (run / "checkpoint.pt").exists()
+
+
+def test_runs_finish_when_the_task_book_dies(cluster, tmp_path):
+    """The book (checkpoints, placements) is a convenience: killing it mid-run loses no run."""
+    suite_file = _suite_file(tmp_path, RESUMABLE)
+    proc = driver(suite_file, tmp_path / "o", cluster.address)
+    run = wait_for_checkpoint(proc, tmp_path / "o")
+    book = [pid for pid in task_processes("ray::TaskBook")]
+    assert len(book) == 1
+    os.kill(book[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "the task book is unreachable" in err and "training on without sending checkpoints" in err
+    assert open_run(run).summary["status"] == "completed"
+    assert [int(r["iteration"]) for r in read_csv(run / "metrics.csv")] == list(range(20, 801, 20))
 
 
 def test_ctrl_c_keeps_the_progress_of_running_tasks(cluster, tmp_path):
