@@ -52,7 +52,7 @@ def task_device(options) -> str:
     if options.device.startswith("cuda") and options.gpus_per_task <= 0:
         raise NetsightError(f"--device {options.device} with --backend ray: also ask for GPUs with --gpus-per-task "
                             f"(e.g. 1, or 0.25 to share one GPU between four tasks)")
-    return options.device
+    return "cuda" if options.device.startswith("cuda") else options.device  # Ray picks the GPU (CUDA_VISIBLE_DEVICES)
 
 
 def _parse_address(address: str) -> tuple[str, int]:
@@ -296,8 +296,8 @@ def train_units_on_ray(units: Sequence[list], options, finish: Callable[[list, l
             install(unit, result["runs"])
             resumed = f" (resumed at iteration {result['resumed_at']} after a lost worker)" if result["resumed_at"] else ""
             for (spec, _), s in zip(unit, result["summaries"]):
-                say(f"{spec.dirname}: {s['status']}, test acc {s['final_test_acc']:.4f}, on {node} in "
-                    f"{result['seconds']:.0f}s{resumed}")
+                acc = "" if s["final_test_acc"] is None else f", test acc {s['final_test_acc']:.4f}"
+                say(f"{spec.dirname}: {s['status']}{acc}, on {node} in {result['seconds']:.0f}s{resumed}")
             bar.update(len(unit))
             finish(unit, result["summaries"])
     except KeyboardInterrupt:
