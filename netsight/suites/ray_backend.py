@@ -163,16 +163,13 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
     when one reached the book. An error inside training comes back as a value naming this node,
     so the driver can say where it happened; Ray retries only lost workers and nodes, never a
     run that failed."""
-    import os
-
     import ray
-    import torch
 
-    from .runner import _train_fleet, _train_one
+    from .runner import train_runs
 
     context = ray.get_runtime_context()
     task_id = context.get_task_id()
-    where = {"node": context.get_node_id()[:8], "host": socket.gethostname(), "pid": os.getpid()}
+    where = {"node": context.get_node_id()[:8], "host": socket.gethostname()}
     resumed_at = None
     book = _BookClient(ray, book, task_id, dirnames)
     latest = book.call("started", where)
@@ -190,15 +187,11 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
             book.call("checkpointed", [pack_folder(p) for p in paths])
 
         try:
-            if len(configs) == 1:
-                summaries = [_train_one(configs[0], paths[0], options, threads, False, checkpointed)]
-            else:
-                summaries = _train_fleet(configs, paths, options, threads, False, checkpointed)
+            summaries = train_runs(configs, paths, options, threads, False, checkpointed)
         except Exception as exc:  # noqa: BLE001 - reported with its node by the driver
             return {**where, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
         runs = [pack_folder(p) for p in paths]
-    return {**where, "summaries": summaries, "runs": runs, "seconds": time.perf_counter() - started,
-            "threads": torch.get_num_threads(), "resumed_at": resumed_at}
+    return {**where, "summaries": summaries, "runs": runs, "seconds": time.perf_counter() - started, "resumed_at": resumed_at}
 
 
 class _BookClient:

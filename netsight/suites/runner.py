@@ -171,9 +171,7 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
         for (spec, path), summary in zip(unit, summaries):
             _check_summary(spec, path, summary)
 
-    if not units:
-        pass
-    elif options.backend == "ray":
+    if options.backend == "ray" and units:
         from .ray_backend import train_units_on_ray
 
         train_units_on_ray(units, options, finish, _log)
@@ -194,31 +192,31 @@ def _label(unit) -> str:
     return unit[0][0].dirname if len(unit) == 1 else f"fleet of {len(unit)}: {unit[0][0].dirname} ..."
 
 
-def _unit_call(unit, options: SuiteOptions, threads: Optional[int], progress: bool):
-    """The function and arguments that train `unit` (a list of (RunSpec, path)); it returns one summary per run."""
-    if len(unit) == 1:
-        return _train_one_as_list, (unit[0][0].config.to_dict(), str(unit[0][1]), options, threads, progress)
-    return _train_fleet, ([s.config.to_dict() for s, _ in unit], [str(p) for _, p in unit], options, threads, progress)
+def train_runs(configs: list[dict], paths: list[str], options: SuiteOptions, threads: Optional[int], progress: bool,
+               on_checkpoint: Optional[Callable[[], None]] = None) -> list[dict]:
+    """Train one unit of work, a fleet or (one config) a single run; one summary per run. Every
+    backend calls this, in this process, a pool worker or a Ray task."""
+    if len(configs) == 1:
+        return [_train_one(configs[0], paths[0], options, threads, progress, on_checkpoint)]
+    return _train_fleet(configs, paths, options, threads, progress, on_checkpoint)
 
 
-def _train_one_as_list(*args) -> list[dict]:
-    return [_train_one(*args)]
+def _unit_args(unit) -> tuple[list[dict], list[str]]:
+    return [s.config.to_dict() for s, _ in unit], [str(p) for _, p in unit]
 
 
 def _train_units_locally(units: list, options: SuiteOptions, finish) -> None:
     if options.jobs == 1 or len(units) <= 1:
         for i, unit in enumerate(units, 1):
             _log(f"[{i}/{len(units)}] {_label(unit)}")
-            fn, args = _unit_call(unit, options, None, options.progress)
-            finish(unit, fn(*args))
+            finish(unit, train_runs(*_unit_args(unit), options, None, options.progress))
         return
     threads = max(1, (os.cpu_count() or 1) // options.jobs)
     with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn"), initializer=_die_with_parent,
                              initargs=(os.getpid(),)) as pool:
         futures = {}
         for unit in units:
-            fn, args = _unit_call(unit, options, threads, False)
-            futures[pool.submit(fn, *args)] = unit
+            futures[pool.submit(train_runs, *_unit_args(unit), options, threads, False)] = unit
         for i, future in enumerate(as_completed(futures), 1):
             unit = futures[future]
             summaries = future.result()

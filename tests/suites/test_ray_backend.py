@@ -4,6 +4,7 @@ cancels the tasks and leaves --out resumable, an interrupted run resumes on the 
 input is one line with exit 2. The driver runs as its own process, as a user would start it."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,27 +23,9 @@ from netsight.suites.spec import expand, parse_suite
 from netsight.train import open_run, train
 from netsight.train.loop import BatchSampler
 
-TINY = """
-title = "tiny"
-seeds = 2
+from .test_runner import SUITE
 
-[[group]]
-name = "cnn"
-models = ["lenet5"]
-data = "cifar10-assignment"
-iterations = 12
-eval_every = 4
-snapshots = [4, 8]
-
-[[group]]
-name = "rnn"
-models = ["gru"]
-data = "mnist"
-hidden = [8]
-iterations = 12
-eval_every = 4
-"""
-
+TINY = re.sub(r"^analyses = .*\n", "", SUITE, flags=re.M)  # the runner test's suite, training only
 
 
 def longer(seeds: int, iterations: int) -> str:
