@@ -172,7 +172,7 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
     where = {"node": context.get_node_id()[:8], "host": socket.gethostname()}
     resumed_at = None
     book = _BookClient(ray, book, task_id, dirnames)
-    latest = book.call("started", where)
+    latest = book.call("started", where)  # before any work: a worker lost from here on is named with its node
     if latest:
         inputs, resumed_at = latest, min(_iteration(files) for files in latest)
     threads = max(1, int(options.cpus_per_task))

@@ -9,8 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import ray
@@ -72,11 +74,20 @@ def task_processes(title: str = "ray::train_unit") -> list[int]:
     return pids
 
 
-def wait_for_tasks(proc, seconds=120) -> list[int]:
+def task_folders() -> set[Path]:
+    """The private folders of Ray tasks on this machine (train_unit makes one right after the task book
+    has recorded where it started; a SIGKILLed task leaves its folder behind)."""
+    return set(Path(tempfile.gettempdir()).glob("netsight-task-*"))
+
+
+def wait_for_tasks(proc, before: Optional[set] = None, seconds=120) -> list[int]:
+    """The processes of running tasks. With `before` (task_folders() from before the driver started),
+    only once every running task has been recorded by the task book, so a kill lands after that."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
-        if pids := task_processes():
+        pids = task_processes()
+        if pids and (before is None or len(task_folders() - before) >= len(pids)):
             return pids
         time.sleep(0.2)
     raise AssertionError("no Ray task started")
@@ -133,9 +144,10 @@ def test_a_fleet_is_one_task(cluster, tmp_path):
 
 def test_a_worker_killed_mid_task_is_retried(cluster, tmp_path):
     suite_file = _suite_file(tmp_path, longer(seeds=2, iterations=100))
+    before = task_folders()
     proc = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet",
                     popen=True)
-    victim = wait_for_tasks(proc)[0]
+    victim = wait_for_tasks(proc, before)[0]
     os.kill(victim, signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
@@ -156,8 +168,9 @@ def test_a_task_lost_for_good_is_named_with_its_node(cluster, tmp_path):
             "--address", cluster.address, "--out", str(tmp_path / "o"), "--quiet"]
     code = ("from netsight.suites import ray_backend\nray_backend.MAX_RETRIES = 0\nfrom netsight.cli import main\n"
             f"raise SystemExit(main({args!r}))")
+    before = task_folders()
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    os.kill(wait_for_tasks(proc)[0], signal.SIGKILL)
+    os.kill(wait_for_tasks(proc, before)[0], signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
     last = err.strip().splitlines()[-1]
     assert proc.returncode == 2 and last.startswith("netsight: error: 1 Ray task(s) failed: cnn/lenet5-"), err
@@ -238,8 +251,9 @@ def test_ctrl_c_keeps_the_progress_of_running_tasks(cluster, tmp_path):
 def test_ctrl_c_cancels_the_tasks_and_a_rerun_finishes(cluster, tmp_path):
     suite_file = _suite_file(tmp_path, longer(seeds=2, iterations=200))
     args = ("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet")
+    before = task_folders()
     proc = netsight(*args, popen=True)
-    wait_for_tasks(proc)
+    wait_for_tasks(proc, before)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err, err
