@@ -21,6 +21,8 @@ the same code path as a cluster.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -177,7 +179,8 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
         inputs, resumed_at = latest, min(_iteration(files) for files in latest)
     threads = max(1, int(options.cpus_per_task))
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="netsight-task-") as tmp:
+    _remove_folders_of_dead_tasks()
+    with tempfile.TemporaryDirectory(prefix=f"{TASK_FOLDER_PREFIX}{os.getpid()}-") as tmp:
         paths = [str(Path(tmp, name.replace("/", "__"))) for name in dirnames]
         for path, files in zip(paths, inputs):
             if files:
@@ -192,6 +195,35 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
             return {**where, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
         runs = [pack_folder(p) for p in paths]
     return {**where, "summaries": summaries, "runs": runs, "seconds": time.perf_counter() - started, "resumed_at": resumed_at}
+
+
+TASK_FOLDER_PREFIX = "netsight-task-"
+
+
+def _remove_folders_of_dead_tasks() -> None:
+    """A task whose worker was killed (SIGKILL, a lost node coming back) leaves its private folder
+    behind, up to tens of MB per LeNet5 run. The folder is named after the worker's pid; one whose
+    process is gone from this node is removed by the next task that starts here."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{TASK_FOLDER_PREFIX}*-*"):
+        pid = folder.name[len(TASK_FOLDER_PREFIX):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)) and folder.is_dir():
+            try:
+                shutil.rmtree(folder)
+            except FileNotFoundError:  # another task starting on this node removed it first
+                pass
+            except OSError as exc:  # not worth failing the task for: say so and train on
+                print(f"netsight: warning: could not remove the leftover task folder {folder}: {exc}",
+                      file=sys.stderr, flush=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 class _BookClient:

@@ -151,6 +151,7 @@ def test_a_worker_killed_mid_task_is_retried(cluster, tmp_path):
     os.kill(victim, signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
+    assert task_folders() == before  # the killed task's folder was removed by the next task on that node
     runs = sorted((tmp_path / "o" / "runs" / "cnn").iterdir())
     assert [p.name.split("-seed")[1][0] for p in runs] == ["0", "1"]  # every run once, nothing left beside them
     for run in runs:
