@@ -41,7 +41,7 @@ from ..fileio import atomic_write, read_json, remove, write_csv, write_json
 from ..models import ModelConfig, build_model, count_parameters
 from ..models.fleet import load_member_states, member_state, member_tensor, stack_models
 from .config import TrainConfig
-from .loop import (CHECKPOINT_SECONDS, EVAL_BATCH, BatchSampler, _plot_curves, _stop_on_sigint, _torch_save, device_name,
+from .loop import (CHECKPOINT_SECONDS, BatchSampler, _plot_curves, _stop_on_sigint, _torch_save, device_name, eval_batch,
                    make_optimizer, prepare_run_dir, resolve_device, versions)
 from .rundir import METRIC_COLUMNS, RunDir, load_checkpoint, save_weights
 
@@ -312,8 +312,9 @@ def _member_model(fleet, template, m: _Member, k: int, i: int):
 
 
 @torch.inference_mode()
-def evaluate_fleet(fleet, images: torch.Tensor, labels: torch.Tensor, batch: int = EVAL_BATCH) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate_fleet(fleet, images: torch.Tensor, labels: torch.Tensor, batch: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Each member's mean loss and accuracy over a whole set in eval mode: two [K] device tensors."""
+    batch = batch or eval_batch(images.device)
     was_training = fleet.training
     fleet.eval()
     k = fleet.k

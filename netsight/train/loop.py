@@ -35,7 +35,14 @@ from .config import TrainConfig, changed_fields
 from .rundir import METRIC_COLUMNS, RUN_FILES, RunDir, load_checkpoint, load_weights, open_run, save_weights
 
 CHECKPOINT_SECONDS = 60.0  # while training, checkpoint at an evaluation point at most this often
-EVAL_BATCH = 1000  # test images per forward pass during evaluation
+# Test images per forward pass during evaluation. On the CPU a small batch keeps the activations
+# in cache: evaluating LeNet5 / cnn-bn on 10,000 MNIST images took 2.64 s / 1.26 s at 100 against
+# 4.00 s / 2.57 s at 1000 (2 threads; recurrent models within 5%); on a GPU large batches pay.
+EVAL_BATCH = {"cpu": 100, "cuda": 1000}
+
+
+def eval_batch(device: torch.device) -> int:
+    return EVAL_BATCH.get(device.type, EVAL_BATCH["cuda"])
 
 
 def resolve_device(device: str) -> torch.device:
@@ -98,8 +105,9 @@ def prepare_input(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = EVAL_BATCH) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss and accuracy over a whole set in eval mode, as device tensors (no sync)."""
+    batch = batch or eval_batch(images.device)
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=images.device)

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from netsight.errors import NetsightError
-from netsight.models import models_with
+from netsight.models import ModelConfig, build_model, models_with
 from netsight.fileio import read_json
 from netsight.train import loop, open_run, resolve, train
-from netsight.train.loop import BatchSampler, evaluate
+from netsight.train.loop import BatchSampler, eval_batch, evaluate
 from tests.conftest import tiny_dataset
 
 
@@ -52,6 +52,22 @@ def test_metrics_are_computed_as_documented(tmp_path, tiny):
     row = run.metrics()[-1]
     assert row["test_loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, tiny.test_labels).item(), rel=1e-5)
     assert row["test_acc"] == pytest.approx((logits.argmax(1) == tiny.test_labels).float().mean().item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("model", ["lenet5", "cnn-bn", "gru"])
+def test_evaluation_does_not_depend_on_its_batch_size(model):
+    """The CPU evaluates in batches of EVAL_BATCH["cpu"] (faster, measured); the loss and accuracy are
+    those of the whole set in one pass, up to float rounding (a ragged last batch included)."""
+    data = tiny_dataset(n_test=250)
+    torch.manual_seed(0)
+    net = build_model(ModelConfig(model, data.image_shape, data.num_classes, hidden=16))
+    if model != "gru":
+        net = net.to(memory_format=torch.channels_last)
+        net._channels_last = True
+    assert eval_batch(data.test_images.device) < 250
+    loss, acc = evaluate(net, data.test_images, data.test_labels)
+    whole_loss, whole_acc = evaluate(net, data.test_images, data.test_labels, batch=250)
+    assert loss.item() == pytest.approx(whole_loss.item(), rel=1e-6) and acc.item() == whole_acc.item()
 
 
 @pytest.mark.parametrize("model", ["cnn-bn", "lstm"])
