@@ -30,6 +30,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _jobs(text: str) -> int | str:
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        return _int("--jobs", 1, 256)(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, or auto") from None
+
+
 def _int(flag: str, lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -399,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     def suite_flags(q: argparse.ArgumentParser, seeds_help: str) -> None:
         q.add_argument("--seeds", type=_int("--seeds", 1, 1000), help=seeds_help)
         q.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-        q.add_argument("--jobs", type=_int("--jobs", 1, 256), default=1, help="runs trained in parallel local processes (cores are split)")
+        q.add_argument("--jobs", type=_jobs, default="auto",
+                       help="runs trained in parallel local processes, the cores split between them (default auto: "
+                            "one per core on the CPU, 1 on a GPU)")
         q.add_argument("--quick", action="store_true", help="the same runs cut to a few minutes on 2 CPU cores (smoke test)")
         q.add_argument("--quiet", action="store_true", help="no per-run progress bar")
         q.add_argument("--fleet", choices=["auto", "on", "off"], default="auto",

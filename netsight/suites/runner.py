@@ -4,8 +4,10 @@ Runs are keyed by their resolved config (the key is a hash of it), so rerunning 
 skips completed runs, resumes interrupted ones, and never mixes results of different
 configs. The units of work (fleets or single runs) train on a backend: `local` runs them in
 this process, or with `jobs > 1` in that many local processes, splitting the cores between
-them so they do not oversubscribe the CPU (each worker dies with the driver); `ray` runs them
-as tasks on a Ray cluster (`ray_backend`).
+them so they do not oversubscribe the CPU (each worker dies with the driver; `jobs="auto"`:
+one process per core on the CPU, where small runs gain more from running side by side than
+from more threads each, and one on a GPU); `ray` runs them as tasks on a Ray cluster
+(`ray_backend`). With several workers the longest units start first (`schedule`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -27,6 +29,7 @@ from ..fileio import claim_output_folder, write_json, write_text
 from ..train.config import TrainConfig
 from ..train.loop import train
 from ..train.rundir import RunDir, open_run
+from .schedule import estimated_flops, longest_first
 from .spec import RunSpec, Suite, expand
 from .transfer import recover_installs
 
@@ -40,7 +43,7 @@ class SuiteOptions:
     device: str = "auto"
     data_root: Optional[str] = None
     download: bool = False
-    jobs: int = 1
+    jobs: int | str = 1  # local processes, or "auto" (resolve_jobs)
     progress: bool = True
     fleet: str = "auto"  # auto | on | off: train runs that differ only in seed/init as one batched fleet
     backend: str = "local"  # local | ray
@@ -140,11 +143,11 @@ def _log(message: str) -> None:
 def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOptions(), report: bool = True) -> list[tuple[RunSpec, Path]]:
     out = Path(out)
     specs = expand(suite, options.seeds, options.quick)
-    if options.jobs < 1:
-        raise NetsightError(f"--jobs {options.jobs}: expected an integer >= 1")
+    if options.jobs != "auto" and not (isinstance(options.jobs, int) and options.jobs >= 1):
+        raise NetsightError(f"--jobs {options.jobs!r}: expected auto or an integer >= 1")
     if options.backend not in BACKENDS:
         raise NetsightError(f"--backend {options.backend!r}: expected one of {', '.join(BACKENDS)}")
-    if options.backend == "ray" and options.jobs != 1:
+    if options.backend == "ray" and options.jobs not in (1, "auto"):
         raise NetsightError(f"--jobs {options.jobs} is for the local backend; with --backend ray the cluster's "
                             f"resources set how many runs train at once (--cpus-per-task, --gpus-per-task)")
     if options.backend != "ray" and (options.address is not None or options.cpus_per_task != 1 or options.gpus_per_task):
@@ -166,6 +169,9 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
     units = plan_units(todo, use_fleets(options))
     if len(units) < len(todo):
         _log(f"training as {len(units)} fleet(s) and single runs (--fleet {options.fleet})")
+    options = replace(options, jobs=resolve_jobs(options, len(units)))
+    if options.jobs > 1 or options.backend == "ray":  # several workers: start the longest units first
+        units = longest_first(units)
 
     def finish(unit, summaries: list[dict]) -> None:
         for (spec, path), summary in zip(unit, summaries):
@@ -186,6 +192,27 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
         for p in build_report(out):
             _log(f"wrote {p}")
     return paths
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # what this process may use (taskset, cgroups' cpusets)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_jobs(options: SuiteOptions, units: int) -> int:
+    """--jobs auto: one local process per core on the CPU (at most one per unit of work); one on
+    a GPU, where fleets fill the device; one with Ray, whose cluster sets the parallelism."""
+    if options.jobs != "auto":
+        return int(options.jobs)
+    if options.backend == "ray":
+        return 1
+    from ..train.loop import resolve_device
+
+    if resolve_device(options.device).type == "cuda":
+        return 1
+    return max(1, min(available_cores(), units))
 
 
 def _label(unit) -> str:
@@ -211,17 +238,34 @@ def _train_units_locally(units: list, options: SuiteOptions, finish) -> None:
             _log(f"[{i}/{len(units)}] {_label(unit)}")
             finish(unit, train_runs(*_unit_args(unit), options, None, options.progress))
         return
-    threads = max(1, (os.cpu_count() or 1) // options.jobs)
-    with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn"), initializer=_die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
-        futures = {}
-        for unit in units:
-            futures[pool.submit(train_runs, *_unit_args(unit), options, threads, False)] = unit
-        for i, future in enumerate(as_completed(futures), 1):
-            unit = futures[future]
-            summaries = future.result()
-            _log(f"[{i}/{len(units)}] {_label(unit)}: " + ", ".join(f"{s['status']} {s['final_test_acc']}" for s in summaries))
-            finish(unit, summaries)
+    from tqdm.auto import tqdm
+
+    threads = max(1, available_cores() // options.jobs)
+    _log(f"training {len(units)} unit(s) in {options.jobs} processes of {threads} thread(s), the longest first")
+    work = {id(unit): sum(estimated_flops(spec.config) for spec, _ in unit) for unit in units}
+    # one bar for the suite, advanced by each unit's estimated work, so its ETA holds although the longest start first
+    bar = tqdm(total=sum(work.values()) / 1e12, unit="TFLOP", desc="training", disable=not options.progress,
+               dynamic_ncols=True, file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+    say = bar.write if options.progress else _log
+    try:
+        with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn"), initializer=_die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
+            futures = {}
+            for unit in units:
+                futures[pool.submit(train_runs, *_unit_args(unit), options, threads, False)] = unit
+            for i, future in enumerate(as_completed(futures), 1):
+                unit = futures[future]
+                summaries = future.result()
+                say(f"[{i}/{len(units)}] {_label(unit)}: " + ", ".join(
+                    f"{s['status']}{_accuracy(s)} in {s['seconds']:.0f}s" for s in summaries))
+                bar.update(work[id(unit)] / 1e12)
+                finish(unit, summaries)
+    finally:
+        bar.close()
+
+
+def _accuracy(summary: dict) -> str:
+    return "" if summary["final_test_acc"] is None else f", test acc {summary['final_test_acc']:.4f}"
 
 
 def _die_with_parent(parent: int) -> None:

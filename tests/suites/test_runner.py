@@ -7,6 +7,7 @@ import pytest
 
 from netsight.fileio import read_csv, read_json
 from netsight.report.html import build_report
+from netsight.suites import runner
 from netsight.suites.runner import SuiteOptions, run_suite
 from netsight.suites.spec import expand, parse_suite
 from netsight.suites.sweep import run_sweep
@@ -119,6 +120,18 @@ def test_parallel_jobs_give_the_same_results(tmp_path):
         b = open_run(tmp_path / "two" / "runs" / spec.dirname)
         assert a.summary["status"] == b.summary["status"] == "completed"
         assert a.summary["final_test_acc"] == pytest.approx(b.summary["final_test_acc"], abs=0.02)
+
+
+@pytest.mark.parametrize("jobs, longest_first", [(1, False), (2, True)])
+def test_parallel_workers_start_the_longest_runs_first(tmp_path, monkeypatch, jobs, longest_first):
+    """With one worker the suite's order is kept (its log reads like the suite); with several the
+    largest runs start first, so no long run is left alone at the end."""
+    text = '[[group]]\nname = "g"\nmodels = ["rnn"]\nhidden = [8, 64, 16]\niterations = 8\neval_every = 4\n'
+    started = []
+    monkeypatch.setattr(runner, "_train_units_locally", lambda units, options, finish: started.extend(units))
+    run_suite(parse_suite(text, "t.toml"), tmp_path / "o", SuiteOptions(progress=False, jobs=jobs), report=False)
+    hidden = [unit[0][0].config.hidden for unit in started]
+    assert hidden == ([64, 16, 8] if longest_first else [8, 64, 16])
 
 
 def test_sweep_comparison(tmp_path):
