@@ -48,9 +48,15 @@ def cluster():
     os.environ.update(env)
 
 
+# A process started in the background by a shell without job control (nohup ... &, some CI runners)
+# inherits SIGINT ignored, and Python keeps it so: the drivers here restore Ctrl-C before anything else.
+CTRL_C = "import signal, sys\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
 def netsight(*args, timeout=240, popen=False):
     """The CLI as its own process: finished (CompletedProcess), or still running (Popen) with popen=True."""
-    cmd = [sys.executable, "-m", "netsight", *map(str, args)]
+    cmd = [sys.executable, "-c", CTRL_C + "from netsight.cli import main\nraise SystemExit(main(sys.argv[1:]))",
+           *map(str, args)]
     if popen:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -167,7 +173,7 @@ def test_a_task_lost_for_good_is_named_with_its_node(cluster, tmp_path):
     and the error says on which node it was lost."""
     args = ["run", str(_suite_file(tmp_path, longer(seeds=2, iterations=100))), "--backend", "ray",
             "--address", cluster.address, "--out", str(tmp_path / "o"), "--quiet"]
-    code = ("from netsight.suites import ray_backend\nray_backend.MAX_RETRIES = 0\nfrom netsight.cli import main\n"
+    code = (CTRL_C + "from netsight.suites import ray_backend\nray_backend.MAX_RETRIES = 0\nfrom netsight.cli import main\n"
             f"raise SystemExit(main({args!r}))")
     before = task_folders()
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -185,7 +191,7 @@ RESUMABLE = 'seeds = 1\n[[group]]\nname = "rnn"\nmodels = ["gru"]\nhidden = [32]
 
 def driver(suite_file, out, address, checkpoint_seconds=1.0):
     """A driver process checkpointing every second (the CLI's default is a minute)."""
-    code = ("import sys\nfrom netsight.suites.runner import SuiteOptions, run_suite\nfrom netsight.suites.spec import load_suite\n"
+    code = (CTRL_C + "from netsight.suites.runner import SuiteOptions, run_suite\nfrom netsight.suites.spec import load_suite\n"
             f"options = SuiteOptions(backend='ray', address={address!r}, checkpoint_seconds={checkpoint_seconds}, progress=False)\n"
             f"try:\n    run_suite(load_suite({str(suite_file)!r}), {str(out)!r}, options, report=False)\n"
             "except KeyboardInterrupt:\n    sys.exit(130)\n")
