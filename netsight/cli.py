@@ -412,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="runs trained in parallel local processes, the cores split between them (default auto: "
                             "one per core on the CPU, 1 on a GPU)")
         q.add_argument("--quick", action="store_true", help="the same runs cut to a few minutes on 2 CPU cores (smoke test)")
-        q.add_argument("--quiet", action="store_true", help="no per-run progress bar")
+        q.add_argument("--quiet", action="store_true", help="no progress bars (a line per finished run stays)")
         q.add_argument("--fleet", choices=["auto", "on", "off"], default="auto",
                        help="train runs that differ only in seed/init together as one batched program (auto: on CUDA)")
         q.add_argument("--backend", choices=["local", "ray"], default="local",
