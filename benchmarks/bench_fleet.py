@@ -1,7 +1,7 @@
 """Time the study's training one run at a time against fleets, in the same process.
 
     python benchmarks/bench_fleet.py [--device cpu|cuda] [--iterations N] [--members K]
-                                     [--families lenet5,cnn-bn,lstm,gru,rnn] [--json FILE]
+                                     [--families lenet5,cnn-bn,lstm,gru,rnn] [--hidden H] [--threads T] [--json FILE]
 
 For each family, K runs (seeds 0..K-1) of the assignment's protocol (the CNNs on
 cifar10-assignment, the cells with 128 hidden units on MNIST) are trained twice: one after
@@ -39,8 +39,10 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def bench_family(model: str, members: int, iterations: int | None, device: str, scratch: Path) -> dict:
+def bench_family(model: str, members: int, iterations: int | None, device: str, scratch: Path, hidden: int | None = None) -> dict:
     data_name, extra = FAMILIES[model]
+    if hidden and "hidden" in extra:
+        extra = {**extra, "hidden": hidden}
     data = load_dataset(data_name)
     configs = [resolve(model, data_name, seed=s, **({"iterations": iterations} if iterations else {}), **extra)
                for s in range(members)]
@@ -54,7 +56,7 @@ def bench_family(model: str, members: int, iterations: int | None, device: str, 
     _sync(device)
     together = time.perf_counter() - start
     diff = max(abs(a["final_test_acc"] - b["final_test_acc"]) for a, b in zip(singles, fleet))
-    return {"model": model, "data": data_name, "members": members, "iterations": configs[0].iterations,
+    return {"model": model, "data": data_name, "hidden": extra.get("hidden"), "members": members, "iterations": configs[0].iterations,
             "sequential_s": round(sequential, 2), "fleet_s": round(together, 2), "speedup": round(sequential / together, 3),
             "max_final_acc_diff": round(diff, 4),
             "single_final_acc": [round(s["final_test_acc"], 4) for s in singles],
@@ -67,15 +69,19 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, help="iterations per run (default: the protocol's 5,500)")
     parser.add_argument("--members", type=int, default=3, help="runs per family: the study's 3 seeds")
     parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--hidden", type=int, help="hidden units of the recurrent families (default 128)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's; the study's --jobs auto uses 1)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = str(resolve_device(args.device))
     results = []
     with tempfile.TemporaryDirectory() as scratch:
         for model in args.families.split(","):
-            r = bench_family(model, args.members, args.iterations, device, Path(scratch))
+            r = bench_family(model, args.members, args.iterations, device, Path(scratch), args.hidden)
             results.append(r)
-            print(f"{r['model']:7} x{r['members']} {r['iterations']:>5} it: one by one {r['sequential_s']:8.1f}s  "
+            print(f"{r['model']:7}{'' if r['hidden'] is None else '-' + str(r['hidden']):4} x{r['members']} {r['iterations']:>5} it: one by one {r['sequential_s']:8.1f}s  "
                   f"fleet {r['fleet_s']:8.1f}s  speed-up {r['speedup']:5.2f}x  max |final acc diff| {r['max_final_acc_diff']:.4f}",
                   flush=True)
     report = {"device": device_name(torch.device(device)), "torch": torch.__version__, "machine": platform.machine(),
