@@ -265,6 +265,8 @@ def train_units_on_ray(units: Sequence[list], options, finish: Callable[[list, l
     are raised together at the end, each naming its run and node."""
     from tqdm.auto import tqdm
 
+    from .runner import accuracy_text
+
     ray = import_ray()
     if options.cpus_per_task <= 0 or options.gpus_per_task < 0:
         raise NetsightError(f"--cpus-per-task {options.cpus_per_task:g} --gpus-per-task {options.gpus_per_task:g}: "
@@ -321,8 +323,7 @@ def train_units_on_ray(units: Sequence[list], options, finish: Callable[[list, l
             install(unit, result["runs"])
             resumed = f" (resumed at iteration {result['resumed_at']} after a lost worker)" if result["resumed_at"] else ""
             for (spec, _), s in zip(unit, result["summaries"]):
-                acc = "" if s["final_test_acc"] is None else f", test acc {s['final_test_acc']:.4f}"
-                say(f"{spec.dirname}: {s['status']}{acc}, on {node} in {result['seconds']:.0f}s{resumed}")
+                say(f"{spec.dirname}: {s['status']}{accuracy_text(s)}, on {node} in {result['seconds']:.0f}s{resumed}")
             bar.update(len(unit))
             finish(unit, result["summaries"])
     except KeyboardInterrupt:

@@ -29,7 +29,7 @@ from ..fileio import claim_output_folder, write_json, write_text
 from ..train.config import TrainConfig
 from ..train.loop import train
 from ..train.rundir import RunDir, open_run
-from .schedule import estimated_flops, longest_first
+from .schedule import longest_first, unit_flops
 from .spec import RunSpec, Suite, expand
 from .transfer import recover_installs
 
@@ -242,7 +242,7 @@ def _train_units_locally(units: list, options: SuiteOptions, finish) -> None:
 
     threads = max(1, available_cores() // options.jobs)
     _log(f"training {len(units)} unit(s) in {options.jobs} processes of {threads} thread(s), the longest first")
-    work = {id(unit): sum(estimated_flops(spec.config) for spec, _ in unit) for unit in units}
+    work = {id(unit): unit_flops(unit) for unit in units}
     # one bar for the suite, advanced by each unit's estimated work, so its ETA holds although the longest start first
     bar = tqdm(total=sum(work.values()) / 1e12, unit="TFLOP", desc="training", disable=not options.progress,
                dynamic_ncols=True, file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
@@ -257,14 +257,15 @@ def _train_units_locally(units: list, options: SuiteOptions, finish) -> None:
                 unit = futures[future]
                 summaries = future.result()
                 say(f"[{i}/{len(units)}] {_label(unit)}: " + ", ".join(
-                    f"{s['status']}{_accuracy(s)} in {s['seconds']:.0f}s" for s in summaries))
+                    f"{s['status']}{accuracy_text(s)} in {s['seconds']:.0f}s" for s in summaries))
                 bar.update(work[id(unit)] / 1e12)
                 finish(unit, summaries)
     finally:
         bar.close()
 
 
-def _accuracy(summary: dict) -> str:
+def accuracy_text(summary: dict) -> str:
+    """', test acc 0.9812' for a run's line, or nothing when it has no evaluation yet."""
     return "" if summary["final_test_acc"] is None else f", test acc {summary['final_test_acc']:.4f}"
 
 

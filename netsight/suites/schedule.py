@@ -44,7 +44,11 @@ def estimated_flops(config: TrainConfig) -> float:
     return forward_flops(config.model, shape, classes, config.hidden) * images
 
 
+def unit_flops(unit: list) -> float:
+    """The estimated FLOPs of a unit of work ([(RunSpec, path), ...]): all its runs together."""
+    return sum(estimated_flops(spec.config) for spec, _ in unit)
+
+
 def longest_first(units: Sequence[list]) -> list[list]:
-    """Units of work ([(RunSpec, path), ...]) sorted by estimated FLOPs, largest first; ties keep
-    the suite's order."""
-    return sorted(units, key=lambda unit: -sum(estimated_flops(spec.config) for spec, _ in unit))
+    """Units of work sorted by estimated FLOPs, largest first; ties keep the suite's order."""
+    return sorted(units, key=lambda unit: -unit_flops(unit))
