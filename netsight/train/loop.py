@@ -104,6 +104,16 @@ def prepare_input(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if getattr(model, "_channels_last", False) else x
 
 
+def build_for_training(model_config: ModelConfig, dev: torch.device) -> nn.Module:
+    """The model as the trainer runs it: on `dev`, in train mode, CNNs channels-last (weights drawn
+    from torch's current RNG, so seed it first)."""
+    model = build_model(model_config).to(dev)
+    if get_entry(model_config.name).family == "cnn":
+        model = model.to(memory_format=torch.channels_last)
+        model._channels_last = True  # type: ignore[assignment]
+    return model.train()
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss and accuracy over a whole set in eval mode, as device tensors (no sync)."""
@@ -215,11 +225,7 @@ def train(
     model_config = ModelConfig(config.model, data.image_shape, data.num_classes, config.hidden, config.dropout, config.init)
 
     torch.manual_seed(config.seed)
-    model = build_model(model_config).to(dev)
-    if get_entry(config.model).family == "cnn":
-        model = model.to(memory_format=torch.channels_last)
-        model._channels_last = True  # type: ignore[assignment]
-    model.train()
+    model = build_for_training(model_config, dev)
     optimizer = make_optimizer(config, model.parameters())
     sampler = BatchSampler(len(data.train_images), config.batch_size, config.seed, dev)
 
