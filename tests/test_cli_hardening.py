@@ -59,6 +59,16 @@ def test_every_numeric_flag_has_a_checked_range(argv, message, capsys):
     assert message in _one_line(capsys)
 
 
+@pytest.mark.parametrize("argv, line", [
+    (["train", "--model", "lenet5"], "netsight train: error: unrecognized arguments: --model (see netsight train --help)"),
+    (["run", "--suite", "s.toml"], "netsight run: error: unrecognized arguments: --suite (see netsight run --help)"),
+    (["data", "check", "mnist", "--bogus"], "netsight data check: error: unrecognized arguments: --bogus (see netsight data check --help)"),
+])
+def test_an_unknown_flag_is_reported_by_the_command_it_was_given_to(argv, line, capsys):
+    assert main(argv) == 2
+    assert _one_line(capsys) == line
+
+
 def test_an_unexpected_exception_is_one_line_and_a_crash_log(monkeypatch, capsys):
     def broken(args):
         raise ZeroDivisionError("a bug")
