@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from netsight.models import ModelConfig, build_model
+from netsight.train.loop import build_for_training, prepare_input
 
 
 class GRUSequence(torch.autograd.Function):
@@ -128,7 +129,6 @@ def check_hand_written(cell: str, hidden: int) -> float:
     torch.manual_seed(0)
     model = build_model(ModelConfig(cell, (1, 28, 28), 10, hidden)).double()
     x = torch.randn(16, 1, 28, 28, dtype=torch.float64)
-    diffs = []
     results = []
     for forward in (model, hand_written(model)):
         out = forward(x)
@@ -136,20 +136,18 @@ def check_hand_written(cell: str, hidden: int) -> float:
         results.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
         model.zero_grad(set_to_none=True)
     (out_a, grads_a), (out_b, grads_b) = results
-    diffs.append((out_a - out_b).abs().max().item())
-    diffs += [(a - b).abs().max().item() for a, b in zip(grads_a, grads_b)]
-    return max(diffs)
+    return max([(out_a - out_b).abs().max().item()] + [(a - b).abs().max().item() for a, b in zip(grads_a, grads_b)])
 
 
-def step_ms(model, forward, batch: int, steps: int, channels_last: bool = False) -> float:
+def step_ms(model, forward, batch: int, steps: int) -> float:
+    """Best of two rounds, ms per step; inputs laid out as the trainer does for `model` (prepare_input)."""
     torch.manual_seed(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     images, labels = torch.randn(20 * batch, 1, 28, 28), torch.randint(0, 10, (20 * batch,))
 
     def step(i: int) -> None:
         x = images[(i % 20) * batch:(i % 20 + 1) * batch]
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = prepare_input(model, x)
         loss = F.cross_entropy(forward(x), labels[(i % 20) * batch:(i % 20 + 1) * batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -166,10 +164,10 @@ def step_ms(model, forward, batch: int, steps: int, channels_last: bool = False)
     return best
 
 
-def cnn(name: str, channels_last: bool):
+def netsight_model(config: ModelConfig):
+    """The model exactly as netsight's trainer builds it (channels-last for the CNNs)."""
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name, (1, 28, 28), 10))
-    return model.to(memory_format=torch.channels_last) if channels_last else model
+    return build_for_training(config, torch.device("cpu"))
 
 
 def main() -> None:
@@ -191,34 +189,31 @@ def main() -> None:
         print(f"  {model:10} {variant:48} {ms:8.2f} ms  vs netsight {baseline:8.2f} ms  ({baseline / ms:.2f}x){note}", flush=True)
 
     for name in ("lenet5", "cnn-bn"):
-        model = cnn(name, True)
-        ours = step_ms(model, model, 50, args.steps, channels_last=True)
-        model = cnn(name, False)
+        config = ModelConfig(name, (1, 28, 28), 10)
+        model = netsight_model(config)
+        ours = step_ms(model, model, 50, args.steps)
+        torch.manual_seed(0)
+        model = build_model(config)  # plain contiguous layout
         report(name, "contiguous (not channels-last)", step_ms(model, model, 50, args.steps), ours)
         torch.backends.mkldnn.enabled = False
         try:
-            model = cnn(name, True)
-            report(name, "oneDNN off (im2col + sgemm)", step_ms(model, model, 50, args.steps, channels_last=True), ours)
+            model = netsight_model(config)
+            report(name, "oneDNN off (im2col + sgemm)", step_ms(model, model, 50, args.steps), ours)
         finally:
             torch.backends.mkldnn.enabled = True
     for cell in ("gru", "rnn"):
         for hidden in (32, 128):
-            torch.manual_seed(0)
-            model = build_model(ModelConfig(cell, (1, 28, 28), 10, hidden))
+            model = netsight_model(ModelConfig(cell, (1, 28, 28), 10, hidden))
             ours = step_ms(model, model, 128, args.steps)
             error = check_hand_written(cell, hidden)
             report(f"{cell}-{hidden}", "hand-written sequence, one weight-grad product", step_ms(model, hand_written(model), 128, args.steps),
                    ours, f"  (float64 difference {error:.1e})")
     if not args.no_compile:
-        for name, config, batch, channels_last in (("lenet5", ModelConfig("lenet5", (1, 28, 28), 10), 50, True),
-                                                   ("gru-128", ModelConfig("gru", (1, 28, 28), 10, 128), 128, False)):
-            torch.manual_seed(0)
-            model = build_model(config)
-            if channels_last:
-                model = model.to(memory_format=torch.channels_last)
-            ours = step_ms(model, model, batch, args.steps, channels_last)
-            compiled = torch.compile(model)
-            report(name, "torch.compile (inductor)", step_ms(model, compiled, batch, args.steps, channels_last), ours)
+        for name, config, batch in (("lenet5", ModelConfig("lenet5", (1, 28, 28), 10), 50),
+                                    ("gru-128", ModelConfig("gru", (1, 28, 28), 10, 128), 128)):
+            model = netsight_model(config)
+            ours = step_ms(model, model, batch, args.steps)
+            report(name, "torch.compile (inductor)", step_ms(model, torch.compile(model), batch, args.steps), ours)
     if args.json:
         args.json.write_text(json.dumps({"torch": torch.__version__, "threads": args.threads, "rows": rows}, indent=2) + "\n")
 
