@@ -1,7 +1,7 @@
 """Time the training of a whole suite (default: the assignment's 39 runs), fleets on or off.
 
     python benchmarks/bench_suite.py [--device cuda] [--fleet on|off] [--jobs N] [--iterations N] [--json FILE]
-    python benchmarks/bench_suite.py --backend ray [--address HOST:PORT] [--cpus-per-task N] ...
+    python benchmarks/bench_suite.py --backend ray [--address HOST:PORT] [--cpus-per-task N] [--shared-out] ...
 
 The suite's analyses are left out: this times training, the part fleets change (the analyses
 and the report take the same time either way). --iterations cuts every run short for a
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=["local", "ray"], default="local")
     parser.add_argument("--address", help="ray: a running cluster (default: a local Ray instance, its start-up timed)")
     parser.add_argument("--cpus-per-task", type=float, default=1.0)
+    parser.add_argument("--shared-out", action="store_true", help="ray: the tasks write their runs in place")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     suite = load_suite(args.suite)
@@ -46,7 +47,8 @@ def main() -> None:
         snaps = tuple(s for s in g.snapshots if not args.iterations or s <= args.iterations)
         groups.append(dataclasses.replace(g, analyses=(), grid=grid, snapshots=snaps))
     suite = dataclasses.replace(suite, groups=tuple(groups))
-    ray = dict(address=args.address, cpus_per_task=args.cpus_per_task) if args.backend == "ray" else {}
+    ray = (dict(address=args.address, cpus_per_task=args.cpus_per_task, shared_out=args.shared_out)
+           if args.backend == "ray" else {})
     options = SuiteOptions(seeds=args.seeds, device=args.device, fleet=args.fleet, progress=False, jobs=args.jobs,
                            backend=args.backend, **ray)
     specs = expand(suite, args.seeds)
@@ -60,7 +62,8 @@ def main() -> None:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
     result = {"suite": suite.title, "runs": len(specs), "units": len(units), "fleet": args.fleet, "jobs": args.jobs,
-              "backend": args.backend + (f" ({args.cpus_per_task:g} CPU per task)" if args.backend == "ray" else ""),
+              "backend": args.backend + (f" ({args.cpus_per_task:g} CPU per task{', --shared-out' * args.shared_out})"
+                                         if args.backend == "ray" else ""),
               "iterations": args.iterations or "protocol", "device": device_name(resolve_device(args.device)),
               "torch": torch.__version__, "training_s": round(seconds, 2)}
     print(json.dumps(result))

@@ -161,7 +161,8 @@ def _suite_options(args: argparse.Namespace):
     return SuiteOptions(seeds=args.seeds, quick=args.quick, device=args.device,
                         data_root=str(args.data_root) if args.data_root else None, download=args.download,
                         jobs=args.jobs, progress=not args.quiet, fleet=args.fleet, backend=args.backend,
-                        address=args.address, cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task)
+                        address=args.address, cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
+                        shared_out=args.shared_out)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -422,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ray: CPU cores per run or fleet (torch uses that many threads; default 1)")
         q.add_argument("--gpus-per-task", type=_float("--gpus-per-task", 0, 64), default=0.0,
                        help="ray: GPUs per run or fleet, fractions share one (e.g. 0.25; default 0: CPU)")
+        q.add_argument("--shared-out", action="store_true",
+                       help="ray: --out is on storage every node mounts at the same path (NFS, Lustre): the tasks write "
+                            "their runs there instead of sending them to the driver (checked on every node first)")
         _add_data_flags(q)
 
     p = sub.add_parser("run", help="run a whole suite (default: the assignment) and write the HTML report")

@@ -7,8 +7,12 @@ only decides what one task is and how its results come home:
 - the task returns the run directories' files (`transfer.pack_folder`) and the driver installs
   them atomically under `--out` (`transfer.install_folder`), so no shared filesystem is needed;
   an interrupted run's files travel to the task, which resumes from its checkpoint;
-- at each checkpoint a task sends its run directories to a small actor (`_task_book`), which also
-  records where each attempt started; the driver installs that progress under `--out`;
+- at each checkpoint a task sends what changed in its run directories (`transfer.pack_changes`)
+  to a small actor (`_task_book`), which keeps them whole and records where each attempt started;
+  the driver installs that progress under `--out`;
+- with `--shared-out` (`--out` is on storage every node mounts at the same path), each node is
+  first checked to see a token file the driver wrote there, and the tasks train in place under
+  `--out`: nothing travels, and a retry resumes from the checkpoint on that storage;
 - a task whose worker process or node dies is retried by Ray (up to `MAX_RETRIES` times) from its
   last checkpoint; a run directory under `--out` only changes whole, so a retry never leaves a
   duplicate or a half-written run; a task lost for good is reported with the node it was lost on;
@@ -32,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from ..errors import NetsightError
-from .transfer import install_folder, pack_folder
+from .transfer import install_folder, pack_changes, pack_folder
 
 MAX_RETRIES = 3  # Ray's retries of a task whose worker process or node died
 CONNECT_TIMEOUT_S = 5.0
@@ -115,12 +119,16 @@ def _task_book(ray):
             self.latest: dict[str, list] = {}
             self.fresh: set[str] = set()
 
-        def started(self, task_id: str, where: dict) -> Optional[list]:
+        def started(self, task_id: str, where: dict) -> tuple[int, Optional[list]]:
+            """This attempt's number and the runs as of the task's last checkpoint (None: none sent)."""
             self.where[task_id] = {**where, "attempts": self.where.get(task_id, {}).get("attempts", 0) + 1}
-            return self.latest.get(task_id)
+            return self.where[task_id]["attempts"], self.latest.get(task_id)
 
-        def checkpointed(self, task_id: str, runs: list) -> None:
-            self.latest[task_id] = runs
+        def checkpointed(self, task_id: str, changes: list) -> None:
+            """`changes`: per run, the files changed since this attempt's last call and every file's name."""
+            previous = self.latest.get(task_id) or [{} for _ in changes]
+            self.latest[task_id] = [{name: changed[name] if name in changed else old[name] for name in names}
+                                    for old, (changed, names) in zip(previous, changes)]
             self.fresh.add(task_id)
 
         def lookup(self, task_id: str) -> Optional[dict]:
@@ -131,6 +139,16 @@ def _task_book(ray):
             out = {t: self.latest[t] for t in self.fresh}
             self.fresh.clear()
             return out
+
+        def finished(self, task_id: str) -> None:
+            """The driver has the task's result: its checkpoints (tens of MB for a CNN run) are let go."""
+            self.where.pop(task_id, None)
+            self.latest.pop(task_id, None)
+            self.fresh.discard(task_id)
+
+        def holds(self) -> int:
+            """How many tasks' records are kept (the tests check that finished tasks are let go)."""
+            return len(self.where) + len(self.latest)
 
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -158,13 +176,14 @@ def _iteration(files: dict[str, bytes]) -> int:
 
 
 def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, bytes]], options,
-               book=None) -> dict[str, Any]:
-    """One Ray task: train a fleet (or one run) in a temporary folder and return its files.
+               book=None, shared: Optional[tuple[list[str], str, str]] = None) -> dict[str, Any]:
+    """One Ray task: train a fleet (or one run) in a temporary folder and return its files, or
+    with `shared` = (run paths, token file, token) train in place on storage the driver sees too.
 
-    A retry (the previous attempt's worker or node died) starts from the unit's last checkpoint
-    when one reached the book. An error inside training comes back as a value naming this node,
-    so the driver can say where it happened; Ray retries only lost workers and nodes, never a
-    run that failed."""
+    A retry (the previous attempt's worker or node died) starts from the unit's last checkpoint:
+    the one that reached the book, or with `shared` the one on disk. An error inside training
+    comes back as a value naming this node, so the driver can say where it happened; Ray retries
+    only lost workers and nodes, never a run that failed."""
     import ray
 
     from .runner import train_runs
@@ -172,13 +191,24 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
     context = ray.get_runtime_context()
     task_id = context.get_task_id()
     where = {"node": context.get_node_id()[:8], "host": socket.gethostname()}
-    resumed_at = None
     book = _BookClient(ray, book, task_id, dirnames)
-    latest = book.call("started", where)  # before any work: a worker lost from here on is named with its node
-    if latest:
-        inputs, resumed_at = latest, min(_iteration(files) for files in latest)
+    attempt, latest = book.call("started", where) or (1, None)  # before any work: a lost worker is named with its node
     threads = max(1, int(options.cpus_per_task))
     started = time.perf_counter()
+    if shared is not None:
+        paths, token_file, token = shared
+        if not _sees_token(token_file, token):
+            return {**where, "error": f"--shared-out: {Path(token_file).parent} is not the driver's --out on this node "
+                                      f"(its token file is missing or different); drop --shared-out or mount it here"}
+        resumed_at = min(_iteration_on_disk(p) for p in paths) if attempt > 1 else None
+        try:
+            summaries = train_runs(configs, paths, options, threads, False)
+        except Exception as exc:  # noqa: BLE001 - reported with its node by the driver
+            return {**where, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
+        return {**where, "summaries": summaries, "seconds": time.perf_counter() - started, "resumed_at": resumed_at or None}
+    resumed_at = None
+    if latest:
+        inputs, resumed_at = latest, min(_iteration(files) for files in latest)
     _remove_folders_of_dead_tasks()
     with tempfile.TemporaryDirectory(prefix=f"{TASK_FOLDER_PREFIX}{os.getpid()}-") as tmp:
         paths = [str(Path(tmp, name.replace("/", "__"))) for name in dirnames]
@@ -186,8 +216,14 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
             if files:
                 install_folder(path, files)
 
+        stamps: list[dict] = [{} for _ in paths]  # what this attempt has sent: unchanged files go once
+
         def checkpointed() -> None:
-            book.call("checkpointed", [pack_folder(p) for p in paths])
+            changes = []
+            for i, path in enumerate(paths):
+                changed, names, stamps[i] = pack_changes(path, stamps[i])
+                changes.append((changed, names))
+            book.call("checkpointed", changes)
 
         try:
             summaries = train_runs(configs, paths, options, threads, False, checkpointed)
@@ -195,6 +231,55 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
             return {**where, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
         runs = [pack_folder(p) for p in paths]
     return {**where, "summaries": summaries, "runs": runs, "seconds": time.perf_counter() - started, "resumed_at": resumed_at}
+
+
+def _iteration_on_disk(path: str) -> int:
+    summary = Path(path, "summary.json")
+    return _iteration({"summary.json": summary.read_bytes()}) if summary.is_file() else 0
+
+
+def _sees_token(token_file: str, token: str) -> bool:
+    try:
+        return Path(token_file).read_text(encoding="utf-8") == token
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+SHARED_TOKEN = ".netsight-shared-out"  # written under --out by the driver; every node must read it back
+
+
+def check_shared_out(ray, out: Path, cpus: float, gpus: float) -> str:
+    """Write a token file under `out` and have every live node that can run a task (`cpus` and
+    `gpus` per task) read it back; refuse the suite if one does not see it (its tasks would write
+    their runs where the driver never looks). Returns the token. A node that joins later is
+    checked by each task it runs."""
+    import secrets
+
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from ..fileio import write_text
+
+    token, token_file = secrets.token_hex(16), os.path.abspath(out / SHARED_TOKEN)
+    write_text(token_file, token)
+    probe = ray.remote(num_cpus=0, max_retries=0)(_sees_token)  # a module-level function: its workers import netsight
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= cpus
+             and n.get("Resources", {}).get("GPU", 0) >= gpus]
+    refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=n["NodeID"], soft=False))
+            .remote(token_file, token) for n in nodes]
+    try:
+        seen = ray.get(refs, timeout=SHARED_CHECK_TIMEOUT_S)
+    except ray.exceptions.GetTimeoutError:
+        raise NetsightError(f"--shared-out: the nodes did not answer within {SHARED_CHECK_TIMEOUT_S:g} s whether they "
+                            f"see {out}") from None
+    blind = [f"{n['NodeID'][:8]} ({n.get('NodeManagerHostname', '?')})" for n, ok in zip(nodes, seen) if not ok]
+    if blind:
+        raise NetsightError(f"--shared-out: {os.path.abspath(out)} is not the driver's --out on node(s) "
+                            f"{', '.join(blind)} (they cannot read the token file written there); put --out on storage "
+                            f"every node mounts at the same path, or drop --shared-out to send the runs to the driver")
+    return token
+
+
+SHARED_CHECK_TIMEOUT_S = 120.0
 
 
 TASK_FOLDER_PREFIX = "netsight-task-"
@@ -258,11 +343,12 @@ def _keep_progress(ray, book, pending: dict, install: Callable[[list, list], Non
             install(pending[by_id[task_id]], runs)
 
 
-def train_units_on_ray(units: Sequence[list], options, finish: Callable[[list, list[dict]], None],
+def train_units_on_ray(units: Sequence[list], out: Path, options, finish: Callable[[list, list[dict]], None],
                        log: Callable[[str], None]) -> None:
-    """Train `units` (lists of (RunSpec, path)) as Ray tasks; install each finished unit under its
-    paths and hand its summaries to `finish`. Every unit runs even when some fail; the failures
-    are raised together at the end, each naming its run and node."""
+    """Train `units` (lists of (RunSpec, path) under `out`) as Ray tasks; install each finished unit
+    under its paths (with `--shared-out` the tasks wrote them there) and hand its summaries to
+    `finish`. Every unit runs even when some fail; the failures are raised together at the end,
+    each naming its run and node."""
     from tqdm.auto import tqdm
 
     from .runner import accuracy_text
@@ -288,12 +374,19 @@ def train_units_on_ray(units: Sequence[list], options, finish: Callable[[list, l
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         log(f"training {sum(len(u) for u in units)} run(s) as {len(units)} Ray task(s) on {where} "
             f"({nodes} node(s), {options.cpus_per_task:g} CPU and {options.gpus_per_task:g} GPU per task)")
+        token = check_shared_out(ray, out, options.cpus_per_task, options.gpus_per_task) if options.shared_out else None
+        if token:
+            log(f"the tasks write their runs in place under {os.path.abspath(out)} (--shared-out: every node sees it)")
         task = ray.remote(train_unit).options(num_cpus=options.cpus_per_task, num_gpus=options.gpus_per_task,
                                               max_retries=MAX_RETRIES)
         book = _task_book(ray)
         for unit in units:
-            inputs = [pack_folder(path) for _, path in unit]
-            ref = task.remote([s.config.to_dict() for s, _ in unit], [s.dirname for s, _ in unit], inputs, options, book)
+            configs, dirnames = [s.config.to_dict() for s, _ in unit], [s.dirname for s, _ in unit]
+            if token:
+                shared = ([os.path.abspath(p) for _, p in unit], os.path.abspath(out / SHARED_TOKEN), token)
+                ref = task.remote(configs, dirnames, [], options, book, shared)
+            else:
+                ref = task.remote(configs, dirnames, [pack_folder(path) for _, path in unit], options, book)
             pending[ref] = unit
         bar = tqdm(total=sum(len(u) for u in units), desc="runs", unit="run", disable=not options.progress,
                    dynamic_ncols=True, file=sys.stderr)
@@ -315,12 +408,15 @@ def train_units_on_ray(units: Sequence[list], options, finish: Callable[[list, l
                                 f"{' '.join(str(exc).split())[:200]}")
                 say(f"failed: {failures[-1]}")
                 continue
+            finally:
+                book.finished.remote(done[0].task_id().hex())  # its checkpoints are no longer needed
             node = f"node {result['node']} ({result['host']})"
             if "error" in result:
                 failures.append(f"{names}: failed on {node}: {result['error']}")
                 say(f"failed: {failures[-1]}")
                 continue
-            install(unit, result["runs"])
+            if "runs" in result:  # without --shared-out: the files came with the result
+                install(unit, result["runs"])
             resumed = f" (resumed at iteration {result['resumed_at']} after a lost worker)" if result["resumed_at"] else ""
             for (spec, _), s in zip(unit, result["summaries"]):
                 say(f"{spec.dirname}: {s['status']}{accuracy_text(s)}, on {node} in {result['seconds']:.0f}s{resumed}")
@@ -335,6 +431,10 @@ def train_units_on_ray(units: Sequence[list], options, finish: Callable[[list, l
     finally:
         if bar is not None:
             bar.close()
+        if options.shared_out:
+            from ..fileio import remove
+
+            remove(out / SHARED_TOKEN)
         if connected_here:
             ray.shutdown()
     if failures:

@@ -50,6 +50,7 @@ class SuiteOptions:
     address: Optional[str] = None  # ray: a running cluster (auto or HOST:PORT); None starts a local Ray instance
     cpus_per_task: float = 1.0  # ray: resources of one unit of work
     gpus_per_task: float = 0.0
+    shared_out: bool = False  # ray: --out is on storage every node mounts, so tasks write their runs there
     checkpoint_seconds: float = 60.0  # an unfinished run saves its state at most this often (what a rerun resumes)
 
 
@@ -150,8 +151,9 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
     if options.backend == "ray" and options.jobs not in (1, "auto"):
         raise NetsightError(f"--jobs {options.jobs} is for the local backend; with --backend ray the cluster's "
                             f"resources set how many runs train at once (--cpus-per-task, --gpus-per-task)")
-    if options.backend != "ray" and (options.address is not None or options.cpus_per_task != 1 or options.gpus_per_task):
-        raise NetsightError("--address, --cpus-per-task and --gpus-per-task are for --backend ray")
+    if options.backend != "ray" and (options.address is not None or options.cpus_per_task != 1 or options.gpus_per_task
+                                     or options.shared_out):
+        raise NetsightError("--address, --cpus-per-task, --gpus-per-task and --shared-out are for --backend ray")
     if (out / "runs").is_dir():
         for group in (out / "runs").iterdir():
             recover_installs(group)  # what a crash while installing a Ray task's results left behind
@@ -180,7 +182,7 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
     if options.backend == "ray" and units:
         from .ray_backend import train_units_on_ray
 
-        train_units_on_ray(units, options, finish, _log)
+        train_units_on_ray(units, out, options, finish, _log)
     else:
         _train_units_locally(units, options, finish)
     _log(f"training done in {time.perf_counter() - started:.0f}s; analyses next")

@@ -1,8 +1,8 @@
 """Run directories as bytes: packed on one machine, installed whole on another.
 
 A cluster worker trains in a private temporary folder and returns the run directory's files
-(they are small: a LeNet5 run is under 2 MB); the driver installs them under `--out`, so no
-shared filesystem is needed. Installing is all-or-nothing: the files are written and fsynced
+(a recurrent run is ~130 KB, a LeNet5 run 13 MB of weights plus 13 MB per snapshot); the driver
+installs them under `--out`, so no shared filesystem is needed. Installing is all-or-nothing: the files are written and fsynced
 into a staging folder beside the target (`.<name>.<random>.incoming`), the old run directory
 (an interrupted run, say) is renamed aside (`.<name>.<random>.replaced`), the staging folder is
 renamed into place and the old one deleted. A crash at any point leaves either the old or the
@@ -35,6 +35,28 @@ def pack_folder(folder: str | Path) -> dict[str, bytes]:
         if path.is_file() and not _TMP_FILE.match(path.name):
             files[path.relative_to(folder).as_posix()] = path.read_bytes()
     return files
+
+
+Stamps = dict[str, tuple[int, int, int]]  # relative path -> (inode, size, mtime in ns)
+
+
+def pack_changes(folder: str | Path, sent: Stamps) -> tuple[dict[str, bytes], list[str], Stamps]:
+    """What changed under `folder` since the files stamped in `sent` (an earlier call's stamps; {}
+    the first time): the new or changed files, the names of every file now there, and the stamps to
+    pass next time. netsight replaces a file by renaming a new one over it, so a rewritten file
+    always has a new inode; the snapshots of a CNN run (13 MB each), written once, go only once.
+    The other side keeps the whole folder: each name's latest bytes, for the names now there."""
+    files, names, stamps = {}, [], {}
+    folder = Path(folder)
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if not path.is_file() or _TMP_FILE.match(path.name):
+            continue
+        name, st = path.relative_to(folder).as_posix(), path.stat()
+        names.append(name)
+        stamps[name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if sent.get(name) != stamps[name]:
+            files[name] = path.read_bytes()
+    return files, names, stamps
 
 
 def _safe_relative(name: str) -> PurePosixPath:

@@ -189,10 +189,11 @@ def test_a_task_lost_for_good_is_named_with_its_node(cluster, tmp_path):
 RESUMABLE = 'seeds = 1\n[[group]]\nname = "rnn"\nmodels = ["gru"]\nhidden = [32]\niterations = 800\neval_every = 20\n'
 
 
-def driver(suite_file, out, address, checkpoint_seconds=1.0):
+def driver(suite_file, out, address, checkpoint_seconds=1.0, shared_out=False):
     """A driver process checkpointing every second (the CLI's default is a minute)."""
     code = (CTRL_C + "from netsight.suites.runner import SuiteOptions, run_suite\nfrom netsight.suites.spec import load_suite\n"
-            f"options = SuiteOptions(backend='ray', address={address!r}, checkpoint_seconds={checkpoint_seconds}, progress=False)\n"
+            f"options = SuiteOptions(backend='ray', address={address!r}, checkpoint_seconds={checkpoint_seconds}, "
+            f"shared_out={shared_out}, progress=False)\n"
             f"try:\n    run_suite(load_suite({str(suite_file)!r}), {str(out)!r}, options, report=False)\n"
             "except KeyboardInterrupt:\n    sys.exit(130)\n")
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -221,6 +222,81 @@ def test_a_retry_resumes_from_the_last_checkpoint(cluster, tmp_path):
     assert 0 < resumed_at < 800 and line.endswith("after a lost worker)"), line
     assert [int(r["iteration"]) for r in read_csv(run / "metrics.csv")] == list(range(20, 801, 20))
     assert open_run(run).summary["status"] == "completed" and not (run / "checkpoint.pt").exists()
+
+
+def test_a_node_lost_mid_task_has_its_work_retried_on_another(cluster, tmp_path):
+    """A third node joins, each of the three nodes starts one run, and the third node dies (all its
+    processes killed, as when a machine goes down): its run is trained again elsewhere."""
+    doomed = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    try:
+        suite_file = _suite_file(tmp_path, longer(seeds=3, iterations=150))
+        before = task_folders()
+        proc = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o",
+                        "--quiet", popen=True)
+        deadline = time.monotonic() + 120
+        while len(wait_for_tasks(proc, before)) < 3:  # one run per node: each node has one CPU
+            assert time.monotonic() < deadline, "three tasks never ran at once"
+            time.sleep(0.2)
+        cluster.remove_node(doomed, allow_graceful=False)
+        doomed = None
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if doomed is not None:
+            cluster.remove_node(doomed)
+    assert proc.returncode == 0, err
+    runs = sorted((tmp_path / "o" / "runs" / "cnn").iterdir())
+    assert len(runs) == 3 and all(open_run(r).summary["status"] == "completed" for r in runs)
+    assert all([int(r["iteration"]) for r in read_csv(run / "metrics.csv")] == [50, 100, 150] for run in runs)
+    lines = [line for line in err.splitlines() if ": completed, test acc" in line]
+    assert len(lines) == 3 and len({line.split(" on node ")[1].split()[0] for line in lines}) == 2, err  # two nodes left
+
+
+def test_the_task_book_lets_finished_tasks_go(cluster, tmp_path, monkeypatch):
+    """The book holds a task's checkpoints (tens of MB for a CNN run) only until its result is in."""
+    from netsight.suites import ray_backend
+
+    books, make_book = [], ray_backend._task_book
+    monkeypatch.setattr(ray_backend, "_task_book", lambda r: books.append(make_book(r)) or books[-1])
+    ray.init(address=cluster.address, logging_level="WARNING")
+    try:
+        run_suite(parse_suite(RESUMABLE.replace("800", "60"), str(tmp_path / "suite.toml")), tmp_path / "o",
+                  SuiteOptions(backend="ray", address=cluster.address, checkpoint_seconds=0.0, progress=False), report=False)
+        assert ray.get(books[0].holds.remote()) == 0
+    finally:
+        ray.shutdown()
+
+
+def test_shared_out_trains_in_place_and_a_retry_resumes_from_disk(cluster, tmp_path):
+    suite_file = _suite_file(tmp_path, RESUMABLE)
+    before = task_folders()
+    proc = driver(suite_file, tmp_path / "o", cluster.address, shared_out=True)
+    run = wait_for_checkpoint(proc, tmp_path / "o")
+    assert task_folders() == before  # written in place, not in a task's private folder
+    os.kill(wait_for_tasks(proc)[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "write their runs in place under" in err
+    line = next(line for line in err.splitlines() if ": completed, test acc" in line)
+    resumed_at = int(line.split("(resumed at iteration ")[1].split()[0])
+    assert 0 < resumed_at < 800 and line.endswith("after a lost worker)"), line
+    assert [int(r["iteration"]) for r in read_csv(run / "metrics.csv")] == list(range(20, 801, 20))
+    assert open_run(run).summary["status"] == "completed" and not (run / "checkpoint.pt").exists()
+
+
+def test_shared_out_is_refused_where_a_node_does_not_see_out(cluster, tmp_path):
+    """Simulated: the token file the nodes read holds another token than the driver's (as a node-local
+    /tmp would). Every node is named, nothing trains."""
+    args = ["run", str(_suite_file(tmp_path, TINY)), "--backend", "ray", "--address", cluster.address, "--shared-out",
+            "--out", str(tmp_path / "o"), "--quiet"]
+    code = (CTRL_C + "import netsight.fileio as f\nreal = f.write_text\n"
+            "f.write_text = lambda p, t: real(p, 'elsewhere' if str(p).endswith('.netsight-shared-out') else t)\n"
+            f"from netsight.cli import main\nraise SystemExit(main({args!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 2 and last.startswith("netsight: error: --shared-out: "), done.stderr
+    assert "is not the driver's --out on node(s) " in last and last.count(" (") >= 2, last  # both nodes named
+    assert not list((tmp_path / "o").glob("runs/*/*"))
 
 
 def test_runs_finish_when_the_task_book_dies(cluster, tmp_path):
@@ -346,8 +422,9 @@ def test_bad_input_is_one_line_and_exit_2(cluster, tmp_path, flags, message):
     assert not list((tmp_path / "o").glob("runs/*/*")) if (tmp_path / "o").exists() else True
 
 
-def test_ray_flags_need_the_ray_backend(tmp_path):
-    done = netsight("run", _suite_file(tmp_path, TINY), "--address", "auto", "--out", tmp_path / "o")
+@pytest.mark.parametrize("flag", [["--address", "auto"], ["--shared-out"]])
+def test_ray_flags_need_the_ray_backend(tmp_path, flag):
+    done = netsight("run", _suite_file(tmp_path, TINY), *flag, "--out", tmp_path / "o")
     assert done.returncode == 2 and "are for --backend ray" in done.stderr
 
 

@@ -89,3 +89,19 @@ def test_recovery_removes_staging_and_superseded_folders_only(tmp_path):
     assert len(recover_installs(g)) == 3
     assert sorted(p.name for p in g.iterdir()) == [".keep.me", "other", "r"]
     assert recover_installs(tmp_path / "missing") == []
+
+
+def test_pack_changes_sends_only_what_changed_and_names_every_file(tmp_path):
+    run = _run_dir(tmp_path / "a")
+    files, names, stamps = transfer.pack_changes(run, {})
+    assert files == pack_folder(run) and names == sorted(files)  # the first call sends everything
+    write_bytes(run / "model.safetensors", b"weights")  # rewritten with the same bytes: a new file all the same
+    write_bytes(run / "snapshots" / "iter_000008.safetensors", b"8")
+    (run / ".checkpoint.pt.abcd1234.tmp").write_bytes(b"half")  # a killed write is never sent
+    files, names, stamps = transfer.pack_changes(run, stamps)
+    assert set(files) == {"model.safetensors", "snapshots/iter_000008.safetensors",  # and the manifests recording them
+                          ".netsight-files.json", "snapshots/.netsight-files.json"}
+    assert set(names) == set(pack_folder(run))
+    (run / "snapshots" / "iter_000004.safetensors").unlink()
+    files, names, _ = transfer.pack_changes(run, stamps)
+    assert files == {} and "snapshots/iter_000004.safetensors" not in names
