@@ -40,6 +40,8 @@ from .transfer import install_folder, pack_changes, pack_folder
 
 MAX_RETRIES = 3  # Ray's retries of a task whose worker process or node died
 CONNECT_TIMEOUT_S = 5.0
+SHARED_TOKEN = ".netsight-shared-out"  # written under --out by the driver; every node must read it back
+SHARED_CHECK_TIMEOUT_S = 120.0
 
 
 def import_ray():
@@ -166,11 +168,12 @@ def _where_it_died(ray, book, ref) -> str:
     return f"on node {where['node']} ({where['host']}), attempt {where['attempts']}"
 
 
-def _iteration(files: dict[str, bytes]) -> int:
+def _iteration(summary: Optional[bytes]) -> int:
+    """Iterations done, from a run's summary.json (0 when there is none or it is unreadable)."""
     import json
 
     try:
-        return int(json.loads(files["summary.json"])["iterations_done"])
+        return int(json.loads(summary)["iterations_done"])
     except (KeyError, ValueError, TypeError):
         return 0
 
@@ -186,8 +189,6 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
     only lost workers and nodes, never a run that failed."""
     import ray
 
-    from .runner import train_runs
-
     context = ray.get_runtime_context()
     task_id = context.get_task_id()
     where = {"node": context.get_node_id()[:8], "host": socket.gethostname()}
@@ -195,47 +196,55 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
     attempt, latest = book.call("started", where) or (1, None)  # before any work: a lost worker is named with its node
     threads = max(1, int(options.cpus_per_task))
     started = time.perf_counter()
+    resumed_at = None
     if shared is not None:
         paths, token_file, token = shared
         if not _sees_token(token_file, token):
             return {**where, "error": f"--shared-out: {Path(token_file).parent} is not the driver's --out on this node "
                                       f"(its token file is missing or different); drop --shared-out or mount it here"}
-        resumed_at = min(_iteration_on_disk(p) for p in paths) if attempt > 1 else None
-        try:
-            summaries = train_runs(configs, paths, options, threads, False)
-        except Exception as exc:  # noqa: BLE001 - reported with its node by the driver
-            return {**where, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
-        return {**where, "summaries": summaries, "seconds": time.perf_counter() - started, "resumed_at": resumed_at or None}
-    resumed_at = None
-    if latest:
-        inputs, resumed_at = latest, min(_iteration(files) for files in latest)
-    _remove_folders_of_dead_tasks()
-    with tempfile.TemporaryDirectory(prefix=f"{TASK_FOLDER_PREFIX}{os.getpid()}-") as tmp:
-        paths = [str(Path(tmp, name.replace("/", "__"))) for name in dirnames]
-        for path, files in zip(paths, inputs):
-            if files:
-                install_folder(path, files)
+        if attempt > 1:
+            resumed_at = min(_iteration(_bytes_or_none(Path(p, "summary.json"))) for p in paths)
+        result = _train_or_error(configs, paths, options, threads)
+    else:
+        if latest:
+            inputs, resumed_at = latest, min(_iteration(files.get("summary.json")) for files in latest)
+        _remove_folders_of_dead_tasks()
+        with tempfile.TemporaryDirectory(prefix=f"{TASK_FOLDER_PREFIX}{os.getpid()}-") as tmp:
+            paths = [str(Path(tmp, name.replace("/", "__"))) for name in dirnames]
+            for path, files in zip(paths, inputs):
+                if files:
+                    install_folder(path, files)
+            stamps: list[dict] = [{} for _ in paths]  # what this attempt has sent: unchanged files go once
 
-        stamps: list[dict] = [{} for _ in paths]  # what this attempt has sent: unchanged files go once
+            def checkpointed() -> None:
+                changes = []
+                for i, path in enumerate(paths):
+                    changed, names, stamps[i] = pack_changes(path, stamps[i])
+                    changes.append((changed, names))
+                book.call("checkpointed", changes)
 
-        def checkpointed() -> None:
-            changes = []
-            for i, path in enumerate(paths):
-                changed, names, stamps[i] = pack_changes(path, stamps[i])
-                changes.append((changed, names))
-            book.call("checkpointed", changes)
-
-        try:
-            summaries = train_runs(configs, paths, options, threads, False, checkpointed)
-        except Exception as exc:  # noqa: BLE001 - reported with its node by the driver
-            return {**where, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
-        runs = [pack_folder(p) for p in paths]
-    return {**where, "summaries": summaries, "runs": runs, "seconds": time.perf_counter() - started, "resumed_at": resumed_at}
+            result = _train_or_error(configs, paths, options, threads, checkpointed)
+            if "summaries" in result:
+                result["runs"] = [pack_folder(p) for p in paths]
+    return {**where, **result, "seconds": time.perf_counter() - started, "resumed_at": resumed_at or None}
 
 
-def _iteration_on_disk(path: str) -> int:
-    summary = Path(path, "summary.json")
-    return _iteration({"summary.json": summary.read_bytes()}) if summary.is_file() else 0
+def _train_or_error(configs: list[dict], paths: list[str], options, threads: int,
+                    on_checkpoint: Optional[Callable[[], None]] = None) -> dict[str, Any]:
+    """{"summaries": [...]}, or {"error": "..."} when training raised (the driver reports it with the node)."""
+    from .runner import train_runs
+
+    try:
+        return {"summaries": train_runs(configs, paths, options, threads, False, on_checkpoint)}
+    except Exception as exc:  # noqa: BLE001 - reported with its node by the driver
+        return {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
+
+
+def _bytes_or_none(path: Path) -> Optional[bytes]:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _sees_token(token_file: str, token: str) -> bool:
@@ -243,9 +252,6 @@ def _sees_token(token_file: str, token: str) -> bool:
         return Path(token_file).read_text(encoding="utf-8") == token
     except (OSError, UnicodeDecodeError):
         return False
-
-
-SHARED_TOKEN = ".netsight-shared-out"  # written under --out by the driver; every node must read it back
 
 
 def check_shared_out(ray, out: Path, cpus: float, gpus: float) -> str:
@@ -270,16 +276,13 @@ def check_shared_out(ray, out: Path, cpus: float, gpus: float) -> str:
         seen = ray.get(refs, timeout=SHARED_CHECK_TIMEOUT_S)
     except ray.exceptions.GetTimeoutError:
         raise NetsightError(f"--shared-out: the nodes did not answer within {SHARED_CHECK_TIMEOUT_S:g} s whether they "
-                            f"see {out}") from None
+                            f"see {out}; check that the cluster's nodes are up (`ray status`), or drop --shared-out") from None
     blind = [f"{n['NodeID'][:8]} ({n.get('NodeManagerHostname', '?')})" for n, ok in zip(nodes, seen) if not ok]
     if blind:
         raise NetsightError(f"--shared-out: {os.path.abspath(out)} is not the driver's --out on node(s) "
                             f"{', '.join(blind)} (they cannot read the token file written there); put --out on storage "
                             f"every node mounts at the same path, or drop --shared-out to send the runs to the driver")
     return token
-
-
-SHARED_CHECK_TIMEOUT_S = 120.0
 
 
 TASK_FOLDER_PREFIX = "netsight-task-"

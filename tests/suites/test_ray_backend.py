@@ -210,10 +210,8 @@ def wait_for_checkpoint(proc, out, seconds=120) -> Path:
     raise AssertionError("no checkpoint reached the driver")
 
 
-def test_a_retry_resumes_from_the_last_checkpoint(cluster, tmp_path):
-    suite_file = _suite_file(tmp_path, RESUMABLE)
-    proc = driver(suite_file, tmp_path / "o", cluster.address)
-    run = wait_for_checkpoint(proc, tmp_path / "o")
+def kill_the_task_and_check_it_resumed(proc, run) -> str:
+    """SIGKILL the running task's worker; the driver must finish the RESUMABLE run from its checkpoint. Returns stderr."""
     os.kill(wait_for_tasks(proc)[0], signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
@@ -222,6 +220,12 @@ def test_a_retry_resumes_from_the_last_checkpoint(cluster, tmp_path):
     assert 0 < resumed_at < 800 and line.endswith("after a lost worker)"), line
     assert [int(r["iteration"]) for r in read_csv(run / "metrics.csv")] == list(range(20, 801, 20))
     assert open_run(run).summary["status"] == "completed" and not (run / "checkpoint.pt").exists()
+    return err
+
+
+def test_a_retry_resumes_from_the_last_checkpoint(cluster, tmp_path):
+    proc = driver(_suite_file(tmp_path, RESUMABLE), tmp_path / "o", cluster.address)
+    kill_the_task_and_check_it_resumed(proc, wait_for_checkpoint(proc, tmp_path / "o"))
 
 
 def test_a_node_lost_mid_task_has_its_work_retried_on_another(cluster, tmp_path):
@@ -273,15 +277,7 @@ def test_shared_out_trains_in_place_and_a_retry_resumes_from_disk(cluster, tmp_p
     proc = driver(suite_file, tmp_path / "o", cluster.address, shared_out=True)
     run = wait_for_checkpoint(proc, tmp_path / "o")
     assert task_folders() == before  # written in place, not in a task's private folder
-    os.kill(wait_for_tasks(proc)[0], signal.SIGKILL)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    assert "write their runs in place under" in err
-    line = next(line for line in err.splitlines() if ": completed, test acc" in line)
-    resumed_at = int(line.split("(resumed at iteration ")[1].split()[0])
-    assert 0 < resumed_at < 800 and line.endswith("after a lost worker)"), line
-    assert [int(r["iteration"]) for r in read_csv(run / "metrics.csv")] == list(range(20, 801, 20))
-    assert open_run(run).summary["status"] == "completed" and not (run / "checkpoint.pt").exists()
+    assert "write their runs in place under" in kill_the_task_and_check_it_resumed(proc, run)
 
 
 def test_shared_out_is_refused_where_a_node_does_not_see_out(cluster, tmp_path):
