@@ -107,6 +107,27 @@ def _add_model_flags(g) -> None:
     g.add_argument("--std", type=_csv_floats("--std"), help="normalisation std per channel (torchvision models: their own)")
 
 
+def _add_option(g, name: str, takers: list) -> None:
+    """One `netsight inspect` flag for a technique option; its help names each technique's default."""
+    option = takers[0][1]
+    flag = option.flag
+    if option.kind == "choice":
+        kind: dict = {"choices": list(option.choices)}
+    elif option.kind == "int":
+        kind = {"type": _int(flag, int(option.lo), int(option.hi))}
+    elif option.kind == "float":
+        kind = {"type": _float(flag, option.lo, option.hi)}
+    else:
+        kind = {}
+    defaults = [f"{t.name} {o.default}" for t, o in takers if o.default is not None and len(takers) > 1]
+    same = {o.default for _, o in takers}
+    if len(same) > 1:
+        text = option.help + f" ({', '.join(defaults)})"
+    else:
+        text = option.help + (f" ({option.default})" if option.default is not None and f"({option.default})" not in option.help else "")
+    g.add_argument(flag, help=text, **kind)
+
+
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, help="read the dataset from this folder or archive (see README: Datasets)")
     p.add_argument("--download", action="store_true", help="download the official files with torchvision into the cache")
@@ -233,101 +254,72 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     return 0
 
 
-_INSPECTIONS = ("filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance")
+def _inspect_flags() -> list[str]:
+    from .analysis import registry
+
+    return [name for name, t in registry.techniques().items() if t.flag]
 
 
-def cmd_inspect(args: argparse.Namespace) -> int:
-    chosen = [name for name in _INSPECTIONS if getattr(args, name)]
-    if not chosen:
-        raise NetsightError("inspect: choose at least one of " + ", ".join(f"--{n}" for n in _INSPECTIONS))
-    if args.model:
-        return _inspect_model(args, chosen)
+def _model_target(args: argparse.Namespace, out: Optional[Path]):
+    from .analysis.target import open_model_target
+
+    return open_model_target(args.model, args.weights, out, args.images, args.data, args.input_size, args.mean, args.std,
+                             args.device, args.data_root, args.download, progress=not args.quiet)
+
+
+def _run_target(args: argparse.Namespace, command: str, model_flags: Sequence[str], split: str = "test"):
+    from .analysis.target import open_run_target
+
     if args.run_dir is None:
-        raise NetsightError("inspect: give a run directory (netsight inspect RUN_DIR ...) or a model "
-                            "(netsight inspect --model SPEC --weights FILE --images DIR ...)")
+        example = ("netsight inspect --model SPEC --weights FILE --images DIR ..." if command == "inspect" else
+                   "netsight explore --model SPEC --weights FILE --images DIR --layers NAME --out FILE.html")
+        raise NetsightError(f"{command}: give a run directory (netsight {command} RUN_DIR ...) or a model ({example})")
     if args.images is not None:
         hint = f"; the number of images is --count {args.images} now" if args.images.isdigit() else ""
         raise NetsightError(f"--images {args.images}: a folder of images goes with --model SPEC{hint}")
-    for flag in ("weights", "data", "input_size", "mean", "std", "out"):
+    for flag in model_flags:
         if getattr(args, flag) is not None:
             raise NetsightError(f"--{flag.replace('_', '-')} goes with --model SPEC, not with a run directory")
-    from .analysis import inspect as ins
+    return open_run_target(args.run_dir, split, args.data_root, args.download, args.device, progress=not args.quiet)
 
-    data = dict(data_root=args.data_root, download=args.download, device=args.device)
-    calls = {
-        "filters": lambda: ins.inspect_filters(args.run_dir, args.layer, args.scale),
-        "activations": lambda: ins.inspect_activations(args.run_dir, args.split, **data),
-        "deconv": lambda: ins.inspect_deconv(args.run_dir, args.layer, args.count or 6, mode=args.mode, **data),
-        "top9": lambda: ins.inspect_top9(args.run_dir, args.layer, args.maps, split=args.split, **data),
-        "occlusion": lambda: ins.inspect_occlusion(args.run_dir, args.layer, args.count or 3, args.occlusion_size or 6,
-                                                   args.occlusion_stride or 2, args.occlusion_fill, args.feature_map, **data),
-        "evolution": lambda: ins.inspect_evolution(args.run_dir, args.layer, args.maps or 16, **data),
-        "invariance": lambda: ins.inspect_invariance(args.run_dir, args.count or 100, **data),
-    }
-    for name in chosen:
-        for path in calls[name]():
-            print(path)
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .analysis import registry
+    from .analysis.inspection import inspect
+
+    flags = _inspect_flags()
+    chosen = [name for name in flags if getattr(args, name)]
+    if not chosen:
+        raise NetsightError("inspect: choose at least one of " + ", ".join(f"--{n}" for n in flags))
+    if args.model:
+        if args.run_dir is not None:
+            raise NetsightError(f"inspect: give either a run directory ({args.run_dir}) or --model SPEC, not both")
+        if args.split != "test":
+            raise NetsightError("--split goes with a run directory; with --model the images are --images DIR or --data NAME's test set")
+        if args.out is None:
+            raise NetsightError("inspect --model: give --out DIR, the folder for figures/, tables/ and inspection.json")
+        target = _model_target(args, args.out)
+    else:
+        target = _run_target(args, "inspect", ("weights", "data", "input_size", "mean", "std", "out"), args.split)
+    options = {name: getattr(args, name) for name in registry.all_options()}
+    for path in inspect(target, chosen, options):
+        print(path)
     return 0
-
-
-def _inspect_model(args: argparse.Namespace, chosen: list[str]) -> int:
-    from .analysis import inspect_model as im
-
-    if args.run_dir is not None:
-        raise NetsightError(f"inspect: give either a run directory ({args.run_dir}) or --model SPEC, not both")
-    if "evolution" in chosen:
-        raise NetsightError("--evolution needs the weight snapshots of a netsight run directory; it does not go with --model")
-    if args.split != "test":
-        raise NetsightError("--split goes with a run directory; with --model the images are --images DIR or --data NAME's test set")
-    if args.out is None:
-        raise NetsightError("inspect --model: give --out DIR, the folder for figures/, tables/ and inspection.json")
-    t = im.open_target(args.model, args.weights, args.out, args.images, args.data, args.input_size, args.mean, args.std,
-                       args.device, args.data_root, args.download, progress=not args.quiet)
-    print(im.record(t, chosen, args.layer))
-    calls = {
-        "filters": lambda: im.model_filters(t, args.layer if args.layer and _is_conv(t, args.layer) else None, args.scale),
-        "activations": lambda: im.model_activations(t),
-        "deconv": lambda: im.model_deconv(t, args.layer, args.count or 6, mode=args.mode),
-        "top9": lambda: im.model_top9(t, args.layer, args.maps),
-        "occlusion": lambda: im.model_occlusion(t, args.layer, args.count or 3, args.occlusion_size, args.occlusion_stride,
-                                                args.occlusion_fill, args.feature_map),
-        "invariance": lambda: im.model_invariance(t, args.count or 100),
-    }
-    for name in chosen:
-        for path in calls[name]():
-            print(path)
-    return 0
-
-
-def _is_conv(t, layer: str) -> bool:
-    from torch import nn
-
-    return isinstance(dict(t.model.module.named_modules()).get(layer), nn.Conv2d)
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
+    from .analysis import registry
+
     layers = [v.strip() for v in args.layers.split(",") if v.strip()] if args.layers else None
     if args.model:
-        from .analysis import inspect_model as im
-
         if args.run_dir is not None:
             raise NetsightError(f"explore: give either a run directory ({args.run_dir}) or --model SPEC, not both")
         if args.out is None or not layers:
             raise NetsightError("explore --model: give --layers NAME[,NAME] (the conv layers to browse) and --out FILE.html")
-        t = im.open_target(args.model, args.weights, None, args.images, args.data, args.input_size, args.mean, args.std,
-                           args.device, args.data_root, args.download, progress=not args.quiet)
-        paths = im.model_explore(t, layers, args.out)
+        target = _model_target(args, None)
     else:
-        from .analysis.inspect import explore_run
-
-        if args.run_dir is None:
-            raise NetsightError("explore: give a run directory (netsight explore RUN_DIR) or a model "
-                                "(netsight explore --model SPEC --weights FILE --images DIR --layers NAME --out FILE.html)")
-        for flag in ("weights", "images", "data", "input_size", "mean", "std"):
-            if getattr(args, flag) is not None:
-                raise NetsightError(f"--{flag.replace('_', '-')} goes with --model SPEC, not with a run directory")
-        paths = explore_run(args.run_dir, args.out, layers, args.data_root, args.download, args.device)
-    for path in paths:
+        target = _run_target(args, "explore", ("weights", "data", "input_size", "mean", "std"))
+    for path in registry.run("explore", target, layers=layers, page=args.out):
         print(path)
     return 0
 
@@ -361,31 +353,19 @@ def build_parser() -> argparse.ArgumentParser:
                                        "statistics, Zeiler & Fergus tools")
     p.add_argument("run_dir", type=Path, nargs="?", help="a netsight run directory (or give --model SPEC instead)")
     g = p.add_argument_group("what to make (figures/ and tables/ inside the run directory, or under --out)")
-    g.add_argument("--filters", action="store_true", help="filter grid of --layer (default: the first conv) + weight histograms")
-    g.add_argument("--activations", action="store_true", help="statistics of every conv layer's activations over all images")
-    g.add_argument("--deconv", action="store_true", help="deconvnet projections of the strongest maps of --layer for a few images")
-    g.add_argument("--top9", action="store_true", help="top-9 activations per feature map of --layer: projections + patches")
-    g.add_argument("--occlusion", action="store_true", help="occlusion sensitivity maps for a few images")
-    g.add_argument("--evolution", action="store_true", help="feature evolution across the run's weight snapshots (run directories)")
-    g.add_argument("--invariance", action="store_true", help="translation/rotation/scale invariance curves")
+    from .analysis import registry
+
+    for name, technique in registry.techniques().items():
+        if technique.flag:
+            g.add_argument(f"--{name}", action="store_true", help=technique.summary)
     g = p.add_argument_group("any PyTorch model (instead of a run directory)")
     _add_model_flags(g)
     g.add_argument("--out", type=Path, help="the folder for figures/, tables/ and inspection.json (required with --model)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("options")
-    g.add_argument("--layer", help="layer name, e.g. conv2 or layer2.1 (filters: first conv; others: last conv)")
-    g.add_argument("--scale", choices=["filter", "shared"], default="filter", help="filters: each on its own scale, or one shared")
-    g.add_argument("--split", choices=["test", "train"], default="test", help="activations/top9: which split to stream (test)")
-    g.add_argument("--mode", choices=["max", "map"], default="max", help="deconv: project the strongest unit, or the whole map")
-    g.add_argument("--maps", type=_int("--maps", 1, 65536), help="top9/evolution: first N feature maps (top9: all for runs, 16 "
-                                                                   "for --model; evolution: 16)")
-    g.add_argument("--count", type=_int("--count", 1, 1_000_000), help="images used (deconv 6, occlusion 3, invariance 100)")
-    g.add_argument("--occlusion-size", type=_int("--occlusion-size", 1, 4096),
-                   help="side of the grey square in pixels (6; --model: 6/28 of the image height)")
-    g.add_argument("--occlusion-stride", type=_int("--occlusion-stride", 1, 4096),
-                   help="pixels between square positions (2; --model: 2/28 of the image height)")
-    g.add_argument("--occlusion-fill", type=_float("--occlusion-fill", 0, 1), default=0.5, help="grey level of the square, 0..1 (0.5)")
-    g.add_argument("--feature-map", type=_int("--feature-map", 0, 65535), help="occlusion: which map of --layer to track (default: the strongest)")
+    g.add_argument("--split", choices=["test", "train"], default="test", help="run directories: which split to look at (test)")
+    for name, takers in registry.all_options().items():
+        _add_option(g, name, takers)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     _add_data_flags(p)
     p.set_defaults(func=cmd_inspect)

@@ -8,7 +8,7 @@ the images that are some map's top-9 only: deconv projections (cropped to the re
 field), occlusion maps of each map for its three strongest images (one batch of occluded
 copies per image gives every map's response at once), and each map's invariance curve (its
 strongest response to its top-9 images, transformed, relative to the untransformed ones).
-Feature evolution (`inspect.explore_run`) uses a run's weight snapshots when it has them.
+Feature evolution (the `explore` technique) uses a run's weight snapshots when it has them.
 """
 
 from __future__ import annotations

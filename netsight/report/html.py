@@ -156,9 +156,6 @@ def _fmt(v: object) -> str:
 
 # ------------------------------------------------------------------ sections
 
-_STAT_TITLES = {"zero_frac": "zero fraction", "dead_channels": "dead channels"}
-
-
 def _cnn_section(doc: Doc, out: Path, configs: list[ConfigGroup], figdir: Path) -> None:
     from .figures import save_figure
 
@@ -183,17 +180,9 @@ def _cnn_section(doc: Doc, out: Path, configs: list[ConfigGroup], figdir: Path) 
         first = g.runs[0]
         doc.h(3, f"{g.model} on {g.data}")
         doc.figure(first.dir.curves, f"{g.model}, seed {first.config.seed}: train/test accuracy and loss (the report's Figure 1/3).")
-        doc.figure(first.dir.figures / "filters_conv1.png", f"{g.model}: first-layer filters (the report's Figure 2/4). " + notes.get(g.label, ""))
-        doc.figure(first.dir.figures / "weights_hist.png", f"{g.model}: weight distributions per layer.")
-        stats_csv = first.dir.tables / "activations.csv"
-        if stats_csv.is_file():
-            cols = ["layer", "stage", "shape", "mean", "std", "min", "max", "zero_frac", "p1", "p50", "p99", "dead_channels"]
-            data = read_csv(stats_csv)
-            doc.table([_STAT_TITLES.get(c, c) for c in cols],
-                      [[r[c] if c in ("layer", "stage", "shape", "dead_channels") else float(r[c]) for c in cols] for r in data],
-                      f"{g.model}: statistics of conv activations over the whole test set (the report's tables); "
-                      "percentiles from an 8192-bin histogram, error at most half a bin.")
-            doc.figure(first.dir.figures / "activations.png", f"{g.model}: distribution of activations per conv layer and stage.")
+        filters_note = {first.dir.figures / "filters_conv1.png": notes.get(g.label, "")}
+        for technique in _section("cnn"):
+            _emit(doc, technique.report(first, g.model), filters_note)
     if len(cnn) > 1:
         path = save_figure(plot_curves_panels(cnn, "data", "model", "CNNs"), figdir / "cnn_curves.png")
         doc.figure(path, "Test accuracy of the CNNs, mean over seeds with a 1-std band.")
@@ -228,6 +217,27 @@ def _filter_notes(cnn: list[ConfigGroup]) -> dict[str, str]:
     return notes
 
 
+def _section(name: str) -> list:
+    """The registered techniques whose report items go to section `name`, in registration order."""
+    from ..analysis.registry import techniques
+
+    return [t for t in techniques().values() if t.section == name and t.report is not None]
+
+
+def _emit(doc: Doc, items, notes: Optional[dict] = None) -> None:
+    """A technique's report items as blocks; `notes` adds a sentence to the caption of a figure."""
+    for item in items:
+        if item.kind == "figure":
+            note = (notes or {}).get(item.path, "")
+            doc.figure(item.path, item.text + (" " + note if note else ""))
+        elif item.kind == "p":
+            doc.p(item.text)
+        elif item.kind == "link":
+            doc.link(item.path, item.text)
+        elif item.kind == "table":
+            doc.table(item.header, item.rows, item.text)
+
+
 def _zf_section(doc: Doc, configs: list[ConfigGroup]) -> None:
     doc.h(2, "2 Zeiler & Fergus: visualizing and understanding convolutional networks")
     cnn = [g for g in configs if g.hidden is None and (g.runs[0].dir.figures / "deconv_conv2_max.png").is_file()]
@@ -238,26 +248,9 @@ def _zf_section(doc: Doc, configs: list[ConfigGroup]) -> None:
           "rectification, transposed filters), the top-9 activations of conv2 with their input patches, occlusion "
           "sensitivity, feature evolution across weight snapshots, and invariance to translation, rotation and scale.")
     for g in cnn:
-        d = g.runs[0].dir.figures
         doc.h(3, f"{g.model} on {g.data}")
-        doc.figure(d / "deconv_conv2_max.png", f"{g.model}: deconvnet projections of the strongest conv2 units for test images, "
-                   "each cropped to the unit's receptive field (outlined on the input in the same colour).")
-        doc.figure(d / "top9_conv2.png", f"{g.model}: top-9 activations per conv2 feature map; projections beside input patches (paper Fig. 2).")
-        border = g.runs[0].dir.tables / "top9_conv2_border.json"
-        if border.is_file():
-            b = read_json(border)
-            doc.p(f"Border effect: {b['clipped']} of {b['units']} top-9 units of {g.model} ({b['clipped'] / max(b['units'], 1):.0%}) "
-                  f"sit where their {b['receptive_field'][0]}x{b['receptive_field'][1]}-pixel receptive field reaches past "
-                  f"the image border into the zero padding ('SAME' padding), against "
-                  f"{b['positions_clipped_share']:.0%} of all positions of the {b['feature_map'][0]}x{b['feature_map'][1]} "
-                  "feature map. " + ("The strongest units sit at the border more often than position alone would explain, "
-                  "so the artificial edge the zero padding draws there may drive some of them." if b["clipped"] / max(b["units"], 1)
-                  > b["positions_clipped_share"] + 0.05 else "That is about what position alone explains."))
-        doc.figure(d / "occlusion_conv2.png", f"{g.model}: occlusion sensitivity (paper Fig. 7).")
-        doc.figure(d / "evolution_conv2.png", f"{g.model}: feature evolution during training (paper Fig. 4).")
-        doc.figure(d / "invariance.png", f"{g.model}: invariance to vertical translation, rotation and scale (paper Fig. 5).")
-        doc.link(g.runs[0].path / "explore.html", f"Browse every unit of {g.model} (filters, top-9 patches and projections, "
-                 "statistics, occlusion, evolution, invariance per unit): explore.html")
+        for technique in _section("zf"):
+            _emit(doc, technique.report(g.runs[0], g.model))
 
 
 def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path, quick: bool) -> list[dict]:

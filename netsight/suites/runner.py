@@ -295,26 +295,20 @@ def _check_summary(spec: RunSpec, path: Path, summary: dict) -> None:
 
 
 def run_analyses(spec: RunSpec, path: Path, options: SuiteOptions) -> None:
-    """The analyses the suite asks of one run; outputs that exist already are kept."""
-    from ..analysis import inspect as ins
+    """The analyses the suite asks of one run, with the study's options of each technique (its
+    `study`, or `study_quick` with --quick); a technique whose declared outputs all exist is kept."""
+    from ..analysis import registry
+    from ..analysis.target import open_run_target
 
     if not spec.analyses or _status(path) != "completed":
         return
-    figures, tables = RunDir(path).figures, RunDir(path).tables
-    data = dict(data_root=options.data_root, download=options.download, device="cpu" if options.device == "auto" else options.device)
-    quick = options.quick
-    jobs = {
-        "filters": (figures / "filters_conv1.png", lambda: ins.inspect_filters(path)),
-        "activations": (tables / "activations.csv", lambda: ins.inspect_activations(path, **data)),
-        "deconv": (figures / "deconv_conv2_max.png", lambda: ins.inspect_deconv(path, "conv2", **data)),
-        "top9": (tables / "top9_conv2.csv", lambda: ins.inspect_top9(path, "conv2", maps=8 if quick else 16, **data)),
-        "occlusion": (figures / "occlusion_conv2.png", lambda: ins.inspect_occlusion(path, "conv2", **data)),
-        "evolution": (figures / "evolution_conv2.png", lambda: ins.inspect_evolution(path, "conv2", maps=8 if quick else 16, **data)),
-        "invariance": (tables / "invariance.csv", lambda: ins.inspect_invariance(path, images=20 if quick else 100, **data)),
-        "sequence": (tables / "gradient_by_step.csv", lambda: ins.inspect_sequence(path, **data)),
-        "explore": (path / "explore.html", lambda: ins.explore_run(path, **data)),
-    }
+    device = "cpu" if options.device == "auto" else options.device
+    target = None
     for name in spec.analyses:
-        target, make = jobs[name]
-        if not target.exists():
-            make()
+        technique = registry.get(name)
+        if target is None:
+            target = open_run_target(path, device=device, dataset=_dataset(spec.config.data, options))
+        study = (technique.study_quick or technique.study) if options.quick else technique.study
+        prepared = registry.prepare(technique, target, study)
+        if not all((path / p).exists() for p in technique.outputs(target, prepared)):
+            technique.write(target, prepared)

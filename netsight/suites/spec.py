@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..analysis.registry import techniques
 from ..errors import NetsightError
 from ..models import MODELS, SETTING_DEFAULTS
 from ..train.config import TrainConfig, resolve
@@ -35,8 +36,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 BUILTIN_DIR = Path(__file__).parent
-CNN_ANALYSES = ("filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance", "explore")
-ANALYSES = CNN_ANALYSES + ("sequence",)
 GRID_FIELDS = ("hidden", "lr", "batch_size", "optimizer", "init", "dropout", "iterations", "eval_every")
 _GROUP_KEYS = {"name", "models", "data", "analyses", "snapshots"} | set(GRID_FIELDS)
 QUICK_ITERATIONS = 100  # --quick: iterations per run
@@ -146,9 +145,10 @@ def parse_suite(text: str, where: str) -> Suite:
         if bad:
             raise NetsightError(f"{here}: models = {g['models']!r}: unknown {', '.join(map(repr, bad))}; expected any of {', '.join(MODELS)}")
         analyses = g.get("analyses", [])
-        bad = [a for a in analyses if a not in ANALYSES]
+        known = list(techniques())
+        bad = [a for a in analyses if a not in known]
         if bad:
-            raise NetsightError(f"{here}: unknown analyses {bad}; expected any of {', '.join(ANALYSES)}")
+            raise NetsightError(f"{here}: unknown analyses {bad}; expected any of {', '.join(known)}")
         grid = {k: tuple(v) if isinstance(v, list) else (v,) for k, v in g.items() if k in GRID_FIELDS}
         groups.append(Group(name, tuple(g["models"]), g.get("data"), tuple(analyses), tuple(g.get("snapshots", [])), grid))
     return Suite(title, seeds, tuple(groups), text, where)
@@ -192,8 +192,10 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
                         raise NetsightError(f"{suite.path}: group {g.name}, model {model}: {exc}") from None
                     if quick:
                         config = shrink(config)
-                    analyses = tuple(a for a in g.analyses if (a == "sequence") == (MODELS[model].family == "rnn"))
-                    specs.append(RunSpec(g.name, config, analyses if seed == 0 or "sequence" in analyses else ()))
+                    recurrent = MODELS[model].family == "rnn"
+                    # each technique where it applies; the CNN ones on the first seed, the recurrent ones on every seed
+                    analyses = tuple(a for a in g.analyses if techniques()[a].applies_to in ("any", "recurrent" if recurrent else "cnn"))
+                    specs.append(RunSpec(g.name, config, analyses if seed == 0 or recurrent else ()))
     return specs
 
 

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from netsight.analysis.filters import filter_bank
-from netsight.analysis.inspect import inspect_activations, inspect_filters
+from netsight.analysis import registry
+from netsight.analysis.target import open_run_target
 from netsight.errors import NetsightError
 from netsight.fileio import read_csv
 from netsight.models import ModelConfig, build_model
@@ -47,9 +48,10 @@ def trained_run(tmp_path_factory):
 
 
 def test_inspect_writes_figures_and_tables(trained_run):
-    paths = inspect_filters(trained_run, scale="shared") + inspect_filters(trained_run, layer="conv2")
+    target = open_run_target(trained_run)
+    paths = registry.run("filters", target, scale="shared") + registry.run("filters", target, layer="conv2")
     assert {p.name for p in paths} == {"filters_conv1.png", "filters_conv2.png", "weights_hist.png"}
-    paths = inspect_activations(trained_run)  # the bundled course test set, 1,000 images
+    paths = registry.run("activations", target)  # the bundled course test set, 1,000 images
     assert {p.name for p in paths} == {"activations.csv", "activations.md", "activations_per_channel.csv", "activations.png"}
     rows = read_csv(trained_run / "tables" / "activations.csv")
     assert [r["layer"] + "/" + r["stage"] for r in rows][:4] == ["conv1/conv", "conv1/relu", "conv1/pool", "conv1/bn"]
@@ -62,14 +64,14 @@ def test_inspect_writes_figures_and_tables(trained_run):
 
 def test_inspect_errors(tmp_path, trained_run):
     with pytest.raises(NetsightError, match="no such run directory"):
-        inspect_filters(tmp_path / "missing")
+        open_run_target(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(NetsightError, match="not a netsight run directory \\(no config.json\\)"):
-        inspect_filters(tmp_path / "empty")
+        open_run_target(tmp_path / "empty")
     rnn = tmp_path / "rnn"
     train(resolve("rnn", "mnist", iterations=5, eval_every=5, hidden=8, batch_size=16), rnn, dataset=tiny_dataset(), progress=False)
-    with pytest.raises(NetsightError, match="model rnn has no Conv2d layer"):
-        inspect_activations(rnn)
+    with pytest.raises(NetsightError, match="--activations is for convolutional networks; rnn on mnist"):
+        registry.run("activations", open_run_target(rnn))
     (rnn / "model.safetensors").unlink()
     with pytest.raises(NetsightError, match="no model.safetensors"):
-        inspect_filters(rnn)
+        open_run_target(rnn)

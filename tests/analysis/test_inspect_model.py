@@ -82,7 +82,7 @@ def test_every_technique_from_the_cli(name, suffix, size, layer, ranked, image_f
     assert len(printed) == 14 and all(Path(p).is_file() for p in printed)
     filters = f"filters_{layer}.png" if name != "resnet18" else "filters_conv1.png"  # --layer, when it is a conv
     for figure in (filters, "weights_hist.png",
-                   "activations.png", f"deconv_{ranked}_max.png", f"top9_{ranked}.png", f"occlusion_{ranked}.png",
+                   "activations.png", f"deconv_{layer}_max.png", f"top9_{layer}.png", f"occlusion_{layer}.png",
                    "invariance.png"):
         assert (out / "figures" / figure).stat().st_size > 1000, figure
     record = json.loads((out / "inspection.json").read_text())
@@ -99,7 +99,8 @@ def test_every_technique_from_the_cli(name, suffix, size, layer, ranked, image_f
         handle.remove()
     act = seen["a"]
     per_image = act.flatten(2).amax(2)  # [images, maps]
-    with open(out / "tables" / f"top9_{ranked}.csv") as f:
+    assert json.loads((out / "tables" / f"top9_{layer}_field.json").read_text())["ranked"] == ranked  # files: the layer asked
+    with open(out / "tables" / f"top9_{layer}.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == act.shape[1] * 9
     for m in (0, 1, act.shape[1] - 1):
@@ -202,12 +203,12 @@ def test_a_netsight_dataset_and_an_own_model_file(tmp_path, capsys):
                  "--top9", "--occlusion", "--count", "1", "--layer", "3", "--out", str(out), "--quiet"]) == 0
     record = json.loads((out / "inspection.json").read_text())
     assert record["labels"] == "the images' classes" and record["count"] == 10_000
-    with open(out / "tables" / "top9_4.csv") as f:
+    with open(out / "tables" / "top9_3.csv") as f:
         rows = list(csv.DictReader(f))
     from netsight.data import DATASETS
 
     assert len(rows) == 8 * 9 and {r["label"] for r in rows} <= set(DATASETS["mnist"].classes)
-    assert (out / "figures" / "occlusion_4.png").is_file()  # layer 3 is a conv: its ReLU, module 4, is used
+    assert (out / "figures" / "occlusion_3.png").is_file()  # layer 3 is a conv: its ReLU, module 4, is used
 
 
 def test_explore_a_torchvision_model(image_folder, weights, tmp_path, capsys):

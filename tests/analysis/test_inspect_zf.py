@@ -26,7 +26,7 @@ def test_every_tool_from_the_cli(run_with_snapshots, capsys):
     figures = {p.name for p in (run_with_snapshots / "figures").iterdir()}
     assert {"deconv_conv2_max.png", "top9_conv1.png", "occlusion_conv2.png", "evolution_conv2.png", "invariance.png"} <= figures
     top9 = read_csv(run_with_snapshots / "tables" / "top9_conv1.csv")
-    assert len(top9) == 4 * 9 and [r["rank"] for r in top9[:9]] == [str(i) for i in range(1, 10)]
+    assert len(top9) == 32 * 9 and [r["rank"] for r in top9[:9]] == [str(i) for i in range(1, 10)]
     values = [float(r["activation"]) for r in top9[:9]]
     assert values == sorted(values, reverse=True)
     inv = read_csv(run_with_snapshots / "tables" / "invariance.csv")
@@ -51,13 +51,13 @@ def test_top9_border_share_is_counted_from_the_receptive_fields(run_with_snapsho
 
     assert main(["inspect", str(run_with_snapshots), "--top9", "--layer", "conv2", "--maps", "6"]) == 0
     rows = read_csv(run_with_snapshots / "tables" / "top9_conv2.csv")
-    border = read_json(run_with_snapshots / "tables" / "top9_conv2_border.json")
+    border = read_json(run_with_snapshots / "tables" / "top9_conv2_field.json")
     # LeNet5's relu2: 5x5 'same' conv, 2x2 pool, 5x5 'same' conv -> field 14x14, jump 2, first field starts at -6
     assert border["receptive_field"] == [14, 14] and border["feature_map"] == [14, 14]
     by_hand = [int(r["y"]) * 2 - 6 < 0 or int(r["x"]) * 2 - 6 < 0 or int(r["y"]) * 2 - 6 + 14 > 28 or
                int(r["x"]) * 2 - 6 + 14 > 28 for r in rows]
     assert [int(r["rf_clipped"]) for r in rows] == [int(v) for v in by_hand]
-    assert border["clipped"] == sum(by_hand) and border["units"] == 6 * 9
+    assert border["clipped"] == sum(by_hand) and border["units"] == 64 * 9  # the table holds every map; --maps 6 is the figure's
     clipped_positions = sum(y * 2 - 6 < 0 or x * 2 - 6 < 0 or y * 2 + 8 > 28 or x * 2 + 8 > 28 for y in range(14) for x in range(14))
     assert border["positions_clipped_share"] == clipped_positions / 196
 

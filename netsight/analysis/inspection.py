@@ -1,0 +1,81 @@
+"""`netsight inspect`: several techniques on one target, as one command that either writes all
+its files or leaves the folder as it found it.
+
+Every technique is prepared first (its defaults filled in, its layer and options checked on the
+target's first image), so bad input stops the command before anything is written; then the
+output folder is claimed (for `--model`: new, empty or netsight's), `inspection.json` records
+what was inspected with what, and each technique writes. If one fails or is interrupted, the
+files this command created are removed again (files that were there before stay)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ..errors import NetsightError
+from ..fileio import MANIFEST, claim_output_folder, remove, write_json
+from . import registry
+from .target import Target
+
+
+def inspect(target: Target, names: Sequence[str], options: Optional[dict] = None, flag: str = "--out") -> list[Path]:
+    """Run the techniques `names` on `target` with `options` (option name -> value; None: the
+    technique's default) and return the files written, `inspection.json` first for a model."""
+    chosen = [registry.get(n) for n in names]
+    prepared = [(t, registry.prepare(t, target, options or {})) for t in chosen]
+    out = target.out
+    if out is None:
+        raise ValueError("inspect: the target has no output folder")
+    existed = out.exists()
+    before = _files(out)
+    if target.run is None:
+        claim_output_folder(out, flag)
+    paths: list[Path] = []
+    try:
+        if target.run is None:
+            paths.append(record(target, names, options or {}))
+        for t, opts in prepared:
+            paths += t.write(target, opts)
+    except BaseException:
+        _remove_new(out, before, existed)
+        raise
+    return paths
+
+
+def record(t: Target, names: Sequence[str], options: dict) -> Path:
+    """inspection.json: what was inspected, with what, so the folder explains itself."""
+    return write_json(t.figures.parent / "inspection.json", {
+        **t.record, "images": t.images.description, "image_shape": list(t.images.shape), "count": len(t.images),
+        "labels": "the images' classes" if t.labels is not None else "the model's predictions",
+        "techniques": list(names), "layer": options.get("layer"),
+    })
+
+
+def _files(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*")} if root.is_dir() else set()
+
+
+def _remove_new(root: Path, before: set[Path], existed: bool) -> None:
+    """Remove what was created under `root` since `before`: the new files first (their folders'
+    records are updated, so a folder that was there reads as before), then the records and
+    folders that are new; `root` too if this command created it."""
+    new = _files(root) - before
+    for p in sorted((p for p in new if p.is_file() and p.name != MANIFEST), key=lambda p: len(p.parts), reverse=True):
+        try:
+            remove(p)
+        except (OSError, NetsightError):
+            pass  # what cannot be removed stays; the error that stopped the command is the one to report
+    for p in sorted(new, key=lambda p: len(p.parts), reverse=True):
+        try:
+            if p.name == MANIFEST and p.is_file():
+                p.unlink()
+            elif p.is_dir():
+                p.rmdir()
+        except OSError:
+            pass  # a folder someone else filled meanwhile stays
+    if not existed:
+        try:
+            (root / MANIFEST).unlink(missing_ok=True)
+            root.rmdir()
+        except OSError:
+            pass

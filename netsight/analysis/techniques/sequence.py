@@ -1,0 +1,67 @@
+"""Recurrent runs read row by row: the accuracy after reading only the first k rows, and the
+gradient reaching each input row at initialisation and after training (the vanishing gradient
+of a plain RNN against LSTM/GRU gates; Bengio, Simard & Frasconi 1994, Hochreiter &
+Schmidhuber 1997). Needs a netsight run (the same seed rebuilds the very initial weights)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..registry import ReportItem, Technique, register
+from ..sequence import accuracy_by_rows_read, gradient_by_step
+from ..target import Target, spread
+
+IMAGES = 512  # test images whose per-row gradients are measured
+
+
+def sequence(initial, final, images: torch.Tensor, labels: torch.Tensor, count: int = IMAGES) -> tuple[torch.Tensor, list[dict]]:
+    """(accuracy after k rows [H], per-step quartiles and means of the gradient norm at `initial`
+    and `final` weights over `count` images spread over the set)."""
+    by_rows = accuracy_by_rows_read(final, images, labels)
+    idx = spread(len(images), count)
+    grads = {name: gradient_by_step(m, images[idx], labels[idx]) for name, m in (("init", initial), ("final", final))}
+    rows = []
+    for t in range(by_rows.shape[0]):
+        row: dict = {"step": t + 1}
+        for name, g in grads.items():
+            q = torch.quantile(g[:, t].double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
+            row.update({f"{name}_q25": q[0].item(), f"{name}_median": q[1].item(), f"{name}_q75": q[2].item(),
+                        f"{name}_mean": g[:, t].double().mean().item()})
+        rows.append(row)
+    return by_rows, rows
+
+
+def _initial_model(t: Target):
+    from ...models import ModelConfig, build_model
+
+    torch.manual_seed(t.run.config.seed)  # what the trainer did before building the model
+    return build_model(ModelConfig.from_dict(t.run.info["model"])).to(t.device)
+
+
+def _prepare(t: Target) -> dict:
+    return {}
+
+
+def _outputs(t: Target, o: dict) -> list[str]:
+    return ["tables/rows_read.csv", "tables/gradient_by_step.csv"]
+
+
+def _write(t: Target, o: dict) -> list[Path]:
+    from ...fileio import write_csv
+
+    by_rows, rows = sequence(_initial_model(t), t.model, t.pixels, t.images.labels)
+    rows_read, gradients = (t.out / p for p in _outputs(t, o))
+    return [write_csv(rows_read, ["rows_read", "test_acc"], [{"rows_read": k + 1, "test_acc": float(a)} for k, a in enumerate(by_rows)]),
+            write_csv(gradients, list(rows[0]), rows)]
+
+
+def _report(run, label: str) -> list[ReportItem]:
+    return []  # the recurrent section draws rows_read.csv and gradient_by_step.csv of every run together
+
+
+TECHNIQUE = register(Technique(
+    name="sequence", summary="recurrent runs: accuracy after k rows, gradient reaching each row (run directories)",
+    applies_to="recurrent", needs_run=True, compute=sequence, prepare=_prepare, outputs=_outputs, write=_write,
+    report=_report))

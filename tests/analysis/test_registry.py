@@ -1,0 +1,126 @@
+"""The technique registry, walked as timm walks its models: every registered technique on every
+model it applies to (LeNet5 and cnn-bn runs, an LSTM run, a torchvision ResNet-18 with random
+weights) writes exactly the files it declares; where it does not apply it refuses in one line
+before writing anything. And one technique, two doors: a run directory and the same model given
+as `--model` write byte-identical tables."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from netsight.analysis import registry
+from netsight.analysis.inspection import inspect
+from netsight.analysis.target import open_model_target, open_run_target
+from netsight.cli import main
+from netsight.errors import NetsightError
+from netsight.train import resolve, train
+from tests.conftest import tiny_dataset
+
+pytestmark = pytest.mark.slow
+
+# small options so the walk stays quick; every technique still runs its real code
+SMALL = {"count": 2, "maps": 3, "layers": None}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("registry")
+    cifar, mnist = tiny_dataset("cifar10-assignment", n_test=40), tiny_dataset("mnist", n_test=40)
+    made = {}
+    for name, data, extra in (("lenet5", cifar, {}), ("cnn-bn", cifar, {}), ("lstm", mnist, {"hidden": 8})):
+        out = root / name
+        config = resolve(name, data.name, iterations=6, eval_every=3, batch_size=16, snapshots=[3], **extra)
+        train(config, out, dataset=data, progress=False)
+        made[name] = (out, data)
+    return made
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(root / f"{i}.png")
+    return root
+
+
+def _targets(runs, photos, tmp_path):
+    for name, (out, data) in runs.items():
+        yield name, open_run_target(out, dataset=data)
+    yield "resnet18", open_model_target("torchvision:resnet18", images=photos, input_size=32, out=tmp_path / "resnet")
+
+
+def _tree(root):
+    return {p.relative_to(root): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()} \
+        if root.exists() else {}
+
+
+def test_every_technique_on_every_applicable_model(runs, photos, tmp_path):
+    walked = {}
+    for model, target in _targets(runs, photos, tmp_path):
+        for name, technique in registry.techniques().items():
+            options = dict(SMALL, layers=["layer1.0.conv1"] if model == "resnet18" else None)
+            applies = technique.applies(target) and (target.run is not None or not technique.needs_run)
+            if not applies:
+                before = _tree(target.out)
+                with pytest.raises(NetsightError, match=f"--{name} (is for|needs)"):
+                    registry.prepare(technique, target, options)
+                assert _tree(target.out) == before
+                continue
+            prepared = registry.prepare(technique, target, options)
+            declared = {target.out / p for p in technique.outputs(target, prepared)}
+            written = technique.write(target, prepared)
+            assert set(written) == declared, (model, name)
+            assert all(p.is_file() and p.stat().st_size > 0 for p in written), (model, name)
+            walked.setdefault(name, []).append(model)
+    # every technique ran somewhere, and the CNN ones on all three CNNs
+    assert set(walked) == set(registry.techniques())
+    assert walked["top9"] == ["lenet5", "cnn-bn", "resnet18"] and walked["sequence"] == ["lstm"]
+    assert walked["evolution"] == ["lenet5", "cnn-bn"]  # snapshots: netsight runs only
+
+
+def test_a_refused_technique_writes_nothing(runs, photos, tmp_path, capsys):
+    """Every technique is prepared before the first write: a bad layer for the last of several
+    leaves a new --out absent and an existing run directory byte for byte as it was."""
+    out, _ = runs["lenet5"]
+    before = _tree(out)
+    assert main(["inspect", str(out), "--filters", "--top9", "--deconv", "--layer", "conv9"]) == 2
+    assert "--layer conv9" in capsys.readouterr().err
+    assert _tree(out) == before
+    fresh = tmp_path / "new-out"
+    assert main(["inspect", "--model", "torchvision:resnet18", "--images", str(photos), "--input-size", "32", "--filters",
+                 "--occlusion", "--occlusion-size", "99", "--out", str(fresh), "--quiet"]) == 2
+    assert "--occlusion-size 99" in capsys.readouterr().err and not fresh.exists()
+
+
+def test_a_failure_while_writing_removes_what_the_command_created(runs, photos, tmp_path, monkeypatch):
+    target = open_model_target("torchvision:resnet18", images=photos, input_size=32, out=tmp_path / "o")
+    from netsight.analysis.techniques import invariance
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(invariance, "invariance", broken)
+    with pytest.raises(KeyboardInterrupt):
+        inspect(target, ["filters", "invariance"], {})
+    assert not (tmp_path / "o").exists()  # filters' figures and inspection.json went again
+
+
+def test_a_run_and_the_same_model_by_spec_write_identical_tables(runs, tmp_path, capsys):
+    out, _ = runs["lenet5"]
+    factory = tmp_path / "lenet_factory.py"
+    factory.write_text("from netsight.models import ModelConfig, build_model\n"
+                       "def lenet5():\n    return build_model(ModelConfig('lenet5'))\n")
+    flags = ["--top9", "--activations", "--invariance", "--layer", "conv2", "--count", "7", "--quiet"]
+    assert main(["inspect", str(out)] + flags) == 0
+    spec_out = tmp_path / "by-spec"
+    assert main(["inspect", "--model", f"{factory}:lenet5", "--weights", str(out / "model.safetensors"), "--data",
+                 "cifar10-assignment", "--out", str(spec_out)] + flags) == 0
+    capsys.readouterr()
+    for table in ("top9_conv2.csv", "top9_conv2_field.json", "activations.csv", "activations_per_channel.csv",
+                  "invariance.csv"):
+        assert (out / "tables" / table).read_bytes() == (spec_out / "tables" / table).read_bytes(), table
