@@ -105,6 +105,8 @@ def _add_model_flags(g) -> None:
     g.add_argument("--input-size", type=_int("--input-size", 1, 8192), help="crop images to N x N (torchvision models: their own crop, 224)")
     g.add_argument("--mean", type=_csv_floats("--mean"), help="normalisation mean per channel (torchvision models: their own)")
     g.add_argument("--std", type=_csv_floats("--std"), help="normalisation std per channel (torchvision models: their own)")
+    g.add_argument("--seed", type=_int("--seed", 0, MAX_SEED),
+                   help="without --weights: the seed of the model's random initialisation (0), recorded in inspection.json")
 
 
 def _add_option(g, name: str, takers: list) -> None:
@@ -264,7 +266,8 @@ def _model_target(args: argparse.Namespace, out: Optional[Path]):
     from .analysis.target import open_model_target
 
     return open_model_target(args.model, args.weights, out, args.images, args.data, args.input_size, args.mean, args.std,
-                             args.device, args.data_root, args.download, progress=not args.quiet)
+                             args.device, args.data_root, args.download, progress=not args.quiet,
+                             seed=args.seed if args.seed is not None else 0)
 
 
 def _run_target(args: argparse.Namespace, command: str, model_flags: Sequence[str], split: str = "test"):
@@ -300,7 +303,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             raise NetsightError("inspect --model: give --out DIR, the folder for figures/, tables/ and inspection.json")
         target = _model_target(args, args.out)
     else:
-        target = _run_target(args, "inspect", ("weights", "data", "input_size", "mean", "std", "out"), args.split)
+        target = _run_target(args, "inspect", ("weights", "data", "input_size", "mean", "std", "seed", "out"), args.split)
     options = {name: getattr(args, name) for name in registry.all_options()}
     for path in inspect(target, chosen, options):
         print(path)
@@ -318,7 +321,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
             raise NetsightError("explore --model: give --layers NAME[,NAME] (the conv layers to browse) and --out FILE.html")
         target = _model_target(args, None)
     else:
-        target = _run_target(args, "explore", ("weights", "data", "input_size", "mean", "std"))
+        target = _run_target(args, "explore", ("weights", "data", "input_size", "mean", "std", "seed"))
     for path in registry.run("explore", target, layers=layers, page=args.out):
         print(path)
     return 0

@@ -9,11 +9,13 @@ files this command created are removed again (files that were there before stay)
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import NetsightError
-from ..fileio import MANIFEST, claim_output_folder, remove, write_json
+from ..fileio import MANIFEST, claim_output_folder, read_json, remove, write_json
 from . import registry
 from .target import Target
 
@@ -29,6 +31,7 @@ def inspect(target: Target, names: Sequence[str], options: Optional[dict] = None
     existed = out.exists()
     before = _files(out)
     if target.run is None:
+        _refuse_another_models_folder(target, out, flag)
         claim_output_folder(out, flag)
     paths: list[Path] = []
     try:
@@ -45,10 +48,39 @@ def inspect(target: Target, names: Sequence[str], options: Optional[dict] = None
 def record(t: Target, names: Sequence[str], options: dict) -> Path:
     """inspection.json: what was inspected, with what, so the folder explains itself."""
     return write_json(t.figures.parent / "inspection.json", {
-        **t.record, "images": t.images.description, "image_shape": list(t.images.shape), "count": len(t.images),
-        "labels": "the images' classes" if t.labels is not None else "the model's predictions",
+        **_description(t), "labels": "the images' classes" if t.labels is not None else "the model's predictions",
         "techniques": list(names), "layer": options.get("layer"),
     })
+
+
+_SAME = ("model", "weights", "seed", "images", "image_shape", "count", "preprocessing")  # what names the network and images
+
+
+def _refuse_another_models_folder(t: Target, out: Path, flag: str) -> None:
+    """`--out` may hold an earlier inspection of the same model and images (it is brought up to date),
+    never a run directory or another model's inspection: one folder, one network."""
+    if (out / "config.json").is_file() or (out / "summary.json").is_file():
+        raise NetsightError(f"{flag} {out}: is a netsight run directory; its model is inspected with netsight inspect "
+                            f"{out}; give --model's figures a folder of their own")
+    if not (out / "inspection.json").is_file():
+        return
+    try:
+        earlier = read_json(out / "inspection.json")
+    except NetsightError:
+        raise NetsightError(f"{flag} {out}: its inspection.json is unreadable, so what the folder holds is unknown; "
+                            f"choose another --out") from None
+    mine = _description(t)
+    differs = [k for k in _SAME if earlier.get(k) != mine.get(k)]
+    if differs:
+        def show(d: dict) -> str:
+            return f"{d.get('model')} ({d.get('weights') or 'random initialisation, seed ' + str(d.get('seed'))})"
+        raise NetsightError(f"{flag} {out}: holds the inspection of {show(earlier)} on {earlier.get('images')}; this is "
+                            f"{show(mine)} on {mine.get('images')} (differs in {', '.join(differs)}); choose another --out")
+
+
+def _description(t: Target) -> dict:
+    return json.loads(json.dumps({**t.record, "images": t.images.description, "image_shape": list(t.images.shape),
+                                  "count": len(t.images)}))
 
 
 def _files(root: Path) -> set[Path]:

@@ -126,9 +126,11 @@ def open_run_target(path: str | Path, split: str = "test", data_root: Optional[s
 def open_model_target(spec: str, weights: Optional[str | Path] = None, out: Optional[str | Path] = None,
                       images: Optional[str | Path] = None, data: Optional[str] = None, input_size: Optional[int] = None,
                       mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None, device: str = "cpu",
-                      data_root=None, download: bool = False, progress: bool = False) -> Target:
+                      data_root=None, download: bool = False, progress: bool = False, seed: int = 0) -> Target:
     """Any PyTorch model SPEC (`models.external`) with a folder of images or a netsight dataset's
-    test set, as the model takes them. Nothing is written: `out` is where the technique will write."""
+    test set, as the model takes them. Nothing is written: `out` is where the technique will write.
+    Without `weights` the model keeps the initialisation `seed` draws (the caller's random state is
+    left as it was), so the same command gives the same network."""
     from ..data import load_dataset
     from ..data.images import folder_images, tensor_images
     from ..models.external import load_external_model
@@ -136,7 +138,9 @@ def open_model_target(spec: str, weights: Optional[str | Path] = None, out: Opti
 
     if (images is None) == (data is None):
         raise NetsightError("inspect --model: give the images to look at with --images DIR or --data NAME (one of them)")
-    model = load_external_model(spec, weights, input_size, tuple(mean) if mean else None, tuple(std) if std else None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = load_external_model(spec, weights, input_size, tuple(mean) if mean else None, tuple(std) if std else None)
     dev = resolve_device(device)
     model.module.to(dev)
     prep = model.preprocessing
@@ -154,7 +158,7 @@ def open_model_target(spec: str, weights: Optional[str | Path] = None, out: Opti
     if source.shape[0] != model.input_channels:
         raise NetsightError(f"{images or data}: images have {source.shape[0]} channel(s), the model {spec} takes "
                             f"{model.input_channels}")
-    weights_name = Path(model.weights).name if model.weights else "its own random initialisation"
+    weights_name = Path(model.weights).name if model.weights else f"random initialisation, seed {seed}"
     target = Target(model.module, source, None, (), f"{model.name} ({weights_name})", Path(out) if out is not None else None,
                     dev, prep.mean, prep.std, progress=progress, kind=_kind(model.module))
     n = _outputs(target)
@@ -162,7 +166,8 @@ def open_model_target(spec: str, weights: Optional[str | Path] = None, out: Opti
     target.classes = tuple(cats) if cats and len(cats) == n else tuple(str(i) for i in range(n))
     target.labels = _model_labels(source, target.classes, data is not None)
     target.labels_kind = "true class" if target.labels is not None else "predicted class"
-    target.record = {"model": model.name, "weights": model.weights, "input_channels": model.input_channels,
+    target.record = {"model": model.name, "weights": model.weights, "seed": None if model.weights else seed,
+                     "input_channels": model.input_channels,
                      "preprocessing": {"resize": prep.resize, "crop": prep.crop, "mean": prep.mean, "std": prep.std}}
     return target
 

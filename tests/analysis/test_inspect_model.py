@@ -232,3 +232,32 @@ def test_explore_a_torchvision_model(image_folder, weights, tmp_path, capsys):
     assert main(["explore", "--model", "torchvision:resnet18", "--images", str(image_folder), "--layers", "layer1",
                  "--out", str(page)]) == 2
     assert "not a convolution" in _one_line(capsys)
+
+
+def test_one_out_folder_holds_one_network(tmp_path, capsys):
+    """Without --weights the initialisation comes from --seed (0), so the same command gives the same
+    network; an --out holding another network's inspection, or a run directory, is refused untouched."""
+    source = tmp_path / "net.py"
+    source.write_text("from torch import nn\n"
+                      "def net():\n"
+                      "    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 28 * 28, 10))\n")
+    base = ["inspect", "--model", f"{source}:net", "--data", "mnist", "--filters", "--quiet"]
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert main(base + ["--out", str(first)]) == 0 and main(base + ["--out", str(second)]) == 0
+    assert json.loads((first / "inspection.json").read_text())["seed"] == 0
+    assert (first / "figures" / "filters_0.png").read_bytes() == (second / "figures" / "filters_0.png").read_bytes()
+    assert main(base + ["--out", str(first)]) == 0  # the same network again: brought up to date
+    capsys.readouterr()
+    snapshot = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    assert main(base + ["--seed", "1", "--out", str(first)]) == 2
+    assert "differs in seed" in _one_line(capsys)
+    assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == snapshot
+    run = tmp_path / "run"
+    from netsight.train import resolve, train
+    from tests.conftest import tiny_dataset
+
+    train(resolve("lenet5", "mnist", iterations=2, eval_every=2, batch_size=8), run, dataset=tiny_dataset(), progress=False)
+    assert main(base + ["--out", str(run)]) == 2
+    assert "is a netsight run directory" in _one_line(capsys)
+    assert main(["inspect", str(run), "--filters", "--seed", "3"]) == 2
+    assert "--seed goes with --model SPEC" in _one_line(capsys)
