@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..fileio import read_csv, read_json, write_text
+from ..text import plural
 from .stats import summarize
 from .study import (COLUMN_TITLES, REPORT_RNN_ACCURACY, ConfigGroup, comparison_rows, find_runs, group_configs,
                     plot_accuracy_vs_parameters, plot_curves_panels, plot_gradient_flow, plot_rows_read)
@@ -411,7 +412,7 @@ def build_report(out: str | Path) -> list[Path]:
     iterations = sorted({r.config.iterations for _, r in runs})
     if quick:
         doc.banner(f"Quick mode: every run was cut to {', '.join(f'{i:,}' for i in iterations)} iterations and "
-                   f"{len(seeds)} seed(s), to check that the whole study runs. The numbers are not comparable to the "
+                   f"{plural(len(seeds), 'seed')}, to check that the whole study runs. The numbers are not comparable to the "
                    f"assignment report's, so this report gives no verdicts. Run without --quick for the real study.")
     doc.p(f"{len(runs)} training runs over {len(configs)} configurations, seeds {', '.join(map(str, seeds))}. "
           "Multi-seed numbers are mean ± sample standard deviation, with 95% confidence intervals (Student's t).")
