@@ -420,6 +420,8 @@ def build_report(out: str | Path) -> list[Path]:
     _zf_section(doc, configs)
     rnn_rows = _rnn_section(doc, configs, figdir, quick)
     doc.h(2, "Reproduction check")
+    doc.p("The numbers and claims checked here are those of the assignment report this study reproduces (ELEC 576 / "
+          "COMP 576, Fall 2021, assignment 2); its text ships with netsight as netsight/suites/assignment-report.txt.")
     claims = [] if quick else _claims(configs, rnn_rows)
     if quick:
         doc.p("Not judged in quick mode: runs this short say nothing about the assignment report's numbers.")
