@@ -3,9 +3,10 @@
 Every module under netsight/ is read with `ast` (nothing is imported) and every import statement
 counts: at module level or inside a function, absolute or relative. `from .x import name` imports
 `x`, and also the submodule `x.name` where there is one; importing `a.b.c` also runs the
-`__init__` of the packages `a` and `a.b`, so it is an arrow to each of them as well. The one
-exception is the importing module's own packages: Python has started them before the module
-itself (they are in `sys.modules` already), so naming them runs nothing.
+`__init__` of the packages `a` and `a.b`, so it is an arrow to each of them as well (a folder
+without one, a namespace package, runs nothing). The exception is the importing module's own
+packages: Python has started them before the module itself (they are in `sys.modules`
+already), so naming them runs nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import ast
 from collections import deque
 from functools import lru_cache
 from pathlib import Path
-
 
 PACKAGE = Path(__file__).resolve().parents[1] / "netsight"
 
