@@ -27,6 +27,7 @@ from torch import nn
 
 from ..errors import NetsightError
 from .hooks import capture_outputs, leaf_execution_order
+from .receptive_field import receptive_field
 
 _PASSTHROUGH = (nn.Dropout, nn.Dropout2d, nn.Identity)
 INVERTIBLE = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.BatchNorm2d, nn.Linear, nn.Flatten, nn.AdaptiveAvgPool2d,
@@ -167,8 +168,6 @@ class Deconvnet:
 
     @property
     def field(self):
-        from .receptive_field import receptive_field
-
         return receptive_field(self.chain)
 
     def project(self, x: torch.Tensor, channels: torch.Tensor | int, mode: str = "max",

@@ -8,7 +8,7 @@ a convolution's backward applies its transposed filters, and biases never enter 
 pass. The general path here uses exactly that: it runs the model's real forward pass (stopped
 as soon as the target layer has produced its output) under a `TorchFunctionMode` that routes
 every ReLU call - `nn.ReLU`, `F.relu`, `torch.relu`, `Tensor.relu`, in place or not - through a
-function whose backward rectifies the signal, then asks autograd for the vector-Jacobian
+function whose backward rectifies the signal (rectify.py), then asks autograd for the vector-Jacobian
 product with the chosen activations. A skip connection's sum then sends the signal down both
 branches and a concatenation splits it, which is what "projecting back" means in a graph.
 Other non-linearities (sigmoid gates, GELU) keep their ordinary gradient, as in Captum's
@@ -24,88 +24,13 @@ import difflib
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from ..errors import NetsightError
 from .deconvnet import MODES, Deconvnet, Projection, _dtype, unit_signal
 from .hooks import capture_outputs, forward_hooks
-from .receptive_field import ReceptiveField
-
-_RELUS = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
-
-
-class _RectifiedReLU(torch.autograd.Function):
-    """max(x, 0) forward; backward rectifies the incoming signal (Zeiler & Fergus) instead of
-    gating it by the sign of the forward input (the gradient)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return x.clamp_min(0)
-
-    @staticmethod
-    def backward(ctx, signal):
-        return signal.clamp_min(0)
-
-
-class RectifyingReLUs(TorchFunctionMode):
-    """Inside this mode every ReLU call is out of place and rectifies on the way back.
-
-    An in-place ReLU (`nn.ReLU(inplace=True)`, `x.relu_()`) returns a new tensor instead of
-    overwriting its input; code that relies on the overwrite rather than the returned value is
-    caught by `GraphDeconvnet`'s check against the model's real forward pass."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in _RELUS:
-            return _RectifiedReLU.apply(args[0])
-        return func(*args, **(kwargs or {}))
-
-
-class ProbeMode(RectifyingReLUs):
-    """RectifyingReLUs, and every max-pool replaced by the average pool of the same windows:
-    the structural probe of `receptive_field.measured_receptive_field` (a max-pool's gradient
-    reaches one pixel per window, an average pool's the whole window)."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func in (F.max_pool2d, F.max_pool2d_with_indices):
-            names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
-            given = dict(zip(names, args[1:]), **kwargs)
-            if given.get("dilation", 1) not in (1, (1, 1), [1, 1]):
-                raise NetsightError("receptive field: dilated max-pooling is not supported")
-            kernel = given["kernel_size"]
-            out = F.avg_pool2d(args[0], kernel, given.get("stride") or kernel, given.get("padding", 0),
-                               given.get("ceil_mode", False), count_include_pad=True)
-            return (out, torch.zeros_like(out, dtype=torch.long)) if given.get("return_indices") or \
-                func is F.max_pool2d_with_indices else out
-        if func is F.adaptive_max_pool2d:
-            out = F.adaptive_avg_pool2d(args[0], args[1] if len(args) > 1 else kwargs["output_size"])
-            return (out, torch.zeros_like(out, dtype=torch.long)) if kwargs.get("return_indices") else out
-        return super().__torch_function__(func, types, args, kwargs)
-
-
-class _ReachedTarget(Exception):
-    """Raised by the hook on the target layer: the rest of the forward pass is not needed."""
-
-
-def forward_to(model: nn.Module, layer: str, x: torch.Tensor, call=None) -> torch.Tensor:
-    """The output of `layer` when `call(x)` (default: `model(x)`) runs the model; the forward
-    pass stops as soon as that layer has produced it."""
-    store: dict[str, torch.Tensor] = {}
-
-    def hook(module, inputs, output):
-        store["out"] = output
-        raise _ReachedTarget
-
-    with forward_hooks(model, {layer: hook}):
-        try:
-            (call or model)(x)
-        except _ReachedTarget:
-            pass
-    if "out" not in store:
-        raise NetsightError(f"layer {layer} did not run in this forward pass")
-    return store["out"]
+from .receptive_field import ReceptiveField, measured_receptive_field
+from .rectify import RectifyingReLUs, forward_to
 
 
 def layer_names(model: nn.Module) -> list[str]:
@@ -178,8 +103,6 @@ class GraphDeconvnet:
     @property
     def field(self) -> ReceptiveField:
         if self._field is None:
-            from .receptive_field import measured_receptive_field
-
             self._field = measured_receptive_field(self.model, self.target, self.input_shape)
         return self._field
 

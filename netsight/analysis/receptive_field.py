@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .rectify import ProbeMode, forward_to
+
 
 def _pair(v) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
@@ -117,8 +119,6 @@ def _probe(model: nn.Module, layer: str, shape: tuple[int, int, int]):
     neighbour at `layer`, for an all-ones probe image of `shape`; None for 1-D outputs."""
     import torch
     from torch.func import functional_call
-
-    from .deconvnet_graph import ProbeMode, forward_to
 
     params = {}
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):

@@ -1,10 +1,10 @@
 """Figures of training runs. matplotlib runs headless (Agg); every figure has a title and
-labelled axes, and is saved atomically as PNG."""
+labelled axes, and is saved atomically as PNG. (A run's own curves.png is drawn by the
+trainer, `netsight.train.curves`.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -27,30 +27,6 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png"))
     plt.close(fig)
     return path
-
-
-def plot_curves(rows: Sequence[dict[str, float]], title: str) -> Figure:
-    """Train/test accuracy and loss against iterations (the report's Figure 1 layout).
-
-    Train curves show the mean over each evaluation interval (solid) and the single
-    minibatch the report plotted (faint); test curves are over the whole test set."""
-    it = [r["iteration"] for r in rows]
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, metric, label in ((ax_acc, "acc", "accuracy"), (ax_loss, "loss", "cross-entropy loss")):
-        ax.plot(it, [r[f"train_{metric}"] for r in rows], color="tab:blue", alpha=0.25, lw=1, label="train (minibatch)")
-        ax.plot(it, [r[f"train_{metric}_mean"] for r in rows], color="tab:blue", lw=2, label="train (interval mean)")
-        ax.plot(it, [r[f"test_{metric}"] for r in rows], color="tab:orange", lw=2, label="test (whole set)")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    ax_acc.set_ylim(0, 1.0)
-    ax_acc.set_title("accuracy")
-    ax_loss.set_title("loss")
-    final = rows[-1]
-    ax_acc.legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"{title}: final test accuracy {final['test_acc']:.2%}, train (interval) {final['train_acc_mean']:.2%}")
-    fig.tight_layout()
-    return fig
 
 
 def plot_filters(bank, title: str) -> Figure:

@@ -2,63 +2,33 @@
 
 Runs are keyed by their resolved config (the key is a hash of it), so rerunning a suite
 skips completed runs, resumes interrupted ones, and never mixes results of different
-configs. The units of work (fleets or single runs) train on a backend: `local` runs them in
-this process, or with `jobs > 1` in that many local processes, splitting the cores between
-them so they do not oversubscribe the CPU (each worker dies with the driver; `jobs="auto"`:
-one process per core on the CPU, where small runs gain more from running side by side than
-from more threads each, and one on a GPU); `ray` runs them as tasks on a Ray cluster
-(`ray_backend`). With several workers the longest units start first (`schedule`).
+configs. The units of work (fleets or single runs) train on a backend (`backends`): `local`
+runs them in this process, or with `jobs > 1` in that many local processes, splitting the
+cores between them so they do not oversubscribe the CPU (each worker dies with the driver;
+`jobs="auto"`: one process per core on the CPU, where small runs gain more from running side
+by side than from more threads each, and one on a GPU); `ray` runs them as tasks on a Ray
+cluster. With several workers the longest units start first (`schedule`).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, replace
-from multiprocessing import get_context
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
-import torch
-
-from ..data import Dataset, load_dataset
 from ..errors import NetsightError
-from ..fileio import claim_output_folder, write_json, write_text
-from ..train.config import TrainConfig
-from ..train.loop import train
+from ..fileio import claim_output_folder, read_json, write_json, write_text
 from ..train.rundir import RunDir, open_run
-from .schedule import longest_first, unit_flops
+from .backends import BACKENDS, get_backend
+from .schedule import longest_first
 from .spec import RunSpec, Suite, expand
 from .transfer import recover_installs
+from .units import SuiteOptions, _dataset
 
-_DATA_CACHE: dict[tuple, Dataset] = {}
-
-
-@dataclass(frozen=True)
-class SuiteOptions:
-    seeds: Optional[int] = None
-    quick: bool = False
-    device: str = "auto"
-    data_root: Optional[str] = None
-    download: bool = False
-    jobs: int | str = 1  # local processes, or "auto" (resolve_jobs)
-    progress: bool = True
-    fleet: str = "auto"  # auto | on | off: train runs that differ only in seed/init as one batched fleet
-    backend: str = "local"  # local | ray
-    address: Optional[str] = None  # ray: a running cluster (auto or HOST:PORT); None starts a local Ray instance
-    cpus_per_task: float = 1.0  # ray: resources of one unit of work
-    gpus_per_task: float = 0.0
-    shared_out: bool = False  # ray: --out is on storage every node mounts, so tasks write their runs there
-    checkpoint_seconds: float = 60.0  # an unfinished run saves its state at most this often (what a rerun resumes)
-
-
-def _dataset(name: str, options: SuiteOptions) -> Dataset:
-    key = (name, options.data_root, options.download)
-    if key not in _DATA_CACHE:
-        _DATA_CACHE[key] = load_dataset(name, options.data_root, options.download)
-    return _DATA_CACHE[key]
+__all__ = ["SuiteOptions", "run_suite", "run_analyses", "use_fleets", "plan_units", "FLEETS", "BACKENDS",
+           "MAX_FLEET_MEMBERS"]
 
 
 def _status(path: Path) -> str:
@@ -68,30 +38,7 @@ def _status(path: Path) -> str:
         return "new"
 
 
-def _train_one(config: dict, path: str, options: SuiteOptions, threads: Optional[int], progress: bool,
-               on_checkpoint: Optional[Callable[[], None]] = None) -> dict[str, Any]:
-    if threads:
-        torch.set_num_threads(threads)
-    cfg = TrainConfig.from_dict(config)
-    resume = Path(path, "config.json").exists()
-    return train(cfg, path, device=options.device, dataset=_dataset(cfg.data, options), resume=resume, progress=progress,
-                 checkpoint_seconds=options.checkpoint_seconds, on_checkpoint=on_checkpoint)
-
-
-def _train_fleet(configs: list[dict], paths: list[str], options: SuiteOptions, threads: Optional[int], progress: bool,
-                 on_checkpoint: Optional[Callable[[], None]] = None) -> list[dict]:
-    from ..train.fleet import train_fleet
-
-    if threads:
-        torch.set_num_threads(threads)
-    cfgs = [TrainConfig.from_dict(c) for c in configs]
-    resume = any(Path(p, "config.json").exists() for p in paths)
-    return train_fleet(cfgs, paths, device=options.device, dataset=_dataset(cfgs[0].data, options), resume=resume,
-                       progress=progress, checkpoint_seconds=options.checkpoint_seconds, on_checkpoint=on_checkpoint)
-
-
 FLEETS = ("auto", "on", "off")
-BACKENDS = ("local", "ray")
 MAX_FLEET_MEMBERS = 32  # members per fleet: LeNet5 needs ~52 MB per member (weights, grads, Adam moments)
 
 
@@ -102,13 +49,7 @@ def use_fleets(options: SuiteOptions) -> bool:
         raise NetsightError(f"--fleet {options.fleet!r}: expected one of {', '.join(FLEETS)}")
     if options.fleet != "auto":
         return options.fleet == "on"
-    if options.backend == "ray":  # the tasks' device, not the driver's
-        from .ray_backend import task_device
-
-        return task_device(options).startswith("cuda")
-    from ..train.loop import resolve_device
-
-    return resolve_device(options.device).type == "cuda"
+    return get_backend(options.backend).unit_device(options).startswith("cuda")  # with Ray the tasks' device, not the driver's
 
 
 def plan_units(todo: list[tuple[RunSpec, Path]], fleets: bool) -> list[list[tuple[RunSpec, Path]]]:
@@ -154,6 +95,7 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
     if options.backend != "ray" and (options.address is not None or options.cpus_per_task != 1 or options.gpus_per_task
                                      or options.shared_out):
         raise NetsightError("--address, --cpus-per-task, --gpus-per-task and --shared-out are for --backend ray")
+    backend = get_backend(options.backend)
     if (out / "runs").is_dir():
         for group in (out / "runs").iterdir():
             recover_installs(group)  # what a crash while installing a Ray task's results left behind
@@ -171,7 +113,7 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
     units = plan_units(todo, use_fleets(options))
     if len(units) < len(todo):
         _log(f"training as {len(units)} fleet(s) and single runs (--fleet {options.fleet})")
-    options = replace(options, jobs=resolve_jobs(options, len(units)))
+    options = replace(options, jobs=backend.resolve_jobs(options, len(units)))
     if options.jobs > 1 or options.backend == "ray":  # several workers: start the longest units first
         units = longest_first(units)
 
@@ -179,112 +121,34 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
         for (spec, path), summary in zip(unit, summaries):
             _check_summary(spec, path, summary)
 
-    if options.backend == "ray" and units:
-        from .ray_backend import train_units_on_ray
-
-        train_units_on_ray(units, out, options, finish, _log)
-    else:
-        _train_units_locally(units, options, finish)
-    _log(f"training done in {time.perf_counter() - started:.0f}s; analyses next")
-    for spec, path in paths:
-        run_analyses(spec, path, options)
+    if units:
+        backend.train_units(units, out, options, finish, _log)
+    trained = time.perf_counter() - started
+    _log(f"training done in {trained:.0f}s; analyses next")
+    planned = [(spec, path) for spec, path in paths if spec.analyses]
+    count = sum(len(spec.analyses) for spec, _ in planned)
+    done = 0
+    for spec, path in planned:
+        def say(name: str, seconds: Optional[float]) -> None:
+            nonlocal done
+            done += 1
+            what = "kept (its files exist)" if seconds is None else f"{seconds:.1f}s"
+            _log(f"[analysis {done}/{count}] {name} of {spec.dirname}: {what}")
+        run_analyses(spec, path, options, say)
+    analysed = time.perf_counter() - started - trained
+    _log(f"analyses done in {analysed:.0f}s" + ("; report next" if report else ""))
+    meta = read_json(out / "suite.json")
+    write_json(out / "suite.json", {**meta, "timing": {"training_seconds": trained, "analyses_seconds": analysed,
+                                                       "workers": options.jobs}})
     if report:
         from ..report.html import build_report
 
         for p in build_report(out):
             _log(f"wrote {p}")
+    total = time.perf_counter() - started
+    _log(f"suite done in {total:.0f}s: training {trained:.0f}s, analyses {analysed:.0f}s"
+         + (f", report {total - trained - analysed:.0f}s" if report else ""))
     return paths
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # what this process may use (taskset, cgroups' cpusets)
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def resolve_jobs(options: SuiteOptions, units: int) -> int:
-    """--jobs auto: one local process per core on the CPU (at most one per unit of work); one on
-    a GPU, where fleets fill the device; one with Ray, whose cluster sets the parallelism."""
-    if options.jobs != "auto":
-        return int(options.jobs)
-    if options.backend == "ray":
-        return 1
-    from ..train.loop import resolve_device
-
-    if resolve_device(options.device).type == "cuda":
-        return 1
-    return max(1, min(available_cores(), units))
-
-
-def _label(unit) -> str:
-    return unit[0][0].dirname if len(unit) == 1 else f"fleet of {len(unit)}: {unit[0][0].dirname} ..."
-
-
-def train_runs(configs: list[dict], paths: list[str], options: SuiteOptions, threads: Optional[int], progress: bool,
-               on_checkpoint: Optional[Callable[[], None]] = None) -> list[dict]:
-    """Train one unit of work, a fleet or (one config) a single run; one summary per run. Every
-    backend calls this, in this process, a pool worker or a Ray task."""
-    if len(configs) == 1:
-        return [_train_one(configs[0], paths[0], options, threads, progress, on_checkpoint)]
-    return _train_fleet(configs, paths, options, threads, progress, on_checkpoint)
-
-
-def _unit_args(unit) -> tuple[list[dict], list[str]]:
-    return [s.config.to_dict() for s, _ in unit], [str(p) for _, p in unit]
-
-
-def _train_units_locally(units: list, options: SuiteOptions, finish) -> None:
-    if options.jobs == 1 or len(units) <= 1:
-        for i, unit in enumerate(units, 1):
-            _log(f"[{i}/{len(units)}] {_label(unit)}")
-            finish(unit, train_runs(*_unit_args(unit), options, None, options.progress))
-        return
-    from tqdm.auto import tqdm
-
-    threads = max(1, available_cores() // options.jobs)
-    _log(f"training {len(units)} unit(s) in {options.jobs} processes of {threads} thread(s), the longest first")
-    work = {id(unit): unit_flops(unit) for unit in units}
-    # one bar for the suite, advanced by each unit's estimated work, so its ETA holds although the longest start first
-    bar = tqdm(total=sum(work.values()) / 1e12, unit="TFLOP", desc="training", disable=not options.progress,
-               dynamic_ncols=True, file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
-    say = bar.write if options.progress else _log
-    try:
-        with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn"), initializer=_die_with_parent,
-                                 initargs=(os.getpid(),)) as pool:
-            futures = {}
-            for unit in units:
-                futures[pool.submit(train_runs, *_unit_args(unit), options, threads, False)] = unit
-            for i, future in enumerate(as_completed(futures), 1):
-                unit = futures[future]
-                summaries = future.result()
-                say(f"[{i}/{len(units)}] {_label(unit)}: " + ", ".join(
-                    f"{s['status']}{accuracy_text(s)} in {s['seconds']:.0f}s" for s in summaries))
-                bar.update(work[id(unit)] / 1e12)
-                finish(unit, summaries)
-    finally:
-        bar.close()
-
-
-def accuracy_text(summary: dict) -> str:
-    """', test acc 0.9812' for a run's line, or nothing when it has no evaluation yet."""
-    return "" if summary["final_test_acc"] is None else f", test acc {summary['final_test_acc']:.4f}"
-
-
-def _die_with_parent(parent: int) -> None:
-    """Pool initializer: a worker is killed when the process that started it dies (SIGTERM or
-    SIGKILL to the driver alone used to leave the workers training on). Linux only; elsewhere
-    the pool's own shutdown is all there is."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import signal
-
-    PR_SET_PDEATHSIG = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 def _check_summary(spec: RunSpec, path: Path, summary: dict) -> None:
@@ -294,9 +158,11 @@ def _check_summary(spec: RunSpec, path: Path, summary: dict) -> None:
         _log(f"warning: {spec.dirname} diverged: {summary['message']}")
 
 
-def run_analyses(spec: RunSpec, path: Path, options: SuiteOptions) -> None:
+def run_analyses(spec: RunSpec, path: Path, options: SuiteOptions,
+                 say: Optional[Callable[[str, Optional[float]], None]] = None) -> None:
     """The analyses the suite asks of one run, with the study's options of each technique (its
-    `study`, or `study_quick` with --quick); a technique whose declared outputs all exist is kept."""
+    `study`, or `study_quick` with --quick); a technique whose declared outputs all exist is kept.
+    `say(name, seconds)` hears of each one as it ends (seconds None: kept)."""
     from ..analysis import registry
     from ..analysis.target import open_run_target
 
@@ -307,8 +173,14 @@ def run_analyses(spec: RunSpec, path: Path, options: SuiteOptions) -> None:
     for name in spec.analyses:
         technique = registry.get(name)
         if target is None:
-            target = open_run_target(path, device=device, dataset=_dataset(spec.config.data, options))
+            target = open_run_target(path, device=device, dataset=_dataset(spec.config.data, options),
+                                     progress=options.progress)
         study = (technique.study_quick or technique.study) if options.quick else technique.study
         prepared = registry.prepare(technique, target, study)
+        seconds = None
         if not all((path / p).exists() for p in technique.outputs(target, prepared)):
+            started = time.perf_counter()
             technique.write(target, prepared)
+            seconds = time.perf_counter() - started
+        if say is not None:
+            say(name, seconds)

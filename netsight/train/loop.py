@@ -159,10 +159,9 @@ def _stop_on_sigint() -> Iterator[dict[str, bool]]:
 
 
 def _plot_curves(rundir: RunDir, title: str, rows: list[dict[str, float]]) -> None:
-    from ..report.figures import plot_curves, save_figure
+    from .curves import write_curves  # matplotlib loads with a run's first figure, not with netsight
 
-    if rows:
-        save_figure(plot_curves(rows, title), rundir.curves)
+    write_curves(rundir.curves, title, rows)
 
 
 def prepare_run_dir(rundir: RunDir, config: TrainConfig, resume: bool) -> Optional[dict[str, Any]]:

@@ -173,7 +173,7 @@ def test_a_task_lost_for_good_is_named_with_its_node(cluster, tmp_path):
     and the error says on which node it was lost."""
     args = ["run", str(_suite_file(tmp_path, longer(seeds=2, iterations=100))), "--backend", "ray",
             "--address", cluster.address, "--out", str(tmp_path / "o"), "--quiet"]
-    code = (CTRL_C + "from netsight.suites import ray_backend\nray_backend.MAX_RETRIES = 0\nfrom netsight.cli import main\n"
+    code = (CTRL_C + "from netsight.suites.backends import ray as ray_backend\nray_backend.MAX_RETRIES = 0\nfrom netsight.cli import main\n"
             f"raise SystemExit(main({args!r}))")
     before = task_folders()
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -258,7 +258,7 @@ def test_a_node_lost_mid_task_has_its_work_retried_on_another(cluster, tmp_path)
 
 def test_the_task_book_lets_finished_tasks_go(cluster, tmp_path, monkeypatch):
     """The book holds a task's checkpoints (tens of MB for a CNN run) only until its result is in."""
-    from netsight.suites import ray_backend
+    from netsight.suites.backends import ray as ray_backend
 
     books, make_book = [], ray_backend._task_book
     monkeypatch.setattr(ray_backend, "_task_book", lambda r: books.append(make_book(r)) or books[-1])

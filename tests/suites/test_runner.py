@@ -7,7 +7,7 @@ import pytest
 
 from netsight.fileio import read_csv, read_json
 from netsight.report.html import build_report
-from netsight.suites import runner
+from netsight.suites.backends import local
 from netsight.suites.runner import SuiteOptions, run_suite
 from netsight.suites.spec import expand, parse_suite
 from netsight.suites.sweep import run_sweep
@@ -128,7 +128,7 @@ def test_parallel_workers_start_the_longest_runs_first(tmp_path, monkeypatch, jo
     largest runs start first, so no long run is left alone at the end."""
     text = '[[group]]\nname = "g"\nmodels = ["rnn"]\nhidden = [8, 64, 16]\niterations = 8\neval_every = 4\n'
     started = []
-    monkeypatch.setattr(runner, "_train_units_locally", lambda units, options, finish: started.extend(units))
+    monkeypatch.setattr(local, "train_units", lambda units, out, options, finish, log: started.extend(units))
     run_suite(parse_suite(text, "t.toml"), tmp_path / "o", SuiteOptions(progress=False, jobs=jobs), report=False)
     hidden = [unit[0][0].config.hidden for unit in started]
     assert hidden == ([64, 16, 8] if longest_first else [8, 64, 16])

@@ -7,7 +7,7 @@ from typing import Optional
 
 from ..deconvnet_graph import resolve_graph_target
 from ..hooks import normalised_input
-from ..registry import Option
+from ..technique import Option
 from ..stages import conv_layers
 from ..target import Target
 

@@ -11,7 +11,7 @@ from ...fileio import read_csv
 from ..activations import CHANNEL_COLUMNS, STAT_COLUMNS, ActivationStatistics, stream_activation_statistics
 from ..hooks import normalised_input
 from ..inputs import Norm, check_norm, device_of, source_for
-from ..registry import ReportItem, Technique, register
+from ..technique import ReportItem, Technique, register
 from ..stages import conv_layers
 from ..target import Target
 

@@ -16,7 +16,7 @@ from ..deconvnet_graph import make_deconvnet
 from ..hooks import normalised_input
 from ..inputs import Norm, check_norm, default_layer, device_of, source_for
 from ..receptive_field import ReceptiveField
-from ..registry import Option, ReportItem, Technique, register
+from ..technique import Option, ReportItem, Technique, register
 from ..target import Target, layer_file, spread
 from ..topk import crop
 from ._common import LAYER, checked_layer, count_option

@@ -9,7 +9,7 @@ from typing import Optional
 
 from ...errors import NetsightError
 from ..evolution import Evolution, feature_evolution
-from ..registry import Option, ReportItem, Technique, register
+from ..technique import Option, ReportItem, Technique, register
 from ..target import Target, layer_file
 from ._common import LAYER, MAPS_HELP, checked_layer
 

@@ -12,7 +12,7 @@ from ...errors import NetsightError
 from ..deconvnet_graph import resolve_graph_target, unknown_layer
 from ..explore import LayerUnits, explore_layer
 from ..hooks import normalised_input
-from ..registry import ReportItem, Technique, register
+from ..technique import ReportItem, Technique, register
 from ..stages import conv_layers
 from ..target import Target
 

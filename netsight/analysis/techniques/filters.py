@@ -9,7 +9,7 @@ from typing import Optional
 from torch import nn
 
 from ..filters import FilterBank, filter_bank, weight_tensors
-from ..registry import Option, ReportItem, Technique, register
+from ..technique import Option, ReportItem, Technique, register
 from ..stages import conv_layers
 from ..target import Target, layer_file
 from ._common import LAYER

@@ -12,7 +12,7 @@ from torch import nn
 from ..hooks import normalised_input
 from ..inputs import Norm, check_norm, device_of, labels_to_follow, source_for
 from ..invariance import INVARIANCE_COLUMNS, InvarianceCurves, feature_layers, invariance_curves, invariance_rows
-from ..registry import ReportItem, Technique, register
+from ..technique import ReportItem, Technique, register
 from ..target import Target, spread
 from ._common import count_option
 

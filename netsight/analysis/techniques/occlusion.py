@@ -16,7 +16,7 @@ from ..hooks import normalised_input
 from ..inputs import Norm, check_norm, default_layer, device_of, labels_to_follow, source_for
 from ..occlusion import OcclusionMaps, occlusion_maps
 from ...errors import NetsightError
-from ..registry import Option, ReportItem, Technique, register
+from ..technique import Option, ReportItem, Technique, register
 from ..target import Target, layer_file, spread
 from ._common import LAYER, checked_layer, count_option
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..registry import ReportItem, Technique, register
+from ..technique import ReportItem, Technique, register
 from ..sequence import accuracy_by_rows_read, gradient_by_step
 from ..target import Target, spread
 

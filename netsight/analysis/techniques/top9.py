@@ -14,7 +14,7 @@ from ...fileio import read_json
 from ..deconvnet_graph import make_deconvnet
 from ..hooks import normalised_input
 from ..inputs import Norm, check_norm, default_layer, device_of, source_for
-from ..registry import Option, ReportItem, Technique, register
+from ..technique import Option, ReportItem, Technique, register
 from ..target import Target, layer_file
 from ..topk import TopActivations, TopPatches, project_top, stream_top_activations
 from ._common import LAYER, MAPS_HELP, checked_layer

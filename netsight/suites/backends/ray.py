@@ -35,8 +35,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from ..errors import NetsightError
-from .transfer import install_folder, pack_changes, pack_folder
+from ...errors import NetsightError
+from ..transfer import install_folder, pack_changes, pack_folder
+from ..units import accuracy_text, train_runs
 
 MAX_RETRIES = 3  # Ray's retries of a task whose worker process or node died
 CONNECT_TIMEOUT_S = 5.0
@@ -53,7 +54,7 @@ def import_ray():
     return ray
 
 
-def task_device(options) -> str:
+def unit_device(options) -> str:
     """The device a task trains on: the GPU Ray grants it, or the CPU."""
     if options.device == "auto":
         return "cuda" if options.gpus_per_task > 0 else "cpu"
@@ -61,6 +62,11 @@ def task_device(options) -> str:
         raise NetsightError(f"--device {options.device} with --backend ray: also ask for GPUs with --gpus-per-task "
                             f"(e.g. 1, or 0.25 to share one GPU between four tasks)")
     return "cuda" if options.device.startswith("cuda") else options.device  # Ray picks the GPU (CUDA_VISIBLE_DEVICES)
+
+
+def resolve_jobs(options, units: int) -> int:
+    """One driver process: the cluster's resources set how many units train at once."""
+    return 1
 
 
 def _parse_address(address: str) -> tuple[str, int]:
@@ -232,8 +238,6 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
 def _train_or_error(configs: list[dict], paths: list[str], options, threads: int,
                     on_checkpoint: Optional[Callable[[], None]] = None) -> dict[str, Any]:
     """{"summaries": [...]}, or {"error": "..."} when training raised (the driver reports it with the node)."""
-    from .runner import train_runs
-
     try:
         return {"summaries": train_runs(configs, paths, options, threads, False, on_checkpoint)}
     except Exception as exc:  # noqa: BLE001 - reported with its node by the driver
@@ -263,7 +267,7 @@ def check_shared_out(ray, out: Path, cpus: float, gpus: float) -> str:
 
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from ..fileio import write_text
+    from ...fileio import write_text
 
     token, token_file = secrets.token_hex(16), os.path.abspath(out / SHARED_TOKEN)
     write_text(token_file, token)
@@ -346,21 +350,19 @@ def _keep_progress(ray, book, pending: dict, install: Callable[[list, list], Non
             install(pending[by_id[task_id]], runs)
 
 
-def train_units_on_ray(units: Sequence[list], out: Path, options, finish: Callable[[list, list[dict]], None],
-                       log: Callable[[str], None]) -> None:
+def train_units(units: Sequence[list], out: Path, options, finish: Callable[[list, list[dict]], None],
+                log: Callable[[str], None]) -> None:
     """Train `units` (lists of (RunSpec, path) under `out`) as Ray tasks; install each finished unit
     under its paths (with `--shared-out` the tasks wrote them there) and hand its summaries to
     `finish`. Every unit runs even when some fail; the failures are raised together at the end,
     each naming its run and node."""
     from tqdm.auto import tqdm
 
-    from .runner import accuracy_text
-
     ray = import_ray()
     if options.cpus_per_task <= 0 or options.gpus_per_task < 0:
         raise NetsightError(f"--cpus-per-task {options.cpus_per_task:g} --gpus-per-task {options.gpus_per_task:g}: "
                             f"expected at least one CPU and no negative GPU share")
-    options = replace(options, device=task_device(options))
+    options = replace(options, device=unit_device(options))
     failures: list[str] = []
     pending: dict = {}
     bar = book = None
@@ -435,7 +437,7 @@ def train_units_on_ray(units: Sequence[list], out: Path, options, finish: Callab
         if bar is not None:
             bar.close()
         if options.shared_out:
-            from ..fileio import remove
+            from ...fileio import remove
 
             remove(out / SHARED_TOKEN)
         if connected_here:
