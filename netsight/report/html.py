@@ -364,6 +364,19 @@ def _settings_used(out: Path) -> tuple[list[str], list[list]]:
     return header, rows
 
 
+def _wall_time(out: Path) -> str:
+    """What the suite's last `netsight run` took on the clock, from suite.json (runs train side by
+    side, so this is less than the sum of their times)."""
+    meta = read_json(out / "suite.json") if (out / "suite.json").is_file() else {}
+    t = meta.get("timing") or {}
+    if "training_seconds" not in t:
+        return ""
+    workers = int(t.get("workers") or 1)
+    return (f" The last netsight run of this suite took {t['training_seconds'] / 60:.1f} minutes of wall time to train "
+            f"(what was left to train, {plural(workers, 'worker')} side by side) and {t['analyses_seconds'] / 60:.1f} "
+            f"minutes for the analyses.")
+
+
 def _provenance(doc: Doc, out: Path, runs, quick: bool) -> None:
     doc.h(2, "Provenance")
     first = runs[0][1].summary if runs else {}
@@ -381,7 +394,8 @@ def _provenance(doc: Doc, out: Path, runs, quick: bool) -> None:
 
     doc.table(["group", "run", "status", "seed", "final test acc (%)", "train seconds"],
               [[g, r.name, r.summary.get("status"), r.config.seed, pct(r.summary.get("final_test_acc")), secs(r.summary.get("seconds"))]
-               for g, r in runs], f"{len(runs)} runs, {total / 60:.1f} minutes of training in all.")
+               for g, r in runs], f"{len(runs)} runs, {total / 60:.1f} minutes of training in all (the sum of each "
+              f"run's own time)." + _wall_time(out))
     header, rows = _settings_used(out)
     if rows:
         doc.h(3, "Settings used")
