@@ -151,7 +151,7 @@ def comparison_rows(configs: list[ConfigGroup]) -> list[dict]:
 
 # ------------------------------------------------------------------ figures
 
-_KEY_WORDS = {"hidden": "hidden units", "model": "cell / model", "data": "data"}
+_KEY_WORDS = {"hidden": "hidden units", "model": "model", "data": "data"}
 
 
 def _line_label(key: str, value, runs: int) -> str:
@@ -176,7 +176,8 @@ def plot_curves_panels(configs: list[ConfigGroup], panel_key: str, line_key: str
         ax.set_title(f"{panel_key} = {value}")
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", title=f"{_KEY_WORDS.get(line_key, line_key)} (n = seeds)")
+        word = "cell type" if line_key == "model" and all(g.hidden for g in configs) else _KEY_WORDS.get(line_key, line_key)
+        ax.legend(loc="lower right", title=f"{word} (n = seeds)")
     if shown:
         lo, hi = max(0.0, float(np.min(shown))), min(1.0, float(np.max(shown)))
         pad = max(0.01, 0.04 * (hi - lo))
