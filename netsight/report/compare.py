@@ -50,5 +50,6 @@ def compare_runs(paths: Sequence[str | Path], out: str | Path = "netsight-compar
     return [
         write_csv(out / "compare.csv", COLUMNS, [dict(zip(COLUMNS, t)) for t in table]),
         write_text(out / "compare.md", md),
-        save_figure(plot_compare([(n, r["_metrics"]) for n, r in zip(names, rows)]), out / "compare.png"),
+        save_figure(plot_compare([(n, r["_metrics"]) for n, r in zip(names, rows)], models=[r["model"] for r in rows]),
+                    out / "compare.png"),
     ]

@@ -14,6 +14,7 @@ import numpy as np
 from ..fileio import read_csv
 from ..models import MODELS
 from ..train.rundir import Run, open_run
+from .. import style
 from .figures import plt
 from .stats import Summary, summarize, verdict
 
@@ -150,98 +151,126 @@ def comparison_rows(configs: list[ConfigGroup]) -> list[dict]:
 
 # ------------------------------------------------------------------ figures
 
+_KEY_WORDS = {"hidden": "hidden units", "model": "model", "data": "data"}
+
+
+def _line_label(key: str, value, runs: int) -> str:
+    return f"{'h=' if key == 'hidden' else ''}{value} (n={runs})"
+
+
 def plot_curves_panels(configs: list[ConfigGroup], panel_key: str, line_key: str, title: str):
-    """Test accuracy (mean over seeds, band = 1 std): one panel per `panel_key` value."""
+    """Test accuracy (mean over seeds, band = 1 std): one panel per `panel_key` value. A line's
+    colour is its value's colour in every figure (style.colour_of: a model, a hidden size)."""
     panels = sorted({getattr(g, panel_key) for g in configs}, key=natural_key)
-    lines = sorted({getattr(g, line_key) for g in configs}, key=natural_key)  # one colour per value in every panel
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False, sharey=True)
     shown = []  # every plotted value, band included: the y range shows all of them
     for ax, value in zip(axes[0], panels):
         members = sorted((g for g in configs if getattr(g, panel_key) == value), key=lambda g: natural_key(getattr(g, line_key)))
         for g in members:
             it, mean, std = mean_curve(g.metrics(), "test_acc")
-            colour = f"C{lines.index(getattr(g, line_key)) % 10}"
-            ax.plot(it, mean, color=colour, lw=1.8, marker="." if len(it) < 30 else None, label=f"{getattr(g, line_key)} (n={len(g.runs)})")
+            colour = style.colour_of(line_key, getattr(g, line_key))
+            ax.plot(it, mean, color=colour, lw=1.8, marker="." if len(it) < 30 else None,
+                    label=_line_label(line_key, getattr(g, line_key), len(g.runs)))
             ax.fill_between(it, mean - std, mean + std, color=colour, alpha=0.2)
             shown.extend(np.concatenate([mean - std, mean + std]).tolist())
-        ax.set_title(f"{panel_key} = {value}", fontsize=9)
+        ax.set_title(f"{panel_key} = {value}")
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        word = "cell type" if line_key == "model" and all(g.hidden for g in configs) else _KEY_WORDS.get(line_key, line_key)
+        ax.legend(loc="lower right", title=f"{word} (n = seeds)")
     if shown:
         lo, hi = max(0.0, float(np.min(shown))), min(1.0, float(np.max(shown)))
         pad = max(0.01, 0.04 * (hi - lo))
         axes[0, 0].set_ylim(max(0.0, lo - pad), min(1.0, hi + pad) if hi < 0.97 else 1.0)
-    axes[0, 0].set_ylabel("test accuracy (whole test set)")
-    fig.suptitle(title + " (mean over seeds, band = 1 std)", fontsize=10)
+    for ax in axes[0]:
+        style.percent_axis(ax)
+    axes[0, 0].set_ylabel("test accuracy (%, whole test set)")
+    fig.suptitle(title + " (mean over seeds, band = 1 std)")
     fig.tight_layout()
     return fig
 
 
 def plot_accuracy_vs_parameters(configs: list[ConfigGroup], title: str):
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for i, model in enumerate(sorted({g.model for g in configs})):
+    fig, ax = plt.subplots(figsize=(7.0, 4.6))
+    for model in sorted({g.model for g in configs}):
         members = sorted((g for g in configs if g.model == model), key=lambda g: g.parameters())
         x = [g.parameters() for g in members]
         finals = [g.final() for g in members]
         ax.errorbar(x, [f.mean * 100 for f in finals], yerr=[f.std * 100 for f in finals], marker="o", capsize=3,
-                    color=f"C{i}", label=model)
+                    color=style.model_colour(model), label=model)
         for g, xi, f in zip(members, x, finals):
             if g.hidden:
-                ax.annotate(str(g.hidden), (xi, f.mean * 100), fontsize=7, xytext=(3, -9), textcoords="offset points")
+                ax.annotate(str(g.hidden), (xi, f.mean * 100), fontsize=style.SMALL, xytext=(3, -10), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel("final test accuracy (%)")
+    style.percent_axis(ax, fraction=False)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    ax.set_title(title + ": accuracy against size (error bar = 1 std over seeds; labels = hidden units)", fontsize=9)
+    ax.legend()
+    ax.set_title(title + ": accuracy against size\n(error bar = 1 std over seeds; numbers = hidden units)")
     fig.tight_layout()
     return fig
 
 
 def plot_rows_read(configs: list[ConfigGroup], title: str):
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for i, g in enumerate(c for c in configs if c.hidden):
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(7.6, 4.6))
+    cells, sizes = [], []
+    for g in (c for c in configs if c.hidden):
         curves = [read_csv(r.dir.tables / "rows_read.csv") for r in g.runs if (r.dir.tables / "rows_read.csv").is_file()]
         if not curves:
             continue
         acc = np.array([[float(row["test_acc"]) for row in c] for c in curves]).mean(0)
-        style = {32: ":", 64: "--", 128: "-"}.get(g.hidden, "-")
-        ax.plot(np.arange(1, len(acc) + 1), acc, ls=style, color=f"C{['rnn', 'lstm', 'gru'].index(g.model) if g.model in ('rnn', 'lstm', 'gru') else i}",
+        ax.plot(np.arange(1, len(acc) + 1), acc, ls=style.hidden_linestyle(g.hidden), color=style.model_colour(g.model),
                 label=g.label)
+        cells += [g.model] if g.model not in cells else []
+        sizes += [g.hidden] if g.hidden not in sizes else []
     ax.set_xlabel("rows read (k)")
-    ax.set_ylabel("test accuracy from the state after row k")
+    ax.set_ylabel("test accuracy (%) from the state after row k")
+    style.percent_axis(ax)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=3)
-    ax.set_title(title + ": accuracy after reading only the first k rows", fontsize=9)
+    # a colour per cell type, a line style per hidden size
+    handles = [Line2D([], [], color=style.model_colour(m), lw=2, label=m) for m in cells]
+    handles += [Line2D([], [], color="k", ls=style.hidden_linestyle(h), label=f"h={h}") for h in sorted(sizes)]
+    if handles:
+        ax.legend(handles=handles, loc="upper left", title="colour = cell, line = hidden units")
+    ax.set_title(title + ": accuracy after reading only the first k rows")
     fig.tight_layout()
     return fig
 
 
 def plot_gradient_flow(configs: list[ConfigGroup], title: str):
+    from matplotlib.lines import Line2D
+
     cells = [m for m in ("rnn", "lstm", "gru") if any(g.model == m for g in configs)]
-    fig, axes = plt.subplots(1, len(cells), figsize=(4.4 * len(cells), 3.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(cells), figsize=(4.4 * len(cells), 3.9), squeeze=False, sharey=True)
+    sizes = []
     for ax, cell in zip(axes[0], cells):
         for g in sorted((g for g in configs if g.model == cell), key=lambda g: g.hidden or 0):
             tables = [read_csv(r.dir.tables / "gradient_by_step.csv") for r in g.runs[:1] if (r.dir.tables / "gradient_by_step.csv").is_file()]
             if not tables:
                 continue
+            sizes += [g.hidden] if g.hidden not in sizes else []
             t = [int(row["step"]) for row in tables[0]]
-            for phase, style in (("init", ":"), ("final", "-")):
+            for phase, ls in (("init", ":"), ("final", "-")):
                 med = [float(row[f"{phase}_median"]) for row in tables[0]]
                 lo = [float(row[f"{phase}_q25"]) for row in tables[0]]
                 hi = [float(row[f"{phase}_q75"]) for row in tables[0]]
-                colour = {32: "C0", 64: "C1", 128: "C2"}.get(g.hidden, "C3")
-                ax.plot(t, med, ls=style, color=colour, label=f"h={g.hidden} {'at init' if phase == 'init' else 'trained'}")
+                colour = style.hidden_colour(g.hidden)
+                ax.plot(t, med, ls=ls, color=colour, label=f"h={g.hidden} {'at init' if phase == 'init' else 'trained'}")
                 ax.fill_between(t, lo, hi, color=colour, alpha=0.12)
         ax.set_yscale("log")
-        ax.set_title(cell, fontsize=9)
+        ax.set_title(cell, color=style.model_colour(cell), fontweight="bold")
         ax.set_xlabel("input row t")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=6)
-    axes[0, 0].set_ylabel("||dLoss/dx_t|| per image (median, IQR)")
-    fig.suptitle(title + ": gradient reaching each input row, at initialisation and after training", fontsize=10)
-    fig.tight_layout()
+    axes[0, 0].set_ylabel("||dLoss/dx_t|| per image\n(median, band = IQR)")
+    # one legend for the figure: a colour per hidden size, a line style per phase
+    handles = [Line2D([], [], color=style.hidden_colour(h), lw=2, label=f"h={h}") for h in sorted(sizes)]
+    handles += [Line2D([], [], color="k", ls=":", label="at initialisation"), Line2D([], [], color="k", label="trained")]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.suptitle(title + ": gradient reaching each input row, at initialisation and after training")
+    fig.tight_layout(rect=(0, 0.45 / fig.get_figheight(), 1, 1))
     return fig
 
 

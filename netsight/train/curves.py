@@ -1,8 +1,9 @@
 """A run's curves.png: train/test accuracy and loss against iterations.
 
 Training draws it itself, at the end of a run and before its summary says `completed` (the
-run directory promises it); the report shows it, and draws every other figure. matplotlib
-runs headless (Agg), as in the report; the trainer imports this module only when it draws.
+run directory promises it); the report shows it, and draws every other figure. It speaks the
+visual language of every figure (`netsight.style`: percent axes, font sizes); the trainer imports
+this module only when it draws.
 """
 
 from __future__ import annotations
@@ -10,13 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from ..fileio import atomic_write  # noqa: E402
+from ..fileio import atomic_write
+from ..style import percent_axis, plt  # headless (Agg), with the rcParams every figure uses
 
 
 def plot_curves(rows: Sequence[dict[str, float]], title: str) -> Figure:
@@ -26,7 +24,7 @@ def plot_curves(rows: Sequence[dict[str, float]], title: str) -> Figure:
     minibatch the report plotted (faint); test curves are over the whole test set."""
     it = [r["iteration"] for r in rows]
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, metric, label in ((ax_acc, "acc", "accuracy"), (ax_loss, "loss", "cross-entropy loss")):
+    for ax, metric, label in ((ax_acc, "acc", "accuracy (%)"), (ax_loss, "loss", "cross-entropy loss")):
         ax.plot(it, [r[f"train_{metric}"] for r in rows], color="tab:blue", alpha=0.25, lw=1, label="train (minibatch)")
         ax.plot(it, [r[f"train_{metric}_mean"] for r in rows], color="tab:blue", lw=2, label="train (interval mean)")
         ax.plot(it, [r[f"test_{metric}"] for r in rows], color="tab:orange", lw=2, label="test (whole set)")
@@ -34,10 +32,12 @@ def plot_curves(rows: Sequence[dict[str, float]], title: str) -> Figure:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     ax_acc.set_ylim(0, 1.0)
+    percent_axis(ax_acc)
     ax_acc.set_title("accuracy")
     ax_loss.set_title("loss")
     final = rows[-1]
-    ax_acc.legend(loc="lower right", fontsize=8)
+    ax_acc.legend(loc="lower right")
+    ax_loss.legend(loc="upper right")
     fig.suptitle(f"{title}: final test accuracy {final['test_acc']:.2%}, train (interval) {final['train_acc_mean']:.2%}")
     fig.tight_layout()
     return fig

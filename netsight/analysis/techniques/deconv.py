@@ -79,12 +79,12 @@ def _write(t: Target, o: dict) -> list[Path]:
 
     idx = spread(len(t.images), o["count"])
     r = deconv(t.model, tensor_images(t.images.load(idx)), o["layer"], MAPS_PER_IMAGE, o["mode"], **t.norm)
-    return [save_figure(plot_deconv(r.inputs, r.rows, r.layer, r.mode, t.title), t.out / _outputs(t, o)[0])]
+    return [save_figure(plot_deconv(r.inputs, r.rows, r.layer, r.mode, t.title, asked=o["layer"]), t.out / _outputs(t, o)[0])]
 
 
 def _report(run, label: str) -> list[ReportItem]:
-    return [ReportItem("figure", f"{label}: deconvnet projections of the strongest conv2 units for test images, each cropped "
-                       "to the unit's receptive field (outlined on the input in the same colour).",
+    return [ReportItem("figure", f"{label}: deconvnet projections of the strongest units after conv2 (its ReLU, relu2) for test images, "
+                       "each cropped to the unit's receptive field (outlined on the input in the same colour).",
                        run.dir.figures / "deconv_conv2_max.png")]
 
 

@@ -71,7 +71,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     labels = t.labels[idx] if t.labels is not None else None
     r = occlusion(t.model, tensor_images(t.images.load(idx)), o["layer"], labels, o["size"], o["stride"], o["fill"],
                   o["feature_map"], **t.norm)
-    fig = plot_occlusion(r.inputs, r.labels, r.maps, t.classes, t.title, r.label_kind)
+    fig = plot_occlusion(r.inputs, r.labels, r.maps, t.classes, t.title, r.label_kind, asked=o["layer"])
     return [save_figure(fig, t.out / _outputs(t, o)[0])]
 
 

@@ -82,12 +82,12 @@ def _write(t: Target, o: dict) -> list[Path]:
               "start": list(field.start), "image": [h, w], "feature_map": [hf, wf], "units": len(rows),
               "clipped": sum(r["rf_clipped"] for r in rows), "positions_clipped_share": share}
     figure, table, info = (t.out / p for p in _outputs(t, o))
-    return [save_figure(plot_top9(tp, t.title), figure), write_csv(table, COLUMNS, rows), write_json(info, record)]
+    return [save_figure(plot_top9(tp, t.title, asked=o["layer"]), figure), write_csv(table, COLUMNS, rows), write_json(info, record)]
 
 
 def _report(run, label: str) -> list[ReportItem]:
-    items = [ReportItem("figure", f"{label}: top-9 activations per conv2 feature map; projections beside input patches "
-                        "(paper Fig. 2).", run.dir.figures / "top9_conv2.png")]
+    items = [ReportItem("figure", f"{label}: top-9 activations per feature map after conv2 (its ReLU, relu2); projections beside "
+                        "input patches (paper Fig. 2).", run.dir.figures / "top9_conv2.png")]
     info = run.dir.tables / "top9_conv2_field.json"
     if not info.is_file():
         info = run.dir.tables / "top9_conv2_border.json"  # what netsight wrote before the technique registry
