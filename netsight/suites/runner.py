@@ -112,7 +112,7 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
     started = time.perf_counter()
     units = plan_units(todo, use_fleets(options))
     if len(units) < len(todo):
-        _log(f"training as {len(units)} fleet(s) and single runs (--fleet {options.fleet})")
+        _log(f"training as {len(units)} fleets and single runs (--fleet {options.fleet})")
     options = replace(options, jobs=backend.resolve_jobs(options, len(units)))
     if options.jobs > 1 or options.backend == "ray":  # several workers: start the longest units first
         units = longest_first(units)

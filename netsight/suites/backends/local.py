@@ -13,6 +13,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ...text import plural
 from ...train.loop import resolve_device
 from ..schedule import unit_flops
 from ..units import SuiteOptions, accuracy_text, label, train_runs, unit_args
@@ -52,7 +53,8 @@ def train_units(units: Sequence[list], out: Path, options: SuiteOptions, finish:
     from tqdm.auto import tqdm
 
     threads = max(1, available_cores() // options.jobs)
-    log(f"training {len(units)} unit(s) in {options.jobs} processes of {threads} thread(s), the longest first")
+    log(f"training {plural(len(units), 'unit')} in {plural(options.jobs, 'process', 'processes')} of "
+        f"{plural(threads, 'thread')}, the longest first")
     work = {id(unit): unit_flops(unit) for unit in units}
     # one bar for the suite, advanced by each unit's estimated work, so its ETA holds although the longest start first
     bar = tqdm(total=sum(work.values()) / 1e12, unit="TFLOP", desc="training", disable=not options.progress,

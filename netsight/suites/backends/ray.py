@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from ...errors import NetsightError
+from ...text import plural
 from ..transfer import install_folder, pack_changes, pack_folder
 from ..units import accuracy_text, train_runs
 
@@ -110,7 +111,7 @@ def check_resources(ray, cpus: float, gpus: float) -> None:
         return
     largest = max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)), default={})
     raise NetsightError(f"--cpus-per-task {cpus:g} --gpus-per-task {gpus:g}: no node of the Ray cluster has that much "
-                        f"(its {len(nodes)} node(s) offer at most {largest.get('CPU', 0):g} CPU and "
+                        f"(its {plural(len(nodes), 'node')} offer at most {largest.get('CPU', 0):g} CPU and "
                         f"{largest.get('GPU', 0):g} GPU each)")
 
 
@@ -377,7 +378,7 @@ def train_units(units: Sequence[list], out: Path, options, finish: Callable[[lis
         where = ("the Ray instance this process was already connected to" if not connected_here else
                  f"the Ray cluster at {options.address}" if options.address else "a local Ray instance")
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-        log(f"training {sum(len(u) for u in units)} run(s) as {len(units)} Ray task(s) on {where} "
+        log(f"training {plural(sum(len(u) for u in units), 'run')} as {plural(len(units), 'Ray task')} on {where} "
             f"({nodes} node(s), {options.cpus_per_task:g} CPU and {options.gpus_per_task:g} GPU per task)")
         token = check_shared_out(ray, out, options.cpus_per_task, options.gpus_per_task) if options.shared_out else None
         if token:
@@ -443,4 +444,4 @@ def train_units(units: Sequence[list], out: Path, options, finish: Callable[[lis
         if connected_here:
             ray.shutdown()
     if failures:
-        raise NetsightError(f"{len(failures)} Ray task(s) failed: " + "; ".join(failures))
+        raise NetsightError(f"{plural(len(failures), 'Ray task')} failed: " + "; ".join(failures))
