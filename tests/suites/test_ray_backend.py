@@ -141,7 +141,7 @@ def test_a_fleet_is_one_task(cluster, tmp_path):
     done = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--fleet", "on",
                     "--out", tmp_path / "ray", "--quiet")
     assert done.returncode == 0, done.stderr
-    assert "training 2 run(s) as 1 Ray task(s)" in done.stderr
+    assert "training 2 runs as 1 Ray task" in done.stderr
     for spec in expand(parse_suite(text, str(suite_file))):
         remote = tmp_path / "ray" / "runs" / spec.dirname
         assert open_run(remote).summary["fleet"]["members"] == 2
@@ -180,7 +180,7 @@ def test_a_task_lost_for_good_is_named_with_its_node(cluster, tmp_path):
     os.kill(wait_for_tasks(proc, before)[0], signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
     last = err.strip().splitlines()[-1]
-    assert proc.returncode == 2 and last.startswith("netsight: error: 1 Ray task(s) failed: cnn/lenet5-"), err
+    assert proc.returncode == 2 and last.startswith("netsight: error: 1 Ray task failed: cnn/lenet5-"), err
     assert ": lost on node " in last and ", attempt 1: WorkerCrashedError" in last, last
     assert len(list((tmp_path / "o" / "runs" / "cnn").iterdir())) == 1  # the other run, whole
 
@@ -381,7 +381,7 @@ def test_sweep_trains_on_the_cluster(cluster, tmp_path):
     done = netsight("sweep", "--models", "rnn,gru", "--hidden", "8", "--cnn", "", "--iterations", "6", "--eval-every", "3",
                     "--backend", "ray", "--address", cluster.address, "--shared-out", "--out", tmp_path / "s", "--quiet")
     assert done.returncode == 0, done.stderr
-    assert "training 2 run(s) as 2 Ray task(s) on the Ray cluster at" in done.stderr
+    assert "training 2 runs as 2 Ray tasks on the Ray cluster at" in done.stderr
     assert {r["model"] for r in read_csv(tmp_path / "s" / "comparison.csv")} == {"rnn", "gru"}
     assert not (tmp_path / "s" / ".netsight-shared-out").exists()  # the token file goes at the end
 
@@ -399,7 +399,7 @@ def test_a_run_failing_on_a_node_is_named_with_the_node(cluster, tmp_path):
                     "--data-root", tmp_path / "no-data-here", "--out", tmp_path / "o", "--quiet")
     assert done.returncode == 2, done.stderr
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("netsight: error: 4 Ray task(s) failed: ") and last.count("failed on node ") == 4, last
+    assert last.startswith("netsight: error: 4 Ray tasks failed: ") and last.count("failed on node ") == 4, last
     assert not list((tmp_path / "o").glob("runs/*/*"))
 
 
