@@ -73,7 +73,7 @@ radial-gradient(farthest-side at 0 50%,rgba(0,0,0,.22),transparent) left/.6em 10
 radial-gradient(farthest-side at 100% 50%,rgba(0,0,0,.22),transparent) right/.6em 100% no-repeat scroll}
 .table-wrap:focus-visible{outline:2px solid #05a;outline-offset:2px}
 table{border-collapse:collapse;font-size:.85em}th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;overflow-wrap:normal;word-break:normal;hyphens:manual}
-td{white-space:nowrap}td.text,td.matched,td.above,td.below,td.inconclusive{white-space:normal;min-width:13em;max-width:28em}
+td{white-space:nowrap}.nw{white-space:nowrap}td.text,td.matched,td.above,td.below,td.inconclusive{white-space:normal;min-width:13em;max-width:28em}
 th{background:#f0f0f0;vertical-align:bottom}td.num,th.num{text-align:right}
 .caption{font-size:.85em;color:#555;margin:.3em 0 1.2em}
 .table-wrap.bare{margin-bottom:1.2em}
@@ -105,10 +105,24 @@ def _cell_class(value: object) -> str:
     return ' class="text"' if len(text) > 28 and " " in text else ""  # prose that may wrap; other cells never break
 
 
+_HYPHENATED = re.compile(r"\S*\w-\w\S*")
+
+
+def _whole_words(text: str) -> str:
+    """Escaped text whose hyphenated words never wrap at their hyphen ("train-test", "cifar10-assignment")."""
+    return _HYPHENATED.sub(lambda m: f"<span class='nw'>{m.group(0)}</span>", text)
+
+
+def _cell(value: object) -> str:
+    cls = _cell_class(value)
+    text = html.escape(_fmt(value))
+    return f"<td{cls}>" + (_whole_words(text) if "text" in cls else text) + "</td>"
+
+
 _LIGHTBOX = (
     "<dialog id='lightbox' aria-label='figure at full size'><div class='lb-bar'>"
     "<button type='button' class='lb-size'>Fit to screen</button><button type='button' class='lb-close' "
-    "aria-label='close'>Close &times;</button></div><div class='lb-view'><img alt=''></div><p class='lb-caption'></p></dialog>"
+    "aria-label='close'>Close &times;</button></div><div class='lb-view'></div><p class='lb-caption'></p></dialog>"
 )
 
 # Click (or tap, or Enter on) a figure: it opens at full size (one image pixel per CSS pixel, scrolled
@@ -119,12 +133,14 @@ _SCRIPT = r"""
 (function () {
   var box = document.getElementById('lightbox');
   if (!box || typeof box.showModal !== 'function') return;
-  var img = box.querySelector('.lb-view img'), caption = box.querySelector('.lb-caption'), size = box.querySelector('.lb-size');
+  var img = document.createElement('img'), caption = box.querySelector('.lb-caption'), size = box.querySelector('.lb-size');
+  img.alt = '';
   var opener = null;
   function fit(on) { box.classList.toggle('fit', on); size.textContent = on ? 'Actual size' : 'Fit to screen'; }
   function open(figure) {
     opener = figure;
     img.src = figure.src; img.alt = figure.alt;
+    if (!img.parentNode) box.querySelector('.lb-view').appendChild(img);
     var cap = figure.closest('figure').querySelector('figcaption');
     caption.textContent = cap ? cap.textContent : figure.alt;
     fit(false);
@@ -138,7 +154,7 @@ _SCRIPT = r"""
     box.querySelector('.lb-close').focus();
   }
   box.addEventListener('close', function () {
-    box.removeAttribute('data-open'); img.removeAttribute('src');
+    box.removeAttribute('data-open'); img.remove(); img.removeAttribute('src');
     if (opener) opener.focus({preventScroll: true});
   });
   box.addEventListener('click', function (e) {
@@ -181,8 +197,8 @@ def render_html(doc: Doc, title: str, out: Path) -> str:
             tables += 1
             numeric = [bool(b.rows) and all(_cell_class(r[c]) == ' class="num"' or _fmt(r[c]) == "" for r in b.rows if c < len(r))
                        for c in range(len(b.header))]  # numbers and their headers align right, text left
-            head = "".join(("<th class='num'>" if n else "<th>") + f"{esc(str(h))}</th>" for h, n in zip(b.header, numeric))
-            body = "".join("<tr>" + "".join(f"<td{_cell_class(v)}>{esc(_fmt(v))}</td>" for v in row) + "</tr>" for row in b.rows)
+            head = "".join(("<th class='num'>" if n else "<th>") + f"{_whole_words(esc(str(h)))}</th>" for h, n in zip(b.header, numeric))
+            body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in b.rows)
             label = f"aria-labelledby='table-{tables}'" if b.caption else "aria-label='table'"
             wrap = f"<div class='table-wrap{'' if b.caption else ' bare'}' role='region' tabindex='0' {label}><table>"
             parts.append(f"{wrap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
