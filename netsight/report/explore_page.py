@@ -4,7 +4,10 @@ Pictures are small PNGs inlined as data URIs, numbers (statistics, histograms, o
 invariance curves) are JSON drawn by the page's own script as SVG; a Content-Security-Policy
 forbids every request, so the page works offline and can never reach the network. The unit
 grid shows one preview per unit (its strongest top-9 projection); the details of a unit are
-built only when it is selected, so a page with hundreds of units opens at once.
+built only when it is selected, so a page with hundreds of units opens at once. It works by mouse,
+keys and touch (tap, previous/next buttons, a swipe on the details) from 360 px wide up, and follows
+its address: `#layer/unit` is the unit shown, Back/Forward step through the units visited, and an
+invalid address is corrected in place with history.replaceState.
 """
 
 from __future__ import annotations
@@ -89,26 +92,56 @@ def layer_data(units, names: Sequence[str], labels: Optional[Sequence[str]], fir
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
+*,*::before,*::after{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa;line-height:1.35}
 header{padding:.6em 1em;background:#243447;color:#fff}header h1{font-size:1.1em;margin:0}header p{margin:.2em 0 0;font-size:.8em;opacity:.85}
-main{display:flex;gap:1em;padding:1em;align-items:flex-start;flex-wrap:wrap}
-#layers{margin:.5em 1em 0}#layers button{margin-right:.3em;padding:.3em .8em;border:1px solid #888;background:#fff;border-radius:3px;cursor:pointer}
-#layers button[aria-pressed=true]{background:#243447;color:#fff}
-#grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(58px,1fr));gap:4px;flex:1 1 360px;max-width:560px}
-#grid button{padding:2px;border:2px solid transparent;background:#fff;cursor:pointer;font-size:10px;color:#555}
-#grid button img{width:100%;image-rendering:pixelated;display:block}
-#grid button.dead{opacity:.35}#grid button[aria-selected=true]{border-color:#e6194b}
-#detail{flex:2 1 520px;background:#fff;border:1px solid #ddd;padding:.8em 1em;min-width:300px}
-#detail h2{font-size:1em;margin:.1em 0 .5em}#detail h3{font-size:.9em;margin:1em 0 .3em;color:#243447}
-.row{display:flex;gap:5px;flex-wrap:wrap;align-items:flex-start}.pics img{width:54px;height:54px;image-rendering:pixelated;border:1px solid #ccc}
-figure{margin:0;text-align:center;font-size:10px;color:#555}table{border-collapse:collapse;font-size:.8em}td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
-.filter img{height:120px;image-rendering:pixelated;border:1px solid #ccc}.help{font-size:.75em;color:#666}
-svg{background:#fcfcfc;border:1px solid #eee}svg text{font-size:9px;fill:#555}
+#bar{position:sticky;top:0;z-index:5;background:#fafafa;border-bottom:1px solid #ddd;padding:.45em .8em;display:flex;flex-wrap:wrap;gap:.4em .8em;align-items:center}
+#layers{display:flex;flex-wrap:wrap;gap:.3em;min-width:0}
+#bar button{font:inherit;font-size:.85em;min-height:2.25rem;min-width:2.25rem;padding:.25em .8em;border:1px solid #888;background:#fff;color:#222;border-radius:4px;cursor:pointer}
+#layers button[aria-pressed=true]{background:#243447;border-color:#243447;color:#fff}
+#stepper{display:flex;gap:.3em;align-items:center;margin-left:auto}
+#stepper #where{min-width:8em;text-align:center;font-size:.9em}
+.help{font-size:.78em;color:#555;margin:.5em 1em 0}
+main{display:grid;grid-template-columns:minmax(0,1fr);gap:1em;padding:.8em;align-items:start}
+#grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(56px,1fr));gap:4px;align-content:start}
+#grid button{padding:2px;border:2px solid transparent;background:#fff;cursor:pointer;font:inherit;font-size:10px;color:#555;min-width:0}
+#grid button img{width:100%;aspect-ratio:1;object-fit:contain;image-rendering:pixelated;display:block}
+#grid button.dead{opacity:.35}#grid button[aria-selected=true]{border-color:#e6194b;color:#e6194b;font-weight:600}
+#grid button:focus-visible,#bar button:focus-visible{outline:2px solid #05a;outline-offset:1px}
+#detail{background:#fff;border:1px solid #ddd;padding:.7em .8em;min-width:0;touch-action:pan-y pinch-zoom}
+#detail,#grid{scroll-margin-top:calc(var(--bar, 52px) + .5em)}
+#detail h2{font-size:1em;margin:.1em 0 .5em}#detail h3{font-size:.9em;margin:1.1em 0 .35em;color:#243447}
+#detail .note{font-size:.78em;color:#555;margin:.1em 0 .4em}
+table.stats{border-collapse:collapse;font-size:.8em}table.stats td,table.stats th{border:1px solid #ddd;padding:2px 6px;text-align:right}
+table.stats th{background:#f3f3f3;font-weight:600}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(58px,1fr));gap:8px 6px;max-width:calc(var(--k, 9) * 92px)}
+.cards figure{margin:0;font-size:10px;color:#555;text-align:center;min-width:0}
+.cards img{display:block;width:100%;aspect-ratio:1;object-fit:contain;image-rendering:pixelated;border:1px solid #ccc;background:#fff}
+.cards .pair img.projection{margin-top:3px}
+.cards figcaption{margin-top:2px;line-height:1.25;overflow-wrap:anywhere}
+.filter img{width:160px;max-width:100%;height:auto;image-rendering:pixelated;border:1px solid #ccc;display:block}
+.occlusion{display:flex;flex-wrap:wrap;gap:10px 18px}
+.occlusion figure{margin:0;font-size:10px;color:#555}.occlusion .occ-row{display:flex;gap:4px;align-items:flex-start}
+.occlusion img{width:84px;height:84px;image-rendering:pixelated;border:1px solid #ccc;display:block}
+.plots{display:flex;flex-wrap:wrap;gap:8px 16px}.curves{display:grid;grid-template-columns:repeat(auto-fill,minmax(140px,1fr));gap:8px;max-width:576px}
+.curves svg{width:100%}
+svg{background:#fcfcfc;max-width:100%;height:auto;display:block}svg text{font-size:10px;fill:#444}
+svg.colorbar{background:none}
+@media (min-width:860px){
+main{grid-template-columns:minmax(250px,36%) minmax(0,1fr)}
+#grid{position:sticky;top:calc(var(--bar, 52px) + .8em);max-height:calc(100vh - var(--bar, 52px) - 1.6em);overflow-y:auto;padding-right:2px}
+#to-grid{display:none}
+}
+@media (max-width:520px){#stepper{margin-left:0;width:100%}#stepper #where{flex:1}.help{margin:.5em .8em 0}}
 """
 
 _SCRIPT = r"""
 const DATA = JSON.parse(document.getElementById('explore-data').textContent);
-let state = {layer: 0, unit: 0};
+const VIRIDIS = ['#440154', '#482878', '#3e4989', '#31688e', '#26828e', '#1f9e89', '#35b779', '#6ece58', '#b5de2b', '#fde725'];
+const WIDE = window.matchMedia('(min-width: 860px)');
+const QUIET = window.matchMedia('(prefers-reduced-motion: reduce)');
+let state = {layer: -1, unit: -1}, shownLayer = -1, bars = 0;
 const $ = (sel) => document.querySelector(sel);
 function el(tag, attrs, children) {
   const e = document.createElement(tag);
@@ -116,66 +149,133 @@ function el(tag, attrs, children) {
   for (const c of children || []) e.appendChild(c);
   return e;
 }
-function svgEl(tag, attrs) {
+function svgEl(tag, attrs, text) {
   const e = document.createElementNS('http://www.w3.org/2000/svg', tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
   return e;
 }
 function fmt(v) { return Math.abs(v) >= 100 || v === 0 ? v.toFixed(0) : v.toPrecision(3); }
+function tick(v) { return Math.abs(v) >= 1000 ? v.toFixed(0) : String(Number(v.toPrecision(3))); }
+function svgBox(cls, W, H, label) {
+  return svgEl('svg', {width: W, height: H, viewBox: '0 0 ' + W + ' ' + H, class: cls, role: 'img', 'aria-label': label});
+}
+// a plot area [L, L+pw] x [T, T+ph] with its axes, ticks and labels (never on top of each other)
+function axes(svg, L, T, pw, ph, xticks, yticks, xlabel, ylabel) {
+  const W = +svg.getAttribute('width');
+  svg.appendChild(svgEl('path', {d: 'M' + L + ' ' + T + 'V' + (T + ph) + 'H' + (L + pw), fill: 'none', stroke: '#777'}));
+  xticks.forEach(([x, text], i) => {
+    svg.appendChild(svgEl('line', {x1: x, x2: x, y1: T + ph, y2: T + ph + 3, stroke: '#777'}));
+    const anchor = i === 0 && xticks.length > 1 ? 'start' : i === xticks.length - 1 && xticks.length > 1 ? 'end' : 'middle';
+    svg.appendChild(svgEl('text', {x: anchor === 'start' ? Math.max(x - 3, 1) : anchor === 'end' ? Math.min(x + 3, W - 1) : x,
+      y: T + ph + 14, 'text-anchor': anchor}, text));
+  });
+  yticks.forEach(([y, text]) => {
+    svg.appendChild(svgEl('line', {x1: L - 3, x2: L, y1: y, y2: y, stroke: '#777'}));
+    svg.appendChild(svgEl('text', {x: L - 5, y: y + 3.5, 'text-anchor': 'end'}, text));
+  });
+  if (xlabel) svg.appendChild(svgEl('text', {x: L + pw / 2, y: T + ph + 28, 'text-anchor': 'middle', class: 'label'}, xlabel));
+  if (ylabel) svg.appendChild(svgEl('text', {x: 0, y: 0, 'text-anchor': 'middle', class: 'label',
+    transform: 'translate(10 ' + (T + ph / 2) + ') rotate(-90)'}, ylabel));
+}
 function histogram(h) {
-  const W = 260, H = 90, svg = svgEl('svg', {width: W, height: H + 16, class: 'histogram'});
-  const peak = Math.max(1, ...h.counts), bw = (W - 10) / h.counts.length;
-  h.counts.forEach((c, i) => svg.appendChild(svgEl('rect', {x: 5 + i * bw, y: H - H * c / peak, width: Math.max(bw - 1, 1),
-    height: H * c / peak, fill: '#4363d8'})));
-  const lo = svgEl('text', {x: 5, y: H + 12}); lo.textContent = fmt(h.edges[0]); svg.appendChild(lo);
-  const hi = svgEl('text', {x: W - 5, y: H + 12, 'text-anchor': 'end'}); hi.textContent = fmt(h.edges[h.edges.length - 1]);
-  svg.appendChild(hi);
+  const W = 300, H = 160, L = 44, R = 12, T = 8, B = 38, pw = W - L - R, ph = H - T - B;
+  const svg = svgBox('histogram', W, H, 'histogram of the strongest response per image');
+  const n = h.counts.length, peak = Math.max(1, ...h.counts), bw = pw / n, lo = h.edges[0], hi = h.edges[n];
+  h.counts.forEach((c, i) => svg.appendChild(svgEl('rect', {x: L + i * bw + 0.5, y: T + ph - ph * c / peak,
+    width: Math.max(bw - 1, 1), height: ph * c / peak, fill: '#4363d8'})));
+  const counts = peak >= 2 ? [0, Math.round(peak / 2), peak] : [0, peak];
+  axes(svg, L, T, pw, ph, [[L, tick(lo)], [L + pw / 2, tick((lo + hi) / 2)], [L + pw, tick(hi)]],
+    counts.map((c) => [T + ph - ph * c / peak, String(c)]), 'strongest response per image', 'images');
   return svg;
 }
 function curve(name, c) {
-  const W = 200, H = 80, svg = svgEl('svg', {width: W, height: H + 28, class: 'invariance'});
+  const W = 170, H = 136, L = 32, R = 10, T = 8, B = 38, pw = W - L - R, ph = H - T - B;
+  const svg = svgBox('invariance', W, H, name + ': relative response');
   const xs = c.amounts, ys = c.response.map((v) => (v === null ? NaN : v)), x0 = Math.min(...xs), x1 = Math.max(...xs);
-  const top = Math.max(1.2, ...ys.filter(Number.isFinite));
-  const X = (x) => 8 + (W - 16) * (x - x0) / ((x1 - x0) || 1), Y = (y) => 4 + (H - 8) * (1 - y / top);
-  svg.appendChild(svgEl('line', {x1: 8, x2: W - 8, y1: Y(1), y2: Y(1), stroke: '#bbb', 'stroke-dasharray': '3 2'}));
-  const one = svgEl('text', {x: 10, y: Y(1) - 2}); one.textContent = '1'; svg.appendChild(one);
-  const most = svgEl('text', {x: 10, y: 12}); most.textContent = fmt(top); svg.appendChild(most);
-  if (ys.some(Number.isFinite)) {
+  const finite = ys.filter(Number.isFinite), top = Math.max(1.2, ...finite), bottom = Math.min(0, ...finite);
+  const X = (x) => L + pw * (x - x0) / ((x1 - x0) || 1), Y = (y) => T + ph * (1 - (y - bottom) / ((top - bottom) || 1));
+  svg.appendChild(svgEl('line', {x1: L, x2: L + pw, y1: Y(1), y2: Y(1), stroke: '#999', 'stroke-dasharray': '3 2'}));
+  if (finite.length) {
     svg.appendChild(svgEl('polyline', {points: xs.map((x, i) => X(x) + ',' + Y(Number.isFinite(ys[i]) ? ys[i] : 0)).join(' '),
       fill: 'none', stroke: '#e6194b', 'stroke-width': 1.6}));
   } else {
-    const none = svgEl('text', {x: W / 2, y: H / 2, 'text-anchor': 'middle'}); none.textContent = 'never active on its top images';
-    svg.appendChild(none);
+    svg.appendChild(svgEl('text', {x: L + pw / 2, y: T + ph / 2, 'text-anchor': 'middle'}, 'never active'));
   }
-  const t = svgEl('text', {x: W / 2, y: H + 12, 'text-anchor': 'middle'}); t.textContent = name; svg.appendChild(t);
-  const r = svgEl('text', {x: W / 2, y: H + 24, 'text-anchor': 'middle'}); r.textContent = fmt(x0) + ' .. ' + fmt(x1);
-  svg.appendChild(r);
+  const mid = xs[Math.floor(xs.length / 2)];
+  const xt = [[X(x0), tick(x0)]].concat(mid > x0 && mid < x1 ? [[X(mid), tick(mid)]] : [], [[X(x1), tick(x1)]]);
+  const yt = [[Y(bottom), tick(bottom)], [Y(1), '1'], [Y(top), tick(top)]];
+  axes(svg, L, T, pw, ph, xt, yt, name, '');
   return svg;
 }
-function pics(items, cls) {
-  return el('div', {class: 'row pics ' + cls}, items.map((t) => el('figure', {}, [
+// a vertical viridis bar from the map's lowest (bottom) to its highest value (top); the line marks the whole image
+function colorbar(lo, hi, whole) {
+  const W = 60, H = 86, T = 5, B = 5, bh = H - T - B, id = 'viridis-' + (++bars);
+  const svg = svgBox('colorbar', W, H, 'colour scale from ' + fmt(lo) + ' to ' + fmt(hi));
+  const grad = svgEl('linearGradient', {id: id, x1: 0, y1: 1, x2: 0, y2: 0});
+  VIRIDIS.forEach((c, i) => grad.appendChild(svgEl('stop', {offset: i / (VIRIDIS.length - 1), 'stop-color': c})));
+  const defs = svgEl('defs', {}); defs.appendChild(grad); svg.appendChild(defs);
+  svg.appendChild(svgEl('rect', {x: 1, y: T, width: 11, height: bh, fill: 'url(#' + id + ')', stroke: '#999', 'stroke-width': 0.5}));
+  svg.appendChild(svgEl('text', {x: 15, y: T + 8}, fmt(hi)));
+  svg.appendChild(svgEl('text', {x: 15, y: T + bh}, fmt(lo)));
+  if (hi > lo && whole >= lo && whole <= hi) {
+    const y = T + bh * (1 - (whole - lo) / (hi - lo));
+    svg.appendChild(svgEl('line', {x1: 0, x2: 13, y1: y, y2: y, stroke: '#fff', 'stroke-width': 2.5}));
+    svg.appendChild(svgEl('line', {x1: 0, x2: 13, y1: y, y2: y, stroke: '#000', 'stroke-width': 1}));
+  }
+  return svg;
+}
+function cards(items, cls) {
+  return el('div', {class: 'cards ' + cls, style: '--k:' + items.length}, items.map((t) => el('figure', {}, [
     el('img', {class: cls, src: t.src, alt: t.alt, 'data-image': t.image, 'data-activation': t.activation}),
     el('figcaption', {text: t.caption})])));
 }
+function address(layer, unit) { return '#' + encodeURIComponent(DATA.layers[layer].name) + '/' + unit; }
+// '#layer/unit' -> {layer, unit}: an unknown layer (or garbage) gives null, a unit out of range the nearest one
+function parse(hash) {
+  let text;
+  try { text = decodeURIComponent(hash.replace(/^#/, '')); } catch (e) { return null; }
+  const cut = text.lastIndexOf('/');
+  const name = cut < 0 ? text : text.slice(0, cut), rest = cut < 0 ? '' : text.slice(cut + 1);
+  const layer = DATA.layers.findIndex((l) => l.name === name);
+  if (layer < 0) return null;
+  const m = DATA.layers[layer].units.length;
+  return {layer: layer, unit: /^\d+$/.test(rest) ? Math.min(parseInt(rest, 10), m - 1) : 0};
+}
 function renderLayers() {
-  const box = $('#layers'); box.textContent = '';
-  DATA.layers.forEach((l, i) => {
-    const b = el('button', {type: 'button', 'aria-pressed': String(i === state.layer), 'data-layer': l.name,
-      text: l.name + ' (' + l.units.length + ' units)'});
-    b.addEventListener('click', () => select(i, 0));
-    box.appendChild(b);
-  });
+  const box = $('#layers');
+  if (!box.firstChild) {
+    DATA.layers.forEach((l, i) => {
+      const b = el('button', {type: 'button', 'data-layer': l.name, text: l.name + ' · ' + l.units.length + ' units'});
+      b.addEventListener('click', () => go(i, Math.min(state.unit, l.units.length - 1)));
+      box.appendChild(b);
+    });
+  }
+  [...box.children].forEach((b, i) => b.setAttribute('aria-pressed', String(i === state.layer)));
 }
 function renderGrid() {
-  const grid = $('#grid'); grid.textContent = '';
-  const layer = DATA.layers[state.layer];
-  layer.units.forEach((u, i) => {
-    const b = el('button', {type: 'button', class: 'unit' + (u.stats.dead ? ' dead' : ''), 'data-unit': i,
-      'aria-selected': String(i === state.unit), title: layer.name + ' unit ' + i},
-      [el('img', {src: u.top[0].projection, alt: 'unit ' + i}), el('span', {text: '#' + i})]);
-    b.addEventListener('click', () => select(state.layer, i));
-    grid.appendChild(b);
-  });
+  const grid = $('#grid'), layer = DATA.layers[state.layer];
+  if (shownLayer !== state.layer) {
+    grid.textContent = '';
+    layer.units.forEach((u, i) => {
+      const b = el('button', {type: 'button', class: 'unit' + (u.stats.dead ? ' dead' : ''), 'data-unit': i,
+        title: layer.name + ' unit ' + i + (u.stats.dead ? ' (dead)' : '')},
+        [el('img', {src: u.top[0].projection, alt: 'unit ' + i}), el('span', {text: '#' + i})]);
+      b.addEventListener('click', () => {
+        go(state.layer, i);
+        if (!WIDE.matches) $('#detail').scrollIntoView({block: 'start', behavior: QUIET.matches ? 'auto' : 'smooth'});
+      });
+      grid.appendChild(b);
+    });
+    shownLayer = state.layer;
+  }
+  [...grid.children].forEach((b, i) => b.setAttribute('aria-selected', String(i === state.unit)));
+  const tile = grid.children[state.unit];
+  if (WIDE.matches && tile) {  // keep the selected tile in sight inside the grid's own scroll box
+    const top = tile.offsetTop - grid.offsetTop, bottom = top + tile.offsetHeight;
+    if (top < grid.scrollTop) grid.scrollTop = top - 4;
+    else if (bottom > grid.scrollTop + grid.clientHeight) grid.scrollTop = bottom - grid.clientHeight + 4;
+  }
 }
 function renderDetail() {
   const layer = DATA.layers[state.layer], u = layer.units[state.unit], d = $('#detail');
@@ -183,52 +283,110 @@ function renderDetail() {
   d.setAttribute('data-layer', layer.name); d.setAttribute('data-unit', String(state.unit));
   d.appendChild(el('h2', {text: layer.name + ' · unit ' + state.unit + ' (output of ' + layer.target + ')'}));
   const s = u.stats;
-  d.appendChild(el('table', {class: 'stats'}, [el('tr', {}, ['mean', 'std', 'zero fraction', 'max', 'status'].map((h) => el('th', {text: h}))),
+  d.appendChild(el('table', {class: 'stats'}, [el('tr', {}, ['mean', 'std', 'zeros', 'max', 'status'].map((h) => el('th', {text: h}))),
     el('tr', {}, [fmt(s.mean), fmt(s.std), (100 * s.zero_frac).toFixed(1) + '%', fmt(s.max), s.dead ? 'dead (never positive)' : 'alive']
       .map((v) => el('td', {text: v})))]));
-  d.appendChild(el('h3', {text: 'Filter weights (' + layer.weights.slice(1).join('x') + ')'}));
-  d.appendChild(el('div', {class: 'filter'}, [el('img', {src: u.filter, alt: 'filter weights'})]));
-  d.appendChild(el('h3', {text: 'Strongest response per test image (histogram)'}));
-  d.appendChild(histogram(u.histogram));
-  d.appendChild(el('h3', {text: 'Top-' + u.top.length + ' test images: input patches (receptive field ' + layer.field.join('x') + ' px)'}));
-  d.appendChild(pics(u.top.map((t, r) => ({src: t.patch, alt: 'patch ' + (r + 1), image: t.image, activation: t.activation,
-    caption: (t.label ? t.label + ' ' : '') + fmt(t.activation)})), 'patch'));
-  d.appendChild(el('h3', {text: 'Their deconvnet projections'}));
-  d.appendChild(pics(u.top.map((t, r) => ({src: t.projection, alt: 'projection ' + (r + 1), image: t.image, activation: t.activation,
-    caption: 'image ' + t.image})), 'projection'));
-  d.appendChild(el('h3', {text: 'Occlusion: this unit\'s strongest activation with a grey square at each position'}));
-  d.appendChild(el('div', {class: 'row pics occlusion'}, u.occlusion.map((o) => el('figure', {}, [
-    el('img', {src: o.picture, alt: 'image ' + o.image}), el('img', {src: o.heat, alt: 'occlusion map'}),
-    el('figcaption', {text: 'image ' + o.image + ': ' + fmt(o.low) + '..' + fmt(o.high) + ' (whole ' + fmt(o.unoccluded) + ')'})]))));
+  d.appendChild(el('p', {class: 'note', text: 'Over the test set: mean, standard deviation, fraction of zero outputs and maximum.'}));
+  d.appendChild(el('div', {class: 'plots'}, [
+    el('div', {}, [el('h3', {text: 'Filter weights (' + layer.weights.slice(1).join('x') + ')'}),
+      el('div', {class: 'filter'}, [el('img', {src: u.filter, alt: 'filter weights'})])]),
+    el('div', {}, [el('h3', {text: 'Strongest response per test image'}), histogram(u.histogram)])]));
+  d.appendChild(el('h3', {text: 'Top-' + u.top.length + ' test images (receptive field ' + layer.field.join('x') + ' px)'}));
+  d.appendChild(el('p', {class: 'note', text: 'Each column: the input patch (top) and its deconvnet projection (below), '
+    + 'strongest first; blue marks the part of the field outside the image.'}));
+  d.appendChild(el('div', {class: 'cards top', style: '--k:' + u.top.length}, u.top.map((t, r) => el('figure', {class: 'pair',
+    title: t.file + ', position (' + t.y + ', ' + t.x + ')'}, [
+    el('img', {class: 'patch', src: t.patch, alt: 'patch ' + (r + 1), 'data-image': t.image, 'data-activation': t.activation}),
+    el('img', {class: 'projection', src: t.projection, alt: 'projection ' + (r + 1), 'data-image': t.image,
+      'data-activation': t.activation}),
+    el('figcaption', {text: '#' + (r + 1) + (t.label ? ' ' + t.label : '') + ' ' + fmt(t.activation)})]))));
+  d.appendChild(el('h3', {text: 'Occlusion'}));
+  d.appendChild(el('p', {class: 'note', text: 'The unit\'s strongest activation with a grey square at each position of '
+    + 'the image (darker: covering there lowers it more); the bar gives the scale, its line the value for the whole image.'}));
+  d.appendChild(el('div', {class: 'occlusion'}, u.occlusion.map((o) => el('figure', {}, [
+    el('div', {class: 'occ-row'}, [el('img', {src: o.picture, alt: 'image ' + o.image}),
+      el('img', {class: 'heat', src: o.heat, alt: 'occlusion map of image ' + o.image}), colorbar(o.low, o.high, o.unoccluded)]),
+    el('figcaption', {text: 'image ' + o.image + ' · whole image ' + fmt(o.unoccluded)})]))));
   if (u.evolution) {
-    d.appendChild(el('h3', {text: 'Evolution: strongest activation over the test set, projected, per weight snapshot'}));
-    d.appendChild(pics(u.evolution.map((e) => ({src: e.picture, alt: 'iteration ' + e.iteration, image: '', activation: e.value,
-      caption: 'it. ' + e.iteration})), 'evolution'));
+    d.appendChild(el('h3', {text: 'Evolution over the weight snapshots'}));
+    d.appendChild(el('p', {class: 'note', text: 'The strongest activation over the test set, projected, at each snapshot.'}));
+    d.appendChild(cards(u.evolution.map((e) => ({src: e.picture, alt: 'iteration ' + e.iteration, image: '', activation: e.value,
+      caption: 'it. ' + e.iteration + ' ' + fmt(e.value)})), 'evolution'));
   }
-  d.appendChild(el('h3', {text: 'Invariance: response to its top images transformed / untransformed (dashed: 1)'}));
-  d.appendChild(el('div', {class: 'row'}, Object.entries(u.invariance).map(([k, c]) => curve(k, c))));
+  d.appendChild(el('h3', {text: 'Invariance'}));
+  d.appendChild(el('p', {class: 'note', text: 'Response to its top images transformed, relative to untransformed (dashed: 1).'}));
+  d.appendChild(el('div', {class: 'curves'}, Object.entries(u.invariance).map(([k, c]) => curve(k, c))));
 }
-function select(layer, unit) {
+function show(layer, unit) {
   const n = DATA.layers.length;
-  state.layer = ((layer % n) + n) % n;
-  const m = DATA.layers[state.layer].units.length;
-  state.unit = ((unit % m) + m) % m;
+  layer = ((layer % n) + n) % n;
+  const m = DATA.layers[layer].units.length;
+  unit = ((unit % m) + m) % m;
+  if (layer === state.layer && unit === state.unit) return;
+  state = {layer: layer, unit: unit};
   renderLayers(); renderGrid(); renderDetail();
-  history.replaceState(null, '', '#' + DATA.layers[state.layer].name + '/' + state.unit);
+  $('#where').textContent = 'unit ' + unit + ' (0–' + (m - 1) + ')';
 }
+// a unit chosen on the page: a new history entry, so Back returns to the unit before
+function go(layer, unit) {
+  show(layer, unit);
+  const want = address(state.layer, state.unit);
+  if (location.hash !== want) history.pushState(null, '', want);
+}
+// the address changed (typed, a link, Back/Forward): show it, and correct an invalid one in place
+function follow() {
+  const p = parse(location.hash) || (state.layer < 0 ? {layer: 0, unit: 0} : state);
+  show(p.layer, p.unit);
+  const want = address(state.layer, state.unit);
+  if (location.hash !== want) history.replaceState(null, '', want);
+}
+function step(du) { go(state.layer, state.unit + du); }
+window.addEventListener('hashchange', follow);
+window.addEventListener('popstate', follow);
+$('#prev').addEventListener('click', () => step(-1));
+$('#next').addEventListener('click', () => step(1));
+$('#to-grid').addEventListener('click', () => {
+  const tile = $('#grid').children[state.unit];
+  $('#grid').scrollIntoView({block: 'start', behavior: QUIET.matches ? 'auto' : 'smooth'});
+  if (tile) tile.focus({preventScroll: true});
+});
 document.addEventListener('keydown', (e) => {
-  if (e.altKey || e.ctrlKey || e.metaKey) return;
+  if (e.altKey || e.ctrlKey || e.metaKey || e.defaultPrevented || /^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName)) return;
   const moves = {ArrowRight: [0, 1], ArrowLeft: [0, -1], ArrowDown: [1, 0], ArrowUp: [-1, 0]};
   if (e.key in moves) {
-    const [dl, du] = moves[e.key];
-    select(state.layer + dl, dl ? Math.min(state.unit, DATA.layers[(state.layer + dl + DATA.layers.length) % DATA.layers.length].units.length - 1) : state.unit + du);
+    const [dl, du] = moves[e.key], n = DATA.layers.length, next = (state.layer + dl + n) % n;
+    if (dl) go(next, Math.min(state.unit, DATA.layers[next].units.length - 1)); else step(du);
     e.preventDefault();
   }
 });
+// swipe the details sideways (touch or pen): left for the next unit, right for the previous one
+(function swipe() {
+  const d = $('#detail');
+  let start = null;
+  const begin = (x, y) => { start = {x: x, y: y, t: Date.now()}; };
+  const end = (x, y) => {
+    if (!start) return;
+    const dx = x - start.x, dy = y - start.y, quick = Date.now() - start.t < 1000;
+    start = null;
+    if (quick && Math.abs(dx) > 50 && Math.abs(dx) > 1.5 * Math.abs(dy)) step(dx < 0 ? 1 : -1);
+  };
+  if (window.PointerEvent) {
+    d.addEventListener('pointerdown', (e) => { if (e.isPrimary && e.pointerType !== 'mouse') begin(e.clientX, e.clientY); });
+    d.addEventListener('pointerup', (e) => { if (e.isPrimary && e.pointerType !== 'mouse') end(e.clientX, e.clientY); });
+    d.addEventListener('pointercancel', () => { start = null; });
+  } else {
+    d.addEventListener('touchstart', (e) => { if (e.touches.length === 1) begin(e.touches[0].clientX, e.touches[0].clientY); },
+      {passive: true});
+    d.addEventListener('touchend', (e) => { const t = e.changedTouches[0]; if (t) end(t.clientX, t.clientY); });
+  }
+})();
+// the sticky bar's height, so that a unit scrolled to (or the grid) starts just below it
+function measureBar() { document.documentElement.style.setProperty('--bar', $('#bar').offsetHeight + 'px'); }
 (function start() {
-  const [name, unit] = decodeURIComponent(location.hash.slice(1)).split('/');
-  const i = DATA.layers.findIndex((l) => l.name === name);
-  select(i < 0 ? 0 : i, i < 0 ? 0 : Math.min(parseInt(unit, 10) || 0, DATA.layers[i].units.length - 1));
+  follow();
+  measureBar();
+  if (window.ResizeObserver) new ResizeObserver(measureBar).observe($('#bar'));
+  else window.addEventListener('resize', measureBar);
   document.body.setAttribute('data-ready', 'true');
 })();
 """
@@ -244,9 +402,14 @@ def render_page(title: str, subtitle: str, layers: list[dict]) -> str:
         "<meta name='viewport' content='width=device-width, initial-scale=1'><meta name='generator' content='netsight'>"
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
         f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header>"
-        "<nav id='layers' aria-label='layers'></nav>"
-        "<p class='help' style='margin:.3em 1em'>Click a unit, or use the keys: &larr;/&rarr; previous/next unit, "
-        "&uarr;/&darr; previous/next layer. The address (#layer/unit) links to the unit shown.</p>"
+        "<nav id='bar' aria-label='layers and units'><div id='layers' role='group' aria-label='layers'></div>"
+        "<div id='stepper'><button type='button' id='prev' title='previous unit (&larr;)' aria-label='previous unit'>&lsaquo; prev</button>"
+        "<button type='button' id='to-grid' title='show all units' aria-label='show all units'>&#9638;</button>"
+        "<span id='where'></span>"
+        "<button type='button' id='next' title='next unit (&rarr;)' aria-label='next unit'>next &rsaquo;</button></div></nav>"
+        "<p class='help'>Tap or click a unit. Previous/next: the &lsaquo; &rsaquo; buttons, a swipe sideways on the details, "
+        "or the keys &larr;/&rarr; (&uarr;/&darr; for the previous/next layer). The address (#layer/unit) links to the unit "
+        "shown, and Back returns to the one before.</p>"
         "<main><div id='grid' role='listbox' aria-label='units'></div><section id='detail' aria-live='polite'></section></main>"
         f"<script type='application/json' id='explore-data'>{data}</script>"
         f"<script>{_SCRIPT}</script></body></html>"

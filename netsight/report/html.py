@@ -62,16 +62,35 @@ class Doc:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45;overflow-wrap:anywhere}
-h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #aaa;margin-top:2em}
+*,*::before,*::after{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45;overflow-wrap:break-word}
+h1{border-bottom:2px solid #444;font-size:clamp(1.45em,5.5vw,2em);line-height:1.2}h2{border-bottom:1px solid #aaa;margin-top:2em;font-size:clamp(1.25em,4.5vw,1.5em);line-height:1.25}
 .banner{background:#fff3cd;border:2px solid #d39e00;border-radius:4px;padding:.7em 1em;font-weight:600}
-.table-wrap{overflow-x:auto;max-width:100%;margin:.6em 0 1.2em}
-table{border-collapse:collapse;font-size:.85em}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th{background:#f0f0f0;overflow-wrap:normal}td:first-child,th:first-child{text-align:left}td.num{white-space:nowrap;overflow-wrap:normal}
-caption{caption-side:bottom;font-size:.85em;color:#555;text-align:left;padding-top:4px}
-figure{margin:1em 0;page-break-inside:avoid}figure img{max-width:100%;height:auto;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
+.table-wrap{overflow-x:auto;max-width:100%;margin:.6em 0 0;-webkit-overflow-scrolling:touch;
+background:linear-gradient(to right,#fff 30%,rgba(255,255,255,0)) left/2em 100% no-repeat local,
+linear-gradient(to left,#fff 30%,rgba(255,255,255,0)) right/2em 100% no-repeat local,
+radial-gradient(farthest-side at 0 50%,rgba(0,0,0,.22),transparent) left/.6em 100% no-repeat scroll,
+radial-gradient(farthest-side at 100% 50%,rgba(0,0,0,.22),transparent) right/.6em 100% no-repeat scroll}
+.table-wrap:focus-visible{outline:2px solid #05a;outline-offset:2px}
+table{border-collapse:collapse;font-size:.85em}th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;overflow-wrap:normal;word-break:normal;hyphens:manual}
+td{white-space:nowrap}.nw{white-space:nowrap}td.text,td.matched,td.above,td.below,td.inconclusive{white-space:normal;min-width:13em;max-width:28em}
+th{background:#f0f0f0;vertical-align:bottom}td.num,th.num{text-align:right}
+.caption{font-size:.85em;color:#555;margin:.3em 0 1.2em}
+.table-wrap.bare{margin-bottom:1.2em}
+figure{margin:1em 0;page-break-inside:avoid;break-inside:avoid}figure img{max-width:100%;height:auto;border:1px solid #ddd;display:block}
+figure img.zoomable{cursor:zoom-in}figure img.zoomable:focus-visible{outline:2px solid #05a;outline-offset:2px}figcaption{font-size:.85em;color:#555}
 pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.8em}.below{color:#b00}.above{color:#070}.matched{color:#05a}.inconclusive{color:#777}
-@media print{body{max-width:none}h2{page-break-before:auto}.table-wrap{overflow:visible}}
+#lightbox{border:0;padding:0;margin:0;width:100%;height:100%;max-width:none;max-height:none;background:#181818;color:#eee}
+#lightbox[open]{display:flex;flex-direction:column}#lightbox::backdrop{background:rgba(0,0,0,.6)}
+#lightbox .lb-bar{display:flex;gap:.5em;justify-content:flex-end;padding:.5em .7em;flex:none}
+#lightbox .lb-caption{flex:none;margin:0;padding:.5em .8em;font-size:.85em;line-height:1.35;max-height:30vh;overflow:auto}
+#lightbox button{font:inherit;font-size:.9em;padding:.35em .8em;border:1px solid #999;border-radius:4px;background:#333;color:#fff;cursor:pointer;flex:none}
+#lightbox .lb-view{flex:1;overflow:auto;display:flex;min-height:0;touch-action:pan-x pan-y pinch-zoom}
+#lightbox .lb-view img{margin:auto;display:block;background:#fff;max-width:none;cursor:zoom-out;flex:none}
+#lightbox.fit .lb-view img{max-width:100%;max-height:100%;object-fit:contain;cursor:zoom-in}
+@media (max-width:600px){body{margin:1em auto;line-height:1.4}table{font-size:.8em}td.text,td.matched,td.above,td.below,td.inconclusive{min-width:11em}}
+@media print{body{max-width:none}h2{page-break-before:auto}.table-wrap{overflow:visible;background:none}#lightbox{display:none}}
 """
 
 _NUMERIC = re.compile(r"^[\[\-+]?\d[\d,.]*( ± [\d.]+)?(, [\d.]+\])?%?$")
@@ -82,7 +101,77 @@ def _cell_class(value: object) -> str:
     for word in ("below", "above", "matched", "inconclusive"):
         if text.startswith(word):
             return f' class="{word}"'
-    return ' class="num"' if _NUMERIC.match(text) else ""
+    if _NUMERIC.match(text):
+        return ' class="num"'
+    return ' class="text"' if len(text) > 28 and " " in text else ""  # prose that may wrap; other cells never break
+
+
+_HYPHENATED = re.compile(r"\S*\w-\w\S*")
+
+
+def _whole_words(text: str) -> str:
+    """Escaped text whose hyphenated words never wrap at their hyphen ("train-test", "cifar10-assignment")."""
+    return _HYPHENATED.sub(lambda m: f"<span class='nw'>{m.group(0)}</span>", text)
+
+
+def _cell(value: object) -> str:
+    cls = _cell_class(value)
+    text = html.escape(_fmt(value))
+    return f"<td{cls}>" + (_whole_words(text) if "text" in cls else text) + "</td>"
+
+
+_LIGHTBOX = (
+    "<dialog id='lightbox' aria-label='figure at full size'><div class='lb-bar'>"
+    "<button type='button' class='lb-size'>Fit to screen</button><button type='button' class='lb-close' "
+    "aria-label='close'>Close &times;</button></div><div class='lb-view'></div><p class='lb-caption'></p></dialog>"
+)
+
+# Click (or tap, or Enter on) a figure: it opens at full size (one image pixel per CSS pixel, scrolled
+# inside the overlay) in a modal <dialog>; "Fit to screen" or a click on the picture toggles the size;
+# Esc, the close button or a click beside the picture closes it. No request: the picture is the
+# figure's own data URI.
+_SCRIPT = r"""
+(function () {
+  var box = document.getElementById('lightbox');
+  if (!box || typeof box.showModal !== 'function') return;
+  var img = document.createElement('img'), caption = box.querySelector('.lb-caption'), size = box.querySelector('.lb-size');
+  img.alt = '';
+  var opener = null;
+  function fit(on) { box.classList.toggle('fit', on); size.textContent = on ? 'Actual size' : 'Fit to screen'; }
+  function open(figure) {
+    opener = figure;
+    img.src = figure.src; img.alt = figure.alt;
+    if (!img.parentNode) box.querySelector('.lb-view').appendChild(img);
+    var cap = figure.closest('figure').querySelector('figcaption');
+    caption.textContent = cap ? cap.textContent : figure.alt;
+    fit(false);
+    size.hidden = true;  // offered only when the picture is larger than the screen
+    img.decode().then(function () {
+      var view = box.querySelector('.lb-view');
+      size.hidden = img.naturalWidth <= view.clientWidth && img.naturalHeight <= view.clientHeight;
+    }, function () {});
+    box.showModal();
+    box.setAttribute('data-open', 'true');
+    box.querySelector('.lb-close').focus();
+  }
+  box.addEventListener('close', function () {
+    box.removeAttribute('data-open'); img.remove(); img.removeAttribute('src');
+    if (opener) opener.focus({preventScroll: true});
+  });
+  box.addEventListener('click', function (e) {
+    if (e.target === img) fit(!box.classList.contains('fit'));
+    else if (e.target === size) fit(!box.classList.contains('fit'));
+    else if (e.target === box || e.target.classList.contains('lb-view') || e.target.closest('.lb-close')) box.close();
+  });
+  [].forEach.call(document.querySelectorAll('figure img.zoomable'), function (figure) {
+    figure.tabIndex = 0; figure.setAttribute('role', 'button'); figure.title = 'Open at full size';
+    figure.addEventListener('click', function () { open(figure); });
+    figure.addEventListener('keydown', function (e) {
+      if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); open(figure); }
+    });
+  });
+})();
+"""
 
 
 def render_html(doc: Doc, title: str, out: Path) -> str:
@@ -91,6 +180,7 @@ def render_html(doc: Doc, title: str, out: Path) -> str:
              f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
              f"<meta name='generator' content='netsight'><title>{esc(title)}</title>"
              f"<style>{_CSS}</style></head><body>"]
+    tables = figures = 0
     for b in doc.blocks:
         if b.kind in ("h1", "h2", "h3"):
             parts.append(f"<{b.kind}>{esc(b.text)}</{b.kind}>")
@@ -103,14 +193,24 @@ def render_html(doc: Doc, title: str, out: Path) -> str:
         elif b.kind == "link":
             parts.append(f"<p class='link'><a href='{esc(_relative(b.path, out))}'>{esc(b.text)}</a></p>")
         elif b.kind == "table":
-            head = "".join(f"<th>{esc(str(h))}</th>" for h in b.header)
-            body = "".join("<tr>" + "".join(f"<td{_cell_class(v)}>{esc(_fmt(v))}</td>" for v in row) + "</tr>" for row in b.rows)
-            caption = f"<caption>{esc(b.caption)}</caption>" if b.caption else ""
-            parts.append(f"<div class='table-wrap'><table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+            # The table scrolls sideways inside its own box (focusable, so keys scroll it too); its
+            # caption sits below the box, as wide as the page, so it never scrolls out of sight.
+            tables += 1
+            numeric = [bool(b.rows) and all(_cell_class(r[c]) == ' class="num"' or _fmt(r[c]) == "" for r in b.rows if c < len(r))
+                       for c in range(len(b.header))]  # numbers and their headers align right, text left
+            head = "".join(("<th class='num'>" if n else "<th>") + f"{_whole_words(esc(str(h)))}</th>" for h, n in zip(b.header, numeric))
+            body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in b.rows)
+            label = f"aria-labelledby='table-{tables}'" if b.caption else "aria-label='table'"
+            wrap = f"<div class='table-wrap{'' if b.caption else ' bare'}' role='region' tabindex='0' {label}><table>"
+            parts.append(f"{wrap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+                         + (f"<p class='caption' id='table-{tables}'>{esc(b.caption)}</p>" if b.caption else ""))
         elif b.kind == "figure":
+            figures += 1
             data = base64.b64encode(b.path.read_bytes()).decode()
-            parts.append(f"<figure><img alt='{esc(b.caption)}' src='data:image/png;base64,{data}'>"
+            parts.append(f"<figure><img class='zoomable' alt='{esc(b.caption)}' src='data:image/png;base64,{data}'>"
                          f"<figcaption>{esc(b.caption)}</figcaption></figure>")
+    if figures:
+        parts.append(_LIGHTBOX + f"<script>{_SCRIPT}</script>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
