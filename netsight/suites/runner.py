@@ -28,7 +28,7 @@ from ..errors import NetsightError
 from ..fileio import claim_output_folder, write_json, write_text
 from ..train.config import TrainConfig
 from ..train.loop import train
-from ..train.rundir import RunDir, open_run
+from ..train.rundir import RunDir, check_run_dir, open_run
 from .schedule import longest_first, unit_flops
 from .spec import RunSpec, Suite, expand
 from .transfer import recover_installs
@@ -157,6 +157,9 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
     if (out / "runs").is_dir():
         for group in (out / "runs").iterdir():
             recover_installs(group)  # what a crash while installing a Ray task's results left behind
+    for spec in specs:  # before anything is written: no run directory that lost a file is trained over
+        if (out / "runs" / spec.dirname).is_dir():
+            check_run_dir(RunDir(out / "runs" / spec.dirname))
     claim_output_folder(out, "--out")
     write_text(out / "suite.toml", suite.source)
     write_json(out / "suite.json", {"title": suite.title, "path": suite.path, "quick": options.quick,
