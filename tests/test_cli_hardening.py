@@ -248,3 +248,73 @@ def test_fuzz_every_input_format(tmp_path, capsys, monkeypatch, fmt):
             raise AssertionError(f"case {case}: a damaged {fmt} file was accepted")
         monkeypatch.undo()
     assert refused >= cases // 4, f"only {refused} of {cases} damaged {fmt} files were refused: is the fuzzing reaching the reader?"
+
+
+# ------------------------------------------------------------------ --model: the user's code, weights and images
+
+GOOD_NET = """import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+"""
+
+# (source of net.py, the words of the error, the line of net.py it names)
+FAILING_NETS = {
+    "import": ("import torch\n\nraise RuntimeError('cannot find the data folder')\n",
+               "importing {file} failed: RuntimeError: cannot find the data folder", 3),
+    "syntax": ("import torch\n\ndef f(:\n    pass\n", "importing {file} failed: SyntaxError: invalid syntax", 3),
+    "dependency": ("import torch\nimport no_such_dependency_xyz\n",
+                   "importing {file} failed: ModuleNotFoundError: No module named 'no_such_dependency_xyz'", 2),
+    "constructor": (GOOD_NET.replace("        self.fc = nn.Linear(4, 3)\n",
+                                     "        self.fc = nn.Linear(4, 3)\n        raise ValueError('width must be even')\n"),
+                    "calling Net() raised ValueError: width must be even", 10),
+    "forward": (GOOD_NET.replace("return self.fc(", "return {'a': 1}['b'] + self.fc("),
+                "the model's forward pass raised KeyError: 'b' on input [1, 3, 16, 16]", 12),
+    "shape": (GOOD_NET.replace("nn.Linear(4, 3)", "nn.Linear(5, 3)"),
+              "the model's forward pass raised RuntimeError: mat1 and mat2 shapes cannot be multiplied", 12),
+}
+
+
+def _image_folder(root: Path, n: int = 3, size: int = 16, ext: str = ".png") -> Path:
+    """Class folders 0/ and 1/ (integers: they name the model's outputs, so a forward pass runs first)."""
+    from PIL import Image
+
+    rng = random.Random(0)
+    for i in range(2 * n):
+        d = root / str(i % 2)
+        d.mkdir(parents=True, exist_ok=True)
+        Image.frombytes("RGB", (size, size), bytes(rng.randrange(256) for _ in range(size * size * 3))).save(d / f"{i}{ext}")
+    return root
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if "warning" not in line]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", list(FAILING_NETS))
+def test_the_users_model_code_raising_is_the_users_error(tmp_path, capsys, case):
+    from tests.conftest import tree_snapshot
+
+    source, words, line = FAILING_NETS[case]
+    net = tmp_path / "net.py"
+    net.write_text(source)
+    images, out = _image_folder(tmp_path / "images"), tmp_path / "out"
+    out.mkdir()
+    before = tree_snapshot(out), tree_snapshot(images)
+    code = main(["inspect", "--model", f"{net}:Net", "--images", str(images), "--out", str(out), "--activations", "--quiet"])
+    message = _error_line(capsys)
+    assert code == 2, message
+    assert words.format(file=net) in message and f"(at {net}:{line}" in message
+    assert "not in netsight" in message and "bug in netsight" not in message
+    assert (tree_snapshot(out), tree_snapshot(images)) == before
