@@ -318,3 +318,31 @@ def test_the_users_model_code_raising_is_the_users_error(tmp_path, capsys, case)
     assert words.format(file=net) in message and f"(at {net}:{line}" in message
     assert "not in netsight" in message and "bug in netsight" not in message
     assert (tree_snapshot(out), tree_snapshot(images)) == before
+
+
+def test_an_unreadable_image_among_good_ones_is_skipped(tmp_path, capsys):
+    net = tmp_path / "net.py"
+    net.write_text(GOOD_NET)
+    images = _image_folder(tmp_path / "images")
+    (images / "1" / "3.png").write_bytes((images / "1" / "3.png").read_bytes()[:40])  # truncated
+    out = tmp_path / "out"
+    assert main(["inspect", "--model", f"{net}:Net", "--images", str(images), "--out", str(out), "--activations", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: --images {images}: skipped 1/3.png: not a readable image" in err
+    assert (out / "tables" / "activations.csv").is_file()
+
+
+def test_a_folder_of_unreadable_images_is_refused(tmp_path, capsys):
+    from tests.conftest import tree_snapshot
+
+    net = tmp_path / "net.py"
+    net.write_text(GOOD_NET)
+    images = _image_folder(tmp_path / "images")
+    for p in images.rglob("*.png"):
+        p.write_bytes(b"")
+    out = tmp_path / "out"
+    out.mkdir()
+    before = tree_snapshot(out)
+    assert main(["inspect", "--model", f"{net}:Net", "--images", str(images), "--out", str(out), "--filters", "--quiet"]) == 2
+    assert f"--images {images}: none of its 6 image file(s) can be read, e.g. 0/0.png: not a readable image" in _error_line(capsys)
+    assert tree_snapshot(out) == before
