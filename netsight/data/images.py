@@ -202,15 +202,19 @@ def _check_readable(paths: list[Path], one: Callable[[Path], torch.Tensor], prog
 
         bar = tqdm(total=len(paths), desc="checking images", unit="img", leave=False)
     results = []
+    pool = ThreadPoolExecutor(workers)
     try:
-        with ThreadPoolExecutor(workers) as pool:
-            for r in pool.map(check, paths, chunksize=16):
-                results.append(r)
-                if bar is not None:
-                    bar.update(1)
+        for r in pool.map(check, paths, chunksize=16):
+            results.append(r)
+            if bar is not None:
+                bar.update(1)
+    except BaseException:  # Ctrl-C: do not decode the rest of the folder first
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     finally:
         if bar is not None:
             bar.close()
+    pool.shutdown()
     return results
 
 
