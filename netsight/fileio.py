@@ -12,6 +12,12 @@ report.html, summary.json or metrics.csv is never overwritten or deleted — not
 happens to carry the same name. Copying a folder keeps the record valid (it is by content).
 Folders written before this record existed are recognised by their netsight config/suite file.
 
+The record never disagrees with the folder, even when netsight is killed mid-write: before a file
+is renamed into place (or deleted) the record notes the change as pending (`"pending": {name:
+new SHA-256, or null for a removal}`), and afterwards settles it. A file matching either its
+recorded or its pending content is netsight's, unchanged; anything else was changed by someone
+else (`damaged_files` lists those, and the recorded files that are gone).
+
 Operating-system failures (permission denied, read-only or full disk, a file where a folder
 is expected) become a `NetsightError` naming the path and the reason.
 """
@@ -27,7 +33,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from .errors import NetsightError
 
@@ -63,27 +69,67 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_manifest(folder: Path) -> dict[str, str]:
+class _Record:
+    """A folder's record: `files` (name -> SHA-256 netsight wrote) and `pending` (name -> the SHA-256
+    of a write in progress, or None for a removal in progress); `readable` is False when the record
+    exists but cannot be read (then nothing counts as ours)."""
+
+    def __init__(self, files: dict[str, str], pending: dict[str, Optional[str]], readable: bool = True):
+        self.files, self.pending, self.readable = files, pending, readable
+
+    def accepted(self, name: str) -> Optional[set[Optional[str]]]:
+        """The contents `name` may have and still be netsight's (None: absent), or None when it is not recorded."""
+        if name not in self.files and name not in self.pending:
+            return None
+        states = {self.files.get(name)}
+        if name in self.pending:
+            states.add(self.pending[name])
+        return states
+
+
+def _load_record(folder: Path) -> _Record:
     try:
         data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {}
+        return _Record({}, {})
     except (OSError, ValueError, UnicodeDecodeError):
-        return {}  # an unreadable record protects everything in the folder: nothing counts as ours
-    files = data.get("files") if isinstance(data, dict) else None
-    return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(files, dict) else {}
+        return _Record({}, {}, readable=False)  # an unreadable record protects everything in the folder
+    if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
+        return _Record({}, {}, readable=False)
+    files = {k: v for k, v in data["files"].items() if isinstance(k, str) and isinstance(v, str)}
+    pending = data.get("pending") if isinstance(data.get("pending"), dict) else {}
+    pending = {k: v for k, v in pending.items() if isinstance(k, str) and (v is None or isinstance(v, str))}
+    return _Record(files, pending)
 
 
-def _write_manifest(folder: Path, files: dict[str, str]) -> None:
-    blob = (json.dumps({"written_by": "netsight", "files": dict(sorted(files.items()))}, indent=1) + "\n").encode()
+def _read_manifest(folder: Path) -> dict[str, str]:
+    """The settled part of the record: name -> SHA-256 (a write in progress counts as not made)."""
+    return _load_record(folder).files
+
+
+def _write_manifest(folder: Path, files: dict[str, str], pending: Optional[dict[str, Optional[str]]] = None) -> None:
+    record: dict[str, Any] = {"written_by": "netsight", "files": dict(sorted(files.items()))}
+    if pending:
+        record["pending"] = pending
+    blob = (json.dumps(record, indent=1) + "\n").encode()
     _replace_atomically(folder / MANIFEST, lambda p: p.write_bytes(blob))
 
 
 def _ownership(folder: Path) -> dict[str, str]:
-    """The folder's record; a legacy netsight folder gets one that adopts the files already there."""
-    if (folder / MANIFEST).exists() or not is_legacy_netsight_folder(folder):
-        return _read_manifest(folder)
-    return {p.name: _sha256(p) for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
+    """The folder's record, settled (a change left pending by a killed write counts as made when
+    the file shows it); a legacy netsight folder gets one that adopts the files already there."""
+    if not (folder / MANIFEST).exists() and is_legacy_netsight_folder(folder):
+        return {p.name: _sha256(p) for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
+    record = _load_record(folder)
+    files = dict(record.files)
+    for name, new in record.pending.items():
+        path = folder / name
+        if new is None:
+            if not path.exists():
+                files.pop(name, None)
+        elif path.is_file() and _sha256(path) == new:
+            files[name] = new
+    return files
 
 
 def is_legacy_netsight_folder(folder: Path) -> bool:
@@ -108,9 +154,9 @@ def is_ours(path: str | Path) -> bool:
     if not path.is_file():
         return False
     folder = path.parent
-    recorded = _read_manifest(folder)
-    if path.name in recorded:
-        return recorded[path.name] == _sha256(path)
+    accepted = _load_record(folder).accepted(path.name)
+    if accepted is not None:
+        return _sha256(path) in accepted
     return not (folder / MANIFEST).exists() and is_legacy_netsight_folder(folder)
 
 
@@ -118,8 +164,33 @@ def changed_since_written(path: str | Path) -> bool:
     """True when netsight recorded `path` and its content is no longer what it wrote (bit rot,
     a partial copy, an edit). Files without a record (older netsight versions) are not judged."""
     path = Path(path)
-    recorded = _read_manifest(path.parent).get(path.name)
-    return recorded is not None and path.is_file() and recorded != _sha256(path)
+    accepted = _load_record(path.parent).accepted(path.name)
+    return accepted is not None and path.is_file() and _sha256(path) not in accepted
+
+
+def damaged_files(folder: str | Path, judged: Callable[[str], bool] = lambda name: True) -> list[str]:
+    """What is wrong with the files netsight recorded in `folder` (those `judged` selects): each
+    problem as "NAME is missing" (recorded, and not deleted by netsight) or "NAME changed since
+    netsight wrote it"; an unreadable record is a problem of its own. A folder without a record
+    (new, or written by an older netsight) has none."""
+    folder = Path(folder)
+    if not (folder / MANIFEST).exists():
+        return []
+    record = _load_record(folder)
+    if not record.readable:
+        return [f"its record of netsight's files ({MANIFEST}) cannot be read"]
+    problems = []
+    for name in sorted(set(record.files) | set(record.pending)):
+        if not judged(name):
+            continue
+        accepted = record.accepted(name) or set()
+        path = folder / name
+        if not path.is_file():
+            if None not in accepted:
+                problems.append(f"{name} is missing")
+        elif _sha256(path) not in accepted:
+            problems.append(f"{name} changed since netsight wrote it")
+    return problems
 
 
 def _refuse_foreign(path: Path, doing: str) -> None:
@@ -128,7 +199,8 @@ def _refuse_foreign(path: Path, doing: str) -> None:
         raise NetsightError(f"{path}: exists and is {what}; refusing to {doing} it — move it away or choose another output folder")
 
 
-def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+def _write_temp(path: Path, write: Callable[[Path], None]) -> Path:
+    """`write` a temporary file beside `path`, flushed to disk with a new file's mode; removed on failure."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -137,6 +209,15 @@ def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp_path, _FILE_MODE)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return tmp_path
+
+
+def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    tmp_path = _write_temp(path, write)
+    try:
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -156,14 +237,22 @@ def make_folder(path: str | Path) -> Path:
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp_path)`, then move the finished file to `path` and record it as ours."""
+    """Call `write(tmp_path)`, then move the finished file to `path` and record it as ours
+    (noted as pending in the record first, so a kill between the two steps leaves no false damage)."""
     path = Path(path)
     make_folder(path.parent)
     _refuse_foreign(path, "overwrite")
     try:
         recorded = _ownership(path.parent)
-        _replace_atomically(path, write)
-        recorded[path.name] = _sha256(path)
+        tmp_path = _write_temp(path, write)
+        try:
+            new = _sha256(tmp_path)
+            _write_manifest(path.parent, recorded, {path.name: new})
+            os.replace(tmp_path, path)
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
+        recorded[path.name] = new
         _write_manifest(path.parent, recorded)
     except NetsightError:
         raise
@@ -179,8 +268,9 @@ def remove(path: str | Path) -> None:
         return
     _refuse_foreign(path, "delete")
     try:
-        path.unlink()
         recorded = _ownership(path.parent)
+        _write_manifest(path.parent, recorded, {path.name: None})
+        path.unlink()
         recorded.pop(path.name, None)
         _write_manifest(path.parent, recorded)
     except OSError as exc:

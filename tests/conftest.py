@@ -112,3 +112,15 @@ def tiny_dataset(name: str = "mnist", n_train: int = 256, n_test: int = 100, sha
 @pytest.fixture
 def tiny():
     return tiny_dataset()
+
+
+def tree_snapshot(root: Path) -> dict[str, str]:
+    """Every path under `root` (folders too) with its content's SHA-256 ("dir" for a folder): equal
+    snapshots before and after a command mean it created, changed and deleted nothing there."""
+    import hashlib
+
+    root = Path(root)
+    if not root.exists():
+        return {}
+    return {p.relative_to(root).as_posix(): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))}

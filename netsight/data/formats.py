@@ -137,7 +137,11 @@ def decode_image(data: bytes | Path, name: str, channels: int, size: int | None)
             array = np.asarray(img, dtype=np.uint8)
     except Exception as exc:  # noqa: BLE001 - Pillow reports damaged files as OSError, SyntaxError,
         # ValueError, struct.error, DecompressionBombError...: all of them mean "not a readable image"
-        raise NetsightError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from None
+        from PIL import UnidentifiedImageError
+
+        reason = ("no image format Pillow knows, or a damaged header" if isinstance(exc, UnidentifiedImageError)
+                  else f"{type(exc).__name__}: {exc}")  # the former's text names only an in-memory buffer
+        raise NetsightError(f"{name}: not a readable image ({reason})") from None
     if size is not None and array.shape[:2] != (size, size):
         raise NetsightError(f"{name}: image is {array.shape[1]}x{array.shape[0]}, expected {size}x{size}")
     return array[None] if channels == 1 else array.transpose(2, 0, 1)

@@ -5,11 +5,19 @@ stream a folder of any size with memory that does not grow with it, and fetch si
 again by index (top-9 projects the winners after the stream). A folder's images are listed
 once (paths only) and decoded batch by batch; class subfolders are optional: when every image
 lies in a subfolder `ROOT/<class>/...`, the subfolder names are the labels.
+
+Unreadable files: before anything uses the folder, every image file is decoded once by exactly
+the function the batches use (decode, resize, crop; in threads, nothing kept but the size). A file
+that fails is skipped with a warning naming it and recorded in `ImageSource.skipped`; only a
+folder with no readable image left is refused. Checking up front, rather than when a batch meets
+the file, keeps the set of images, their indices (top-9 fetches winners again by index) and every
+statistic over them fixed from the start, and a bad size is named before any work is done. Its
+cost is one decoding pass (measured in README: "When something goes wrong").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -29,6 +37,9 @@ class ImageSource:
     classes: Optional[tuple[str, ...]]
     _load: Callable[[list[int]], torch.Tensor]
     description: str = ""
+    # image files of the folder left out because they cannot be read: path relative to the folder -> why
+    # (in listing order; every index refers to `names`, which holds only the readable ones)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -110,10 +121,15 @@ def list_image_folder(root: str | Path) -> tuple[list[Path], Optional[list[int]]
     return paths, labels, classes_out
 
 
-def folder_images(root: str | Path, channels: int, resize: Optional[int] = None, crop: Optional[int] = None) -> ImageSource:
+MAX_WARNED = 10  # skipped files named one per line; the rest are counted (all are in ImageSource.skipped)
+
+
+def folder_images(root: str | Path, channels: int, resize: Optional[int] = None, crop: Optional[int] = None,
+                  progress: bool = False) -> ImageSource:
     """A folder's images as the model takes them: converted to `channels` (1: grey, 3: RGB),
     the shorter side resized to `resize` and the centre `crop` x `crop` cut (torchvision's
-    bilinear, antialiased resize); without `crop` every image must have the first one's size."""
+    bilinear, antialiased resize); without `crop` every image must have the first one's size.
+    Files that cannot be read are skipped with a warning (`ImageSource.skipped`)."""
     from torchvision.transforms.v2 import functional as TF
 
     if channels not in (1, 3):
@@ -129,19 +145,82 @@ def folder_images(root: str | Path, channels: int, resize: Optional[int] = None,
             x = TF.center_crop(x, [crop, crop])
         return x
 
-    first = one(paths[0])
-    shape = tuple(first.shape)
+    shapes = _check_readable(paths, one, progress)
+    skipped = {str(p.relative_to(root)): reason for p, reason in zip(paths, shapes) if isinstance(reason, str)}
+    if skipped:
+        _warn_skipped(root, skipped, len(paths))
+    keep = [i for i, s in enumerate(shapes) if not isinstance(s, str)]
+    if not keep:
+        first = next(iter(skipped.items()))
+        raise NetsightError(f"--images {root}: none of its {len(paths)} image file(s) can be read, e.g. {first[0]}: {first[1]}")
+    shape = shapes[keep[0]]
+    odd = next((i for i in keep if shapes[i] != shape), None)
+    if odd is not None:  # named before any work, not when a batch meets it
+        raise _size_error(paths[keep[0]], shape, shapes[odd], paths[odd])
+    paths = [paths[i] for i in keep]
+    labels = [labels[i] for i in keep] if labels is not None else None
 
     def load(indices: list[int]) -> torch.Tensor:
         out = []
         for i in indices:
-            x = one(paths[i])
+            try:
+                x = one(paths[i])
+            except NetsightError as exc:
+                raise NetsightError(f"{exc}; it was readable when netsight listed {root}: did it change since?") from None
             if tuple(x.shape) != shape:
-                raise NetsightError(f"{paths[i]}: image is {x.shape[2]}x{x.shape[1]}, the first image ({paths[0]}) is "
-                                    f"{shape[2]}x{shape[1]}; give --input-size N to resize and crop them all to N x N")
+                raise _size_error(paths[0], shape, tuple(x.shape), paths[i])
             out.append(x)
         return torch.stack(out).float().div_(255.0)
 
     names = [str(p.relative_to(root)) for p in paths]
     return ImageSource(names, shape, torch.tensor(labels) if labels is not None else None, classes, load,  # type: ignore[arg-type]
-                       f"{len(paths):,} images from {root}")
+                       f"{len(paths):,} images from {root}", skipped)
+
+
+def _size_error(first: Path, shape, other_shape, path: Path) -> NetsightError:
+    return NetsightError(f"{path}: image is {other_shape[2]}x{other_shape[1]}, the first image ({first}) is "
+                         f"{shape[2]}x{shape[1]}; give --input-size N to resize and crop them all to N x N")
+
+
+def _check_readable(paths: list[Path], one: Callable[[Path], torch.Tensor], progress: bool) -> list:
+    """Decode every file once with `one` (threads: Pillow and torch release the GIL); per file its
+    shape after `one`, or the reason (a str) it cannot be read."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check(path: Path):
+        try:
+            return tuple(one(path).shape)
+        except NetsightError as exc:  # decode_image: not an image Pillow can read, or an OS error reading it
+            text = " ".join(str(exc).split())
+            return text[len(str(path)) + 2:] if text.startswith(f"{path}: ") else text
+
+    workers = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(paths), desc="checking images", unit="img", leave=False)
+    results = []
+    pool = ThreadPoolExecutor(workers)
+    try:
+        for r in pool.map(check, paths, chunksize=16):
+            results.append(r)
+            if bar is not None:
+                bar.update(1)
+    except BaseException:  # Ctrl-C: do not decode the rest of the folder first
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    pool.shutdown()
+    return results
+
+
+def _warn_skipped(root: Path, skipped: dict[str, str], total: int) -> None:
+    for name, reason in list(skipped.items())[:MAX_WARNED]:
+        warn(f"--images {root}: skipped {name}: {reason}")
+    if len(skipped) > MAX_WARNED:
+        warn(f"--images {root}: skipped {len(skipped) - MAX_WARNED} more unreadable image file(s) "
+             f"({len(skipped)} of {total} in all)")

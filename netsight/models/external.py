@@ -9,6 +9,11 @@ SPEC forms (`netsight inspect --model SPEC`):
 - `path/to/file.py:ClassOrFactory`: the file is run as a module (it is your code: netsight
   imports it as Python would), then the name is called with no arguments.
 
+The code of the last two forms is the user's: an exception it raises at import, in the factory or
+constructor, or in the model's forward pass is a `UserCodeError` naming the user's file and line
+(`UserCode`; the loaded module's forward is guarded, `guard_forward`), not a bug in netsight.
+torchvision models are not user code.
+
 Weights: `.safetensors`, or a `.pt`/`.pth` state dict read with `torch.load(weights_only=True)`
 (a pickle that would build anything but tensors and plain containers is refused; nothing is
 unpickled as code). A checkpoint dict holding the state dict under `state_dict` or `model` is
@@ -22,15 +27,19 @@ import difflib
 import importlib
 import importlib.util
 import io
+import os
 import sys
+import traceback
+import types
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 from torch import nn
 
-from ..errors import NetsightError, warn
+from ..errors import NetsightError, UserCodeError, warn
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,9 @@ class ExternalModel:
     input_channels: int = 3
     weights: Optional[str] = None  # the weights file, or None for the model's own initialisation
     notes: list[str] = field(default_factory=list)
+    # where the model's code lives (file and module SPECs; None for torchvision): `module`'s forward is
+    # guarded by it, and `user_code.running(...)` guards any other call into that code
+    user_code: Optional["UserCode"] = None
 
 
 def load_external_model(spec: str, weights: Optional[str | Path] = None, input_size: Optional[int] = None,
@@ -71,12 +83,13 @@ def load_external_model(spec: str, weights: Optional[str | Path] = None, input_s
     where, name = spec.rsplit(":", 1) if not spec.startswith("torchvision:") else spec.split(":", 1)
     if not name:
         raise NetsightError(f"--model {spec}: nothing after ':' (expected the model, class or factory name)")
-    categories = None
+    categories, code = None, None
     state = read_state_dict(weights) if weights is not None else None
     if where == "torchvision":
         module, prep, categories = _torchvision_model(name, skip_init=state is not None)
     else:
-        module = _call_factory(spec, _import(spec, where), name)
+        user_module, code = _import(spec, where)
+        module = guard_forward(_call_factory(spec, user_module, name, code), code)
         prep = Preprocessing()
     module.eval()
     if state is not None:
@@ -93,7 +106,8 @@ def load_external_model(spec: str, weights: Optional[str | Path] = None, input_s
         if len(mean) != channels or len(std) != channels:
             raise NetsightError(f"--mean/--std: {len(mean)}/{len(std)} values given, the model takes {channels} input channel(s)")
         prep = Preprocessing(prep.resize, prep.crop, tuple(mean), tuple(std))
-    return ExternalModel(module, spec, prep, categories, channels, str(weights) if weights is not None else None)
+    return ExternalModel(module, spec, prep, categories, channels, str(weights) if weights is not None else None,
+                         user_code=code)
 
 
 def _torchvision_model(name: str, skip_init: bool = False):
@@ -122,11 +136,13 @@ def _torchvision_model(name: str, skip_init: bool = False):
     return module, prep, categories
 
 
-def _import(spec: str, where: str):
+def _import(spec: str, where: str) -> tuple[types.ModuleType, UserCode]:
+    """The user's module, and where its code lives (an exception it raises at import is theirs)."""
     path = Path(where)
     if where.endswith(".py"):
         if not path.is_file():
             raise NetsightError(f"--model {spec}: no such file {path}")
+        code = UserCode(spec, (os.path.realpath(path),))
         module_name = f"netsight_user_{abs(hash(str(path.resolve())))}"
         loader_spec = importlib.util.spec_from_file_location(module_name, path)
         if loader_spec is None or loader_spec.loader is None:
@@ -134,20 +150,34 @@ def _import(spec: str, where: str):
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
         try:
-            loader_spec.loader.exec_module(module)
-        except Exception as exc:
+            with code.running(f"importing {path} failed:", exits=True):
+                loader_spec.loader.exec_module(module)
+        except BaseException:
             sys.modules.pop(module_name, None)
-            raise NetsightError(f"--model {spec}: importing {path} failed: {type(exc).__name__}: {exc}") from None
-        return module
+            raise
+        return module, code
+    top = where.split(".")[0]
     try:
-        return importlib.import_module(where)
-    except ModuleNotFoundError as exc:
-        raise NetsightError(f"--model {spec}: cannot import {where} ({exc}); for a file write path/to/file.py:Name") from None
-    except Exception as exc:
-        raise NetsightError(f"--model {spec}: importing {where} failed: {type(exc).__name__}: {exc}") from None
+        found = importlib.util.find_spec(top) if top else None  # finds, runs nothing
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise NetsightError(f"--model {spec}: cannot import {where} (No module named {top!r}); "
+                            f"for a file write path/to/file.py:Name")
+    folders = list(found.submodule_search_locations or [])
+    code = UserCode(spec, tuple(os.path.realpath(p) for p in folders or ([found.origin] if found.origin else [])))
+    try:
+        with code.running(f"importing {where} failed:", exits=True):
+            return importlib.import_module(where), code
+    except UserCodeError as exc:
+        missing = exc.original
+        if isinstance(missing, ModuleNotFoundError) and missing.name and (where + ".").startswith(missing.name + "."):
+            raise NetsightError(f"--model {spec}: cannot import {where} ({missing}); for a file write "
+                                f"path/to/file.py:Name") from None  # the SPEC's own module is not there
+        raise
 
 
-def _call_factory(spec: str, module, name: str) -> nn.Module:
+def _call_factory(spec: str, module, name: str, code: UserCode) -> nn.Module:
     if not hasattr(module, name):
         public = [n for n in dir(module) if not n.startswith("_")]
         close = difflib.get_close_matches(name, public, n=5, cutoff=0.5)
@@ -159,9 +189,13 @@ def _call_factory(spec: str, module, name: str) -> nn.Module:
     if not callable(factory):
         raise NetsightError(f"--model {spec}: {name} is a {type(factory).__name__}, not a class or factory")
     try:
-        built = factory()
-    except TypeError as exc:
-        raise NetsightError(f"--model {spec}: calling {name}() failed ({exc}); the factory must need no arguments") from None
+        with code.running(f"calling {name}() raised", exits=True):
+            built = factory()
+    except UserCodeError as exc:
+        if isinstance(exc.original, TypeError) and not code._frames(exc.original, strip=True):
+            raise NetsightError(f"--model {spec}: calling {name}() failed ({exc.original}); the factory must need "
+                                f"no arguments") from None  # the call itself did not fit: no frame of the factory ran
+        raise
     if not isinstance(built, nn.Module):
         raise NetsightError(f"--model {spec}: {name}() returned a {type(built).__name__}, not a torch.nn.Module")
     return built
@@ -227,3 +261,146 @@ def first_conv_channels(model: nn.Module) -> int:
         if isinstance(m, nn.Conv2d):
             return m.in_channels
     raise NetsightError(f"model {type(model).__name__} has no Conv2d layer; these tools need a CNN")
+
+
+# ------------------------------------------------------------------ the user's code: its errors are theirs
+
+_NETSIGHT_DIR = str(Path(__file__).resolve().parents[1])
+_NETSIGHT_LAYERS = str(Path(__file__).resolve().parent)  # netsight's own models: layers, like torch's
+_DISPATCH = {"__torch_function__", "__torch_dispatch__"}  # a torch function mode passing the user's call on
+
+
+def _inside(filename: str, folder: str) -> bool:
+    return filename == folder or filename.startswith(folder + os.sep)
+
+
+@dataclass(frozen=True)
+class UserCode:
+    """Where the code of a `--model` SPEC lives: its file (`file.py:Name`) or its package/module
+    (`package.module:factory`), and how an exception raised there is reported.
+
+    An exception from a call into that code (`running`, and every forward pass of a guarded model:
+    `guard_forward`) becomes a `UserCodeError` naming the innermost frame in the user's file, unless
+    it is netsight's: a `NetsightError`, or one whose innermost deciding frame (walking the traceback
+    from where it was raised outwards, past torch's and other libraries' frames) lies in netsight's
+    own code, e.g. one of its hooks. Torch called by the user's code with a wrong shape is the user's;
+    so is a failure in a model whose layers are all torch's (an `nn.Sequential` built by the factory)."""
+
+    spec: str
+    paths: tuple[str, ...]  # resolved files or package folders
+
+    def owns(self, filename: str) -> bool:
+        """True for a frame of the user's code (netsight's own files never are, whatever the SPEC)."""
+        if filename.startswith("<"):
+            return False
+        try:
+            real = os.path.realpath(filename)
+        except (OSError, ValueError):
+            return False
+        return not _inside(real, _NETSIGHT_DIR) and any(_inside(real, p) for p in self.paths)
+
+    def _kind(self, frame: traceback.FrameSummary) -> Optional[str]:
+        """'user', 'netsight', or None (torch, another library, the standard library)."""
+        if self.owns(frame.filename):
+            return "user"
+        real = os.path.realpath(frame.filename) if not frame.filename.startswith("<") else frame.filename
+        if _inside(real, _NETSIGHT_DIR) and frame.name not in _DISPATCH and \
+                (not _inside(real, _NETSIGHT_LAYERS) or real == os.path.realpath(__file__)):
+            return "netsight"
+        return None
+
+    def _frames(self, exc: BaseException, strip: bool) -> list[traceback.FrameSummary]:
+        frames = list(traceback.extract_tb(exc.__traceback__))
+        while strip and frames and _inside(os.path.realpath(frames[0].filename), _NETSIGHT_DIR):
+            frames.pop(0)  # the guard and the netsight code that called into the user's
+        return frames
+
+    def blame(self, exc: BaseException, doing: str, detail: str = "") -> Optional[UserCodeError]:
+        """The `UserCodeError` for `exc`, or None when it is netsight's and must pass unchanged.
+        `doing` is what went wrong, the words before the exception's name ("the model's forward
+        pass raised", "importing net.py failed:"); `detail` follows the exception's message."""
+        if isinstance(exc, NetsightError):
+            return None
+        chain, seen, todo = [], set(), [exc]
+        while todo:
+            e = todo.pop()
+            if e is None or id(e) in seen:
+                continue
+            seen.add(id(e))
+            chain.append(e)
+            todo += [e.__cause__, e.__context__]
+        for i, e in enumerate(chain):
+            if isinstance(e, NetsightError):
+                return None
+            kinds = [k for k in map(self._kind, reversed(self._frames(e, strip=i == 0))) if k]
+            if kinds and kinds[0] == "netsight":
+                return None
+        frames = [f for f in self._frames(exc, strip=True) if not f.filename.startswith("<")]  # not <frozen importlib...>
+        mine = [f for f in frames if self.owns(f.filename)]
+        where = None
+        if isinstance(exc, SyntaxError) and exc.filename:
+            where = (exc.filename, exc.lineno, None, (exc.text or "").strip())
+        elif mine or frames:
+            f = (mine or frames)[-1]
+            where = (f.filename, f.lineno, f.name, (f.line or "").strip())
+        text = " ".join(str(exc.msg if isinstance(exc, SyntaxError) and exc.msg else exc).split())
+        text = text if len(text) <= 300 else text[:297] + "..."
+        message = f"--model {self.spec}: {doing} {type(exc).__name__}" + (f": {text}" if text else "") + detail
+        if where is not None:
+            filename, lineno, name, line = where
+            own = bool(mine) or isinstance(exc, SyntaxError)
+            message += (f" (at {filename}:{lineno}" + (f", in {name}" if name else "") + (f": {line}" if line else "")
+                        + ("" if own else "; no line of the model's own code is in the traceback") + ")")
+        message += "; the error is in the model's code, not in netsight"
+        return UserCodeError(message, exc, where[0] if where else None, where[1] if where else None)
+
+    @contextmanager
+    def running(self, doing: str, detail: str = "", exits: bool = False) -> Iterator[None]:
+        """A block that calls into the user's code: what it raises there becomes a `UserCodeError`
+        (`exits`: a `SystemExit`, e.g. argparse at import, too)."""
+        try:
+            yield
+        except (Exception, SystemExit) as exc:
+            if isinstance(exc, SystemExit) and not exits:
+                raise
+            blamed = self.blame(exc, doing, detail)
+            if blamed is None:
+                raise
+            raise blamed from exc
+
+
+def _describe_inputs(args: tuple, kwargs: dict) -> str:
+    shapes = [f"[{', '.join(map(str, a.shape))}]" for a in list(args) + list(kwargs.values()) if torch.is_tensor(a)]
+    return f" on input {', '.join(shapes)}" if shapes else ""
+
+
+def _guarded_forward(self: nn.Module, *args, **kwargs):
+    code: UserCode = self.__dict__["_netsight_user_code"]
+    inner = self.__dict__.get("_netsight_inner_forward")
+    try:
+        return inner(*args, **kwargs) if inner is not None else type(self).forward(self, *args, **kwargs)
+    except Exception as exc:
+        blamed = code.blame(exc, "the model's forward pass raised", _describe_inputs(args, kwargs))
+        if blamed is None:
+            raise
+        raise blamed from exc
+
+
+def guard_forward(module: nn.Module, code: UserCode) -> nn.Module:
+    """Route every forward pass of `module` (the user's top module) through `code`'s guard: its
+    `forward` becomes an instance attribute (a bound method, so copies of the module stay guarded
+    on themselves). Hooks, eval mode and the state dict are untouched; netsight's forward and
+    pre-hooks on the top module run outside the guard, hooks on submodules inside it (an exception
+    raised by one of them is netsight's and passes unchanged)."""
+    if is_guarded(module):
+        return module
+    if "forward" in module.__dict__:  # the user's own instance-level forward
+        module.__dict__["_netsight_inner_forward"] = module.__dict__["forward"]
+    module.__dict__["_netsight_user_code"] = code
+    module.__dict__["forward"] = types.MethodType(_guarded_forward, module)
+    return module
+
+
+def is_guarded(module: nn.Module) -> bool:
+    """True when `module`'s forward passes go through a `UserCode` guard (`guard_forward`)."""
+    return "_netsight_user_code" in module.__dict__

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 from ..errors import NetsightError
 from ..fileio import claim_output_folder, read_json, write_json, write_text
-from ..train.rundir import RunDir, open_run
+from ..train.rundir import RunDir, check_run_dir, open_run
 from .backends import BACKENDS, get_backend
 from .schedule import longest_first
 from .spec import RunSpec, Suite, expand
@@ -99,6 +99,9 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
     if (out / "runs").is_dir():
         for group in (out / "runs").iterdir():
             recover_installs(group)  # what a crash while installing a Ray task's results left behind
+    for spec in specs:  # before anything is written: no run directory that lost a file is trained over
+        if (out / "runs" / spec.dirname).is_dir():
+            check_run_dir(RunDir(out / "runs" / spec.dirname))
     claim_output_folder(out, "--out")
     write_text(out / "suite.toml", suite.source)
     write_json(out / "suite.json", {"title": suite.title, "path": suite.path, "quick": options.quick,

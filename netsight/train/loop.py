@@ -32,7 +32,8 @@ from ..errors import NetsightError
 from ..fileio import atomic_write, claim_output_folder, clean_leftovers, remove, write_csv, write_json
 from ..models import ModelConfig, build_model, count_parameters, get_entry
 from .config import TrainConfig, changed_fields
-from .rundir import METRIC_COLUMNS, RUN_FILES, RunDir, load_checkpoint, load_weights, open_run, save_weights
+from .rundir import (METRIC_COLUMNS, RUN_FILES, RunDir, check_run_dir, load_checkpoint, load_weights, open_run,
+                     save_weights)
 
 CHECKPOINT_SECONDS = 60.0  # while training, checkpoint at an evaluation point at most this often
 # Test images per forward pass during evaluation. On the CPU a small batch keeps the activations
@@ -167,7 +168,8 @@ def _plot_curves(rundir: RunDir, title: str, rows: list[dict[str, float]]) -> No
 def prepare_run_dir(rundir: RunDir, config: TrainConfig, resume: bool) -> Optional[dict[str, Any]]:
     """Check `rundir` before training into it (the single-run trainer and the fleet share this):
     an existing run needs --resume and the same config; a finished one returns its summary
-    (None otherwise); a new folder must be ours to write; leftovers of killed writes go."""
+    (None otherwise); a new folder must be ours to write; a run directory that lost or had changed
+    a file netsight wrote (rundir.check_run_dir) is refused; leftovers of killed writes go."""
     if rundir.config.exists():
         existing = open_run(rundir.path)
         if not resume:
@@ -180,10 +182,12 @@ def prepare_run_dir(rundir: RunDir, config: TrainConfig, resume: bool) -> Option
             raise NetsightError(f"--resume {rundir.path}: the run there has a different config ({'; '.join(diff)})")
         if existing.summary.get("status") == "completed":
             _check_completed(rundir)
-            return existing.summary
-        if existing.summary.get("status") == "diverged":
-            return existing.summary  # finished: a diverged run would only diverge again (same seed)
+        check_run_dir(rundir)
+        if existing.summary.get("status") in ("completed", "diverged"):
+            return existing.summary  # finished (a diverged run would only diverge again: same seed)
     else:
+        if rundir.path.is_dir():
+            check_run_dir(rundir)  # e.g. a finished run's folder that lost its config.json
         claim_output_folder(rundir.path, "--out")
     for folder in (rundir.path, rundir.snapshots):  # what a killed write left behind (never anything else)
         clean_leftovers(folder, RUN_FILES if folder == rundir.path else [p.name for p in folder.glob("iter_*.safetensors")]

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import NetsightError
-from ..fileio import atomic_write, changed_since_written, read_csv, read_json
+from ..fileio import MANIFEST, atomic_write, changed_since_written, damaged_files, read_csv, read_json
 from ..models import ModelConfig, build_model
 from .config import TrainConfig
 
@@ -40,6 +40,10 @@ METRIC_COLUMNS = [
 _MODEL_KEY = "netsight.model"
 # every file name netsight writes at the top of a run directory (leftover temporary files of these are cleaned up)
 RUN_FILES = ("config.json", "metrics.csv", "model.safetensors", "summary.json", "curves.png", "checkpoint.pt")
+# the files of a run's training that must all still be there as netsight wrote them before it trains
+# into the folder again (checkpoint.pt is not one: without it a run trains from the start, and a damaged
+# one is named when it is read; analysis outputs are not either: a deleted one is made again)
+TRAINING_FILES = tuple(name for name in RUN_FILES if name != "checkpoint.pt")
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,27 @@ def load_weights(path: Path, device: str | torch.device = "cpu") -> nn.Module:
     if bad:
         raise NetsightError(f"{damaged} (non-finite values in {bad[0]})")
     return model.to(device).eval()
+
+
+def run_dir_problems(rundir: RunDir) -> list[str]:
+    """What makes `rundir` damaged: a training file or snapshot that netsight's record of the folder
+    (.netsight-files.json) lists and that is now missing or has other content, or a record that
+    cannot be read. Files netsight replaced or removed itself are never among them."""
+    problems = damaged_files(rundir.path, lambda name: name in TRAINING_FILES)
+    problems += [f"snapshots/{p}" if not p.startswith("its record") else f"snapshots/: {p}"
+                 for p in damaged_files(rundir.snapshots)]
+    return problems
+
+
+def check_run_dir(rundir: RunDir) -> None:
+    """Refuse to train into a run directory that lost (or had changed) a file netsight wrote there:
+    training would silently turn what is left of it into another run."""
+    problems = run_dir_problems(rundir)
+    if problems:
+        shown = ", ".join(problems[:4]) + (f" and {len(problems) - 4} more" if len(problems) > 4 else "")
+        raise NetsightError(f"{rundir.path}: damaged run directory: {shown} (netsight records every file it writes "
+                            f"there in {MANIFEST}); refusing to train into it: choose another --out, or delete "
+                            f"{rundir.path} to train the run again")
 
 
 @contextmanager

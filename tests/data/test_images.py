@@ -53,9 +53,8 @@ def test_resize_and_crop_give_one_size_and_batches_cover_everything(tmp_path):
 def test_mixed_sizes_without_a_crop_name_the_file(tmp_path):
     _png(tmp_path / "a.png", 10, 10)
     _png(tmp_path / "b.png", 12, 10)
-    source = folder_images(tmp_path, 3)
     with pytest.raises(NetsightError, match=r"b\.png: image is 10x12, the first image .* is 10x10; give --input-size"):
-        source.load([0, 1])
+        folder_images(tmp_path, 3)  # named when the folder is opened, before any batch
 
 
 def test_folder_errors(tmp_path):
@@ -81,3 +80,49 @@ def test_tensor_sources():
         tensor_images(torch.zeros(4, 4))
     with pytest.raises(NetsightError, match="2 labels for 3 images"):
         tensor_images(u8, torch.tensor([0, 1]))
+
+
+def _damaged(path, how):
+    blob = path.read_bytes()
+    path.write_bytes({"empty": b"", "truncated": blob[: len(blob) // 2], "garbage": bytes(range(256)) * 4,
+                      "header": blob[:8] + bytes(len(blob) - 8)}[how])
+
+
+@pytest.mark.parametrize("how", ["empty", "truncated", "garbage", "header"])
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_an_unreadable_image_is_skipped_with_a_warning_and_indices_stay_consistent(tmp_path, capsys, how, ext):
+    for i in range(6):
+        _png(tmp_path / ("cat" if i % 2 else "dog") / f"{i}{ext}", 12, 12, seed=i)
+    _damaged(tmp_path / "dog" / f"2{ext}", how)
+    source = folder_images(tmp_path, 3)
+    err = capsys.readouterr().err
+    assert f"warning: --images {tmp_path}: skipped {'dog/2' + ext}: not a readable image" in err
+    assert list(source.skipped) == [f"dog/2{ext}"] and "not a readable image" in source.skipped[f"dog/2{ext}"]
+    assert len(source) == 5 and f"dog/2{ext}" not in source.names
+    assert source.classes == ("cat", "dog") and source.labels.tolist() == [0, 0, 0, 1, 1]
+    whole = torch.cat([x for _, x in source.batches(2)])
+    for i, name in enumerate(source.names):  # index i is names[i] everywhere
+        torch.testing.assert_close(source.load([i])[0], whole[i])
+        assert source.labels[i] == (0 if name.startswith("cat") else 1)
+
+
+def test_a_folder_with_no_readable_image_is_refused_and_many_skips_are_counted(tmp_path, capsys):
+    for i in range(13):
+        (tmp_path / f"{i:02d}.png").write_bytes(b"")
+    with pytest.raises(NetsightError, match=r"none of its 13 image file\(s\) can be read, e.g. 00.png: not a readable image"):
+        folder_images(tmp_path, 3)
+    _png(tmp_path / "good.png", 5, 5)
+    source = folder_images(tmp_path, 3, progress=True)
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(source) == 1 and len(source.skipped) == 13
+    assert len([line for line in err if ": skipped " in line and "not a readable image" in line]) >= 10
+    assert any("skipped 3 more unreadable image file(s) (13 of 14 in all)" in line for line in err)
+
+
+def test_a_file_that_breaks_after_the_check_is_named(tmp_path):
+    _png(tmp_path / "a.png", 5, 5)
+    _png(tmp_path / "b.png", 5, 5)
+    source = folder_images(tmp_path, 3)
+    (tmp_path / "b.png").write_bytes(b"")
+    with pytest.raises(NetsightError, match=r"b\.png: not a readable image .* it was readable when netsight listed"):
+        source.load([1])

@@ -159,3 +159,147 @@ def test_mean_and_std_are_checked(user_file):
         load_external_model(f"{user_file}:SmallNet", mean=(0.5, 0.5, 0.5), std=(1, 1, 1))
     with pytest.raises(NetsightError, match="must be > 0"):
         load_external_model(f"{user_file}:SmallNet", mean=(0.5,), std=(0.0,))
+
+
+# ------------------------------------------------------------------ the user's code raising: the user's error
+
+FAILING = textwrap.dedent("""
+    import torch
+    from torch import nn
+
+    class Base(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+    class InConstructor(Base):
+        def __init__(self):
+            super().__init__()
+            raise ValueError("no config file found")
+
+    class InForward(Base):
+        def forward(self, x):
+            return {"a": 1}["b"]
+
+    class ShapeMismatch(Base):
+        def forward(self, x):
+            return self.fc(self.conv(x).flatten(1))
+
+    class Pair(nn.Module):
+        def forward(self, x):
+            return x, x
+
+    class WithPair(Base):
+        def __init__(self):
+            super().__init__()
+            self.pair = Pair()
+
+        def forward(self, x):
+            return super().forward(self.pair(x)[0])
+
+    def sequential():
+        return nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(100, 3))
+""")
+
+
+def _line_of(source: str, text: str) -> int:
+    return next(i for i, line in enumerate(source.splitlines(), 1) if text in line)
+
+
+@pytest.fixture
+def failing(tmp_path):
+    path = tmp_path / "failing.py"
+    path.write_text(FAILING)
+    return path
+
+
+def test_an_exception_in_the_constructor_names_the_users_line(failing):
+    from netsight.errors import UserCodeError
+
+    with pytest.raises(UserCodeError, match=r"calling InConstructor\(\) raised ValueError: no config file found") as e:
+        load_external_model(f"{failing}:InConstructor")
+    assert (e.value.filename, e.value.lineno) == (str(failing), _line_of(FAILING, "no config file found"))
+    assert isinstance(e.value.__cause__, ValueError) and isinstance(e.value, NetsightError)
+
+
+@pytest.mark.parametrize("name, kind, line", [("InForward", "KeyError: 'b'", 'return {"a": 1}["b"]'),
+                                              ("ShapeMismatch", "RuntimeError: mat1 and mat2 shapes cannot be multiplied",
+                                               "self.fc(self.conv(x).flatten(1))")])
+def test_an_exception_in_forward_names_the_users_line(failing, name, kind, line):
+    from netsight.errors import UserCodeError
+    from netsight.models.external import is_guarded
+
+    m = load_external_model(f"{failing}:{name}").module
+    assert is_guarded(m)
+    with pytest.raises(UserCodeError, match=rf"the model's forward pass raised {kind}.* on input \[2, 1, 8, 8\]") as e:
+        m(torch.rand(2, 1, 8, 8))
+    assert (e.value.filename, e.value.lineno) == (str(failing), _line_of(FAILING, line))  # torch's frames skipped
+
+
+def test_a_model_made_of_torch_layers_only_is_still_the_models_error(failing):
+    from netsight.errors import UserCodeError
+
+    m = load_external_model(f"{failing}:sequential").module
+    with pytest.raises(UserCodeError, match=r"mat1 and mat2 .* no line of the model's own code is in the traceback\); the error is in the model"):
+        m(torch.rand(2, 1, 8, 8))
+
+
+def test_netsights_own_exceptions_and_interrupts_pass_unchanged(failing, monkeypatch):
+    from netsight.analysis.deconvnet_graph import forward_to
+    from netsight.analysis.hooks import capture_outputs
+
+    m = load_external_model(f"{failing}:WithPair").module
+    x = torch.rand(2, 1, 8, 8)
+    assert forward_to(m, "conv", x).shape == (2, 4, 6, 6)  # its hook's control-flow exception went through the guard
+    with pytest.raises(AttributeError, match="'tuple' object has no attribute 'detach'"):
+        with capture_outputs(m, ["pair"]):  # netsight's hook fails on a tuple: a bug of netsight's, not the user's
+            m(x)
+
+    def interrupt(self, x):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(m), "forward", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        m(x)
+
+
+def test_the_guard_keeps_hooks_copies_and_torchvision_models_as_they_were(failing, user_file):
+    import copy
+
+    from netsight.analysis.hooks import capture_outputs, count_hooks
+    from netsight.models.external import is_guarded
+
+    m = load_external_model(f"{user_file}:SmallNet").module
+    x = torch.rand(2, 1, 8, 8)
+    with capture_outputs(m, ["conv"]) as seen:
+        y = m(x)
+    assert seen["conv"].shape == (2, 4, 6, 6) and count_hooks(m) == 0 and "forward" not in m.state_dict()
+    twin = copy.deepcopy(m)
+    assert twin.forward.__self__ is twin and is_guarded(twin)
+    torch.testing.assert_close(twin(x), y)
+    assert not is_guarded(load_external_model("torchvision:resnet18").module)  # torchvision is not user code
+
+
+def test_import_errors_name_the_users_line(tmp_path, monkeypatch):
+    from netsight.errors import UserCodeError
+
+    cases = {"syntax.py": ("import torch\ndef f(:\n", "SyntaxError: invalid syntax", 2),
+             "dependency.py": ("import torch\nimport no_such_dependency_xyz\n", "ModuleNotFoundError: No module named", 2),
+             "exits.py": ("import sys\n\nsys.exit('usage: exits.py FILE')\n", "SystemExit: usage: exits.py FILE", 3)}
+    for name, (source, message, line) in cases.items():
+        (tmp_path / name).write_text(source)
+        with pytest.raises(UserCodeError, match=f"importing .*{name} failed: {message}") as e:
+            load_external_model(f"{tmp_path / name}:Net")
+        assert (e.value.filename, e.value.lineno) == (str(tmp_path / name), line), name
+    (tmp_path / "pkg_xyz").mkdir()
+    (tmp_path / "pkg_xyz" / "__init__.py").write_text("")
+    (tmp_path / "pkg_xyz" / "nets.py").write_text("from torch import nn\n\ndef build():\n    return nn.Conv2d(1, 2, 3, bias='x')()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UserCodeError, match=r"calling build\(\) raised .*nets.py:4"):
+        load_external_model("pkg_xyz.nets:build")
+    with pytest.raises(NetsightError, match="cannot import pkg_xyz.absent"):  # the SPEC's own module: not a user error
+        load_external_model("pkg_xyz.absent:build")
