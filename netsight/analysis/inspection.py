@@ -49,6 +49,7 @@ def record(t: Target, names: Sequence[str], options: dict) -> Path:
     """inspection.json: what was inspected, with what, so the folder explains itself."""
     return write_json(t.figures.parent / "inspection.json", {
         **_description(t), "labels": "the images' classes" if t.labels is not None else "the model's predictions",
+        "skipped": dict(t.images.skipped),  # unreadable files of an --images folder, and why
         "techniques": list(names), "layer": options.get("layer"),
     })
 

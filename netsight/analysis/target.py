@@ -145,7 +145,7 @@ def open_model_target(spec: str, weights: Optional[str | Path] = None, out: Opti
     model.module.to(dev)
     prep = model.preprocessing
     if images is not None:
-        source = folder_images(images, model.input_channels, prep.resize, prep.crop)
+        source = folder_images(images, model.input_channels, prep.resize, prep.crop, progress=progress)
     else:
         ds = load_dataset(str(data), data_root, download)
         x = ds.test_images
@@ -187,8 +187,9 @@ def _outputs(t: Target) -> int:
             out = t.model(t.images.load([0]).to(t.device))
         finally:
             t.model.train(was_training)
-    if out.dim() != 2:
-        raise NetsightError(f"--model {t.record.get('model', t.title)}: the model's output has shape {tuple(out.shape)}; "
+    if not torch.is_tensor(out) or out.dim() != 2:
+        shape = tuple(out.shape) if torch.is_tensor(out) else f"a {type(out).__name__}, not a tensor"
+        raise NetsightError(f"--model {t.record.get('model', t.title)}: the model's output is {shape}; "
                             f"expected class scores [N, classes]")
     return out.shape[1]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..errors import NetsightError
-from ..fileio import claim_output_folder, read_json, write_json, write_text
+from ..fileio import MANIFEST, claim_output_folder, read_json, remove, write_json, write_text
 from ..train.rundir import RunDir, check_run_dir, open_run
 from .backends import BACKENDS, get_backend
 from .schedule import longest_first
@@ -102,7 +102,25 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
     for spec in specs:  # before anything is written: no run directory that lost a file is trained over
         if (out / "runs" / spec.dirname).is_dir():
             check_run_dir(RunDir(out / "runs" / spec.dirname))
+    fleets = use_fleets(options)
+    if options.backend == "local":  # the data a run trains on loads here too (cached for this process's runs)
+        for name in sorted({spec.config.data for spec in specs}):
+            _dataset(name, options)
+    existed = out.exists()
     claim_output_folder(out, "--out")
+    try:
+        return _run_suite(suite, out, specs, fleets, backend, options, report)
+    except BaseException:
+        if not existed and not (out / "runs").exists():  # nothing trained: leave no folder that looks like a result
+            for name in ("suite.toml", "suite.json"):
+                remove(out / name)
+            (out / MANIFEST).unlink(missing_ok=True)
+            out.rmdir()
+        raise
+
+
+def _run_suite(suite: Suite, out: Path, specs: list[RunSpec], fleets: bool, backend, options: SuiteOptions,
+               report: bool) -> list[tuple[RunSpec, Path]]:
     write_text(out / "suite.toml", suite.source)
     write_json(out / "suite.json", {"title": suite.title, "path": suite.path, "quick": options.quick,
                                     "seeds": max(s.config.seed for s in specs) + 1, "device": options.device,
@@ -113,7 +131,7 @@ def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOption
     _log(f"suite '{suite.title}': {len(specs)} runs, {len(specs) - len(todo)} already done, {len(todo)} to train"
          + (" (quick)" if options.quick else ""))
     started = time.perf_counter()
-    units = plan_units(todo, use_fleets(options))
+    units = plan_units(todo, fleets)
     if len(units) < len(todo):
         _log(f"training as {len(units)} fleets and single runs (--fleet {options.fleet})")
     options = replace(options, jobs=backend.resolve_jobs(options, len(units)))

@@ -261,3 +261,31 @@ def test_one_out_folder_holds_one_network(tmp_path, capsys):
     assert "is a netsight run directory" in _one_line(capsys)
     assert main(["inspect", str(run), "--filters", "--seed", "3"]) == 2
     assert "--seed goes with --model SPEC" in _one_line(capsys)
+
+
+def test_an_unreadable_image_is_recorded_and_a_tuple_output_refused(tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(folder / f"{i}.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    source = tmp_path / "net.py"
+    source.write_text("from torch import nn\n"
+                      "class Pair(nn.Module):\n"
+                      "    def __init__(self):\n"
+                      "        super().__init__()\n"
+                      "        self.conv = nn.Conv2d(1, 4, 3)\n"
+                      "        self.fc = nn.Linear(4 * 26 * 26, 10)\n"
+                      "    def forward(self, x):\n"
+                      "        return self.fc(self.conv(x).relu().flatten(1)), x\n"
+                      "def net():\n"
+                      "    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))\n")
+    out = tmp_path / "o"
+    assert main(["inspect", "--model", f"{source}:net", "--images", str(folder), "--filters", "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "inspection.json").read_text())
+    assert record["count"] == 3 and list(record["skipped"]) == ["broken.png"]
+    capsys.readouterr()
+    assert main(["inspect", "--model", f"{source}:Pair", "--images", str(folder), "--filters", "--out",
+                 str(tmp_path / "p"), "--quiet"]) == 2
+    assert "the model's output is a tuple, not a tensor" in _one_line(capsys) and not (tmp_path / "p").exists()

@@ -208,3 +208,34 @@ def test_parallel_workers_die_with_the_driver(tmp_path):
         time.sleep(0.1)
     alive = [w for w in workers if os.path.exists(f"/proc/{w}") and "Z" not in open(f"/proc/{w}/stat").read().rsplit(")", 1)[1].split()[0]]
     assert alive == [], f"workers still running after their driver died: {alive}"
+
+
+def test_a_refused_suite_writes_nothing(tmp_path, capsys):
+    """Bad data (here a --data-root that does not exist) is found before the first write: no --out
+    folder that looks like a result is left behind."""
+    from netsight.cli import main
+
+    out = tmp_path / "study"
+    assert main(["run", "--quick", "--out", str(out), "--data-root", str(tmp_path / "nowhere"), "--quiet"]) == 2
+    assert "nowhere" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_suite_failing_before_any_run_trains_removes_its_folder(tmp_path, monkeypatch):
+    from netsight.errors import NetsightError
+    from netsight.suites import backends
+    from netsight.suites.runner import SuiteOptions, run_suite
+    from netsight.suites.spec import load_suite
+
+    def unreachable(*args, **kwargs):
+        raise NetsightError("--address 10.0.0.1:1: no Ray cluster answers there")
+
+    monkeypatch.setattr(backends.get_backend("local"), "train_units", unreachable)
+    out = tmp_path / "study"
+    with pytest.raises(NetsightError, match="no Ray cluster"):
+        run_suite(load_suite(None), out, SuiteOptions(quick=True, progress=False))
+    assert not out.exists()
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")  # a folder that was there stays as it was (refused: not netsight's)
+    with pytest.raises(NetsightError, match="holds files netsight did not write"):
+        run_suite(load_suite(None), out, SuiteOptions(quick=True, progress=False))
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
