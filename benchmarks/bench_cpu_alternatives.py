@@ -14,7 +14,7 @@ Adam; milliseconds per training step (forward, backward, optimiser), best of two
 - `torch.compile` (inductor; needs a C++ compiler) of the loss of LeNet5 and GRU-128; the compile
   time is left out. Skip with --no-compile.
 
-None beats netsight's step on this project's CPU (README, "The study's run time").
+None beats netsight's step on this project's CPU (docs/performance.md, "The study's run time").
 """
 
 from __future__ import annotations

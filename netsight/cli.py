@@ -131,7 +131,7 @@ def _add_option(g, name: str, takers: list) -> None:
 
 
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-root", type=Path, help="read the dataset from this folder or archive (see README: Datasets)")
+    p.add_argument("--data-root", type=Path, help="read the dataset from this folder or archive (see docs/training.md: Datasets)")
     p.add_argument("--download", action="store_true", help="download the official files with torchvision into the cache")
 
 

@@ -12,7 +12,7 @@ that fails is skipped with a warning naming it and recorded in `ImageSource.skip
 folder with no readable image left is refused. Checking up front, rather than when a batch meets
 the file, keeps the set of images, their indices (top-9 fetches winners again by index) and every
 statistic over them fixed from the start, and a bad size is named before any work is done. Its
-cost is one decoding pass (measured in README: "When something goes wrong").
+cost is one decoding pass (measured in docs/robustness.md).
 """
 
 from __future__ import annotations

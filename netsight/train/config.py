@@ -86,7 +86,7 @@ class TrainConfig:
 
 def default_init(model: str) -> str:
     """PyTorch's default initialisation: in our measurements it matched or beat the course
-    starter's truncated normal (see README, 'Initialisation')."""
+    starter's truncated normal (see docs/training.md, 'Initialisation')."""
     get_entry(model)
     return "torch"
 
