@@ -55,7 +55,7 @@ class ImageSource:
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(self), desc=what, unit="img", leave=False)
+            bar = tqdm(total=len(self), desc=what, unit="img", leave=False, delay=0.5)  # none for a pass too short to watch
         try:
             for start in starts:
                 x = self.load(range(start, min(start + batch_size, len(self))))
@@ -200,7 +200,7 @@ def _check_readable(paths: list[Path], one: Callable[[Path], torch.Tensor], prog
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(paths), desc="checking images", unit="img", leave=False)
+        bar = tqdm(total=len(paths), desc="checking images", unit="img", leave=False, delay=1.0)  # shown only when the check takes a while
     results = []
     pool = ThreadPoolExecutor(workers)
     try:
