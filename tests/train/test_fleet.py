@@ -133,7 +133,7 @@ def test_suite_with_fleet_on_writes_ordinary_runs(tmp_path, capsys):
                      'iterations = 6\neval_every = 3\n')
     assert main(["run", str(suite), "--fleet", "on", "--out", str(tmp_path / "out"), "--quiet"]) == 0
     err = capsys.readouterr().err
-    assert "training as 3 fleet(s)" in err
+    assert "training as 3 fleets" in err
     runs = sorted((tmp_path / "out" / "runs" / "g").iterdir())
     assert len(runs) == 6
     for r in runs:
