@@ -112,7 +112,7 @@ def build_model(config: ModelConfig) -> nn.Module:
     model = entry.build(config)
     if config.init == "starter":
         starter_init_(model)
-    model.netsight_config = config  # type: ignore[assignment]
+    model.netsight_config = config  # type: ignore[assignment]  # Module.__setattr__ is typed for tensors and modules only
     return model
 
 
