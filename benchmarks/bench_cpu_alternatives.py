@@ -136,7 +136,7 @@ def check_hand_written(cell: str, hidden: int) -> float:
         results.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
         model.zero_grad(set_to_none=True)
     (out_a, grads_a), (out_b, grads_b) = results
-    return max([(out_a - out_b).abs().max().item()] + [(a - b).abs().max().item() for a, b in zip(grads_a, grads_b)])
+    return max([(out_a - out_b).abs().max().item()] + [(a - b).abs().max().item() for a, b in zip(grads_a, grads_b, strict=True)])
 
 
 def step_ms(model, forward, batch: int, steps: int) -> float:

@@ -58,9 +58,9 @@ def bench_family(model: str, members: int, iterations: int | None, device: str, 
     fleet = train_fleet(configs, [scratch / f"{model}-fleet-{c.seed}" for c in configs], dataset=data, device=device, progress=False)
     _sync(device)
     together = time.perf_counter() - start
-    diff = max(abs(a["final_test_acc"] - b["final_test_acc"]) for a, b in zip(singles, fleet))
+    diff = max(abs(a["final_test_acc"] - b["final_test_acc"]) for a, b in zip(singles, fleet, strict=True))
     # Member k and single run k share seed, initial weights and batches: compare them in pairs.
-    paired = summarize([b["final_test_acc"] - a["final_test_acc"] for a, b in zip(singles, fleet)])
+    paired = summarize([b["final_test_acc"] - a["final_test_acc"] for a, b in zip(singles, fleet, strict=True)])
     single_acc = summarize([a["final_test_acc"] for a in singles])
     return {"model": model, "data": data_name, "hidden": extra.get("hidden"), "members": members, "iterations": configs[0].iterations,
             "sequential_s": round(sequential, 2), "fleet_s": round(together, 2), "speedup": round(sequential / together, 3),

@@ -26,7 +26,7 @@ MAX_COUNT = 10**9  # iterations, evaluation intervals: far beyond any sensible r
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line (no usage block), exit status 2."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

@@ -98,11 +98,19 @@ def colour_of(key: str, value) -> str:
     return f"C{zlib.crc32(str(value).encode()) % 10}"
 
 
+def _listed_colours(name: str) -> list:
+    """The colours of one of matplotlib's listed (qualitative) colour maps."""
+    cmap = plt.get_cmap(name)
+    colours = cmap.colors if isinstance(cmap, ListedColormap) else None
+    if not isinstance(colours, (list, tuple)):
+        raise TypeError(f"colour map {name!r} is not a listed colour map")
+    return list(colours)
+
+
 def _class_palette() -> list:
     """60 colours: tab10 first (classes 0-9), then tab20's light shades, tab20b, tab20c."""
-    tab20 = list(plt.get_cmap("tab20").colors)
-    return (list(plt.get_cmap("tab10").colors) + tab20[1::2] + list(plt.get_cmap("tab20b").colors)
-            + list(plt.get_cmap("tab20c").colors))
+    tab20 = _listed_colours("tab20")
+    return _listed_colours("tab10") + tab20[1::2] + _listed_colours("tab20b") + _listed_colours("tab20c")
 
 
 CLASS_PALETTE = _class_palette()

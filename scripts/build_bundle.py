@@ -28,7 +28,7 @@ def main() -> None:
         arrays, source = load_from_root(root, DATASETS[name])
         out = BUNDLED_DIR / name
         out.mkdir(parents=True, exist_ok=True)
-        for (key, stem), array in zip(IDX_NAMES.items(), arrays):
+        for (key, stem), array in zip(IDX_NAMES.items(), arrays, strict=True):
             data = encode_idx(array[:, 0] if key.endswith("_x") else array)
             path = out / f"{stem}.xz"
             path.write_bytes(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))

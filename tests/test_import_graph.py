@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 from collections import deque
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "netsight"
@@ -90,7 +91,7 @@ def import_graph() -> dict[str, dict[str, int]]:
 
 
 def _path(graph: dict[str, dict[str, int]], path: list[str]) -> str:
-    return path[0] + "".join(f" -(line {graph[a][b]})-> {b}" for a, b in zip(path, path[1:]))
+    return path[0] + "".join(f" -(line {graph[a][b]})-> {b}" for a, b in pairwise(path))
 
 
 def _shortest(graph: dict[str, dict[str, int]], start: str, goal, within=None) -> list[str] | None:
@@ -153,7 +154,7 @@ def cycles(graph: dict[str, dict[str, int]]) -> list[str]:
     out = []
     for component in strongly_connected(graph):
         members = set(component)
-        circle = _shortest(graph, component[0], lambda n: n == component[0], members)
+        circle = _shortest(graph, component[0], lambda n, first=component[0]: n == first, members)
         line = _path(graph, circle)
         if len(component) > len(circle) - 1:
             line += f"   (the knot also holds {', '.join(m for m in component if m not in circle)})"
@@ -170,7 +171,7 @@ def arrows_up(graph: dict[str, dict[str, int]]) -> list[str]:
     out = []
     for lower, upper in LAYERS:
         for name in sorted(n for n in graph if _under(n, lower)):
-            path = _shortest(graph, name, lambda n: _under(n, upper))
+            path = _shortest(graph, name, lambda n, upper=upper: _under(n, upper))
             if path is not None:
                 out.append(_path(graph, path))
     return out

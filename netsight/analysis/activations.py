@@ -26,9 +26,22 @@ PERCENTILES = (1, 50, 99)
 BINS = 8192
 
 
+@dataclass(frozen=True)
+class ChannelMoments:
+    """The accumulated per-channel tensors (float64, [C] each) of a ChannelAccumulator that has seen a batch."""
+
+    count: torch.Tensor
+    mean: torch.Tensor
+    m2: torch.Tensor
+    min: torch.Tensor
+    max: torch.Tensor
+    zeros: torch.Tensor
+    negatives: torch.Tensor
+
+
 @dataclass
 class ChannelAccumulator:
-    """Per-channel count/mean/M2/min/max/zeros over [N, C, ...] batches, float64."""
+    """Per-channel count/mean/M2/min/max/zeros over [N, C, ...] batches, float64 (all None before the first batch)."""
 
     count: Optional[torch.Tensor] = None
     mean: Optional[torch.Tensor] = None
@@ -37,6 +50,14 @@ class ChannelAccumulator:
     max: Optional[torch.Tensor] = None
     zeros: Optional[torch.Tensor] = None
     negatives: Optional[torch.Tensor] = None
+
+    def moments(self) -> ChannelMoments:
+        """The accumulated tensors; a ValueError before the first `update`."""
+        count, mean, m2, mn, mx = self.count, self.mean, self.m2, self.min, self.max
+        zeros, negatives = self.zeros, self.negatives
+        if count is None or mean is None or m2 is None or mn is None or mx is None or zeros is None or negatives is None:
+            raise ValueError("ChannelAccumulator has seen no batch yet: nothing to summarise")
+        return ChannelMoments(count, mean, m2, mn, mx, zeros, negatives)
 
     def update(self, x: torch.Tensor) -> None:
         v = x.detach().transpose(0, 1).reshape(x.shape[1], -1).double()  # [C, values]
@@ -48,22 +69,24 @@ class ChannelAccumulator:
             self.count, self.mean, self.m2, self.min, self.max = n_b, mean_b, m2_b, mn, mx
             self.zeros, self.negatives = zeros, negatives
             return
-        total = self.count + n_b
-        delta = mean_b - self.mean
-        self.mean = self.mean + delta * n_b / total
-        self.m2 = self.m2 + m2_b + delta**2 * self.count * n_b / total
+        a = self.moments()
+        total = a.count + n_b
+        delta = mean_b - a.mean
+        self.mean = a.mean + delta * n_b / total
+        self.m2 = a.m2 + m2_b + delta**2 * a.count * n_b / total
         self.count = total
-        self.min, self.max = torch.minimum(self.min, mn), torch.maximum(self.max, mx)
-        self.zeros = self.zeros + zeros
-        self.negatives = self.negatives + negatives
+        self.min, self.max = torch.minimum(a.min, mn), torch.maximum(a.max, mx)
+        self.zeros = a.zeros + zeros
+        self.negatives = a.negatives + negatives
 
     def overall(self) -> dict[str, float]:
         """All channels pooled (an exact Chan merge of the per-channel moments)."""
-        n = self.count.sum()
-        mean = (self.count * self.mean).sum() / n
-        m2 = (self.m2 + self.count * (self.mean - mean) ** 2).sum()
+        a = self.moments()
+        n = a.count.sum()
+        mean = (a.count * a.mean).sum() / n
+        m2 = (a.m2 + a.count * (a.mean - mean) ** 2).sum()
         return {"count": int(n.item()), "mean": mean.item(), "std": (m2 / n).sqrt().item(),
-                "min": self.min.min().item(), "max": self.max.max().item(), "zero_frac": (self.zeros.sum() / n).item()}
+                "min": a.min.min().item(), "max": a.max.max().item(), "zero_frac": (a.zeros.sum() / n).item()}
 
 
 @dataclass
@@ -140,7 +163,7 @@ def stream_activation_statistics(model: nn.Module, batches: Callable[[], Iterabl
             shapes[stage.label] = tuple(out.shape[1:])
 
         run(moments)  # pass 1: moments, extremes, zeros
-        ranges = {s.label: (acc[s.label].min.min().item(), acc[s.label].max.max().item()) for s in stages}
+        ranges = {s.label: (acc[s.label].moments().min.min().item(), acc[s.label].moments().max.max().item()) for s in stages}
         hists = {s.label: torch.zeros(bins, dtype=torch.float64, device=_device(model)) for s in stages}
 
         def histogram(stage: Stage, out: torch.Tensor) -> None:
@@ -153,12 +176,12 @@ def stream_activation_statistics(model: nn.Module, batches: Callable[[], Iterabl
 
     result = ActivationStatistics(stages, shapes)
     for s in stages:
-        a = acc[s.label]
+        a = acc[s.label].moments()
         lo, hi = ranges[s.label]
         counts = hists[s.label].cpu()
         dead = (a.max <= 0).cpu()
         row = {"layer": s.layer, "stage": s.stage, "module": s.module, "shape": "x".join(map(str, shapes[s.label])),
-               **a.overall(), **{f"p{q}": percentile_from_histogram(counts, lo, hi, q, a.negatives.sum().item(), a.zeros.sum().item())
+               **acc[s.label].overall(), **{f"p{q}": percentile_from_histogram(counts, lo, hi, q, a.negatives.sum().item(), a.zeros.sum().item())
                   for q in PERCENTILES},
                "dead_channels": int(dead.sum().item()), "channels": len(dead)}
         result.rows.append(row)

@@ -19,7 +19,7 @@ check exactly that.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -100,7 +100,7 @@ class Deconvnet:
     def _replay(self, x: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
         records = []
         for _, m in self.chain:
-            rec = {"input_shape": tuple(x.shape)}
+            rec: dict[str, Any] = {"input_shape": tuple(x.shape)}
             if isinstance(m, nn.MaxPool2d):
                 x, rec["switches"] = F.max_pool2d(x, m.kernel_size, m.stride, m.padding, m.dilation,
                                                   ceil_mode=m.ceil_mode, return_indices=True)
@@ -137,7 +137,7 @@ class Deconvnet:
     def backward(self, signal: torch.Tensor, records: list[dict]) -> torch.Tensor:
         """Unpool with the switches, rectify, filter with transposed weights — down to pixels."""
         r = signal
-        for (_, m), rec in zip(reversed(self.chain), reversed(records)):
+        for (name, m), rec in zip(reversed(self.chain), reversed(records), strict=True):
             shape = rec["input_shape"]
             if isinstance(m, nn.ReLU):
                 r = F.relu(r)
@@ -146,6 +146,8 @@ class Deconvnet:
             elif isinstance(m, nn.Conv2d):
                 r = _conv_transposed(r, m, shape)
             elif isinstance(m, nn.BatchNorm2d):
+                if m.running_var is None:
+                    raise NetsightError(f"deconvnet: batch norm {name} keeps no running statistics (track_running_stats=False)")
                 scale = m.weight / torch.sqrt(m.running_var + m.eps) if m.affine else 1 / torch.sqrt(m.running_var + m.eps)
                 r = r * scale.view(1, -1, 1, 1)
             elif isinstance(m, nn.Linear):

@@ -13,7 +13,8 @@ Feature evolution (the `explore` technique) uses a run's weight snapshots when i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -25,7 +26,7 @@ from .hooks import evaluating
 from .invariance import sweeps_for, transform
 from .occlusion import occluded_copies
 from .receptive_field import ReceptiveField
-from .topk import TopActivations, crop, project_top
+from .topk import TopActivations, project_top
 
 TOP_K = 9
 OCCLUDED_IMAGES = 3  # per map: occlusion maps for its strongest images
@@ -47,7 +48,7 @@ class LayerUnits:
     occlusion: list[list[dict]]  # per map: [{"image", "map": [rows x cols], "unoccluded"}] for its top images
     invariance: dict[str, dict]  # transform -> {"amounts": [...], "response": [maps x amounts]}
     evolution: Optional[dict] = None  # {"iterations": [...], "projections": [maps, snaps, C, H, W], "values": [...]}
-    images: dict[int, torch.Tensor] = field(default_factory=dict)  # image index -> float [C,H,W] (the top images)
+    images: dict[int, torch.Tensor] = dataclasses.field(default_factory=dict)  # image index -> float [C,H,W] (the top images)
 
 
 @torch.no_grad()
@@ -91,7 +92,7 @@ def _stream(net, source, batch_size: int, device, progress: bool):
 
     maxima, where = [], []
     count, width = 0, 1
-    total = total_sq = zeros = largest = None
+    sums: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = None  # sum, sum of squares, zeros, maximum
     for _, x in source.batches(batch_size, progress, f"explore {net.target}"):
         top = net.activations(x.to(device))
         if top.dim() != 4:
@@ -104,8 +105,14 @@ def _stream(net, source, batch_size: int, device, progress: bool):
         values = flat.transpose(0, 1).reshape(flat.shape[1], -1).double()
         s, sq, z, mx = values.sum(1), (values**2).sum(1), (values == 0).sum(1).double(), values.amax(1)
         count += values.shape[1]
-        total, total_sq = (s, sq) if total is None else (total + s, total_sq + sq)
-        zeros, largest = (z, mx) if zeros is None else (zeros + z, torch.maximum(largest, mx))
+        if sums is None:
+            sums = (s, sq, z, mx)
+        else:
+            total, total_sq, zeros, largest = sums
+            sums = (total + s, total_sq + sq, zeros + z, torch.maximum(largest, mx))
+    if sums is None:
+        raise NetsightError(f"explore: no images to rank {net.target} over")
+    total, total_sq, zeros, largest = sums
     return torch.cat(maxima), torch.cat(where), width, (count, total.cpu(), total_sq.cpu(), zeros.cpu(), largest.cpu())
 
 

@@ -93,10 +93,10 @@ def invariance_curves(model: nn.Module, images: torch.Tensor, labels: torch.Tens
         model(images)
         base = {name: out[name].flatten(1) for name in layers}
         for kind, amounts in sweeps.items():
-            rows = {"first": [], "last": [], "p_true": []}
+            rows: dict[str, list[np.ndarray]] = {"first": [], "last": [], "p_true": []}
             for amount in amounts:
                 probs = model(transform(images, kind, amount)).softmax(1)
-                for key, name in zip(("first", "last"), layers):
+                for key, name in zip(("first", "last"), layers, strict=True):
                     f = out[name].flatten(1)
                     rows[key].append(((f - base[name]).norm(dim=1) / base[name].norm(dim=1).clamp_min(1e-12)).cpu().numpy())
                 rows["p_true"].append(probs[torch.arange(len(labels)), labels].cpu().numpy())

@@ -57,7 +57,7 @@ def receptive_field(chain: list[tuple[str, nn.Module]]) -> ReceptiveField:
                 jump[i] *= s[i]
         elif isinstance(m, (nn.Linear, nn.Flatten, nn.AdaptiveAvgPool2d)):
             break  # past this point every unit sees the whole image
-    return ReceptiveField(tuple(size), tuple(jump), tuple(start))  # type: ignore[arg-type]
+    return ReceptiveField((size[0], size[1]), (jump[0], jump[1]), (start[0], start[1]))
 
 
 # ------------------------------------------------------------------ any graph: measured
@@ -108,10 +108,14 @@ def _measure(model: nn.Module, layer: str, input_shape: tuple[int, ...]) -> Rece
     if probe is None:
         return whole
     (centre, box), (neighbour, other), fmap = probe
-    jump = tuple(abs(other[a] - box[a]) // max(abs(neighbour[a] - centre[a]), 1) if fmap[a] > 1 else 1 for a in range(2))
+
+    def step(a: int) -> int:  # along axis a: how far the fields of neighbouring units lie apart
+        return abs(other[a] - box[a]) // max(abs(neighbour[a] - centre[a]), 1) if fmap[a] > 1 else 1
+
+    jump = (step(0), step(1))
     extent = (box[2] - box[0] + 1, box[3] - box[1] + 1)
     start = (box[0] - centre[0] * jump[0], box[1] - centre[1] * jump[1])
-    return ReceptiveField(extent, jump, start)  # type: ignore[arg-type]
+    return ReceptiveField(extent, jump, start)
 
 
 def _probe(model: nn.Module, layer: str, shape: tuple[int, int, int]):
@@ -144,7 +148,7 @@ def _probe(model: nn.Module, layer: str, shape: tuple[int, int, int]):
         return None
     fmap = (out.shape[2], out.shape[3])
     centre = (fmap[0] // 2, fmap[1] // 2)
-    neighbour = tuple(c + 1 if c + 1 < f else max(c - 1, 0) for c, f in zip(centre, fmap))
+    neighbour = tuple(c + 1 if c + 1 < f else max(c - 1, 0) for c, f in zip(centre, fmap, strict=True))
     signal = torch.zeros_like(out)
     signal[0, :, centre[0], centre[1]] = 1
     signal[1, :, neighbour[0], neighbour[1]] = 1

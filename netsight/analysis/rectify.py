@@ -59,7 +59,7 @@ class ProbeMode(RectifyingReLUs):
         kwargs = kwargs or {}
         if func in (F.max_pool2d, F.max_pool2d_with_indices):
             names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
-            given = dict(zip(names, args[1:]), **kwargs)
+            given = dict(zip(names, args[1:], strict=False), **kwargs)  # only the arguments given positionally: often fewer than the names
             if given.get("dilation", 1) not in (1, (1, 1), [1, 1]):
                 raise NetsightError("receptive field: dilated max-pooling is not supported")
             kernel = given["kernel_size"]

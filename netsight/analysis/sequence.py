@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,11 +32,13 @@ def accuracy_by_rows_read(model: nn.Module, images: torch.Tensor, labels: torch.
     """[H] accuracy when classifying from the hidden state after row k (k = 1..H)."""
     model = _check(model).eval()
     device = next(model.parameters()).device
-    correct = None
+    correct: Optional[torch.Tensor] = None
     for s in range(0, len(images), batch_size):
         logits = model.forward_steps(Dataset.normalise(images[s: s + batch_size].to(device)))  # [B, H, classes]
         hit = (logits.argmax(2) == labels[s: s + batch_size].to(device)[:, None]).sum(0)
         correct = hit if correct is None else correct + hit
+    if correct is None:
+        raise NetsightError("rows read: no images")
     return (correct.double() / len(images)).cpu()
 
 

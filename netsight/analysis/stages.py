@@ -8,6 +8,7 @@ max-pool and batch norm that follow it before the next convolution or the classi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
@@ -32,7 +33,8 @@ class Stage:
 def conv_stages(model: nn.Module, input_shape: tuple[int, ...]) -> list[Stage]:
     order = leaf_execution_order(model, torch.zeros(1, *input_shape, device=_device(model)))
     stages: list[Stage] = []
-    current, seen = None, set()
+    current: Optional[str] = None
+    seen: set[str] = set()
     for name, module in order:
         if isinstance(module, nn.Conv2d):
             current, seen = name, set()

@@ -53,16 +53,24 @@ class Target:
 
     @property
     def figures(self) -> Path:
-        return self._out() / "figures"
+        return self.folder / "figures"
 
     @property
     def tables(self) -> Path:
-        return self._out() / "tables"
+        return self.folder / "tables"
 
-    def _out(self) -> Path:
+    @property
+    def folder(self) -> Path:
+        """`out`, where a technique writes: a clear error for a target opened without one."""
         if self.out is None:
             raise NetsightError("this target has no output folder (open it with out=...)")
         return self.out
+
+    def run_pixels(self) -> torch.Tensor:
+        """`pixels`, checked: a clear error for a target that is not a netsight run's split."""
+        if self.pixels is None:
+            raise NetsightError(f"{self.title}: this needs a netsight run directory's images (its split's pixels)")
+        return self.pixels
 
     def snapshots(self) -> list[tuple[int, Path]]:
         """A run's weight snapshots in training order, ending with its final weights; [] for a model."""

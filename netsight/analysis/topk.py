@@ -9,7 +9,7 @@ image contributes at most once per map (its strongest unit), as in the paper's f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional
 
 import torch
 from torch import nn
@@ -42,7 +42,7 @@ def top_activations(model: nn.Module, images: torch.Tensor, layer: str, k: int =
 def stream_top_activations(deconv, batches: Iterable[tuple[int, torch.Tensor]], k: int = 9) -> TopActivations:
     """Keep, per feature map of the deconvnet's target, the k strongest activations over
     (start index, float batch) pairs; memory O(maps x k) whatever the number of images."""
-    best_v = best_i = best_p = None
+    best: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None  # values, image indices, positions
     for start, x in batches:
         top = deconv.activations(x.to(_device(deconv.model)))
         if top.dim() == 2:  # fully connected units have no position
@@ -55,14 +55,15 @@ def stream_top_activations(deconv, batches: Iterable[tuple[int, torch.Tensor]], 
         v, idx = v.T, idx.T  # [maps, B]
         img = torch.arange(start, start + len(x), device=v.device).expand_as(v)
         pos = torch.stack([idx // width, idx % width], -1)
-        if best_v is not None:
+        if best is not None:
+            best_v, best_i, best_p = best
             v, img, pos = torch.cat([best_v, v], 1), torch.cat([best_i, img], 1), torch.cat([best_p, pos], 1)
         keep = min(k, v.shape[1])
         best_v, order = v.topk(keep, dim=1)
-        best_i = img.gather(1, order)
-        best_p = pos.gather(1, order[..., None].expand(-1, -1, 2))
-    if best_v is None:
+        best = (best_v, img.gather(1, order), pos.gather(1, order[..., None].expand(-1, -1, 2)))
+    if best is None:
         raise NetsightError("top-9: no images")
+    best_v, best_i, best_p = best
     return TopActivations(deconv.target, best_v.cpu(), best_i.cpu(), best_p.cpu(), deconv.field)
 
 

@@ -32,7 +32,8 @@ class Dataset:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+        channels, height, width = self.train_images.shape[1:]
+        return channels, height, width
 
     @property
     def num_classes(self) -> int:

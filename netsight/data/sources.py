@@ -73,10 +73,11 @@ def load_idx_folder(folder: Path, spec: DatasetSpec) -> Arrays:
         check_labels(y, len(spec.classes), str(yp))
         if len(x) == 0:
             raise NetsightError(f"{xp}: holds no images; the {split} split must not be empty")
-        _check_classes(dict(zip(*np.unique(y, return_counts=True))), spec, str(yp))
-    return tuple(  # type: ignore[return-value]
+        _check_classes(dict(zip(*np.unique(y, return_counts=True), strict=True)), spec, str(yp))
+    train_x, train_y, test_x, test_y = (
         arrays[k][1][:, None] if k.endswith("_x") else arrays[k][1].astype(np.int64) for k in IDX_NAMES
     )
+    return train_x, train_y, test_x, test_y
 
 
 # --------------------------------------------------------------------------- CIFAR-10 python batches
@@ -93,7 +94,7 @@ def load_cifar_batches(folder: Path) -> Arrays:
         check_labels(y, 10, str(folder / name))
         if len(y) == 0:
             raise NetsightError(f"{folder / name}: holds no images; the split must not be empty")
-        _check_classes(dict(zip(*np.unique(y, return_counts=True))), DATASETS["cifar10"], str(folder / name))
+        _check_classes(dict(zip(*np.unique(y, return_counts=True), strict=True)), DATASETS["cifar10"], str(folder / name))
     return train_x, train_y, test_x, test_y
 
 
@@ -109,13 +110,14 @@ def _known_class(folder_name: str, spec: DatasetSpec) -> Optional[int]:
 
 def _class_indices(folder_names: list[str], spec: DatasetSpec, where: str) -> dict[str, int]:
     """Class folder name -> class index; every folder that is not a class is named in the error."""
-    unexpected = [n for n in folder_names if _known_class(n, spec) is None]
+    known = {n: _known_class(n, spec) for n in folder_names}
+    unexpected = [n for n, index in known.items() if index is None]
     if unexpected:
         raise NetsightError(
             f"{where}: unexpected class folder(s) {', '.join(map(repr, sorted(unexpected)))}: not classes of {spec.name} "
             f"(expected 0..{len(spec.classes) - 1} or {', '.join(spec.classes)}); remove or rename them"
         )
-    return {n: _known_class(n, spec) for n in folder_names}  # type: ignore[misc]
+    return {n: index for n, index in known.items() if index is not None}
 
 
 def _split_dir(root: Path, split: str) -> Optional[Path]:
@@ -148,7 +150,7 @@ def load_image_tree(folder: Path, spec: DatasetSpec, channels: int, size: int, l
 
     `limit` maps split -> images kept per class (the first ones in file-name order).
     """
-    out = []
+    out: list[np.ndarray] = []
     for split in ("train", "test"):
         split_dir = _split_dir(folder, split)
         assert split_dir is not None
@@ -174,7 +176,8 @@ def load_image_tree(folder: Path, spec: DatasetSpec, channels: int, size: int, l
             counts[index] = len(files)
         _check_classes(counts, spec, str(split_dir))
         out.extend(_stack(images, labels, str(split_dir)))
-    return tuple(out)  # type: ignore[return-value]
+    train_x, train_y, test_x, test_y = out
+    return train_x, train_y, test_x, test_y
 
 
 def _tar_image_members(path: Path) -> dict[str, list[tuple[str, str]]]:
@@ -243,18 +246,22 @@ def load_image_tarball(path: Path, spec: DatasetSpec, channels: int, size: int, 
         for info in _tar_iter(tar, path):
             if info.name in wanted:
                 try:
-                    data = tar.extractfile(info).read()  # type: ignore[union-attr]
+                    member = tar.extractfile(info)
+                    if member is None:  # the wanted names are regular files (_tar_image_members)
+                        raise NetsightError(f"{path}:{info.name}: not a regular file in the archive")
+                    data = member.read()
                 except _TAR_ERRORS as exc:
                     raise NetsightError(f"{path}:{info.name}: corrupt or truncated archive ({type(exc).__name__}: {exc})") from None
                 decoded[info.name] = decode_image(data, f"{path}:{info.name}", channels, size)
     lost = sorted(set(wanted) - set(decoded))
     if lost:
         raise NetsightError(f"{path}: {len(lost)} member(s) listed but unreadable (first: {lost[0]}); replace it with a fresh copy")
-    out = []
+    out: list[np.ndarray] = []
     for split in ("train", "test"):
         names = sorted((n for n, (s, _) in wanted.items() if s == split), key=lambda n: (wanted[n][1], n.rsplit("/", 1)[-1]))
         out.extend(_stack([decoded[n] for n in names], [wanted[n][1] for n in names], f"{path}:{split}"))
-    return tuple(out)  # type: ignore[return-value]
+    train_x, train_y, test_x, test_y = out
+    return train_x, train_y, test_x, test_y
 
 
 # --------------------------------------------------------------------------- the course subset
@@ -266,7 +273,7 @@ def to_assignment(images: np.ndarray) -> np.ndarray:
     out = np.empty((len(images), 1, 28, 28), dtype=np.uint8)
     for i, img in enumerate(images):
         gray = Image.fromarray(np.ascontiguousarray(img.transpose(1, 2, 0))).convert("L")
-        out[i, 0] = np.asarray(gray.resize((28, 28), Image.BILINEAR))
+        out[i, 0] = np.asarray(gray.resize((28, 28), Image.Resampling.BILINEAR))
     return out
 
 

@@ -65,17 +65,29 @@ class ModelEntry:
 SETTING_DEFAULTS = {"hidden": 128, "dropout": 0.5}
 
 
+def _hidden(c: ModelConfig) -> int:
+    if c.hidden is None:  # impossible for a model with the setting: ModelConfig.__post_init__ fills in the default
+        raise NetsightError(f"model {c.name}: no hidden size in its config")
+    return c.hidden
+
+
+def _dropout(c: ModelConfig) -> float:
+    if c.dropout is None:  # as for _hidden
+        raise NetsightError(f"model {c.name}: no dropout probability in its config")
+    return c.dropout
+
+
 MODELS: dict[str, ModelEntry] = {
     "lenet5": ModelEntry("cnn", "LeNet5 as the assignment lists it (conv32-pool-conv64-pool-fc1024-fc)",
                          lambda c: LeNet5(c.input_shape, c.num_classes)),
     "cnn-bn": ModelEntry("cnn", "the report's improved CNN: 3 conv blocks with batch norm, dropout, fc256",
-                         lambda c: CNNBatchNorm(c.input_shape, c.num_classes, c.dropout), ("dropout",)),
+                         lambda c: CNNBatchNorm(c.input_shape, c.num_classes, _dropout(c)), ("dropout",)),
     "rnn": ModelEntry("rnn", "vanilla (tanh) RNN over image rows, last state -> linear",
-                      lambda c: RowSequenceClassifier("rnn", c.input_shape, c.num_classes, c.hidden), ("hidden",)),
+                      lambda c: RowSequenceClassifier("rnn", c.input_shape, c.num_classes, _hidden(c)), ("hidden",)),
     "lstm": ModelEntry("rnn", "LSTM over image rows, last state -> linear",
-                       lambda c: RowSequenceClassifier("lstm", c.input_shape, c.num_classes, c.hidden), ("hidden",)),
+                       lambda c: RowSequenceClassifier("lstm", c.input_shape, c.num_classes, _hidden(c)), ("hidden",)),
     "gru": ModelEntry("rnn", "GRU over image rows, last state -> linear",
-                      lambda c: RowSequenceClassifier("gru", c.input_shape, c.num_classes, c.hidden), ("hidden",)),
+                      lambda c: RowSequenceClassifier("gru", c.input_shape, c.num_classes, _hidden(c)), ("hidden",)),
 }
 
 
@@ -100,7 +112,7 @@ def build_model(config: ModelConfig) -> nn.Module:
     model = entry.build(config)
     if config.init == "starter":
         starter_init_(model)
-    model.netsight_config = config  # type: ignore[assignment]
+    model.netsight_config = config  # type: ignore[assignment]  # Module.__setattr__ is typed for tensors and modules only
     return model
 
 

@@ -19,7 +19,7 @@ know. Inputs are [K, B, C, H, W], outputs [K, B, classes].
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, TypeVar
 
 import torch
 from torch import nn
@@ -28,6 +28,19 @@ from ..errors import NetsightError
 from .rnn import RowSequenceClassifier
 
 _ELEMENTWISE = (nn.ReLU, nn.MaxPool2d, nn.Dropout, nn.Dropout2d, nn.Identity)
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def _all_of(kind: type[_M], members: Sequence[nn.Module]) -> list[_M] | None:
+    """`members` as a list of `kind`, or None when one of them is something else."""
+    typed = [m for m in members if isinstance(m, kind)]
+    return typed if len(typed) == len(members) else None
+
+
+def _pair(value: tuple[int, ...]) -> tuple[int, int]:
+    """A Conv2d's kernel_size/stride/padding/dilation: always two ints (torch types them tuple[int, ...])."""
+    first, second = value
+    return first, second
 
 
 class FleetLinear(nn.Module):
@@ -80,8 +93,9 @@ def _fleet_layer(layer: nn.Module, members: Sequence[nn.Module], k: int) -> nn.M
     if isinstance(layer, nn.Conv2d):
         if layer.padding_mode != "zeros":
             raise NetsightError(f"fleet: padding_mode {layer.padding_mode!r} is not supported")
-        new = nn.Conv2d(k * layer.in_channels, k * layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
-                        layer.dilation, groups=k * layer.groups, bias=layer.bias is not None)
+        padding = layer.padding if isinstance(layer.padding, str) else _pair(layer.padding)
+        new: nn.Module = nn.Conv2d(k * layer.in_channels, k * layer.out_channels, _pair(layer.kernel_size), _pair(layer.stride),
+                                   padding, _pair(layer.dilation), groups=k * layer.groups, bias=layer.bias is not None)
         return _cat_params(new, members)
     if isinstance(layer, nn.BatchNorm2d):
         new = nn.BatchNorm2d(k * layer.num_features, layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
@@ -90,7 +104,10 @@ def _fleet_layer(layer: nn.Module, members: Sequence[nn.Module], k: int) -> nn.M
         new = _KBatchNorm1d(k * layer.num_features, layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
         return _cat_params(new, members)
     if isinstance(layer, nn.Linear):
-        return FleetLinear(members)  # type: ignore[arg-type]
+        linears = _all_of(nn.Linear, members)
+        if linears is None:
+            raise NetsightError("fleet: members differ in architecture")
+        return FleetLinear(linears)
     if isinstance(layer, nn.Flatten):
         return _KFlatten(k)
     if isinstance(layer, _ELEMENTWISE):
@@ -130,8 +147,14 @@ class _FleetCell(nn.Module):
         first = members[0]
         if first.num_layers != 1 or first.bidirectional or not first.bias or (cell == "rnn" and first.nonlinearity != "tanh"):
             raise NetsightError("fleet: only single-layer, unidirectional recurrent cells with biases (tanh RNN)")
-        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-            setattr(self, name, nn.Parameter(torch.stack([getattr(m, name).detach() for m in members]).clone()))
+
+        def stacked(name: str) -> nn.Parameter:
+            return nn.Parameter(torch.stack([m.get_parameter(name).detach() for m in members]).clone())
+
+        self.weight_ih_l0 = stacked("weight_ih_l0")
+        self.weight_hh_l0 = stacked("weight_hh_l0")
+        self.bias_ih_l0 = stacked("bias_ih_l0")
+        self.bias_hh_l0 = stacked("bias_hh_l0")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [K, B, T, D] -> the last hidden state [K, B, H]."""
@@ -142,7 +165,7 @@ class _FleetCell(nn.Module):
         xi = xi.view(k, b, t, -1)
         w_hh, b_hh = self.weight_hh_l0.transpose(1, 2), self.bias_hh_l0[:, None]
         h = x.new_zeros(k, b, hidden)
-        c = x.new_zeros(k, b, hidden) if self.cell == "lstm" else None
+        c = x.new_zeros(k, b, hidden) if self.cell == "lstm" else x.new_empty(0)  # the LSTM's cell state (unused by rnn, gru)
         for step in range(t):
             gh = torch.baddbmm(b_hh, h, w_hh)
             gx = xi[:, :, step]
@@ -181,15 +204,15 @@ def stack_models(members: Sequence[nn.Module]) -> nn.Module:
     """One fleet module holding `members` (same architecture), initialised with their weights."""
     if not members:
         raise NetsightError("fleet: no members")
-    if all(isinstance(m, RowSequenceClassifier) for m in members):
-        if len({(m.cell, tuple(m.rnn.weight_ih_l0.shape), tuple(m.fc.weight.shape)) for m in members}) != 1:
+    if (recurrent := _all_of(RowSequenceClassifier, members)) is not None:
+        if len({(m.cell, tuple(m.rnn.get_parameter("weight_ih_l0").shape), tuple(m.fc.weight.shape)) for m in recurrent}) != 1:
             raise NetsightError("fleet: members differ in cell or size")
-        return FleetRowSequence(members)  # type: ignore[arg-type]
-    if all(isinstance(m, nn.Sequential) for m in members):
-        shapes = {tuple((n, tuple(t.shape)) for n, t in m.state_dict().items()) for m in members}
+        return FleetRowSequence(recurrent)
+    if (sequential := _all_of(nn.Sequential, members)) is not None:
+        shapes = {tuple((n, tuple(t.shape)) for n, t in m.state_dict().items()) for m in sequential}
         if len(shapes) != 1:
             raise NetsightError("fleet: members differ in architecture")
-        return FleetSequential(members)  # type: ignore[arg-type]
+        return FleetSequential(sequential)
     raise NetsightError(f"fleet: cannot stack {type(members[0]).__name__}")
 
 

@@ -44,12 +44,12 @@ def compare_runs(paths: Sequence[str | Path], out: str | Path = "netsight-compar
     names = [r["run"] for r in rows]
     if len(set(names)) != len(names):
         names = [str(Path(p)) for p in paths]
-    table = [[name] + [r[c] for c in COLUMNS[1:]] for name, r in zip(names, rows)]
+    table = [[name] + [r[c] for c in COLUMNS[1:]] for name, r in zip(names, rows, strict=True)]
     md = ("Final = last evaluation point; train accuracy is the mean over its interval; "
           "gap = final train - final test accuracy (overfitting).\n\n" + markdown_table(COLUMNS, table))
     return [
-        write_csv(out / "compare.csv", COLUMNS, [dict(zip(COLUMNS, t)) for t in table]),
+        write_csv(out / "compare.csv", COLUMNS, [dict(zip(COLUMNS, t, strict=True)) for t in table]),
         write_text(out / "compare.md", md),
-        save_figure(plot_compare([(n, r["_metrics"]) for n, r in zip(names, rows)], models=[r["model"] for r in rows]),
+        save_figure(plot_compare([(n, r["_metrics"]) for n, r in zip(names, rows, strict=True)], models=[r["model"] for r in rows]),
                     out / "compare.png"),
     ]

@@ -5,7 +5,7 @@ trainer, `netsight.train.curves`.)"""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import matplotlib
 
@@ -45,7 +45,7 @@ def plot_filters(bank, title: str) -> Figure:
         n = len(tiles)
         cols = int(np.ceil(np.sqrt(n * 2)))  # wider than tall
         rows = int(np.ceil(n / cols))
-        grid = [(i // cols, i % cols, tiles[i], f"{i}") for i in range(n)]
+        grid: list[tuple[int, int, Any, Optional[str]]] = [(i // cols, i % cols, tiles[i], f"{i}") for i in range(n)]
     else:
         rows, cols = bank.shown.shape[:2]
         grid = [(r, c, bank.shown[r, c], None) for r in range(rows) for c in range(cols)]
@@ -109,7 +109,7 @@ def _panel_grid(n: int, width: float, height: float):
 
 def plot_weight_histograms(weights: dict, title: str) -> Figure:
     fig, axes = _panel_grid(len(weights), 3.4, 3.0)
-    for ax, (name, w) in zip(axes.ravel(), weights.items()):
+    for ax, (name, w) in zip(axes.ravel(), weights.items(), strict=False):  # the grid's last row may have spare panels
         step = max(1, w.size // HISTOGRAM_SAMPLE)  # a huge layer (VGG's 103M-weight fc6) is drawn from a strided sample
         ax.hist(w[::step], bins=60, color="tab:purple", alpha=0.8)
         sample = f"\nevery {style.ordinal(step)} weight drawn" if step > 1 else ""
@@ -131,7 +131,7 @@ def plot_activation_histograms(stats, title: str) -> Figure:
     fig, axes = _panel_grid(len(layers), 4.2, 3.4)
     colours = {"conv": "tab:blue", "relu": "tab:orange", "pool": "tab:green", "bn": "tab:red"}
     names = {"conv": "conv (before ReLU)", "relu": "after ReLU", "pool": "after max-pool", "bn": "after batch norm"}
-    for ax, layer in zip(axes.ravel(), layers):
+    for ax, layer in zip(axes.ravel(), layers, strict=False):  # the grid's last row may have spare panels
         for s in (s for s in stats.stages if s.layer == layer):
             counts, lo, hi = stats.histograms[s.label]
             coarse = counts.numpy().reshape(128, -1).sum(1) if len(counts) % 128 == 0 else counts.numpy()
@@ -156,7 +156,7 @@ def plot_compare(runs: list[tuple[str, list[dict]]], title: str = "comparison", 
 
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.6))
     colours = _run_colours([name for name, _ in runs], models)
-    for (name, rows), colour in zip(runs, colours):
+    for (name, rows), colour in zip(runs, colours, strict=True):
         it = [r["iteration"] for r in rows]
         ax_acc.plot(it, [r["test_acc"] for r in rows], color=colour, lw=2, label=f"{name} test")
         ax_acc.plot(it, [r["train_acc_mean"] for r in rows], color=colour, lw=1, ls="--", label=f"{name} train")
@@ -169,7 +169,7 @@ def plot_compare(runs: list[tuple[str, list[dict]]], title: str = "comparison", 
     ax_acc.set_ylim(0, 1)
     percent_axis(ax_acc)
     # one legend: a colour per run, a line style per split
-    handles = [Line2D([], [], color=c, lw=2, label=name) for (name, _), c in zip(runs, colours)]
+    handles = [Line2D([], [], color=c, lw=2, label=name) for (name, _), c in zip(runs, colours, strict=True)]
     handles += [Line2D([], [], color="k", lw=2, label="test (whole set)"),
                 Line2D([], [], color="k", lw=1, ls="--", label="train (interval mean)")]
     ax_loss.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
@@ -185,7 +185,8 @@ def _run_colours(names: Sequence[str], models: Optional[Sequence[str]]) -> list[
         return [f"C{i % 10}" for i in range(len(names))]
     from matplotlib.colors import to_rgb
 
-    out, seen = [], {}
+    out: list[str] = []
+    seen: dict[str, int] = {}
     for m in models:
         k = seen.get(m, 0)
         seen[m] = k + 1

@@ -182,7 +182,7 @@ def plot_occlusion(images: torch.Tensor, labels: list[int], results: list, class
     class_cmap, class_norm = style.class_cmap(len(classes))
     fig, axes = plt.subplots(n, 4, figsize=(14, 3.0 * n + 0.6), squeeze=False)
     short = label_kind.split()[0]
-    for i, (img, label, r) in enumerate(zip(images, labels, results)):
+    for i, (img, label, r) in enumerate(zip(images, labels, results, strict=True)):
         style.mark(axes[i, 0].imshow(pixel_image(img), cmap="gray", vmin=0, vmax=1), "pixels")
         axes[i, 0].set_title(f"input, {label_kind} {classes[label]}\np({short}) unoccluded {r.unoccluded_prob:.2f}")
         prob = r.true_class_prob.numpy()

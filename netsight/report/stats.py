@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 # two-sided 95% quantiles of Student's t, t_{0.975, df}, df = 1..30 (standard table values)
 _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -36,7 +36,7 @@ class Summary:
         return f"[{self.ci_low * scale:.{digits}f}, {self.ci_high * scale:.{digits}f}]"
 
 
-def summarize(values: Sequence[float]) -> Summary:
+def summarize(values: Sequence[Optional[float]]) -> Summary:
     v = [float(x) for x in values if x is not None and not math.isnan(float(x))]
     if not v:
         return Summary(0, math.nan, math.nan, math.nan, math.nan)

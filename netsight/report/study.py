@@ -19,7 +19,7 @@ from .figures import plt
 from .stats import Summary, summarize, verdict
 
 # Test accuracies the assignment report states for MNIST read row by row (single runs, %).
-REPORT_RNN_ACCURACY = {
+REPORT_RNN_ACCURACY: dict[tuple[str, Optional[int]], float] = {  # (model, hidden): a CNN's hidden is None
     ("rnn", 32): 90.79, ("rnn", 64): 94.64, ("rnn", 128): 96.87,
     ("lstm", 32): 96.11, ("lstm", 64): 97.35, ("lstm", 128): 98.35,
     ("gru", 32): 96.72, ("gru", 64): 98.10, ("gru", 128): 98.59,
@@ -164,7 +164,7 @@ def plot_curves_panels(configs: list[ConfigGroup], panel_key: str, line_key: str
     panels = sorted({getattr(g, panel_key) for g in configs}, key=natural_key)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False, sharey=True)
     shown = []  # every plotted value, band included: the y range shows all of them
-    for ax, value in zip(axes[0], panels):
+    for ax, value in zip(axes[0], panels, strict=True):
         members = sorted((g for g in configs if getattr(g, panel_key) == value), key=lambda g: natural_key(getattr(g, line_key)))
         for g in members:
             it, mean, std = mean_curve(g.metrics(), "test_acc")
@@ -198,7 +198,7 @@ def plot_accuracy_vs_parameters(configs: list[ConfigGroup], title: str):
         finals = [g.final() for g in members]
         ax.errorbar(x, [f.mean * 100 for f in finals], yerr=[f.std * 100 for f in finals], marker="o", capsize=3,
                     color=style.model_colour(model), label=model)
-        for g, xi, f in zip(members, x, finals):
+        for g, xi, f in zip(members, x, finals, strict=True):
             if g.hidden:
                 ax.annotate(str(g.hidden), (xi, f.mean * 100), fontsize=style.SMALL, xytext=(3, -10), textcoords="offset points")
     ax.set_xscale("log")
@@ -216,8 +216,11 @@ def plot_rows_read(configs: list[ConfigGroup], title: str):
     from matplotlib.lines import Line2D
 
     fig, ax = plt.subplots(figsize=(7.6, 4.6))
-    cells, sizes = [], []
-    for g in (c for c in configs if c.hidden):
+    cells: list[str] = []
+    sizes: list[int] = []
+    for g in configs:
+        if not g.hidden:
+            continue
         curves = [read_csv(r.dir.tables / "rows_read.csv") for r in g.runs if (r.dir.tables / "rows_read.csv").is_file()]
         if not curves:
             continue
@@ -245,13 +248,13 @@ def plot_gradient_flow(configs: list[ConfigGroup], title: str):
 
     cells = [m for m in ("rnn", "lstm", "gru") if any(g.model == m for g in configs)]
     fig, axes = plt.subplots(1, len(cells), figsize=(4.4 * len(cells), 3.9), squeeze=False, sharey=True)
-    sizes = []
-    for ax, cell in zip(axes[0], cells):
+    sizes: list[int] = []
+    for ax, cell in zip(axes[0], cells, strict=True):
         for g in sorted((g for g in configs if g.model == cell), key=lambda g: g.hidden or 0):
             tables = [read_csv(r.dir.tables / "gradient_by_step.csv") for r in g.runs[:1] if (r.dir.tables / "gradient_by_step.csv").is_file()]
             if not tables:
                 continue
-            sizes += [g.hidden] if g.hidden not in sizes else []
+            sizes += [g.hidden] if g.hidden is not None and g.hidden not in sizes else []  # recurrent: hidden is set
             t = [int(row["step"]) for row in tables[0]]
             for phase, ls in (("init", ":"), ("final", "-")):
                 med = [float(row[f"{phase}_median"]) for row in tables[0]]

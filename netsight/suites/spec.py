@@ -178,7 +178,7 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
         keys = list(g.grid)
         for model in g.models:
             for values in itertools.product(*(g.grid[k] for k in keys)):
-                overrides = dict(zip(keys, values))
+                overrides = dict(zip(keys, values, strict=True))
                 unused = [k for k in overrides if k in SETTING_DEFAULTS and k not in MODELS[model].settings]
                 if unused:  # a hidden-size (dropout) grid does not multiply the runs of models without one
                     if any(overrides[k] != g.grid[k][0] for k in unused):

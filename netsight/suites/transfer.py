@@ -28,7 +28,7 @@ _TMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # a killed atomic write's 
 def pack_folder(folder: str | Path) -> dict[str, bytes]:
     """Every file under `folder` by its relative POSIX path (temporary files of killed writes left out)."""
     folder = Path(folder)
-    files = {}
+    files: dict[str, bytes] = {}
     if not folder.is_dir():
         return files
     for path in sorted(folder.rglob("*")):
@@ -111,7 +111,7 @@ def recover_installs(folder: str | Path) -> list[Path]:
     run directory renamed aside goes back under its name if nothing took its place; staging
     folders and superseded old directories are removed. Returns the paths acted on."""
     folder = Path(folder)
-    acted = []
+    acted: list[Path] = []
     if not folder.is_dir():
         return acted
     for path in sorted(folder.iterdir()):

@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Optional
+from typing import Any, Optional, TypeGuard
 
 from ..errors import NetsightError
 from ..models import INITS, MODELS, SETTING_DEFAULTS, get_entry, models_with
@@ -120,11 +120,11 @@ def resolve(model: str, data: Optional[str] = None, **overrides: Any) -> TrainCo
 MAX_SEED = 2**63 - 1
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: Any) -> TypeGuard[float]:
     return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
 
 

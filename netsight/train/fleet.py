@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -39,7 +40,7 @@ from ..data import Dataset, load_dataset
 from ..errors import NetsightError
 from ..fileio import atomic_write, read_json, remove, write_csv, write_json
 from ..models import ModelConfig, build_model, count_parameters
-from ..models.fleet import load_member_states, member_state, member_tensor, stack_models
+from ..models.fleet import member_state, member_tensor, stack_models
 from .config import TrainConfig
 from .loop import (CHECKPOINT_SECONDS, BatchSampler, _plot_curves, _stop_on_sigint, _torch_save, device_name, eval_batch,
                    make_optimizer, prepare_run_dir, resolve_device, versions)
@@ -63,9 +64,19 @@ class _Member:
         self.start, self.seconds = 0, 0.0
         self.status = "running"
         self.state: Optional[dict[str, Any]] = None  # a loaded checkpoint
-        self.model_config: Optional[ModelConfig] = None
+        self._model_config: Optional[ModelConfig] = None  # set once the data is known (active members only)
         self.info: dict[str, Any] = {}  # what config.json and summary.json record beside the config
         self.diverged_at = 0
+
+    @property
+    def model_config(self) -> ModelConfig:
+        if self._model_config is None:
+            raise RuntimeError(f"fleet member {self.index}: its model config is read before the data set it")
+        return self._model_config
+
+    @model_config.setter
+    def model_config(self, value: ModelConfig) -> None:
+        self._model_config = value
 
 
 def train_fleet(
@@ -91,7 +102,7 @@ def train_fleet(
     if len({str(Path(o).resolve()) for o in outs}) != len(outs):
         raise NetsightError("fleet: two members share an output folder")
     dev = resolve_device(device)
-    members = [_Member(c, Path(o), i) for i, (c, o) in enumerate(zip(configs, outs))]
+    members = [_Member(c, Path(o), i) for i, (c, o) in enumerate(zip(configs, outs, strict=True))]
     finished: dict[int, dict] = {}
     for m in members:
         done = prepare_run_dir(m.dir, m.config, resume)
@@ -122,7 +133,7 @@ def train_fleet(
 
     # resume: every member continues from its own checkpoint; they must stand at the same iteration
     states = []
-    for m, sampler in zip(active, samplers):
+    for m, sampler in zip(active, samplers, strict=True):
         if resume and m.dir.checkpoint.exists():
             with load_checkpoint(m.dir.checkpoint, dev) as state:
                 sampler.load(state["sampler"])
@@ -134,7 +145,7 @@ def train_fleet(
     if len({m.start for m in active}) != 1:
         raise NetsightError("fleet: members stand at different iterations; resume them as separate fleets")
     if states:
-        for model, state in zip(models, states):
+        for model, state in zip(models, states, strict=True):
             model.load_state_dict(state["model"])
 
     fleet = stack_models(models).to(dev)
@@ -198,7 +209,7 @@ def train_fleet(
                      "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
                      "interval": {"loss": interval_loss[i].detach().cpu(), "correct": interval_correct[i].detach().cpu(),
                                   "count": interval_count}}
-            atomic_write(m.dir.checkpoint, lambda tmp, state=state: _torch_save(state, tmp))
+            atomic_write(m.dir.checkpoint, partial(_torch_save, state))
 
     from tqdm.auto import tqdm
 
@@ -246,7 +257,7 @@ def train_fleet(
                         continue
                     values = table[i]
                     m.seconds = seconds
-                    m.rows.append(dict(zip(METRIC_COLUMNS, [iteration, *values, round(seconds, 3)])))
+                    m.rows.append(dict(zip(METRIC_COLUMNS, [iteration, *values, round(seconds, 3)], strict=True)))
                     write_csv(m.dir.metrics, METRIC_COLUMNS, m.rows)
                     if not all(math.isfinite(v) for v in values[:5:2]):
                         m.diverged_at = iteration
@@ -341,7 +352,7 @@ def _scaled_step(optimizer, fleet, lrs: torch.Tensor):
     def step() -> None:
         before = [p.detach().clone() for p in params]
         optimizer.step()
-        for p, b in zip(params, before):
+        for p, b in zip(params, before, strict=True):
             p.view(k, -1).copy_(torch.addcmul(b.view(k, -1), p.view(k, -1) - b.view(k, -1), lrs[:, None]))
     return step
 

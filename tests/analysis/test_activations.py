@@ -47,7 +47,7 @@ def test_statistics_match_a_direct_computation(name):
     model = build_model(ModelConfig(name))
     images = torch.randint(0, 256, (37, 1, 28, 28), dtype=torch.uint8)
     stats = activation_statistics(model, images, batch_size=8)  # 5 batches, the last one short
-    for row, stage in zip(stats.rows, stats.stages):
+    for row, stage in zip(stats.rows, stats.stages, strict=True):
         v = _direct(model, images, stage.module)
         flat = v.reshape(-1)
         assert row["count"] == flat.numel()

@@ -135,7 +135,7 @@ def test_deconv_works_on_torchvision_alexnet():
 
     def signal(act):
         s = torch.zeros_like(act)
-        for i, (c, (y, xx)) in enumerate(zip([5, 100], proj.positions.tolist())):
+        for i, (c, (y, xx)) in enumerate(zip([5, 100], proj.positions.tolist(), strict=True)):
             s[i, c, y, xx] = act[i, c, y, xx]
         return s
 

@@ -107,7 +107,7 @@ def test_in_float64_a_fleet_trains_exactly_like_its_members(name, kw):
         fleet_opt.zero_grad()
         losses.sum().backward()
         fleet_opt.step()
-        for i, (m, opt, sampler) in enumerate(zip(members, opts, samplers)):
+        for i, (m, opt, sampler) in enumerate(zip(members, opts, samplers, strict=True)):
             j = sampler.next()
             loss = F.cross_entropy(m(Dataset.normalise(data.train_images[j]).double()), data.train_labels[j])
             opt.zero_grad()

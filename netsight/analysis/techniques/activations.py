@@ -51,7 +51,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     caption = (f"Statistics of activations over {t.images.description}, {t.title}. p1/p50/p99 are nearest-rank "
                f"percentiles from a {bins}-bin histogram (error at most half a bin). Dead channels: never positive on "
                f"any image.\n\n")
-    paths = [t.out / p for p in _outputs(t, o)]
+    paths = [t.folder / p for p in _outputs(t, o)]
     return [
         write_csv(paths[0], STAT_COLUMNS, stats.rows),
         write_text(paths[1], caption + markdown_table(MD_COLUMNS, [[r[c] for c in MD_COLUMNS] for r in stats.rows])),

@@ -79,7 +79,7 @@ def _write(t: Target, o: dict) -> list[Path]:
 
     idx = spread(len(t.images), o["count"])
     r = deconv(t.model, tensor_images(t.images.load(idx)), o["layer"], MAPS_PER_IMAGE, o["mode"], **t.norm)
-    return [save_figure(plot_deconv(r.inputs, r.rows, r.layer, r.mode, t.title, asked=o["layer"]), t.out / _outputs(t, o)[0])]
+    return [save_figure(plot_deconv(r.inputs, r.rows, r.layer, r.mode, t.title, asked=o["layer"]), t.folder / _outputs(t, o)[0])]
 
 
 def _report(run, label: str) -> list[ReportItem]:

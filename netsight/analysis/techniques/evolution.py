@@ -36,7 +36,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     from ...report.figures_zf import plot_evolution
 
     evo = evolution(t.snapshots(), t.pixels, o["layer"], o["maps"], t.device)
-    return [save_figure(plot_evolution(evo, t.title, asked=o["layer"]), t.out / _outputs(t, o)[0])]
+    return [save_figure(plot_evolution(evo, t.title, asked=o["layer"]), t.folder / _outputs(t, o)[0])]
 
 
 def _report(run, label: str) -> list[ReportItem]:

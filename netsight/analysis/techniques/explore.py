@@ -56,7 +56,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     built = []
     for units in explore(t.model, t.images, o["layers"], t.progress, **t.norm):
         if len(snaps) >= 2:
-            evo = feature_evolution(snaps, t.pixels, units.layer, units.top.values.shape[0], t.device)
+            evo = feature_evolution(snaps, t.run_pixels(), units.layer, units.top.values.shape[0], t.device)
             units.evolution = {"iterations": evo.iterations, "projections": evo.projections, "values": evo.values}
         built.append(layer_data(units, t.images.names, label_names, units.layer == convs[0]))
     subtitle = f"{sum(len(b['units']) for b in built)} units over {t.images.description}"
@@ -66,7 +66,7 @@ def _write(t: Target, o: dict) -> list[Path]:
                      f"{100 * float(s.get('final_test_acc') or 0):.2f}%")
     else:
         subtitle += f", {t.images.shape[1]}x{t.images.shape[2]} px as the model takes them"
-    page = o["page"] if o["page"] is not None else t.out / "explore.html"
+    page = o["page"] if o["page"] is not None else t.folder / "explore.html"
     return [write_text(page, render_page(f"netsight explore: {t.title}", subtitle, built))]
 
 

@@ -35,8 +35,8 @@ def _write(t: Target, o: dict) -> list[Path]:
     from ...report.figures import plot_filters, plot_weight_histograms, save_figure
 
     bank = filters(t.model, o["layer"], o["scale"])
-    return [save_figure(plot_filters(bank, t.title), t.out / _outputs(t, o)[0]),
-            save_figure(plot_weight_histograms(weight_tensors(t.model), t.title), t.out / _outputs(t, o)[1])]
+    return [save_figure(plot_filters(bank, t.title), t.folder / _outputs(t, o)[0]),
+            save_figure(plot_weight_histograms(weight_tensors(t.model), t.title), t.folder / _outputs(t, o)[1])]
 
 
 def _report(run, label: str) -> list[ReportItem]:

@@ -53,7 +53,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     idx = spread(len(t.images), o["count"])
     labels = t.labels[idx] if t.labels is not None else None
     r = invariance(t.model, tensor_images(t.images.load(idx)), labels, **t.norm)
-    figure, table = (t.out / p for p in _outputs(t, o))
+    figure, table = (t.folder / p for p in _outputs(t, o))
     return [save_figure(plot_invariance(r.curves, t.title, t.images_word, r.label_kind), figure),
             write_csv(table, INVARIANCE_COLUMNS, invariance_rows(r.curves))]
 

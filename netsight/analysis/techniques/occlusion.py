@@ -72,7 +72,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     r = occlusion(t.model, tensor_images(t.images.load(idx)), o["layer"], labels, o["size"], o["stride"], o["fill"],
                   o["feature_map"], **t.norm)
     fig = plot_occlusion(r.inputs, r.labels, r.maps, t.classes, t.title, r.label_kind, asked=o["layer"])
-    return [save_figure(fig, t.out / _outputs(t, o)[0])]
+    return [save_figure(fig, t.folder / _outputs(t, o)[0])]
 
 
 def _report(run, label: str) -> list[ReportItem]:

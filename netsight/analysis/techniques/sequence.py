@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ...errors import NetsightError
 from ..technique import ReportItem, Technique, register
 from ..sequence import accuracy_by_rows_read, gradient_by_step
 from ..target import Target, spread
@@ -51,8 +52,11 @@ def _outputs(t: Target, o: dict) -> list[str]:
 def _write(t: Target, o: dict) -> list[Path]:
     from ...fileio import write_csv
 
-    by_rows, rows = sequence(_initial_model(t), t.model, t.pixels, t.images.labels)
-    rows_read, gradients = (t.out / p for p in _outputs(t, o))
+    labels = t.images.labels
+    if labels is None:  # a run's split always has its labels
+        raise NetsightError(f"sequence: {t.images.description} carry no labels")
+    by_rows, rows = sequence(_initial_model(t), t.model, t.run_pixels(), labels)
+    rows_read, gradients = (t.folder / p for p in _outputs(t, o))
     return [write_csv(rows_read, ["rows_read", "test_acc"], [{"rows_read": k + 1, "test_acc": float(a)} for k, a in enumerate(by_rows)]),
             write_csv(gradients, list(rows[0]), rows)]
 

@@ -5,7 +5,7 @@ map's top 9 and whether each unit's receptive field reaches past the image borde
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -66,7 +66,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     top, field = tp.top, tp.top.field
     h, w = t.images.shape[1:]
     classes, labels = t.images.classes, t.images.labels
-    rows = []
+    rows: list[dict[str, Any]] = []
     for m in range(top.values.shape[0]):
         for j in range(top.values.shape[1]):
             i, y, x = int(top.image_index[m, j]), int(top.positions[m, j, 0]), int(top.positions[m, j, 1])
@@ -81,7 +81,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     record = {"layer": o["layer"], "ranked": top.layer, "receptive_field": list(field.size), "jump": list(field.jump),
               "start": list(field.start), "image": [h, w], "feature_map": [hf, wf], "units": len(rows),
               "clipped": sum(r["rf_clipped"] for r in rows), "positions_clipped_share": share}
-    figure, table, info = (t.out / p for p in _outputs(t, o))
+    figure, table, info = (t.folder / p for p in _outputs(t, o))
     return [save_figure(plot_top9(tp, t.title, asked=o["layer"]), figure), write_csv(table, COLUMNS, rows), write_json(info, record)]
 
 

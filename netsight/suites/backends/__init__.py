@@ -38,4 +38,4 @@ def get_backend(name: str) -> Backend:
     """The backend called `name` (one of BACKENDS)."""
     if name not in BACKENDS:
         raise NetsightError(f"--backend {name!r}: expected one of {', '.join(BACKENDS)}")
-    return {"local": local, "ray": ray}[name]  # type: ignore[return-value]  # modules with the protocol's functions
+    return {"local": local, "ray": ray}[name]  # modules with the protocol's functions (mypy checks modules against it)

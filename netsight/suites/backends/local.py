@@ -52,8 +52,11 @@ def train_units(units: Sequence[list], out: Path, options: SuiteOptions, finish:
         return
     from tqdm.auto import tqdm
 
-    threads = max(1, available_cores() // options.jobs)
-    log(f"training {plural(len(units), 'unit')} in {plural(options.jobs, 'process', 'processes')} of "
+    jobs = options.jobs
+    if not isinstance(jobs, int):
+        raise ValueError(f"train_units: --jobs {jobs!r} must be resolved to a number first (resolve_jobs)")
+    threads = max(1, available_cores() // jobs)
+    log(f"training {plural(len(units), 'unit')} in {plural(jobs, 'process', 'processes')} of "
         f"{plural(threads, 'thread')}, the longest first")
     work = {id(unit): unit_flops(unit) for unit in units}
     # one bar for the suite, advanced by each unit's estimated work, so its ETA holds although the longest start first
@@ -61,7 +64,7 @@ def train_units(units: Sequence[list], out: Path, options: SuiteOptions, finish:
                dynamic_ncols=True, file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
     say = bar.write if options.progress else log
     try:
-        with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn"), initializer=_die_with_parent,
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_die_with_parent,
                                  initargs=(os.getpid(),)) as pool:
             futures = {}
             for unit in units:

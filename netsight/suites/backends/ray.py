@@ -109,7 +109,7 @@ def check_resources(ray, cpus: float, gpus: float) -> None:
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     if any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in nodes):
         return
-    largest = max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)), default={})
+    largest: dict[str, float] = max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)), default={})
     raise NetsightError(f"--cpus-per-task {cpus:g} --gpus-per-task {gpus:g}: no node of the Ray cluster has that much "
                         f"(its {plural(len(nodes), 'node')} offer at most {largest.get('CPU', 0):g} CPU and "
                         f"{largest.get('GPU', 0):g} GPU each)")
@@ -137,7 +137,7 @@ def _task_book(ray):
             """`changes`: per run, the files changed since this attempt's last call and every file's name."""
             previous = self.latest.get(task_id) or [{} for _ in changes]
             self.latest[task_id] = [{name: changed[name] if name in changed else old[name] for name in names}
-                                    for old, (changed, names) in zip(previous, changes)]
+                                    for old, (changed, names) in zip(previous, changes, strict=True)]
             self.fresh.add(task_id)
 
         def lookup(self, task_id: str) -> Optional[dict]:
@@ -179,6 +179,8 @@ def _iteration(summary: Optional[bytes]) -> int:
     """Iterations done, from a run's summary.json (0 when there is none or it is unreadable)."""
     import json
 
+    if summary is None:
+        return 0
     try:
         return int(json.loads(summary)["iterations_done"])
     except (KeyError, ValueError, TypeError):
@@ -198,6 +200,8 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
 
     context = ray.get_runtime_context()
     task_id = context.get_task_id()
+    if task_id is None:
+        raise RuntimeError("train_unit runs only as a Ray task (it has no task id here)")
     where = {"node": context.get_node_id()[:8], "host": socket.gethostname()}
     book = _BookClient(ray, book, task_id, dirnames)
     attempt, latest = book.call("started", where) or (1, None)  # before any work: a lost worker is named with its node
@@ -218,7 +222,7 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
         _remove_folders_of_dead_tasks()
         with tempfile.TemporaryDirectory(prefix=f"{TASK_FOLDER_PREFIX}{os.getpid()}-") as tmp:
             paths = [str(Path(tmp, name.replace("/", "__"))) for name in dirnames]
-            for path, files in zip(paths, inputs):
+            for path, files in zip(paths, inputs, strict=True):
                 if files:
                     install_folder(path, files)
             stamps: list[dict] = [{} for _ in paths]  # what this attempt has sent: unchanged files go once
@@ -282,7 +286,7 @@ def check_shared_out(ray, out: Path, cpus: float, gpus: float) -> str:
     except ray.exceptions.GetTimeoutError:
         raise NetsightError(f"--shared-out: the nodes did not answer within {SHARED_CHECK_TIMEOUT_S:g} s whether they "
                             f"see {out}; check that the cluster's nodes are up (`ray status`), or drop --shared-out") from None
-    blind = [f"{n['NodeID'][:8]} ({n.get('NodeManagerHostname', '?')})" for n, ok in zip(nodes, seen) if not ok]
+    blind = [f"{n['NodeID'][:8]} ({n.get('NodeManagerHostname', '?')})" for n, ok in zip(nodes, seen, strict=True) if not ok]
     if blind:
         raise NetsightError(f"--shared-out: {os.path.abspath(out)} is not the driver's --out on node(s) "
                             f"{', '.join(blind)} (they cannot read the token file written there); put --out on storage "
@@ -369,7 +373,7 @@ def train_units(units: Sequence[list], out: Path, options, finish: Callable[[lis
     bar = book = None
 
     def install(unit, runs) -> None:
-        for (_, path), files in zip(unit, runs):
+        for (_, path), files in zip(unit, runs, strict=True):
             install_folder(path, files)
 
     connected_here = connect(ray, options.address)
@@ -424,7 +428,7 @@ def train_units(units: Sequence[list], out: Path, options, finish: Callable[[lis
             if "runs" in result:  # without --shared-out: the files came with the result
                 install(unit, result["runs"])
             resumed = f" (resumed at iteration {result['resumed_at']} after a lost worker)" if result["resumed_at"] else ""
-            for (spec, _), s in zip(unit, result["summaries"]):
+            for (spec, _), s in zip(unit, result["summaries"], strict=True):
                 say(f"{spec.dirname}: {s['status']}{accuracy_text(s)}, on {node} in {result['seconds']:.0f}s{resumed}")
             bar.update(len(unit))
             finish(unit, result["summaries"])
