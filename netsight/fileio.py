@@ -97,8 +97,9 @@ def _load_record(folder: Path) -> _Record:
     if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
         return _Record({}, {}, readable=False)
     files = {k: v for k, v in data["files"].items() if isinstance(k, str) and isinstance(v, str)}
-    pending = data.get("pending") if isinstance(data.get("pending"), dict) else {}
-    pending = {k: v for k, v in pending.items() if isinstance(k, str) and (v is None or isinstance(v, str))}
+    raw = data.get("pending")
+    pending = {k: v for k, v in (raw if isinstance(raw, dict) else {}).items()
+               if isinstance(k, str) and (v is None or isinstance(v, str))}
     return _Record(files, pending)
 
 
@@ -199,7 +200,7 @@ def _refuse_foreign(path: Path, doing: str) -> None:
         raise NetsightError(f"{path}: exists and is {what}; refusing to {doing} it — move it away or choose another output folder")
 
 
-def _write_temp(path: Path, write: Callable[[Path], None]) -> Path:
+def _write_temp(path: Path, write: Callable[[Path], object]) -> Path:
     """`write` a temporary file beside `path`, flushed to disk with a new file's mode; removed on failure."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -215,7 +216,7 @@ def _write_temp(path: Path, write: Callable[[Path], None]) -> Path:
     return tmp_path
 
 
-def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+def _replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
     tmp_path = _write_temp(path, write)
     try:
         os.replace(tmp_path, path)
@@ -236,7 +237,7 @@ def make_folder(path: str | Path) -> Path:
     return path
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call `write(tmp_path)`, then move the finished file to `path` and record it as ours
     (noted as pending in the record first, so a kill between the two steps leaves no false damage)."""
     path = Path(path)
@@ -281,7 +282,7 @@ def clean_leftovers(folder: str | Path, names: Iterable[str]) -> list[Path]:
     """Remove the temporary files a killed write of one of `names` left in `folder`
     (`.<name>.<8 random chars>.tmp`); nothing else is touched."""
     folder, names = Path(folder), set(names)
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for p in folder.iterdir():

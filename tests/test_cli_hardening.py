@@ -388,7 +388,7 @@ def test_fuzz_the_model_inputs(tmp_path, capsys, kind):
     base.mkdir()
     (base / "net.py").write_text(GOOD_NET)
     _image_folder(base / "images", n=3)
-    for i, p in enumerate(sorted((base / "images").rglob("*.png"))[::2]):  # some JPEGs too
+    for p in sorted((base / "images").rglob("*.png"))[::2]:  # some JPEGs too
         from PIL import Image
 
         Image.open(p).save(p.with_suffix(".jpg"), quality=90)

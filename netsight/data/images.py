@@ -146,7 +146,7 @@ def folder_images(root: str | Path, channels: int, resize: Optional[int] = None,
         return x
 
     shapes = _check_readable(paths, one, progress)
-    skipped = {str(p.relative_to(root)): reason for p, reason in zip(paths, shapes) if isinstance(reason, str)}
+    skipped = {str(p.relative_to(root)): reason for p, reason in zip(paths, shapes, strict=True) if isinstance(reason, str)}
     if skipped:
         _warn_skipped(root, skipped, len(paths))
     keep = [i for i, s in enumerate(shapes) if not isinstance(s, str)]
@@ -173,7 +173,7 @@ def folder_images(root: str | Path, channels: int, resize: Optional[int] = None,
         return torch.stack(out).float().div_(255.0)
 
     names = [str(p.relative_to(root)) for p in paths]
-    return ImageSource(names, shape, torch.tensor(labels) if labels is not None else None, classes, load,  # type: ignore[arg-type]
+    return ImageSource(names, shape, torch.tensor(labels) if labels is not None else None, classes, load,
                        f"{len(paths):,} images from {root}", skipped)
 
 

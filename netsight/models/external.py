@@ -34,7 +34,7 @@ import types
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import torch
 from torch import nn
@@ -102,7 +102,7 @@ def load_external_model(spec: str, weights: Optional[str | Path] = None, input_s
             prep = Preprocessing(round(input_size * prep.resize / prep.crop), input_size, prep.mean, prep.std)
         else:
             prep = Preprocessing(input_size, input_size, prep.mean, prep.std)
-    if mean is not None:
+    if mean is not None and std is not None:
         if len(mean) != channels or len(std) != channels:
             raise NetsightError(f"--mean/--std: {len(mean)}/{len(std)} values given, the model takes {channels} input channel(s)")
         prep = Preprocessing(prep.resize, prep.crop, tuple(mean), tuple(std))
@@ -181,7 +181,7 @@ def _call_factory(spec: str, module, name: str, code: UserCode) -> nn.Module:
     if not hasattr(module, name):
         public = [n for n in dir(module) if not n.startswith("_")]
         close = difflib.get_close_matches(name, public, n=5, cutoff=0.5)
-        raise NetsightError(f"--model {spec}: {module.__name__ if not hasattr(module, '__file__') else getattr(module, '__file__')} "
+        raise NetsightError(f"--model {spec}: {module.__name__ if not hasattr(module, '__file__') else module.__file__} "
                             f"has no {name}" + (f"; did you mean {', '.join(close)}?" if close else ""))
     factory = getattr(module, name)
     if isinstance(factory, nn.Module):
@@ -211,7 +211,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load
 
         try:
-            state = load(data)
+            state: Any = load(data)
         except Exception as exc:  # safetensors raises its own SafetensorError for damaged headers
             raise NetsightError(f"--weights {path}: not a readable safetensors file ({' '.join(str(exc).split())[:160]})") from None
     elif path.suffix in (".pt", ".pth", ".bin"):
@@ -321,7 +321,9 @@ class UserCode:
         pass raised", "importing net.py failed:"); `detail` follows the exception's message."""
         if isinstance(exc, NetsightError):
             return None
-        chain, seen, todo = [], set(), [exc]
+        chain: list[BaseException] = []
+        seen: set[int] = set()
+        todo: list[Optional[BaseException]] = [exc]
         while todo:
             e = todo.pop()
             if e is None or id(e) in seen:
@@ -337,7 +339,7 @@ class UserCode:
                 return None
         frames = [f for f in self._frames(exc, strip=True) if not f.filename.startswith("<")]  # not <frozen importlib...>
         mine = [f for f in frames if self.owns(f.filename)]
-        where = None
+        where: Optional[tuple[str, Optional[int], Optional[str], str]] = None
         if isinstance(exc, SyntaxError) and exc.filename:
             where = (exc.filename, exc.lineno, None, (exc.text or "").strip())
         elif mine or frames:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..fileio import read_csv, read_json, write_text
+from ..fileio import read_json, write_text
 from ..text import plural
 from .stats import summarize
 from .study import (COLUMN_TITLES, REPORT_RNN_ACCURACY, ConfigGroup, comparison_rows, find_runs, group_configs,
@@ -191,14 +191,14 @@ def render_html(doc: Doc, title: str, out: Path) -> str:
         elif b.kind == "pre":
             parts.append(f"<pre>{esc(b.text)}</pre>")
         elif b.kind == "link":
-            parts.append(f"<p class='link'><a href='{esc(_relative(b.path, out))}'>{esc(b.text)}</a></p>")
+            parts.append(f"<p class='link'><a href='{esc(_relative(_path(b), out))}'>{esc(b.text)}</a></p>")
         elif b.kind == "table":
             # The table scrolls sideways inside its own box (focusable, so keys scroll it too); its
             # caption sits below the box, as wide as the page, so it never scrolls out of sight.
             tables += 1
             numeric = [bool(b.rows) and all(_cell_class(r[c]) == ' class="num"' or _fmt(r[c]) == "" for r in b.rows if c < len(r))
                        for c in range(len(b.header))]  # numbers and their headers align right, text left
-            head = "".join(("<th class='num'>" if n else "<th>") + f"{_whole_words(esc(str(h)))}</th>" for h, n in zip(b.header, numeric))
+            head = "".join(("<th class='num'>" if n else "<th>") + f"{_whole_words(esc(str(h)))}</th>" for h, n in zip(b.header, numeric, strict=True))
             body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in b.rows)
             label = f"aria-labelledby='table-{tables}'" if b.caption else "aria-label='table'"
             wrap = f"<div class='table-wrap{'' if b.caption else ' bare'}' role='region' tabindex='0' {label}><table>"
@@ -206,7 +206,7 @@ def render_html(doc: Doc, title: str, out: Path) -> str:
                          + (f"<p class='caption' id='table-{tables}'>{esc(b.caption)}</p>" if b.caption else ""))
         elif b.kind == "figure":
             figures += 1
-            data = base64.b64encode(b.path.read_bytes()).decode()
+            data = base64.b64encode(_path(b).read_bytes()).decode()
             parts.append(f"<figure><img class='zoomable' alt='{esc(b.caption)}' src='data:image/png;base64,{data}'>"
                          f"<figcaption>{esc(b.caption)}</figcaption></figure>")
     if figures:
@@ -227,16 +227,24 @@ def render_markdown(doc: Doc, out: Path) -> str:
         elif b.kind == "pre":
             lines.append("```\n" + b.text.rstrip() + "\n```")
         elif b.kind == "link":
-            lines.append(f"[{b.text}]({_relative(b.path, out)})")
+            lines.append(f"[{b.text}]({_relative(_path(b), out)})")
         elif b.kind == "table":
             from .tables import markdown_table
 
             lines.append(markdown_table(b.header, [[_fmt(v) for v in r] for r in b.rows]).rstrip()
                          + (f"\n\n*{b.caption}*" if b.caption else ""))
         elif b.kind == "figure":
-            lines.append(f"![{b.caption}]({b.path.relative_to(out) if b.path.is_relative_to(out) else b.path})\n\n*{b.caption}*")
+            path = _path(b)
+            lines.append(f"![{b.caption}]({path.relative_to(out) if path.is_relative_to(out) else path})\n\n*{b.caption}*")
         lines.append("")
     return "\n".join(lines)
+
+
+def _path(b: Block) -> Path:
+    """A figure's or link's file (Doc only makes those blocks for files that exist)."""
+    if b.path is None:
+        raise ValueError(f"a {b.kind} block without a file")
+    return b.path
 
 
 def _relative(path: Path, out: Path) -> str:
@@ -273,7 +281,7 @@ def _cnn_section(doc: Doc, out: Path, configs: list[ConfigGroup], figdir: Path) 
     doc.table(["model", "data", "seeds", "final test acc (%)", "95% CI (%)", "best test acc (%)", "train-test gap (points)",
                "parameters", "train s/run"],
               [[r["model"], r["data"], r["seeds"], r["final_test_acc_%"], r["ci95_%"], r["best_test_acc_%"],
-                gaps[g.label].pm(), r["parameters"], r["train_seconds"]] for r, g in zip(rows, cnn)],
+                gaps[g.label].pm(), r["parameters"], r["train_seconds"]] for r, g in zip(rows, cnn, strict=True)],
               "Final = last evaluation; mean ± sample std over seeds; the gap is final train accuracy (interval mean) "
               "minus final test accuracy, the overfitting measure the report uses.")
     notes = _filter_notes(cnn)
@@ -421,8 +429,9 @@ def _claims(configs: list[ConfigGroup], rnn_rows: list[dict]) -> list[list]:
                        f"{b.pm()}% vs {a.pm()}%", result])
         s = gap(bn)
         checks.append(["the improved CNN 'still' overfits (gap above 5 points)", "qualitative", f"gap {s.pm()} points", above(s, 0.05)])
-    cells = {m: by.get((m, "mnist", 128)) for m in ("rnn", "lstm", "gru")}
-    if all(cells.values()):
+    found = {m: by.get((m, "mnist", 128)) for m in ("rnn", "lstm", "gru")}
+    cells = {m: g for m, g in found.items() if g is not None}
+    if len(cells) == len(found):
         f = {m: g.final() for m, g in cells.items()}
         lstm, rnn = f["lstm"], f["rnn"]
         result = ("matched" if lstm.ci_low > rnn.ci_high else "below" if lstm.ci_high < rnn.ci_low

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -82,8 +83,10 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_suite(suite: Suite, out: str | Path, options: SuiteOptions = SuiteOptions(), report: bool = True) -> list[tuple[RunSpec, Path]]:
+def run_suite(suite: Suite, out: str | Path, options: Optional[SuiteOptions] = None,
+              report: bool = True) -> list[tuple[RunSpec, Path]]:
     out = Path(out)
+    options = options if options is not None else SuiteOptions()
     specs = expand(suite, options.seeds, options.quick)
     if options.jobs != "auto" and not (isinstance(options.jobs, int) and options.jobs >= 1):
         raise NetsightError(f"--jobs {options.jobs!r}: expected auto or an integer >= 1")
@@ -134,12 +137,13 @@ def _run_suite(suite: Suite, out: Path, specs: list[RunSpec], fleets: bool, back
     units = plan_units(todo, fleets)
     if len(units) < len(todo):
         _log(f"training as {len(units)} fleets and single runs (--fleet {options.fleet})")
-    options = replace(options, jobs=backend.resolve_jobs(options, len(units)))
-    if options.jobs > 1 or options.backend == "ray":  # several workers: start the longest units first
+    jobs = backend.resolve_jobs(options, len(units))
+    options = replace(options, jobs=jobs)
+    if jobs > 1 or options.backend == "ray":  # several workers: start the longest units first
         units = longest_first(units)
 
     def finish(unit, summaries: list[dict]) -> None:
-        for (spec, path), summary in zip(unit, summaries):
+        for (spec, path), summary in zip(unit, summaries, strict=True):
             _check_summary(spec, path, summary)
 
     if units:
@@ -149,13 +153,15 @@ def _run_suite(suite: Suite, out: Path, specs: list[RunSpec], fleets: bool, back
     planned = [(spec, path) for spec, path in paths if spec.analyses]
     count = sum(len(spec.analyses) for spec, _ in planned)
     done = 0
+
+    def say(run: str, name: str, seconds: Optional[float]) -> None:
+        nonlocal done
+        done += 1
+        what = "kept (its files exist)" if seconds is None else f"{seconds:.1f}s"
+        _log(f"[analysis {done}/{count}] {name} of {run}: {what}")
+
     for spec, path in planned:
-        def say(name: str, seconds: Optional[float]) -> None:
-            nonlocal done
-            done += 1
-            what = "kept (its files exist)" if seconds is None else f"{seconds:.1f}s"
-            _log(f"[analysis {done}/{count}] {name} of {spec.dirname}: {what}")
-        run_analyses(spec, path, options, say)
+        run_analyses(spec, path, options, partial(say, spec.dirname))
     analysed = time.perf_counter() - started - trained
     _log(f"analyses done in {analysed:.0f}s" + ("; report next" if report else ""))
     meta = read_json(out / "suite.json")

@@ -236,7 +236,7 @@ def train(
             "parameters": count_parameters(model), "versions": versions()}
     rows: list[dict[str, float]] = []
     start, seconds = 0, 0.0
-    interval = {"loss": torch.zeros((), device=dev), "correct": torch.zeros((), device=dev, dtype=torch.long), "count": 0}
+    interval: dict[str, Any] = {"loss": torch.zeros((), device=dev), "correct": torch.zeros((), device=dev, dtype=torch.long), "count": 0}
     if resume and rundir.checkpoint.exists():
         with load_checkpoint(rundir.checkpoint, dev) as state:
             model.load_state_dict(state["model"])
@@ -318,7 +318,7 @@ def train(
                 n = interval["count"]
                 values = torch.stack([batch_loss.float(), batch_correct.float() / len(y), interval["loss"] / n,
                                       interval["correct"].float() / (n * len(y)), test_loss, test_acc]).tolist()
-                row = dict(zip(METRIC_COLUMNS, [iteration, *values, round(seconds, 3)]))
+                row = dict(zip(METRIC_COLUMNS, [iteration, *values, round(seconds, 3)], strict=True))
                 rows.append(row)
                 interval = {"loss": torch.zeros_like(interval["loss"]), "correct": torch.zeros_like(interval["correct"]), "count": 0}
                 write_csv(rundir.metrics, METRIC_COLUMNS, rows)

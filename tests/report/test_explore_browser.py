@@ -144,7 +144,7 @@ def test_explore_page_at_1280_px(explore_run, tmp_path):
             expected = [r for r in table if int(r["map"]) == unit]
             assert [int(img.get_attribute("data-image")) for img in patches] == [int(r["image"]) for r in expected]
             assert [int(img.get_attribute("data-image")) for img in projections] == [int(r["image"]) for r in expected]
-            for img, row in zip(patches, expected):
+            for img, row in zip(patches, expected, strict=True):
                 assert float(img.get_attribute("data-activation")) == pytest.approx(float(row["activation"]), rel=1e-5)
             assert page.evaluate("[...document.querySelectorAll('#detail img')].every(i => i.complete && i.naturalWidth > 0)")
             assert len(page.query_selector_all("#detail img.evolution")) == 3  # snapshots 4, 8 and the final weights

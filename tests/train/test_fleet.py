@@ -41,7 +41,7 @@ def test_the_first_50_iterations_equal_the_single_runs(tmp_path, model, kw, tol)
         train(c, tmp_path / f"s{c.seed}", dataset=data, progress=False, device="cpu")
         fleet_rows, single_rows = _losses(tmp_path / f"f{c.seed}"), _losses(tmp_path / f"s{c.seed}")
         assert len(fleet_rows) == len(single_rows) == 50
-        for it, (a, b) in enumerate(zip(fleet_rows, single_rows), 1):
+        for it, (a, b) in enumerate(zip(fleet_rows, single_rows, strict=True), 1):
             bound = 1e-5 if it == 1 else tol  # the first loss (before any update): float32 rounding only
             assert a[0] == pytest.approx(b[0], abs=bound) and a[1] == pytest.approx(b[1], abs=bound), (it, a, b)
     # a member's run directory is an ordinary one: its weights load into the ordinary model
@@ -80,7 +80,7 @@ def test_resuming_an_interrupted_fleet_equals_an_uninterrupted_fleet(tmp_path, m
     resumed = train_fleet(configs, outs, dataset=data, progress=False, resume=True)
     assert [s["status"] for s in resumed] == ["completed"] * 3
     strip = lambda p: [{k: v for k, v in r.items() if k != "seconds"} for r in open_run(p).metrics()]  # noqa: E731
-    for a, b in zip(outs_full, outs):
+    for a, b in zip(outs_full, outs, strict=True):
         assert strip(a) == strip(b)
         assert not (b / "checkpoint.pt").exists()
 
