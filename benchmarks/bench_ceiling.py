@@ -78,10 +78,13 @@ def measure(config, dataset, steps: int, evaluations: int) -> dict:
     eval_s = (time.perf_counter() - start) / evaluations
     model.train()
     flops = forward_flops(config.model, dataset.image_shape, dataset.num_classes, config.hidden)
-    return {"step_s": step_s, "eval_s": eval_s,
-            "step_gflops": 3 * flops * config.batch_size / step_s / 1e9,
-            "eval_gflops": flops * len(dataset.test_images) / eval_s / 1e9,
-            "forward_flops": flops}
+    return {
+        "step_s": step_s,
+        "eval_s": eval_s,
+        "step_gflops": 3 * flops * config.batch_size / step_s / 1e9,
+        "eval_gflops": flops * len(dataset.test_images) / eval_s / 1e9,
+        "forward_flops": flops,
+    }
 
 
 def label(config) -> str:
@@ -115,9 +118,13 @@ def main() -> None:
         distinct = {k: distinct[k] for k in keep}
 
     peak = peak_gflops()
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} thread(s): "
-          f"sgemm peak {peak:.1f} GFLOP/s")
-    print(f"{'model / data':30} {'step ms':>8} {'GFLOP/s':>8} {'% peak':>7} {'eval s':>7} {'GFLOP/s':>8} {'% peak':>7} {'core-min/run':>13}")
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} thread(s): "
+        f"sgemm peak {peak:.1f} GFLOP/s"
+    )
+    print(
+        f"{'model / data':30} {'step ms':>8} {'GFLOP/s':>8} {'% peak':>7} {'eval s':>7} {'GFLOP/s':>8} {'% peak':>7} {'core-min/run':>13}"
+    )
     datasets, rows = {}, []
     for name, config in distinct.items():
         if config.data not in datasets:
@@ -125,23 +132,52 @@ def main() -> None:
         m = measure(config, datasets[config.data], args.steps, args.evaluations)
         evaluations = math.ceil(config.iterations / config.eval_every)
         run_s = config.iterations * m["step_s"] + evaluations * m["eval_s"]
-        run_flops = m["forward_flops"] * (3 * config.iterations * config.batch_size + evaluations * DATASETS[config.data].test_size)
-        rows.append({"label": name, **m, "iterations": config.iterations, "evaluations": evaluations,
-                     "run_s": run_s, "run_flops": run_flops, "seeds": sum(label(c) == name for c in runs)})
-        print(f"{name:30} {m['step_s'] * 1e3:8.2f} {m['step_gflops']:8.1f} {100 * m['step_gflops'] / peak:6.0f}% "
-              f"{m['eval_s']:7.2f} {m['eval_gflops']:8.1f} {100 * m['eval_gflops'] / peak:6.0f}% {run_s / 60:13.2f}", flush=True)
+        run_flops = m["forward_flops"] * (
+            3 * config.iterations * config.batch_size + evaluations * DATASETS[config.data].test_size
+        )
+        rows.append(
+            {
+                "label": name,
+                **m,
+                "iterations": config.iterations,
+                "evaluations": evaluations,
+                "run_s": run_s,
+                "run_flops": run_flops,
+                "seeds": sum(label(c) == name for c in runs),
+            }
+        )
+        print(
+            f"{name:30} {m['step_s'] * 1e3:8.2f} {m['step_gflops']:8.1f} {100 * m['step_gflops'] / peak:6.0f}% "
+            f"{m['eval_s']:7.2f} {m['eval_gflops']:8.1f} {100 * m['eval_gflops'] / peak:6.0f}% {run_s / 60:13.2f}",
+            flush=True,
+        )
 
     total_s = sum(r["run_s"] * r["seeds"] for r in rows)
     total_flops = sum(r["run_flops"] * r["seeds"] for r in rows)
     floor_s = total_flops / (peak * 1e9)
-    print(f"study ({sum(r['seeds'] for r in rows)} runs): {total_flops / 1e12:.0f} TFLOP; at these rates {total_s / 60:.1f} core-min = "
-          f"{total_s / 60 / args.cores:.1f} min on {args.cores} cores; at the sgemm peak {floor_s / 60:.1f} core-min = "
-          f"{floor_s / 60 / args.cores:.1f} min; average {total_flops / total_s / 1e9:.1f} GFLOP/s per core "
-          f"({100 * total_flops / total_s / 1e9 / peak:.0f}% of peak)")
+    print(
+        f"study ({sum(r['seeds'] for r in rows)} runs): {total_flops / 1e12:.0f} TFLOP; at these rates {total_s / 60:.1f} core-min = "
+        f"{total_s / 60 / args.cores:.1f} min on {args.cores} cores; at the sgemm peak {floor_s / 60:.1f} core-min = "
+        f"{floor_s / 60 / args.cores:.1f} min; average {total_flops / total_s / 1e9:.1f} GFLOP/s per core "
+        f"({100 * total_flops / total_s / 1e9 / peak:.0f}% of peak)"
+    )
     if args.json:
-        args.json.write_text(json.dumps({"torch": torch.__version__, "threads": args.threads, "cores": args.cores,
-                                         "peak_gflops": peak, "models": rows, "study_tflop": total_flops / 1e12,
-                                         "study_core_minutes": total_s / 60, "floor_core_minutes": floor_s / 60}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "torch": torch.__version__,
+                    "threads": args.threads,
+                    "cores": args.cores,
+                    "peak_gflops": peak,
+                    "models": rows,
+                    "study_tflop": total_flops / 1e12,
+                    "study_core_minutes": total_s / 60,
+                    "floor_core_minutes": floor_s / 60,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,13 @@ def main() -> None:
     parser.add_argument("--snapshots", default="50,200,500,1000", help="iterations whose weights are kept")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as a task with --cpus-per-task 1
-    config = resolve(args.model, args.data, iterations=args.iterations, eval_every=50,
-                     snapshots=tuple(int(s) for s in args.snapshots.split(",") if s))
+    config = resolve(
+        args.model,
+        args.data,
+        iterations=args.iterations,
+        eval_every=50,
+        snapshots=tuple(int(s) for s in args.snapshots.split(",") if s),
+    )
     with tempfile.TemporaryDirectory() as tmp:
         run, stamps, whole, changed = f"{tmp}/run", {}, [], []
 
@@ -41,9 +46,18 @@ def main() -> None:
 
         train(config, run, progress=False, checkpoint_seconds=0.0, on_checkpoint=checkpointed)
     mb = lambda n: round(n / 1e6, 1)  # noqa: E731
-    print(json.dumps({"run": f"{args.model} on {args.data}, {args.iterations} iterations, snapshots {args.snapshots}",
-                      "checkpoints": len(whole), "whole_mb": mb(sum(whole)), "changed_mb": mb(sum(changed)),
-                      "last_whole_mb": mb(whole[-1]), "last_changed_mb": mb(changed[-1])}))
+    print(
+        json.dumps(
+            {
+                "run": f"{args.model} on {args.data}, {args.iterations} iterations, snapshots {args.snapshots}",
+                "checkpoints": len(whole),
+                "whole_mb": mb(sum(whole)),
+                "changed_mb": mb(sum(changed)),
+                "last_whole_mb": mb(whole[-1]),
+                "last_changed_mb": mb(changed[-1]),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

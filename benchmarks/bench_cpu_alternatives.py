@@ -44,9 +44,9 @@ class GRUSequence(torch.autograd.Function):
         rz, new, ghn = x.new_empty(steps, n, 2 * h), x.new_empty(steps, n, h), x.new_empty(steps, n, h)
         for t in range(steps):
             gh = torch.addmm(b_hh, hs[t], w_hh.t())
-            torch.sigmoid(gi[t, :, :2 * h] + gh[:, :2 * h], out=rz[t])
-            ghn[t].copy_(gh[:, 2 * h:])
-            torch.tanh(torch.addcmul(gi[t, :, 2 * h:], rz[t, :, :h], ghn[t]), out=new[t])
+            torch.sigmoid(gi[t, :, : 2 * h] + gh[:, : 2 * h], out=rz[t])
+            ghn[t].copy_(gh[:, 2 * h :])
+            torch.tanh(torch.addcmul(gi[t, :, 2 * h :], rz[t, :, :h], ghn[t]), out=new[t])
             torch.lerp(new[t], hs[t], rz[t, :, h:], out=hs[t + 1])
         ctx.save_for_backward(x, w_ih, w_hh, hs, rz, new, ghn)
         return hs[1:].transpose(0, 1)
@@ -63,12 +63,12 @@ class GRUSequence(torch.autograd.Function):
         for t in range(steps - 1, -1, -1):
             dh = dh + grad_out[t]
             r, z, nt = rz[t, :, :h], rz[t, :, h:], new[t]
-            dn = d_pre[t, :, 2 * h:]
+            dn = d_pre[t, :, 2 * h :]
             torch.mul(dh - dh * z, 1 - nt * nt, out=dn)
-            torch.mul(dh * (hs[t] - nt), z * (1 - z), out=d_pre[t, :, h:2 * h])
+            torch.mul(dh * (hs[t] - nt), z * (1 - z), out=d_pre[t, :, h : 2 * h])
             torch.mul(dn * ghn[t], r * (1 - r), out=d_pre[t, :, :h])
-            d_gh[t, :, :2 * h] = d_pre[t, :, :2 * h]
-            torch.mul(dn, r, out=d_gh[t, :, 2 * h:])
+            d_gh[t, :, : 2 * h] = d_pre[t, :, : 2 * h]
+            torch.mul(dn, r, out=d_gh[t, :, 2 * h :])
             dh = torch.addmm(dh * z, d_gh[t], w_hh)
         d_gh, d_pre = d_gh.view(steps * n, 3 * h), d_pre.view(steps * n, 3 * h)
         dw_hh = d_gh.t() @ hs[:-1].reshape(steps * n, h)
@@ -121,6 +121,7 @@ def hand_written(model) -> Callable[[torch.Tensor], torch.Tensor]:
     def forward(images: torch.Tensor) -> torch.Tensor:
         out = SEQUENCES[model.cell].apply(model.rows(images), r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0, r.bias_hh_l0)
         return model.fc(out[:, -1])
+
     return forward
 
 
@@ -146,9 +147,9 @@ def step_ms(model, forward, batch: int, steps: int) -> float:
     images, labels = torch.randn(20 * batch, 1, 28, 28), torch.randint(0, 10, (20 * batch,))
 
     def step(i: int) -> None:
-        x = images[(i % 20) * batch:(i % 20 + 1) * batch]
+        x = images[(i % 20) * batch : (i % 20 + 1) * batch]
         x = prepare_input(model, x)
-        loss = F.cross_entropy(forward(x), labels[(i % 20) * batch:(i % 20 + 1) * batch])
+        loss = F.cross_entropy(forward(x), labels[(i % 20) * batch : (i % 20 + 1) * batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -185,7 +186,9 @@ def main() -> None:
     rows = []
 
     def report(model: str, variant: str, ms: float, baseline: float, note: str = "") -> None:
-        rows.append({"model": model, "variant": variant, "ms": ms, "netsight_ms": baseline, "speedup": baseline / ms, "note": note})
+        rows.append(
+            {"model": model, "variant": variant, "ms": ms, "netsight_ms": baseline, "speedup": baseline / ms, "note": note}
+        )
         print(f"  {model:10} {variant:48} {ms:8.2f} ms  vs netsight {baseline:8.2f} ms  ({baseline / ms:.2f}x){note}", flush=True)
 
     for name in ("lenet5", "cnn-bn"):
@@ -206,11 +209,18 @@ def main() -> None:
             model = netsight_model(ModelConfig(cell, (1, 28, 28), 10, hidden))
             ours = step_ms(model, model, 128, args.steps)
             error = check_hand_written(cell, hidden)
-            report(f"{cell}-{hidden}", "hand-written sequence, one weight-grad product", step_ms(model, hand_written(model), 128, args.steps),
-                   ours, f"  (float64 difference {error:.1e})")
+            report(
+                f"{cell}-{hidden}",
+                "hand-written sequence, one weight-grad product",
+                step_ms(model, hand_written(model), 128, args.steps),
+                ours,
+                f"  (float64 difference {error:.1e})",
+            )
     if not args.no_compile:
-        for name, config, batch in (("lenet5", ModelConfig("lenet5", (1, 28, 28), 10), 50),
-                                    ("gru-128", ModelConfig("gru", (1, 28, 28), 10, 128), 128)):
+        for name, config, batch in (
+            ("lenet5", ModelConfig("lenet5", (1, 28, 28), 10), 50),
+            ("gru-128", ModelConfig("gru", (1, 28, 28), 10, 128), 128),
+        ):
             model = netsight_model(config)
             ours = step_ms(model, model, batch, args.steps)
             report(name, "torch.compile (inductor)", step_ms(model, torch.compile(model), batch, args.steps), ours)

@@ -33,8 +33,13 @@ from netsight.train import resolve, train
 from netsight.train.fleet import train_fleet
 from netsight.train.loop import device_name, resolve_device
 
-FAMILIES = {"lenet5": ("cifar10-assignment", {}), "cnn-bn": ("cifar10-assignment", {}), "lstm": ("mnist", {"hidden": 128}),
-            "gru": ("mnist", {"hidden": 128}), "rnn": ("mnist", {"hidden": 128})}
+FAMILIES = {
+    "lenet5": ("cifar10-assignment", {}),
+    "cnn-bn": ("cifar10-assignment", {}),
+    "lstm": ("mnist", {"hidden": 128}),
+    "gru": ("mnist", {"hidden": 128}),
+    "rnn": ("mnist", {"hidden": 128}),
+}
 
 
 def _sync(device: str) -> None:
@@ -47,30 +52,42 @@ def bench_family(model: str, members: int, iterations: int | None, device: str, 
     if hidden and "hidden" in extra:
         extra = {**extra, "hidden": hidden}
     data = load_dataset(data_name)
-    configs = [resolve(model, data_name, seed=s, **({"iterations": iterations} if iterations else {}), **extra)
-               for s in range(members)]
+    configs = [
+        resolve(model, data_name, seed=s, **({"iterations": iterations} if iterations else {}), **extra) for s in range(members)
+    ]
     _sync(device)
     start = time.perf_counter()
     singles = [train(c, scratch / f"{model}-single-{c.seed}", dataset=data, device=device, progress=False) for c in configs]
     _sync(device)
     sequential = time.perf_counter() - start
     start = time.perf_counter()
-    fleet = train_fleet(configs, [scratch / f"{model}-fleet-{c.seed}" for c in configs], dataset=data, device=device, progress=False)
+    fleet = train_fleet(
+        configs, [scratch / f"{model}-fleet-{c.seed}" for c in configs], dataset=data, device=device, progress=False
+    )
     _sync(device)
     together = time.perf_counter() - start
     diff = max(abs(a["final_test_acc"] - b["final_test_acc"]) for a, b in zip(singles, fleet, strict=True))
     # Member k and single run k share seed, initial weights and batches: compare them in pairs.
     paired = summarize([b["final_test_acc"] - a["final_test_acc"] for a, b in zip(singles, fleet, strict=True)])
     single_acc = summarize([a["final_test_acc"] for a in singles])
-    return {"model": model, "data": data_name, "hidden": extra.get("hidden"), "members": members, "iterations": configs[0].iterations,
-            "sequential_s": round(sequential, 2), "fleet_s": round(together, 2), "speedup": round(sequential / together, 3),
-            "max_final_acc_diff": round(diff, 4),
-            "single_acc_mean": round(single_acc.mean, 5), "single_acc_std": round(single_acc.std, 5),
-            "fleet_minus_single_mean": round(paired.mean, 5),
-            "fleet_minus_single_ci95": [round(paired.ci_low, 5), round(paired.ci_high, 5)] if paired.n > 1 else None,
-            "agree_within_seed_noise": bool(paired.n > 1 and paired.ci_low <= 0 <= paired.ci_high),
-            "single_final_acc": [round(s["final_test_acc"], 4) for s in singles],
-            "fleet_final_acc": [round(s["final_test_acc"], 4) for s in fleet]}
+    return {
+        "model": model,
+        "data": data_name,
+        "hidden": extra.get("hidden"),
+        "members": members,
+        "iterations": configs[0].iterations,
+        "sequential_s": round(sequential, 2),
+        "fleet_s": round(together, 2),
+        "speedup": round(sequential / together, 3),
+        "max_final_acc_diff": round(diff, 4),
+        "single_acc_mean": round(single_acc.mean, 5),
+        "single_acc_std": round(single_acc.std, 5),
+        "fleet_minus_single_mean": round(paired.mean, 5),
+        "fleet_minus_single_ci95": [round(paired.ci_low, 5), round(paired.ci_high, 5)] if paired.n > 1 else None,
+        "agree_within_seed_noise": bool(paired.n > 1 and paired.ci_low <= 0 <= paired.ci_high),
+        "single_final_acc": [round(s["final_test_acc"], 4) for s in singles],
+        "fleet_final_acc": [round(s["final_test_acc"], 4) for s in fleet],
+    }
 
 
 def main() -> None:
@@ -91,16 +108,29 @@ def main() -> None:
         for model in args.families.split(","):
             r = bench_family(model, args.members, args.iterations, device, Path(scratch), args.hidden)
             results.append(r)
-            print(f"{r['model']:7}{'' if r['hidden'] is None else '-' + str(r['hidden']):4} x{r['members']} {r['iterations']:>5} it: one by one {r['sequential_s']:8.1f}s  "
-                  f"fleet {r['fleet_s']:8.1f}s  speed-up {r['speedup']:5.2f}x  max |final acc diff| {r['max_final_acc_diff']:.4f}",
-                  flush=True)
+            print(
+                f"{r['model']:7}{'' if r['hidden'] is None else '-' + str(r['hidden']):4} x{r['members']} {r['iterations']:>5} it: one by one {r['sequential_s']:8.1f}s  "
+                f"fleet {r['fleet_s']:8.1f}s  speed-up {r['speedup']:5.2f}x  max |final acc diff| {r['max_final_acc_diff']:.4f}",
+                flush=True,
+            )
             ci = r["fleet_minus_single_ci95"]
-            print(f"{'':12} final test acc: single {100 * r['single_acc_mean']:.2f} ± {100 * r['single_acc_std']:.2f}%, "
-                  f"fleet - single {100 * r['fleet_minus_single_mean']:+.2f} points"
-                  + (f", 95% CI [{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}] ({'contains 0: within seed noise' if r['agree_within_seed_noise'] else 'excludes 0'})"
-                     if ci else " (one member: no interval)"), flush=True)
-    report = {"device": device_name(torch.device(device)), "torch": torch.__version__, "machine": platform.machine(),
-              "threads": torch.get_num_threads(), "results": results}
+            print(
+                f"{'':12} final test acc: single {100 * r['single_acc_mean']:.2f} ± {100 * r['single_acc_std']:.2f}%, "
+                f"fleet - single {100 * r['fleet_minus_single_mean']:+.2f} points"
+                + (
+                    f", 95% CI [{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}] ({'contains 0: within seed noise' if r['agree_within_seed_noise'] else 'excludes 0'})"
+                    if ci
+                    else " (one member: no interval)"
+                ),
+                flush=True,
+            )
+    report = {
+        "device": device_name(torch.device(device)),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "threads": torch.get_num_threads(),
+        "results": results,
+    }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")

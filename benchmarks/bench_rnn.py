@@ -61,8 +61,10 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as scratch:
         train_set, _ = torchvision_sets("mnist", args.data_root, Path(scratch))
-        print(f"torch {torch.__version__}, cpu, {torch.get_num_threads()} threads; seconds per 100 iterations "
-              f"(training only: the last iteration's single evaluation is included on netsight's side)")
+        print(
+            f"torch {torch.__version__}, cpu, {torch.get_num_threads()} threads; seconds per 100 iterations "
+            f"(training only: the last iteration's single evaluation is included on netsight's side)"
+        )
         print(f"{'cell':6} {'hidden':>6} {'plain':>8} {'netsight':>9} {'ratio':>7}")
         for cell in ("rnn", "lstm", "gru"):
             for hidden in (32, 64, 128):

@@ -47,10 +47,12 @@ def main() -> None:
         snaps = tuple(s for s in g.snapshots if not args.iterations or s <= args.iterations)
         groups.append(dataclasses.replace(g, analyses=(), grid=grid, snapshots=snaps))
     suite = dataclasses.replace(suite, groups=tuple(groups))
-    ray = (dict(address=args.address, cpus_per_task=args.cpus_per_task, shared_out=args.shared_out)
-           if args.backend == "ray" else {})
-    options = SuiteOptions(seeds=args.seeds, device=args.device, fleet=args.fleet, progress=False, jobs=args.jobs,
-                           backend=args.backend, **ray)
+    ray = (
+        dict(address=args.address, cpus_per_task=args.cpus_per_task, shared_out=args.shared_out) if args.backend == "ray" else {}
+    )
+    options = SuiteOptions(
+        seeds=args.seeds, device=args.device, fleet=args.fleet, progress=False, jobs=args.jobs, backend=args.backend, **ray
+    )
     specs = expand(suite, args.seeds)
     with tempfile.TemporaryDirectory() as out:
         units = plan_units([(s, Path(out) / "runs" / s.dirname) for s in specs], use_fleets(options))
@@ -61,11 +63,19 @@ def main() -> None:
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-    result = {"suite": suite.title, "runs": len(specs), "units": len(units), "fleet": args.fleet, "jobs": args.jobs,
-              "backend": args.backend + (f" ({args.cpus_per_task:g} CPU per task{', --shared-out' * args.shared_out})"
-                                         if args.backend == "ray" else ""),
-              "iterations": args.iterations or "protocol", "device": device_name(resolve_device(args.device)),
-              "torch": torch.__version__, "training_s": round(seconds, 2)}
+    result = {
+        "suite": suite.title,
+        "runs": len(specs),
+        "units": len(units),
+        "fleet": args.fleet,
+        "jobs": args.jobs,
+        "backend": args.backend
+        + (f" ({args.cpus_per_task:g} CPU per task{', --shared-out' * args.shared_out})" if args.backend == "ray" else ""),
+        "iterations": args.iterations or "protocol",
+        "device": device_name(resolve_device(args.device)),
+        "torch": torch.__version__,
+        "training_s": round(seconds, 2),
+    }
     print(json.dumps(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

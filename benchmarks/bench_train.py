@@ -40,8 +40,10 @@ def torchvision_sets(data: str, root: Path, scratch: Path):
         for gz in (root / "mnist").glob("*.gz"):
             with gzip.open(gz) as src, open(raw / gz.stem, "wb") as dst:
                 shutil.copyfileobj(src, dst)
-        return (datasets.MNIST(str(scratch), train=True, transform=to_tensor),
-                datasets.MNIST(str(scratch), train=False, transform=to_tensor))
+        return (
+            datasets.MNIST(str(scratch), train=True, transform=to_tensor),
+            datasets.MNIST(str(scratch), train=False, transform=to_tensor),
+        )
     tf = transforms.Compose([transforms.Grayscale(1), to_tensor])
     course = root / "cifar10" / "assignment"
     return datasets.ImageFolder(str(course / "Train"), tf), datasets.ImageFolder(str(course / "Test"), tf)
@@ -106,11 +108,23 @@ def main() -> None:
         data = PROTOCOLS[model_name]
         plain_s, plain_acc = plain_loop(model_name, data, args.data_root, args.iterations, args.device, args.seed)
         ours_s, ours_acc = netsight_run(model_name, data, args.data_root, args.iterations, args.device, args.seed)
-        results.append(dict(model=model_name, data=data, device=args.device, iterations=args.iterations,
-                            plain_seconds=plain_s, plain_acc=plain_acc, netsight_seconds=ours_s, netsight_acc=ours_acc,
-                            speedup=plain_s / ours_s))
-        print(f"{model_name + ' / ' + data:24} {plain_s:9.1f} {plain_acc:7.4f} {ours_s:11.1f} {ours_acc:7.4f} {plain_s / ours_s:8.2f}x",
-              flush=True)
+        results.append(
+            dict(
+                model=model_name,
+                data=data,
+                device=args.device,
+                iterations=args.iterations,
+                plain_seconds=plain_s,
+                plain_acc=plain_acc,
+                netsight_seconds=ours_s,
+                netsight_acc=ours_acc,
+                speedup=plain_s / ours_s,
+            )
+        )
+        print(
+            f"{model_name + ' / ' + data:24} {plain_s:9.1f} {plain_acc:7.4f} {ours_s:11.1f} {ours_acc:7.4f} {plain_s / ours_s:8.2f}x",
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

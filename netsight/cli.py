@@ -48,6 +48,7 @@ def _int(flag: str, lo: int, hi: int) -> Callable[[str], int]:
         if not lo <= value <= hi:
             raise argparse.ArgumentTypeError(f"{value}: expected an integer from {lo} to {hi:,}")
         return value
+
     parse.__name__ = flag  # argparse names the flag itself; this names the type in its messages
     return parse
 
@@ -64,6 +65,7 @@ def _float(flag: str, lo: float, hi: float, *, lo_open: bool = False, hi_open: b
         if not inside:
             raise argparse.ArgumentTypeError(f"{text}: expected a number in {span}")
         return value
+
     parse.__name__ = flag
     return parse
 
@@ -79,6 +81,7 @@ def _csv_ints(flag: str, lo: int = 1, hi: int = MAX_COUNT) -> Callable[[str], li
         if not values:
             raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 100,500,1000")
         return values
+
     parse.__name__ = flag
     return parse
 
@@ -90,8 +93,11 @@ def _csv_floats(flag: str) -> Callable[[str], list[float]]:
         except ValueError:
             values = []
         if not values or not all(math.isfinite(v) for v in values):
-            raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers, one per input channel, e.g. 0.485,0.456,0.406")
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: expected comma-separated numbers, one per input channel, e.g. 0.485,0.456,0.406"
+            )
         return values
+
     parse.__name__ = flag
     return parse
 
@@ -99,14 +105,21 @@ def _csv_floats(flag: str) -> Callable[[str], list[float]]:
 def _add_model_flags(g) -> None:
     """The flags naming a model from outside netsight and its images (inspect and explore)."""
     g.add_argument("--model", metavar="SPEC", help="torchvision:NAME, package.module:factory or path/to/file.py:ClassOrFactory")
-    g.add_argument("--weights", type=Path, help="the model's weights: .safetensors, or a .pt/.pth state dict (read with weights_only=True)")
+    g.add_argument(
+        "--weights", type=Path, help="the model's weights: .safetensors, or a .pt/.pth state dict (read with weights_only=True)"
+    )
     g.add_argument("--images", metavar="DIR", help="a folder of images (class subfolders optional), streamed in batches")
     g.add_argument("--data", metavar="NAME", help="or a netsight dataset's test set (netsight data list)")
-    g.add_argument("--input-size", type=_int("--input-size", 1, 8192), help="crop images to N x N (torchvision models: their own crop, 224)")
+    g.add_argument(
+        "--input-size", type=_int("--input-size", 1, 8192), help="crop images to N x N (torchvision models: their own crop, 224)"
+    )
     g.add_argument("--mean", type=_csv_floats("--mean"), help="normalisation mean per channel (torchvision models: their own)")
     g.add_argument("--std", type=_csv_floats("--std"), help="normalisation std per channel (torchvision models: their own)")
-    g.add_argument("--seed", type=_int("--seed", 0, MAX_SEED),
-                   help="without --weights: the seed of the model's random initialisation (0), recorded in inspection.json")
+    g.add_argument(
+        "--seed",
+        type=_int("--seed", 0, MAX_SEED),
+        help="without --weights: the seed of the model's random initialisation (0), recorded in inspection.json",
+    )
 
 
 def _add_option(g, name: str, takers: list) -> None:
@@ -126,7 +139,9 @@ def _add_option(g, name: str, takers: list) -> None:
     if len(same) > 1:
         text = option.help + f" ({', '.join(defaults)})"
     else:
-        text = option.help + (f" ({option.default})" if option.default is not None and f"({option.default})" not in option.help else "")
+        text = option.help + (
+            f" ({option.default})" if option.default is not None and f"({option.default})" not in option.help else ""
+        )
     g.add_argument(flag, help=text, **kind)
 
 
@@ -142,7 +157,9 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=_int("--batch-size", 1, 1_000_000), help="images per step (CNN 50, RNN 128)")
     g.add_argument("--lr", type=_float("--lr", 0, 1e6, lo_open=True), help="learning rate (CNN 1e-4, RNN 1e-3)")
     g.add_argument("--optimizer", choices=["adam", "sgd"], help="adam (default) or sgd with momentum 0.9")
-    g.add_argument("--eval-every", type=_int("--eval-every", 1, MAX_COUNT), help="iterations between test-set evaluations (CNN 100, RNN 50)")
+    g.add_argument(
+        "--eval-every", type=_int("--eval-every", 1, MAX_COUNT), help="iterations between test-set evaluations (CNN 100, RNN 50)"
+    )
     g.add_argument("--seed", type=_int("--seed", 0, MAX_SEED), help="seeds weights, dropout and batch order (0)")
     g.add_argument("--hidden", type=_int("--hidden", 1, 65536), help="recurrent nets: hidden units (128)")
     g.add_argument("--dropout", type=_float("--dropout", 0, 1, hi_open=True), help="cnn-bn: dropout probability (0.5)")
@@ -163,13 +180,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = resolve(args.model, args.data, **_train_overrides(args))
     out = args.out or Path("runs") / f"{config.model}-{config.data}-seed{config.seed}-{datetime.now():%Y%m%d-%H%M%S}"
-    summary = train(config, out, device=args.device, data_root=args.data_root, download=args.download,
-                    resume=args.resume, tensorboard=args.tensorboard, progress=not args.quiet)
+    summary = train(
+        config,
+        out,
+        device=args.device,
+        data_root=args.data_root,
+        download=args.download,
+        resume=args.resume,
+        tensorboard=args.tensorboard,
+        progress=not args.quiet,
+    )
     status = summary["status"]
     if status == "completed":
-        print(f"{out}: completed {summary['iterations_done']} iterations in {summary['seconds']:.1f}s; "
-              f"final test accuracy {summary['final_test_acc']:.4f} (best {summary['best_test_acc']:.4f} "
-              f"at iteration {summary['best_iteration']:.0f})")
+        print(
+            f"{out}: completed {summary['iterations_done']} iterations in {summary['seconds']:.1f}s; "
+            f"final test accuracy {summary['final_test_acc']:.4f} (best {summary['best_test_acc']:.4f} "
+            f"at iteration {summary['best_iteration']:.0f})"
+        )
         return 0
     print(f"{out}: {status}: {summary['message']}", file=sys.stderr)
     if status == "interrupted":
@@ -181,11 +208,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _suite_options(args: argparse.Namespace):
     from .suites.runner import SuiteOptions
 
-    return SuiteOptions(seeds=args.seeds, quick=args.quick, device=args.device,
-                        data_root=str(args.data_root) if args.data_root else None, download=args.download,
-                        jobs=args.jobs, progress=not args.quiet, fleet=args.fleet, backend=args.backend,
-                        address=args.address, cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
-                        shared_out=args.shared_out)
+    return SuiteOptions(
+        seeds=args.seeds,
+        quick=args.quick,
+        device=args.device,
+        data_root=str(args.data_root) if args.data_root else None,
+        download=args.download,
+        jobs=args.jobs,
+        progress=not args.quiet,
+        fleet=args.fleet,
+        backend=args.backend,
+        address=args.address,
+        cpus_per_task=args.cpus_per_task,
+        gpus_per_task=args.gpus_per_task,
+        shared_out=args.shared_out,
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -193,7 +230,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .suites.spec import load_suite
 
     suite = load_suite(args.suite)
-    out = args.out or Path("netsight-out") / ((Path(args.suite).stem if args.suite else "assignment") + ("-quick" if args.quick else ""))
+    out = args.out or Path("netsight-out") / (
+        (Path(args.suite).stem if args.suite else "assignment") + ("-quick" if args.quick else "")
+    )
     run_suite(suite, out, _suite_options(args))
     print(out / "report.html")
     return 0
@@ -203,8 +242,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .suites.sweep import run_sweep
 
     overrides = {k: getattr(args, k) for k in ("iterations", "batch_size", "lr", "optimizer", "eval_every", "init")}
-    paths = run_sweep(args.out, args.models.split(","), args.hidden, [m for m in args.cnn.split(",") if m], args.data,
-                      args.seeds or 1, _suite_options(args), overrides)
+    paths = run_sweep(
+        args.out,
+        args.models.split(","),
+        args.hidden,
+        [m for m in args.cnn.split(",") if m],
+        args.data,
+        args.seeds or 1,
+        _suite_options(args),
+        overrides,
+    )
     for p in paths:
         print(p)
     return 0
@@ -237,8 +284,10 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 
     for name, spec in DATASETS.items():
         where = "bundled" if spec.bundled else "--data-root / --download"
-        print(f"{name:19} {spec.train_size:>6,} train {spec.test_size:>6,} test  "
-              f"{spec.size}x{spec.size}x{spec.channels}  [{where}]  {spec.description}")
+        print(
+            f"{name:19} {spec.train_size:>6,} train {spec.test_size:>6,} test  "
+            f"{spec.size}x{spec.size}x{spec.channels}  [{where}]  {spec.description}"
+        )
     return 0
 
 
@@ -251,8 +300,10 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     print(f"{ds.name}: source {ds.source}")
     for split, x, y in (("train", ds.train_images, ds.train_labels), ("test", ds.test_images, ds.test_labels)):
         counts = torch.bincount(y, minlength=ds.num_classes).tolist()
-        print(f"  {split}: {tuple(x.shape)} uint8, pixel mean {x.float().mean() / 255:.4f}, "
-              f"std {x.float().std() / 255:.4f}; per class {counts}")
+        print(
+            f"  {split}: {tuple(x.shape)} uint8, pixel mean {x.float().mean() / 255:.4f}, "
+            f"std {x.float().std() / 255:.4f}; per class {counts}"
+        )
     return 0
 
 
@@ -265,17 +316,32 @@ def _inspect_flags() -> list[str]:
 def _model_target(args: argparse.Namespace, out: Optional[Path]):
     from .analysis.target import open_model_target
 
-    return open_model_target(args.model, args.weights, out, args.images, args.data, args.input_size, args.mean, args.std,
-                             args.device, args.data_root, args.download, progress=not args.quiet,
-                             seed=args.seed if args.seed is not None else 0)
+    return open_model_target(
+        args.model,
+        args.weights,
+        out,
+        args.images,
+        args.data,
+        args.input_size,
+        args.mean,
+        args.std,
+        args.device,
+        args.data_root,
+        args.download,
+        progress=not args.quiet,
+        seed=args.seed if args.seed is not None else 0,
+    )
 
 
 def _run_target(args: argparse.Namespace, command: str, model_flags: Sequence[str], split: str = "test"):
     from .analysis.target import open_run_target
 
     if args.run_dir is None:
-        example = ("netsight inspect --model SPEC --weights FILE --images DIR ..." if command == "inspect" else
-                   "netsight explore --model SPEC --weights FILE --images DIR --layers NAME --out FILE.html")
+        example = (
+            "netsight inspect --model SPEC --weights FILE --images DIR ..."
+            if command == "inspect"
+            else "netsight explore --model SPEC --weights FILE --images DIR --layers NAME --out FILE.html"
+        )
         raise NetsightError(f"{command}: give a run directory (netsight {command} RUN_DIR ...) or a model ({example})")
     if args.images is not None:
         hint = f"; the number of images is --count {args.images} now" if args.images.isdigit() else ""
@@ -298,7 +364,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         if args.run_dir is not None:
             raise NetsightError(f"inspect: give either a run directory ({args.run_dir}) or --model SPEC, not both")
         if args.split != "test":
-            raise NetsightError("--split goes with a run directory; with --model the images are --images DIR or --data NAME's test set")
+            raise NetsightError(
+                "--split goes with a run directory; with --model the images are --images DIR or --data NAME's test set"
+            )
         if args.out is None:
             raise NetsightError("inspect --model: give --out DIR, the folder for figures/, tables/ and inspection.json")
         target = _model_target(args, args.out)
@@ -352,8 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("inspect", help="look inside a trained CNN (a run directory, or any model): filters, activation "
-                                       "statistics, Zeiler & Fergus tools")
+    p = sub.add_parser(
+        "inspect",
+        help="look inside a trained CNN (a run directory, or any model): filters, activation statistics, Zeiler & Fergus tools",
+    )
     p.add_argument("run_dir", type=Path, nargs="?", help="a netsight run directory (or give --model SPEC instead)")
     g = p.add_argument_group("what to make (figures/ and tables/ inside the run directory, or under --out)")
     from .analysis import registry
@@ -386,29 +456,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="one table and overlaid curves for several runs")
     p.add_argument("run_dirs", nargs="+", type=Path)
-    p.add_argument("--out", type=Path, default=Path("netsight-compare"), help="folder for compare.md/.csv/.png (netsight-compare)")
+    p.add_argument(
+        "--out", type=Path, default=Path("netsight-compare"), help="folder for compare.md/.csv/.png (netsight-compare)"
+    )
     p.set_defaults(func=cmd_compare)
 
     def suite_flags(q: argparse.ArgumentParser, seeds_help: str) -> None:
         q.add_argument("--seeds", type=_int("--seeds", 1, 1000), help=seeds_help)
         q.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-        q.add_argument("--jobs", type=_jobs, default="auto",
-                       help="runs trained in parallel local processes, the cores split between them (default auto: "
-                            "one per core on the CPU, 1 on a GPU)")
+        q.add_argument(
+            "--jobs",
+            type=_jobs,
+            default="auto",
+            help="runs trained in parallel local processes, the cores split between them (default auto: "
+            "one per core on the CPU, 1 on a GPU)",
+        )
         q.add_argument("--quick", action="store_true", help="the same runs cut to a few minutes on 2 CPU cores (smoke test)")
         q.add_argument("--quiet", action="store_true", help="no progress bars (a line per finished run stays)")
-        q.add_argument("--fleet", choices=["auto", "on", "off"], default="auto",
-                       help="train runs that differ only in seed/init together as one batched program (auto: on CUDA)")
-        q.add_argument("--backend", choices=["local", "ray"], default="local",
-                       help="where runs train: local processes (default) or a Ray cluster (pip install 'netsight[ray]')")
+        q.add_argument(
+            "--fleet",
+            choices=["auto", "on", "off"],
+            default="auto",
+            help="train runs that differ only in seed/init together as one batched program (auto: on CUDA)",
+        )
+        q.add_argument(
+            "--backend",
+            choices=["local", "ray"],
+            default="local",
+            help="where runs train: local processes (default) or a Ray cluster (pip install 'netsight[ray]')",
+        )
         q.add_argument("--address", help="ray: a running cluster's head, auto or HOST:PORT (default: start Ray on this machine)")
-        q.add_argument("--cpus-per-task", type=_float("--cpus-per-task", 0, 1024, lo_open=True), default=1.0,
-                       help="ray: CPU cores per run or fleet (torch uses that many threads; default 1)")
-        q.add_argument("--gpus-per-task", type=_float("--gpus-per-task", 0, 64), default=0.0,
-                       help="ray: GPUs per run or fleet, fractions share one (e.g. 0.25; default 0: CPU)")
-        q.add_argument("--shared-out", action="store_true",
-                       help="ray: --out is on storage every node mounts at the same path (NFS, Lustre): the tasks write "
-                            "their runs there instead of sending them to the driver (checked on every node first)")
+        q.add_argument(
+            "--cpus-per-task",
+            type=_float("--cpus-per-task", 0, 1024, lo_open=True),
+            default=1.0,
+            help="ray: CPU cores per run or fleet (torch uses that many threads; default 1)",
+        )
+        q.add_argument(
+            "--gpus-per-task",
+            type=_float("--gpus-per-task", 0, 64),
+            default=0.0,
+            help="ray: GPUs per run or fleet, fractions share one (e.g. 0.25; default 0: CPU)",
+        )
+        q.add_argument(
+            "--shared-out",
+            action="store_true",
+            help="ray: --out is on storage every node mounts at the same path (NFS, Lustre): the tasks write "
+            "their runs there instead of sending them to the driver (checked on every node first)",
+        )
         _add_data_flags(q)
 
     p = sub.add_parser("run", help="run a whole suite (default: the assignment) and write the HTML report")
@@ -423,10 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cnn", default="lenet5,cnn-bn", help="CNNs trained on the same data and budget ('' for none)")
     p.add_argument("--data", default="mnist", help="dataset (mnist)")
     p.add_argument("--out", type=Path, required=True, help="folder for the runs, comparison.csv/.md and figures")
-    for flag, kind, text in (("--iterations", _int("--iterations", 1, MAX_COUNT), "iterations (5500)"),
-                             ("--batch-size", _int("--batch-size", 1, 1_000_000), "batch size (128)"),
-                             ("--lr", _float("--lr", 0, 1e6, lo_open=True), "learning rate (1e-3)"),
-                             ("--eval-every", _int("--eval-every", 1, MAX_COUNT), "evaluation interval (50)")):
+    for flag, kind, text in (
+        ("--iterations", _int("--iterations", 1, MAX_COUNT), "iterations (5500)"),
+        ("--batch-size", _int("--batch-size", 1, 1_000_000), "batch size (128)"),
+        ("--lr", _float("--lr", 0, 1e6, lo_open=True), "learning rate (1e-3)"),
+        ("--eval-every", _int("--eval-every", 1, MAX_COUNT), "evaluation interval (50)"),
+    ):
         p.add_argument(flag, type=kind, help=text)
     p.add_argument("--optimizer", choices=["adam", "sgd"])
     p.add_argument("--init", choices=["torch", "starter"])
@@ -459,8 +556,10 @@ def _write_crash_log(argv: Sequence[str]) -> Optional[str]:
 
     from . import __version__
 
-    text = (f"netsight {__version__} crashed at {datetime.now().isoformat(timespec='seconds')}\n"
-            f"command: netsight {' '.join(argv)}\npython {sys.version.split()[0]}\n\n{traceback.format_exc()}")
+    text = (
+        f"netsight {__version__} crashed at {datetime.now().isoformat(timespec='seconds')}\n"
+        f"command: netsight {' '.join(argv)}\npython {sys.version.split()[0]}\n\n{traceback.format_exc()}"
+    )
     try:
         fd, path = tempfile.mkstemp(prefix="netsight-crash-", suffix=".log")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -504,6 +603,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if os.environ.get("NETSIGHT_DEBUG"):
             raise
         log = _write_crash_log(argv)
-        print(f"netsight: internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); this is a bug in "
-              f"netsight" + (f", the traceback is in {log}" if log else ""), file=sys.stderr)
+        print(
+            f"netsight: internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); this is a bug in "
+            f"netsight" + (f", the traceback is in {log}" if log else ""),
+            file=sys.stderr,
+        )
         return 70

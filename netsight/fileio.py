@@ -53,10 +53,14 @@ _FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file
 def os_error(path: str | Path, exc: OSError, doing: str = "cannot write") -> NetsightError:
     """One line for an operating-system failure: the path and the reason in plain words."""
     reason = exc.strerror or str(exc)
-    hint = {errno.ENOSPC: " (the disk is full)", errno.EROFS: " (mounted read-only)",
-            errno.EACCES: " (check the folder's permissions)", errno.EPERM: " (check the folder's permissions)",
-            errno.ENOTDIR: " (a file stands where a folder is expected)",
-            errno.EEXIST: " (a file stands where a folder is expected)"}.get(exc.errno or 0, "")
+    hint = {
+        errno.ENOSPC: " (the disk is full)",
+        errno.EROFS: " (mounted read-only)",
+        errno.EACCES: " (check the folder's permissions)",
+        errno.EPERM: " (check the folder's permissions)",
+        errno.ENOTDIR: " (a file stands where a folder is expected)",
+        errno.EEXIST: " (a file stands where a folder is expected)",
+    }.get(exc.errno or 0, "")
     where = exc.filename if exc.filename is not None else path
     return NetsightError(f"{where}: {doing}: {reason}{hint}")
 
@@ -98,8 +102,11 @@ def _load_record(folder: Path) -> _Record:
         return _Record({}, {}, readable=False)
     files = {k: v for k, v in data["files"].items() if isinstance(k, str) and isinstance(v, str)}
     raw = data.get("pending")
-    pending = {k: v for k, v in (raw if isinstance(raw, dict) else {}).items()
-               if isinstance(k, str) and (v is None or isinstance(v, str))}
+    pending = {
+        k: v
+        for k, v in (raw if isinstance(raw, dict) else {}).items()
+        if isinstance(k, str) and (v is None or isinstance(v, str))
+    }
     return _Record(files, pending)
 
 
@@ -197,7 +204,9 @@ def damaged_files(folder: str | Path, judged: Callable[[str], bool] = lambda nam
 def _refuse_foreign(path: Path, doing: str) -> None:
     if not is_ours(path):
         what = "a folder" if path.is_dir() else "a file netsight did not write (or one changed since)"
-        raise NetsightError(f"{path}: exists and is {what}; refusing to {doing} it — move it away or choose another output folder")
+        raise NetsightError(
+            f"{path}: exists and is {what}; refusing to {doing} it — move it away or choose another output folder"
+        )
 
 
 def _write_temp(path: Path, write: Callable[[Path], object]) -> Path:
@@ -321,8 +330,9 @@ def claim_output_folder(path: str | Path, flag: str) -> Path:
             raise os_error(path, exc, "cannot read folder") from None
         if entries and not _made_by_netsight(path):
             shown = ", ".join(entries[:4]) + (f" and {len(entries) - 4} more" if len(entries) > 4 else "")
-            raise NetsightError(f"{flag} {path}: the folder exists and holds files netsight did not write ({shown}); "
-                                f"choose a new or empty folder")
+            raise NetsightError(
+                f"{flag} {path}: the folder exists and holds files netsight did not write ({shown}); choose a new or empty folder"
+            )
     return make_folder(path)
 
 

@@ -34,16 +34,18 @@ SMALL = 8  # tick labels, legends, tile titles
 NORMAL = 9  # panel titles, axis labels
 LARGE = 10  # figure titles
 
-plt.rcParams.update({
-    "font.size": NORMAL,
-    "axes.titlesize": NORMAL,
-    "axes.labelsize": NORMAL,
-    "xtick.labelsize": SMALL,
-    "ytick.labelsize": SMALL,
-    "legend.fontsize": SMALL,
-    "legend.title_fontsize": SMALL,
-    "figure.titlesize": LARGE,
-})
+plt.rcParams.update(
+    {
+        "font.size": NORMAL,
+        "axes.titlesize": NORMAL,
+        "axes.labelsize": NORMAL,
+        "xtick.labelsize": SMALL,
+        "ytick.labelsize": SMALL,
+        "legend.fontsize": SMALL,
+        "legend.title_fontsize": SMALL,
+        "figure.titlesize": LARGE,
+    }
+)
 
 # ------------------------------------------------------------------ colours of things
 
@@ -132,6 +134,7 @@ def class_cmap(num_classes: int) -> tuple[ListedColormap, Normalize]:
 def class_legend_handles(present: Iterable[int], classes: tuple[str, ...]) -> list[Patch]:
     """One legend entry per class present (in class order), in the class's colour; a long name
     (ImageNet's 'German shepherd, German shepherd dog, ...') is cut at its first comma."""
+
     def short(name: str) -> str:
         name = name.split(",")[0]
         return name if len(name) <= 28 else name[:27] + "…"
@@ -185,6 +188,7 @@ def image_kind(image) -> Optional[str]:
 
 
 # ------------------------------------------------------------------ axes
+
 
 def percent_axis(ax, axis: str = "y", fraction: bool = True, decimals: Optional[int] = None) -> None:
     """Tick values in % on an accuracy axis; `fraction`: the data are 0..1 (else already 0..100)."""

@@ -37,8 +37,21 @@ from .analysis.techniques.top9 import top9, top_activations
 from .analysis.topk import TopPatches
 from .errors import NetsightError
 
-__all__ = ["images", "deconv", "top9", "top_activations", "occlusion", "activations", "invariance", "filters",
-           "receptive_field", "plot", "DeconvResult", "OcclusionResult", "InvarianceResult"]
+__all__ = [
+    "images",
+    "deconv",
+    "top9",
+    "top_activations",
+    "occlusion",
+    "activations",
+    "invariance",
+    "filters",
+    "receptive_field",
+    "plot",
+    "DeconvResult",
+    "OcclusionResult",
+    "InvarianceResult",
+]
 
 
 def receptive_field(model: nn.Module, layer: str, input_shape: tuple[int, int, int]) -> ReceptiveField:

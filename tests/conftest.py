@@ -43,8 +43,10 @@ def write_idx_folder(folder: Path, n_train: int = 30, n_test: int = 20, compress
     """The four MNIST IDX files (gzipped by default) with random pixels and cyclic labels."""
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {
-        "train_x": make_images(n_train, (size, size), 1), "train_y": make_labels(n_train),
-        "test_x": make_images(n_test, (size, size), 2), "test_y": make_labels(n_test),
+        "train_x": make_images(n_train, (size, size), 1),
+        "train_y": make_labels(n_train),
+        "test_x": make_images(n_test, (size, size), 2),
+        "test_y": make_labels(n_test),
     }
     for key, stem in IDX_NAMES.items():
         data = encode_idx(arrays[key])
@@ -57,8 +59,15 @@ def write_idx_folder(folder: Path, n_train: int = 30, n_test: int = 20, compress
 
 def cifar_batch_bytes(images: np.ndarray, labels: list[int]) -> bytes:
     """A CIFAR-10 python batch as the official files hold it (a pickled dict)."""
-    return pickle.dumps({b"batch_label": b"test", b"labels": labels, b"data": images.reshape(len(images), -1),
-                         b"filenames": [f"{i}.png".encode() for i in range(len(images))]}, protocol=2)
+    return pickle.dumps(
+        {
+            b"batch_label": b"test",
+            b"labels": labels,
+            b"data": images.reshape(len(images), -1),
+            b"filenames": [f"{i}.png".encode() for i in range(len(images))],
+        },
+        protocol=2,
+    )
 
 
 def write_cifar_batches(folder: Path, per_batch: int = 20, seed: int = 0) -> dict:
@@ -122,5 +131,7 @@ def tree_snapshot(root: Path) -> dict[str, str]:
     root = Path(root)
     if not root.exists():
         return {}
-    return {p.relative_to(root).as_posix(): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*"))}
+    return {
+        p.relative_to(root).as_posix(): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+    }

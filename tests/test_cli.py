@@ -17,23 +17,60 @@ def test_train_on_bundled_data(tmp_path, capsys):
 
 
 def test_train_rnn_on_shared_data(tmp_path, shared_data):
-    assert main(["train", "lstm", "--hidden", "32", "--iterations", "20", "--eval-every", "10",
-                 "--data-root", str(shared_data), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "lstm",
+                "--hidden",
+                "32",
+                "--iterations",
+                "20",
+                "--eval-every",
+                "10",
+                "--data-root",
+                str(shared_data),
+                "--out",
+                str(tmp_path / "r"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert read_json(tmp_path / "r" / "summary.json")["data_source"] == f"path:{shared_data.resolve() / 'mnist'}"
 
 
 def test_train_cnn_on_shared_course_layout(tmp_path, shared_data):
-    assert main(["train", "cnn-bn", "--iterations", "20", "--eval-every", "10", "--data-root", str(shared_data),
-                 "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "cnn-bn",
+                "--iterations",
+                "20",
+                "--eval-every",
+                "10",
+                "--data-root",
+                str(shared_data),
+                "--out",
+                str(tmp_path / "r"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "cifar10/assignment" in read_json(tmp_path / "r" / "summary.json")["data_source"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "lenet5", "--lr", "-3"], "argument --lr: -3: expected a number in (0, 1e+06]"),
-    (["train", "vgg"], "model 'vgg': unknown"),
-    (["train", "lenet5", "--data-root", "/does/not/exist"], "--data-root /does/not/exist: no such file or folder"),
-    (["data", "check", "imagenet"], "--data 'imagenet': unknown dataset"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "lenet5", "--lr", "-3"], "argument --lr: -3: expected a number in (0, 1e+06]"),
+        (["train", "vgg"], "model 'vgg': unknown"),
+        (["train", "lenet5", "--data-root", "/does/not/exist"], "--data-root /does/not/exist: no such file or folder"),
+        (["data", "check", "imagenet"], "--data 'imagenet': unknown dataset"),
+    ],
+)
 def test_bad_input_is_one_clear_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err

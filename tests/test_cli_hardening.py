@@ -33,37 +33,46 @@ def _one_line(capsys, code=2) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "lenet5", "--seed", str(2**64)], "argument --seed: 18446744073709551616: expected an integer from 0 to"),
-    (["train", "lenet5", "--seed", "-1"], "argument --seed: -1: expected an integer from 0"),
-    (["train", "lenet5", "--iterations", "0"], "argument --iterations: 0: expected an integer from 1"),
-    (["train", "lenet5", "--iterations", "2.5"], "argument --iterations: '2.5': expected an integer"),
-    (["train", "lenet5", "--lr", "nan"], "argument --lr: nan: expected a number in (0, 1e+06]"),
-    (["train", "lenet5", "--lr", "inf"], "argument --lr: inf: expected a number"),
-    (["train", "lenet5", "--dropout", "1"], "argument --dropout: 1: expected a number in [0, 1)"),
-    (["train", "lstm", "--hidden", "0"], "argument --hidden: 0: expected an integer from 1 to 65,536"),
-    (["train", "lenet5", "--batch-size", "-5"], "argument --batch-size: -5: expected an integer from 1"),
-    (["train", "lenet5", "--eval-every", "x"], "argument --eval-every: 'x': expected an integer"),
-    (["train", "lenet5", "--snapshots", "10,-1"], "argument --snapshots: '10,-1': -1: expected an integer from 1"),
-    (["run", "--seeds", "0"], "argument --seeds: 0: expected an integer from 1 to 1,000"),
-    (["run", "--jobs", "100000"], "argument --jobs: 100000: expected an integer from 1 to 256"),
-    (["sweep", "--out", "x", "--hidden", "32,0"], "argument --hidden: '32,0': 0: expected an integer from 1"),
-    (["inspect", "r", "--filters", "--occlusion-fill", "2"], "argument --occlusion-fill: 2: expected a number in [0, 1]"),
-    (["inspect", "r", "--filters", "--maps", "0"], "argument --maps: 0: expected an integer from 1"),
-    (["inspect", "r", "--filters", "--occlusion-stride", "0"], "argument --occlusion-stride: 0: expected an integer from 1"),
-    (["inspect", "r", "--filters", "--feature-map", "-2"], "argument --feature-map: -2: expected an integer from 0"),
-    (["train"], "the following arguments are required: model"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "lenet5", "--seed", str(2**64)], "argument --seed: 18446744073709551616: expected an integer from 0 to"),
+        (["train", "lenet5", "--seed", "-1"], "argument --seed: -1: expected an integer from 0"),
+        (["train", "lenet5", "--iterations", "0"], "argument --iterations: 0: expected an integer from 1"),
+        (["train", "lenet5", "--iterations", "2.5"], "argument --iterations: '2.5': expected an integer"),
+        (["train", "lenet5", "--lr", "nan"], "argument --lr: nan: expected a number in (0, 1e+06]"),
+        (["train", "lenet5", "--lr", "inf"], "argument --lr: inf: expected a number"),
+        (["train", "lenet5", "--dropout", "1"], "argument --dropout: 1: expected a number in [0, 1)"),
+        (["train", "lstm", "--hidden", "0"], "argument --hidden: 0: expected an integer from 1 to 65,536"),
+        (["train", "lenet5", "--batch-size", "-5"], "argument --batch-size: -5: expected an integer from 1"),
+        (["train", "lenet5", "--eval-every", "x"], "argument --eval-every: 'x': expected an integer"),
+        (["train", "lenet5", "--snapshots", "10,-1"], "argument --snapshots: '10,-1': -1: expected an integer from 1"),
+        (["run", "--seeds", "0"], "argument --seeds: 0: expected an integer from 1 to 1,000"),
+        (["run", "--jobs", "100000"], "argument --jobs: 100000: expected an integer from 1 to 256"),
+        (["sweep", "--out", "x", "--hidden", "32,0"], "argument --hidden: '32,0': 0: expected an integer from 1"),
+        (["inspect", "r", "--filters", "--occlusion-fill", "2"], "argument --occlusion-fill: 2: expected a number in [0, 1]"),
+        (["inspect", "r", "--filters", "--maps", "0"], "argument --maps: 0: expected an integer from 1"),
+        (["inspect", "r", "--filters", "--occlusion-stride", "0"], "argument --occlusion-stride: 0: expected an integer from 1"),
+        (["inspect", "r", "--filters", "--feature-map", "-2"], "argument --feature-map: -2: expected an integer from 0"),
+        (["train"], "the following arguments are required: model"),
+    ],
+)
 def test_every_numeric_flag_has_a_checked_range(argv, message, capsys):
     assert main(argv) == 2
     assert message in _one_line(capsys)
 
 
-@pytest.mark.parametrize("argv, line", [
-    (["train", "--model", "lenet5"], "netsight train: error: unrecognized arguments: --model (see netsight train --help)"),
-    (["run", "--suite", "s.toml"], "netsight run: error: unrecognized arguments: --suite (see netsight run --help)"),
-    (["data", "check", "mnist", "--bogus"], "netsight data check: error: unrecognized arguments: --bogus (see netsight data check --help)"),
-])
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (["train", "--model", "lenet5"], "netsight train: error: unrecognized arguments: --model (see netsight train --help)"),
+        (["run", "--suite", "s.toml"], "netsight run: error: unrecognized arguments: --suite (see netsight run --help)"),
+        (
+            ["data", "check", "mnist", "--bogus"],
+            "netsight data check: error: unrecognized arguments: --bogus (see netsight data check --help)",
+        ),
+    ],
+)
 def test_an_unknown_flag_is_reported_by_the_command_it_was_given_to(argv, line, capsys):
     assert main(argv) == 2
     assert _one_line(capsys) == line
@@ -101,8 +110,12 @@ def test_suite_commands_refuse_an_out_folder_holding_other_files(tmp_path, capsy
 
 def test_report_never_overwrites_a_users_report(tmp_path, capsys):
     suite = tmp_path / "suite"
-    train(resolve("lstm", "mnist", iterations=4, eval_every=2, hidden=8), suite / "runs" / "g" / "r",
-          dataset=tiny_dataset(), progress=False)
+    train(
+        resolve("lstm", "mnist", iterations=4, eval_every=2, hidden=8),
+        suite / "runs" / "g" / "r",
+        dataset=tiny_dataset(),
+        progress=False,
+    )
     (suite / "report.html").write_text("a report I wrote by hand")
     assert main(["report", str(suite)]) == 2
     assert "report.html: exists and is a file netsight did not write" in _one_line(capsys)
@@ -144,8 +157,14 @@ def test_permission_denied_is_one_line_naming_the_path(tmp_path):
     try:
         env = {**os.environ}
         env.pop("NETSIGHT_DEBUG", None)
-        run = lambda *a: subprocess.run([*_PREFIX, sys.executable, "-m", "netsight", *a], capture_output=True,  # noqa: E731
-                                        text=True, env=env, cwd=tmp_path, timeout=300)
+        run = lambda *a: subprocess.run(
+            [*_PREFIX, sys.executable, "-m", "netsight", *a],
+            capture_output=True,  # noqa: E731
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
         r = run("train", "lenet5", "--iterations", "2", "--out", str(locked / "run"), "--quiet")
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert f"{locked / 'run'}: cannot create folder: Permission denied" in r.stderr
@@ -161,6 +180,7 @@ def test_permission_denied_is_one_line_naming_the_path(tmp_path):
 
 # ------------------------------------------------------------------ fuzz: random bytes flipped in every format
 
+
 def _flip(path: Path, rng: random.Random, flips: int) -> None:
     blob = bytearray(path.read_bytes())
     if not blob:
@@ -175,8 +195,12 @@ def _flip(path: Path, rng: random.Random, flips: int) -> None:
 
 def _idx_folder(folder: Path, codec: str) -> Path:
     folder.mkdir(parents=True)
-    arrays = {"train_x": make_images(30, (28, 28), 1), "train_y": make_labels(30),
-              "test_x": make_images(20, (28, 28), 2), "test_y": make_labels(20)}
+    arrays = {
+        "train_x": make_images(30, (28, 28), 1),
+        "train_y": make_labels(30),
+        "test_x": make_images(20, (28, 28), 2),
+        "test_y": make_labels(20),
+    }
     for key, stem in IDX_NAMES.items():
         data = encode_idx(arrays[key])
         if codec == "gz":
@@ -222,17 +246,38 @@ def test_fuzz_every_input_format(tmp_path, capsys, monkeypatch, fmt):
         elif fmt in ("safetensors", "checkpoint"):
             shutil.copytree(base, work)
             target = work / ("model.safetensors" if fmt == "safetensors" else "checkpoint.pt")
-            argv = (["inspect", str(work), "--filters"] if fmt == "safetensors" else
-                    ["train", "lenet5", "--data", "mnist", "--iterations", "8", "--eval-every", "4", "--batch-size", "16",
-                     "--out", str(work), "--resume", "--quiet"])
+            argv = (
+                ["inspect", str(work), "--filters"]
+                if fmt == "safetensors"
+                else [
+                    "train",
+                    "lenet5",
+                    "--data",
+                    "mnist",
+                    "--iterations",
+                    "8",
+                    "--eval-every",
+                    "4",
+                    "--batch-size",
+                    "16",
+                    "--out",
+                    str(work),
+                    "--resume",
+                    "--quiet",
+                ]
+            )
             if fmt == "checkpoint":  # the fixture data, not the bundled set: resume would not fit it anyway
                 monkeypatch.setattr(loop, "load_dataset", lambda *a, **k: tiny_dataset())
         else:
             work.mkdir()
             target = work / "suite.toml"
             target.write_text((Path(cli.__file__).parent / "suites" / "assignment.toml").read_text())
-            monkeypatch.setattr("netsight.suites.runner.run_suite", lambda suite, out, options: __import__(
-                "netsight.suites.spec", fromlist=["expand"]).expand(suite, options.seeds, options.quick))
+            monkeypatch.setattr(
+                "netsight.suites.runner.run_suite",
+                lambda suite, out, options: __import__("netsight.suites.spec", fromlist=["expand"]).expand(
+                    suite, options.seeds, options.quick
+                ),
+            )
             argv = ["run", str(target), "--quick", "--out", str(work / "out")]
         _flip(target, rng, rng.randint(1, 8))
         before = _suite_dir_fingerprint(work)
@@ -247,7 +292,9 @@ def test_fuzz_every_input_format(tmp_path, capsys, monkeypatch, fmt):
         elif fmt in ("safetensors", "checkpoint"):
             raise AssertionError(f"case {case}: a damaged {fmt} file was accepted")
         monkeypatch.undo()
-    assert refused >= cases // 4, f"only {refused} of {cases} damaged {fmt} files were refused: is the fuzzing reaching the reader?"
+    assert refused >= cases // 4, (
+        f"only {refused} of {cases} damaged {fmt} files were refused: is the fuzzing reaching the reader?"
+    )
 
 
 # ------------------------------------------------------------------ --model: the user's code, weights and images
@@ -268,18 +315,35 @@ class Net(nn.Module):
 
 # (source of net.py, the words of the error, the line of net.py it names)
 FAILING_NETS = {
-    "import": ("import torch\n\nraise RuntimeError('cannot find the data folder')\n",
-               "importing {file} failed: RuntimeError: cannot find the data folder", 3),
+    "import": (
+        "import torch\n\nraise RuntimeError('cannot find the data folder')\n",
+        "importing {file} failed: RuntimeError: cannot find the data folder",
+        3,
+    ),
     "syntax": ("import torch\n\ndef f(:\n    pass\n", "importing {file} failed: SyntaxError: invalid syntax", 3),
-    "dependency": ("import torch\nimport no_such_dependency_xyz\n",
-                   "importing {file} failed: ModuleNotFoundError: No module named 'no_such_dependency_xyz'", 2),
-    "constructor": (GOOD_NET.replace("        self.fc = nn.Linear(4, 3)\n",
-                                     "        self.fc = nn.Linear(4, 3)\n        raise ValueError('width must be even')\n"),
-                    "calling Net() raised ValueError: width must be even", 10),
-    "forward": (GOOD_NET.replace("return self.fc(", "return {'a': 1}['b'] + self.fc("),
-                "the model's forward pass raised KeyError: 'b' on input [1, 3, 16, 16]", 12),
-    "shape": (GOOD_NET.replace("nn.Linear(4, 3)", "nn.Linear(5, 3)"),
-              "the model's forward pass raised RuntimeError: mat1 and mat2 shapes cannot be multiplied", 12),
+    "dependency": (
+        "import torch\nimport no_such_dependency_xyz\n",
+        "importing {file} failed: ModuleNotFoundError: No module named 'no_such_dependency_xyz'",
+        2,
+    ),
+    "constructor": (
+        GOOD_NET.replace(
+            "        self.fc = nn.Linear(4, 3)\n",
+            "        self.fc = nn.Linear(4, 3)\n        raise ValueError('width must be even')\n",
+        ),
+        "calling Net() raised ValueError: width must be even",
+        10,
+    ),
+    "forward": (
+        GOOD_NET.replace("return self.fc(", "return {'a': 1}['b'] + self.fc("),
+        "the model's forward pass raised KeyError: 'b' on input [1, 3, 16, 16]",
+        12,
+    ),
+    "shape": (
+        GOOD_NET.replace("nn.Linear(4, 3)", "nn.Linear(5, 3)"),
+        "the model's forward pass raised RuntimeError: mat1 and mat2 shapes cannot be multiplied",
+        12,
+    ),
 }
 
 
@@ -344,7 +408,9 @@ def test_a_folder_of_unreadable_images_is_refused(tmp_path, capsys):
     out.mkdir()
     before = tree_snapshot(out)
     assert main(["inspect", "--model", f"{net}:Net", "--images", str(images), "--out", str(out), "--filters", "--quiet"]) == 2
-    assert f"--images {images}: none of its 6 image file(s) can be read, e.g. 0/0.png: not a readable image" in _error_line(capsys)
+    assert f"--images {images}: none of its 6 image file(s) can be read, e.g. 0/0.png: not a readable image" in _error_line(
+        capsys
+    )
     assert tree_snapshot(out) == before
 
 
@@ -359,8 +425,11 @@ def _swap_tokens(path: Path, rng: random.Random, swaps: int) -> None:
     import tokenize
 
     lines = path.read_text().splitlines(keepends=True)
-    tokens = [t for t in tokenize.generate_tokens(io.StringIO("".join(lines)).readline)
-              if t.type in (tokenize.NAME, tokenize.NUMBER) and not keyword.iskeyword(t.string)]
+    tokens = [
+        t
+        for t in tokenize.generate_tokens(io.StringIO("".join(lines)).readline)
+        if t.type in (tokenize.NAME, tokenize.NUMBER) and not keyword.iskeyword(t.string)
+    ]
     chosen = sorted(rng.sample(range(len(tokens)), swaps), key=lambda i: tokens[i].start, reverse=True)
     for i in chosen:
         t = tokens[i]
@@ -423,8 +492,15 @@ def test_fuzz_the_model_inputs(tmp_path, capsys, kind):
         if kind == "images":
             assert code == 0, err  # one damaged image never stops the command
             skipped = [line for line in err.splitlines() if ": skipped " in line]
-            assert skipped in ([], [f"netsight: warning: --images {work / 'images'}: skipped "
-                                    f"{target.relative_to(work / 'images')}: {skipped[0].split(': ', 4)[-1]}"] if skipped else [])
+            assert skipped in (
+                [],
+                [
+                    f"netsight: warning: --images {work / 'images'}: skipped "
+                    f"{target.relative_to(work / 'images')}: {skipped[0].split(': ', 4)[-1]}"
+                ]
+                if skipped
+                else [],
+            )
             refused += bool(skipped)
         elif code != 0:
             refused += 1

@@ -12,8 +12,7 @@ import pytest
 
 from netsight import fileio
 from netsight.errors import NetsightError
-from netsight.fileio import (MANIFEST, atomic_write, claim_output_folder, clean_leftovers, is_ours, remove, write_json,
-                             write_text)
+from netsight.fileio import MANIFEST, atomic_write, claim_output_folder, clean_leftovers, is_ours, remove, write_json, write_text
 
 
 def test_netsight_rewrites_its_own_files(tmp_path):
@@ -74,7 +73,9 @@ def test_claim_output_folder(tmp_path):
     claim_output_folder(tmp_path / "empty", "--out")
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "thesis.tex").write_text("precious")
-    with pytest.raises(NetsightError, match=r"--out .*docs: the folder exists and holds files netsight did not write \(thesis.tex\)"):
+    with pytest.raises(
+        NetsightError, match=r"--out .*docs: the folder exists and holds files netsight did not write \(thesis.tex\)"
+    ):
         claim_output_folder(tmp_path / "docs", "--out")
     (tmp_path / "file").write_text("x")
     with pytest.raises(NetsightError, match=r"--out .*file: is a file, expected a folder"):
@@ -83,9 +84,14 @@ def test_claim_output_folder(tmp_path):
         claim_output_folder(tmp_path / "file" / "sub", "--out")
 
 
-@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "No space left on device (the disk is full)"),
-                                         (errno.EROFS, "Read-only file system (mounted read-only)"),
-                                         (errno.EACCES, "Permission denied (check the folder's permissions)")])
+@pytest.mark.parametrize(
+    "code, words",
+    [
+        (errno.ENOSPC, "No space left on device (the disk is full)"),
+        (errno.EROFS, "Read-only file system (mounted read-only)"),
+        (errno.EACCES, "Permission denied (check the folder's permissions)"),
+    ],
+)
 def test_operating_system_failures_on_write_are_one_clear_line(tmp_path, monkeypatch, code, words):
     def failing_replace(src, dst):
         raise OSError(code, os.strerror(code))

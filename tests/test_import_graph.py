@@ -24,10 +24,11 @@ KNOWN: set[tuple[str, str]] = set()
 
 # (modules under these, must never reach modules under these)
 LAYERS = [
-    (("netsight.data", "netsight.models", "netsight.train"),
-     ("netsight.analysis", "netsight.report", "netsight.suites", "netsight.cli", "netsight.zf")),
-    (("netsight.analysis",),
-     ("netsight.zf", "netsight.cli", "netsight.suites", "netsight.report.html", "netsight.report.study")),
+    (
+        ("netsight.data", "netsight.models", "netsight.train"),
+        ("netsight.analysis", "netsight.report", "netsight.suites", "netsight.cli", "netsight.zf"),
+    ),
+    (("netsight.analysis",), ("netsight.zf", "netsight.cli", "netsight.suites", "netsight.report.html", "netsight.report.study")),
     (("netsight.suites.backends",), ("netsight.suites.runner",)),
 ]
 
@@ -47,8 +48,9 @@ def _ancestors(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def imports(name: str, source: str, modules: dict[str, tuple[Path, bool]], is_package: bool = False,
-            top: str = "netsight") -> dict[str, int]:
+def imports(
+    name: str, source: str, modules: dict[str, tuple[Path, bool]], is_package: bool = False, top: str = "netsight"
+) -> dict[str, int]:
     """The modules of `modules` that running `source` (the module `name`) imports -> the first
     line that does."""
     here = name if is_package else name.rpartition(".")[0]
@@ -67,7 +69,7 @@ def imports(name: str, source: str, modules: dict[str, tuple[Path, bool]], is_pa
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = here.split(".")
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 base = ".".join(base + ([node.module] if node.module else []))
             else:
                 base = node.module or ""
@@ -178,21 +180,44 @@ def arrows_up(graph: dict[str, dict[str, int]]) -> list[str]:
 
 
 def test_the_reader_sees_every_kind_of_import():
-    modules = {n: (Path(n), p) for n, p in [("pkg", True), ("pkg.a", True), ("pkg.a.deep", False), ("pkg.a.b", False),
-                                            ("pkg.c", False), ("pkg.d", True), ("pkg.d.e", False), ("pkg.f", False)]}
-    source = ("import os\nfrom . import b\nfrom ..c import thing\n"
-              "def later():\n    from ..d import e\n    import pkg.f\n    from pkg import a\n")
-    assert imports("pkg.a.deep", source, modules, top="pkg") == {"pkg.a.b": 2, "pkg.c": 3, "pkg.d": 5, "pkg.d.e": 5,
-                                                                  "pkg.f": 6}  # pkg, pkg.a: its own packages
+    modules = {
+        n: (Path(n), p)
+        for n, p in [
+            ("pkg", True),
+            ("pkg.a", True),
+            ("pkg.a.deep", False),
+            ("pkg.a.b", False),
+            ("pkg.c", False),
+            ("pkg.d", True),
+            ("pkg.d.e", False),
+            ("pkg.f", False),
+        ]
+    }
+    source = (
+        "import os\nfrom . import b\nfrom ..c import thing\n"
+        "def later():\n    from ..d import e\n    import pkg.f\n    from pkg import a\n"
+    )
+    assert imports("pkg.a.deep", source, modules, top="pkg") == {
+        "pkg.a.b": 2,
+        "pkg.c": 3,
+        "pkg.d": 5,
+        "pkg.d.e": 5,
+        "pkg.f": 6,
+    }  # pkg, pkg.a: its own packages
     assert imports("pkg.a", "from .b import x\nfrom . import deep\n", modules, True, top="pkg") == {"pkg.a.b": 1, "pkg.a.deep": 2}
     assert imports("pkg.c", "from pkg.d.e import y\n", modules, top="pkg") == {"pkg.d": 1, "pkg.d.e": 1}
 
 
 def test_the_checks_report_what_they_find():
-    graph = {"netsight.data.x": {"netsight.fileio": 3}, "netsight.fileio": {"netsight.report.html": 9},
-             "netsight.report.html": {"netsight.data.x": 1}, "netsight.zf": {}}
-    assert cycles(graph) == ["netsight.data.x -(line 3)-> netsight.fileio -(line 9)-> netsight.report.html "
-                             "-(line 1)-> netsight.data.x"]
+    graph = {
+        "netsight.data.x": {"netsight.fileio": 3},
+        "netsight.fileio": {"netsight.report.html": 9},
+        "netsight.report.html": {"netsight.data.x": 1},
+        "netsight.zf": {},
+    }
+    assert cycles(graph) == [
+        "netsight.data.x -(line 3)-> netsight.fileio -(line 9)-> netsight.report.html -(line 1)-> netsight.data.x"
+    ]
     assert arrows_up(graph) == ["netsight.data.x -(line 3)-> netsight.fileio -(line 9)-> netsight.report.html"]
 
 

@@ -85,8 +85,14 @@ class ChannelAccumulator:
         n = a.count.sum()
         mean = (a.count * a.mean).sum() / n
         m2 = (a.m2 + a.count * (a.mean - mean) ** 2).sum()
-        return {"count": int(n.item()), "mean": mean.item(), "std": (m2 / n).sqrt().item(),
-                "min": a.min.min().item(), "max": a.max.max().item(), "zero_frac": (a.zeros.sum() / n).item()}
+        return {
+            "count": int(n.item()),
+            "mean": mean.item(),
+            "std": (m2 / n).sqrt().item(),
+            "min": a.min.min().item(),
+            "max": a.max.max().item(),
+            "zero_frac": (a.zeros.sum() / n).item(),
+        }
 
 
 @dataclass
@@ -100,11 +106,12 @@ class ActivationStatistics:
 
 def _batches(images: torch.Tensor, batch_size: int, device: torch.device):
     for start in range(0, len(images), batch_size):
-        yield Dataset.normalise(images[start: start + batch_size].to(device))
+        yield Dataset.normalise(images[start : start + batch_size].to(device))
 
 
-def percentile_from_histogram(counts: torch.Tensor, lo: float, hi: float, q: float,
-                              negatives: Optional[float] = None, zeros: Optional[float] = None) -> float:
+def percentile_from_histogram(
+    counts: torch.Tensor, lo: float, hi: float, q: float, negatives: Optional[float] = None, zeros: Optional[float] = None
+) -> float:
     """Nearest-rank q-th percentile (0 < q <= 100) from a histogram over [lo, hi].
 
     With the exact counts of negative values and of zeros, a rank that falls among the
@@ -119,15 +126,18 @@ def percentile_from_histogram(counts: torch.Tensor, lo: float, hi: float, q: flo
 
 
 @torch.no_grad()
-def activation_statistics(model: nn.Module, images: torch.Tensor, batch_size: int = 500, bins: int = BINS) -> ActivationStatistics:
+def activation_statistics(
+    model: nn.Module, images: torch.Tensor, batch_size: int = 500, bins: int = BINS
+) -> ActivationStatistics:
     """Statistics of every conv stage of `model` over `images` (uint8 [N,C,H,W])."""
     device = next(model.parameters()).device
     return stream_activation_statistics(model, lambda: _batches(images, batch_size, device), tuple(images.shape[1:]), bins)
 
 
 @torch.no_grad()
-def stream_activation_statistics(model: nn.Module, batches: Callable[[], Iterable[torch.Tensor]],
-                                 input_shape: tuple[int, ...], bins: int = BINS) -> ActivationStatistics:
+def stream_activation_statistics(
+    model: nn.Module, batches: Callable[[], Iterable[torch.Tensor]], input_shape: tuple[int, ...], bins: int = BINS
+) -> ActivationStatistics:
     """Statistics of every conv stage over the float batches `batches()` yields (called twice:
     moments, then histograms). Each stage is read inside its module's forward hook, before any
     later in-place operation (an in-place ReLU, a skip connection's `+=`) can change it; a module
@@ -151,6 +161,7 @@ def stream_activation_statistics(model: nn.Module, batches: Callable[[], Iterabl
                     if calls[name] == 1:
                         for stage in by_module[name]:
                             visit(stage, output)
+
                 return hook
 
             with forward_hooks(model, {name: make(name) for name in by_module}):
@@ -180,24 +191,56 @@ def stream_activation_statistics(model: nn.Module, batches: Callable[[], Iterabl
         lo, hi = ranges[s.label]
         counts = hists[s.label].cpu()
         dead = (a.max <= 0).cpu()
-        row = {"layer": s.layer, "stage": s.stage, "module": s.module, "shape": "x".join(map(str, shapes[s.label])),
-               **acc[s.label].overall(), **{f"p{q}": percentile_from_histogram(counts, lo, hi, q, a.negatives.sum().item(), a.zeros.sum().item())
-                  for q in PERCENTILES},
-               "dead_channels": int(dead.sum().item()), "channels": len(dead)}
+        row = {
+            "layer": s.layer,
+            "stage": s.stage,
+            "module": s.module,
+            "shape": "x".join(map(str, shapes[s.label])),
+            **acc[s.label].overall(),
+            **{
+                f"p{q}": percentile_from_histogram(counts, lo, hi, q, a.negatives.sum().item(), a.zeros.sum().item())
+                for q in PERCENTILES
+            },
+            "dead_channels": int(dead.sum().item()),
+            "channels": len(dead),
+        }
         result.rows.append(row)
         result.histograms[s.label] = (counts, lo, hi)
         std = (a.m2 / a.count).sqrt()
         for c in range(len(dead)):
-            result.per_channel.append({
-                "layer": s.layer, "stage": s.stage, "channel": c, "mean": a.mean[c].item(), "std": std[c].item(),
-                "min": a.min[c].item(), "max": a.max[c].item(), "zero_frac": (a.zeros[c] / a.count[c]).item(),
-                "dead": bool(dead[c].item()),
-            })
+            result.per_channel.append(
+                {
+                    "layer": s.layer,
+                    "stage": s.stage,
+                    "channel": c,
+                    "mean": a.mean[c].item(),
+                    "std": std[c].item(),
+                    "min": a.min[c].item(),
+                    "max": a.max[c].item(),
+                    "zero_frac": (a.zeros[c] / a.count[c]).item(),
+                    "dead": bool(dead[c].item()),
+                }
+            )
     return result
 
 
-STAT_COLUMNS = ["layer", "stage", "module", "shape", "count", "mean", "std", "min", "max", "zero_frac",
-                "p1", "p50", "p99", "dead_channels", "channels"]
+STAT_COLUMNS = [
+    "layer",
+    "stage",
+    "module",
+    "shape",
+    "count",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "zero_frac",
+    "p1",
+    "p50",
+    "p99",
+    "dead_channels",
+    "channels",
+]
 CHANNEL_COLUMNS = ["layer", "stage", "channel", "mean", "std", "min", "max", "zero_frac", "dead"]
 
 

@@ -30,8 +30,16 @@ from .hooks import capture_outputs, leaf_execution_order
 from .receptive_field import receptive_field
 
 _PASSTHROUGH = (nn.Dropout, nn.Dropout2d, nn.Identity)
-INVERTIBLE = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.BatchNorm2d, nn.Linear, nn.Flatten, nn.AdaptiveAvgPool2d,
-              nn.AvgPool2d) + _PASSTHROUGH
+INVERTIBLE = (
+    nn.Conv2d,
+    nn.ReLU,
+    nn.MaxPool2d,
+    nn.BatchNorm2d,
+    nn.Linear,
+    nn.Flatten,
+    nn.AdaptiveAvgPool2d,
+    nn.AvgPool2d,
+) + _PASSTHROUGH
 MODES = ("max", "map")
 
 
@@ -55,7 +63,9 @@ def resolve_target(model: nn.Module, layer: str, input_shape: tuple[int, ...]) -
                 + ", ".join(t.__name__ for t in INVERTIBLE)
             )
         if isinstance(module, nn.Conv2d) and module.padding_mode != "zeros":
-            raise NetsightError(f"deconvnet: cannot invert layer {name} (padding_mode {module.padding_mode!r}; only zero padding)")
+            raise NetsightError(
+                f"deconvnet: cannot invert layer {name} (padding_mode {module.padding_mode!r}; only zero padding)"
+            )
     return chain, chain[-1][0]
 
 
@@ -91,7 +101,8 @@ class Deconvnet:
             raise NetsightError(
                 f"deconvnet: replaying the model's layers one after another up to {self.target} fails "
                 f"({str(exc).splitlines()[0][:120]}): the model is not a plain chain of modules (skip connections, "
-                f"functional operations or torch.cat in forward); the deconvnet supports such chains only") from None
+                f"functional operations or torch.cat in forward); the deconvnet supports such chains only"
+            ) from None
         if not self._replay_checked:
             self._check_replay(inputs, x)
             self._replay_checked = True
@@ -102,8 +113,9 @@ class Deconvnet:
         for _, m in self.chain:
             rec: dict[str, Any] = {"input_shape": tuple(x.shape)}
             if isinstance(m, nn.MaxPool2d):
-                x, rec["switches"] = F.max_pool2d(x, m.kernel_size, m.stride, m.padding, m.dilation,
-                                                  ceil_mode=m.ceil_mode, return_indices=True)
+                x, rec["switches"] = F.max_pool2d(
+                    x, m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode, return_indices=True
+                )
             elif isinstance(m, nn.Linear) and x.dim() > 2:
                 x = m(x.flatten(1))
             elif isinstance(m, nn.ReLU):
@@ -125,13 +137,17 @@ class Deconvnet:
         scale = float(real.abs().max()) if real is not None and real.numel() else 0.0
         tol = (1e-10 if real is not None and real.dtype == torch.float64 else 1e-4) * max(scale, 1e-6)
         if real is None or real.shape != replayed.shape or not torch.allclose(replayed, real, rtol=0, atol=tol):
-            diff = "a different shape" if real is None or real.shape != replayed.shape else \
-                f"a largest difference of {float((replayed - real).abs().max()):.3g} (activations up to {scale:.3g})"
+            diff = (
+                "a different shape"
+                if real is None or real.shape != replayed.shape
+                else f"a largest difference of {float((replayed - real).abs().max()):.3g} (activations up to {scale:.3g})"
+            )
             raise NetsightError(
                 f"deconvnet: replaying the model's layers one after another up to {self.target} does not reproduce "
                 f"its forward pass ({diff}): the model is not a plain chain of modules (skip connections, functional "
                 f"operations or torch.cat in forward). The deconvnet supports such chains only; its projections "
-                f"would be wrong here")
+                f"would be wrong here"
+            )
 
     @torch.no_grad()
     def backward(self, signal: torch.Tensor, records: list[dict]) -> torch.Tensor:
@@ -172,8 +188,9 @@ class Deconvnet:
     def field(self):
         return receptive_field(self.chain)
 
-    def project(self, x: torch.Tensor, channels: torch.Tensor | int, mode: str = "max",
-                positions: Optional[torch.Tensor] = None) -> Projection:
+    def project(
+        self, x: torch.Tensor, channels: torch.Tensor | int, mode: str = "max", positions: Optional[torch.Tensor] = None
+    ) -> Projection:
         """Project feature map `channels[i]` of image `x[i]` (float input, [N,C,H,W]).
 
         mode "max": only the strongest unit of that map (or the unit at `positions[i]`);
@@ -191,13 +208,17 @@ class Deconvnet:
         return Projection(images, channels, values, pos)
 
 
-def unit_signal(top: torch.Tensor, channels: torch.Tensor | int, mode: str, positions: Optional[torch.Tensor],
-                layer: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def unit_signal(
+    top: torch.Tensor, channels: torch.Tensor | int, mode: str, positions: Optional[torch.Tensor], layer: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The layer's activations zeroed except, per image i, map `channels[i]` (mode "map") or its
     strongest unit / the unit at `positions[i]` (mode "max"). Returns (signal, values, positions, channels)."""
     n, device = len(top), top.device
-    channels = torch.as_tensor(channels, device=device).expand(n) if not torch.is_tensor(channels) or channels.dim() == 0 \
+    channels = (
+        torch.as_tensor(channels, device=device).expand(n)
+        if not torch.is_tensor(channels) or channels.dim() == 0
         else channels.to(device)
+    )
     if channels.max() >= top.shape[1] or channels.min() < 0:
         raise NetsightError(f"feature map {int(channels.max())} out of range: layer {layer} has {top.shape[1]}")
     rows = torch.arange(n, device=device)
@@ -234,8 +255,10 @@ def _conv_transposed(r: torch.Tensor, m: nn.Conv2d, shape: tuple[int, ...]) -> t
     if isinstance(m.padding, str):  # "same"/"valid": let autograd transpose it
         return _linear_transpose(lambda t: F.conv2d(t, m.weight, None, m.stride, m.padding, m.dilation, m.groups), r, shape)
     # a strided conv maps several input sizes to one output size: output_padding picks the input's
-    extra = tuple(shape[2 + i] - ((r.shape[2 + i] - 1) * m.stride[i] - 2 * m.padding[i] + m.dilation[i] * (m.kernel_size[i] - 1) + 1)
-                  for i in range(2))
+    extra = tuple(
+        shape[2 + i] - ((r.shape[2 + i] - 1) * m.stride[i] - 2 * m.padding[i] + m.dilation[i] * (m.kernel_size[i] - 1) + 1)
+        for i in range(2)
+    )
     return F.conv_transpose2d(r, m.weight, None, m.stride, m.padding, extra, m.groups, m.dilation)
 
 

@@ -40,7 +40,11 @@ def layer_names(model: nn.Module) -> list[str]:
 def unknown_layer(layer: str, model: nn.Module) -> NetsightError:
     names = layer_names(model)
     close = difflib.get_close_matches(layer, names, n=5, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else f"its layers include {', '.join(names[:12])}" + (" ..." if len(names) > 12 else "")
+    hint = (
+        f"did you mean {', '.join(close)}?"
+        if close
+        else f"its layers include {', '.join(names[:12])}" + (" ..." if len(names) > 12 else "")
+    )
     return NetsightError(f"--layer {layer}: not a layer of this model; {hint}")
 
 
@@ -56,6 +60,7 @@ def resolve_graph_target(model: nn.Module, layer: str, example: torch.Tensor) ->
     def make(name: str):
         def hook(module, inputs, output):
             calls.append((name, inputs[0] if inputs else None, output))
+
         return hook
 
     was_training = model.training
@@ -72,7 +77,8 @@ def resolve_graph_target(model: nn.Module, layer: str, example: torch.Tensor) ->
         raise NetsightError(
             f"--layer {layer}: this module runs {len(runs)} times in one forward pass (one module shared by several "
             f"places, like the relu of a torchvision ResNet block), so its output is not one set of feature maps; "
-            f"name a layer that runs once, e.g. the block that holds it")
+            f"name a layer that runs once, e.g. the block that holds it"
+        )
     i = runs[0]
     output = calls[i][2]
     if not torch.is_tensor(output):
@@ -123,7 +129,8 @@ class GraphDeconvnet:
             raise NetsightError(
                 f"deconvnet: with out-of-place ReLUs the model computes different activations at {self.target} than its "
                 f"own forward pass (its forward relies on an in-place ReLU overwriting a tensor it later reads); "
-                f"the deconvnet cannot project through it")
+                f"the deconvnet cannot project through it"
+            )
         self._checked = True
 
     def activations(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,8 +146,9 @@ class GraphDeconvnet:
             self.model.train(was_training)
         return top
 
-    def project(self, x: torch.Tensor, channels: torch.Tensor | int, mode: str = "max",
-                positions: Optional[torch.Tensor] = None) -> Projection:
+    def project(
+        self, x: torch.Tensor, channels: torch.Tensor | int, mode: str = "max", positions: Optional[torch.Tensor] = None
+    ) -> Projection:
         """As `Deconvnet.project`: feature map `channels[i]` of image `x[i]`, its strongest unit
         (or the unit at `positions[i]`) in mode "max", the whole map in mode "map"."""
         if mode not in MODES:

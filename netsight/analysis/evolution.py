@@ -34,8 +34,9 @@ def snapshot_paths(rundir: RunDir) -> list[tuple[int, Path]]:
 
 
 @torch.no_grad()
-def feature_evolution(snapshots: list[tuple[int, Path]], images: torch.Tensor, layer: str, maps: int = 16,
-                      device: str | torch.device = "cpu") -> Evolution:
+def feature_evolution(
+    snapshots: list[tuple[int, Path]], images: torch.Tensor, layer: str, maps: int = 16, device: str | torch.device = "cpu"
+) -> Evolution:
     """`snapshots`: (iteration, weights file) pairs, in training order."""
     if not snapshots:
         raise NetsightError("no weight snapshots; train with --snapshots 100,500,1000,... to see features evolve")

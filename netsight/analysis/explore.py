@@ -52,8 +52,15 @@ class LayerUnits:
 
 
 @torch.no_grad()
-def explore_layer(model: nn.Module, source, layer: str, batch_size: int = 256, progress: bool = False,
-                  occlusion_size: Optional[int] = None, occlusion_stride: Optional[int] = None) -> LayerUnits:
+def explore_layer(
+    model: nn.Module,
+    source,
+    layer: str,
+    batch_size: int = 256,
+    progress: bool = False,
+    occlusion_size: Optional[int] = None,
+    occlusion_stride: Optional[int] = None,
+) -> LayerUnits:
     """Every unit of conv `layer` of `model` over the images of `source` (a `data.images.ImageSource`)."""
     device = next(model.parameters()).device
     shape = tuple(source.shape)
@@ -67,8 +74,16 @@ def explore_layer(model: nn.Module, source, layer: str, batch_size: int = 256, p
         count, total, total_sq, zeros, largest = moments
         mean = total / count
         std = (total_sq / count - mean**2).clamp_min(0).sqrt()
-        stats = [{"mean": float(mean[m]), "std": float(std[m]), "zero_frac": float(zeros[m] / count), "max": float(largest[m]),
-                  "dead": bool(largest[m] <= 0)} for m in range(maps)]
+        stats = [
+            {
+                "mean": float(mean[m]),
+                "std": float(std[m]),
+                "zero_frac": float(zeros[m] / count),
+                "max": float(largest[m]),
+                "dead": bool(largest[m] <= 0),
+            }
+            for m in range(maps)
+        ]
         histograms = []
         for m in range(maps):
             counts, edges = np.histogram(maxima[:, m].numpy(), bins=HISTOGRAM_BINS)
@@ -81,8 +96,22 @@ def explore_layer(model: nn.Module, source, layer: str, batch_size: int = 256, p
         wanted = sorted({int(i) for i in top.image_index.flatten()})
         pictures = {i: load([i])[0].cpu() for i in wanted}
     weights = dict(model.named_modules())[layer].weight.detach().cpu().float().numpy()
-    return LayerUnits(layer, net.target, net.field, weights, top, tp.projections, tp.patches, tp.valid, stats, histograms,
-                      occlusion, invariance, None, pictures)
+    return LayerUnits(
+        layer,
+        net.target,
+        net.field,
+        weights,
+        top,
+        tp.projections,
+        tp.patches,
+        tp.valid,
+        stats,
+        histograms,
+        occlusion,
+        invariance,
+        None,
+        pictures,
+    )
 
 
 def _stream(net, source, batch_size: int, device, progress: bool):
@@ -134,11 +163,13 @@ def _occlusion(net, top: TopActivations, load, size: int, stride: int) -> list[l
     for i in sorted({i for ims in chosen.values() for i in ims}):
         image = load([i])[0]
         copies, rows, cols = occluded_copies(image, size, stride, 0.5)
-        out = torch.cat([net.activations(copies[s: s + 512]).flatten(2).amax(2) for s in range(0, len(copies), 512)])
+        out = torch.cat([net.activations(copies[s : s + 512]).flatten(2).amax(2) for s in range(0, len(copies), 512)])
         unoccluded = net.activations(image[None]).flatten(2).amax(2)[0]
         responses[i] = (out.T.reshape(-1, rows, cols).cpu(), unoccluded.cpu())
-    return [[{"image": i, "map": responses[i][0][m].tolist(), "unoccluded": float(responses[i][1][m])} for i in chosen[m]]
-            for m in range(maps)]
+    return [
+        [{"image": i, "map": responses[i][0][m].tolist(), "unoccluded": float(responses[i][1][m])} for i in chosen[m]]
+        for m in range(maps)
+    ]
 
 
 def _invariance(net, top: TopActivations, load) -> dict[str, dict]:
@@ -147,7 +178,7 @@ def _invariance(net, top: TopActivations, load) -> dict[str, dict]:
     it responds to at all; None for a map that responds to none of them (a dead unit)."""
     index = sorted({int(i) for i in top.image_index.flatten()})
     position = {i: j for j, i in enumerate(index)}
-    x = torch.cat([load(index[s: s + 256]) for s in range(0, len(index), 256)])
+    x = torch.cat([load(index[s : s + 256]) for s in range(0, len(index), 256)])
     base = net.activations(x).flatten(2).amax(2)  # [images, maps]
     mine = torch.tensor([[position[int(i)] for i in row] for row in top.image_index])  # [maps, k]
     maps = torch.arange(top.values.shape[0])[:, None]
@@ -161,6 +192,8 @@ def _invariance(net, top: TopActivations, load) -> dict[str, dict]:
             ratio = (moved / reference.clamp_min(1e-30)).double() * responds
             curves.append((ratio.sum(1) / responds.sum(1)).cpu())  # 0/0 = nan where the map responds to none
         response = torch.stack(curves, 1)
-        result[kind] = {"amounts": [float(a) for a in amounts],
-                        "response": [[None if v != v else float(v) for v in row] for row in response.tolist()]}
+        result[kind] = {
+            "amounts": [float(a) for a in amounts],
+            "response": [[None if v != v else float(v) for v in row] for row in response.tolist()],
+        }
     return result

@@ -75,8 +75,7 @@ def filter_bank(model: nn.Module, layer: str = "conv1", scale: str = "filter") -
 
 def weight_tensors(model: nn.Module) -> dict[str, np.ndarray]:
     """The weights of every conv and linear layer (for the histograms)."""
-    return {n: m.weight.detach().cpu().numpy().ravel() for n, m in model.named_modules()
-            if isinstance(m, (nn.Conv2d, nn.Linear))}
+    return {n: m.weight.detach().cpu().numpy().ravel() for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
 
 
 def initial_model(run) -> nn.Module:

@@ -20,7 +20,9 @@ def forward_hooks(model: nn.Module, hooks: dict[str, Callable]) -> Iterator[None
     modules = dict(model.named_modules())
     missing = [n for n in hooks if n not in modules]
     if missing:
-        raise NetsightError(f"layer(s) {', '.join(missing)} not in the model; its layers are: {', '.join(n for n in modules if n)}")
+        raise NetsightError(
+            f"layer(s) {', '.join(missing)} not in the model; its layers are: {', '.join(n for n in modules if n)}"
+        )
     handles = []
     try:
         for name, hook in hooks.items():
@@ -32,8 +34,9 @@ def forward_hooks(model: nn.Module, hooks: dict[str, Callable]) -> Iterator[None
 
 
 @contextmanager
-def capture_outputs(model: nn.Module, names: Sequence[str], detach: bool = True,
-                    clone: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+def capture_outputs(
+    model: nn.Module, names: Sequence[str], detach: bool = True, clone: bool = False
+) -> Iterator[dict[str, torch.Tensor]]:
     """Record the output of each named module on every forward pass inside the block
     (the latest pass overwrites). `clone` keeps a copy, safe from later in-place operations."""
     store: dict[str, torch.Tensor] = {}
@@ -42,6 +45,7 @@ def capture_outputs(model: nn.Module, names: Sequence[str], detach: bool = True,
         def hook(module, inputs, output):
             out = output.detach() if detach else output
             store[name] = out.clone() if clone else out
+
         return hook
 
     with forward_hooks(model, {n: make(n) for n in names}):
@@ -57,6 +61,7 @@ def leaf_execution_order(model: nn.Module, example: torch.Tensor) -> list[tuple[
         def hook(module, inputs, output):
             if name not in order:
                 order.append(name)
+
         return hook
 
     was_training = model.training

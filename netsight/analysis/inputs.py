@@ -18,8 +18,13 @@ from .stages import conv_layers
 Norm = Optional[Sequence[float]]
 
 
-def images(source, model: Optional[nn.Module] = None, size: Optional[int] = None, resize: Optional[int] = None,
-           labels: Optional[torch.Tensor] = None) -> ImageSource:
+def images(
+    source,
+    model: Optional[nn.Module] = None,
+    size: Optional[int] = None,
+    resize: Optional[int] = None,
+    labels: Optional[torch.Tensor] = None,
+) -> ImageSource:
     """An `ImageSource` from a folder path or a tensor ([N,C,H,W], uint8 or float in [0, 1]).
 
     A folder's files are converted to the model's input channels; `size` crops the centre
@@ -37,8 +42,9 @@ def source_for(model: nn.Module, x) -> ImageSource:
     source = images(x, model)
     channels = first_conv_channels(model)
     if source.shape[0] != channels:
-        raise NetsightError(f"images have {source.shape[0]} channel(s), the model takes {channels} "
-                            f"(its first convolution's input channels)")
+        raise NetsightError(
+            f"images have {source.shape[0]} channel(s), the model takes {channels} (its first convolution's input channels)"
+        )
     return source
 
 

@@ -47,11 +47,16 @@ def inspect(target: Target, names: Sequence[str], options: Optional[dict] = None
 
 def record(t: Target, names: Sequence[str], options: dict) -> Path:
     """inspection.json: what was inspected, with what, so the folder explains itself."""
-    return write_json(t.figures.parent / "inspection.json", {
-        **_description(t), "labels": "the images' classes" if t.labels is not None else "the model's predictions",
-        "skipped": dict(t.images.skipped),  # unreadable files of an --images folder, and why
-        "techniques": list(names), "layer": options.get("layer"),
-    })
+    return write_json(
+        t.figures.parent / "inspection.json",
+        {
+            **_description(t),
+            "labels": "the images' classes" if t.labels is not None else "the model's predictions",
+            "skipped": dict(t.images.skipped),  # unreadable files of an --images folder, and why
+            "techniques": list(names),
+            "layer": options.get("layer"),
+        },
+    )
 
 
 _SAME = ("model", "weights", "seed", "images", "image_shape", "count", "preprocessing")  # what names the network and images
@@ -61,27 +66,35 @@ def _refuse_another_models_folder(t: Target, out: Path, flag: str) -> None:
     """`--out` may hold an earlier inspection of the same model and images (it is brought up to date),
     never a run directory or another model's inspection: one folder, one network."""
     if (out / "config.json").is_file() or (out / "summary.json").is_file():
-        raise NetsightError(f"{flag} {out}: is a netsight run directory; its model is inspected with netsight inspect "
-                            f"{out}; give --model's figures a folder of their own")
+        raise NetsightError(
+            f"{flag} {out}: is a netsight run directory; its model is inspected with netsight inspect "
+            f"{out}; give --model's figures a folder of their own"
+        )
     if not (out / "inspection.json").is_file():
         return
     try:
         earlier = read_json(out / "inspection.json")
     except NetsightError:
-        raise NetsightError(f"{flag} {out}: its inspection.json is unreadable, so what the folder holds is unknown; "
-                            f"choose another --out") from None
+        raise NetsightError(
+            f"{flag} {out}: its inspection.json is unreadable, so what the folder holds is unknown; choose another --out"
+        ) from None
     mine = _description(t)
     differs = [k for k in _SAME if earlier.get(k) != mine.get(k)]
     if differs:
+
         def show(d: dict) -> str:
             return f"{d.get('model')} ({d.get('weights') or 'random initialisation, seed ' + str(d.get('seed'))})"
-        raise NetsightError(f"{flag} {out}: holds the inspection of {show(earlier)} on {earlier.get('images')}; this is "
-                            f"{show(mine)} on {mine.get('images')} (differs in {', '.join(differs)}); choose another --out")
+
+        raise NetsightError(
+            f"{flag} {out}: holds the inspection of {show(earlier)} on {earlier.get('images')}; this is "
+            f"{show(mine)} on {mine.get('images')} (differs in {', '.join(differs)}); choose another --out"
+        )
 
 
 def _description(t: Target) -> dict:
-    return json.loads(json.dumps({**t.record, "images": t.images.description, "image_shape": list(t.images.shape),
-                                  "count": len(t.images)}))
+    return json.loads(
+        json.dumps({**t.record, "images": t.images.description, "image_shape": list(t.images.shape), "count": len(t.images)})
+    )
 
 
 def _files(root: Path) -> set[Path]:

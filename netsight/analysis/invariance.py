@@ -22,6 +22,7 @@ from ..errors import NetsightError
 from .hooks import capture_outputs, evaluating, leaf_execution_order
 from .stages import conv_stages
 
+
 def sweeps_for(height: int) -> dict[str, np.ndarray]:
     """The transform amounts: shifts of up to 8/28 of the image height (+-8 px on 28x28, +-64 px
     on 224x224, the paper's range), rotations 0..360 degrees, scales 0.6..1.4."""
@@ -83,7 +84,9 @@ class InvarianceCurves:
 
 
 @torch.no_grad()
-def invariance_curves(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, sweeps: dict | None = None) -> InvarianceCurves:
+def invariance_curves(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, sweeps: dict | None = None
+) -> InvarianceCurves:
     """`images` float [N,C,H,W] in [0,1], `labels` [N] (the class whose probability is tracked).
     `sweeps` defaults to `sweeps_for(image height)`."""
     sweeps = sweeps if sweeps is not None else sweeps_for(images.shape[2])

@@ -42,13 +42,22 @@ def occluded_copies(image: torch.Tensor, size: int, stride: int, fill: float) ->
     copies = image.expand(len(tops) * len(lefts), *image.shape).clone()
     for i, top in enumerate(tops):
         for j, left in enumerate(lefts):
-            copies[i * len(lefts) + j, :, top: top + size, left: left + size] = fill
+            copies[i * len(lefts) + j, :, top : top + size, left : left + size] = fill
     return copies, len(tops), len(lefts)
 
 
 @torch.no_grad()
-def occlusion_maps(model: nn.Module, image: torch.Tensor, label: int, layer: str, size: int = 6, stride: int = 2,
-                   fill: float = 0.5, feature_map: Optional[int] = None, batch_size: int = 512) -> OcclusionMaps:
+def occlusion_maps(
+    model: nn.Module,
+    image: torch.Tensor,
+    label: int,
+    layer: str,
+    size: int = 6,
+    stride: int = 2,
+    fill: float = 0.5,
+    feature_map: Optional[int] = None,
+    batch_size: int = 512,
+) -> OcclusionMaps:
     """`image` is float [C,H,W] in [0,1]; `layer` a module whose output has feature maps."""
     with evaluating(model), capture_outputs(model, [layer], clone=True) as out:
         probs0 = model(image[None]).softmax(1)[0]
@@ -62,11 +71,17 @@ def occlusion_maps(model: nn.Module, image: torch.Tensor, label: int, layer: str
         copies, rows, cols = occluded_copies(image, size, stride, fill)
         probs, feats = [], []
         for s in range(0, len(copies), batch_size):
-            probs.append(model(copies[s: s + batch_size]).softmax(1))
+            probs.append(model(copies[s : s + batch_size]).softmax(1))
             feats.append(out[layer][:, feature_map].flatten(1).amax(1))
     probs_all = torch.cat(probs)
     return OcclusionMaps(
-        probs_all[:, label].reshape(rows, cols).cpu(), torch.cat(feats).reshape(rows, cols).cpu(),
-        probs_all.argmax(1).reshape(rows, cols).cpu(), layer, feature_map, probs0[label].item(),
-        act0[feature_map].max().item(), size, stride,
+        probs_all[:, label].reshape(rows, cols).cpu(),
+        torch.cat(feats).reshape(rows, cols).cpu(),
+        probs_all.argmax(1).reshape(rows, cols).cpu(),
+        layer,
+        feature_map,
+        probs0[label].item(),
+        act0[feature_map].max().item(),
+        size,
+        stride,
     )

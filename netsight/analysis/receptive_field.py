@@ -32,7 +32,6 @@ class ReceptiveField:
         left = self.start[1] + x * self.jump[1]
         return max(top, 0), max(left, 0), min(top + self.size[0], height), min(left + self.size[1], width)
 
-
     def clipped(self, y: int, x: int, height: int, width: int) -> bool:
         """Whether unit (y, x)'s field reaches beyond the image (into the zero padding)."""
         top, left = self.start[0] + y * self.jump[0], self.start[1] + x * self.jump[1]

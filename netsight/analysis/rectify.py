@@ -59,14 +59,25 @@ class ProbeMode(RectifyingReLUs):
         kwargs = kwargs or {}
         if func in (F.max_pool2d, F.max_pool2d_with_indices):
             names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
-            given = dict(zip(names, args[1:], strict=False), **kwargs)  # only the arguments given positionally: often fewer than the names
+            given = dict(
+                zip(names, args[1:], strict=False), **kwargs
+            )  # only the arguments given positionally: often fewer than the names
             if given.get("dilation", 1) not in (1, (1, 1), [1, 1]):
                 raise NetsightError("receptive field: dilated max-pooling is not supported")
             kernel = given["kernel_size"]
-            out = F.avg_pool2d(args[0], kernel, given.get("stride") or kernel, given.get("padding", 0),
-                               given.get("ceil_mode", False), count_include_pad=True)
-            return (out, torch.zeros_like(out, dtype=torch.long)) if given.get("return_indices") or \
-                func is F.max_pool2d_with_indices else out
+            out = F.avg_pool2d(
+                args[0],
+                kernel,
+                given.get("stride") or kernel,
+                given.get("padding", 0),
+                given.get("ceil_mode", False),
+                count_include_pad=True,
+            )
+            return (
+                (out, torch.zeros_like(out, dtype=torch.long))
+                if given.get("return_indices") or func is F.max_pool2d_with_indices
+                else out
+            )
         if func is F.adaptive_max_pool2d:
             out = F.adaptive_avg_pool2d(args[0], args[1] if len(args) > 1 else kwargs["output_size"])
             return (out, torch.zeros_like(out, dtype=torch.long)) if kwargs.get("return_indices") else out

@@ -34,8 +34,8 @@ def accuracy_by_rows_read(model: nn.Module, images: torch.Tensor, labels: torch.
     device = next(model.parameters()).device
     correct: Optional[torch.Tensor] = None
     for s in range(0, len(images), batch_size):
-        logits = model.forward_steps(Dataset.normalise(images[s: s + batch_size].to(device)))  # [B, H, classes]
-        hit = (logits.argmax(2) == labels[s: s + batch_size].to(device)[:, None]).sum(0)
+        logits = model.forward_steps(Dataset.normalise(images[s : s + batch_size].to(device)))  # [B, H, classes]
+        hit = (logits.argmax(2) == labels[s : s + batch_size].to(device)[:, None]).sum(0)
         correct = hit if correct is None else correct + hit
     if correct is None:
         raise NetsightError("rows read: no images")

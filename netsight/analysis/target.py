@@ -100,8 +100,15 @@ def layer_file(layer: str) -> str:
 # ------------------------------------------------------------------ a netsight run directory
 
 
-def open_run_target(path: str | Path, split: str = "test", data_root: Optional[str | Path] = None,
-                    download: bool = False, device: str = "cpu", progress: bool = False, dataset=None) -> Target:
+def open_run_target(
+    path: str | Path,
+    split: str = "test",
+    data_root: Optional[str | Path] = None,
+    download: bool = False,
+    device: str = "cpu",
+    progress: bool = False,
+    dataset=None,
+) -> Target:
     """A trained netsight run and its dataset's `split`; figures and tables go into the run directory.
     `dataset`: an already loaded `Dataset` (a suite shares one per process)."""
     from ..data import load_dataset
@@ -124,17 +131,41 @@ def open_run_target(path: str | Path, split: str = "test", data_root: Optional[s
     source.names = [f"{data.name} {split} {i}" for i in range(len(x))]
     kind = "recurrent" if get_entry(run.config.model).family == "rnn" else "cnn"
     title = f"{run.config.model} on {run.config.data} (seed {run.config.seed})"
-    return Target(model, source, y, tuple(data.classes), title, run.path, dev, progress=progress, kind=kind, run=run,
-                  pixels=x, images_word=f"{split} images", record={"run": str(run.path), "split": split})
+    return Target(
+        model,
+        source,
+        y,
+        tuple(data.classes),
+        title,
+        run.path,
+        dev,
+        progress=progress,
+        kind=kind,
+        run=run,
+        pixels=x,
+        images_word=f"{split} images",
+        record={"run": str(run.path), "split": split},
+    )
 
 
 # ------------------------------------------------------------------ any model (--model SPEC)
 
 
-def open_model_target(spec: str, weights: Optional[str | Path] = None, out: Optional[str | Path] = None,
-                      images: Optional[str | Path] = None, data: Optional[str] = None, input_size: Optional[int] = None,
-                      mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None, device: str = "cpu",
-                      data_root=None, download: bool = False, progress: bool = False, seed: int = 0) -> Target:
+def open_model_target(
+    spec: str,
+    weights: Optional[str | Path] = None,
+    out: Optional[str | Path] = None,
+    images: Optional[str | Path] = None,
+    data: Optional[str] = None,
+    input_size: Optional[int] = None,
+    mean: Optional[Sequence[float]] = None,
+    std: Optional[Sequence[float]] = None,
+    device: str = "cpu",
+    data_root=None,
+    download: bool = False,
+    progress: bool = False,
+    seed: int = 0,
+) -> Target:
     """Any PyTorch model SPEC (`models.external`) with a folder of images or a netsight dataset's
     test set, as the model takes them. Nothing is written: `out` is where the technique will write.
     Without `weights` the model keeps the initialisation `seed` draws (the caller's random state is
@@ -164,19 +195,35 @@ def open_model_target(spec: str, weights: Optional[str | Path] = None, out: Opti
         source = tensor_images(x, ds.test_labels, ds.classes, f"the {ds.name} test set ({len(x):,} images)")
         source.names = [f"{ds.name} test {i}" for i in range(len(x))]
     if source.shape[0] != model.input_channels:
-        raise NetsightError(f"{images or data}: images have {source.shape[0]} channel(s), the model {spec} takes "
-                            f"{model.input_channels}")
+        raise NetsightError(
+            f"{images or data}: images have {source.shape[0]} channel(s), the model {spec} takes {model.input_channels}"
+        )
     weights_name = Path(model.weights).name if model.weights else f"random initialisation, seed {seed}"
-    target = Target(model.module, source, None, (), f"{model.name} ({weights_name})", Path(out) if out is not None else None,
-                    dev, prep.mean, prep.std, progress=progress, kind=_kind(model.module))
+    target = Target(
+        model.module,
+        source,
+        None,
+        (),
+        f"{model.name} ({weights_name})",
+        Path(out) if out is not None else None,
+        dev,
+        prep.mean,
+        prep.std,
+        progress=progress,
+        kind=_kind(model.module),
+    )
     n = _outputs(target)
     cats = model.categories
     target.classes = tuple(cats) if cats and len(cats) == n else tuple(str(i) for i in range(n))
     target.labels = _model_labels(source, target.classes, data is not None)
     target.labels_kind = "true class" if target.labels is not None else "predicted class"
-    target.record = {"model": model.name, "weights": model.weights, "seed": None if model.weights else seed,
-                     "input_channels": model.input_channels,
-                     "preprocessing": {"resize": prep.resize, "crop": prep.crop, "mean": prep.mean, "std": prep.std}}
+    target.record = {
+        "model": model.name,
+        "weights": model.weights,
+        "seed": None if model.weights else seed,
+        "input_channels": model.input_channels,
+        "preprocessing": {"resize": prep.resize, "crop": prep.crop, "mean": prep.mean, "std": prep.std},
+    }
     return target
 
 
@@ -197,8 +244,9 @@ def _outputs(t: Target) -> int:
             t.model.train(was_training)
     if not torch.is_tensor(out) or out.dim() != 2:
         shape = tuple(out.shape) if torch.is_tensor(out) else f"a {type(out).__name__}, not a tensor"
-        raise NetsightError(f"--model {t.record.get('model', t.title)}: the model's output is {shape}; "
-                            f"expected class scores [N, classes]")
+        raise NetsightError(
+            f"--model {t.record.get('model', t.title)}: the model's output is {shape}; expected class scores [N, classes]"
+        )
     return out.shape[1]
 
 
@@ -221,7 +269,9 @@ def _model_labels(src: ImageSource, names: tuple[str, ...], from_dataset: bool) 
     elif from_dataset and len(src.classes) == n:
         mapping = list(range(n))
     else:
-        warn(f"{src.description}: the class names ({', '.join(src.classes[:4])}{' ...' if len(src.classes) > 4 else ''}) "
-             f"do not name the model's {n} outputs; occlusion and invariance follow the model's own prediction per image")
+        warn(
+            f"{src.description}: the class names ({', '.join(src.classes[:4])}{' ...' if len(src.classes) > 4 else ''}) "
+            f"do not name the model's {n} outputs; occlusion and invariance follow the model's own prediction per image"
+        )
         return None
     return torch.tensor(mapping)[src.labels]

@@ -65,8 +65,9 @@ class Technique:
 
     def check_applies(self, target: Target) -> None:
         if self.needs_run and target.run is None:
-            raise NetsightError(f"--{self.name} needs the weight snapshots and config of a netsight run directory; "
-                                f"it does not go with --model")
+            raise NetsightError(
+                f"--{self.name} needs the weight snapshots and config of a netsight run directory; it does not go with --model"
+            )
         if not self.applies(target):
             what = {"cnn": "convolutional networks", "recurrent": "recurrent networks"}[self.applies_to]
             raise NetsightError(f"--{self.name} is for {what}; {target.title} is not one")

@@ -34,7 +34,7 @@ def top_activations(model: nn.Module, images: torch.Tensor, layer: str, k: int =
     """Stream uint8 `images` and keep, per feature map of `layer`, the k strongest activations."""
     device = next(model.parameters()).device
     deconv = make_deconvnet(model, layer, tuple(images.shape[1:]))
-    batches = ((s, Dataset.normalise(images[s: s + batch_size].to(device))) for s in range(0, len(images), batch_size))
+    batches = ((s, Dataset.normalise(images[s : s + batch_size].to(device))) for s in range(0, len(images), batch_size))
     return stream_top_activations(deconv, batches, k)
 
 
@@ -48,8 +48,10 @@ def stream_top_activations(deconv, batches: Iterable[tuple[int, torch.Tensor]], 
         if top.dim() == 2:  # fully connected units have no position
             top = top[:, :, None, None]
         if top.dim() != 4:
-            raise NetsightError(f"top-9: layer {deconv.target} gives activations of shape {tuple(top.shape[1:])}; "
-                                f"expected feature maps [C, H, W] or units [C]")
+            raise NetsightError(
+                f"top-9: layer {deconv.target} gives activations of shape {tuple(top.shape[1:])}; "
+                f"expected feature maps [C, H, W] or units [C]"
+            )
         width = top.shape[3]
         v, idx = top.flatten(2).max(2)  # [B, maps]: each image's strongest unit per map
         v, idx = v.T, idx.T  # [maps, B]
@@ -85,14 +87,15 @@ def crop(images: torch.Tensor, positions: torch.Tensor, field: ReceptiveField) -
         y, x = int(positions[i, 0]), int(positions[i, 1])
         top, left, bottom, right = field.box(y, x, h, w)
         oy, ox = top - (field.start[0] + y * field.jump[0]), left - (field.start[1] + x * field.jump[1])
-        out[i, :, oy: oy + bottom - top, ox: ox + right - left] = images[i, :, top:bottom, left:right]
-        valid[i, :, oy: oy + bottom - top, ox: ox + right - left] = 1
+        out[i, :, oy : oy + bottom - top, ox : ox + right - left] = images[i, :, top:bottom, left:right]
+        valid[i, :, oy : oy + bottom - top, ox : ox + right - left] = 1
     return out, valid
 
 
 @torch.no_grad()
-def top_patches(model: nn.Module, images: torch.Tensor, layer: str, k: int = 9, maps: int | None = None,
-                batch_size: int = 256) -> TopPatches:
+def top_patches(
+    model: nn.Module, images: torch.Tensor, layer: str, k: int = 9, maps: int | None = None, batch_size: int = 256
+) -> TopPatches:
     """Top-k per feature map (the first `maps` maps), projected and cropped."""
     device = next(model.parameters()).device
     top = top_activations(model, images, layer, k)
@@ -100,8 +103,9 @@ def top_patches(model: nn.Module, images: torch.Tensor, layer: str, k: int = 9, 
     return project_top(deconv, top, lambda index: Dataset.normalise(images[index].to(device)), maps, batch_size)
 
 
-def project_top(deconv, top: TopActivations, load: Callable[[torch.Tensor], torch.Tensor], maps: int | None = None,
-                batch_size: int = 256) -> TopPatches:
+def project_top(
+    deconv, top: TopActivations, load: Callable[[torch.Tensor], torch.Tensor], maps: int | None = None, batch_size: int = 256
+) -> TopPatches:
     """Project each of the first `maps` maps' top units with the deconvnet and crop projection and
     input to the unit's receptive field; `load(indices)` returns those images as float batches."""
     n_maps = top.values.shape[0] if maps is None else min(maps, top.values.shape[0])
@@ -111,10 +115,10 @@ def project_top(deconv, top: TopActivations, load: Callable[[torch.Tensor], torc
     device = _device(deconv.model)
     projections, patches, valid = [], [], []
     for s in range(0, len(index), batch_size):
-        x = load(index[s: s + batch_size]).to(device)
-        proj = deconv.project(x, channels[s: s + batch_size].to(device), "max", positions[s: s + batch_size])
-        p, v = crop(proj.images.cpu(), positions[s: s + batch_size], top.field)
-        q, _ = crop(x.cpu(), positions[s: s + batch_size], top.field)
+        x = load(index[s : s + batch_size]).to(device)
+        proj = deconv.project(x, channels[s : s + batch_size].to(device), "max", positions[s : s + batch_size])
+        p, v = crop(proj.images.cpu(), positions[s : s + batch_size], top.field)
+        q, _ = crop(x.cpu(), positions[s : s + batch_size], top.field)
         projections.append(p)
         patches.append(q)
         valid.append(v)

@@ -47,8 +47,10 @@ class Dataset:
         move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
         return replace(
             self,
-            train_images=move(self.train_images), train_labels=move(self.train_labels),
-            test_images=move(self.test_images), test_labels=move(self.test_labels),
+            train_images=move(self.train_images),
+            train_labels=move(self.train_labels),
+            test_images=move(self.test_images),
+            test_labels=move(self.test_labels),
         )
 
     @staticmethod
@@ -58,7 +60,10 @@ class Dataset:
 
 
 def load_dataset(
-    name: str, data_root: Optional[str | Path] = None, download_: bool = False, cache_dir: Optional[str | Path] = None,
+    name: str,
+    data_root: Optional[str | Path] = None,
+    download_: bool = False,
+    cache_dir: Optional[str | Path] = None,
 ) -> Dataset:
     """Load a named dataset: from `data_root` if given, else the official download if
     `download_`, else the bundled copy."""
@@ -72,7 +77,9 @@ def load_dataset(
     train_x, train_y, test_x, test_y = (torch.from_numpy(a.copy()) for a in arrays)
     for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
         if tuple(x.shape[1:]) != (spec.channels, spec.size, spec.size):
-            raise NetsightError(f"{source}: {split} images are {tuple(x.shape[1:])}, expected {(spec.channels, spec.size, spec.size)}")
+            raise NetsightError(
+                f"{source}: {split} images are {tuple(x.shape[1:])}, expected {(spec.channels, spec.size, spec.size)}"
+            )
         # degenerate splits are refused here, whatever the source (the readers name the file first when they can)
         if len(x) == 0:
             raise NetsightError(f"{source}: the {split} split holds no images")

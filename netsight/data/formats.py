@@ -38,8 +38,9 @@ def read_compressed(path: Path) -> bytes:
         if data.startswith(_XZ_MAGIC):
             return lzma.decompress(data)
     except COMPRESSION_ERRORS as exc:
-        raise NetsightError(f"{path}: corrupt or truncated compressed file ({type(exc).__name__}: {exc}); "
-                            f"replace it with a fresh copy") from None
+        raise NetsightError(
+            f"{path}: corrupt or truncated compressed file ({type(exc).__name__}: {exc}); replace it with a fresh copy"
+        ) from None
     return data
 
 
@@ -57,7 +58,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     ndim = data[3]
     if ndim < 1 or len(data) < 4 + 4 * ndim:
         raise NetsightError(f"{name}: truncated IDX header (ndim={ndim}, {len(data)} bytes)")
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = int(np.prod(dims, dtype=np.int64))
     body = len(data) - 4 - 4 * ndim
     if body != expected:
@@ -139,8 +140,11 @@ def decode_image(data: bytes | Path, name: str, channels: int, size: int | None)
         # ValueError, struct.error, DecompressionBombError...: all of them mean "not a readable image"
         from PIL import UnidentifiedImageError
 
-        reason = ("no image format Pillow knows, or a damaged header" if isinstance(exc, UnidentifiedImageError)
-                  else f"{type(exc).__name__}: {exc}")  # the former's text names only an in-memory buffer
+        reason = (
+            "no image format Pillow knows, or a damaged header"
+            if isinstance(exc, UnidentifiedImageError)
+            else f"{type(exc).__name__}: {exc}"
+        )  # the former's text names only an in-memory buffer
         raise NetsightError(f"{name}: not a readable image ({reason})") from None
     if size is not None and array.shape[:2] != (size, size):
         raise NetsightError(f"{name}: image is {array.shape[1]}x{array.shape[0]}, expected {size}x{size}")

@@ -67,8 +67,12 @@ class ImageSource:
                 bar.close()
 
 
-def tensor_images(images: torch.Tensor, labels: Optional[torch.Tensor] = None,
-                  classes: Optional[tuple[str, ...]] = None, description: str = "a tensor") -> ImageSource:
+def tensor_images(
+    images: torch.Tensor,
+    labels: Optional[torch.Tensor] = None,
+    classes: Optional[tuple[str, ...]] = None,
+    description: str = "a tensor",
+) -> ImageSource:
     """Images already in memory: uint8 (0..255) or float in [0, 1], [N,C,H,W]."""
     if not torch.is_tensor(images) or images.dim() != 4:
         raise NetsightError(f"images: expected a tensor [N, C, H, W], got {getattr(images, 'shape', type(images).__name__)}")
@@ -117,15 +121,18 @@ def list_image_folder(root: str | Path) -> tuple[list[Path], Optional[list[int]]
             labels += [c] * len(images)
         classes_out = classes
     if not paths:
-        raise NetsightError(f"--images {root}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder or its subfolders")
+        raise NetsightError(
+            f"--images {root}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder or its subfolders"
+        )
     return paths, labels, classes_out
 
 
 MAX_WARNED = 10  # skipped files named one per line; the rest are counted (all are in ImageSource.skipped)
 
 
-def folder_images(root: str | Path, channels: int, resize: Optional[int] = None, crop: Optional[int] = None,
-                  progress: bool = False) -> ImageSource:
+def folder_images(
+    root: str | Path, channels: int, resize: Optional[int] = None, crop: Optional[int] = None, progress: bool = False
+) -> ImageSource:
     """A folder's images as the model takes them: converted to `channels` (1: grey, 3: RGB),
     the shorter side resized to `resize` and the centre `crop` x `crop` cut (torchvision's
     bilinear, antialiased resize); without `crop` every image must have the first one's size.
@@ -173,13 +180,22 @@ def folder_images(root: str | Path, channels: int, resize: Optional[int] = None,
         return torch.stack(out).float().div_(255.0)
 
     names = [str(p.relative_to(root)) for p in paths]
-    return ImageSource(names, shape, torch.tensor(labels) if labels is not None else None, classes, load,
-                       f"{len(paths):,} images from {root}", skipped)
+    return ImageSource(
+        names,
+        shape,
+        torch.tensor(labels) if labels is not None else None,
+        classes,
+        load,
+        f"{len(paths):,} images from {root}",
+        skipped,
+    )
 
 
 def _size_error(first: Path, shape, other_shape, path: Path) -> NetsightError:
-    return NetsightError(f"{path}: image is {other_shape[2]}x{other_shape[1]}, the first image ({first}) is "
-                         f"{shape[2]}x{shape[1]}; give --input-size N to resize and crop them all to N x N")
+    return NetsightError(
+        f"{path}: image is {other_shape[2]}x{other_shape[1]}, the first image ({first}) is "
+        f"{shape[2]}x{shape[1]}; give --input-size N to resize and crop them all to N x N"
+    )
 
 
 def _check_readable(paths: list[Path], one: Callable[[Path], torch.Tensor], progress: bool) -> list:
@@ -193,14 +209,16 @@ def _check_readable(paths: list[Path], one: Callable[[Path], torch.Tensor], prog
             return tuple(one(path).shape)
         except NetsightError as exc:  # decode_image: not an image Pillow can read, or an OS error reading it
             text = " ".join(str(exc).split())
-            return text[len(str(path)) + 2:] if text.startswith(f"{path}: ") else text
+            return text[len(str(path)) + 2 :] if text.startswith(f"{path}: ") else text
 
     workers = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(paths), desc="checking images", unit="img", leave=False, delay=1.0)  # shown only when the check takes a while
+        bar = tqdm(
+            total=len(paths), desc="checking images", unit="img", leave=False, delay=1.0
+        )  # shown only when the check takes a while
     results = []
     pool = ThreadPoolExecutor(workers)
     try:
@@ -222,5 +240,7 @@ def _warn_skipped(root: Path, skipped: dict[str, str], total: int) -> None:
     for name, reason in list(skipped.items())[:MAX_WARNED]:
         warn(f"--images {root}: skipped {name}: {reason}")
     if len(skipped) > MAX_WARNED:
-        warn(f"--images {root}: skipped {len(skipped) - MAX_WARNED} more unreadable image file(s) "
-             f"({len(skipped)} of {total} in all)")
+        warn(
+            f"--images {root}: skipped {len(skipped) - MAX_WARNED} more unreadable image file(s) "
+            f"({len(skipped)} of {total} in all)"
+        )

@@ -46,6 +46,7 @@ def default_cache_dir() -> Path:
 
 # --------------------------------------------------------------------------- IDX folders
 
+
 def _idx_file(folder: Path, stem: str) -> Optional[Path]:
     for suffix in _IDX_SUFFIXES:
         if (folder / (stem + suffix)).is_file():
@@ -82,6 +83,7 @@ def load_idx_folder(folder: Path, spec: DatasetSpec) -> Arrays:
 
 # --------------------------------------------------------------------------- CIFAR-10 python batches
 
+
 def has_cifar_batches(folder: Path) -> bool:
     return all((folder / n).is_file() for n in _CIFAR_BATCHES + ["test_batch"])
 
@@ -99,6 +101,7 @@ def load_cifar_batches(folder: Path) -> Arrays:
 
 
 # --------------------------------------------------------------------------- image trees
+
 
 def _known_class(folder_name: str, spec: DatasetSpec) -> Optional[int]:
     if folder_name in spec.classes:
@@ -163,9 +166,11 @@ def load_image_tree(folder: Path, spec: DatasetSpec, channels: int, size: int, l
             files = [p for p in entries if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES]
             skipped = [p.name for p in entries if p not in files]
             if skipped:
-                warn(f"{class_dir}: skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} that are not image "
-                     f"files ({', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}); images end in "
-                     f"{', '.join(sorted(_IMAGE_SUFFIXES))}")
+                warn(
+                    f"{class_dir}: skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} that are not image "
+                    f"files ({', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}); images end in "
+                    f"{', '.join(sorted(_IMAGE_SUFFIXES))}"
+                )
             if limit is not None:
                 files = files[: limit[split]]
             if not files:
@@ -193,8 +198,10 @@ def _tar_image_members(path: Path) -> dict[str, list[tuple[str, str]]]:
                 else:
                     skipped.append(info.name)
     if skipped:
-        warn(f"{path}: skipped {len(skipped)} member(s) that are not image files ({', '.join(skipped[:5])}"
-             f"{', ...' if len(skipped) > 5 else ''})")
+        warn(
+            f"{path}: skipped {len(skipped)} member(s) that are not image files ({', '.join(skipped[:5])}"
+            f"{', ...' if len(skipped) > 5 else ''})"
+        )
     return members
 
 
@@ -205,7 +212,9 @@ def _open_tar(path: Path) -> tarfile.TarFile:
     try:
         return tarfile.open(path, "r:*")
     except _TAR_ERRORS as exc:
-        raise NetsightError(f"{path}: not a readable .tar.gz ({type(exc).__name__}: {exc}); replace it with a fresh copy") from None
+        raise NetsightError(
+            f"{path}: not a readable .tar.gz ({type(exc).__name__}: {exc}); replace it with a fresh copy"
+        ) from None
 
 
 def _tar_iter(tar: tarfile.TarFile, path: Path):
@@ -217,8 +226,9 @@ def _tar_iter(tar: tarfile.TarFile, path: Path):
         except StopIteration:
             return
         except _TAR_ERRORS as exc:
-            raise NetsightError(f"{path}: corrupt or truncated archive ({type(exc).__name__}: {exc}); "
-                                f"replace it with a fresh copy") from None
+            raise NetsightError(
+                f"{path}: corrupt or truncated archive ({type(exc).__name__}: {exc}); replace it with a fresh copy"
+            ) from None
         yield info
 
 
@@ -251,11 +261,15 @@ def load_image_tarball(path: Path, spec: DatasetSpec, channels: int, size: int, 
                         raise NetsightError(f"{path}:{info.name}: not a regular file in the archive")
                     data = member.read()
                 except _TAR_ERRORS as exc:
-                    raise NetsightError(f"{path}:{info.name}: corrupt or truncated archive ({type(exc).__name__}: {exc})") from None
+                    raise NetsightError(
+                        f"{path}:{info.name}: corrupt or truncated archive ({type(exc).__name__}: {exc})"
+                    ) from None
                 decoded[info.name] = decode_image(data, f"{path}:{info.name}", channels, size)
     lost = sorted(set(wanted) - set(decoded))
     if lost:
-        raise NetsightError(f"{path}: {len(lost)} member(s) listed but unreadable (first: {lost[0]}); replace it with a fresh copy")
+        raise NetsightError(
+            f"{path}: {len(lost)} member(s) listed but unreadable (first: {lost[0]}); replace it with a fresh copy"
+        )
     out: list[np.ndarray] = []
     for split in ("train", "test"):
         names = sorted((n for n, (s, _) in wanted.items() if s == split), key=lambda n: (wanted[n][1], n.rsplit("/", 1)[-1]))
@@ -265,6 +279,7 @@ def load_image_tarball(path: Path, spec: DatasetSpec, channels: int, size: int, 
 
 
 # --------------------------------------------------------------------------- the course subset
+
 
 def to_assignment(images: np.ndarray) -> np.ndarray:
     """32x32 RGB uint8 [N,3,32,32] -> the course's 28x28 luma [N,1,28,28] (PIL: 'L', then bilinear)."""
@@ -297,6 +312,7 @@ def derive_assignment(arrays: Arrays, where: str) -> Arrays:
 
 
 # --------------------------------------------------------------------------- --data-root
+
 
 def _candidates(root: Path) -> list[Path]:
     """`root` and its folders up to two levels down, shallow first, in name order."""
@@ -385,6 +401,7 @@ def load_from_root(root: Path, spec: DatasetSpec) -> tuple[Arrays, str]:
 
 # --------------------------------------------------------------------------- --download
 
+
 def download(spec: DatasetSpec, cache: Path) -> tuple[Arrays, str]:
     """Fetch the official files with torchvision into `cache` (reused when already there)."""
     from torchvision import datasets
@@ -415,12 +432,12 @@ def download(spec: DatasetSpec, cache: Path) -> tuple[Arrays, str]:
 
 # --------------------------------------------------------------------------- bundled copy
 
+
 def load_bundled(spec: DatasetSpec) -> tuple[Arrays, str]:
     if not spec.bundled:
         bundled = ", ".join(n for n, s in DATASETS.items() if s.bundled)
         raise NetsightError(
-            f"--data {spec.name}: not bundled with netsight (bundled: {bundled}); "
-            f"pass --data-root DIR with a copy, or --download"
+            f"--data {spec.name}: not bundled with netsight (bundled: {bundled}); pass --data-root DIR with a copy, or --download"
         )
     folder = BUNDLED_DIR / spec.name
     arrays = load_idx_folder(folder, spec)

@@ -78,16 +78,35 @@ def _dropout(c: ModelConfig) -> float:
 
 
 MODELS: dict[str, ModelEntry] = {
-    "lenet5": ModelEntry("cnn", "LeNet5 as the assignment lists it (conv32-pool-conv64-pool-fc1024-fc)",
-                         lambda c: LeNet5(c.input_shape, c.num_classes)),
-    "cnn-bn": ModelEntry("cnn", "the report's improved CNN: 3 conv blocks with batch norm, dropout, fc256",
-                         lambda c: CNNBatchNorm(c.input_shape, c.num_classes, _dropout(c)), ("dropout",)),
-    "rnn": ModelEntry("rnn", "vanilla (tanh) RNN over image rows, last state -> linear",
-                      lambda c: RowSequenceClassifier("rnn", c.input_shape, c.num_classes, _hidden(c)), ("hidden",)),
-    "lstm": ModelEntry("rnn", "LSTM over image rows, last state -> linear",
-                       lambda c: RowSequenceClassifier("lstm", c.input_shape, c.num_classes, _hidden(c)), ("hidden",)),
-    "gru": ModelEntry("rnn", "GRU over image rows, last state -> linear",
-                      lambda c: RowSequenceClassifier("gru", c.input_shape, c.num_classes, _hidden(c)), ("hidden",)),
+    "lenet5": ModelEntry(
+        "cnn",
+        "LeNet5 as the assignment lists it (conv32-pool-conv64-pool-fc1024-fc)",
+        lambda c: LeNet5(c.input_shape, c.num_classes),
+    ),
+    "cnn-bn": ModelEntry(
+        "cnn",
+        "the report's improved CNN: 3 conv blocks with batch norm, dropout, fc256",
+        lambda c: CNNBatchNorm(c.input_shape, c.num_classes, _dropout(c)),
+        ("dropout",),
+    ),
+    "rnn": ModelEntry(
+        "rnn",
+        "vanilla (tanh) RNN over image rows, last state -> linear",
+        lambda c: RowSequenceClassifier("rnn", c.input_shape, c.num_classes, _hidden(c)),
+        ("hidden",),
+    ),
+    "lstm": ModelEntry(
+        "rnn",
+        "LSTM over image rows, last state -> linear",
+        lambda c: RowSequenceClassifier("lstm", c.input_shape, c.num_classes, _hidden(c)),
+        ("hidden",),
+    ),
+    "gru": ModelEntry(
+        "rnn",
+        "GRU over image rows, last state -> linear",
+        lambda c: RowSequenceClassifier("gru", c.input_shape, c.num_classes, _hidden(c)),
+        ("hidden",),
+    ),
 }
 
 

@@ -34,11 +34,16 @@ class LeNet5(nn.Sequential):
             ("flatten", nn.Flatten()),
         ]
         flat = _flat_size(nn.Sequential(OrderedDict(features)), input_shape)
-        super().__init__(OrderedDict(features + [
-            ("fc1", nn.Linear(flat, 1024)),
-            ("relu3", nn.ReLU()),
-            ("fc2", nn.Linear(1024, num_classes)),
-        ]))
+        super().__init__(
+            OrderedDict(
+                features
+                + [
+                    ("fc1", nn.Linear(flat, 1024)),
+                    ("relu3", nn.ReLU()),
+                    ("fc2", nn.Linear(1024, num_classes)),
+                ]
+            )
+        )
 
 
 class CNNBatchNorm(nn.Sequential):
@@ -68,9 +73,14 @@ class CNNBatchNorm(nn.Sequential):
             ("flatten", nn.Flatten()),
         ]
         flat = _flat_size(nn.Sequential(OrderedDict(features)).eval(), input_shape)
-        super().__init__(OrderedDict(features + [
-            ("fc1", nn.Linear(flat, 256)),
-            ("bn4", nn.BatchNorm1d(256)),
-            ("drop4", nn.Dropout(dropout)),
-            ("fc2", nn.Linear(256, num_classes)),
-        ]))
+        super().__init__(
+            OrderedDict(
+                features
+                + [
+                    ("fc1", nn.Linear(flat, 256)),
+                    ("bn4", nn.BatchNorm1d(256)),
+                    ("drop4", nn.Dropout(dropout)),
+                    ("fc2", nn.Linear(256, num_classes)),
+                ]
+            )
+        )

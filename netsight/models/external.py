@@ -68,8 +68,13 @@ class ExternalModel:
     user_code: Optional["UserCode"] = None
 
 
-def load_external_model(spec: str, weights: Optional[str | Path] = None, input_size: Optional[int] = None,
-                        mean: Optional[tuple[float, ...]] = None, std: Optional[tuple[float, ...]] = None) -> ExternalModel:
+def load_external_model(
+    spec: str,
+    weights: Optional[str | Path] = None,
+    input_size: Optional[int] = None,
+    mean: Optional[tuple[float, ...]] = None,
+    std: Optional[tuple[float, ...]] = None,
+) -> ExternalModel:
     """Build the model SPEC names, load `weights` into it, and work out its preprocessing.
 
     `input_size` overrides the crop side (a torchvision model keeps its resize/crop ratio);
@@ -106,8 +111,7 @@ def load_external_model(spec: str, weights: Optional[str | Path] = None, input_s
         if len(mean) != channels or len(std) != channels:
             raise NetsightError(f"--mean/--std: {len(mean)}/{len(std)} values given, the model takes {channels} input channel(s)")
         prep = Preprocessing(prep.resize, prep.crop, tuple(mean), tuple(std))
-    return ExternalModel(module, spec, prep, categories, channels, str(weights) if weights is not None else None,
-                         user_code=code)
+    return ExternalModel(module, spec, prep, categories, channels, str(weights) if weights is not None else None, user_code=code)
 
 
 def _torchvision_model(name: str, skip_init: bool = False):
@@ -162,8 +166,9 @@ def _import(spec: str, where: str) -> tuple[types.ModuleType, UserCode]:
     except (ImportError, ValueError):
         found = None
     if found is None:
-        raise NetsightError(f"--model {spec}: cannot import {where} (No module named {top!r}); "
-                            f"for a file write path/to/file.py:Name")
+        raise NetsightError(
+            f"--model {spec}: cannot import {where} (No module named {top!r}); for a file write path/to/file.py:Name"
+        )
     folders = list(found.submodule_search_locations or [])
     code = UserCode(spec, tuple(os.path.realpath(p) for p in folders or ([found.origin] if found.origin else [])))
     try:
@@ -172,8 +177,9 @@ def _import(spec: str, where: str) -> tuple[types.ModuleType, UserCode]:
     except UserCodeError as exc:
         missing = exc.original
         if isinstance(missing, ModuleNotFoundError) and missing.name and (where + ".").startswith(missing.name + "."):
-            raise NetsightError(f"--model {spec}: cannot import {where} ({missing}); for a file write "
-                                f"path/to/file.py:Name") from None  # the SPEC's own module is not there
+            raise NetsightError(
+                f"--model {spec}: cannot import {where} ({missing}); for a file write path/to/file.py:Name"
+            ) from None  # the SPEC's own module is not there
         raise
 
 
@@ -181,8 +187,10 @@ def _call_factory(spec: str, module, name: str, code: UserCode) -> nn.Module:
     if not hasattr(module, name):
         public = [n for n in dir(module) if not n.startswith("_")]
         close = difflib.get_close_matches(name, public, n=5, cutoff=0.5)
-        raise NetsightError(f"--model {spec}: {module.__name__ if not hasattr(module, '__file__') else module.__file__} "
-                            f"has no {name}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+        raise NetsightError(
+            f"--model {spec}: {module.__name__ if not hasattr(module, '__file__') else module.__file__} "
+            f"has no {name}" + (f"; did you mean {', '.join(close)}?" if close else "")
+        )
     factory = getattr(module, name)
     if isinstance(factory, nn.Module):
         return factory
@@ -193,8 +201,9 @@ def _call_factory(spec: str, module, name: str, code: UserCode) -> nn.Module:
             built = factory()
     except UserCodeError as exc:
         if isinstance(exc.original, TypeError) and not code._frames(exc.original, strip=True):
-            raise NetsightError(f"--model {spec}: calling {name}() failed ({exc.original}); the factory must need "
-                                f"no arguments") from None  # the call itself did not fit: no frame of the factory ran
+            raise NetsightError(
+                f"--model {spec}: calling {name}() failed ({exc.original}); the factory must need no arguments"
+            ) from None  # the call itself did not fit: no frame of the factory ran
         raise
     if not isinstance(built, nn.Module):
         raise NetsightError(f"--model {spec}: {name}() returned a {type(built).__name__}, not a torch.nn.Module")
@@ -213,14 +222,18 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             state: Any = load(data)
         except Exception as exc:  # safetensors raises its own SafetensorError for damaged headers
-            raise NetsightError(f"--weights {path}: not a readable safetensors file ({' '.join(str(exc).split())[:160]})") from None
+            raise NetsightError(
+                f"--weights {path}: not a readable safetensors file ({' '.join(str(exc).split())[:160]})"
+            ) from None
     elif path.suffix in (".pt", ".pth", ".bin"):
         try:
             state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:  # UnpicklingError for code, RuntimeError/EOFError for damage
             reason = " ".join(str(exc).split())[:200]
-            raise NetsightError(f"--weights {path}: not a state dict torch.load(weights_only=True) can read "
-                                f"(a file holding code or other objects is refused): {reason}") from None
+            raise NetsightError(
+                f"--weights {path}: not a state dict torch.load(weights_only=True) can read "
+                f"(a file holding code or other objects is refused): {reason}"
+            ) from None
         for key in ("state_dict", "model"):
             if isinstance(state, dict) and isinstance(state.get(key), dict) and not torch.is_tensor(state.get(key)):
                 state = state[key]
@@ -230,7 +243,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
         raise NetsightError(f"--weights {path}: expected a state dict (parameter name -> tensor)")
     if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -239,15 +252,21 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
     expected = model.state_dict()
     for key, tensor in expected.items():
         if key not in state:
-            raise NetsightError(f"--weights {source}: does not fit the model: key {key} (shape {tuple(tensor.shape)}) "
-                                f"is missing from the file ({len(state)} keys in the file, {len(expected)} in the model)")
+            raise NetsightError(
+                f"--weights {source}: does not fit the model: key {key} (shape {tuple(tensor.shape)}) "
+                f"is missing from the file ({len(state)} keys in the file, {len(expected)} in the model)"
+            )
         if tuple(state[key].shape) != tuple(tensor.shape):
-            raise NetsightError(f"--weights {source}: does not fit the model: key {key} has shape "
-                                f"{tuple(state[key].shape)} in the file, {tuple(tensor.shape)} in the model")
+            raise NetsightError(
+                f"--weights {source}: does not fit the model: key {key} has shape "
+                f"{tuple(state[key].shape)} in the file, {tuple(tensor.shape)} in the model"
+            )
     extra = [k for k in state if k not in expected]
     if extra:
-        raise NetsightError(f"--weights {source}: does not fit the model: the file's key {extra[0]} is not in the model"
-                            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+        raise NetsightError(
+            f"--weights {source}: does not fit the model: the file's key {extra[0]} is not in the model"
+            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+        )
     meta = any(t.is_meta for t in list(model.parameters()) + list(model.buffers()))
     model.load_state_dict(state, strict=True, assign=meta)
     left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
@@ -304,8 +323,11 @@ class UserCode:
         if self.owns(frame.filename):
             return "user"
         real = os.path.realpath(frame.filename) if not frame.filename.startswith("<") else frame.filename
-        if _inside(real, _NETSIGHT_DIR) and frame.name not in _DISPATCH and \
-                (not _inside(real, _NETSIGHT_LAYERS) or real == os.path.realpath(__file__)):
+        if (
+            _inside(real, _NETSIGHT_DIR)
+            and frame.name not in _DISPATCH
+            and (not _inside(real, _NETSIGHT_LAYERS) or real == os.path.realpath(__file__))
+        ):
             return "netsight"
         return None
 
@@ -351,8 +373,13 @@ class UserCode:
         if where is not None:
             filename, lineno, name, line = where
             own = bool(mine) or isinstance(exc, SyntaxError)
-            message += (f" (at {filename}:{lineno}" + (f", in {name}" if name else "") + (f": {line}" if line else "")
-                        + ("" if own else "; no line of the model's own code is in the traceback") + ")")
+            message += (
+                f" (at {filename}:{lineno}"
+                + (f", in {name}" if name else "")
+                + (f": {line}" if line else "")
+                + ("" if own else "; no line of the model's own code is in the traceback")
+                + ")"
+            )
         message += "; the error is in the model's code, not in netsight"
         return UserCodeError(message, exc, where[0] if where else None, where[1] if where else None)
 

@@ -94,8 +94,16 @@ def _fleet_layer(layer: nn.Module, members: Sequence[nn.Module], k: int) -> nn.M
         if layer.padding_mode != "zeros":
             raise NetsightError(f"fleet: padding_mode {layer.padding_mode!r} is not supported")
         padding = layer.padding if isinstance(layer.padding, str) else _pair(layer.padding)
-        new: nn.Module = nn.Conv2d(k * layer.in_channels, k * layer.out_channels, _pair(layer.kernel_size), _pair(layer.stride),
-                                   padding, _pair(layer.dilation), groups=k * layer.groups, bias=layer.bias is not None)
+        new: nn.Module = nn.Conv2d(
+            k * layer.in_channels,
+            k * layer.out_channels,
+            _pair(layer.kernel_size),
+            _pair(layer.stride),
+            padding,
+            _pair(layer.dilation),
+            groups=k * layer.groups,
+            bias=layer.bias is not None,
+        )
         return _cat_params(new, members)
     if isinstance(layer, nn.BatchNorm2d):
         new = nn.BatchNorm2d(k * layer.num_features, layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
@@ -248,5 +256,13 @@ def load_member_states(fleet: nn.Module, states: Sequence[dict[str, torch.Tensor
             t.copy_(stacked[name].reshape(t.shape))
 
 
-__all__ = ["FleetSequential", "FleetRowSequence", "FleetLinear", "stack_models", "member_state", "member_tensor",
-           "stack_states", "load_member_states"]
+__all__ = [
+    "FleetSequential",
+    "FleetRowSequence",
+    "FleetLinear",
+    "stack_models",
+    "member_state",
+    "member_tensor",
+    "stack_states",
+    "load_member_states",
+]

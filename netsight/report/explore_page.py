@@ -53,7 +53,7 @@ def filter_picture(w: np.ndarray, first_rgb: bool) -> str:
     canvas = np.ones((rows * (k + 1) - 1, cols * (w.shape[2] + 1) - 1))
     for i in range(n):
         r, c = divmod(i, cols)
-        canvas[r * (k + 1): r * (k + 1) + k, c * (w.shape[2] + 1): c * (w.shape[2] + 1) + w.shape[2]] = 0.5 + 0.5 * w[i] / m
+        canvas[r * (k + 1) : r * (k + 1) + k, c * (w.shape[2] + 1) : c * (w.shape[2] + 1) + w.shape[2]] = 0.5 + 0.5 * w[i] / m
     return png(canvas)
 
 
@@ -67,28 +67,54 @@ def layer_data(units, names: Sequence[str], labels: Optional[Sequence[str]], fir
         top = []
         for j in range(units.top.values.shape[1]):
             i = int(units.top.image_index[m, j])
-            top.append({
-                "image": i, "file": names[i], "label": labels[i] if labels is not None else "",
-                "activation": float(units.top.values[m, j]),
-                "y": int(units.top.positions[m, j, 0]), "x": int(units.top.positions[m, j, 1]),
-                "patch": png(_outside_tinted(pixel_image(units.patches[m, j]), units.valid[m, j, 0].numpy())),
-                "projection": png(_outside_tinted(projection_image(units.projections[m, j]), units.valid[m, j, 0].numpy())),
-            })
+            top.append(
+                {
+                    "image": i,
+                    "file": names[i],
+                    "label": labels[i] if labels is not None else "",
+                    "activation": float(units.top.values[m, j]),
+                    "y": int(units.top.positions[m, j, 0]),
+                    "x": int(units.top.positions[m, j, 1]),
+                    "patch": png(_outside_tinted(pixel_image(units.patches[m, j]), units.valid[m, j, 0].numpy())),
+                    "projection": png(_outside_tinted(projection_image(units.projections[m, j]), units.valid[m, j, 0].numpy())),
+                }
+            )
         occlusion = []
         for o in units.occlusion[m]:
             uri, lo, hi = _heat(np.asarray(o["map"]))
-            occlusion.append({"image": o["image"], "picture": image_uri[o["image"]], "heat": uri, "low": lo, "high": hi,
-                              "unoccluded": o["unoccluded"]})
-        unit = {"unit": m, "stats": units.stats[m], "histogram": units.histograms[m], "top": top,
-                "filter": filter_picture(units.weights[m], rgb), "occlusion": occlusion,
-                "invariance": {k: {"amounts": v["amounts"], "response": v["response"][m]} for k, v in units.invariance.items()}}
+            occlusion.append(
+                {
+                    "image": o["image"],
+                    "picture": image_uri[o["image"]],
+                    "heat": uri,
+                    "low": lo,
+                    "high": hi,
+                    "unoccluded": o["unoccluded"],
+                }
+            )
+        unit = {
+            "unit": m,
+            "stats": units.stats[m],
+            "histogram": units.histograms[m],
+            "top": top,
+            "filter": filter_picture(units.weights[m], rgb),
+            "occlusion": occlusion,
+            "invariance": {k: {"amounts": v["amounts"], "response": v["response"][m]} for k, v in units.invariance.items()},
+        }
         if units.evolution is not None:
             evo = units.evolution
-            unit["evolution"] = [{"iteration": it, "picture": png(projection_image(evo["projections"][m, s])),
-                                  "value": float(evo["values"][m, s])} for s, it in enumerate(evo["iterations"])]
+            unit["evolution"] = [
+                {"iteration": it, "picture": png(projection_image(evo["projections"][m, s])), "value": float(evo["values"][m, s])}
+                for s, it in enumerate(evo["iterations"])
+            ]
         out_units.append(unit)
-    return {"name": units.layer, "target": units.target, "field": list(units.field.size), "weights": list(units.weights.shape),
-            "units": out_units}
+    return {
+        "name": units.layer,
+        "target": units.target,
+        "field": list(units.field.size),
+        "weights": list(units.weights.shape),
+        "units": out_units,
+    }
 
 
 _CSS = """

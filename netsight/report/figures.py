@@ -57,8 +57,14 @@ def plot_filters(bank, title: str) -> Figure:
     fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
     # the grid fills the figure below a title band (matplotlib's default top=0.88 left a blank
     # band of 12% of the height above a tall grid)
-    fig.subplots_adjust(left=left / width, right=1 - 1.2 / width, bottom=0.45 / height if bank.rgb else 0.15 / height,
-                        top=1 - 0.7 / height, wspace=0.25, hspace=0.35)
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - 1.2 / width,
+        bottom=0.45 / height if bank.rgb else 0.15 / height,
+        top=1 - 0.7 / height,
+        wspace=0.25,
+        hspace=0.35,
+    )
     norm = style.signed_norm(bank.limit)
     image = None
     for ax in axes.ravel():
@@ -79,18 +85,20 @@ def plot_filters(bank, title: str) -> Figure:
     shape = "x".join(map(str, bank.shape))
     scale = "each filter scaled to its own max |w|" if bank.scale == "filter" else "one shared scale"
     capped = " (first rows/columns shown)" if tuple(bank.shown.shape[:2]) != tuple(bank.shape[:2]) and not bank.rgb else ""
-    fig.suptitle(f"{title}: {bank.layer} filters, weights {shape} (out x in x kh x kw); {scale}{capped}", fontsize=style.LARGE,
-                 wrap=True)
+    fig.suptitle(
+        f"{title}: {bank.layer} filters, weights {shape} (out x in x kh x kw); {scale}{capped}", fontsize=style.LARGE, wrap=True
+    )
     if image is not None:
         cb = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, pad=0.02)
         cb.set_label("weight / max |w| of the filter" if bank.scale == "filter" else "weight (0 = white)")
     elif bank.rgb:
-        key = [((0.5, 0.5, 0.5), "grey = weight 0 in every channel"),
-               ((1.0, 1.0, 1.0), "white / black = positive / negative in all three"),
-               ((1.0, 0.5, 0.5), "light red = positive red-channel weight"),
-               ((0.0, 0.5, 0.5), "dark teal = negative red-channel weight (same for green, blue)")]
-        fig.legend(handles=[Patch(fc=c, ec="k", lw=0.5, label=t) for c, t in key],
-                   loc="lower center", ncol=2, frameon=False)
+        key = [
+            ((0.5, 0.5, 0.5), "grey = weight 0 in every channel"),
+            ((1.0, 1.0, 1.0), "white / black = positive / negative in all three"),
+            ((1.0, 0.5, 0.5), "light red = positive red-channel weight"),
+            ((0.0, 0.5, 0.5), "dark teal = negative red-channel weight (same for green, blue)"),
+        ]
+        fig.legend(handles=[Patch(fc=c, ec="k", lw=0.5, label=t) for c, t in key], loc="lower center", ncol=2, frameon=False)
     return fig
 
 
@@ -170,8 +178,10 @@ def plot_compare(runs: list[tuple[str, list[dict]]], title: str = "comparison", 
     percent_axis(ax_acc)
     # one legend: a colour per run, a line style per split
     handles = [Line2D([], [], color=c, lw=2, label=name) for (name, _), c in zip(runs, colours, strict=True)]
-    handles += [Line2D([], [], color="k", lw=2, label="test (whole set)"),
-                Line2D([], [], color="k", lw=1, ls="--", label="train (interval mean)")]
+    handles += [
+        Line2D([], [], color="k", lw=2, label="test (whole set)"),
+        Line2D([], [], color="k", lw=1, ls="--", label="train (interval mean)"),
+    ]
     ax_loss.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.suptitle(f"{title}: solid = test (whole set), dashed = train (interval mean)")
     fig.tight_layout()

@@ -39,7 +39,7 @@ def _mosaic(tiles: list[list[np.ndarray]], gap: int = 1, fill: float = 1.0) -> n
     out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, 3), fill)
     for i, row in enumerate(tiles):
         for j, t in enumerate(row):
-            out[i * (h + gap): i * (h + gap) + h, j * (w + gap): j * (w + gap) + w] = _rgb(t)
+            out[i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = _rgb(t)
     return out
 
 
@@ -51,21 +51,32 @@ def _projection_key(clipped: bool) -> list:
     """Legend entries that say how to read a projection tile (and the light blue, when shown)."""
     from matplotlib.patches import Patch
 
-    handles = [Patch(fc=(0.5, 0.5, 0.5), ec="k", lw=0.5, label="projection: grey = 0 (no contribution)"),
-               Patch(fc=(1.0, 1.0, 1.0), ec="k", lw=0.5, label="lighter / darker = positive / negative")]
+    handles = [
+        Patch(fc=(0.5, 0.5, 0.5), ec="k", lw=0.5, label="projection: grey = 0 (no contribution)"),
+        Patch(fc=(1.0, 1.0, 1.0), ec="k", lw=0.5, label="lighter / darker = positive / negative"),
+    ]
     if clipped:
-        handles.append(Patch(fc=_OUTSIDE, ec="k", lw=0.5, label="light blue = outside the image (receptive field clipped "
-                                                               "by the border)"))
+        handles.append(
+            Patch(fc=_OUTSIDE, ec="k", lw=0.5, label="light blue = outside the image (receptive field clipped by the border)")
+        )
     return handles
 
 
 def _key_legend(fig: Figure, handles: list, ncol: Optional[int] = None) -> None:
-    fig.legend(handles=handles, loc="lower center", ncol=ncol or len(handles), frameon=False, bbox_to_anchor=(0.5, 0.0),
-               handlelength=1.2, columnspacing=1.5)
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=ncol or len(handles),
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.0),
+        handlelength=1.2,
+        columnspacing=1.5,
+    )
 
 
-def plot_deconv(images: torch.Tensor, projections: list[list[tuple]], layer: str, mode: str, title: str,
-                asked: Optional[str] = None) -> Figure:
+def plot_deconv(
+    images: torch.Tensor, projections: list[list[tuple]], layer: str, mode: str, title: str, asked: Optional[str] = None
+) -> Figure:
     """Per image (a row): the image with each projected unit's receptive field outlined, then
     each projection cropped to that field (zoomed, so its structure is visible; light blue:
     beyond the image border). `projections[i]` holds (map, value, cropped projection [C,s,s],
@@ -81,8 +92,14 @@ def plot_deconv(images: torch.Tensor, projections: list[list[tuple]], layer: str
     bottom_band = 0.45 if one_line_key else 0.85
     height = top_band + n * (title_band + tile) - title_band + title_band + bottom_band
     fig, axes = plt.subplots(n, k + 1, figsize=(width, height), squeeze=False)
-    fig.subplots_adjust(left=side / width, right=1 - side / width, top=1 - (top_band + title_band) / height,
-                        bottom=bottom_band / height, wspace=gap_x / tile, hspace=title_band / tile)
+    fig.subplots_adjust(
+        left=side / width,
+        right=1 - side / width,
+        top=1 - (top_band + title_band) / height,
+        bottom=bottom_band / height,
+        wspace=gap_x / tile,
+        hspace=title_band / tile,
+    )
     clipped = False
     for i in range(n):
         ax = axes[i, 0]
@@ -94,8 +111,9 @@ def plot_deconv(images: torch.Tensor, projections: list[list[tuple]], layer: str
             ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, lw=1.4, ec=colour))
             target = axes[i, j + 1]
             clipped |= bool((valid[0] == 0).any())
-            style.mark(target.imshow(_outside_tinted(projection_image(proj), valid[0].numpy()), interpolation="nearest"),
-                       "projection")
+            style.mark(
+                target.imshow(_outside_tinted(projection_image(proj), valid[0].numpy()), interpolation="nearest"), "projection"
+            )
             target.set_title(f"map {channel}: {value:.2f}", fontsize=SMALL, color=colour)
             for spine in target.spines.values():
                 spine.set_edgecolor(colour)
@@ -107,13 +125,17 @@ def plot_deconv(images: torch.Tensor, projections: list[list[tuple]], layer: str
         for spine in ax.spines.values():
             spine.set_visible(False)
     for i in range(n):
-        for ax in axes[i, len(projections[i]) + 1:]:
+        for ax in axes[i, len(projections[i]) + 1 :]:
             ax.axis("off")
     what = "its strongest unit" if mode == "max" else "the whole feature map"
-    fig.suptitle(f"{title}: deconvnet projections from {layer_name(layer, asked)} ({what}; the image's strongest maps)\n"
-                 "each cropped to the unit's receptive field (outlined on the input in the tile's colour), "
-                 "scaled to its own largest |value|; tile title: map and its activation", fontsize=style.NORMAL,
-                 y=1 - 0.1 / height, va="top")
+    fig.suptitle(
+        f"{title}: deconvnet projections from {layer_name(layer, asked)} ({what}; the image's strongest maps)\n"
+        "each cropped to the unit's receptive field (outlined on the input in the tile's colour), "
+        "scaled to its own largest |value|; tile title: map and its activation",
+        fontsize=style.NORMAL,
+        y=1 - 0.1 / height,
+        va="top",
+    )
     _key_legend(fig, _projection_key(clipped), ncol=None if one_line_key else 1)
     return fig
 
@@ -137,8 +159,8 @@ def plot_top9(tp, title: str, per_row: int = 4, asked: Optional[str] = None) -> 
     for m in range(maps):
         proj = [projection_image(tp.projections[m, j]) for j in range(k)]
         patch = [_outside_tinted(pixel_image(tp.patches[m, j]), tp.valid[m, j, 0].numpy()) for j in range(k)]
-        grid_p = _mosaic([proj[r * side:(r + 1) * side] for r in range(side)])
-        grid_q = _mosaic([patch[r * side:(r + 1) * side] for r in range(side)])
+        grid_p = _mosaic([proj[r * side : (r + 1) * side] for r in range(side)])
+        grid_q = _mosaic([patch[r * side : (r + 1) * side] for r in range(side)])
         spacer = np.ones((grid_p.shape[0], spacer_px, 3))
         blocks.append(np.concatenate([grid_p, spacer, grid_q], 1))
     per_row = max(1, min(per_row, maps))
@@ -164,15 +186,26 @@ def plot_top9(tp, title: str, per_row: int = 4, asked: Optional[str] = None) -> 
         for x, word in ((half / 2, "projections"), (1 - half / 2, "input patches")):
             ax.text(x, -0.03, word, transform=ax.transAxes, ha="center", va="top", fontsize=SMALL, color="0.3")
     s = tp.top.field.size
-    fig.suptitle(f"{title}: top-{k} activations of {layer_name(tp.top.layer, asked)} over the dataset\n"
-                 f"per map: deconv projections (left) and the input patches (right), receptive field {s[0]}x{s[1]} px",
-                 fontsize=style.NORMAL, y=1 - 0.12 / height, va="top")
+    fig.suptitle(
+        f"{title}: top-{k} activations of {layer_name(tp.top.layer, asked)} over the dataset\n"
+        f"per map: deconv projections (left) and the input patches (right), receptive field {s[0]}x{s[1]} px",
+        fontsize=style.NORMAL,
+        y=1 - 0.12 / height,
+        va="top",
+    )
     _key_legend(fig, _projection_key(clipped), ncol=None if one_line_key else 1)
     return fig
 
 
-def plot_occlusion(images: torch.Tensor, labels: list[int], results: list, classes: tuple[str, ...], title: str,
-                   label_kind: str = "true class", asked: Optional[str] = None) -> Figure:
+def plot_occlusion(
+    images: torch.Tensor,
+    labels: list[int],
+    results: list,
+    classes: tuple[str, ...],
+    title: str,
+    label_kind: str = "true class",
+    asked: Optional[str] = None,
+) -> Figure:
     """Per image: the input, p(label) per square position (on a scale fitted to that map, the
     range in the colour bar's label), the tracked feature map's strongest activation, and the
     most probable class (a class has one colour in every row, style.class_colour; the legend
@@ -192,19 +225,28 @@ def plot_occlusion(images: torch.Tensor, labels: list[int], results: list, class
         cb = fig.colorbar(im, ax=axes[i, 1], fraction=0.046)
         cb.set_label(f"p({classes[label]}): {lo:.2f} to {hi:.2f}\n(scale fitted to this map)")
         im = style.mark(axes[i, 2].imshow(r.feature_max.numpy(), cmap=style.SEQUENTIAL), "magnitude")
-        axes[i, 2].set_title(f"strongest act. of {layer_name(r.layer, asked)}\nmap {r.feature_map} "
-                             f"(unoccluded {r.unoccluded_feature:.2f})")
+        axes[i, 2].set_title(
+            f"strongest act. of {layer_name(r.layer, asked)}\nmap {r.feature_map} (unoccluded {r.unoccluded_feature:.2f})"
+        )
         fig.colorbar(im, ax=axes[i, 2], fraction=0.046).set_label("activation")
         predicted = r.predicted_class.numpy()
         style.mark(axes[i, 3].imshow(predicted, cmap=class_cmap, norm=class_norm, interpolation="nearest"), "classes")
         axes[i, 3].set_title("most probable class")
-        axes[i, 3].legend(handles=style.class_legend_handles(predicted.ravel().tolist(), classes), loc="upper left",
-                          bbox_to_anchor=(1.03, 1.0), borderaxespad=0, frameon=False, handlelength=1.0)
+        axes[i, 3].legend(
+            handles=style.class_legend_handles(predicted.ravel().tolist(), classes),
+            loc="upper left",
+            bbox_to_anchor=(1.03, 1.0),
+            borderaxespad=0,
+            frameon=False,
+            handlelength=1.0,
+        )
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(f"{title}: occlusion sensitivity (grey {results[0].size}x{results[0].size} px square, stride "
-                 f"{results[0].stride} px); each map pixel is one position of the square")
+    fig.suptitle(
+        f"{title}: occlusion sensitivity (grey {results[0].size}x{results[0].size} px square, stride "
+        f"{results[0].stride} px); each map pixel is one position of the square"
+    )
     tight_with_title(fig)
     return fig
 
@@ -219,8 +261,10 @@ def plot_evolution(evo, title: str, asked: Optional[str] = None) -> Figure:
     ax.set_yticks([m * (h + 2) + h / 2 for m in range(maps)], [f"map {m}" for m in range(maps)])
     ax.tick_params(length=0)
     ax.set_xlabel("training iteration (weight snapshot)")
-    ax.set_title(f"{title}: strongest activation of each {layer_name(evo.layer, asked)} map,\nprojected, as training goes on "
-                 "(each tile scaled to its own largest |value|)")
+    ax.set_title(
+        f"{title}: strongest activation of each {layer_name(evo.layer, asked)} map,\nprojected, as training goes on "
+        "(each tile scaled to its own largest |value|)"
+    )
     _key_legend(fig, _projection_key(False), ncol=1)
     fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 1))
     return fig
@@ -231,8 +275,11 @@ DISTANCE = "||f(x') - f(x)|| / ||f(x)||"
 
 def plot_invariance(curves, title: str, images_word: str = "test images", label_kind: str = "true class") -> Figure:
     kinds = list(curves.values)
-    metrics = [("first", f"distance at {curves.layers[0]}"), ("last", f"distance at {curves.layers[1]}"),
-               ("p_true", f"p({label_kind})")]
+    metrics = [
+        ("first", f"distance at {curves.layers[0]}"),
+        ("last", f"distance at {curves.layers[1]}"),
+        ("p_true", f"p({label_kind})"),
+    ]
     fig, axes = plt.subplots(len(metrics), len(kinds), figsize=(4.4 * len(kinds), 2.8 * len(metrics) + 0.6), squeeze=False)
     for j, kind in enumerate(kinds):
         x = curves.amounts[kind]
@@ -249,7 +296,14 @@ def plot_invariance(curves, title: str, images_word: str = "test images", label_
                 ax.set_ylabel(label if metric == "p_true" else f"{label}\n{DISTANCE}")
     n = next(iter(curves.values.values()))["first"].shape[1]
     fig.suptitle(f"{title}: invariance over {n} {images_word} (mean, band = 1 std)")
-    fig.text(0.5, 0.01, f"distance = {DISTANCE}: how far a layer's output f moves when the image x is transformed into x', "
-             "relative to its size (0 = unchanged)", ha="center", va="bottom", fontsize=SMALL)
+    fig.text(
+        0.5,
+        0.01,
+        f"distance = {DISTANCE}: how far a layer's output f moves when the image x is transformed into x', "
+        "relative to its size (0 = unchanged)",
+        ha="center",
+        va="bottom",
+        fontsize=SMALL,
+    )
     tight_with_title(fig, 0.45, 0.3)
     return fig

@@ -18,8 +18,18 @@ from typing import Optional, Sequence
 from ..fileio import read_json, write_text
 from ..text import plural
 from .stats import summarize
-from .study import (COLUMN_TITLES, REPORT_RNN_ACCURACY, ConfigGroup, comparison_rows, find_runs, group_configs,
-                    plot_accuracy_vs_parameters, plot_curves_panels, plot_gradient_flow, plot_rows_read)
+from .study import (
+    COLUMN_TITLES,
+    REPORT_RNN_ACCURACY,
+    ConfigGroup,
+    comparison_rows,
+    find_runs,
+    group_configs,
+    plot_accuracy_vs_parameters,
+    plot_curves_panels,
+    plot_gradient_flow,
+    plot_rows_read,
+)
 
 
 @dataclass
@@ -176,10 +186,12 @@ _SCRIPT = r"""
 
 def render_html(doc: Doc, title: str, out: Path) -> str:
     esc = html.escape
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-             f"<meta name='generator' content='netsight'><title>{esc(title)}</title>"
-             f"<style>{_CSS}</style></head><body>"]
+    parts = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<meta name='generator' content='netsight'><title>{esc(title)}</title>"
+        f"<style>{_CSS}</style></head><body>"
+    ]
     tables = figures = 0
     for b in doc.blocks:
         if b.kind in ("h1", "h2", "h3"):
@@ -196,19 +208,28 @@ def render_html(doc: Doc, title: str, out: Path) -> str:
             # The table scrolls sideways inside its own box (focusable, so keys scroll it too); its
             # caption sits below the box, as wide as the page, so it never scrolls out of sight.
             tables += 1
-            numeric = [bool(b.rows) and all(_cell_class(r[c]) == ' class="num"' or _fmt(r[c]) == "" for r in b.rows if c < len(r))
-                       for c in range(len(b.header))]  # numbers and their headers align right, text left
-            head = "".join(("<th class='num'>" if n else "<th>") + f"{_whole_words(esc(str(h)))}</th>" for h, n in zip(b.header, numeric, strict=True))
+            numeric = [
+                bool(b.rows) and all(_cell_class(r[c]) == ' class="num"' or _fmt(r[c]) == "" for r in b.rows if c < len(r))
+                for c in range(len(b.header))
+            ]  # numbers and their headers align right, text left
+            head = "".join(
+                ("<th class='num'>" if n else "<th>") + f"{_whole_words(esc(str(h)))}</th>"
+                for h, n in zip(b.header, numeric, strict=True)
+            )
             body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in b.rows)
             label = f"aria-labelledby='table-{tables}'" if b.caption else "aria-label='table'"
             wrap = f"<div class='table-wrap{'' if b.caption else ' bare'}' role='region' tabindex='0' {label}><table>"
-            parts.append(f"{wrap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
-                         + (f"<p class='caption' id='table-{tables}'>{esc(b.caption)}</p>" if b.caption else ""))
+            parts.append(
+                f"{wrap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+                + (f"<p class='caption' id='table-{tables}'>{esc(b.caption)}</p>" if b.caption else "")
+            )
         elif b.kind == "figure":
             figures += 1
             data = base64.b64encode(_path(b).read_bytes()).decode()
-            parts.append(f"<figure><img class='zoomable' alt='{esc(b.caption)}' src='data:image/png;base64,{data}'>"
-                         f"<figcaption>{esc(b.caption)}</figcaption></figure>")
+            parts.append(
+                f"<figure><img class='zoomable' alt='{esc(b.caption)}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{esc(b.caption)}</figcaption></figure>"
+            )
     if figures:
         parts.append(_LIGHTBOX + f"<script>{_SCRIPT}</script>")
     parts.append("</body></html>")
@@ -231,8 +252,10 @@ def render_markdown(doc: Doc, out: Path) -> str:
         elif b.kind == "table":
             from .tables import markdown_table
 
-            lines.append(markdown_table(b.header, [[_fmt(v) for v in r] for r in b.rows]).rstrip()
-                         + (f"\n\n*{b.caption}*" if b.caption else ""))
+            lines.append(
+                markdown_table(b.header, [[_fmt(v) for v in r] for r in b.rows]).rstrip()
+                + (f"\n\n*{b.caption}*" if b.caption else "")
+            )
         elif b.kind == "figure":
             path = _path(b)
             lines.append(f"![{b.caption}]({path.relative_to(out) if path.is_relative_to(out) else path})\n\n*{b.caption}*")
@@ -265,6 +288,7 @@ def _fmt(v: object) -> str:
 
 # ------------------------------------------------------------------ sections
 
+
 def _cnn_section(doc: Doc, out: Path, configs: list[ConfigGroup], figdir: Path) -> None:
     from .figures import save_figure
 
@@ -273,22 +297,51 @@ def _cnn_section(doc: Doc, out: Path, configs: list[ConfigGroup], figdir: Path) 
     if not cnn:
         doc.p("This suite has no CNN runs on CIFAR-10.")
         return
-    doc.p("LeNet5 and the improved CNN (batch norm + dropout) on the course's 28x28 grayscale CIFAR-10 subset "
-          "(10,000 train / 1,000 test images), with the report's protocol unless the suite says otherwise.")
+    doc.p(
+        "LeNet5 and the improved CNN (batch norm + dropout) on the course's 28x28 grayscale CIFAR-10 subset "
+        "(10,000 train / 1,000 test images), with the report's protocol unless the suite says otherwise."
+    )
     rows = comparison_rows(cnn)
-    gaps = {g.label: summarize([r.metrics()[-1]["train_acc_mean"] - r.metrics()[-1]["test_acc"] for r in g.runs if r.metrics()])
-            for g in cnn}
-    doc.table(["model", "data", "seeds", "final test acc (%)", "95% CI (%)", "best test acc (%)", "train-test gap (points)",
-               "parameters", "train s/run"],
-              [[r["model"], r["data"], r["seeds"], r["final_test_acc_%"], r["ci95_%"], r["best_test_acc_%"],
-                gaps[g.label].pm(), r["parameters"], r["train_seconds"]] for r, g in zip(rows, cnn, strict=True)],
-              "Final = last evaluation; mean ± sample std over seeds; the gap is final train accuracy (interval mean) "
-              "minus final test accuracy, the overfitting measure the report uses.")
+    gaps = {
+        g.label: summarize([r.metrics()[-1]["train_acc_mean"] - r.metrics()[-1]["test_acc"] for r in g.runs if r.metrics()])
+        for g in cnn
+    }
+    doc.table(
+        [
+            "model",
+            "data",
+            "seeds",
+            "final test acc (%)",
+            "95% CI (%)",
+            "best test acc (%)",
+            "train-test gap (points)",
+            "parameters",
+            "train s/run",
+        ],
+        [
+            [
+                r["model"],
+                r["data"],
+                r["seeds"],
+                r["final_test_acc_%"],
+                r["ci95_%"],
+                r["best_test_acc_%"],
+                gaps[g.label].pm(),
+                r["parameters"],
+                r["train_seconds"],
+            ]
+            for r, g in zip(rows, cnn, strict=True)
+        ],
+        "Final = last evaluation; mean ± sample std over seeds; the gap is final train accuracy (interval mean) "
+        "minus final test accuracy, the overfitting measure the report uses.",
+    )
     notes = _filter_notes(cnn)
     for g in cnn:
         first = g.runs[0]
         doc.h(3, f"{g.model} on {g.data}")
-        doc.figure(first.dir.curves, f"{g.model}, seed {first.config.seed}: train/test accuracy and loss (the report's Figure 1/3).")
+        doc.figure(
+            first.dir.curves, f"{g.model}, seed {first.config.seed}: train/test accuracy and loss (the report's Figure 1/3)."
+        )
         filters_note = {first.dir.figures / "filters_conv1.png": notes.get(g.label, "")}
         for technique in _section("cnn"):
             _emit(doc, technique.report(first, g.model), filters_note)
@@ -321,8 +374,10 @@ def _filter_notes(cnn: list[ConfigGroup]) -> dict[str, str]:
     for a in labels:
         twins = [b for b in labels if b != a and starts[a].shape == starts[b].shape and torch.equal(starts[a], starts[b])]
         if twins:
-            notes[a] += (f" It started from exactly the same conv1 weights as {', '.join(twins)} (the same seed draws the "
-                         f"same first layer of the same shape), so where training moved them little the two grids look alike.")
+            notes[a] += (
+                f" It started from exactly the same conv1 weights as {', '.join(twins)} (the same seed draws the "
+                f"same first layer of the same shape), so where training moved them little the two grids look alike."
+            )
     return notes
 
 
@@ -353,9 +408,11 @@ def _zf_section(doc: Doc, configs: list[ConfigGroup]) -> None:
     if not cnn:
         doc.p("No run of this suite asked for the Zeiler & Fergus analyses.")
         return
-    doc.p("The paper's tools applied to the trained networks (first seed): deconvnet projections (max-pool switches, "
-          "rectification, transposed filters), the top-9 activations of conv2 with their input patches, occlusion "
-          "sensitivity, feature evolution across weight snapshots, and invariance to translation, rotation and scale.")
+    doc.p(
+        "The paper's tools applied to the trained networks (first seed): deconvnet projections (max-pool switches, "
+        "rectification, transposed filters), the top-9 activations of conv2 with their input patches, occlusion "
+        "sensitivity, feature evolution across weight snapshots, and invariance to translation, rotation and scale."
+    )
     for g in cnn:
         doc.h(3, f"{g.model} on {g.data}")
         for technique in _section("zf"):
@@ -371,28 +428,62 @@ def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path, quick: bool
     if not mnist:
         doc.p("This suite has no MNIST runs.")
         return []
-    doc.p("Each image is read as a sequence of 28 rows of 28 pixels; the last hidden state goes through a linear "
-          "classifier. The CNNs are trained on the same data with the same iteration budget.")
+    doc.p(
+        "Each image is read as a sequence of 28 rows of 28 pixels; the last hidden state goes through a linear "
+        "classifier. The CNNs are trained on the same data with the same iteration budget."
+    )
     rows = comparison_rows(mnist)
-    cols = ["model", "hidden", "seeds", "final_test_acc_%", "ci95_%", "best_test_acc_%", "parameters", "train_seconds",
-            "iters_to_95%", "iters_to_98%", "report_%"] + ([] if quick else ["verdict"])
-    doc.table([COLUMN_TITLES[c] for c in cols], [[r[c] for c in cols] for r in rows],
-              "Final test accuracy over the whole 10,000-image test set, mean ± std over seeds; 'report (%)' is the "
-              "assignment report's single-run figure" + (" (quick mode: no verdicts)." if quick else "."))
+    cols = [
+        "model",
+        "hidden",
+        "seeds",
+        "final_test_acc_%",
+        "ci95_%",
+        "best_test_acc_%",
+        "parameters",
+        "train_seconds",
+        "iters_to_95%",
+        "iters_to_98%",
+        "report_%",
+    ] + ([] if quick else ["verdict"])
+    doc.table(
+        [COLUMN_TITLES[c] for c in cols],
+        [[r[c] for c in cols] for r in rows],
+        "Final test accuracy over the whole 10,000-image test set, mean ± std over seeds; 'report (%)' is the "
+        "assignment report's single-run figure" + (" (quick mode: no verdicts)." if quick else "."),
+    )
     if recurrent:
         figures = [
-            ("rnn_by_hidden.png", lambda: plot_curves_panels(recurrent, "hidden", "model", "MNIST"), "Test accuracy per hidden size."),
-            ("rnn_by_cell.png", lambda: plot_curves_panels(recurrent, "model", "hidden", "MNIST"), "Test accuracy per cell type."),
+            (
+                "rnn_by_hidden.png",
+                lambda: plot_curves_panels(recurrent, "hidden", "model", "MNIST"),
+                "Test accuracy per hidden size.",
+            ),
+            (
+                "rnn_by_cell.png",
+                lambda: plot_curves_panels(recurrent, "model", "hidden", "MNIST"),
+                "Test accuracy per cell type.",
+            ),
         ]
         if any((r.dir.tables / "rows_read.csv").is_file() for g in recurrent for r in g.runs):  # the "sequence" analysis
             figures += [
-                ("rnn_rows_read.png", lambda: plot_rows_read(recurrent, "MNIST"), "Accuracy when only the first k rows have been read."),
-                ("rnn_gradient_flow.png", lambda: plot_gradient_flow(recurrent, "MNIST"), "Gradient reaching each input row (first seed)."),
+                (
+                    "rnn_rows_read.png",
+                    lambda: plot_rows_read(recurrent, "MNIST"),
+                    "Accuracy when only the first k rows have been read.",
+                ),
+                (
+                    "rnn_gradient_flow.png",
+                    lambda: plot_gradient_flow(recurrent, "MNIST"),
+                    "Gradient reaching each input row (first seed).",
+                ),
             ]
         for name, make, caption in figures:
             doc.figure(save_figure(make(), figdir / name), caption)
-    doc.figure(save_figure(plot_accuracy_vs_parameters(mnist, "MNIST"), figdir / "accuracy_vs_parameters.png"),
-               "Final test accuracy against parameter count.")
+    doc.figure(
+        save_figure(plot_accuracy_vs_parameters(mnist, "MNIST"), figdir / "accuracy_vs_parameters.png"),
+        "Final test accuracy against parameter count.",
+    )
     return rows
 
 
@@ -402,8 +493,14 @@ def _claims(configs: list[ConfigGroup], rnn_rows: list[dict]) -> list[list]:
     for r in rnn_rows:
         ref = REPORT_RNN_ACCURACY.get((r["model"], r["hidden"] or None))
         if ref is not None:
-            checks.append([f"{r['model'].upper()}-{r['hidden']} test accuracy", f"{ref:.2f}%",
-                           f"{r['final_test_acc_%']}% (CI {r['ci95_%']})", r["verdict"]])
+            checks.append(
+                [
+                    f"{r['model'].upper()}-{r['hidden']} test accuracy",
+                    f"{ref:.2f}%",
+                    f"{r['final_test_acc_%']}% (CI {r['ci95_%']})",
+                    r["verdict"],
+                ]
+            )
     by = {(g.model, g.data, g.hidden): g for g in configs}
     lenet, bn = by.get(("lenet5", "cifar10-assignment", None)), by.get(("cnn-bn", "cifar10-assignment", None))
 
@@ -413,39 +510,73 @@ def _claims(configs: list[ConfigGroup], rnn_rows: list[dict]) -> list[list]:
     def above(s, threshold: float) -> str:  # a qualitative claim judged on the interval, like the numbers
         if s.n < 2:
             return "inconclusive (1 seed, no interval)"
-        return "matched" if s.ci_low > threshold else "below" if s.ci_high < threshold else "inconclusive (interval spans the threshold)"
+        return (
+            "matched"
+            if s.ci_low > threshold
+            else "below"
+            if s.ci_high < threshold
+            else "inconclusive (interval spans the threshold)"
+        )
 
     if lenet:
         s = gap(lenet)
-        checks.append(["LeNet5 overfits: 'big gap between test accuracy and train accuracy' (we call a gap above "
-                       "10 points big)", "qualitative", f"gap {s.pm()} points", above(s, 0.10)])
+        checks.append(
+            [
+                "LeNet5 overfits: 'big gap between test accuracy and train accuracy' (we call a gap above 10 points big)",
+                "qualitative",
+                f"gap {s.pm()} points",
+                above(s, 0.10),
+            ]
+        )
     if lenet and bn:
         a, b = lenet.final(), bn.final()
         if a.n > 1 and b.n > 1:
-            result = "matched" if b.ci_low > a.ci_high else "below" if b.ci_high < a.ci_low else "inconclusive (intervals overlap)"
+            result = (
+                "matched" if b.ci_low > a.ci_high else "below" if b.ci_high < a.ci_low else "inconclusive (intervals overlap)"
+            )
         else:
             result = "inconclusive (1 seed, no interval)"
-        checks.append(["the improved CNN's 'test accuracy gets better' than LeNet5's", "qualitative",
-                       f"{b.pm()}% vs {a.pm()}%", result])
+        checks.append(
+            ["the improved CNN's 'test accuracy gets better' than LeNet5's", "qualitative", f"{b.pm()}% vs {a.pm()}%", result]
+        )
         s = gap(bn)
-        checks.append(["the improved CNN 'still' overfits (gap above 5 points)", "qualitative", f"gap {s.pm()} points", above(s, 0.05)])
+        checks.append(
+            ["the improved CNN 'still' overfits (gap above 5 points)", "qualitative", f"gap {s.pm()} points", above(s, 0.05)]
+        )
     found = {m: by.get((m, "mnist", 128)) for m in ("rnn", "lstm", "gru")}
     cells = {m: g for m, g in found.items() if g is not None}
     if len(cells) == len(found):
         f = {m: g.final() for m, g in cells.items()}
         lstm, rnn = f["lstm"], f["rnn"]
-        result = ("matched" if lstm.ci_low > rnn.ci_high else "below" if lstm.ci_high < rnn.ci_low
-                  else "inconclusive (intervals overlap)") if lstm.n > 1 and rnn.n > 1 else "inconclusive (1 seed, no interval)"
+        result = (
+            (
+                "matched"
+                if lstm.ci_low > rnn.ci_high
+                else "below"
+                if lstm.ci_high < rnn.ci_low
+                else "inconclusive (intervals overlap)"
+            )
+            if lstm.n > 1 and rnn.n > 1
+            else "inconclusive (1 seed, no interval)"
+        )
         checks.append(["LSTM-128 'performs better than basic RNN'", "qualitative", f"{lstm.pm()}% vs {rnn.pm()}%", result])
         t = {m: g.iterations_to(0.98)[0].mean for m, g in cells.items()}
         best = max(f, key=lambda m: f[m].mean)
         others = [m for m in f if m != "gru"]
         clear = all(f["gru"].n > 1 and f[m].n > 1 and f["gru"].ci_low > f[m].ci_high for m in others)
-        checks.append(["GRU-128 'better and faster than both LSTM and RNN'", "qualitative",
-                       f"best final accuracy: {best.upper()}; iterations to 98%: " + ", ".join(
-                           f"{m.upper()} {t[m]:,.0f}" if t[m] == t[m] else f"{m.upper()} not reached" for m in t),
-                       "matched" if clear else "below" if best != "gru" and f[best].ci_low > f["gru"].ci_high
-                       else "inconclusive (intervals overlap)"])
+        checks.append(
+            [
+                "GRU-128 'better and faster than both LSTM and RNN'",
+                "qualitative",
+                f"best final accuracy: {best.upper()}; iterations to 98%: "
+                + ", ".join(f"{m.upper()} {t[m]:,.0f}" if t[m] == t[m] else f"{m.upper()} not reached" for m in t),
+                "matched"
+                if clear
+                else "below"
+                if best != "gru" and f[best].ci_low > f["gru"].ci_high
+                else "inconclusive (intervals overlap)",
+            ]
+        )
     return checks
 
 
@@ -481,9 +612,11 @@ def _wall_time(out: Path) -> str:
     if "training_seconds" not in t:
         return ""
     workers = int(t.get("workers") or 1)
-    return (f" The last netsight run of this suite took {t['training_seconds'] / 60:.1f} minutes of wall time to train "
-            f"(what was left to train, {plural(workers, 'worker')} side by side) and {t['analyses_seconds'] / 60:.1f} "
-            f"minutes for the analyses.")
+    return (
+        f" The last netsight run of this suite took {t['training_seconds'] / 60:.1f} minutes of wall time to train "
+        f"(what was left to train, {plural(workers, 'worker')} side by side) and {t['analyses_seconds'] / 60:.1f} "
+        f"minutes for the analyses."
+    )
 
 
 def _provenance(doc: Doc, out: Path, runs, quick: bool) -> None:
@@ -501,15 +634,34 @@ def _provenance(doc: Doc, out: Path, runs, quick: bool) -> None:
     def secs(v):
         return "" if v is None else f"{float(v):,.1f}"
 
-    doc.table(["group", "run", "status", "seed", "final test acc (%)", "train seconds"],
-              [[g, r.name, r.summary.get("status"), r.config.seed, pct(r.summary.get("final_test_acc")), secs(r.summary.get("seconds"))]
-               for g, r in runs], f"{len(runs)} runs, {total / 60:.1f} minutes of training in all (the sum of each "
-              f"run's own time)." + _wall_time(out))
+    doc.table(
+        ["group", "run", "status", "seed", "final test acc (%)", "train seconds"],
+        [
+            [
+                g,
+                r.name,
+                r.summary.get("status"),
+                r.config.seed,
+                pct(r.summary.get("final_test_acc")),
+                secs(r.summary.get("seconds")),
+            ]
+            for g, r in runs
+        ],
+        f"{len(runs)} runs, {total / 60:.1f} minutes of training in all (the sum of each run's own time)." + _wall_time(out),
+    )
     header, rows = _settings_used(out)
     if rows:
         doc.h(3, "Settings used")
-        doc.table(header, rows, "What each group actually ran" + (" — quick mode cut iterations, evaluations, snapshots and "
-                  "seeds, so these differ from the suite file below." if quick else ", resolved from the suite file and flags."))
+        doc.table(
+            header,
+            rows,
+            "What each group actually ran"
+            + (
+                " — quick mode cut iterations, evaluations, snapshots and seeds, so these differ from the suite file below."
+                if quick
+                else ", resolved from the suite file and flags."
+            ),
+        )
     suite = out / "suite.toml"
     if suite.is_file():
         doc.h(3, "The suite file, as written")
@@ -534,26 +686,38 @@ def build_report(out: str | Path) -> list[Path]:
     seeds = sorted({r.config.seed for _, r in runs})
     iterations = sorted({r.config.iterations for _, r in runs})
     if quick:
-        doc.banner(f"Quick mode: every run was cut to {', '.join(f'{i:,}' for i in iterations)} iterations and "
-                   f"{plural(len(seeds), 'seed')}, to check that the whole study runs. The numbers are not comparable to the "
-                   f"assignment report's, so this report gives no verdicts. Run without --quick for the real study.")
-    doc.p(f"{len(runs)} training runs over {len(configs)} configurations, seeds {', '.join(map(str, seeds))}. "
-          "Multi-seed numbers are mean ± sample standard deviation, with 95% confidence intervals (Student's t).")
+        doc.banner(
+            f"Quick mode: every run was cut to {', '.join(f'{i:,}' for i in iterations)} iterations and "
+            f"{plural(len(seeds), 'seed')}, to check that the whole study runs. The numbers are not comparable to the "
+            f"assignment report's, so this report gives no verdicts. Run without --quick for the real study."
+        )
+    doc.p(
+        f"{len(runs)} training runs over {len(configs)} configurations, seeds {', '.join(map(str, seeds))}. "
+        "Multi-seed numbers are mean ± sample standard deviation, with 95% confidence intervals (Student's t)."
+    )
     _cnn_section(doc, out, configs, figdir)
     _zf_section(doc, configs)
     rnn_rows = _rnn_section(doc, configs, figdir, quick)
     doc.h(2, "Reproduction check")
-    doc.p("The numbers and claims checked here are those of the assignment report this study reproduces (ELEC 576 / "
-          "COMP 576, Fall 2021, assignment 2); its text ships with netsight as netsight/suites/assignment-report.txt.")
+    doc.p(
+        "The numbers and claims checked here are those of the assignment report this study reproduces (ELEC 576 / "
+        "COMP 576, Fall 2021, assignment 2); its text ships with netsight as netsight/suites/assignment-report.txt."
+    )
     claims = [] if quick else _claims(configs, rnn_rows)
     if quick:
         doc.p("Not judged in quick mode: runs this short say nothing about the assignment report's numbers.")
     elif claims:
-        doc.table(["the assignment report says", "report", "ours", "verdict"], claims,
-                  "matched: the report's figure lies inside our 95% interval and that interval is at most ±2 points wide "
-                  "(or the behaviour holds beyond the interval); above/below: our interval lies entirely above/below the "
-                  "report's single-run figure; inconclusive: the interval is too wide, or there is a single seed.")
+        doc.table(
+            ["the assignment report says", "report", "ours", "verdict"],
+            claims,
+            "matched: the report's figure lies inside our 95% interval and that interval is at most ±2 points wide "
+            "(or the behaviour holds beyond the interval); above/below: our interval lies entirely above/below the "
+            "report's single-run figure; inconclusive: the interval is too wide, or there is a single seed.",
+        )
     else:
         doc.p("No run of this suite corresponds to a number the assignment report states.")
     _provenance(doc, out, runs, quick)
-    return [write_text(out / "report.html", render_html(doc, title, out)), write_text(out / "report.md", render_markdown(doc, out))]
+    return [
+        write_text(out / "report.html", render_html(doc, title, out)),
+        write_text(out / "report.md", render_markdown(doc, out)),
+    ]

@@ -20,9 +20,15 @@ from .stats import Summary, summarize, verdict
 
 # Test accuracies the assignment report states for MNIST read row by row (single runs, %).
 REPORT_RNN_ACCURACY: dict[tuple[str, Optional[int]], float] = {  # (model, hidden): a CNN's hidden is None
-    ("rnn", 32): 90.79, ("rnn", 64): 94.64, ("rnn", 128): 96.87,
-    ("lstm", 32): 96.11, ("lstm", 64): 97.35, ("lstm", 128): 98.35,
-    ("gru", 32): 96.72, ("gru", 64): 98.10, ("gru", 128): 98.59,
+    ("rnn", 32): 90.79,
+    ("rnn", 64): 94.64,
+    ("rnn", 128): 96.87,
+    ("lstm", 32): 96.11,
+    ("lstm", 64): 97.35,
+    ("lstm", 128): 98.35,
+    ("gru", 32): 96.72,
+    ("gru", 64): 98.10,
+    ("gru", 128): 98.59,
 }
 THRESHOLDS = (0.95, 0.98)
 
@@ -119,13 +125,39 @@ def mean_curve(groups_metrics: list[list[dict]], key: str) -> tuple[np.ndarray, 
 
 # ------------------------------------------------------------------ tables
 
-COMPARISON_COLUMNS = ["group", "model", "hidden", "data", "seeds", "final_test_acc_%", "ci95_%", "best_test_acc_%",
-                      "parameters", "train_seconds", "iters_to_95%", "iters_to_98%", "report_%", "verdict"]
+COMPARISON_COLUMNS = [
+    "group",
+    "model",
+    "hidden",
+    "data",
+    "seeds",
+    "final_test_acc_%",
+    "ci95_%",
+    "best_test_acc_%",
+    "parameters",
+    "train_seconds",
+    "iters_to_95%",
+    "iters_to_98%",
+    "report_%",
+    "verdict",
+]
 # what people read (the report, comparison.md); the CSV keeps the machine names above
-COLUMN_TITLES = {"group": "group", "model": "model", "hidden": "hidden units", "data": "data", "seeds": "seeds",
-                 "final_test_acc_%": "final test acc (%)", "ci95_%": "95% CI (%)", "best_test_acc_%": "best test acc (%)",
-                 "parameters": "parameters", "train_seconds": "train s/run", "iters_to_95%": "iterations to 95%",
-                 "iters_to_98%": "iterations to 98%", "report_%": "report (%)", "verdict": "verdict"}
+COLUMN_TITLES = {
+    "group": "group",
+    "model": "model",
+    "hidden": "hidden units",
+    "data": "data",
+    "seeds": "seeds",
+    "final_test_acc_%": "final test acc (%)",
+    "ci95_%": "95% CI (%)",
+    "best_test_acc_%": "best test acc (%)",
+    "parameters": "parameters",
+    "train_seconds": "train s/run",
+    "iters_to_95%": "iterations to 95%",
+    "iters_to_98%": "iterations to 98%",
+    "report_%": "report (%)",
+    "verdict": "verdict",
+}
 
 
 def comparison_rows(configs: list[ConfigGroup]) -> list[dict]:
@@ -136,16 +168,29 @@ def comparison_rows(configs: list[ConfigGroup]) -> list[dict]:
         reach = []
         for t in THRESHOLDS:
             s, n = g.iterations_to(t)
-            reach.append("not reached" if n == 0 else f"{s.mean:.0f}" + (f" ({n}/{len(g.runs)} seeds)" if n < len(g.runs) else ""))
-        rows.append({
-            "group": g.group, "model": g.model, "hidden": g.hidden or "", "data": g.data, "seeds": len(g.runs),
-            "final_test_acc_%": final.pm(), "ci95_%": final.ci(), "best_test_acc_%": g.final("best_test_acc").pm(),
-            "parameters": g.parameters(), "train_seconds": f"{g.seconds().mean:.1f}",
-            "iters_to_95%": reach[0], "iters_to_98%": reach[1],
-            "report_%": f"{ref:.2f}" if ref is not None else "",
-            "verdict": verdict(final, ref / 100) if ref is not None else "",
-            "_final": final, "_statuses": g.statuses(),
-        })
+            reach.append(
+                "not reached" if n == 0 else f"{s.mean:.0f}" + (f" ({n}/{len(g.runs)} seeds)" if n < len(g.runs) else "")
+            )
+        rows.append(
+            {
+                "group": g.group,
+                "model": g.model,
+                "hidden": g.hidden or "",
+                "data": g.data,
+                "seeds": len(g.runs),
+                "final_test_acc_%": final.pm(),
+                "ci95_%": final.ci(),
+                "best_test_acc_%": g.final("best_test_acc").pm(),
+                "parameters": g.parameters(),
+                "train_seconds": f"{g.seconds().mean:.1f}",
+                "iters_to_95%": reach[0],
+                "iters_to_98%": reach[1],
+                "report_%": f"{ref:.2f}" if ref is not None else "",
+                "verdict": verdict(final, ref / 100) if ref is not None else "",
+                "_final": final,
+                "_statuses": g.statuses(),
+            }
+        )
     return rows
 
 
@@ -169,8 +214,14 @@ def plot_curves_panels(configs: list[ConfigGroup], panel_key: str, line_key: str
         for g in members:
             it, mean, std = mean_curve(g.metrics(), "test_acc")
             colour = style.colour_of(line_key, getattr(g, line_key))
-            ax.plot(it, mean, color=colour, lw=1.8, marker="." if len(it) < 30 else None,
-                    label=_line_label(line_key, getattr(g, line_key), len(g.runs)))
+            ax.plot(
+                it,
+                mean,
+                color=colour,
+                lw=1.8,
+                marker="." if len(it) < 30 else None,
+                label=_line_label(line_key, getattr(g, line_key), len(g.runs)),
+            )
             ax.fill_between(it, mean - std, mean + std, color=colour, alpha=0.2)
             shown.extend(np.concatenate([mean - std, mean + std]).tolist())
         ax.set_title(f"{panel_key} = {value}")
@@ -196,8 +247,15 @@ def plot_accuracy_vs_parameters(configs: list[ConfigGroup], title: str):
         members = sorted((g for g in configs if g.model == model), key=lambda g: g.parameters())
         x = [g.parameters() for g in members]
         finals = [g.final() for g in members]
-        ax.errorbar(x, [f.mean * 100 for f in finals], yerr=[f.std * 100 for f in finals], marker="o", capsize=3,
-                    color=style.model_colour(model), label=model)
+        ax.errorbar(
+            x,
+            [f.mean * 100 for f in finals],
+            yerr=[f.std * 100 for f in finals],
+            marker="o",
+            capsize=3,
+            color=style.model_colour(model),
+            label=model,
+        )
         for g, xi, f in zip(members, x, finals, strict=True):
             if g.hidden:
                 ax.annotate(str(g.hidden), (xi, f.mean * 100), fontsize=style.SMALL, xytext=(3, -10), textcoords="offset points")
@@ -225,8 +283,9 @@ def plot_rows_read(configs: list[ConfigGroup], title: str):
         if not curves:
             continue
         acc = np.array([[float(row["test_acc"]) for row in c] for c in curves]).mean(0)
-        ax.plot(np.arange(1, len(acc) + 1), acc, ls=style.hidden_linestyle(g.hidden), color=style.model_colour(g.model),
-                label=g.label)
+        ax.plot(
+            np.arange(1, len(acc) + 1), acc, ls=style.hidden_linestyle(g.hidden), color=style.model_colour(g.model), label=g.label
+        )
         cells += [g.model] if g.model not in cells else []
         sizes += [g.hidden] if g.hidden not in sizes else []
     ax.set_xlabel("rows read (k)")
@@ -251,7 +310,11 @@ def plot_gradient_flow(configs: list[ConfigGroup], title: str):
     sizes: list[int] = []
     for ax, cell in zip(axes[0], cells, strict=True):
         for g in sorted((g for g in configs if g.model == cell), key=lambda g: g.hidden or 0):
-            tables = [read_csv(r.dir.tables / "gradient_by_step.csv") for r in g.runs[:1] if (r.dir.tables / "gradient_by_step.csv").is_file()]
+            tables = [
+                read_csv(r.dir.tables / "gradient_by_step.csv")
+                for r in g.runs[:1]
+                if (r.dir.tables / "gradient_by_step.csv").is_file()
+            ]
             if not tables:
                 continue
             sizes += [g.hidden] if g.hidden is not None and g.hidden not in sizes else []  # recurrent: hidden is set
@@ -294,12 +357,18 @@ def write_comparison(out: str | Path, title: str = "recurrent networks on MNIST"
     meta = read_json(out / "suite.json") if (out / "suite.json").is_file() else {}
     quick = bool(meta.get("quick"))
     cols = [c for c in COMPARISON_COLUMNS if not (quick and c == "verdict")]
-    md = ("Final test accuracy over the whole test set at the last iteration, mean ± sample std over seeds, with the "
-          "95% confidence interval of the mean (Student's t). 'report (%)' is the single-run figure the assignment "
-          "report gives; " + ("QUICK MODE: runs cut short, so no verdicts are given.\n\n" if quick else
-          "the verdict compares it with our interval (below = the report's figure lies above our interval; "
-          "inconclusive = the interval is too wide to tell).\n\n")
-          + markdown_table([COLUMN_TITLES[c] for c in cols], [[_display(r[c]) for c in cols] for r in rows]))
+    md = (
+        "Final test accuracy over the whole test set at the last iteration, mean ± sample std over seeds, with the "
+        "95% confidence interval of the mean (Student's t). 'report (%)' is the single-run figure the assignment "
+        "report gives; "
+        + (
+            "QUICK MODE: runs cut short, so no verdicts are given.\n\n"
+            if quick
+            else "the verdict compares it with our interval (below = the report's figure lies above our interval; "
+            "inconclusive = the interval is too wide to tell).\n\n"
+        )
+        + markdown_table([COLUMN_TITLES[c] for c in cols], [[_display(r[c]) for c in cols] for r in rows])
+    )
     written = [write_csv(out / "comparison.csv", cols, rows), write_text(out / "comparison.md", md)]
     if recurrent:
         written += [

@@ -28,8 +28,7 @@ from .spec import RunSpec, Suite, expand
 from .transfer import recover_installs
 from .units import SuiteOptions, _dataset
 
-__all__ = ["SuiteOptions", "run_suite", "run_analyses", "use_fleets", "plan_units", "FLEETS", "BACKENDS",
-           "MAX_FLEET_MEMBERS"]
+__all__ = ["SuiteOptions", "run_suite", "run_analyses", "use_fleets", "plan_units", "FLEETS", "BACKENDS", "MAX_FLEET_MEMBERS"]
 
 
 def _status(path: Path) -> str:
@@ -66,7 +65,7 @@ def plan_units(todo: list[tuple[RunSpec, Path]], fleets: bool) -> list[list[tupl
     units = []
     for members in groups.values():
         for i in range(0, len(members), MAX_FLEET_MEMBERS):
-            units.append(members[i: i + MAX_FLEET_MEMBERS])
+            units.append(members[i : i + MAX_FLEET_MEMBERS])
     return units
 
 
@@ -83,8 +82,9 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_suite(suite: Suite, out: str | Path, options: Optional[SuiteOptions] = None,
-              report: bool = True) -> list[tuple[RunSpec, Path]]:
+def run_suite(
+    suite: Suite, out: str | Path, options: Optional[SuiteOptions] = None, report: bool = True
+) -> list[tuple[RunSpec, Path]]:
     out = Path(out)
     options = options if options is not None else SuiteOptions()
     specs = expand(suite, options.seeds, options.quick)
@@ -93,10 +93,13 @@ def run_suite(suite: Suite, out: str | Path, options: Optional[SuiteOptions] = N
     if options.backend not in BACKENDS:
         raise NetsightError(f"--backend {options.backend!r}: expected one of {', '.join(BACKENDS)}")
     if options.backend == "ray" and options.jobs not in (1, "auto"):
-        raise NetsightError(f"--jobs {options.jobs} is for the local backend; with --backend ray the cluster's "
-                            f"resources set how many runs train at once (--cpus-per-task, --gpus-per-task)")
-    if options.backend != "ray" and (options.address is not None or options.cpus_per_task != 1 or options.gpus_per_task
-                                     or options.shared_out):
+        raise NetsightError(
+            f"--jobs {options.jobs} is for the local backend; with --backend ray the cluster's "
+            f"resources set how many runs train at once (--cpus-per-task, --gpus-per-task)"
+        )
+    if options.backend != "ray" and (
+        options.address is not None or options.cpus_per_task != 1 or options.gpus_per_task or options.shared_out
+    ):
         raise NetsightError("--address, --cpus-per-task, --gpus-per-task and --shared-out are for --backend ray")
     backend = get_backend(options.backend)
     if (out / "runs").is_dir():
@@ -122,17 +125,29 @@ def run_suite(suite: Suite, out: str | Path, options: Optional[SuiteOptions] = N
         raise
 
 
-def _run_suite(suite: Suite, out: Path, specs: list[RunSpec], fleets: bool, backend, options: SuiteOptions,
-               report: bool) -> list[tuple[RunSpec, Path]]:
+def _run_suite(
+    suite: Suite, out: Path, specs: list[RunSpec], fleets: bool, backend, options: SuiteOptions, report: bool
+) -> list[tuple[RunSpec, Path]]:
     write_text(out / "suite.toml", suite.source)
-    write_json(out / "suite.json", {"title": suite.title, "path": suite.path, "quick": options.quick,
-                                    "seeds": max(s.config.seed for s in specs) + 1, "device": options.device,
-                                    "runs": [{"dir": s.dirname, "group": s.group, "analyses": list(s.analyses),
-                                              "config": s.config.to_dict()} for s in specs]})
+    write_json(
+        out / "suite.json",
+        {
+            "title": suite.title,
+            "path": suite.path,
+            "quick": options.quick,
+            "seeds": max(s.config.seed for s in specs) + 1,
+            "device": options.device,
+            "runs": [
+                {"dir": s.dirname, "group": s.group, "analyses": list(s.analyses), "config": s.config.to_dict()} for s in specs
+            ],
+        },
+    )
     paths = [(s, out / "runs" / s.dirname) for s in specs]
     todo = [(s, p) for s, p in paths if _status(p) not in ("completed", "diverged")]
-    _log(f"suite '{suite.title}': {len(specs)} runs, {len(specs) - len(todo)} already done, {len(todo)} to train"
-         + (" (quick)" if options.quick else ""))
+    _log(
+        f"suite '{suite.title}': {len(specs)} runs, {len(specs) - len(todo)} already done, {len(todo)} to train"
+        + (" (quick)" if options.quick else "")
+    )
     started = time.perf_counter()
     units = plan_units(todo, fleets)
     if len(units) < len(todo):
@@ -165,16 +180,20 @@ def _run_suite(suite: Suite, out: Path, specs: list[RunSpec], fleets: bool, back
     analysed = time.perf_counter() - started - trained
     _log(f"analyses done in {analysed:.0f}s" + ("; report next" if report else ""))
     meta = read_json(out / "suite.json")
-    write_json(out / "suite.json", {**meta, "timing": {"training_seconds": trained, "analyses_seconds": analysed,
-                                                       "workers": options.jobs}})
+    write_json(
+        out / "suite.json",
+        {**meta, "timing": {"training_seconds": trained, "analyses_seconds": analysed, "workers": options.jobs}},
+    )
     if report:
         from ..report.html import build_report
 
         for p in build_report(out):
             _log(f"wrote {p}")
     total = time.perf_counter() - started
-    _log(f"suite done in {total:.0f}s: training {trained:.0f}s, analyses {analysed:.0f}s"
-         + (f", report {total - trained - analysed:.0f}s" if report else ""))
+    _log(
+        f"suite done in {total:.0f}s: training {trained:.0f}s, analyses {analysed:.0f}s"
+        + (f", report {total - trained - analysed:.0f}s" if report else "")
+    )
     return paths
 
 
@@ -185,8 +204,9 @@ def _check_summary(spec: RunSpec, path: Path, summary: dict) -> None:
         _log(f"warning: {spec.dirname} diverged: {summary['message']}")
 
 
-def run_analyses(spec: RunSpec, path: Path, options: SuiteOptions,
-                 say: Optional[Callable[[str, Optional[float]], None]] = None) -> None:
+def run_analyses(
+    spec: RunSpec, path: Path, options: SuiteOptions, say: Optional[Callable[[str, Optional[float]], None]] = None
+) -> None:
     """The analyses the suite asks of one run, with the study's options of each technique (its
     `study`, or `study_quick` with --quick); a technique whose declared outputs all exist is kept.
     `say(name, seconds)` hears of each one as it ends (seconds None: kept)."""
@@ -200,8 +220,7 @@ def run_analyses(spec: RunSpec, path: Path, options: SuiteOptions,
     for name in spec.analyses:
         technique = registry.get(name)
         if target is None:
-            target = open_run_target(path, device=device, dataset=_dataset(spec.config.data, options),
-                                     progress=options.progress)
+            target = open_run_target(path, device=device, dataset=_dataset(spec.config.data, options), progress=options.progress)
         study = (technique.study_quick or technique.study) if options.quick else technique.study
         prepared = registry.prepare(technique, target, study)
         seconds = None

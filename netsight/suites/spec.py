@@ -81,9 +81,18 @@ def _fail(where: str, message: str) -> NetsightError:
 _INT, _NUMBER, _STR = "an integer", "a number", "a string"
 # each group key: (element type, whether a list of them makes a grid / is expected)
 _GROUP_TYPES: dict[str, tuple[str, str]] = {
-    "name": (_STR, "one"), "data": (_STR, "one"), "models": (_STR, "list"), "analyses": (_STR, "list"),
-    "snapshots": (_INT, "list"), "hidden": (_INT, "grid"), "batch_size": (_INT, "grid"), "iterations": (_INT, "grid"),
-    "eval_every": (_INT, "grid"), "lr": (_NUMBER, "grid"), "dropout": (_NUMBER, "grid"), "optimizer": (_STR, "grid"),
+    "name": (_STR, "one"),
+    "data": (_STR, "one"),
+    "models": (_STR, "list"),
+    "analyses": (_STR, "list"),
+    "snapshots": (_INT, "list"),
+    "hidden": (_INT, "grid"),
+    "batch_size": (_INT, "grid"),
+    "iterations": (_INT, "grid"),
+    "eval_every": (_INT, "grid"),
+    "lr": (_NUMBER, "grid"),
+    "dropout": (_NUMBER, "grid"),
+    "optimizer": (_STR, "grid"),
     "init": (_STR, "grid"),
 }
 
@@ -97,8 +106,11 @@ def _is(kind: str, v: Any) -> bool:
 def _checked(here: str, key: str, value: Any) -> Any:
     """`value` of group key `key`, type-checked: a float where an integer belongs is refused, not truncated."""
     kind, shape = _GROUP_TYPES[key]
-    expected = {"one": kind, "list": f"a non-empty list of {kind.split(' ', 1)[1]}s",
-                "grid": f"{kind} or a non-empty list of {kind.split(' ', 1)[1]}s"}[shape]
+    expected = {
+        "one": kind,
+        "list": f"a non-empty list of {kind.split(' ', 1)[1]}s",
+        "grid": f"{kind} or a non-empty list of {kind.split(' ', 1)[1]}s",
+    }[shape]
     values = value if isinstance(value, list) else [value]
     ok = (shape != "one" or not isinstance(value, list)) and (shape != "list" or isinstance(value, list))
     if not (ok and values and all(_is(kind, v) for v in values)):
@@ -143,7 +155,9 @@ def parse_suite(text: str, where: str) -> Suite:
         g = {k: _checked(here, k, v) for k, v in g.items()}
         bad = [m for m in g["models"] if m not in MODELS]
         if bad:
-            raise NetsightError(f"{here}: models = {g['models']!r}: unknown {', '.join(map(repr, bad))}; expected any of {', '.join(MODELS)}")
+            raise NetsightError(
+                f"{here}: models = {g['models']!r}: unknown {', '.join(map(repr, bad))}; expected any of {', '.join(MODELS)}"
+            )
         analyses = g.get("analyses", [])
         known = list(techniques())
         bad = [a for a in analyses if a not in known]
@@ -194,7 +208,9 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
                         config = shrink(config)
                     recurrent = MODELS[model].family == "rnn"
                     # each technique where it applies; the CNN ones on the first seed, the recurrent ones on every seed
-                    analyses = tuple(a for a in g.analyses if techniques()[a].applies_to in ("any", "recurrent" if recurrent else "cnn"))
+                    analyses = tuple(
+                        a for a in g.analyses if techniques()[a].applies_to in ("any", "recurrent" if recurrent else "cnn")
+                    )
                     specs.append(RunSpec(g.name, config, analyses if seed == 0 or recurrent else ()))
     return specs
 
@@ -204,5 +220,11 @@ def shrink(config: TrainConfig) -> TrainConfig:
     iterations = min(config.iterations, QUICK_ITERATIONS)
     factor = iterations / config.iterations
     snaps = sorted({max(1, round(s * factor)) for s in config.snapshots})
-    return TrainConfig.from_dict({**config.to_dict(), "iterations": iterations,
-                                  "eval_every": max(1, min(config.eval_every, iterations // 4)), "snapshots": snaps})
+    return TrainConfig.from_dict(
+        {
+            **config.to_dict(),
+            "iterations": iterations,
+            "eval_every": max(1, min(config.eval_every, iterations // 4)),
+            "snapshots": snaps,
+        }
+    )

@@ -14,8 +14,9 @@ from .runner import SuiteOptions, run_suite
 from .spec import parse_suite
 
 
-def sweep_suite_text(models: Sequence[str], hidden: Sequence[int], cnns: Sequence[str], data: str, seeds: int,
-                     overrides: dict[str, Any]) -> str:
+def sweep_suite_text(
+    models: Sequence[str], hidden: Sequence[int], cnns: Sequence[str], data: str, seeds: int, overrides: dict[str, Any]
+) -> str:
     if not models or any(not m for m in models):
         raise NetsightError(f"--models {','.join(models)!r}: expected comma-separated model names (netsight models)")
     for m in models:
@@ -27,9 +28,17 @@ def sweep_suite_text(models: Sequence[str], hidden: Sequence[int], cnns: Sequenc
     if not hidden or any(h < 1 for h in hidden):
         raise NetsightError(f"--hidden {list(hidden)}: expected positive integers")
     train = {k: v for k, v in overrides.items() if v is not None}
-    lines = [f"title = {json.dumps(f'sweep on {data}')}", f"seeds = {seeds}", "", "[[group]]", 'name = "rnn"',
-             f"models = {json.dumps(list(models))}", f"data = {json.dumps(data)}", f"hidden = {json.dumps(list(hidden))}",
-             'analyses = ["sequence"]']
+    lines = [
+        f"title = {json.dumps(f'sweep on {data}')}",
+        f"seeds = {seeds}",
+        "",
+        "[[group]]",
+        'name = "rnn"',
+        f"models = {json.dumps(list(models))}",
+        f"data = {json.dumps(data)}",
+        f"hidden = {json.dumps(list(hidden))}",
+        'analyses = ["sequence"]',
+    ]
     lines += [f"{k} = {json.dumps(v)}" for k, v in train.items()]
     if cnns:
         lines += ["", "[[group]]", 'name = "cnn"', f"models = {json.dumps(list(cnns))}", f"data = {json.dumps(data)}"]
@@ -38,8 +47,16 @@ def sweep_suite_text(models: Sequence[str], hidden: Sequence[int], cnns: Sequenc
     return "\n".join(lines) + "\n"
 
 
-def run_sweep(out: str | Path, models: Sequence[str], hidden: Sequence[int], cnns: Sequence[str], data: str, seeds: int,
-              options: SuiteOptions, overrides: Optional[dict[str, Any]] = None) -> list[Path]:
+def run_sweep(
+    out: str | Path,
+    models: Sequence[str],
+    hidden: Sequence[int],
+    cnns: Sequence[str],
+    data: str,
+    seeds: int,
+    options: SuiteOptions,
+    overrides: Optional[dict[str, Any]] = None,
+) -> list[Path]:
     from ..report.study import write_comparison
 
     text = sweep_suite_text(models, hidden, cnns, data, seeds, overrides or {})

@@ -75,8 +75,10 @@ def install_folder(target: str | Path, files: dict[str, bytes]) -> Path:
     target = Path(target)
     rels = {name: _safe_relative(name) for name in files}
     if target.exists() and not (target.is_dir() and _is_run_folder(target)):
-        raise NetsightError(f"{target}: exists and is not a run directory netsight wrote; refusing to replace it — "
-                            f"move it away or choose another output folder")
+        raise NetsightError(
+            f"{target}: exists and is not a run directory netsight wrote; refusing to replace it — "
+            f"move it away or choose another output folder"
+        )
     make_folder(target.parent)
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".incoming", dir=target.parent))

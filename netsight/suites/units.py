@@ -46,30 +46,64 @@ def _dataset(name: str, options: SuiteOptions) -> Dataset:
     return _DATA_CACHE[key]
 
 
-def _train_one(config: dict, path: str, options: SuiteOptions, threads: Optional[int], progress: bool,
-               on_checkpoint: Optional[Callable[[], None]] = None) -> dict[str, Any]:
+def _train_one(
+    config: dict,
+    path: str,
+    options: SuiteOptions,
+    threads: Optional[int],
+    progress: bool,
+    on_checkpoint: Optional[Callable[[], None]] = None,
+) -> dict[str, Any]:
     if threads:
         torch.set_num_threads(threads)
     cfg = TrainConfig.from_dict(config)
     resume = Path(path, "config.json").exists()
-    return train(cfg, path, device=options.device, dataset=_dataset(cfg.data, options), resume=resume, progress=progress,
-                 checkpoint_seconds=options.checkpoint_seconds, on_checkpoint=on_checkpoint)
+    return train(
+        cfg,
+        path,
+        device=options.device,
+        dataset=_dataset(cfg.data, options),
+        resume=resume,
+        progress=progress,
+        checkpoint_seconds=options.checkpoint_seconds,
+        on_checkpoint=on_checkpoint,
+    )
 
 
-def _train_fleet(configs: list[dict], paths: list[str], options: SuiteOptions, threads: Optional[int], progress: bool,
-                 on_checkpoint: Optional[Callable[[], None]] = None) -> list[dict]:
+def _train_fleet(
+    configs: list[dict],
+    paths: list[str],
+    options: SuiteOptions,
+    threads: Optional[int],
+    progress: bool,
+    on_checkpoint: Optional[Callable[[], None]] = None,
+) -> list[dict]:
     from ..train.fleet import train_fleet
 
     if threads:
         torch.set_num_threads(threads)
     cfgs = [TrainConfig.from_dict(c) for c in configs]
     resume = any(Path(p, "config.json").exists() for p in paths)
-    return train_fleet(cfgs, paths, device=options.device, dataset=_dataset(cfgs[0].data, options), resume=resume,
-                       progress=progress, checkpoint_seconds=options.checkpoint_seconds, on_checkpoint=on_checkpoint)
+    return train_fleet(
+        cfgs,
+        paths,
+        device=options.device,
+        dataset=_dataset(cfgs[0].data, options),
+        resume=resume,
+        progress=progress,
+        checkpoint_seconds=options.checkpoint_seconds,
+        on_checkpoint=on_checkpoint,
+    )
 
 
-def train_runs(configs: list[dict], paths: list[str], options: SuiteOptions, threads: Optional[int], progress: bool,
-               on_checkpoint: Optional[Callable[[], None]] = None) -> list[dict]:
+def train_runs(
+    configs: list[dict],
+    paths: list[str],
+    options: SuiteOptions,
+    threads: Optional[int],
+    progress: bool,
+    on_checkpoint: Optional[Callable[[], None]] = None,
+) -> list[dict]:
     """Train one unit of work, a fleet or (one config) a single run; one summary per run. Every
     backend calls this, in this process, a pool worker or a Ray task."""
     if len(configs) == 1:

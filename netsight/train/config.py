@@ -102,8 +102,10 @@ def resolve(model: str, data: Optional[str] = None, **overrides: Any) -> TrainCo
         if name in entry.settings:
             values[name] = default
         elif overrides.get(name) is not None:
-            raise NetsightError(f"--{name} {overrides[name]!r}: model {model} has no {name} setting "
-                                f"(it applies to {', '.join(models_with(name))})")
+            raise NetsightError(
+                f"--{name} {overrides[name]!r}: model {model} has no {name} setting "
+                f"(it applies to {', '.join(models_with(name))})"
+            )
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "snapshots" in values:
         snaps = values["snapshots"]
@@ -131,6 +133,7 @@ def _is_number(v: Any) -> TypeGuard[float]:
 def validate(c: TrainConfig) -> TrainConfig:
     """Every field's type and range; the same checks whether it came from a flag, a suite
     file, config.json or the Python API (a float where an integer belongs is refused)."""
+
     def need(ok: bool, flag: str, expected: str, value: Any) -> None:
         if not ok:
             raise NetsightError(f"{flag} {value!r}: expected {expected}")
@@ -160,8 +163,11 @@ def validate(c: TrainConfig) -> TrainConfig:
 
 
 def changed_fields(a: TrainConfig, b: TrainConfig) -> list[str]:
-    return [f"{f.name}: {getattr(a, f.name)!r} -> {getattr(b, f.name)!r}"
-            for f in fields(TrainConfig) if getattr(a, f.name) != getattr(b, f.name)]
+    return [
+        f"{f.name}: {getattr(a, f.name)!r} -> {getattr(b, f.name)!r}"
+        for f in fields(TrainConfig)
+        if getattr(a, f.name) != getattr(b, f.name)
+    ]
 
 
 __all__ = ["TrainConfig", "FAMILY_DEFAULTS", "resolve", "validate", "changed_fields", "replace"]

@@ -49,4 +49,3 @@ def write_curves(path: str | Path, title: str, rows: Sequence[dict[str, float]])
         fig = plot_curves(rows, title)
         atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
         plt.close(fig)
-

@@ -42,8 +42,19 @@ from ..fileio import atomic_write, read_json, remove, write_csv, write_json
 from ..models import ModelConfig, build_model, count_parameters
 from ..models.fleet import member_state, member_tensor, stack_models
 from .config import TrainConfig
-from .loop import (CHECKPOINT_SECONDS, BatchSampler, _plot_curves, _stop_on_sigint, _torch_save, device_name, eval_batch,
-                   make_optimizer, prepare_run_dir, resolve_device, versions)
+from .loop import (
+    CHECKPOINT_SECONDS,
+    BatchSampler,
+    _plot_curves,
+    _stop_on_sigint,
+    _torch_save,
+    device_name,
+    eval_batch,
+    make_optimizer,
+    prepare_run_dir,
+    resolve_device,
+    versions,
+)
 from .rundir import METRIC_COLUMNS, RunDir, load_checkpoint, save_weights
 
 # Fields that must be equal within a fleet (shapes, schedule, optimiser); seed, init, lr and
@@ -168,8 +179,12 @@ def train_fleet(
 
     info_common = {"data_source": dataset.source, "device": device_name(dev), "versions": versions()}
     for m in active:
-        m.info = {"model": m.model_config.to_dict(), **info_common, "parameters": parameters,
-                  "fleet": {"members": len(members), "index": m.index}}
+        m.info = {
+            "model": m.model_config.to_dict(),
+            **info_common,
+            "parameters": parameters,
+            "fleet": {"members": len(members), "index": m.index},
+        }
         write_json(m.dir.config, {"train": m.config.to_dict(), **m.info})
         write_csv(m.dir.metrics, METRIC_COLUMNS, m.rows)
 
@@ -189,11 +204,18 @@ def train_fleet(
     def summary(m: _Member, status: str, message: str = "") -> dict[str, Any]:
         rows = m.rows
         best = max(rows, key=lambda r: r["test_acc"]) if rows else None
-        s = {"status": status, "message": message, "iterations_done": iteration if status != "diverged" else m.diverged_at,
-             "final_test_acc": rows[-1]["test_acc"] if rows else None,
-             "final_train_acc_mean": rows[-1]["train_acc_mean"] if rows else None,
-             "best_test_acc": best["test_acc"] if best else None, "best_iteration": best["iteration"] if best else None,
-             "seconds": round(m.seconds, 3), **m.info, "config_key": m.config.key()}
+        s = {
+            "status": status,
+            "message": message,
+            "iterations_done": iteration if status != "diverged" else m.diverged_at,
+            "final_test_acc": rows[-1]["test_acc"] if rows else None,
+            "final_train_acc_mean": rows[-1]["train_acc_mean"] if rows else None,
+            "best_test_acc": best["test_acc"] if best else None,
+            "best_iteration": best["iteration"] if best else None,
+            "seconds": round(m.seconds, 3),
+            **m.info,
+            "config_key": m.config.key(),
+        }
         write_json(m.dir.summary, s)
         m.status = status
         return s
@@ -203,18 +225,34 @@ def train_fleet(
         for i, m in enumerate(active):
             if m.status != "running":
                 continue
-            state = {"iteration": iteration, "seconds": seconds, "metrics": m.rows,
-                     "model": member_state(fleet, template, k_all, i), "optimizer": opt_states[i],
-                     "sampler": samplers[i].state(), "rng_cpu": torch.get_rng_state(),
-                     "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-                     "interval": {"loss": interval_loss[i].detach().cpu(), "correct": interval_correct[i].detach().cpu(),
-                                  "count": interval_count}}
+            state = {
+                "iteration": iteration,
+                "seconds": seconds,
+                "metrics": m.rows,
+                "model": member_state(fleet, template, k_all, i),
+                "optimizer": opt_states[i],
+                "sampler": samplers[i].state(),
+                "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                "interval": {
+                    "loss": interval_loss[i].detach().cpu(),
+                    "correct": interval_correct[i].detach().cpu(),
+                    "count": interval_count,
+                },
+            }
             atomic_write(m.dir.checkpoint, partial(_torch_save, state))
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=config.iterations, initial=iteration, desc=f"fleet of {k_all} {config.model}", unit="it",
-               disable=not progress, dynamic_ncols=True, leave=True)
+    bar = tqdm(
+        total=config.iterations,
+        initial=iteration,
+        desc=f"fleet of {k_all} {config.model}",
+        unit="it",
+        disable=not progress,
+        dynamic_ncols=True,
+        leave=True,
+    )
     snapshots = {m.index: set(m.config.snapshots) for m in active}
     last_checkpoint = time.perf_counter()
     status = "completed"
@@ -229,7 +267,9 @@ def train_fleet(
                 idx = torch.stack([s.next() for s in samplers])  # [K, B]: each member its own batch
                 x, y = Dataset.normalise(images[idx]), labels[idx]
                 logits = fleet(x)  # [K, B, classes]
-                losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none").view(y.shape).mean(1)
+                losses = (
+                    F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none").view(y.shape).mean(1)
+                )
                 total = torch.where(alive, losses, torch.zeros_like(losses)).sum()  # a diverged member adds nothing
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
@@ -242,16 +282,29 @@ def train_fleet(
                 interval_count += 1
                 for i, m in enumerate(active):
                     if iteration in snapshots[m.index] and m.status == "running":
-                        save_weights(_member_model(fleet, template, m, k_all, i), m.model_config, m.dir.snapshot(iteration),
-                                     {"iteration": str(iteration)})
+                        save_weights(
+                            _member_model(fleet, template, m, k_all, i),
+                            m.model_config,
+                            m.dir.snapshot(iteration),
+                            {"iteration": str(iteration)},
+                        )
                 bar.update(1)
                 if iteration % config.eval_every and iteration != config.iterations:
                     continue
                 seconds += time.perf_counter() - tick
                 test_loss, test_acc = evaluate_fleet(fleet, data.test_images, data.test_labels)
                 n, b = interval_count, y.shape[1]
-                table = torch.stack([batch_loss.float(), batch_correct.float() / b, interval_loss / n,
-                                     interval_correct.float() / (n * b), test_loss, test_acc], 1).tolist()
+                table = torch.stack(
+                    [
+                        batch_loss.float(),
+                        batch_correct.float() / b,
+                        interval_loss / n,
+                        interval_correct.float() / (n * b),
+                        test_loss,
+                        test_acc,
+                    ],
+                    1,
+                ).tolist()
                 for i, m in enumerate(active):
                     if m.status != "running":
                         continue
@@ -262,8 +315,12 @@ def train_fleet(
                     if not all(math.isfinite(v) for v in values[:5:2]):
                         m.diverged_at = iteration
                         alive[i] = False
-                        summary(m, "diverged", f"loss became {values[2]} between iterations {iteration - n + 1} and "
-                                               f"{iteration} (lr {m.config.lr}); try a smaller --lr")
+                        summary(
+                            m,
+                            "diverged",
+                            f"loss became {values[2]} between iterations {iteration - n + 1} and "
+                            f"{iteration} (lr {m.config.lr}); try a smaller --lr",
+                        )
                         _plot_curves(m.dir, _title(m.config), m.rows)
                 interval_loss.zero_()
                 interval_correct.zero_()
@@ -284,7 +341,9 @@ def train_fleet(
         try:
             for m in active:
                 if m.status == "running":
-                    summary(m, "interrupted", "stopped by an error or a second Ctrl-C; --resume continues from the last checkpoint")
+                    summary(
+                        m, "interrupted", "stopped by an error or a second Ctrl-C; --resume continues from the last checkpoint"
+                    )
         except (NetsightError, OSError):
             pass
         raise
@@ -323,7 +382,9 @@ def _member_model(fleet, template, m: _Member, k: int, i: int):
 
 
 @torch.inference_mode()
-def evaluate_fleet(fleet, images: torch.Tensor, labels: torch.Tensor, batch: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate_fleet(
+    fleet, images: torch.Tensor, labels: torch.Tensor, batch: Optional[int] = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Each member's mean loss and accuracy over a whole set in eval mode: two [K] device tensors."""
     batch = batch or eval_batch(images.device)
     was_training = fleet.training
@@ -332,10 +393,12 @@ def evaluate_fleet(fleet, images: torch.Tensor, labels: torch.Tensor, batch: Opt
     loss_sum = torch.zeros(k, device=images.device)
     correct = torch.zeros(k, device=images.device, dtype=torch.long)
     for start in range(0, len(images), batch):
-        x = Dataset.normalise(images[start: start + batch])
-        y = labels[start: start + batch]
+        x = Dataset.normalise(images[start : start + batch])
+        y = labels[start : start + batch]
         logits = fleet(x.unsqueeze(0).expand(k, *x.shape))
-        loss_sum += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.repeat(k), reduction="none").view(k, -1).sum(1)
+        loss_sum += (
+            F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.repeat(k), reduction="none").view(k, -1).sum(1)
+        )
         correct += (logits.argmax(2) == y).sum(1)
     fleet.train(was_training)
     return loss_sum / len(images), correct.float() / len(images)
@@ -354,6 +417,7 @@ def _scaled_step(optimizer, fleet, lrs: torch.Tensor):
         optimizer.step()
         for p, b in zip(params, before, strict=True):
             p.view(k, -1).copy_(torch.addcmul(b.view(k, -1), p.view(k, -1) - b.view(k, -1), lrs[:, None]))
+
     return step
 
 
@@ -370,8 +434,14 @@ def _split_optimizer(optimizer, fleet, param_names: list[str], template: dict, k
             if s is None:
                 continue
             like = template[name]
-            state[j] = {key: (member_tensor(v, like, k, member) if torch.is_tensor(v) and v.numel() > 1 else
-                              (v.clone() if torch.is_tensor(v) else v)) for key, v in s.items()}
+            state[j] = {
+                key: (
+                    member_tensor(v, like, k, member)
+                    if torch.is_tensor(v) and v.numel() > 1
+                    else (v.clone() if torch.is_tensor(v) else v)
+                )
+                for key, v in s.items()
+            }
         groups = [{**g, "lr": lrs[member], "params": list(range(len(param_names)))} for g in full["param_groups"]]
         out.append({"state": state, "param_groups": groups})
     return out
@@ -394,8 +464,9 @@ def _load_optimizer(optimizer, fleet, member_states: list[dict], param_names: li
             else:
                 entry[key] = v
         state[order.index(id(target))] = entry
-    optimizer.load_state_dict({"state": state, "param_groups": [
-        {**g, "params": list(range(len(order)))} for g in member_states[0]["param_groups"]]})
+    optimizer.load_state_dict(
+        {"state": state, "param_groups": [{**g, "params": list(range(len(order)))} for g in member_states[0]["param_groups"]]}
+    )
 
 
 __all__ = ["train_fleet", "fleet_key", "evaluate_fleet", "FLEET_FIELDS"]

@@ -32,8 +32,7 @@ from ..errors import NetsightError
 from ..fileio import atomic_write, claim_output_folder, clean_leftovers, remove, write_csv, write_json
 from ..models import ModelConfig, build_model, count_parameters, get_entry
 from .config import TrainConfig, changed_fields
-from .rundir import (METRIC_COLUMNS, RUN_FILES, RunDir, check_run_dir, load_checkpoint, load_weights, open_run,
-                     save_weights)
+from .rundir import METRIC_COLUMNS, RUN_FILES, RunDir, check_run_dir, load_checkpoint, load_weights, open_run, save_weights
 
 CHECKPOINT_SECONDS = 60.0  # while training, checkpoint at an evaluation point at most this often
 # Test images per forward pass during evaluation. On the CPU a small batch keeps the activations
@@ -52,7 +51,9 @@ def resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise NetsightError(f"--device {device!r}: expected auto, cpu or cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise NetsightError(f"--device {device}: CUDA is not available on this machine (torch {torch.__version__}); use --device cpu")
+        raise NetsightError(
+            f"--device {device}: CUDA is not available on this machine (torch {torch.__version__}); use --device cpu"
+        )
     return torch.device(device)
 
 
@@ -61,8 +62,12 @@ def versions() -> dict[str, str]:
 
     from .. import __version__
 
-    return {"netsight": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "python": platform.python_version()}
+    return {
+        "netsight": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def device_name(device: torch.device) -> str:
@@ -86,7 +91,7 @@ class BatchSampler:
         if self.perm is None or self.pos + self.batch_size > self.n:
             self.perm = torch.randperm(self.n, generator=self.generator).to(self.device)
             self.pos = 0
-        batch = self.perm[self.pos: self.pos + self.batch_size]
+        batch = self.perm[self.pos : self.pos + self.batch_size]
         self.pos += self.batch_size
         return batch
 
@@ -116,7 +121,9 @@ def build_for_training(model_config: ModelConfig, dev: torch.device) -> nn.Modul
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: Optional[int] = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss and accuracy over a whole set in eval mode, as device tensors (no sync)."""
     batch = batch or eval_batch(images.device)
     was_training = model.training
@@ -124,8 +131,8 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     loss_sum = torch.zeros((), device=images.device)
     correct = torch.zeros((), device=images.device, dtype=torch.long)
     for start in range(0, len(images), batch):
-        logits = model(prepare_input(model, images[start: start + batch]))
-        y = labels[start: start + batch]
+        logits = model(prepare_input(model, images[start : start + batch]))
+        y = labels[start : start + batch]
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     model.train(was_training)
@@ -190,8 +197,12 @@ def prepare_run_dir(rundir: RunDir, config: TrainConfig, resume: bool) -> Option
             check_run_dir(rundir)  # e.g. a finished run's folder that lost its config.json
         claim_output_folder(rundir.path, "--out")
     for folder in (rundir.path, rundir.snapshots):  # what a killed write left behind (never anything else)
-        clean_leftovers(folder, RUN_FILES if folder == rundir.path else [p.name for p in folder.glob("iter_*.safetensors")]
-                        + [f"iter_{i:06d}.safetensors" for i in config.snapshots])
+        clean_leftovers(
+            folder,
+            RUN_FILES
+            if folder == rundir.path
+            else [p.name for p in folder.glob("iter_*.safetensors")] + [f"iter_{i:06d}.safetensors" for i in config.snapshots],
+        )
     return None
 
 
@@ -232,11 +243,20 @@ def train(
     optimizer = make_optimizer(config, model.parameters())
     sampler = BatchSampler(len(data.train_images), config.batch_size, config.seed, dev)
 
-    info = {"model": model_config.to_dict(), "data_source": dataset.source, "device": device_name(dev),
-            "parameters": count_parameters(model), "versions": versions()}
+    info = {
+        "model": model_config.to_dict(),
+        "data_source": dataset.source,
+        "device": device_name(dev),
+        "parameters": count_parameters(model),
+        "versions": versions(),
+    }
     rows: list[dict[str, float]] = []
     start, seconds = 0, 0.0
-    interval: dict[str, Any] = {"loss": torch.zeros((), device=dev), "correct": torch.zeros((), device=dev, dtype=torch.long), "count": 0}
+    interval: dict[str, Any] = {
+        "loss": torch.zeros((), device=dev),
+        "correct": torch.zeros((), device=dev, dtype=torch.long),
+        "count": 0,
+    }
     if resume and rundir.checkpoint.exists():
         with load_checkpoint(rundir.checkpoint, dev) as state:
             model.load_state_dict(state["model"])
@@ -246,8 +266,11 @@ def train(
             if dev.type == "cuda" and state.get("rng_cuda") is not None:
                 torch.cuda.set_rng_state(state["rng_cuda"], dev)
             start, seconds, rows = int(state["iteration"]), float(state["seconds"]), list(state["metrics"])
-            interval = {"loss": state["interval"]["loss"].to(dev), "correct": state["interval"]["correct"].to(dev),
-                        "count": int(state["interval"]["count"])}
+            interval = {
+                "loss": state["interval"]["loss"].to(dev),
+                "correct": state["interval"]["correct"].to(dev),
+                "count": int(state["interval"]["count"]),
+            }
             if not 0 <= start <= config.iterations or len(rows) > start:
                 raise ValueError(f"iteration {start} and {len(rows)} metric rows do not fit a run of {config.iterations}")
     write_json(rundir.config, {"train": config.to_dict(), **info})
@@ -258,27 +281,38 @@ def train(
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise NetsightError("--tensorboard: the tensorboard package is not installed; pip install 'netsight[tensorboard]'") from None
+            raise NetsightError(
+                "--tensorboard: the tensorboard package is not installed; pip install 'netsight[tensorboard]'"
+            ) from None
         writer = SummaryWriter(str(rundir.path / "tb"), purge_step=start + 1 if start else None)
 
     def summary(status: str, message: str = "") -> dict[str, Any]:
         best = max(rows, key=lambda r: r["test_acc"]) if rows else None
         s = {
-            "status": status, "message": message, "iterations_done": iteration,
+            "status": status,
+            "message": message,
+            "iterations_done": iteration,
             "final_test_acc": rows[-1]["test_acc"] if rows else None,
             "final_train_acc_mean": rows[-1]["train_acc_mean"] if rows else None,
             "best_test_acc": best["test_acc"] if best else None,
             "best_iteration": best["iteration"] if best else None,
-            "seconds": round(seconds, 3), **info, "config_key": config.key(),
+            "seconds": round(seconds, 3),
+            **info,
+            "config_key": config.key(),
         }
         write_json(rundir.summary, s)
         return s
 
     def save_checkpoint() -> None:
         state = {
-            "iteration": iteration, "seconds": seconds, "metrics": rows,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "sampler": sampler.state(),
-            "rng_cpu": torch.get_rng_state(), "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+            "iteration": iteration,
+            "seconds": seconds,
+            "metrics": rows,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "sampler": sampler.state(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
             "interval": {"loss": interval["loss"].cpu(), "correct": interval["correct"].cpu(), "count": interval["count"]},
         }
         atomic_write(rundir.checkpoint, lambda tmp: _torch_save(state, tmp))
@@ -316,11 +350,23 @@ def train(
                 seconds += time.perf_counter() - tick
                 test_loss, test_acc = evaluate(model, data.test_images, data.test_labels)
                 n = interval["count"]
-                values = torch.stack([batch_loss.float(), batch_correct.float() / len(y), interval["loss"] / n,
-                                      interval["correct"].float() / (n * len(y)), test_loss, test_acc]).tolist()
+                values = torch.stack(
+                    [
+                        batch_loss.float(),
+                        batch_correct.float() / len(y),
+                        interval["loss"] / n,
+                        interval["correct"].float() / (n * len(y)),
+                        test_loss,
+                        test_acc,
+                    ]
+                ).tolist()
                 row = dict(zip(METRIC_COLUMNS, [iteration, *values, round(seconds, 3)], strict=True))
                 rows.append(row)
-                interval = {"loss": torch.zeros_like(interval["loss"]), "correct": torch.zeros_like(interval["correct"]), "count": 0}
+                interval = {
+                    "loss": torch.zeros_like(interval["loss"]),
+                    "correct": torch.zeros_like(interval["correct"]),
+                    "count": 0,
+                }
                 write_csv(rundir.metrics, METRIC_COLUMNS, rows)
                 if writer is not None:
                     for key in METRIC_COLUMNS[1:-1]:
@@ -328,8 +374,10 @@ def train(
                 bar.set_postfix(test_acc=f"{row['test_acc']:.4f}", loss=f"{row['train_loss_mean']:.3f}")
                 if not all(math.isfinite(v) for v in values[:5:2]):
                     status = "diverged"
-                    message = (f"loss became {values[2]} between iterations {iteration - n + 1} and {iteration} "
-                               f"(lr {config.lr}); try a smaller --lr")
+                    message = (
+                        f"loss became {values[2]} between iterations {iteration - n + 1} and {iteration} "
+                        f"(lr {config.lr}); try a smaller --lr"
+                    )
                     break
                 if time.perf_counter() - last_checkpoint > checkpoint_seconds and iteration < config.iterations:
                     save_checkpoint()
@@ -373,19 +421,29 @@ def _check_completed(rundir: RunDir) -> None:
     try:
         load_weights(rundir.weights)
     except NetsightError as exc:
-        raise NetsightError(f"{rundir.path}: marked completed, but {exc}. The run cannot be trusted: delete "
-                            f"{rundir.path} and train it again") from None
+        raise NetsightError(
+            f"{rundir.path}: marked completed, but {exc}. The run cannot be trusted: delete {rundir.path} and train it again"
+        ) from None
 
 
 def _torch_save(state: dict, path: Path) -> None:
     try:
         torch.save(state, path)
     except RuntimeError as exc:  # torch's writer reports a failed write (a full disk) as RuntimeError
-        raise OSError(28 if "unexpected pos" in str(exc) else 5, f"torch.save failed: {str(exc).splitlines()[0]}", str(path)) from None
+        raise OSError(
+            28 if "unexpected pos" in str(exc) else 5, f"torch.save failed: {str(exc).splitlines()[0]}", str(path)
+        ) from None
 
 
 def _progress_bar(config: TrainConfig, start: int, rundir: RunDir, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=config.iterations, initial=start, desc=rundir.path.name, unit="it",
-                disable=not enabled, dynamic_ncols=True, leave=True)
+    return tqdm(
+        total=config.iterations,
+        initial=start,
+        desc=rundir.path.name,
+        unit="it",
+        disable=not enabled,
+        dynamic_ncols=True,
+        leave=True,
+    )

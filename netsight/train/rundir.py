@@ -1,13 +1,13 @@
 """The run directory: the one interface between training, analysis and reporting.
 
-    config.json        resolved TrainConfig + model config + where the data came from
-    metrics.csv        one row per evaluation point
-    model.safetensors  final weights; metadata holds the model config, so it rebuilds itself
-    summary.json       status (running / completed / diverged / interrupted), accuracies, time,
-                       data source, versions, device
-    curves.png         train/test accuracy and loss against iterations
-    checkpoint.pt      full training state while a run is unfinished (removed on completion)
-    snapshots/         weights at chosen iterations (feature evolution)
+config.json        resolved TrainConfig + model config + where the data came from
+metrics.csv        one row per evaluation point
+model.safetensors  final weights; metadata holds the model config, so it rebuilds itself
+summary.json       status (running / completed / diverged / interrupted), accuracies, time,
+                   data source, versions, device
+curves.png         train/test accuracy and loss against iterations
+checkpoint.pt      full training state while a run is unfinished (removed on completion)
+snapshots/         weights at chosen iterations (feature evolution)
 """
 
 from __future__ import annotations
@@ -110,8 +110,9 @@ def run_dir_problems(rundir: RunDir) -> list[str]:
     (.netsight-files.json) lists and that is now missing or has other content, or a record that
     cannot be read. Files netsight replaced or removed itself are never among them."""
     problems = damaged_files(rundir.path, lambda name: name in TRAINING_FILES)
-    problems += [f"snapshots/{p}" if not p.startswith("its record") else f"snapshots/: {p}"
-                 for p in damaged_files(rundir.snapshots)]
+    problems += [
+        f"snapshots/{p}" if not p.startswith("its record") else f"snapshots/: {p}" for p in damaged_files(rundir.snapshots)
+    ]
     return problems
 
 
@@ -121,9 +122,11 @@ def check_run_dir(rundir: RunDir) -> None:
     problems = run_dir_problems(rundir)
     if problems:
         shown = ", ".join(problems[:4]) + (f" and {len(problems) - 4} more" if len(problems) > 4 else "")
-        raise NetsightError(f"{rundir.path}: damaged run directory: {shown} (netsight records every file it writes "
-                            f"there in {MANIFEST}); refusing to train into it: choose another --out, or delete "
-                            f"{rundir.path} to train the run again")
+        raise NetsightError(
+            f"{rundir.path}: damaged run directory: {shown} (netsight records every file it writes "
+            f"there in {MANIFEST}); refusing to train into it: choose another --out, or delete "
+            f"{rundir.path} to train the run again"
+        )
 
 
 @contextmanager
@@ -132,8 +135,7 @@ def load_checkpoint(path: Path, device: torch.device) -> Iterator[dict[str, Any]
 
     Use as a context manager around the code that applies it, so a checkpoint that loads but
     does not fit (missing keys, wrong shapes) is reported the same way as an unreadable one."""
-    advice = (f"delete {path} to train this run from the start (its metrics so far are then recomputed), "
-              f"or delete {path.parent}")
+    advice = f"delete {path} to train this run from the start (its metrics so far are then recomputed), or delete {path.parent}"
     if changed_since_written(path):
         raise NetsightError(f"{path}: damaged checkpoint (its content changed since netsight wrote it); {advice}")
     try:
@@ -141,7 +143,9 @@ def load_checkpoint(path: Path, device: torch.device) -> Iterator[dict[str, Any]
     except OSError as exc:
         raise NetsightError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except Exception as exc:  # noqa: BLE001 - truncated/garbage zip or pickle: many exception types
-        raise NetsightError(f"{path}: damaged checkpoint ({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); {advice}") from None
+        raise NetsightError(
+            f"{path}: damaged checkpoint ({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); {advice}"
+        ) from None
     try:
         if not isinstance(state, dict):
             raise TypeError(f"expected a dict, got {type(state).__name__}")
@@ -149,8 +153,9 @@ def load_checkpoint(path: Path, device: torch.device) -> Iterator[dict[str, Any]
     except NetsightError:
         raise
     except Exception as exc:  # noqa: BLE001 - a checkpoint that does not fit this run
-        raise NetsightError(f"{path}: checkpoint does not fit this run ({type(exc).__name__}: "
-                            f"{' '.join(str(exc).split())[:160]}); {advice}") from None
+        raise NetsightError(
+            f"{path}: checkpoint does not fit this run ({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); {advice}"
+        ) from None
 
 
 @dataclass
@@ -177,8 +182,10 @@ class Run:
         try:
             parsed = [{k: float(row[k]) for k in METRIC_COLUMNS} for row in rows]
         except (KeyError, TypeError, ValueError) as exc:
-            raise NetsightError(f"{self.dir.metrics}: damaged metrics file ({type(exc).__name__}: {exc}); expected the "
-                                f"columns {','.join(METRIC_COLUMNS)} with numbers") from None
+            raise NetsightError(
+                f"{self.dir.metrics}: damaged metrics file ({type(exc).__name__}: {exc}); expected the "
+                f"columns {','.join(METRIC_COLUMNS)} with numbers"
+            ) from None
         return parsed
 
     def model(self, device: str | torch.device = "cpu") -> nn.Module:

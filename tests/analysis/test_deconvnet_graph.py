@@ -14,8 +14,10 @@ from netsight.models import ModelConfig, build_model
 from tests.analysis.test_zeiler_fergus import _RectifiedBackward
 
 
-@pytest.mark.parametrize("name, layers", [("lenet5", ["conv1", "pool1", "conv2", "pool2", "fc1"]),
-                                          ("cnn-bn", ["conv1", "conv2", "pool2", "conv3", "bn3"])])
+@pytest.mark.parametrize(
+    "name, layers",
+    [("lenet5", ["conv1", "pool1", "conv2", "pool2", "fc1"]), ("cnn-bn", ["conv1", "conv2", "pool2", "conv3", "bn3"])],
+)
 @pytest.mark.parametrize("mode", ["max", "map"])
 def test_both_paths_agree_on_chains(name, layers, mode):
     torch.manual_seed(0)

@@ -69,7 +69,9 @@ def test_inspect_errors(tmp_path, trained_run):
     with pytest.raises(NetsightError, match="not a netsight run directory \\(no config.json\\)"):
         open_run_target(tmp_path / "empty")
     rnn = tmp_path / "rnn"
-    train(resolve("rnn", "mnist", iterations=5, eval_every=5, hidden=8, batch_size=16), rnn, dataset=tiny_dataset(), progress=False)
+    train(
+        resolve("rnn", "mnist", iterations=5, eval_every=5, hidden=8, batch_size=16), rnn, dataset=tiny_dataset(), progress=False
+    )
     with pytest.raises(NetsightError, match="--activations is for convolutional networks; rnn on mnist"):
         registry.run("activations", open_run_target(rnn))
     (rnn / "model.safetensors").unlink()

@@ -38,7 +38,7 @@ def image_folder(tmp_path_factory):
         for i in range(5):
             h, w = 70 + 9 * i, 90 - 5 * i  # sizes differ: the model's own resize + crop make them one
             pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-            pixels[h // 3: h // 2, w // 4: w // 2] = 255 * c  # some structure
+            pixels[h // 3 : h // 2, w // 4 : w // 2] = 255 * c  # some structure
             Image.fromarray(pixels).save(root / name / f"{i}.{'png' if i % 2 else 'jpg'}")
     return root
 
@@ -74,16 +74,45 @@ def _images(folder, size):
 @pytest.mark.parametrize("name, suffix, size, layer, ranked", MODELS)
 def test_every_technique_from_the_cli(name, suffix, size, layer, ranked, image_folder, weights, tmp_path, capsys):
     out = tmp_path / "out"
-    argv = ["inspect", "--model", f"torchvision:{name}", "--weights", str(weights[name]), "--images", str(image_folder),
-            "--input-size", str(size), "--layer", layer, "--filters", "--activations", "--deconv", "--top9",
-            "--occlusion", "--invariance", "--count", "2", "--maps", "3", "--out", str(out), "--quiet"]
+    argv = [
+        "inspect",
+        "--model",
+        f"torchvision:{name}",
+        "--weights",
+        str(weights[name]),
+        "--images",
+        str(image_folder),
+        "--input-size",
+        str(size),
+        "--layer",
+        layer,
+        "--filters",
+        "--activations",
+        "--deconv",
+        "--top9",
+        "--occlusion",
+        "--invariance",
+        "--count",
+        "2",
+        "--maps",
+        "3",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out.split()
     assert len(printed) == 14 and all(Path(p).is_file() for p in printed)
     filters = f"filters_{layer}.png" if name != "resnet18" else "filters_conv1.png"  # --layer, when it is a conv
-    for figure in (filters, "weights_hist.png",
-                   "activations.png", f"deconv_{layer}_max.png", f"top9_{layer}.png", f"occlusion_{layer}.png",
-                   "invariance.png"):
+    for figure in (
+        filters,
+        "weights_hist.png",
+        "activations.png",
+        f"deconv_{layer}_max.png",
+        f"top9_{layer}.png",
+        f"occlusion_{layer}.png",
+        "invariance.png",
+    ):
         assert (out / "figures" / figure).stat().st_size > 1000, figure
     record = json.loads((out / "inspection.json").read_text())
     assert record["count"] == 10 and record["image_shape"] == [3, size, size]
@@ -162,11 +191,15 @@ def test_bad_input_is_one_clear_line(image_folder, weights, tmp_path, capsys):
     resnet = ["--model", "torchvision:resnet18", "--weights", str(weights["resnet18"])]
     cases = [
         (resnet + ["--data", "mnist"], "images have 1 channel(s), the model torchvision:resnet18 takes 3"),
-        (resnet + ["--images", str(image_folder), "--input-size", "32", "--layer", "layer2.0.conv"],
-         "did you mean layer2.0.conv2, layer2.0.conv1"),
+        (
+            resnet + ["--images", str(image_folder), "--input-size", "32", "--layer", "layer2.0.conv"],
+            "did you mean layer2.0.conv2, layer2.0.conv1",
+        ),
         (["--model", "torchvision:resnet-18", "--images", str(image_folder)], "did you mean resnet18"),
-        (["--model", "torchvision:alexnet", "--weights", str(weights["resnet18"]), "--images", str(image_folder)],
-         "key features.0.weight (shape (64, 3, 11, 11)) is missing"),
+        (
+            ["--model", "torchvision:alexnet", "--weights", str(weights["resnet18"]), "--images", str(image_folder)],
+            "key features.0.weight (shape (64, 3, 11, 11)) is missing",
+        ),
         (resnet + ["--images", str(image_folder), "--evolution"], "--evolution needs the weight snapshots"),
         (resnet, "give the images to look at with --images DIR or --data NAME"),
         (resnet + ["--images", str(tmp_path / "absent")], "no such folder"),
@@ -190,7 +223,8 @@ def test_a_netsight_dataset_and_an_own_model_file(tmp_path, capsys):
         "from torch import nn\n"
         "def small():\n"
         "    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 8, 3),\n"
-        "                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))\n")
+        "                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))\n"
+    )
     torch.manual_seed(0)
     import importlib.util
 
@@ -199,8 +233,29 @@ def test_a_netsight_dataset_and_an_own_model_file(tmp_path, capsys):
     spec.loader.exec_module(module)
     save_file(module.small().state_dict(), str(tmp_path / "small.safetensors"))
     out = tmp_path / "o"
-    assert main(["inspect", "--model", f"{source}:small", "--weights", str(tmp_path / "small.safetensors"), "--data", "mnist",
-                 "--top9", "--occlusion", "--count", "1", "--layer", "3", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "inspect",
+                "--model",
+                f"{source}:small",
+                "--weights",
+                str(tmp_path / "small.safetensors"),
+                "--data",
+                "mnist",
+                "--top9",
+                "--occlusion",
+                "--count",
+                "1",
+                "--layer",
+                "3",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     record = json.loads((out / "inspection.json").read_text())
     assert record["labels"] == "the images' classes" and record["count"] == 10_000
     with open(out / "tables" / "top9_3.csv") as f:
@@ -216,8 +271,27 @@ def test_explore_a_torchvision_model(image_folder, weights, tmp_path, capsys):
     import re
 
     page = tmp_path / "resnet.html"
-    assert main(["explore", "--model", "torchvision:resnet18", "--weights", str(weights["resnet18"]), "--images",
-                 str(image_folder), "--input-size", "32", "--layers", "layer1.0.conv1", "--out", str(page), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "explore",
+                "--model",
+                "torchvision:resnet18",
+                "--weights",
+                str(weights["resnet18"]),
+                "--images",
+                str(image_folder),
+                "--input-size",
+                "32",
+                "--layers",
+                "layer1.0.conv1",
+                "--out",
+                str(page),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     text = page.read_text()
     data = json.loads(re.search(r"<script type='application/json' id='explore-data'>(.*?)</script>", text, re.S).group(1))
     layer = data["layers"][0]
@@ -229,8 +303,22 @@ def test_explore_a_torchvision_model(image_folder, weights, tmp_path, capsys):
         assert [t["file"] for t in layer["units"][m]["top"]] == [source.names[i] for i in top.image_index[m].tolist()]
     assert main(["explore", "--model", "torchvision:resnet18", "--images", str(image_folder), "--out", str(page)]) == 2
     assert "give --layers" in _one_line(capsys)
-    assert main(["explore", "--model", "torchvision:resnet18", "--images", str(image_folder), "--layers", "layer1",
-                 "--out", str(page)]) == 2
+    assert (
+        main(
+            [
+                "explore",
+                "--model",
+                "torchvision:resnet18",
+                "--images",
+                str(image_folder),
+                "--layers",
+                "layer1",
+                "--out",
+                str(page),
+            ]
+        )
+        == 2
+    )
     assert "not a convolution" in _one_line(capsys)
 
 
@@ -238,9 +326,11 @@ def test_one_out_folder_holds_one_network(tmp_path, capsys):
     """Without --weights the initialisation comes from --seed (0), so the same command gives the same
     network; an --out holding another network's inspection, or a run directory, is refused untouched."""
     source = tmp_path / "net.py"
-    source.write_text("from torch import nn\n"
-                      "def net():\n"
-                      "    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 28 * 28, 10))\n")
+    source.write_text(
+        "from torch import nn\n"
+        "def net():\n"
+        "    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 28 * 28, 10))\n"
+    )
     base = ["inspect", "--model", f"{source}:net", "--data", "mnist", "--filters", "--quiet"]
     first, second = tmp_path / "a", tmp_path / "b"
     assert main(base + ["--out", str(first)]) == 0 and main(base + ["--out", str(second)]) == 0
@@ -271,21 +361,37 @@ def test_an_unreadable_image_is_recorded_and_a_tuple_output_refused(tmp_path, ca
         Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(folder / f"{i}.png")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     source = tmp_path / "net.py"
-    source.write_text("from torch import nn\n"
-                      "class Pair(nn.Module):\n"
-                      "    def __init__(self):\n"
-                      "        super().__init__()\n"
-                      "        self.conv = nn.Conv2d(1, 4, 3)\n"
-                      "        self.fc = nn.Linear(4 * 26 * 26, 10)\n"
-                      "    def forward(self, x):\n"
-                      "        return self.fc(self.conv(x).relu().flatten(1)), x\n"
-                      "def net():\n"
-                      "    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))\n")
+    source.write_text(
+        "from torch import nn\n"
+        "class Pair(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv2d(1, 4, 3)\n"
+        "        self.fc = nn.Linear(4 * 26 * 26, 10)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(self.conv(x).relu().flatten(1)), x\n"
+        "def net():\n"
+        "    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))\n"
+    )
     out = tmp_path / "o"
     assert main(["inspect", "--model", f"{source}:net", "--images", str(folder), "--filters", "--out", str(out), "--quiet"]) == 0
     record = json.loads((out / "inspection.json").read_text())
     assert record["count"] == 3 and list(record["skipped"]) == ["broken.png"]
     capsys.readouterr()
-    assert main(["inspect", "--model", f"{source}:Pair", "--images", str(folder), "--filters", "--out",
-                 str(tmp_path / "p"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "inspect",
+                "--model",
+                f"{source}:Pair",
+                "--images",
+                str(folder),
+                "--filters",
+                "--out",
+                str(tmp_path / "p"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "the model's output is a tuple, not a tensor" in _one_line(capsys) and not (tmp_path / "p").exists()

@@ -11,8 +11,12 @@ from tests.conftest import tiny_dataset
 @pytest.fixture(scope="module")
 def run_with_snapshots(tmp_path_factory):
     out = tmp_path_factory.mktemp("zf") / "lenet"
-    train(resolve("lenet5", "cifar10-assignment", iterations=12, eval_every=6, batch_size=16, snapshots=[3, 6]), out,
-          dataset=tiny_dataset("cifar10-assignment"), progress=False)
+    train(
+        resolve("lenet5", "cifar10-assignment", iterations=12, eval_every=6, batch_size=16, snapshots=[3, 6]),
+        out,
+        dataset=tiny_dataset("cifar10-assignment"),
+        progress=False,
+    )
     return out
 
 
@@ -39,8 +43,12 @@ def test_inspect_errors_are_clear(run_with_snapshots, tmp_path, capsys):
     assert main(["inspect", str(run_with_snapshots), "--deconv", "--layer", "conv7"]) == 2
     assert "--layer conv7: not a layer of this model" in capsys.readouterr().err
     plain = tmp_path / "plain"
-    train(resolve("lenet5", "cifar10-assignment", iterations=4, eval_every=4, batch_size=16), plain,
-          dataset=tiny_dataset("cifar10-assignment"), progress=False)
+    train(
+        resolve("lenet5", "cifar10-assignment", iterations=4, eval_every=4, batch_size=16),
+        plain,
+        dataset=tiny_dataset("cifar10-assignment"),
+        progress=False,
+    )
     assert main(["inspect", str(plain), "--evolution"]) == 2
     assert "no weight snapshots; train with --snapshots" in capsys.readouterr().err
 
@@ -54,11 +62,15 @@ def test_top9_border_share_is_counted_from_the_receptive_fields(run_with_snapsho
     border = read_json(run_with_snapshots / "tables" / "top9_conv2_field.json")
     # LeNet5's relu2: 5x5 'same' conv, 2x2 pool, 5x5 'same' conv -> field 14x14, jump 2, first field starts at -6
     assert border["receptive_field"] == [14, 14] and border["feature_map"] == [14, 14]
-    by_hand = [int(r["y"]) * 2 - 6 < 0 or int(r["x"]) * 2 - 6 < 0 or int(r["y"]) * 2 - 6 + 14 > 28 or
-               int(r["x"]) * 2 - 6 + 14 > 28 for r in rows]
+    by_hand = [
+        int(r["y"]) * 2 - 6 < 0 or int(r["x"]) * 2 - 6 < 0 or int(r["y"]) * 2 - 6 + 14 > 28 or int(r["x"]) * 2 - 6 + 14 > 28
+        for r in rows
+    ]
     assert [int(r["rf_clipped"]) for r in rows] == [int(v) for v in by_hand]
     assert border["clipped"] == sum(by_hand) and border["units"] == 64 * 9  # the table holds every map; --maps 6 is the figure's
-    clipped_positions = sum(y * 2 - 6 < 0 or x * 2 - 6 < 0 or y * 2 + 8 > 28 or x * 2 + 8 > 28 for y in range(14) for x in range(14))
+    clipped_positions = sum(
+        y * 2 - 6 < 0 or x * 2 - 6 < 0 or y * 2 + 8 > 28 or x * 2 + 8 > 28 for y in range(14) for x in range(14)
+    )
     assert border["positions_clipped_share"] == clipped_positions / 196
 
 
@@ -78,7 +90,11 @@ def test_initial_weights_are_rebuilt_exactly(tmp_path):
 
     for lr, expect_small in ((1e-12, True), (1e-2, False)):
         out = tmp_path / f"lr{lr}"
-        train(resolve("cnn-bn", "cifar10-assignment", iterations=1, eval_every=1, batch_size=16, lr=lr, seed=5), out,
-              dataset=tiny_dataset("cifar10-assignment"), progress=False)
+        train(
+            resolve("cnn-bn", "cifar10-assignment", iterations=1, eval_every=1, batch_size=16, lr=lr, seed=5),
+            out,
+            dataset=tiny_dataset("cifar10-assignment"),
+            progress=False,
+        )
         drift = drift_from_init(open_run(out), "conv1")
         assert (drift < 1e-8) == expect_small, drift

@@ -55,8 +55,11 @@ def _targets(runs, photos, tmp_path):
 
 
 def _tree(root):
-    return {p.relative_to(root): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()} \
-        if root.exists() else {}
+    return (
+        {p.relative_to(root): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+        if root.exists()
+        else {}
+    )
 
 
 def test_every_technique_on_every_applicable_model(runs, photos, tmp_path):
@@ -92,8 +95,27 @@ def test_a_refused_technique_writes_nothing(runs, photos, tmp_path, capsys):
     assert "--layer conv9" in capsys.readouterr().err
     assert _tree(out) == before
     fresh = tmp_path / "new-out"
-    assert main(["inspect", "--model", "torchvision:resnet18", "--images", str(photos), "--input-size", "32", "--filters",
-                 "--occlusion", "--occlusion-size", "99", "--out", str(fresh), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "inspect",
+                "--model",
+                "torchvision:resnet18",
+                "--images",
+                str(photos),
+                "--input-size",
+                "32",
+                "--filters",
+                "--occlusion",
+                "--occlusion-size",
+                "99",
+                "--out",
+                str(fresh),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "--occlusion-size 99" in capsys.readouterr().err and not fresh.exists()
 
 
@@ -113,14 +135,29 @@ def test_a_failure_while_writing_removes_what_the_command_created(runs, photos, 
 def test_a_run_and_the_same_model_by_spec_write_identical_tables(runs, tmp_path, capsys):
     out, _ = runs["lenet5"]
     factory = tmp_path / "lenet_factory.py"
-    factory.write_text("from netsight.models import ModelConfig, build_model\n"
-                       "def lenet5():\n    return build_model(ModelConfig('lenet5'))\n")
+    factory.write_text(
+        "from netsight.models import ModelConfig, build_model\ndef lenet5():\n    return build_model(ModelConfig('lenet5'))\n"
+    )
     flags = ["--top9", "--activations", "--invariance", "--layer", "conv2", "--count", "7", "--quiet"]
     assert main(["inspect", str(out)] + flags) == 0
     spec_out = tmp_path / "by-spec"
-    assert main(["inspect", "--model", f"{factory}:lenet5", "--weights", str(out / "model.safetensors"), "--data",
-                 "cifar10-assignment", "--out", str(spec_out)] + flags) == 0
+    assert (
+        main(
+            [
+                "inspect",
+                "--model",
+                f"{factory}:lenet5",
+                "--weights",
+                str(out / "model.safetensors"),
+                "--data",
+                "cifar10-assignment",
+                "--out",
+                str(spec_out),
+            ]
+            + flags
+        )
+        == 0
+    )
     capsys.readouterr()
-    for table in ("top9_conv2.csv", "top9_conv2_field.json", "activations.csv", "activations_per_channel.csv",
-                  "invariance.csv"):
+    for table in ("top9_conv2.csv", "top9_conv2_field.json", "activations.csv", "activations_per_channel.csv", "invariance.csv"):
         assert (out / "tables" / table).read_bytes() == (spec_out / "tables" / table).read_bytes(), table

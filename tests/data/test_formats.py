@@ -25,12 +25,15 @@ def test_idx_header_layout_matches_the_mnist_spec():
     assert len(data) == 12 + 6
 
 
-@pytest.mark.parametrize("blob, message", [
-    (b"\x00\x00\x08", "not an IDX file"),
-    (b"\x12\x34\x08\x01" + b"\x00" * 8, "not an IDX file"),
-    (b"\x00\x00\x0d\x01\x00\x00\x00\x01" + b"\x00" * 4, "element type 0x0d"),
-    (b"\x00\x00\x08\x03\x00\x00", "truncated IDX header"),
-])
+@pytest.mark.parametrize(
+    "blob, message",
+    [
+        (b"\x00\x00\x08", "not an IDX file"),
+        (b"\x12\x34\x08\x01" + b"\x00" * 8, "not an IDX file"),
+        (b"\x00\x00\x0d\x01\x00\x00\x00\x01" + b"\x00" * 4, "element type 0x0d"),
+        (b"\x00\x00\x08\x03\x00\x00", "truncated IDX header"),
+    ],
+)
 def test_idx_bad_headers_are_named(blob, message):
     with pytest.raises(NetsightError, match=message):
         parse_idx(blob, "bad.idx")
@@ -62,6 +65,7 @@ def test_cifar_batch_reads_official_layout(tmp_path):
 class _Evil:
     def __reduce__(self):
         import os
+
         return (os.system, ("touch pwned",))
 
 

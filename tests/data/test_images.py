@@ -84,8 +84,14 @@ def test_tensor_sources():
 
 def _damaged(path, how):
     blob = path.read_bytes()
-    path.write_bytes({"empty": b"", "truncated": blob[: len(blob) // 2], "garbage": bytes(range(256)) * 4,
-                      "header": blob[:8] + bytes(len(blob) - 8)}[how])
+    path.write_bytes(
+        {
+            "empty": b"",
+            "truncated": blob[: len(blob) // 2],
+            "garbage": bytes(range(256)) * 4,
+            "header": blob[:8] + bytes(len(blob) - 8),
+        }[how]
+    )
 
 
 @pytest.mark.parametrize("how", ["empty", "truncated", "garbage", "header"])

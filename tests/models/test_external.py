@@ -73,12 +73,15 @@ def test_file_and_module_specs(user_file, tmp_path, monkeypatch):
     assert (norm.mean, norm.std, norm.resize, norm.crop) == ((0.5,), (0.25,), 20, 20)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("torchvision:resnet19", "did you mean resnet18"),
-    ("resnet18", "expected torchvision:NAME"),
-    ("no_such_package_xyz.models:build", "cannot import no_such_package_xyz.models"),
-    ("missing/file.py:Net", "no such file"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("torchvision:resnet19", "did you mean resnet18"),
+        ("resnet18", "expected torchvision:NAME"),
+        ("no_such_package_xyz.models:build", "cannot import no_such_package_xyz.models"),
+        ("missing/file.py:Net", "no such file"),
+    ],
+)
 def test_specs_that_do_not_resolve(spec, message):
     with pytest.raises(NetsightError, match=message):
         load_external_model(spec)
@@ -145,9 +148,13 @@ def test_damaged_or_foreign_weight_files(tmp_path, user_file):
     (tmp_path / "junk.pt").write_bytes(b"not a pickle at all")
     (tmp_path / "w.npz").write_bytes(b"")
     torch.save([torch.zeros(1)], tmp_path / "list.pt")
-    for name, message in (("cut.safetensors", "not a readable safetensors file"), ("junk.pt", "weights_only=True"),
-                          ("w.npz", "expected a .safetensors, .pt or .pth"), ("list.pt", "expected a state dict"),
-                          ("absent.pt", "absent.pt")):
+    for name, message in (
+        ("cut.safetensors", "not a readable safetensors file"),
+        ("junk.pt", "weights_only=True"),
+        ("w.npz", "expected a .safetensors, .pt or .pth"),
+        ("list.pt", "expected a state dict"),
+        ("absent.pt", "absent.pt"),
+    ):
         with pytest.raises(NetsightError, match=message):
             load_external_model(f"{user_file}:SmallNet", tmp_path / name)
 
@@ -226,9 +233,13 @@ def test_an_exception_in_the_constructor_names_the_users_line(failing):
     assert isinstance(e.value.__cause__, ValueError) and isinstance(e.value, NetsightError)
 
 
-@pytest.mark.parametrize("name, kind, line", [("InForward", "KeyError: 'b'", 'return {"a": 1}["b"]'),
-                                              ("ShapeMismatch", "RuntimeError: mat1 and mat2 shapes cannot be multiplied",
-                                               "self.fc(self.conv(x).flatten(1))")])
+@pytest.mark.parametrize(
+    "name, kind, line",
+    [
+        ("InForward", "KeyError: 'b'", 'return {"a": 1}["b"]'),
+        ("ShapeMismatch", "RuntimeError: mat1 and mat2 shapes cannot be multiplied", "self.fc(self.conv(x).flatten(1))"),
+    ],
+)
 def test_an_exception_in_forward_names_the_users_line(failing, name, kind, line):
     from netsight.errors import UserCodeError
     from netsight.models.external import is_guarded
@@ -244,7 +255,9 @@ def test_a_model_made_of_torch_layers_only_is_still_the_models_error(failing):
     from netsight.errors import UserCodeError
 
     m = load_external_model(f"{failing}:sequential").module
-    with pytest.raises(UserCodeError, match=r"mat1 and mat2 .* no line of the model's own code is in the traceback\); the error is in the model"):
+    with pytest.raises(
+        UserCodeError, match=r"mat1 and mat2 .* no line of the model's own code is in the traceback\); the error is in the model"
+    ):
         m(torch.rand(2, 1, 8, 8))
 
 
@@ -287,9 +300,11 @@ def test_the_guard_keeps_hooks_copies_and_torchvision_models_as_they_were(failin
 def test_import_errors_name_the_users_line(tmp_path, monkeypatch):
     from netsight.errors import UserCodeError
 
-    cases = {"syntax.py": ("import torch\ndef f(:\n", "SyntaxError: invalid syntax", 2),
-             "dependency.py": ("import torch\nimport no_such_dependency_xyz\n", "ModuleNotFoundError: No module named", 2),
-             "exits.py": ("import sys\n\nsys.exit('usage: exits.py FILE')\n", "SystemExit: usage: exits.py FILE", 3)}
+    cases = {
+        "syntax.py": ("import torch\ndef f(:\n", "SyntaxError: invalid syntax", 2),
+        "dependency.py": ("import torch\nimport no_such_dependency_xyz\n", "ModuleNotFoundError: No module named", 2),
+        "exits.py": ("import sys\n\nsys.exit('usage: exits.py FILE')\n", "SystemExit: usage: exits.py FILE", 3),
+    }
     for name, (source, message, line) in cases.items():
         (tmp_path / name).write_text(source)
         with pytest.raises(UserCodeError, match=f"importing .*{name} failed: {message}") as e:
@@ -297,7 +312,9 @@ def test_import_errors_name_the_users_line(tmp_path, monkeypatch):
         assert (e.value.filename, e.value.lineno) == (str(tmp_path / name), line), name
     (tmp_path / "pkg_xyz").mkdir()
     (tmp_path / "pkg_xyz" / "__init__.py").write_text("")
-    (tmp_path / "pkg_xyz" / "nets.py").write_text("from torch import nn\n\ndef build():\n    return nn.Conv2d(1, 2, 3, bias='x')()\n")
+    (tmp_path / "pkg_xyz" / "nets.py").write_text(
+        "from torch import nn\n\ndef build():\n    return nn.Conv2d(1, 2, 3, bias='x')()\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(UserCodeError, match=r"calling build\(\) raised .*nets.py:4"):
         load_external_model("pkg_xyz.nets:build")

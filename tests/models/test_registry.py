@@ -78,5 +78,7 @@ def test_bad_model_requests():
 
 
 def test_parameter_counts():
-    assert count_parameters(build_model(ModelConfig("lenet5"))) == (32 * 25 + 32) + (64 * 32 * 25 + 64) + (3136 * 1024 + 1024) + (1024 * 10 + 10)
+    assert count_parameters(build_model(ModelConfig("lenet5"))) == (32 * 25 + 32) + (64 * 32 * 25 + 64) + (3136 * 1024 + 1024) + (
+        1024 * 10 + 10
+    )
     assert count_parameters(build_model(ModelConfig("lstm", hidden=128))) == 4 * (128 * 28 + 128 * 128 + 2 * 128) + 128 * 10 + 10

@@ -56,15 +56,38 @@ def _chromium() -> str:
     pytest.skip("no Chromium on this machine (apt-get install chromium)")
 
 
-_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-          "--disable-component-update", "--disable-sync", "--virtual-time-budget=10000"]
+_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=10000",
+]
 
 
 def _open(browser: str, report, tmp_path, width: int, tag: str) -> dict:
     probe = tmp_path / f"probe-{tag}.html"
-    probe.write_text(report.read_text().replace("<head>", "<head>" + _PROBE_HEAD, 1).replace("</body>", _PROBE_TAIL + "</body>", 1))
-    dom = subprocess.run([browser, *_FLAGS, f"--user-data-dir={tmp_path / ('profile-' + tag)}", "--enable-logging=stderr",
-                          f"--window-size={width},900", "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    probe.write_text(
+        report.read_text().replace("<head>", "<head>" + _PROBE_HEAD, 1).replace("</body>", _PROBE_TAIL + "</body>", 1)
+    )
+    dom = subprocess.run(
+        [
+            browser,
+            *_FLAGS,
+            f"--user-data-dir={tmp_path / ('profile-' + tag)}",
+            "--enable-logging=stderr",
+            f"--window-size={width},900",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     match = re.search(r"data-check=\"([^\"]*)\"", dom.stdout)
     assert match, dom.stderr[-2000:]
     check = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
@@ -72,8 +95,15 @@ def _open(browser: str, report, tmp_path, width: int, tag: str) -> dict:
     return check
 
 
-PLAYWRIGHT_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync"]
+PLAYWRIGHT_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # Every element that reaches past the window's edges (none may, except inside `exempt`, a box
 # that scrolls on its own), and whether the page itself is wider than the window.
@@ -114,7 +144,9 @@ def layout_problems(page, width: int, exempt: str = "") -> list[str]:
     """LAYOUT_JS, and a window as wide as asked: a phone (is_mobile) widens its layout to fit the
     widest element, so a page too wide shows up there as a wider window."""
     shown = page.evaluate("innerWidth")
-    return ([f"the window lays out {shown} px wide instead of {width} px"] if shown != width else []) + page.evaluate(LAYOUT_JS, exempt)
+    return ([f"the window lays out {shown} px wide instead of {width} px"] if shown != width else []) + page.evaluate(
+        LAYOUT_JS, exempt
+    )
 
 
 def keep_screenshot(page, tmp_path, name: str, full_page: bool = True) -> None:

@@ -9,8 +9,12 @@ from tests.conftest import tiny_dataset
 def test_compare_two_runs(tmp_path, capsys):
     data = tiny_dataset("cifar10-assignment")
     for model in ("lenet5", "cnn-bn"):
-        train(resolve(model, "cifar10-assignment", iterations=10, eval_every=5, batch_size=16), tmp_path / model,
-              dataset=data, progress=False)
+        train(
+            resolve(model, "cifar10-assignment", iterations=10, eval_every=5, batch_size=16),
+            tmp_path / model,
+            dataset=data,
+            progress=False,
+        )
     assert main(["compare", str(tmp_path / "lenet5"), str(tmp_path / "cnn-bn"), "--out", str(tmp_path / "cmp")]) == 0
     rows = read_csv(tmp_path / "cmp" / "compare.csv")
     assert [r["model"] for r in rows] == ["lenet5", "cnn-bn"]

@@ -46,8 +46,12 @@ PAIRS_JS = """() => [...document.querySelectorAll('#detail .pair')].map((f) => {
 @pytest.fixture(scope="module")
 def explore_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("explore") / "lenet"
-    train(resolve("lenet5", "cifar10-assignment", iterations=12, eval_every=6, batch_size=16, snapshots=[4, 8]), run,
-          dataset=tiny_dataset("cifar10-assignment"), progress=False)
+    train(
+        resolve("lenet5", "cifar10-assignment", iterations=12, eval_every=6, batch_size=16, snapshots=[4, 8]),
+        run,
+        dataset=tiny_dataset("cifar10-assignment"),
+        progress=False,
+    )
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert main(["inspect", str(run), "--top9", "--layer", "conv2"]) == 0
@@ -61,8 +65,11 @@ def _unit(page) -> tuple[str, str]:
 
 
 def _wait_unit(page, layer: str, unit: int) -> None:
-    page.wait_for_function(f"() => document.querySelector('#detail').dataset.layer === '{layer}' && "
-                           f"document.querySelector('#detail').dataset.unit === '{unit}'", timeout=5000)
+    page.wait_for_function(
+        f"() => document.querySelector('#detail').dataset.layer === '{layer}' && "
+        f"document.querySelector('#detail').dataset.unit === '{unit}'",
+        timeout=5000,
+    )
 
 
 def _check_plots(page) -> None:
@@ -96,10 +103,16 @@ def _check_address(page) -> None:
     _wait_unit(page, "conv2", 5)
     page.evaluate("history.forward()")
     _wait_unit(page, "conv1", 7)
-    for wrong, right, unit in [("#conv2/999", "#conv2/63", ("conv2", 63)), ("#conv2/banana", "#conv2/0", ("conv2", 0)),
-                               ("#conv1/-4", "#conv1/0", ("conv1", 0)), ("#conv2/05", "#conv2/5", ("conv2", 5)),
-                               ("#conv9/3", "#conv2/5", ("conv2", 5)), ("#%E0%A4%A", "#conv2/5", ("conv2", 5)),
-                               ("#", "#conv2/5", ("conv2", 5)), ("#<script>/1", "#conv2/5", ("conv2", 5))]:
+    for wrong, right, unit in [
+        ("#conv2/999", "#conv2/63", ("conv2", 63)),
+        ("#conv2/banana", "#conv2/0", ("conv2", 0)),
+        ("#conv1/-4", "#conv1/0", ("conv1", 0)),
+        ("#conv2/05", "#conv2/5", ("conv2", 5)),
+        ("#conv9/3", "#conv2/5", ("conv2", 5)),
+        ("#%E0%A4%A", "#conv2/5", ("conv2", 5)),
+        ("#", "#conv2/5", ("conv2", 5)),
+        ("#<script>/1", "#conv2/5", ("conv2", 5)),
+    ]:
         page.evaluate(f"location.hash = {wrong!r}")
         page.wait_for_function(f"() => location.hash === {right!r}", timeout=5000)
         assert _unit(page) == (unit[0], str(unit[1])), wrong
@@ -200,9 +213,11 @@ def test_explore_page_on_a_phone(explore_run, tmp_path):
         page.tap("#grid button[data-unit='12']")
         _wait_unit(page, "conv2", 12)
         # the details scrolled into sight, their top just below the sticky bar (not under it)
-        page.wait_for_function("() => { const gap = document.querySelector('#detail').getBoundingClientRect().top - "
-                               "document.querySelector('#bar').getBoundingClientRect().bottom; return gap >= 0 && gap < 24; }",
-                               timeout=5000)
+        page.wait_for_function(
+            "() => { const gap = document.querySelector('#detail').getBoundingClientRect().top - "
+            "document.querySelector('#bar').getBoundingClientRect().bottom; return gap >= 0 && gap < 24; }",
+            timeout=5000,
+        )
         assert page.evaluate("location.hash") == "#conv2/12"
         assert layout_problems(page, 390) == []
         _check_plots(page)
@@ -220,13 +235,16 @@ def test_explore_page_on_a_phone(explore_run, tmp_path):
         cdp = context.new_cdp_session(page)
 
         def swipe(dx: float, dy: float) -> None:  # a finger on the details, moved in six steps
-            box = page.evaluate("(() => { const r = document.querySelector('#detail').getBoundingClientRect();"
-                                " return [r.left, Math.max(r.top, 0) + 120]; })()")
+            box = page.evaluate(
+                "(() => { const r = document.querySelector('#detail').getBoundingClientRect();"
+                " return [r.left, Math.max(r.top, 0) + 120]; })()"
+            )
             x, y = (300 if dx < 0 else 60), box[1]
             cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
             for i in range(1, 7):
-                cdp.send("Input.dispatchTouchEvent", {"type": "touchMove",
-                                                      "touchPoints": [{"x": x + dx * i / 6, "y": y + dy * i / 6}]})
+                cdp.send(
+                    "Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x + dx * i / 6, "y": y + dy * i / 6}]}
+                )
             cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
         swipe(-180, 10)  # to the left: the next unit
@@ -244,8 +262,11 @@ def test_explore_page_on_a_phone(explore_run, tmp_path):
 
         _check_address(page)
         page.tap("#to-grid")  # back up to the grid, its selected tile focused
-        page.wait_for_function("() => document.activeElement.dataset.unit === '5' && "
-                               "document.activeElement.getBoundingClientRect().top < innerHeight", timeout=5000)
+        page.wait_for_function(
+            "() => document.activeElement.dataset.unit === '5' && "
+            "document.activeElement.getBoundingClientRect().top < innerHeight",
+            timeout=5000,
+        )
         assert layout_problems(page, 390) == []
         context.close()
         browser.close()

@@ -36,14 +36,23 @@ CLASSES = tuple(f"class{i}" for i in range(10))
 
 # ------------------------------------------------------------------ synthetic inputs
 
+
 def curve_rows(n: int = 10, lo: float = 0.1, hi: float = 0.97, seed: int = 0, rate: float = 3.0) -> list[dict]:
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
         a = float(np.clip(lo + (hi - lo) * (1 - np.exp(-i / rate)) + (rng.normal(0, 0.01) if i else 0), 0, 1))
-        rows.append({"iteration": float(100 * (i + 1)), "train_acc": float(min(1, a + rng.normal(0, 0.03))),
-                     "train_acc_mean": min(1.0, a + 0.01), "test_acc": a, "train_loss": 2.3 * np.exp(-i / 3) + 0.05,
-                     "train_loss_mean": 2.2 * np.exp(-i / 3) + 0.05, "test_loss": 2.3 * np.exp(-i / 3) + 0.1})
+        rows.append(
+            {
+                "iteration": float(100 * (i + 1)),
+                "train_acc": float(min(1, a + rng.normal(0, 0.03))),
+                "train_acc_mean": min(1.0, a + 0.01),
+                "test_acc": a,
+                "train_loss": 2.3 * np.exp(-i / 3) + 0.05,
+                "train_loss_mean": 2.2 * np.exp(-i / 3) + 0.05,
+                "test_loss": 2.3 * np.exp(-i / 3) + 0.1,
+            }
+        )
     return rows
 
 
@@ -54,20 +63,34 @@ class FakeRun:
         gates = {"rnn": 1, "lstm": 4, "gru": 3}.get(model, 1)
         parameters = gates * hidden * (hidden + 29) + 10 * hidden + 10 if hidden else {"lenet5": 3_274_634}.get(model, 2_000_000)
         base = {"rnn": 0.91, "lstm": 0.96, "gru": 0.965, "lenet5": 0.99, "cnn-bn": 0.993}.get(model, 0.9)
-        self.summary = {"status": "completed", "final_test_acc": min(0.999, base + 0.004 * seed + (hidden or 0) / 8000),
-                        "best_test_acc": 0.95, "seconds": 3.0, "parameters": parameters}
+        self.summary = {
+            "status": "completed",
+            "final_test_acc": min(0.999, base + 0.004 * seed + (hidden or 0) / 8000),
+            "best_test_acc": 0.95,
+            "seconds": 3.0,
+            "parameters": parameters,
+        }
         self.info = {}
         speed = {"rnn": 3.0, "lstm": 1.8, "gru": 1.4, "lenet5": 1.5, "cnn-bn": 1.0}.get(model, 2.0)
-        self._rows = curve_rows(8, hi=0.9 + (hidden or 100) / 2000 - (0.06 if model == "rnn" else 0), seed=seed,
-                                rate=speed * (1.3 - (hidden or 64) / 256))
+        self._rows = curve_rows(
+            8,
+            hi=0.9 + (hidden or 100) / 2000 - (0.06 if model == "rnn" else 0),
+            seed=seed,
+            rate=speed * (1.3 - (hidden or 64) / 256),
+        )
         tables = folder / "tables"
         tables.mkdir(parents=True, exist_ok=True)
         self.dir = SimpleNamespace(tables=tables)
         rng = np.random.default_rng(seed)
         power = {"rnn": 3.0, "lstm": 2.0, "gru": 1.6}.get(model, 2.0) * (1.2 - (hidden or 64) / 320)
-        write_csv(tables / "rows_read.csv", ["rows_read", "test_acc"],
-                  [{"rows_read": k + 1, "test_acc": min(1.0, 0.1 + 0.88 * (k / 27) ** power + rng.normal(0, 0.005))}
-                   for k in range(28)])
+        write_csv(
+            tables / "rows_read.csv",
+            ["rows_read", "test_acc"],
+            [
+                {"rows_read": k + 1, "test_acc": min(1.0, 0.1 + 0.88 * (k / 27) ** power + rng.normal(0, 0.005))}
+                for k in range(28)
+            ],
+        )
         cols = ["step"] + [f"{p}_{q}" for p in ("init", "final") for q in ("median", "q25", "q75")]
         rows = []
         for t in range(28):
@@ -93,8 +116,11 @@ def study_groups(folder: Path) -> list[study.ConfigGroup]:
 
 
 def cnn_groups(folder: Path) -> list[study.ConfigGroup]:
-    return [study.ConfigGroup("cnn", model, data, None, [FakeRun(folder / f"{model}{data}s{s}", model, None, s) for s in range(2)])
-            for model in ("lenet5", "cnn-bn") for data in ("mnist", "cifar10-assignment")]
+    return [
+        study.ConfigGroup("cnn", model, data, None, [FakeRun(folder / f"{model}{data}s{s}", model, None, s) for s in range(2)])
+        for model in ("lenet5", "cnn-bn")
+        for data in ("mnist", "cifar10-assignment")
+    ]
 
 
 def filter_bank(rgb: bool = False) -> FilterBank:
@@ -113,8 +139,9 @@ def weights() -> dict[str, np.ndarray]:
 
 
 def activation_stats() -> ActivationStatistics:
-    stages = [Stage(layer, stage, f"{stage}{i}") for i, layer in enumerate(("conv1", "conv2"), 1)
-              for stage in ("conv", "relu", "pool")]
+    stages = [
+        Stage(layer, stage, f"{stage}{i}") for i, layer in enumerate(("conv1", "conv2"), 1) for stage in ("conv", "relu", "pool")
+    ]
     hist = {}
     for s in stages:
         counts = torch.tensor(np.random.default_rng(3).integers(0, 1000, 256), dtype=torch.float64)
@@ -127,8 +154,13 @@ FIELD = ReceptiveField((6, 6), (2, 2), (-2, -2))
 
 def top_patches(maps: int = 3, k: int = 9) -> TopPatches:
     g = torch.Generator().manual_seed(4)
-    top = TopActivations("relu2", torch.rand(maps + 2, k, generator=g).sort(1, descending=True).values * 5,
-                         torch.zeros(maps + 2, k, dtype=torch.long), torch.zeros(maps + 2, k, 2, dtype=torch.long), FIELD)
+    top = TopActivations(
+        "relu2",
+        torch.rand(maps + 2, k, generator=g).sort(1, descending=True).values * 5,
+        torch.zeros(maps + 2, k, dtype=torch.long),
+        torch.zeros(maps + 2, k, 2, dtype=torch.long),
+        FIELD,
+    )
     valid = torch.ones(maps, k, 1, 6, 6)
     valid[0, 0, :, :2] = 0  # one field reaches past the image border
     return TopPatches(top, torch.randn(maps, k, 1, 6, 6, generator=g), torch.rand(maps, k, 1, 6, 6, generator=g), valid)
@@ -168,8 +200,11 @@ def invariance_curves() -> InvarianceCurves:
     for kind, amounts in (("vertical translation (pixels)", np.arange(-4, 5)), ("rotation (degrees)", np.linspace(-90, 90, 7))):
         c.amounts[kind] = amounts.astype(float)
         n = len(amounts)
-        c.values[kind] = {"first": np.abs(rng.normal(0.5, 0.2, (n, 5))), "last": np.abs(rng.normal(0.3, 0.1, (n, 5))),
-                          "p_true": rng.uniform(0.2, 0.9, (n, 5))}
+        c.values[kind] = {
+            "first": np.abs(rng.normal(0.5, 0.2, (n, 5))),
+            "last": np.abs(rng.normal(0.3, 0.1, (n, 5))),
+            "p_true": rng.uniform(0.2, 0.9, (n, 5)),
+        }
     return c
 
 
@@ -224,12 +259,30 @@ def monkeypatch_module():
     mp.undo()
 
 
-FIGURES = ["curves", "compare", "filters_gray", "filters_rgb", "weight_histograms", "activation_histograms", "deconv", "top9",
-           "top9_one", "occlusion", "evolution", "invariance", "curves_by_hidden", "curves_by_cell", "cnn_curves",
-           "accuracy_vs_parameters", "rows_read", "gradient_flow"]
+FIGURES = [
+    "curves",
+    "compare",
+    "filters_gray",
+    "filters_rgb",
+    "weight_histograms",
+    "activation_histograms",
+    "deconv",
+    "top9",
+    "top9_one",
+    "occlusion",
+    "evolution",
+    "invariance",
+    "curves_by_hidden",
+    "curves_by_cell",
+    "cnn_curves",
+    "accuracy_vs_parameters",
+    "rows_read",
+    "gradient_flow",
+]
 
 
 # ------------------------------------------------------------------ rules for every figure
+
 
 def _texts(fig) -> list[Text]:
     return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip() and t.figure is not None]
@@ -266,7 +319,7 @@ def test_separate_maps_do_not_touch(rendered, name):
     renderer = fig.canvas.get_renderer()
     boxes = [im.get_window_extent(renderer) for ax in fig.axes for im in ax.get_images()]
     for i, a in enumerate(boxes):
-        for b in boxes[i + 1:]:
+        for b in boxes[i + 1 :]:
             gap = max(b.x0 - a.x1, a.x0 - b.x1, b.y0 - a.y1, a.y0 - b.y1)
             assert gap >= 4, f"{name}: two image blocks {gap:.1f} px apart"
 
@@ -289,8 +342,9 @@ def test_every_map_has_a_colour_bar_or_legend(rendered, name):
         if kind in ("projection", "classes"):
             assert _legend_texts(fig), f"{name}: a {kind} map without a legend"
             continue
-        assert im.colorbar is not None or any(o.norm is im.norm and o.cmap.name == im.cmap.name for o in with_bar), \
+        assert im.colorbar is not None or any(o.norm is im.norm and o.cmap.name == im.cmap.name for o in with_bar), (
             f"{name}: a {kind} map without a colour bar"
+        )
         bar = im.colorbar or next(o.colorbar for o in with_bar if o.norm is im.norm)
         assert bar.ax.get_ylabel() or bar.ax.get_xlabel(), f"{name}: colour bar without a label"
 
@@ -306,8 +360,9 @@ def test_colour_scales_fit_the_quantity(rendered, name):
             if kind == "probability":
                 data = np.asarray(im.get_array(), dtype=float)
                 assert im.cmap.name != "jet"
-                assert (lo, hi) == pytest.approx((data.min(), data.max()), abs=1e-6), \
+                assert (lo, hi) == pytest.approx((data.min(), data.max()), abs=1e-6), (
                     f"{name}: probability scale {lo:.2f}..{hi:.2f}, data {data.min():.2f}..{data.max():.2f}"
+                )
 
 
 @pytest.mark.parametrize("name", FIGURES)
@@ -335,10 +390,12 @@ def test_ordinals_are_english(rendered, name):
 
 # ------------------------------------------------------------------ one colour per cell type and hidden size
 
+
 def _lines(fig) -> list[tuple[str, object]]:
     """(label, colour) of the labelled data lines (an error bar's line is labelled through its container)."""
-    lines = [(line.get_label(), line.get_color()) for ax in fig.axes for line in ax.get_lines()
-             if not line.get_label().startswith("_")]
+    lines = [
+        (line.get_label(), line.get_color()) for ax in fig.axes for line in ax.get_lines() if not line.get_label().startswith("_")
+    ]
     for ax in fig.axes:
         for container in ax.containers:
             label, data_line = container.get_label(), getattr(container, "lines", [None])[0]
@@ -390,6 +447,7 @@ def test_model_colours_are_fixed_for_any_name():
 
 
 # ------------------------------------------------------------------ figure by figure
+
 
 def test_occlusion_classes_keep_their_colour_across_rows(rendered):
     from matplotlib.colors import to_rgba

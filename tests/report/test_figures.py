@@ -15,8 +15,10 @@ class _FakeRun:
 
 def test_every_curve_point_lies_inside_its_axes():
     # early points far below the late ones: a range taken from the second half would cut them off
-    groups = [ConfigGroup("g", "gru", "mnist", h, [_FakeRun([0.05, 0.3, 0.9, 0.95]), _FakeRun([0.12, 0.35, 0.92, 0.96])])
-              for h in (128, 32, 64)]
+    groups = [
+        ConfigGroup("g", "gru", "mnist", h, [_FakeRun([0.05, 0.3, 0.9, 0.95]), _FakeRun([0.12, 0.35, 0.92, 0.96])])
+        for h in (128, 32, 64)
+    ]
     fig = plot_curves_panels(groups, "hidden", "model", "t")
     for ax in fig.axes:
         lo, hi = ax.get_ylim()

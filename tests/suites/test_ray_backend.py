@@ -32,8 +32,10 @@ TINY = re.sub(r"^analyses = .*\n", "", SUITE, flags=re.M)  # the runner test's s
 
 def longer(seeds: int, iterations: int) -> str:
     """LeNet5 runs of several seconds each on one core: time to kill a worker or press Ctrl-C mid-task."""
-    return (f'seeds = {seeds}\n[[group]]\nname = "cnn"\nmodels = ["lenet5"]\ndata = "cifar10-assignment"\n'
-            f'iterations = {iterations}\neval_every = 50\n')
+    return (
+        f'seeds = {seeds}\n[[group]]\nname = "cnn"\nmodels = ["lenet5"]\ndata = "cifar10-assignment"\n'
+        f"iterations = {iterations}\neval_every = 50\n"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +57,7 @@ CTRL_C = "import signal, sys\nsignal.signal(signal.SIGINT, signal.default_int_ha
 
 def netsight(*args, timeout=240, popen=False):
     """The CLI as its own process: finished (CompletedProcess), or still running (Popen) with popen=True."""
-    cmd = [sys.executable, "-c", CTRL_C + "from netsight.cli import main\nraise SystemExit(main(sys.argv[1:]))",
-           *map(str, args)]
+    cmd = [sys.executable, "-c", CTRL_C + "from netsight.cli import main\nraise SystemExit(main(sys.argv[1:]))", *map(str, args)]
     if popen:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -119,8 +120,9 @@ def test_suite_on_two_nodes_equals_the_local_backend(cluster, tmp_path):
         assert open_run(remote).summary["status"] == "completed"
         assert metrics_without_time(remote) == metrics_without_time(local)
         assert (remote / "model.safetensors").read_bytes() == (local / "model.safetensors").read_bytes()
-        assert sorted(p.relative_to(remote).as_posix() for p in remote.rglob("*")) == \
-               sorted(p.relative_to(local).as_posix() for p in local.rglob("*"))
+        assert sorted(p.relative_to(remote).as_posix() for p in remote.rglob("*")) == sorted(
+            p.relative_to(local).as_posix() for p in local.rglob("*")
+        )
     lines = [line for line in done.stderr.splitlines() if ": completed, test acc" in line]
     assert sorted(line.split(":")[0] for line in lines) == sorted(s.dirname for s in specs)  # a line per run
     assert len({line.split(" on node ")[1].split()[0] for line in lines}) == 2  # both nodes trained
@@ -138,8 +140,9 @@ def test_a_fleet_is_one_task(cluster, tmp_path):
         run_suite(parse_suite(text, str(suite_file)), tmp_path / "local", SuiteOptions(progress=False, fleet="on"), report=False)
     finally:
         torch.set_num_threads(threads)
-    done = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--fleet", "on",
-                    "--out", tmp_path / "ray", "--quiet")
+    done = netsight(
+        "run", suite_file, "--backend", "ray", "--address", cluster.address, "--fleet", "on", "--out", tmp_path / "ray", "--quiet"
+    )
     assert done.returncode == 0, done.stderr
     assert "training 2 runs as 1 Ray task" in done.stderr
     for spec in expand(parse_suite(text, str(suite_file))):
@@ -151,8 +154,9 @@ def test_a_fleet_is_one_task(cluster, tmp_path):
 def test_a_worker_killed_mid_task_is_retried(cluster, tmp_path):
     suite_file = _suite_file(tmp_path, longer(seeds=2, iterations=100))
     before = task_folders()
-    proc = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet",
-                    popen=True)
+    proc = netsight(
+        "run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet", popen=True
+    )
     victim = wait_for_tasks(proc, before)[0]
     os.kill(victim, signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
@@ -171,10 +175,22 @@ def test_a_worker_killed_mid_task_is_retried(cluster, tmp_path):
 def test_a_task_lost_for_good_is_named_with_its_node(cluster, tmp_path):
     """With no retries left (MAX_RETRIES set to 0 for this driver), a killed worker fails its run,
     and the error says on which node it was lost."""
-    args = ["run", str(_suite_file(tmp_path, longer(seeds=2, iterations=100))), "--backend", "ray",
-            "--address", cluster.address, "--out", str(tmp_path / "o"), "--quiet"]
-    code = (CTRL_C + "from netsight.suites.backends import ray as ray_backend\nray_backend.MAX_RETRIES = 0\nfrom netsight.cli import main\n"
-            f"raise SystemExit(main({args!r}))")
+    args = [
+        "run",
+        str(_suite_file(tmp_path, longer(seeds=2, iterations=100))),
+        "--backend",
+        "ray",
+        "--address",
+        cluster.address,
+        "--out",
+        str(tmp_path / "o"),
+        "--quiet",
+    ]
+    code = (
+        CTRL_C
+        + "from netsight.suites.backends import ray as ray_backend\nray_backend.MAX_RETRIES = 0\nfrom netsight.cli import main\n"
+        f"raise SystemExit(main({args!r}))"
+    )
     before = task_folders()
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     os.kill(wait_for_tasks(proc, before)[0], signal.SIGKILL)
@@ -191,11 +207,13 @@ RESUMABLE = 'seeds = 1\n[[group]]\nname = "rnn"\nmodels = ["gru"]\nhidden = [32]
 
 def driver(suite_file, out, address, checkpoint_seconds=1.0, shared_out=False):
     """A driver process checkpointing every second (the CLI's default is a minute)."""
-    code = (CTRL_C + "from netsight.suites.runner import SuiteOptions, run_suite\nfrom netsight.suites.spec import load_suite\n"
-            f"options = SuiteOptions(backend='ray', address={address!r}, checkpoint_seconds={checkpoint_seconds}, "
-            f"shared_out={shared_out}, progress=False)\n"
-            f"try:\n    run_suite(load_suite({str(suite_file)!r}), {str(out)!r}, options, report=False)\n"
-            "except KeyboardInterrupt:\n    sys.exit(130)\n")
+    code = (
+        CTRL_C + "from netsight.suites.runner import SuiteOptions, run_suite\nfrom netsight.suites.spec import load_suite\n"
+        f"options = SuiteOptions(backend='ray', address={address!r}, checkpoint_seconds={checkpoint_seconds}, "
+        f"shared_out={shared_out}, progress=False)\n"
+        f"try:\n    run_suite(load_suite({str(suite_file)!r}), {str(out)!r}, options, report=False)\n"
+        "except KeyboardInterrupt:\n    sys.exit(130)\n"
+    )
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -236,8 +254,9 @@ def test_a_node_lost_mid_task_has_its_work_retried_on_another(cluster, tmp_path)
     try:
         suite_file = _suite_file(tmp_path, longer(seeds=3, iterations=100))
         before = task_folders()
-        proc = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o",
-                        "--quiet", popen=True)
+        proc = netsight(
+            "run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet", popen=True
+        )
         deadline = time.monotonic() + 120
         while len(wait_for_tasks(proc, before)) < 3:  # one run per node: each node has one CPU
             assert time.monotonic() < deadline, "three tasks never ran at once"
@@ -264,8 +283,12 @@ def test_the_task_book_lets_finished_tasks_go(cluster, tmp_path, monkeypatch):
     monkeypatch.setattr(ray_backend, "_task_book", lambda r: books.append(make_book(r)) or books[-1])
     ray.init(address=cluster.address, logging_level="WARNING")
     try:
-        run_suite(parse_suite(RESUMABLE.replace("800", "60"), str(tmp_path / "suite.toml")), tmp_path / "o",
-                  SuiteOptions(backend="ray", address=cluster.address, checkpoint_seconds=0.0, progress=False), report=False)
+        run_suite(
+            parse_suite(RESUMABLE.replace("800", "60"), str(tmp_path / "suite.toml")),
+            tmp_path / "o",
+            SuiteOptions(backend="ray", address=cluster.address, checkpoint_seconds=0.0, progress=False),
+            report=False,
+        )
         assert ray.get(books[0].holds.remote()) == 0
     finally:
         ray.shutdown()
@@ -283,11 +306,23 @@ def test_shared_out_trains_in_place_and_a_retry_resumes_from_disk(cluster, tmp_p
 def test_shared_out_is_refused_where_a_node_does_not_see_out(cluster, tmp_path):
     """Simulated: the token file the nodes read holds another token than the driver's (as a node-local
     /tmp would). Every node is named, nothing trains."""
-    args = ["run", str(_suite_file(tmp_path, TINY)), "--backend", "ray", "--address", cluster.address, "--shared-out",
-            "--out", str(tmp_path / "o"), "--quiet"]
-    code = (CTRL_C + "import netsight.fileio as f\nreal = f.write_text\n"
-            "f.write_text = lambda p, t: real(p, 'elsewhere' if str(p).endswith('.netsight-shared-out') else t)\n"
-            f"from netsight.cli import main\nraise SystemExit(main({args!r}))")
+    args = [
+        "run",
+        str(_suite_file(tmp_path, TINY)),
+        "--backend",
+        "ray",
+        "--address",
+        cluster.address,
+        "--shared-out",
+        "--out",
+        str(tmp_path / "o"),
+        "--quiet",
+    ]
+    code = (
+        CTRL_C + "import netsight.fileio as f\nreal = f.write_text\n"
+        "f.write_text = lambda p, t: real(p, 'elsewhere' if str(p).endswith('.netsight-shared-out') else t)\n"
+        f"from netsight.cli import main\nraise SystemExit(main({args!r}))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 2 and last.startswith("netsight: error: --shared-out: "), done.stderr
@@ -324,7 +359,7 @@ def test_ctrl_c_keeps_the_progress_of_running_tasks(cluster, tmp_path):
     assert again.returncode == 0, again.stderr
     rows = read_csv(run / "metrics.csv")
     assert [int(r["iteration"]) for r in rows] == list(range(20, 801, 20))
-    assert rows[:len(kept)] == kept  # the same rows, timings included: resumed, not trained again
+    assert rows[: len(kept)] == kept  # the same rows, timings included: resumed, not trained again
 
 
 def test_ctrl_c_cancels_the_tasks_and_a_rerun_finishes(cluster, tmp_path):
@@ -373,13 +408,33 @@ def test_an_interrupted_run_resumes_on_the_cluster(cluster, tmp_path, monkeypatc
     done = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet")
     assert done.returncode == 0, done.stderr
     assert "1 runs, 0 already done, 1 to train" in done.stderr
-    assert metrics_without_time(tmp_path / "o" / "runs" / spec.dirname) == \
-           metrics_without_time(tmp_path / "clean" / "runs" / spec.dirname)
+    assert metrics_without_time(tmp_path / "o" / "runs" / spec.dirname) == metrics_without_time(
+        tmp_path / "clean" / "runs" / spec.dirname
+    )
 
 
 def test_sweep_trains_on_the_cluster(cluster, tmp_path):
-    done = netsight("sweep", "--models", "rnn,gru", "--hidden", "8", "--cnn", "", "--iterations", "6", "--eval-every", "3",
-                    "--backend", "ray", "--address", cluster.address, "--shared-out", "--out", tmp_path / "s", "--quiet")
+    done = netsight(
+        "sweep",
+        "--models",
+        "rnn,gru",
+        "--hidden",
+        "8",
+        "--cnn",
+        "",
+        "--iterations",
+        "6",
+        "--eval-every",
+        "3",
+        "--backend",
+        "ray",
+        "--address",
+        cluster.address,
+        "--shared-out",
+        "--out",
+        tmp_path / "s",
+        "--quiet",
+    )
     assert done.returncode == 0, done.stderr
     assert "training 2 runs as 2 Ray tasks on the Ray cluster at" in done.stderr
     assert {r["model"] for r in read_csv(tmp_path / "s" / "comparison.csv")} == {"rnn", "gru"}
@@ -395,8 +450,19 @@ def test_without_address_a_local_instance_is_started(cluster, tmp_path):
 
 
 def test_a_run_failing_on_a_node_is_named_with_the_node(cluster, tmp_path):
-    done = netsight("run", _suite_file(tmp_path, TINY), "--backend", "ray", "--address", cluster.address,
-                    "--data-root", tmp_path / "no-data-here", "--out", tmp_path / "o", "--quiet")
+    done = netsight(
+        "run",
+        _suite_file(tmp_path, TINY),
+        "--backend",
+        "ray",
+        "--address",
+        cluster.address,
+        "--data-root",
+        tmp_path / "no-data-here",
+        "--out",
+        tmp_path / "o",
+        "--quiet",
+    )
     assert done.returncode == 2, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("netsight: error: 4 Ray tasks failed: ") and last.count("failed on node ") == 4, last
@@ -409,14 +475,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--address", f"127.0.0.1:{_free_port()}"], "cannot reach a Ray head node there"),
-    (["--address", "nonsense"], "expected auto or HOST:PORT"),
-    (["--cpus-per-task", "64", "--address", "CLUSTER"], "no node of the Ray cluster has that much"),
-    (["--gpus-per-task", "1", "--address", "CLUSTER"], "no node of the Ray cluster has that much"),
-    (["--jobs", "2"], "--jobs 2 is for the local backend"),
-    (["--device", "cuda"], "also ask for GPUs with --gpus-per-task"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--address", f"127.0.0.1:{_free_port()}"], "cannot reach a Ray head node there"),
+        (["--address", "nonsense"], "expected auto or HOST:PORT"),
+        (["--cpus-per-task", "64", "--address", "CLUSTER"], "no node of the Ray cluster has that much"),
+        (["--gpus-per-task", "1", "--address", "CLUSTER"], "no node of the Ray cluster has that much"),
+        (["--jobs", "2"], "--jobs 2 is for the local backend"),
+        (["--device", "cuda"], "also ask for GPUs with --gpus-per-task"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(cluster, tmp_path, flags, message):
     suite_file = _suite_file(tmp_path, TINY)
     flags = [cluster.address if f == "CLUSTER" else f for f in flags]
@@ -434,8 +503,10 @@ def test_ray_flags_need_the_ray_backend(tmp_path, flag):
 
 
 def test_ray_not_installed_is_one_line(tmp_path):
-    code = ("import sys; sys.modules['ray'] = None\nfrom netsight.cli import main\n"
-            f"raise SystemExit(main(['run', {str(_suite_file(tmp_path, TINY))!r}, '--backend', 'ray', '--out', {str(tmp_path / 'o')!r}]))")
+    code = (
+        "import sys; sys.modules['ray'] = None\nfrom netsight.cli import main\n"
+        f"raise SystemExit(main(['run', {str(_suite_file(tmp_path, TINY))!r}, '--backend', 'ray', '--out', {str(tmp_path / 'o')!r}]))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "Ray is not installed here; pip install 'netsight[ray]'" in done.stderr

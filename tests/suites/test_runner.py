@@ -49,8 +49,16 @@ def test_suite_writes_runs_analyses_and_report(suite_out):
     runs = sorted(p.parent.relative_to(suite_out / "runs").as_posix() for p in (suite_out / "runs").glob("*/*/summary.json"))
     assert len(runs) == 4 and all(r.startswith(("cnn/lenet5-cifar10-assignment-seed", "rnn/gru-h8-mnist-seed")) for r in runs)
     lenet0 = next((suite_out / "runs" / "cnn").glob("*seed0*"))
-    for f in ("figures/filters_conv1.png", "tables/activations.csv", "figures/deconv_conv2_max.png", "figures/top9_conv2.png",
-              "figures/occlusion_conv2.png", "figures/evolution_conv2.png", "figures/invariance.png", "explore.html"):
+    for f in (
+        "figures/filters_conv1.png",
+        "tables/activations.csv",
+        "figures/deconv_conv2_max.png",
+        "figures/top9_conv2.png",
+        "figures/occlusion_conv2.png",
+        "figures/evolution_conv2.png",
+        "figures/invariance.png",
+        "explore.html",
+    ):
         assert (lenet0 / f).is_file(), f
     assert not (next((suite_out / "runs" / "cnn").glob("*seed1*")) / "figures").exists()  # analyses on the first seed
     for gru in (suite_out / "runs" / "rnn").iterdir():
@@ -95,19 +103,22 @@ def test_interrupted_run_is_resumed_to_the_uninterrupted_result(tmp_path, monkey
         calls["n"] += 1
         if calls["n"] == 7:
             import signal
+
             signal.raise_signal(signal.SIGINT)
         return original(self)
 
     monkeypatch.setattr(BatchSampler, "next", ctrl_c_at_7)
     from netsight.data import load_dataset
+
     stopped = train(spec.config, tmp_path / "resumed" / "runs" / spec.dirname, dataset=load_dataset("mnist"), progress=False)
     assert stopped["status"] == "interrupted"
     monkeypatch.undo()
     run_suite(suite, tmp_path / "resumed", SuiteOptions(progress=False), report=False)
     clean = open_run(tmp_path / "clean" / "runs" / spec.dirname).metrics()
     resumed = open_run(tmp_path / "resumed" / "runs" / spec.dirname).metrics()
-    assert [{k: v for k, v in r.items() if k != "seconds"} for r in clean] == \
-           [{k: v for k, v in r.items() if k != "seconds"} for r in resumed]
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in clean] == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in resumed
+    ]
 
 
 def test_parallel_jobs_give_the_same_results(tmp_path):
@@ -135,11 +146,26 @@ def test_parallel_workers_start_the_longest_runs_first(tmp_path, monkeypatch, jo
 
 
 def test_sweep_comparison(tmp_path):
-    paths = run_sweep(tmp_path, ["rnn", "gru"], [8, 32], ["lenet5"], "mnist", 2, SuiteOptions(progress=False),
-                      {"iterations": 10, "eval_every": 5})
+    paths = run_sweep(
+        tmp_path,
+        ["rnn", "gru"],
+        [8, 32],
+        ["lenet5"],
+        "mnist",
+        2,
+        SuiteOptions(progress=False),
+        {"iterations": 10, "eval_every": 5},
+    )
     names = {p.name for p in paths}
-    assert {"comparison.csv", "comparison.md", "curves_by_hidden.png", "curves_by_cell.png", "rows_read.png",
-            "gradient_flow.png", "accuracy_vs_parameters.png"} <= names
+    assert {
+        "comparison.csv",
+        "comparison.md",
+        "curves_by_hidden.png",
+        "curves_by_cell.png",
+        "rows_read.png",
+        "gradient_flow.png",
+        "accuracy_vs_parameters.png",
+    } <= names
     rows = read_csv(tmp_path / "comparison.csv")
     assert {(r["model"], r["hidden"]) for r in rows} == {("rnn", "8"), ("rnn", "32"), ("gru", "8"), ("gru", "32"), ("lenet5", "")}
     rnn32 = next(r for r in rows if (r["model"], r["hidden"]) == ("rnn", "32"))
@@ -161,8 +187,27 @@ def test_report_keeps_to_the_runs_of_the_last_suite(tmp_path):
 def test_sweep_models_accept_any_registered_model(tmp_path, capsys):
     from netsight.cli import main
 
-    assert main(["sweep", "--models", "gru,lenet5", "--hidden", "8,16", "--cnn", "", "--iterations", "4", "--eval-every", "2",
-                 "--out", str(tmp_path / "s"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "--models",
+                "gru,lenet5",
+                "--hidden",
+                "8,16",
+                "--cnn",
+                "",
+                "--iterations",
+                "4",
+                "--eval-every",
+                "2",
+                "--out",
+                str(tmp_path / "s"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     rows = read_csv(tmp_path / "s" / "comparison.csv")
     assert [(r["model"], r["hidden"]) for r in rows] == [("gru", "8"), ("gru", "16"), ("lenet5", "")]  # lenet5 once
     assert main(["sweep", "--models", "gru,vgg", "--out", str(tmp_path / "t")]) == 2
@@ -193,8 +238,11 @@ def test_parallel_workers_die_with_the_driver(tmp_path):
 
     suite = tmp_path / "s.toml"
     suite.write_text('seeds = 2\n[[group]]\nname = "g"\nmodels = ["lstm"]\nhidden = [64]\niterations = 100000\n')
-    proc = subprocess.Popen([sys.executable, "-m", "netsight", "run", str(suite), "--jobs", "2", "--quiet",
-                             "--out", str(tmp_path / "o")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netsight", "run", str(suite), "--jobs", "2", "--quiet", "--out", str(tmp_path / "o")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list((tmp_path / "o").glob("runs/g/*/config.json")):
         assert proc.poll() is None, proc.stderr.read()
@@ -206,7 +254,11 @@ def test_parallel_workers_die_with_the_driver(tmp_path):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(os.path.exists(f"/proc/{w}") for w in workers):
         time.sleep(0.1)
-    alive = [w for w in workers if os.path.exists(f"/proc/{w}") and "Z" not in open(f"/proc/{w}/stat").read().rsplit(")", 1)[1].split()[0]]
+    alive = [
+        w
+        for w in workers
+        if os.path.exists(f"/proc/{w}") and "Z" not in open(f"/proc/{w}/stat").read().rsplit(")", 1)[1].split()[0]
+    ]
     assert alive == [], f"workers still running after their driver died: {alive}"
 
 

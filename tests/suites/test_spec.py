@@ -37,34 +37,52 @@ def test_equal_configs_share_a_key_and_different_ones_do_not():
     assert a[0].config.key() != a[1].config.key()
 
 
-@pytest.mark.parametrize("text, message", [
-    ("title = ", "not valid TOML"),
-    ("colour = 1\n[[group]]\nname='a'\nmodels=['lstm']", "unknown top-level key\\(s\\) colour"),
-    ("title = 'x'", "no \\[\\[group\\]\\] tables"),
-    ("[[group]]\nname='a'\nmodels=['resnet']", "group 1 \\(a\\): models = \\['resnet'\\]: unknown 'resnet'; expected any of lenet5"),
-    ("[[group]]\nname='a'\nmodels=['lstm']\n[[group]]\nname='a'\nmodels=['gru']", "name 'a' used twice"),
-    ("[[group]]\nname='a'\nmodels=['lstm']\nanalyses=['saliency']", "unknown analyses \\['saliency'\\]"),
-    ("[[group]]\nname='a'\nmodels=['lstm']\nlearning_rate=1", "unknown key\\(s\\) learning_rate"),
-    ("[[group]]\nname='a'\nmodels=['lstm']\nlr=-1", "my_suite.toml: group a, model lstm: --lr -1: expected a number in \\(0, 1e\\+06\\]"),
-    ("seeds = 0\n[[group]]\nname='a'\nmodels=['lstm']", "seeds = 0: expected an integer from 1 to 1000"),
-    # every value is type-checked, naming the group and the key; a float is never truncated to an integer
-    ("[[group]]\nname='a'\nmodels=['lstm']\nhidden=32.5", "group 1 \\(a\\): hidden = 32.5: expected an integer or a non-empty list of integers"),
-    ("[[group]]\nname='a'\nmodels=['lstm']\nhidden=[32, 64.0]", "hidden = \\[32, 64.0\\]: expected an integer or a non-empty list"),
-    ("[[group]]\nname='a'\nmodels=['lstm']\niterations=true", "iterations = True: expected an integer"),
-    ("[[group]]\nname='a'\nmodels=['lstm']\nlr='fast'", "lr = 'fast': expected a number or a non-empty list of numbers"),
-    ("[[group]]\nname='a'\nmodels=['lstm']\nlr=[]", "lr = \\[\\]: expected a number or a non-empty list"),
-    ("[[group]]\nname='a'\nmodels='lstm'", "models = 'lstm': expected a non-empty list of strings"),
-    ("[[group]]\nname='a'\nmodels=['lstm']\ndata=['mnist']", "data = \\['mnist'\\]: expected a string"),
-    ("[[group]]\nname='a'\nmodels=['lstm']\nsnapshots=[10, 2.5]", "snapshots = \\[10, 2.5\\]: expected a non-empty list of integers"),
-    ("[[group]]\nname='a'\nmodels=['lstm']\noptimizer=1", "optimizer = 1: expected a string"),
-    ("[[group]]\nname='a'\nmodels=['lstm']\noptimizer='rmsprop'", "--optimizer 'rmsprop': expected adam or sgd"),
-    ("[[group]]\nname='a'\nmodels=['lstm']\nbatch_size=[0]", "--batch-size 0: expected an integer from 1"),
-    ("[[group]]\nname='a'\nmodels=['cnn-bn']\ndropout=1.5", "--dropout 1.5: expected a number in \\[0, 1\\)"),
-    ("[[group]]\nname='a'\n", "group 1 \\(a\\): no models"),
-    ("title = 3\n[[group]]\nname='a'\nmodels=['lstm']", "title = 3: expected a string"),
-    ("seeds = 2.0\n[[group]]\nname='a'\nmodels=['lstm']", "seeds = 2.0: expected an integer"),
-    ("seeds = true\n[[group]]\nname='a'\nmodels=['lstm']", "seeds = True: expected an integer"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("title = ", "not valid TOML"),
+        ("colour = 1\n[[group]]\nname='a'\nmodels=['lstm']", "unknown top-level key\\(s\\) colour"),
+        ("title = 'x'", "no \\[\\[group\\]\\] tables"),
+        (
+            "[[group]]\nname='a'\nmodels=['resnet']",
+            "group 1 \\(a\\): models = \\['resnet'\\]: unknown 'resnet'; expected any of lenet5",
+        ),
+        ("[[group]]\nname='a'\nmodels=['lstm']\n[[group]]\nname='a'\nmodels=['gru']", "name 'a' used twice"),
+        ("[[group]]\nname='a'\nmodels=['lstm']\nanalyses=['saliency']", "unknown analyses \\['saliency'\\]"),
+        ("[[group]]\nname='a'\nmodels=['lstm']\nlearning_rate=1", "unknown key\\(s\\) learning_rate"),
+        (
+            "[[group]]\nname='a'\nmodels=['lstm']\nlr=-1",
+            "my_suite.toml: group a, model lstm: --lr -1: expected a number in \\(0, 1e\\+06\\]",
+        ),
+        ("seeds = 0\n[[group]]\nname='a'\nmodels=['lstm']", "seeds = 0: expected an integer from 1 to 1000"),
+        # every value is type-checked, naming the group and the key; a float is never truncated to an integer
+        (
+            "[[group]]\nname='a'\nmodels=['lstm']\nhidden=32.5",
+            "group 1 \\(a\\): hidden = 32.5: expected an integer or a non-empty list of integers",
+        ),
+        (
+            "[[group]]\nname='a'\nmodels=['lstm']\nhidden=[32, 64.0]",
+            "hidden = \\[32, 64.0\\]: expected an integer or a non-empty list",
+        ),
+        ("[[group]]\nname='a'\nmodels=['lstm']\niterations=true", "iterations = True: expected an integer"),
+        ("[[group]]\nname='a'\nmodels=['lstm']\nlr='fast'", "lr = 'fast': expected a number or a non-empty list of numbers"),
+        ("[[group]]\nname='a'\nmodels=['lstm']\nlr=[]", "lr = \\[\\]: expected a number or a non-empty list"),
+        ("[[group]]\nname='a'\nmodels='lstm'", "models = 'lstm': expected a non-empty list of strings"),
+        ("[[group]]\nname='a'\nmodels=['lstm']\ndata=['mnist']", "data = \\['mnist'\\]: expected a string"),
+        (
+            "[[group]]\nname='a'\nmodels=['lstm']\nsnapshots=[10, 2.5]",
+            "snapshots = \\[10, 2.5\\]: expected a non-empty list of integers",
+        ),
+        ("[[group]]\nname='a'\nmodels=['lstm']\noptimizer=1", "optimizer = 1: expected a string"),
+        ("[[group]]\nname='a'\nmodels=['lstm']\noptimizer='rmsprop'", "--optimizer 'rmsprop': expected adam or sgd"),
+        ("[[group]]\nname='a'\nmodels=['lstm']\nbatch_size=[0]", "--batch-size 0: expected an integer from 1"),
+        ("[[group]]\nname='a'\nmodels=['cnn-bn']\ndropout=1.5", "--dropout 1.5: expected a number in \\[0, 1\\)"),
+        ("[[group]]\nname='a'\n", "group 1 \\(a\\): no models"),
+        ("title = 3\n[[group]]\nname='a'\nmodels=['lstm']", "title = 3: expected a string"),
+        ("seeds = 2.0\n[[group]]\nname='a'\nmodels=['lstm']", "seeds = 2.0: expected an integer"),
+        ("seeds = true\n[[group]]\nname='a'\nmodels=['lstm']", "seeds = True: expected an integer"),
+    ],
+)
 def test_bad_suites_name_the_file_and_the_key(text, message):
     with pytest.raises(NetsightError, match=message):
         expand(parse_suite(text, "my_suite.toml"))

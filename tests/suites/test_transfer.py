@@ -19,8 +19,13 @@ def _run_dir(path, marker=b"weights"):
 
 def test_pack_and_install_round_trip_keeps_ownership(tmp_path):
     files = pack_folder(_run_dir(tmp_path / "a"))
-    assert set(files) == {".netsight-files.json", "config.json", "model.safetensors", "snapshots/.netsight-files.json",
-                          "snapshots/iter_000004.safetensors"}
+    assert set(files) == {
+        ".netsight-files.json",
+        "config.json",
+        "model.safetensors",
+        "snapshots/.netsight-files.json",
+        "snapshots/iter_000004.safetensors",
+    }
     (tmp_path / "a" / ".model.safetensors.abcd1234.tmp").write_bytes(b"half")  # a killed write is not shipped
     assert set(pack_folder(tmp_path / "a")) == set(files)
     target = install_folder(tmp_path / "runs" / "g" / "b", files)
@@ -99,8 +104,12 @@ def test_pack_changes_sends_only_what_changed_and_names_every_file(tmp_path):
     write_bytes(run / "snapshots" / "iter_000008.safetensors", b"8")
     (run / ".checkpoint.pt.abcd1234.tmp").write_bytes(b"half")  # a killed write is never sent
     files, names, stamps = transfer.pack_changes(run, stamps)
-    assert set(files) == {"model.safetensors", "snapshots/iter_000008.safetensors",  # and the manifests recording them
-                          ".netsight-files.json", "snapshots/.netsight-files.json"}
+    assert set(files) == {
+        "model.safetensors",
+        "snapshots/iter_000008.safetensors",  # and the manifests recording them
+        ".netsight-files.json",
+        "snapshots/.netsight-files.json",
+    }
     assert set(names) == set(pack_folder(run))
     (run / "snapshots" / "iter_000004.safetensors").unlink()
     files, names, _ = transfer.pack_changes(run, stamps)

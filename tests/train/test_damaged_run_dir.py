@@ -26,8 +26,23 @@ from tests.conftest import tiny_dataset, tree_snapshot
 from tests.train.test_loop import _interrupt_after
 
 REPO = Path(__file__).resolve().parents[2]
-TRAIN = ["train", "lenet5", "--data", "mnist", "--iterations", "12", "--eval-every", "4", "--batch-size", "16",
-         "--seed", "1", "--snapshots", "4,8", "--quiet"]
+TRAIN = [
+    "train",
+    "lenet5",
+    "--data",
+    "mnist",
+    "--iterations",
+    "12",
+    "--eval-every",
+    "4",
+    "--batch-size",
+    "16",
+    "--seed",
+    "1",
+    "--snapshots",
+    "4,8",
+    "--quiet",
+]
 
 
 def _config():
@@ -62,8 +77,9 @@ def interrupted(tmp_path, monkeypatch):
     return tmp_path / "stopped"
 
 
-@pytest.mark.parametrize("lost", ["config.json", "metrics.csv", "summary.json", "model.safetensors", "curves.png",
-                                  "snapshots/iter_000004.safetensors"])
+@pytest.mark.parametrize(
+    "lost", ["config.json", "metrics.csv", "summary.json", "model.safetensors", "curves.png", "snapshots/iter_000004.safetensors"]
+)
 @pytest.mark.parametrize("resume", [True, False])
 def test_a_completed_run_that_lost_a_file_is_refused(completed, capsys, lost, resume):
     (completed / lost).unlink()
@@ -91,7 +107,8 @@ def test_a_completed_run_with_a_changed_file_is_refused(completed, capsys, name)
     assert main([*TRAIN, "--out", str(completed), "--resume"]) == 2
     line = _one_line(capsys)
     assert f"damaged run directory: {name} changed since netsight wrote it" in line or (
-        name == "summary.json" and "not valid JSON" in line), line  # a flipped byte may break the JSON itself
+        name == "summary.json" and "not valid JSON" in line
+    ), line  # a flipped byte may break the JSON itself
     assert tree_snapshot(completed) == before
 
 
@@ -126,6 +143,7 @@ def test_legit_paths_still_work(completed, interrupted, capsys, tiny_data):
 
 
 # ---------------------------------------------------------------- killed for real (SIGKILL), then resumed
+
 
 def _train_and_kill(out: Path, when: str) -> None:
     """Train in a child process that SIGKILLs itself at `when`: 'checkpoint' (after the second
@@ -179,6 +197,7 @@ def test_a_run_killed_at_any_point_resumes_to_the_uninterrupted_result(tmp_path,
 
 
 # ---------------------------------------------------------------- the record itself (fileio)
+
 
 class Killed(BaseException):
     pass
@@ -237,8 +256,26 @@ def test_suite_commands_refuse_a_damaged_run_directory_before_writing_anything(t
         (tmp_path / "s.toml").write_text(SUITE)
         argv = ["run", str(tmp_path / "s.toml"), "--out", str(out), "--quiet", "--jobs", "1"]
     else:
-        argv = ["sweep", "--out", str(out), "--models", "rnn", "--hidden", "8", "--cnn", "", "--iterations", "4",
-                "--eval-every", "2", "--seeds", "1", "--quiet", "--jobs", "1"]
+        argv = [
+            "sweep",
+            "--out",
+            str(out),
+            "--models",
+            "rnn",
+            "--hidden",
+            "8",
+            "--cnn",
+            "",
+            "--iterations",
+            "4",
+            "--eval-every",
+            "2",
+            "--seeds",
+            "1",
+            "--quiet",
+            "--jobs",
+            "1",
+        ]
     assert main(argv) == 0
     capsys.readouterr()
     run = next(p.parent for p in out.glob("runs/*/*/summary.json"))

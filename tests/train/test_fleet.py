@@ -30,8 +30,16 @@ def _losses(path):
 # whose true gradient is ~0 (conv biases that batch norm cancels, units that barely fire) take
 # full-size steps driven by rounding noise, and these differ between the two. Measured over 50 iterations, 3 seeds (max |loss difference|):
 # cells 4.8e-7; LeNet5 6.4e-4; cnn-bn (dropout off) 8.3e-3. The bounds below sit above those.
-@pytest.mark.parametrize("model, kw, tol", [("lenet5", {}, 2e-3), ("rnn", {"hidden": 16}, 1e-5), ("lstm", {"hidden": 16}, 1e-5),
-                                            ("gru", {"hidden": 16}, 1e-5), ("cnn-bn", {"dropout": 0.0}, 2e-2)])
+@pytest.mark.parametrize(
+    "model, kw, tol",
+    [
+        ("lenet5", {}, 2e-3),
+        ("rnn", {"hidden": 16}, 1e-5),
+        ("lstm", {"hidden": 16}, 1e-5),
+        ("gru", {"hidden": 16}, 1e-5),
+        ("cnn-bn", {"dropout": 0.0}, 2e-2),
+    ],
+)
 def test_the_first_50_iterations_equal_the_single_runs(tmp_path, model, kw, tol):
     data = tiny_dataset()
     configs = _configs(model, **kw)
@@ -49,6 +57,7 @@ def test_the_first_50_iterations_equal_the_single_runs(tmp_path, model, kw, tol)
     assert run.summary["fleet"] == {"members": 3, "index": 1} and run.config == configs[1]
     model_ = run.model()
     from netsight.train.loop import evaluate
+
     _, acc = evaluate(model_, data.test_images, data.test_labels)
     assert acc.item() == pytest.approx(run.metrics()[-1]["test_acc"], abs=1e-6)
 
@@ -57,8 +66,10 @@ def test_the_first_50_iterations_equal_the_single_runs(tmp_path, model, kw, tol)
 def test_members_with_their_own_learning_rates(tmp_path, optimizer):
     """lr may differ within a fleet: the step runs with lr 1 and each member's update is scaled by its lr."""
     data = tiny_dataset()
-    configs = [resolve("gru", "mnist", seed=s, lr=lr, hidden=8, iterations=30, eval_every=1, batch_size=16, optimizer=optimizer)
-               for s, lr in ((1, 1e-3), (2, 5e-3), (3, 2e-2))]
+    configs = [
+        resolve("gru", "mnist", seed=s, lr=lr, hidden=8, iterations=30, eval_every=1, batch_size=16, optimizer=optimizer)
+        for s, lr in ((1, 1e-3), (2, 5e-3), (3, 2e-2))
+    ]
     train_fleet(configs, [tmp_path / f"f{c.seed}" for c in configs], dataset=data, progress=False)
     for c in configs:
         train(c, tmp_path / f"s{c.seed}", dataset=data, progress=False)
@@ -99,6 +110,7 @@ def test_a_diverged_member_stops_and_the_others_go_on(tmp_path, monkeypatch):
             if calls["n"] == 8 and module.training:
                 with torch.no_grad():
                     module.fc2.weight.view(3, 10, -1)[1].fill_(float("nan"))
+
         fleet.register_forward_pre_hook(poison)
         return fleet
 
@@ -129,8 +141,10 @@ def test_suite_with_fleet_on_writes_ordinary_runs(tmp_path, capsys):
     from netsight.cli import main
 
     suite = tmp_path / "s.toml"
-    suite.write_text('seeds = 2\n[[group]]\nname = "g"\nmodels = ["gru", "lenet5"]\ndata = "mnist"\nhidden = [8, 16]\n'
-                     'iterations = 6\neval_every = 3\n')
+    suite.write_text(
+        'seeds = 2\n[[group]]\nname = "g"\nmodels = ["gru", "lenet5"]\ndata = "mnist"\nhidden = [8, 16]\n'
+        "iterations = 6\neval_every = 3\n"
+    )
     assert main(["run", str(suite), "--fleet", "on", "--out", str(tmp_path / "out"), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "training as 3 fleets" in err
@@ -158,8 +172,10 @@ def test_fleets_in_parallel_processes_match_one_process(tmp_path):
     from netsight.suites.runner import SuiteOptions, run_suite
     from netsight.suites.spec import parse_suite
 
-    suite = parse_suite('seeds = 2\n[[group]]\nname = "g"\nmodels = ["rnn"]\ndata = "mnist"\nhidden = [8, 16]\n'
-                        'iterations = 6\neval_every = 3\n', "t.toml")
+    suite = parse_suite(
+        'seeds = 2\n[[group]]\nname = "g"\nmodels = ["rnn"]\ndata = "mnist"\nhidden = [8, 16]\niterations = 6\neval_every = 3\n',
+        "t.toml",
+    )
     run_suite(suite, tmp_path / "one", SuiteOptions(progress=False, fleet="on"), report=False)
     run_suite(suite, tmp_path / "two", SuiteOptions(progress=False, fleet="on", jobs=2), report=False)
     strip = lambda p: [{k: v for k, v in r.items() if k != "seconds"} for r in open_run(p).metrics()]  # noqa: E731

@@ -24,8 +24,11 @@ def _config(**kw):
 
 
 def _digest(folder, skip=()):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()
-            if p.is_file() and p.name not in skip and not p.name.startswith(".")}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.iterdir()
+        if p.is_file() and p.name not in skip and not p.name.startswith(".")
+    }
 
 
 @pytest.fixture
@@ -61,7 +64,9 @@ def _damage(path, how):
 def test_a_damaged_checkpoint_is_named_on_resume_and_nothing_is_lost(interrupted, how):
     before = _digest(interrupted, skip={"checkpoint.pt"})
     _damage(interrupted / "checkpoint.pt", how)
-    with pytest.raises(NetsightError, match=r"checkpoint.pt: damaged checkpoint .*delete .*checkpoint.pt to train this run from the start"):
+    with pytest.raises(
+        NetsightError, match=r"checkpoint.pt: damaged checkpoint .*delete .*checkpoint.pt to train this run from the start"
+    ):
         train(_config(), interrupted, dataset=tiny_dataset(), progress=False, resume=True)
     assert _digest(interrupted, skip={"checkpoint.pt"}) == before
 
@@ -138,8 +143,21 @@ def test_a_full_disk_mid_run_is_one_line_and_the_run_does_not_claim_success(tmp_
         return real_replace(src, dst)
 
     monkeypatch.setattr(fileio.os, "replace", replace_until_the_disk_fills)
-    code = main(["train", "lenet5", "--iterations", "12", "--eval-every", "4", "--batch-size", "16",
-                 "--out", str(tmp_path / "r"), "--quiet"])
+    code = main(
+        [
+            "train",
+            "lenet5",
+            "--iterations",
+            "12",
+            "--eval-every",
+            "4",
+            "--batch-size",
+            "16",
+            "--out",
+            str(tmp_path / "r"),
+            "--quiet",
+        ]
+    )
     monkeypatch.undo()
     err = capsys.readouterr().err
     assert code == 2 and "No space left on device (the disk is full)" in err and len(err.strip().splitlines()) == 1

@@ -32,7 +32,10 @@ def test_run_directory_contents(tmp_path, tiny):
     for f in ("config.json", "metrics.csv", "model.safetensors", "summary.json", "curves.png"):
         assert (tmp_path / "run" / f).is_file(), f
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
-    assert sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir() if not p.name.startswith(".")) == ["iter_000005.safetensors", "iter_000010.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir() if not p.name.startswith(".")) == [
+        "iter_000005.safetensors",
+        "iter_000010.safetensors",
+    ]
     config = read_json(tmp_path / "run" / "config.json")
     assert config["train"]["model"] == "lenet5" and config["data_source"] == "test-fixture"
     assert {"netsight", "torch", "torchvision"} <= set(summary["versions"])
@@ -187,4 +190,5 @@ def test_a_model_records_only_the_settings_it_has(tmp_path, tiny):
     assert saved["train"]["hidden"] is None and saved["model"]["hidden"] is None
     # a config.json of an older version recorded hidden=128 for a CNN: still read, as None
     from netsight.train.config import TrainConfig
+
     assert TrainConfig.from_dict({**cnn.to_dict(), "hidden": 128, "dropout": 0.5}) == cnn

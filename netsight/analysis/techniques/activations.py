@@ -20,8 +20,9 @@ BATCH = 64  # images per batch while streaming
 _TITLES = {"zero_frac": "zero fraction", "dead_channels": "dead channels"}
 
 
-def activations(model: nn.Module, x, mean: Norm = None, std: Norm = None, batch_size: int = 64,
-                progress: bool = False) -> ActivationStatistics:
+def activations(
+    model: nn.Module, x, mean: Norm = None, std: Norm = None, batch_size: int = 64, progress: bool = False
+) -> ActivationStatistics:
     """Statistics of every convolution's stages (conv, ReLU, pool, BN) over all the images,
     streamed twice (moments, then histograms)."""
     check_norm(model, mean, std)
@@ -29,7 +30,8 @@ def activations(model: nn.Module, x, mean: Norm = None, std: Norm = None, batch_
     device = device_of(model)
     with normalised_input(model, mean, std):
         return stream_activation_statistics(
-            model, lambda: (b.to(device) for _, b in source.batches(batch_size, progress, "activations")), source.shape)
+            model, lambda: (b.to(device) for _, b in source.batches(batch_size, progress, "activations")), source.shape
+        )
 
 
 def _prepare(t: Target) -> dict:
@@ -48,9 +50,11 @@ def _write(t: Target, o: dict) -> list[Path]:
 
     stats = activations(t.model, t.images, **t.norm, batch_size=BATCH, progress=t.progress)
     bins = len(next(iter(stats.histograms.values()))[0])
-    caption = (f"Statistics of activations over {t.images.description}, {t.title}. p1/p50/p99 are nearest-rank "
-               f"percentiles from a {bins}-bin histogram (error at most half a bin). Dead channels: never positive on "
-               f"any image.\n\n")
+    caption = (
+        f"Statistics of activations over {t.images.description}, {t.title}. p1/p50/p99 are nearest-rank "
+        f"percentiles from a {bins}-bin histogram (error at most half a bin). Dead channels: never positive on "
+        f"any image.\n\n"
+    )
     paths = [t.folder / p for p in _outputs(t, o)]
     return [
         write_csv(paths[0], STAT_COLUMNS, stats.rows),
@@ -64,16 +68,34 @@ def _report(run, label: str) -> list[ReportItem]:
     table = run.dir.tables / "activations.csv"
     if not table.is_file():
         return []
-    rows = [[r[c] if c in ("layer", "stage", "shape", "dead_channels") else float(r[c]) for c in MD_COLUMNS]
-            for r in read_csv(table)]
-    return [ReportItem("table", f"{label}: statistics of conv activations over the whole test set (the report's tables); "
-                       "percentiles from an 8192-bin histogram, error at most half a bin.", table,
-                       header=tuple(_TITLES.get(c, c) for c in MD_COLUMNS), rows=tuple(map(tuple, rows))),
-            ReportItem("figure", f"{label}: distribution of activations per conv layer and stage.",
-                       run.dir.figures / "activations.png")]
+    rows = [
+        [r[c] if c in ("layer", "stage", "shape", "dead_channels") else float(r[c]) for c in MD_COLUMNS] for r in read_csv(table)
+    ]
+    return [
+        ReportItem(
+            "table",
+            f"{label}: statistics of conv activations over the whole test set (the report's tables); "
+            "percentiles from an 8192-bin histogram, error at most half a bin.",
+            table,
+            header=tuple(_TITLES.get(c, c) for c in MD_COLUMNS),
+            rows=tuple(map(tuple, rows)),
+        ),
+        ReportItem(
+            "figure", f"{label}: distribution of activations per conv layer and stage.", run.dir.figures / "activations.png"
+        ),
+    ]
 
 
-TECHNIQUE = register(Technique(
-    name="activations", summary="statistics of every conv layer's activations over all images",
-    applies_to="cnn", compute=activations, prepare=_prepare, outputs=_outputs, write=_write,
-    report=_report, section="cnn"))
+TECHNIQUE = register(
+    Technique(
+        name="activations",
+        summary="statistics of every conv layer's activations over all images",
+        applies_to="cnn",
+        compute=activations,
+        prepare=_prepare,
+        outputs=_outputs,
+        write=_write,
+        report=_report,
+        section="cnn",
+    )
+)

@@ -33,8 +33,15 @@ class DeconvResult:
     field: ReceptiveField
 
 
-def deconv(model: nn.Module, x, layer: Optional[str] = None, maps: int = MAPS_PER_IMAGE, mode: str = "max",
-           mean: Norm = None, std: Norm = None) -> DeconvResult:
+def deconv(
+    model: nn.Module,
+    x,
+    layer: Optional[str] = None,
+    maps: int = MAPS_PER_IMAGE,
+    mode: str = "max",
+    mean: Norm = None,
+    std: Norm = None,
+) -> DeconvResult:
     """Deconvnet projections of each image's `maps` strongest feature maps of `layer` (default:
     the last convolution), each cropped to the projected unit's receptive field."""
     check_norm(model, mean, std)
@@ -83,14 +90,32 @@ def _write(t: Target, o: dict) -> list[Path]:
 
 
 def _report(run, label: str) -> list[ReportItem]:
-    return [ReportItem("figure", f"{label}: deconvnet projections of the strongest units after conv2 (its ReLU, relu2) for test images, "
-                       "each cropped to the unit's receptive field (outlined on the input in the same colour).",
-                       run.dir.figures / "deconv_conv2_max.png")]
+    return [
+        ReportItem(
+            "figure",
+            f"{label}: deconvnet projections of the strongest units after conv2 (its ReLU, relu2) for test images, "
+            "each cropped to the unit's receptive field (outlined on the input in the same colour).",
+            run.dir.figures / "deconv_conv2_max.png",
+        )
+    ]
 
 
-TECHNIQUE = register(Technique(
-    name="deconv", summary="deconvnet projections of the strongest maps of --layer for a few images",
-    applies_to="cnn", compute=deconv, prepare=_prepare, outputs=_outputs, write=_write,
-    options=(LAYER, count_option(6),
-             Option("mode", "choice", "max", "deconv: project the strongest unit, or the whole map", choices=("max", "map"))),
-    report=_report, section="zf", study={"layer": "conv2"}))
+TECHNIQUE = register(
+    Technique(
+        name="deconv",
+        summary="deconvnet projections of the strongest maps of --layer for a few images",
+        applies_to="cnn",
+        compute=deconv,
+        prepare=_prepare,
+        outputs=_outputs,
+        write=_write,
+        options=(
+            LAYER,
+            count_option(6),
+            Option("mode", "choice", "max", "deconv: project the strongest unit, or the whole map", choices=("max", "map")),
+        ),
+        report=_report,
+        section="zf",
+        study={"layer": "conv2"},
+    )
+)

@@ -40,12 +40,27 @@ def _write(t: Target, o: dict) -> list[Path]:
 
 
 def _report(run, label: str) -> list[ReportItem]:
-    return [ReportItem("figure", f"{label}: feature evolution during training (paper Fig. 4).",
-                       run.dir.figures / "evolution_conv2.png")]
+    return [
+        ReportItem(
+            "figure", f"{label}: feature evolution during training (paper Fig. 4).", run.dir.figures / "evolution_conv2.png"
+        )
+    ]
 
 
-TECHNIQUE = register(Technique(
-    name="evolution", summary="feature evolution across the run's weight snapshots (run directories)",
-    applies_to="cnn", needs_run=True, compute=evolution, prepare=_prepare, outputs=_outputs, write=_write,
-    options=(LAYER, Option("maps", "int", 16, MAPS_HELP, lo=1, hi=65536)),
-    report=_report, section="zf", study={"layer": "conv2", "maps": 16}, study_quick={"layer": "conv2", "maps": 8}))
+TECHNIQUE = register(
+    Technique(
+        name="evolution",
+        summary="feature evolution across the run's weight snapshots (run directories)",
+        applies_to="cnn",
+        needs_run=True,
+        compute=evolution,
+        prepare=_prepare,
+        outputs=_outputs,
+        write=_write,
+        options=(LAYER, Option("maps", "int", 16, MAPS_HELP, lo=1, hi=65536)),
+        report=_report,
+        section="zf",
+        study={"layer": "conv2", "maps": 16},
+        study_quick={"layer": "conv2", "maps": 8},
+    )
+)

@@ -33,8 +33,10 @@ def _prepare(t: Target, layers: Optional[Sequence[str]] = None, page: Optional[s
         if layer not in modules:
             raise unknown_layer(layer, t.model)
         if layer not in convs:
-            raise NetsightError(f"--layers {layer}: not a convolution (explore shows the units of conv layers: "
-                                f"{', '.join(convs[:8])}{' ...' if len(convs) > 8 else ''})")
+            raise NetsightError(
+                f"--layers {layer}: not a convolution (explore shows the units of conv layers: "
+                f"{', '.join(convs[:8])}{' ...' if len(convs) > 8 else ''})"
+            )
         with normalised_input(t.model, **t.norm):
             resolve_graph_target(t.model, layer, t.images.load([0]).to(t.device))  # a clear error before the long pass
     return {"layers": chosen, "page": Path(page) if page is not None else None}
@@ -62,8 +64,10 @@ def _write(t: Target, o: dict) -> list[Path]:
     subtitle = f"{sum(len(b['units']) for b in built)} units over {t.images.description}"
     if t.run is not None:
         s = t.run.summary
-        subtitle += (f"; run {t.run.path.name}, {s.get('iterations_done', '?')} iterations, final test accuracy "
-                     f"{100 * float(s.get('final_test_acc') or 0):.2f}%")
+        subtitle += (
+            f"; run {t.run.path.name}, {s.get('iterations_done', '?')} iterations, final test accuracy "
+            f"{100 * float(s.get('final_test_acc') or 0):.2f}%"
+        )
     else:
         subtitle += f", {t.images.shape[1]}x{t.images.shape[2]} px as the model takes them"
     page = o["page"] if o["page"] is not None else t.folder / "explore.html"
@@ -71,11 +75,27 @@ def _write(t: Target, o: dict) -> list[Path]:
 
 
 def _report(run, label: str) -> list[ReportItem]:
-    return [ReportItem("link", f"Browse every unit of {label} (filters, top-9 patches and projections, statistics, "
-                       "occlusion, evolution, invariance per unit): explore.html", run.path / "explore.html")]
+    return [
+        ReportItem(
+            "link",
+            f"Browse every unit of {label} (filters, top-9 patches and projections, statistics, "
+            "occlusion, evolution, invariance per unit): explore.html",
+            run.path / "explore.html",
+        )
+    ]
 
 
-TECHNIQUE = register(Technique(
-    name="explore", summary="one offline HTML page to browse every unit of a CNN's conv layers",
-    applies_to="cnn", compute=explore, prepare=_prepare, outputs=_outputs, write=_write,
-    report=_report, section="zf", flag=False))
+TECHNIQUE = register(
+    Technique(
+        name="explore",
+        summary="one offline HTML page to browse every unit of a CNN's conv layers",
+        applies_to="cnn",
+        compute=explore,
+        prepare=_prepare,
+        outputs=_outputs,
+        write=_write,
+        report=_report,
+        section="zf",
+        flag=False,
+    )
+)

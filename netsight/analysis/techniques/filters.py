@@ -35,19 +35,34 @@ def _write(t: Target, o: dict) -> list[Path]:
     from ...report.figures import plot_filters, plot_weight_histograms, save_figure
 
     bank = filters(t.model, o["layer"], o["scale"])
-    return [save_figure(plot_filters(bank, t.title), t.folder / _outputs(t, o)[0]),
-            save_figure(plot_weight_histograms(weight_tensors(t.model), t.title), t.folder / _outputs(t, o)[1])]
+    return [
+        save_figure(plot_filters(bank, t.title), t.folder / _outputs(t, o)[0]),
+        save_figure(plot_weight_histograms(weight_tensors(t.model), t.title), t.folder / _outputs(t, o)[1]),
+    ]
 
 
 def _report(run, label: str) -> list[ReportItem]:
     d = run.dir.figures
-    return [ReportItem("figure", f"{label}: first-layer filters (the report's Figure 2/4).", d / "filters_conv1.png"),
-            ReportItem("figure", f"{label}: weight distributions per layer.", d / "weights_hist.png")]
+    return [
+        ReportItem("figure", f"{label}: first-layer filters (the report's Figure 2/4).", d / "filters_conv1.png"),
+        ReportItem("figure", f"{label}: weight distributions per layer.", d / "weights_hist.png"),
+    ]
 
 
-TECHNIQUE = register(Technique(
-    name="filters", summary="filter grid of --layer (default: the first conv) + weight histograms",
-    applies_to="cnn", compute=filters, prepare=_prepare, outputs=_outputs, write=_write,
-    options=(LAYER,
-             Option("scale", "choice", "filter", "filters: each on its own scale, or one shared", choices=("filter", "shared"))),
-    report=_report, section="cnn"))
+TECHNIQUE = register(
+    Technique(
+        name="filters",
+        summary="filter grid of --layer (default: the first conv) + weight histograms",
+        applies_to="cnn",
+        compute=filters,
+        prepare=_prepare,
+        outputs=_outputs,
+        write=_write,
+        options=(
+            LAYER,
+            Option("scale", "choice", "filter", "filters: each on its own scale, or one shared", choices=("filter", "shared")),
+        ),
+        report=_report,
+        section="cnn",
+    )
+)

@@ -54,16 +54,35 @@ def _write(t: Target, o: dict) -> list[Path]:
     labels = t.labels[idx] if t.labels is not None else None
     r = invariance(t.model, tensor_images(t.images.load(idx)), labels, **t.norm)
     figure, table = (t.folder / p for p in _outputs(t, o))
-    return [save_figure(plot_invariance(r.curves, t.title, t.images_word, r.label_kind), figure),
-            write_csv(table, INVARIANCE_COLUMNS, invariance_rows(r.curves))]
+    return [
+        save_figure(plot_invariance(r.curves, t.title, t.images_word, r.label_kind), figure),
+        write_csv(table, INVARIANCE_COLUMNS, invariance_rows(r.curves)),
+    ]
 
 
 def _report(run, label: str) -> list[ReportItem]:
-    return [ReportItem("figure", f"{label}: invariance to vertical translation, rotation and scale (paper Fig. 5).",
-                       run.dir.figures / "invariance.png")]
+    return [
+        ReportItem(
+            "figure",
+            f"{label}: invariance to vertical translation, rotation and scale (paper Fig. 5).",
+            run.dir.figures / "invariance.png",
+        )
+    ]
 
 
-TECHNIQUE = register(Technique(
-    name="invariance", summary="translation/rotation/scale invariance curves",
-    applies_to="cnn", compute=invariance, prepare=_prepare, outputs=_outputs, write=_write,
-    options=(count_option(100),), report=_report, section="zf", study={"count": 100}, study_quick={"count": 20}))
+TECHNIQUE = register(
+    Technique(
+        name="invariance",
+        summary="translation/rotation/scale invariance curves",
+        applies_to="cnn",
+        compute=invariance,
+        prepare=_prepare,
+        outputs=_outputs,
+        write=_write,
+        options=(count_option(100),),
+        report=_report,
+        section="zf",
+        study={"count": 100},
+        study_quick={"count": 20},
+    )
+)

@@ -29,9 +29,18 @@ class OcclusionResult:
     maps: list[OcclusionMaps]
 
 
-def occlusion(model: nn.Module, x, layer: Optional[str] = None, labels=None, size: Optional[int] = None,
-              stride: Optional[int] = None, fill: float = 0.5, feature_map: Optional[int] = None,
-              mean: Norm = None, std: Norm = None) -> OcclusionResult:
+def occlusion(
+    model: nn.Module,
+    x,
+    layer: Optional[str] = None,
+    labels=None,
+    size: Optional[int] = None,
+    stride: Optional[int] = None,
+    fill: float = 0.5,
+    feature_map: Optional[int] = None,
+    mean: Norm = None,
+    std: Norm = None,
+) -> OcclusionResult:
     """Occlusion sensitivity per image: p(label) and `layer`'s strongest map as a grey square
     slides over the image. Without `labels`, the model's own prediction on the whole image is
     tracked. `size`/`stride` default to 6/28 and 2/28 of the image height (the course's 6 and 2 px)."""
@@ -48,14 +57,27 @@ def occlusion(model: nn.Module, x, layer: Optional[str] = None, labels=None, siz
     return OcclusionResult(batch.cpu(), chosen, kind, maps)
 
 
-def _prepare(t: Target, layer: Optional[str], count: int, occlusion_size: Optional[int], occlusion_stride: Optional[int],
-             occlusion_fill: float, feature_map: Optional[int]) -> dict:
+def _prepare(
+    t: Target,
+    layer: Optional[str],
+    count: int,
+    occlusion_size: Optional[int],
+    occlusion_stride: Optional[int],
+    occlusion_fill: float,
+    feature_map: Optional[int],
+) -> dict:
     asked, _ = checked_layer(t, layer)
     h, w = t.images.shape[1:]
     if occlusion_size is not None and occlusion_size > min(h, w):
         raise NetsightError(f"--occlusion-size {occlusion_size}: larger than the {h}x{w} images")
-    return {"layer": asked, "count": count, "size": occlusion_size, "stride": occlusion_stride, "fill": occlusion_fill,
-            "feature_map": feature_map}
+    return {
+        "layer": asked,
+        "count": count,
+        "size": occlusion_size,
+        "stride": occlusion_stride,
+        "fill": occlusion_fill,
+        "feature_map": feature_map,
+    }
 
 
 def _outputs(t: Target, o: dict) -> list[str]:
@@ -69,8 +91,17 @@ def _write(t: Target, o: dict) -> list[Path]:
 
     idx = spread(len(t.images), o["count"])
     labels = t.labels[idx] if t.labels is not None else None
-    r = occlusion(t.model, tensor_images(t.images.load(idx)), o["layer"], labels, o["size"], o["stride"], o["fill"],
-                  o["feature_map"], **t.norm)
+    r = occlusion(
+        t.model,
+        tensor_images(t.images.load(idx)),
+        o["layer"],
+        labels,
+        o["size"],
+        o["stride"],
+        o["fill"],
+        o["feature_map"],
+        **t.norm,
+    )
     fig = plot_occlusion(r.inputs, r.labels, r.maps, t.classes, t.title, r.label_kind, asked=o["layer"])
     return [save_figure(fig, t.folder / _outputs(t, o)[0])]
 
@@ -79,15 +110,34 @@ def _report(run, label: str) -> list[ReportItem]:
     return [ReportItem("figure", f"{label}: occlusion sensitivity (paper Fig. 7).", run.dir.figures / "occlusion_conv2.png")]
 
 
-TECHNIQUE = register(Technique(
-    name="occlusion", summary="occlusion sensitivity maps for a few images",
-    applies_to="cnn", compute=occlusion, prepare=_prepare, outputs=_outputs, write=_write,
-    options=(LAYER, count_option(3),
-             Option("occlusion_size", "int", None, "side of the grey square in pixels (6/28 of the image height: 6 px "
-                    "on 28x28 images)", lo=1, hi=4096),
-             Option("occlusion_stride", "int", None, "pixels between square positions (2/28 of the image height)",
-                    lo=1, hi=4096),
-             Option("occlusion_fill", "float", 0.5, "grey level of the square, 0..1 (0.5)", lo=0, hi=1),
-             Option("feature_map", "int", None, "occlusion: which map of --layer to track (default: the strongest)",
-                    lo=0, hi=65535)),
-    report=_report, section="zf", study={"layer": "conv2"}))
+TECHNIQUE = register(
+    Technique(
+        name="occlusion",
+        summary="occlusion sensitivity maps for a few images",
+        applies_to="cnn",
+        compute=occlusion,
+        prepare=_prepare,
+        outputs=_outputs,
+        write=_write,
+        options=(
+            LAYER,
+            count_option(3),
+            Option(
+                "occlusion_size",
+                "int",
+                None,
+                "side of the grey square in pixels (6/28 of the image height: 6 px on 28x28 images)",
+                lo=1,
+                hi=4096,
+            ),
+            Option("occlusion_stride", "int", None, "pixels between square positions (2/28 of the image height)", lo=1, hi=4096),
+            Option("occlusion_fill", "float", 0.5, "grey level of the square, 0..1 (0.5)", lo=0, hi=1),
+            Option(
+                "feature_map", "int", None, "occlusion: which map of --layer to track (default: the strongest)", lo=0, hi=65535
+            ),
+        ),
+        report=_report,
+        section="zf",
+        study={"layer": "conv2"},
+    )
+)

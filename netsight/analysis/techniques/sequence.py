@@ -28,8 +28,14 @@ def sequence(initial, final, images: torch.Tensor, labels: torch.Tensor, count: 
         row: dict = {"step": t + 1}
         for name, g in grads.items():
             q = torch.quantile(g[:, t].double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
-            row.update({f"{name}_q25": q[0].item(), f"{name}_median": q[1].item(), f"{name}_q75": q[2].item(),
-                        f"{name}_mean": g[:, t].double().mean().item()})
+            row.update(
+                {
+                    f"{name}_q25": q[0].item(),
+                    f"{name}_median": q[1].item(),
+                    f"{name}_q75": q[2].item(),
+                    f"{name}_mean": g[:, t].double().mean().item(),
+                }
+            )
         rows.append(row)
     return by_rows, rows
 
@@ -57,15 +63,28 @@ def _write(t: Target, o: dict) -> list[Path]:
         raise NetsightError(f"sequence: {t.images.description} carry no labels")
     by_rows, rows = sequence(_initial_model(t), t.model, t.run_pixels(), labels)
     rows_read, gradients = (t.folder / p for p in _outputs(t, o))
-    return [write_csv(rows_read, ["rows_read", "test_acc"], [{"rows_read": k + 1, "test_acc": float(a)} for k, a in enumerate(by_rows)]),
-            write_csv(gradients, list(rows[0]), rows)]
+    return [
+        write_csv(
+            rows_read, ["rows_read", "test_acc"], [{"rows_read": k + 1, "test_acc": float(a)} for k, a in enumerate(by_rows)]
+        ),
+        write_csv(gradients, list(rows[0]), rows),
+    ]
 
 
 def _report(run, label: str) -> list[ReportItem]:
     return []  # the recurrent section draws rows_read.csv and gradient_by_step.csv of every run together
 
 
-TECHNIQUE = register(Technique(
-    name="sequence", summary="recurrent runs: accuracy after k rows, gradient reaching each row (run directories)",
-    applies_to="recurrent", needs_run=True, compute=sequence, prepare=_prepare, outputs=_outputs, write=_write,
-    report=_report))
+TECHNIQUE = register(
+    Technique(
+        name="sequence",
+        summary="recurrent runs: accuracy after k rows, gradient reaching each row (run directories)",
+        applies_to="recurrent",
+        needs_run=True,
+        compute=sequence,
+        prepare=_prepare,
+        outputs=_outputs,
+        write=_write,
+        report=_report,
+    )
+)

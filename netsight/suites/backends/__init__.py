@@ -26,8 +26,14 @@ BACKENDS = ("local", "ray")
 
 
 class Backend(Protocol):
-    def train_units(self, units: Sequence[list], out: Path, options: SuiteOptions,
-                    finish: Callable[[list, list[dict]], None], log: Callable[[str], None]) -> None: ...
+    def train_units(
+        self,
+        units: Sequence[list],
+        out: Path,
+        options: SuiteOptions,
+        finish: Callable[[list, list[dict]], None],
+        log: Callable[[str], None],
+    ) -> None: ...
 
     def unit_device(self, options: SuiteOptions) -> str: ...
 

@@ -41,8 +41,13 @@ def resolve_jobs(options: SuiteOptions, units: int) -> int:
     return max(1, min(available_cores(), units))
 
 
-def train_units(units: Sequence[list], out: Path, options: SuiteOptions, finish: Callable[[list, list[dict]], None],
-                log: Callable[[str], None]) -> None:
+def train_units(
+    units: Sequence[list],
+    out: Path,
+    options: SuiteOptions,
+    finish: Callable[[list, list[dict]], None],
+    log: Callable[[str], None],
+) -> None:
     """Train `units` one after the other here, or in `options.jobs` processes; hand each
     unit's summaries to `finish` as it completes."""
     if options.jobs == 1 or len(units) <= 1:
@@ -56,24 +61,36 @@ def train_units(units: Sequence[list], out: Path, options: SuiteOptions, finish:
     if not isinstance(jobs, int):
         raise ValueError(f"train_units: --jobs {jobs!r} must be resolved to a number first (resolve_jobs)")
     threads = max(1, available_cores() // jobs)
-    log(f"training {plural(len(units), 'unit')} in {plural(jobs, 'process', 'processes')} of "
-        f"{plural(threads, 'thread')}, the longest first")
+    log(
+        f"training {plural(len(units), 'unit')} in {plural(jobs, 'process', 'processes')} of "
+        f"{plural(threads, 'thread')}, the longest first"
+    )
     work = {id(unit): unit_flops(unit) for unit in units}
     # one bar for the suite, advanced by each unit's estimated work, so its ETA holds although the longest start first
-    bar = tqdm(total=sum(work.values()) / 1e12, unit="TFLOP", desc="training", disable=not options.progress,
-               dynamic_ncols=True, file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+    bar = tqdm(
+        total=sum(work.values()) / 1e12,
+        unit="TFLOP",
+        desc="training",
+        disable=not options.progress,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}",
+    )
     say = bar.write if options.progress else log
     try:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_die_with_parent,
-                                 initargs=(os.getpid(),)) as pool:
+        with ProcessPoolExecutor(
+            jobs, mp_context=get_context("spawn"), initializer=_die_with_parent, initargs=(os.getpid(),)
+        ) as pool:
             futures = {}
             for unit in units:
                 futures[pool.submit(train_runs, *unit_args(unit), options, threads, False)] = unit
             for i, future in enumerate(as_completed(futures), 1):
                 unit = futures[future]
                 summaries = future.result()
-                say(f"[{i}/{len(units)}] {label(unit)}: " + ", ".join(
-                    f"{s['status']}{accuracy_text(s)} in {s['seconds']:.0f}s" for s in summaries))
+                say(
+                    f"[{i}/{len(units)}] {label(unit)}: "
+                    + ", ".join(f"{s['status']}{accuracy_text(s)} in {s['seconds']:.0f}s" for s in summaries)
+                )
                 bar.update(work[id(unit)] / 1e12)
                 finish(unit, summaries)
     finally:

@@ -50,8 +50,9 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise NetsightError("--backend ray: Ray is not installed here; pip install 'netsight[ray]' "
-                            "(on the driver and on every node)") from None
+        raise NetsightError(
+            "--backend ray: Ray is not installed here; pip install 'netsight[ray]' (on the driver and on every node)"
+        ) from None
     return ray
 
 
@@ -60,8 +61,10 @@ def unit_device(options) -> str:
     if options.device == "auto":
         return "cuda" if options.gpus_per_task > 0 else "cpu"
     if options.device.startswith("cuda") and options.gpus_per_task <= 0:
-        raise NetsightError(f"--device {options.device} with --backend ray: also ask for GPUs with --gpus-per-task "
-                            f"(e.g. 1, or 0.25 to share one GPU between four tasks)")
+        raise NetsightError(
+            f"--device {options.device} with --backend ray: also ask for GPUs with --gpus-per-task "
+            f"(e.g. 1, or 0.25 to share one GPU between four tasks)"
+        )
     return "cuda" if options.device.startswith("cuda") else options.device  # Ray picks the GPU (CUDA_VISIBLE_DEVICES)
 
 
@@ -93,13 +96,19 @@ def connect(ray, address: Optional[str]) -> bool:
             socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__.replace("Error", " error").lower()
-            raise NetsightError(f"--address {address}: cannot reach a Ray head node there ({reason}); start one with "
-                                f"`ray start --head` or check the host and port") from None
+            raise NetsightError(
+                f"--address {address}: cannot reach a Ray head node there ({reason}); start one with "
+                f"`ray start --head` or check the host and port"
+            ) from None
     try:
         ray.init(address=address, **quiet)
     except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
-        hint = ("" if address == "auto" else "; if the cluster uses Ray's token authentication, set RAY_AUTH_MODE=token "
-                "and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token) here too")
+        hint = (
+            ""
+            if address == "auto"
+            else "; if the cluster uses Ray's token authentication, set RAY_AUTH_MODE=token "
+            "and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token) here too"
+        )
         raise NetsightError(f"--address {address}: {' '.join(str(exc).split())}{hint}") from None
     return True
 
@@ -110,9 +119,11 @@ def check_resources(ray, cpus: float, gpus: float) -> None:
     if any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in nodes):
         return
     largest: dict[str, float] = max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)), default={})
-    raise NetsightError(f"--cpus-per-task {cpus:g} --gpus-per-task {gpus:g}: no node of the Ray cluster has that much "
-                        f"(its {plural(len(nodes), 'node')} offer at most {largest.get('CPU', 0):g} CPU and "
-                        f"{largest.get('GPU', 0):g} GPU each)")
+    raise NetsightError(
+        f"--cpus-per-task {cpus:g} --gpus-per-task {gpus:g}: no node of the Ray cluster has that much "
+        f"(its {plural(len(nodes), 'node')} offer at most {largest.get('CPU', 0):g} CPU and "
+        f"{largest.get('GPU', 0):g} GPU each)"
+    )
 
 
 def _task_book(ray):
@@ -136,8 +147,10 @@ def _task_book(ray):
         def checkpointed(self, task_id: str, changes: list) -> None:
             """`changes`: per run, the files changed since this attempt's last call and every file's name."""
             previous = self.latest.get(task_id) or [{} for _ in changes]
-            self.latest[task_id] = [{name: changed[name] if name in changed else old[name] for name in names}
-                                    for old, (changed, names) in zip(previous, changes, strict=True)]
+            self.latest[task_id] = [
+                {name: changed[name] if name in changed else old[name] for name in names}
+                for old, (changed, names) in zip(previous, changes, strict=True)
+            ]
             self.fresh.add(task_id)
 
         def lookup(self, task_id: str) -> Optional[dict]:
@@ -187,8 +200,14 @@ def _iteration(summary: Optional[bytes]) -> int:
         return 0
 
 
-def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, bytes]], options,
-               book=None, shared: Optional[tuple[list[str], str, str]] = None) -> dict[str, Any]:
+def train_unit(
+    configs: list[dict],
+    dirnames: list[str],
+    inputs: list[dict[str, bytes]],
+    options,
+    book=None,
+    shared: Optional[tuple[list[str], str, str]] = None,
+) -> dict[str, Any]:
     """One Ray task: train a fleet (or one run) in a temporary folder and return its files, or
     with `shared` = (run paths, token file, token) train in place on storage the driver sees too.
 
@@ -211,8 +230,11 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
     if shared is not None:
         paths, token_file, token = shared
         if not _sees_token(token_file, token):
-            return {**where, "error": f"--shared-out: {Path(token_file).parent} is not the driver's --out on this node "
-                                      f"(its token file is missing or different); drop --shared-out or mount it here"}
+            return {
+                **where,
+                "error": f"--shared-out: {Path(token_file).parent} is not the driver's --out on this node "
+                f"(its token file is missing or different); drop --shared-out or mount it here",
+            }
         if attempt > 1:
             resumed_at = min(_iteration(_bytes_or_none(Path(p, "summary.json"))) for p in paths)
         result = _train_or_error(configs, paths, options, threads)
@@ -240,8 +262,9 @@ def train_unit(configs: list[dict], dirnames: list[str], inputs: list[dict[str, 
     return {**where, **result, "seconds": time.perf_counter() - started, "resumed_at": resumed_at or None}
 
 
-def _train_or_error(configs: list[dict], paths: list[str], options, threads: int,
-                    on_checkpoint: Optional[Callable[[], None]] = None) -> dict[str, Any]:
+def _train_or_error(
+    configs: list[dict], paths: list[str], options, threads: int, on_checkpoint: Optional[Callable[[], None]] = None
+) -> dict[str, Any]:
     """{"summaries": [...]}, or {"error": "..."} when training raised (the driver reports it with the node)."""
     try:
         return {"summaries": train_runs(configs, paths, options, threads, False, on_checkpoint)}
@@ -277,20 +300,31 @@ def check_shared_out(ray, out: Path, cpus: float, gpus: float) -> str:
     token, token_file = secrets.token_hex(16), os.path.abspath(out / SHARED_TOKEN)
     write_text(token_file, token)
     probe = ray.remote(num_cpus=0, max_retries=0)(_sees_token)  # a module-level function: its workers import netsight
-    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= cpus
-             and n.get("Resources", {}).get("GPU", 0) >= gpus]
-    refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=n["NodeID"], soft=False))
-            .remote(token_file, token) for n in nodes]
+    nodes = [
+        n
+        for n in ray.nodes()
+        if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= cpus and n.get("Resources", {}).get("GPU", 0) >= gpus
+    ]
+    refs = [
+        probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=n["NodeID"], soft=False)).remote(
+            token_file, token
+        )
+        for n in nodes
+    ]
     try:
         seen = ray.get(refs, timeout=SHARED_CHECK_TIMEOUT_S)
     except ray.exceptions.GetTimeoutError:
-        raise NetsightError(f"--shared-out: the nodes did not answer within {SHARED_CHECK_TIMEOUT_S:g} s whether they "
-                            f"see {out}; check that the cluster's nodes are up (`ray status`), or drop --shared-out") from None
+        raise NetsightError(
+            f"--shared-out: the nodes did not answer within {SHARED_CHECK_TIMEOUT_S:g} s whether they "
+            f"see {out}; check that the cluster's nodes are up (`ray status`), or drop --shared-out"
+        ) from None
     blind = [f"{n['NodeID'][:8]} ({n.get('NodeManagerHostname', '?')})" for n, ok in zip(nodes, seen, strict=True) if not ok]
     if blind:
-        raise NetsightError(f"--shared-out: {os.path.abspath(out)} is not the driver's --out on node(s) "
-                            f"{', '.join(blind)} (they cannot read the token file written there); put --out on storage "
-                            f"every node mounts at the same path, or drop --shared-out to send the runs to the driver")
+        raise NetsightError(
+            f"--shared-out: {os.path.abspath(out)} is not the driver's --out on node(s) "
+            f"{', '.join(blind)} (they cannot read the token file written there); put --out on storage "
+            f"every node mounts at the same path, or drop --shared-out to send the runs to the driver"
+        )
     return token
 
 
@@ -302,15 +336,16 @@ def _remove_folders_of_dead_tasks() -> None:
     behind, up to tens of MB per LeNet5 run. The folder is named after the worker's pid; one whose
     process is gone from this node is removed by the next task that starts here."""
     for folder in Path(tempfile.gettempdir()).glob(f"{TASK_FOLDER_PREFIX}*-*"):
-        pid = folder.name[len(TASK_FOLDER_PREFIX):].split("-")[0]
+        pid = folder.name[len(TASK_FOLDER_PREFIX) :].split("-")[0]
         if pid.isdigit() and not _alive(int(pid)) and folder.is_dir():
             try:
                 shutil.rmtree(folder)
             except FileNotFoundError:  # another task starting on this node removed it first
                 pass
             except OSError as exc:  # not worth failing the task for: say so and train on
-                print(f"netsight: warning: could not remove the leftover task folder {folder}: {exc}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"netsight: warning: could not remove the leftover task folder {folder}: {exc}", file=sys.stderr, flush=True
+                )
 
 
 def _alive(pid: int) -> bool:
@@ -337,8 +372,12 @@ class _BookClient:
             return self.ray.get(getattr(self.handle, method).remote(self.task_id, *args))
         except self.ray.exceptions.RayError as exc:
             self.handle = None
-            print(f"netsight: warning: {', '.join(self.dirnames)}: the task book is unreachable ({type(exc).__name__}); "
-                  f"training on without sending checkpoints", file=sys.stderr, flush=True)
+            print(
+                f"netsight: warning: {', '.join(self.dirnames)}: the task book is unreachable ({type(exc).__name__}); "
+                f"training on without sending checkpoints",
+                file=sys.stderr,
+                flush=True,
+            )
             return None
 
 
@@ -355,8 +394,9 @@ def _keep_progress(ray, book, pending: dict, install: Callable[[list, list], Non
             install(pending[by_id[task_id]], runs)
 
 
-def train_units(units: Sequence[list], out: Path, options, finish: Callable[[list, list[dict]], None],
-                log: Callable[[str], None]) -> None:
+def train_units(
+    units: Sequence[list], out: Path, options, finish: Callable[[list, list[dict]], None], log: Callable[[str], None]
+) -> None:
     """Train `units` (lists of (RunSpec, path) under `out`) as Ray tasks; install each finished unit
     under its paths (with `--shared-out` the tasks wrote them there) and hand its summaries to
     `finish`. Every unit runs even when some fail; the failures are raised together at the end,
@@ -365,8 +405,10 @@ def train_units(units: Sequence[list], out: Path, options, finish: Callable[[lis
 
     ray = import_ray()
     if options.cpus_per_task <= 0 or options.gpus_per_task < 0:
-        raise NetsightError(f"--cpus-per-task {options.cpus_per_task:g} --gpus-per-task {options.gpus_per_task:g}: "
-                            f"expected at least one CPU and no negative GPU share")
+        raise NetsightError(
+            f"--cpus-per-task {options.cpus_per_task:g} --gpus-per-task {options.gpus_per_task:g}: "
+            f"expected at least one CPU and no negative GPU share"
+        )
     options = replace(options, device=unit_device(options))
     failures: list[str] = []
     pending: dict = {}
@@ -379,16 +421,24 @@ def train_units(units: Sequence[list], out: Path, options, finish: Callable[[lis
     connected_here = connect(ray, options.address)
     try:
         check_resources(ray, options.cpus_per_task, options.gpus_per_task)
-        where = ("the Ray instance this process was already connected to" if not connected_here else
-                 f"the Ray cluster at {options.address}" if options.address else "a local Ray instance")
+        where = (
+            "the Ray instance this process was already connected to"
+            if not connected_here
+            else f"the Ray cluster at {options.address}"
+            if options.address
+            else "a local Ray instance"
+        )
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-        log(f"training {plural(sum(len(u) for u in units), 'run')} as {plural(len(units), 'Ray task')} on {where} "
-            f"({nodes} node(s), {options.cpus_per_task:g} CPU and {options.gpus_per_task:g} GPU per task)")
+        log(
+            f"training {plural(sum(len(u) for u in units), 'run')} as {plural(len(units), 'Ray task')} on {where} "
+            f"({nodes} node(s), {options.cpus_per_task:g} CPU and {options.gpus_per_task:g} GPU per task)"
+        )
         token = check_shared_out(ray, out, options.cpus_per_task, options.gpus_per_task) if options.shared_out else None
         if token:
             log(f"the tasks write their runs in place under {os.path.abspath(out)} (--shared-out: every node sees it)")
-        task = ray.remote(train_unit).options(num_cpus=options.cpus_per_task, num_gpus=options.gpus_per_task,
-                                              max_retries=MAX_RETRIES)
+        task = ray.remote(train_unit).options(
+            num_cpus=options.cpus_per_task, num_gpus=options.gpus_per_task, max_retries=MAX_RETRIES
+        )
         book = _task_book(ray)
         for unit in units:
             configs, dirnames = [s.config.to_dict() for s, _ in unit], [s.dirname for s, _ in unit]
@@ -398,8 +448,14 @@ def train_units(units: Sequence[list], out: Path, options, finish: Callable[[lis
             else:
                 ref = task.remote(configs, dirnames, [pack_folder(path) for _, path in unit], options, book)
             pending[ref] = unit
-        bar = tqdm(total=sum(len(u) for u in units), desc="runs", unit="run", disable=not options.progress,
-                   dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(
+            total=sum(len(u) for u in units),
+            desc="runs",
+            unit="run",
+            disable=not options.progress,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
         say = bar.write if options.progress else log
         last_kept = time.monotonic()
         while pending:
@@ -414,8 +470,10 @@ def train_units(units: Sequence[list], out: Path, options, finish: Callable[[lis
             try:
                 result = ray.get(done[0])
             except ray.exceptions.RayError as exc:  # its worker or node died MAX_RETRIES + 1 times
-                failures.append(f"{names}: lost {_where_it_died(ray, book, done[0])}: {type(exc).__name__}: "
-                                f"{' '.join(str(exc).split())[:200]}")
+                failures.append(
+                    f"{names}: lost {_where_it_died(ray, book, done[0])}: {type(exc).__name__}: "
+                    f"{' '.join(str(exc).split())[:200]}"
+                )
                 say(f"failed: {failures[-1]}")
                 continue
             finally:
