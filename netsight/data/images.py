@@ -86,7 +86,7 @@ def tensor_images(
         return x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
 
     names = [f"image {i}" for i in range(len(images))]
-    return ImageSource(names, tuple(images.shape[1:]), labels, classes, load, description)  # type: ignore[arg-type]
+    return ImageSource(names, tuple(images.shape[1:]), labels, classes, load, description)  # type: ignore[arg-type]  # a 4-D tensor: its last three sizes are (C, H, W)
 
 
 def list_image_folder(root: str | Path) -> tuple[list[Path], Optional[list[int]], Optional[tuple[str, ...]]]:

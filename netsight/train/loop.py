@@ -116,7 +116,7 @@ def build_for_training(model_config: ModelConfig, dev: torch.device) -> nn.Modul
     model = build_model(model_config).to(dev)
     if get_entry(model_config.name).family == "cnn":
         model = model.to(memory_format=torch.channels_last)
-        model._channels_last = True  # type: ignore[assignment]
+        model._channels_last = True  # type: ignore[assignment]  # a marker attribute nn.Module does not declare
     return model.train()
 
 
