@@ -75,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         "curves.png": study / "figures" / "cnn_curves.png",
         "top9.png": lenet / "figures" / "top9_conv2.png",
         "occlusion.png": lenet / "figures" / "occlusion_conv2.png",
-        "deconv.png": lenet / "figures" / "deconv_conv2_max.png",
         "recurrent.png": study / "figures" / "rnn_by_cell.png",
     }
     for name, source in copies.items():
