@@ -48,7 +48,7 @@ def inspect(target: Target, names: Sequence[str], options: Optional[dict] = None
 def record(t: Target, names: Sequence[str], options: dict) -> Path:
     """inspection.json: what was inspected, with what, so the folder explains itself."""
     return write_json(
-        t.figures.parent / "inspection.json",
+        t.folder / "inspection.json",
         {
             **_description(t),
             "labels": "the images' classes" if t.labels is not None else "the model's predictions",

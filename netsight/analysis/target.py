@@ -43,7 +43,6 @@ class Target:
     kind: str = "cnn"  # cnn | recurrent: which techniques apply (registry.applies)
     run: Any = None  # netsight.train.rundir.Run for a netsight run directory, else None
     pixels: Optional[torch.Tensor] = None  # a run's split as the uint8 tensor it trained on (evolution, sequence)
-    labels_kind: str = "true class"  # or "predicted class" when the images carry no class the model knows
     images_word: str = "images"  # what figures call the images ("test images" for a run's test split)
     record: dict = field(default_factory=dict)  # what opened it, for inspection.json
 
@@ -216,7 +215,6 @@ def open_model_target(
     cats = model.categories
     target.classes = tuple(cats) if cats and len(cats) == n else tuple(str(i) for i in range(n))
     target.labels = _model_labels(source, target.classes, data is not None)
-    target.labels_kind = "true class" if target.labels is not None else "predicted class"
     target.record = {
         "model": model.name,
         "weights": model.weights,

@@ -8,16 +8,10 @@ from pathlib import Path
 from typing import Optional
 
 from ...errors import NetsightError
-from ..evolution import Evolution, feature_evolution
+from ..evolution import feature_evolution
 from ..technique import Option, ReportItem, Technique, register
 from ..target import Target, layer_file
 from ._common import LAYER, MAPS_HELP, checked_layer
-
-
-def evolution(snapshots: list[tuple[int, Path]], images, layer: str, maps: int = 16, device="cpu") -> Evolution:
-    """(iteration, weights file) pairs of one run, in training order -> each map's strongest unit
-    over `images` (uint8 [N,C,H,W]) projected from every snapshot."""
-    return feature_evolution(snapshots, images, layer, maps, device)
 
 
 def _prepare(t: Target, layer: Optional[str], maps: int) -> dict:
@@ -35,7 +29,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     from ...report.figures import save_figure
     from ...report.figures_zf import plot_evolution
 
-    evo = evolution(t.snapshots(), t.pixels, o["layer"], o["maps"], t.device)
+    evo = feature_evolution(t.snapshots(), t.run_pixels(), o["layer"], o["maps"], t.device)
     return [save_figure(plot_evolution(evo, t.title, asked=o["layer"]), t.folder / _outputs(t, o)[0])]
 
 
@@ -53,7 +47,7 @@ TECHNIQUE = register(
         summary="feature evolution across the run's weight snapshots (run directories)",
         applies_to="cnn",
         needs_run=True,
-        compute=evolution,
+        compute=feature_evolution,
         prepare=_prepare,
         outputs=_outputs,
         write=_write,

@@ -29,6 +29,7 @@ def _prepare(t: Target, layers: Optional[Sequence[str]] = None, page: Optional[s
     convs = conv_layers(t.model)
     chosen = list(layers) if layers else convs
     modules = dict(t.model.named_modules())
+    first = t.images.load([0]).to(t.device)
     for layer in chosen:
         if layer not in modules:
             raise unknown_layer(layer, t.model)
@@ -38,7 +39,7 @@ def _prepare(t: Target, layers: Optional[Sequence[str]] = None, page: Optional[s
                 f"{', '.join(convs[:8])}{' ...' if len(convs) > 8 else ''})"
             )
         with normalised_input(t.model, **t.norm):
-            resolve_graph_target(t.model, layer, t.images.load([0]).to(t.device))  # a clear error before the long pass
+            resolve_graph_target(t.model, layer, first)  # a clear error before the long pass
     return {"layers": chosen, "page": Path(page) if page is not None else None}
 
 
