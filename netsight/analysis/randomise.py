@@ -66,7 +66,7 @@ def reinitialise_(model: nn.Module, layer: str, seed: int = 0) -> None:
     devices = sorted({p.device.index or 0 for p in module.parameters(recurse=False) if p.device.type == "cuda"})
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(_layer_seed(seed, layer))
-        module.reset_parameters()
+        getattr(module, "reset_parameters")()  # checked callable by _modules
 
 
 def _copy(model: nn.Module) -> nn.Module:
