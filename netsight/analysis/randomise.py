@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import zlib
-from typing import Iterator
+from typing import Callable, Iterator, cast
 
 import torch
 from torch import nn
@@ -66,7 +66,7 @@ def reinitialise_(model: nn.Module, layer: str, seed: int = 0) -> None:
     devices = sorted({p.device.index or 0 for p in module.parameters(recurse=False) if p.device.type == "cuda"})
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(_layer_seed(seed, layer))
-        getattr(module, "reset_parameters")()  # checked callable by _modules
+        cast(Callable[[], None], module.reset_parameters)()  # checked callable by _modules
 
 
 def _copy(model: nn.Module) -> nn.Module:
