@@ -1,0 +1,149 @@
+"""How alike two sets of attribution maps are, image by image: the similarity measures of Adebayo
+et al., "Sanity Checks for Saliency Maps", NeurIPS 2018 (section 3: Spearman rank correlation with
+and without absolute values, the structural similarity index SSIM, and the Pearson correlation of
+histogram-of-oriented-gradients vectors).
+
+Maps are [N, H, W] (or [N, D] for the rank correlations), one per image, compared pairwise:
+- `spearman`: the rank correlation of the signed maps, batched in torch (ranks by argsort, ties
+  given their average rank, as scipy.stats.spearmanr); `absolute=True` ranks |map|;
+- `ssim`, `hog`: on maps normalised as Adebayo's figures show them: |map| divided by its largest
+  value, so each map lies in [0, 1] (an all-zero map stays 0); SSIM is skimage's
+  structural_similarity with data_range 1; HOG is skimage.feature.hog with 9 orientations, cells of
+  a seventh of the map's side (4 px on 28 px maps) and 2x2-cell blocks, and the Pearson correlation
+  of the two HOG vectors.
+A constant map has no ranks or gradients to correlate: its value is NaN, left out of summaries.
+`summarise` gives the mean and its 95% interval over images (Student's t).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+METRICS = ("spearman", "spearman_abs", "ssim", "hog")
+METRIC_TITLES = {
+    "spearman": "Spearman rank correlation",
+    "spearman_abs": "Spearman rank correlation of |map|",
+    "ssim": "SSIM of |map|",
+    "hog": "HOG similarity of |map|",
+}
+
+
+def _flat(maps: torch.Tensor) -> torch.Tensor:
+    m = torch.as_tensor(maps).detach().to(torch.float64).cpu()
+    return m.reshape(m.shape[0], -1)
+
+
+def ranks(x: torch.Tensor) -> torch.Tensor:
+    """Ranks (1..D) along the last dimension of [N, D], ties given their average rank."""
+    x = _flat(x)
+    n, d = x.shape
+    values, order = torch.sort(x, dim=1, stable=True)
+    new = torch.ones_like(values, dtype=torch.bool)
+    new[:, 1:] = values[:, 1:] != values[:, :-1]
+    group = torch.cumsum(new.reshape(-1), 0) - 1  # a tie group id, unique over the whole batch
+    position = torch.arange(1, d + 1, dtype=torch.float64).repeat(n)
+    count = torch.zeros(int(group[-1]) + 1, dtype=torch.float64).index_add_(0, group, torch.ones_like(position))
+    total = torch.zeros_like(count).index_add_(0, group, position)
+    mean_rank = (total / count)[group].reshape(n, d)
+    out = torch.empty_like(mean_rank)
+    out.scatter_(1, order, mean_rank)
+    return out
+
+
+def _pearson_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a = a - a.mean(dim=1, keepdim=True)
+    b = b - b.mean(dim=1, keepdim=True)
+    den = torch.sqrt((a * a).sum(dim=1) * (b * b).sum(dim=1))
+    r = (a * b).sum(dim=1) / den
+    return torch.where(den > 0, r, torch.full_like(r, math.nan)).clamp(-1, 1)
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor, absolute: bool = False) -> torch.Tensor:
+    """Per image, the Spearman rank correlation of map a[i] and map b[i] ([N] float64; NaN for a constant map)."""
+    fa, fb = _flat(a), _flat(b)
+    if fa.shape != fb.shape:
+        raise ValueError(f"maps of different shapes: {tuple(fa.shape)} and {tuple(fb.shape)}")
+    if absolute:
+        fa, fb = fa.abs(), fb.abs()
+    return _pearson_rows(ranks(fa), ranks(fb))
+
+
+def normalise_abs(maps: torch.Tensor) -> np.ndarray:
+    """|map| / max |map| per image: [N, H, W] float64 in [0, 1] (an all-zero map stays 0)."""
+    m = torch.as_tensor(maps).detach().to(torch.float64).cpu().abs()
+    top = m.reshape(m.shape[0], -1).amax(dim=1).clamp_min(1e-30)
+    return (m / top.view(-1, *([1] * (m.dim() - 1)))).numpy()
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per image, SSIM of the normalised |maps| ([N]); the window is 7 px, or the map's side when smaller (odd)."""
+    from skimage.metrics import structural_similarity
+
+    na, nb = normalise_abs(a), normalise_abs(b)
+    side = min(na.shape[1:])
+    win = min(7, side if side % 2 else side - 1)
+    return torch.tensor([structural_similarity(x, y, data_range=1.0, win_size=win) for x, y in zip(na, nb, strict=True)])
+
+
+def hog_cell(side: int) -> int:
+    """Pixels per HOG cell for maps `side` pixels high: a seventh of it (4 on 28), at least 2."""
+    return max(2, side // 7)
+
+
+def hog_vectors(maps: torch.Tensor) -> np.ndarray:
+    """The HOG vector of each normalised |map| ([N, features])."""
+    from skimage.feature import hog
+
+    m = normalise_abs(maps)
+    cell = hog_cell(min(m.shape[1:]))
+    return np.stack(
+        [hog(x, orientations=9, pixels_per_cell=(cell, cell), cells_per_block=(2, 2), feature_vector=True) for x in m]
+    )
+
+
+def hog_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per image, the Pearson correlation of the HOG vectors of the normalised |maps| ([N])."""
+    return _pearson_rows(torch.from_numpy(hog_vectors(a)), torch.from_numpy(hog_vectors(b)))
+
+
+def compare(a: torch.Tensor, b: torch.Tensor, metrics=METRICS) -> dict[str, torch.Tensor]:
+    """Every metric of `metrics`, per image: {metric: [N]}."""
+    fns = {
+        "spearman": lambda: spearman(a, b),
+        "spearman_abs": lambda: spearman(a, b, absolute=True),
+        "ssim": lambda: ssim(a, b),
+        "hog": lambda: hog_similarity(a, b),
+    }
+    unknown = [m for m in metrics if m not in fns]
+    if unknown:
+        raise ValueError(f"unknown similarity metric(s) {unknown}; known: {', '.join(METRICS)}")
+    return {m: fns[m]() for m in metrics}
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over images and its 95% interval (Student's t); n counts the values that are not NaN."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: int
+
+    def text(self, digits: int = 2) -> str:
+        if self.n == 0:
+            return "n/a"
+        if self.n == 1:
+            return f"{self.mean:.{digits}f} (1 value, no interval)"
+        return f"{self.mean:.{digits}f} [{self.lo:.{digits}f}, {self.hi:.{digits}f}]"
+
+
+def summarise(values) -> Interval:
+    """Mean and 95% interval of per-image values (NaN left out)."""
+    from ..report.stats import summarize  # the one t-table of the project (a pure module: no figures)
+
+    s = summarize([float(v) for v in torch.as_tensor(values).reshape(-1).tolist()])
+    return Interval(s.mean, s.ci_low, s.ci_high, s.n)
