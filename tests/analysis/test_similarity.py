@@ -35,7 +35,7 @@ def test_spearman_matches_scipy_signed_and_absolute_with_ties():
         ours = spearman(a, b, absolute=absolute)
         ref = [
             spearmanr(np.abs(x) if absolute else x, np.abs(y) if absolute else y).statistic
-            for x, y in zip(a.reshape(4, -1).numpy(), b.reshape(4, -1).numpy())
+            for x, y in zip(a.reshape(4, -1).numpy(), b.reshape(4, -1).numpy(), strict=True)
         ]
         assert np.allclose(ours.numpy(), ref, atol=1e-12)
     assert ours[0] > 0.9
@@ -50,14 +50,14 @@ def test_ssim_and_hog_match_skimage_on_normalised_absolute_maps():
     a, b = _maps(2, side=28), _maps(3, side=28)
     b[1] = -a[1]  # the same |map|: identical for SSIM and HOG
     ours = ssim(a, b)
-    ref = [structural_similarity(_norm(x), _norm(y), data_range=1.0) for x, y in zip(a.numpy(), b.numpy())]
+    ref = [structural_similarity(_norm(x), _norm(y), data_range=1.0) for x, y in zip(a.numpy(), b.numpy(), strict=True)]
     assert np.allclose(ours.numpy(), ref) and ours[1] == pytest.approx(1.0)
     h = hog_similarity(a, b)
 
     def vec(m):
         return hog(_norm(m), orientations=9, pixels_per_cell=(4, 4), cells_per_block=(2, 2))
 
-    ref_h = [pearsonr(vec(x), vec(y)).statistic for x, y in zip(a.numpy(), b.numpy())]
+    ref_h = [pearsonr(vec(x), vec(y)).statistic for x, y in zip(a.numpy(), b.numpy(), strict=True)]
     assert np.allclose(h.numpy(), ref_h) and h[1] == pytest.approx(1.0)
     assert set(compare(a, b)) == {"spearman", "spearman_abs", "ssim", "hog"}
 
