@@ -165,11 +165,28 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dropout", type=_float("--dropout", 0, 1, hi_open=True), help="cnn-bn: dropout probability (0.5)")
     g.add_argument("--init", choices=["torch", "starter"], help="weight initialisation (torch)")
     g.add_argument("--snapshots", type=_csv_ints("--snapshots"), help="iterations at which to keep weights, e.g. 100,500,1000")
+    g.add_argument(
+        "--labels",
+        choices=["true", "permuted"],
+        help="true (default) or permuted: the training labels shuffled once with the seed (the sanity checks' data randomisation)",
+    )
     g.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
 
 
 def _train_overrides(args: argparse.Namespace) -> dict:
-    keys = ("iterations", "batch_size", "lr", "optimizer", "eval_every", "seed", "hidden", "dropout", "init", "snapshots")
+    keys = (
+        "iterations",
+        "batch_size",
+        "lr",
+        "optimizer",
+        "eval_every",
+        "seed",
+        "hidden",
+        "dropout",
+        "init",
+        "snapshots",
+        "labels",
+    )
     return {k: getattr(args, k) for k in keys}
 
 

@@ -10,6 +10,7 @@ and the analyses to make of them. The built-in `assignment` suite is one such fi
     data = "cifar10-assignment"
     snapshots = [100, 500, 1000]   # any training field (netsight train --help); a list of
     hidden = [32, 64]              # values for hidden/lr/batch_size/... makes a grid
+    labels = "permuted"            # train on permuted labels (Adebayo et al.'s data randomisation)
     analyses = ["filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance", "explore"]
 
 Analyses: the CNN ones above run on the first seed of each CNN model of the group ("explore"
@@ -36,7 +37,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 BUILTIN_DIR = Path(__file__).parent
-GRID_FIELDS = ("hidden", "lr", "batch_size", "optimizer", "init", "dropout", "iterations", "eval_every")
+GRID_FIELDS = ("hidden", "lr", "batch_size", "optimizer", "init", "dropout", "iterations", "eval_every", "labels")
 _GROUP_KEYS = {"name", "models", "data", "analyses", "snapshots"} | set(GRID_FIELDS)
 QUICK_ITERATIONS = 100  # --quick: iterations per run
 QUICK_SEEDS = 2  # --quick: seeds (two, so the spread is still computed)
@@ -71,7 +72,8 @@ class RunSpec:
     def dirname(self) -> str:
         c = self.config
         hidden = f"-h{c.hidden}" if MODELS[c.model].family == "rnn" else ""
-        return f"{self.group}/{c.model}{hidden}-{c.data}-seed{c.seed}-{c.key()}"
+        permuted = "-permuted" if c.labels == "permuted" else ""
+        return f"{self.group}/{c.model}{hidden}-{c.data}{permuted}-seed{c.seed}-{c.key()}"
 
 
 def _fail(where: str, message: str) -> NetsightError:
@@ -94,6 +96,7 @@ _GROUP_TYPES: dict[str, tuple[str, str]] = {
     "dropout": (_NUMBER, "grid"),
     "optimizer": (_STR, "grid"),
     "init": (_STR, "grid"),
+    "labels": (_STR, "grid"),
 }
 
 

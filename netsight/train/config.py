@@ -13,10 +13,13 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Optional, TypeGuard
 
+import torch
+
 from ..errors import NetsightError
 from ..models import INITS, MODELS, SETTING_DEFAULTS, get_entry, models_with
 
 OPTIMIZERS = ("adam", "sgd")
+LABELS = ("true", "permuted")  # permuted: Adebayo et al. 2018's data-randomisation test (see training_labels)
 
 # The assignment report's protocol per model family.
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -51,10 +54,15 @@ class TrainConfig:
     dropout: Optional[float] = None  # cnn-bn: drop probability (0.5); None for models without
     init: str = "torch"  # torch | starter (course code's truncated normal std 0.1, bias 0.1)
     snapshots: tuple[int, ...] = ()  # iterations at which weights are kept (feature evolution)
+    labels: str = "true"  # true | permuted: the training labels permuted once with the seed (the test set keeps its own)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as config.json records it. `labels` appears only when it is not "true": a run made
+        before the option existed keeps its file, its key and its equality with the same config now."""
         d = asdict(self)
         d["snapshots"] = list(self.snapshots)
+        if self.labels == "true":
+            del d["labels"]
         return d
 
     @classmethod
@@ -156,10 +164,23 @@ def validate(c: TrainConfig) -> TrainConfig:
     else:
         need(c.dropout is None, "--dropout", f"none for {c.model} (it applies to {', '.join(models_with('dropout'))})", c.dropout)
     need(c.init in INITS, "--init", " or ".join(INITS), c.init)
+    need(c.labels in LABELS, "--labels", " or ".join(LABELS), c.labels)
     need(all(_is_int(s) for s in c.snapshots), "--snapshots", "integers", list(c.snapshots))
     bad = [s for s in c.snapshots if not 1 <= s <= c.iterations]
     need(not bad, "--snapshots", f"iterations between 1 and {c.iterations}", bad)
     return c
+
+
+def training_labels(config: TrainConfig, labels: torch.Tensor) -> torch.Tensor:
+    """The labels a run trains on: `labels` themselves, or (labels = "permuted") the same labels in an
+    order drawn once from the run's seed, so the images keep no relation to their classes while the
+    class frequencies stay as they were (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS
+    2018, section 4: the data randomisation test). A generator of its own: the seeds of the weights
+    and the batches draw exactly what they draw for a run on true labels."""
+    if config.labels == "true":
+        return labels
+    g = torch.Generator().manual_seed(config.seed)
+    return labels[torch.randperm(len(labels), generator=g).to(labels.device)]
 
 
 def changed_fields(a: TrainConfig, b: TrainConfig) -> list[str]:
@@ -170,4 +191,4 @@ def changed_fields(a: TrainConfig, b: TrainConfig) -> list[str]:
     ]
 
 
-__all__ = ["TrainConfig", "FAMILY_DEFAULTS", "resolve", "validate", "changed_fields", "replace"]
+__all__ = ["TrainConfig", "FAMILY_DEFAULTS", "LABELS", "resolve", "validate", "training_labels", "changed_fields", "replace"]

@@ -1,8 +1,8 @@
 """The fleet trainer: K runs of one architecture trained together as one batched program.
 
 The runs of a fleet share model, data, batch size, iteration count, evaluation interval,
-optimiser and (for cnn-bn) dropout; they differ in seed, initialisation, learning rate and
-snapshots. Each member is exactly the single run of its configuration where it can be:
+optimiser and (for cnn-bn) dropout; they differ in seed, initialisation, learning rate, training
+labels (true or permuted) and snapshots. Each member is exactly the single run of its configuration where it can be:
 
 - it is initialised by the same two calls as a single run (`torch.manual_seed(seed)`, then
   `build_model`), so its starting weights are bit-identical;
@@ -41,7 +41,7 @@ from ..errors import NetsightError
 from ..fileio import atomic_write, read_json, remove, write_csv, write_json
 from ..models import ModelConfig, build_model, count_parameters
 from ..models.fleet import member_state, member_tensor, stack_models
-from .config import TrainConfig
+from .config import TrainConfig, training_labels
 from .loop import (
     CHECKPOINT_SECONDS,
     BatchSampler,
@@ -257,7 +257,9 @@ def train_fleet(
     last_checkpoint = time.perf_counter()
     status = "completed"
     tick = time.perf_counter()
-    images, labels = data.train_images, data.train_labels
+    images = data.train_images
+    # each member's own training labels (permuted ones differ by seed), [K, N]: row k is member k's
+    labels = torch.stack([training_labels(m.config, data.train_labels) for m in active])
     try:
         with _stop_on_sigint() as sigint:
             while iteration < config.iterations:
@@ -265,7 +267,7 @@ def train_fleet(
                     status = "interrupted"
                     break
                 idx = torch.stack([s.next() for s in samplers])  # [K, B]: each member its own batch
-                x, y = Dataset.normalise(images[idx]), labels[idx]
+                x, y = Dataset.normalise(images[idx]), labels.gather(1, idx)
                 logits = fleet(x)  # [K, B, classes]
                 losses = (
                     F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none").view(y.shape).mean(1)

@@ -31,7 +31,7 @@ from ..data import Dataset, load_dataset
 from ..errors import NetsightError
 from ..fileio import atomic_write, claim_output_folder, clean_leftovers, remove, write_csv, write_json
 from ..models import ModelConfig, build_model, count_parameters, get_entry
-from .config import TrainConfig, changed_fields
+from .config import TrainConfig, changed_fields, training_labels
 from .rundir import METRIC_COLUMNS, RUN_FILES, RunDir, check_run_dir, load_checkpoint, load_weights, open_run, save_weights
 
 CHECKPOINT_SECONDS = 60.0  # while training, checkpoint at an evaluation point at most this often
@@ -242,6 +242,7 @@ def train(
     model = build_for_training(model_config, dev)
     optimizer = make_optimizer(config, model.parameters())
     sampler = BatchSampler(len(data.train_images), config.batch_size, config.seed, dev)
+    train_labels = training_labels(config, data.train_labels)
 
     info = {
         "model": model_config.to_dict(),
@@ -330,7 +331,7 @@ def train(
                     status = "interrupted"
                     break
                 idx = sampler.next()
-                x, y = prepare_input(model, data.train_images[idx]), data.train_labels[idx]
+                x, y = prepare_input(model, data.train_images[idx]), train_labels[idx]
                 logits = model(x)
                 loss = F.cross_entropy(logits, y)
                 optimizer.zero_grad(set_to_none=True)
