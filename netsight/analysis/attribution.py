@@ -409,6 +409,34 @@ def _occlusion(
     return torch.stack(maps)
 
 
+def parse_methods(methods: str | Sequence[str] | None) -> list[str]:
+    """`--methods a,b` (or a list; None: all of METHODS), checked."""
+    if methods is None:
+        return list(METHODS)
+    chosen = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else [str(m) for m in methods]
+    chosen = [m for m in chosen if m]
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown or not chosen:
+        raise NetsightError(f"--methods {','.join(unknown) or '(none)'}: expected a comma list of {', '.join(METHODS)}")
+    return list(dict.fromkeys(chosen))
+
+
+def check_methods(
+    model: nn.Module, example: torch.Tensor, methods: Sequence[str], layer: Optional[str]
+) -> tuple[Optional[str], dict]:
+    """Everything `methods` need of the model, checked on `example` (eval mode, normalisation
+    applied by the caller): (the Grad-CAM layer or None, the ReLU rules' notes or {})."""
+    used_layer = check_gradcam_layer(model, layer, example) if any(m in LAYER_METHODS for m in methods) else None
+    rule_notes: dict = {}
+    if any(m in RELU_RULE for m in methods):
+        rule_notes = rectified_nonlinearities(model, example)
+        if "deconvnet" in methods:
+            _check_rule(model, example, RectifyingReLUs, "deconvnet")
+        if any(m in ("guided_backprop", "guided_gradcam") for m in methods):
+            _check_rule(model, example, GuidedReLUs, "guided backprop")
+    return used_layer, rule_notes
+
+
 # ------------------------------------------------------------------ the public functions
 
 
@@ -549,10 +577,7 @@ def attribution_maps(
     """Several methods over the same images and targets (see `attribute`), streamed batch by
     batch: {method: Attribution}. Everything is checked (methods, targets, layer, the ReLU rule)
     on the first batch before the first map is computed."""
-    methods = list(methods)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise NetsightError(f"--methods {','.join(unknown) or '(none)'}: expected a comma list of {', '.join(METHODS)}")
+    methods = parse_methods(methods)
     if batch_size < 1:
         raise NetsightError(f"batch size {batch_size}: expected an integer >= 1")
     check_norm(model, mean, std)
@@ -577,16 +602,10 @@ def attribution_maps(
         if outputs.dim() != 2:
             raise NetsightError(f"attribution: the model's output is {tuple(outputs.shape)}, not class scores [N, classes]")
         chosen, kind = _resolve_targets(targets, labels, source.labels, n, outputs.shape[1])
-        used_layer = check_gradcam_layer(model, layer, first) if any(m in LAYER_METHODS for m in methods) else None
-        if any(m in RELU_RULE for m in methods):
-            relus = rectified_nonlinearities(model, first)
-            for m in methods:
-                if m in RELU_RULE:
-                    notes[m].update(relus)
-            if "deconvnet" in methods:
-                _check_rule(model, first, RectifyingReLUs, "deconvnet")
-            if any(m in ("guided_backprop", "guided_gradcam") for m in methods):
-                _check_rule(model, first, GuidedReLUs, "guided backprop")
+        used_layer, rule_notes = check_methods(model, first, methods, layer)
+        for m in methods:
+            if m in RELU_RULE:
+                notes[m].update(rule_notes)
         if "occlusion" in methods:
             occluded_copies(first[0], size, stride, occlusion_fill)  # checks size and stride
         settings = _Settings(steps, ig_method, baseline, samples, noise, seed, size, stride, occlusion_fill, chunk, used_layer)
