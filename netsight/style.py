@@ -1,7 +1,8 @@
 """netsight's one visual language, used by every figure.
 
 - one colour per model / cell type (rnn, lstm, gru, lenet5, cnn-bn; any other name gets a fixed
-  colour of its own) and one per hidden size (32, 64, 128: light to dark purple; other sizes a
+  colour of its own), and one per attribution method (`method_colour`, the baselines random and
+  Sobel in grey and black), and one per hidden size (32, 64, 128: light to dark purple; other sizes a
   fixed shade of orange), the same in every figure;
 - accuracy is read in percent: `percent_axis` puts % on the tick values and the label;
 - text is at least MIN_FONT_PT points (the rcParams below are set once, on import);
@@ -64,6 +65,30 @@ _OTHER_MODELS = ["#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#843c39
 HIDDEN_COLOURS = {32: "#9e9ac8", 64: "#6a51a3", 128: "#3f007d"}
 # other sizes (a quick suite's 8 and 16, a 256): shades of orange, by the nearest power of two
 _OTHER_HIDDEN = ["#fdae6b", "#f16913", "#a63603", "#fd8d3c", "#d94801", "#7f2704"]
+
+
+# attribution methods (and the two faithfulness baselines): one hue each, the same in every figure
+METHOD_COLOURS = {
+    "gradient": "#1f77b4",  # blue
+    "gradient_x_input": "#17becf",  # cyan
+    "guided_backprop": "#d62728",  # red
+    "integrated_gradients": "#2ca02c",  # green
+    "smoothgrad": "#9467bd",  # purple
+    "gradcam": "#ff7f0e",  # orange
+    "guided_gradcam": "#8c564b",  # brown
+    "deconvnet": "#e377c2",  # pink
+    "occlusion": "#bcbd22",  # olive
+    "random": "#7f7f7f",  # grey: a baseline
+    "sobel": "#000000",  # black: a baseline
+}
+
+
+def method_colour(method: str) -> str:
+    """The colour of an attribution method (or baseline) in every figure (any other name: a fixed colour of its own)."""
+    key = str(method).lower()
+    if key in METHOD_COLOURS:
+        return METHOD_COLOURS[key]
+    return _OTHER_MODELS[zlib.crc32(key.encode()) % len(_OTHER_MODELS)]
 
 
 def model_colour(model: str) -> str:

@@ -14,7 +14,8 @@ labels and one trained on permuted labels (`compare_models`).
 
 The class each map explains is fixed by the trained model (the images' true classes when known,
 else its predictions) and stays the same for every randomised copy. `attribute_fn(model, x, method,
-targets) -> [N, H, W]` computes the maps; by default netsight's `attribution.attribute`.
+targets) -> {method: [N, H, W]}` computes every method's maps of one model; by default netsight's
+`attribution.attribution_maps` (`default_attribute_fn`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from torch import nn
 from .randomise import cascading, independent, randomisable_layers
 from .similarity import METRICS, compare, summarise
 
-AttributeFn = Callable[[nn.Module, torch.Tensor, str, list[int]], torch.Tensor]
+AttributeFn = Callable[[nn.Module, torch.Tensor, Sequence[str], list[int]], dict[str, torch.Tensor]]
 MODES = ("cascading", "independent")
 COLUMNS = ("method", "mode", "layer", "depth", "metric", "mean", "lo", "hi", "n")
 
@@ -68,15 +69,16 @@ class SanityResult:
 def default_attribute_fn(
     mean=None, std=None, layer: Optional[str] = None, steps: int = 32, samples: int = 16, batch_size: int = 64
 ) -> AttributeFn:
-    """netsight's `attribution.attribute` for fixed classes (a closure over the normalisation and Grad-CAM's layer)."""
+    """netsight's `attribution.attribution_maps` for fixed classes (a closure over the normalisation,
+    Grad-CAM's layer, integrated gradients' steps and SmoothGrad's samples)."""
 
-    def fn(model: nn.Module, x: torch.Tensor, method: str, targets: list[int]) -> torch.Tensor:
-        from .attribution import attribute
+    def fn(model: nn.Module, x: torch.Tensor, methods: Sequence[str], targets: list[int]) -> dict[str, torch.Tensor]:
+        from .attribution import attribution_maps
 
-        a = attribute(
+        found = attribution_maps(
             model,
             x,
-            method,
+            list(methods),
             targets="true",
             labels=torch.tensor(targets),
             layer=layer,
@@ -86,9 +88,16 @@ def default_attribute_fn(
             steps=steps,
             samples=samples,
         )
-        return a.maps
+        return {m: a.maps for m, a in found.items()}
 
     return fn
+
+
+def _maps(
+    fn: AttributeFn, model: nn.Module, x: torch.Tensor, methods: Sequence[str], targets: list[int]
+) -> dict[str, torch.Tensor]:
+    found = fn(model, x, methods, targets)
+    return {m: found[m].detach().float().cpu() for m in methods}
 
 
 def _rows(method: str, mode: str, layer: str, depth: int, a: torch.Tensor, b: torch.Tensor, metrics) -> list[SanityRow]:
@@ -117,24 +126,24 @@ def sanity_checks(
     if bad:
         raise ValueError(f"unknown randomisation mode(s) {bad}; known: {', '.join(MODES)}")
     layers = randomisable_layers(model)
-    originals = {m: attribute_fn(model, x, m, targets).float().cpu() for m in methods}
+    originals = _maps(attribute_fn, model, x, methods, targets)
     result = SanityResult(x.detach().cpu(), list(targets), layers, originals, {m: [] for m in methods})
     if "cascading" in modes:
         for depth, (layer, twin) in enumerate(cascading(model, seed), 1):
             if progress:
                 progress(f"cascading randomisation down to {layer}")
+            maps = _maps(attribute_fn, twin, x, methods, targets)
             for m in methods:
-                maps = attribute_fn(twin, x, m, targets).float().cpu()
-                result.cascade[m].append(maps)
-                result.rows += _rows(m, "cascading", layer, depth, originals[m], maps, metrics)
+                result.cascade[m].append(maps[m])
+                result.rows += _rows(m, "cascading", layer, depth, originals[m], maps[m], metrics)
     if "independent" in modes:
         for depth, layer in enumerate(layers, 1):
             if progress:
                 progress(f"independent randomisation of {layer}")
             twin = independent(model, layer, seed)
+            maps = _maps(attribute_fn, twin, x, methods, targets)
             for m in methods:
-                maps = attribute_fn(twin, x, m, targets).float().cpu()
-                result.rows += _rows(m, "independent", layer, depth, originals[m], maps, metrics)
+                result.rows += _rows(m, "independent", layer, depth, originals[m], maps[m], metrics)
     return result
 
 
@@ -150,9 +159,5 @@ def compare_models(
 ) -> list[SanityRow]:
     """Each method's maps on `model` against its maps on `other` (the same images and classes): the data
     randomisation test when `other` was trained on permuted labels. Rows have layer "" and depth 0."""
-    rows = []
-    for m in methods:
-        a = attribute_fn(model, x, m, targets).float().cpu()
-        b = attribute_fn(other, x, m, targets).float().cpu()
-        rows += _rows(m, mode, "", 0, a, b, metrics)
-    return rows
+    a, b = _maps(attribute_fn, model, x, methods, targets), _maps(attribute_fn, other, x, methods, targets)
+    return [row for m in methods for row in _rows(m, mode, "", 0, a[m], b[m], metrics)]

@@ -24,12 +24,6 @@ import numpy as np
 import torch
 
 METRICS = ("spearman", "spearman_abs", "ssim", "hog")
-METRIC_TITLES = {
-    "spearman": "Spearman rank correlation",
-    "spearman_abs": "Spearman rank correlation of |map|",
-    "ssim": "SSIM of |map|",
-    "hog": "HOG similarity of |map|",
-}
 
 
 def _flat(maps: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,124 @@
+"""What the sanity checks, faithfulness and seed agreement techniques share: their options (the
+attributions technique's, so `--methods`, `--target`, `--count` are one flag each), the classes the
+maps explain, the maps a run already saved, and the sibling runs of a suite (other seeds of the same
+configuration; the same model trained on permuted labels)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ...errors import NetsightError
+from ..attribution import attribution_maps
+from ..hooks import evaluating, normalised_input
+from ..target import Target, spread
+from ..technique import Option
+from ._common import count_option
+from .attributions import TECHNIQUE as ATTRIBUTIONS
+from .attributions import _prepare as prepare_attributions
+
+MAPS_FILE = "tables/attribution_maps.safetensors"
+
+
+def options(count: int) -> tuple[Option, ...]:
+    """The attributions technique's options (one `netsight inspect` flag each), with this technique's --count default."""
+    return tuple(count_option(count) if o.name == "count" else o for o in ATTRIBUTIONS.options)
+
+
+def prepare(t: Target, layer, count, target, methods, ig_steps, samples) -> dict:
+    """The attributions technique's checks (methods, target, Grad-CAM layer) on the first image."""
+    return prepare_attributions(t, layer, count, target, methods, ig_steps, samples)
+
+
+def images_and_targets(t: Target, o: dict) -> tuple[torch.Tensor, torch.Tensor, list[int], str]:
+    """(image indices, images [N,C,H,W] on the target's device, the class per image, its kind), the
+    classes fixed by the trained model: true labels, its predictions, or one class index."""
+    idx = spread(len(t.images), o["count"])
+    x = t.images.load(idx).to(t.device)
+    wanted = o["target"]
+    if wanted is None:
+        wanted = "true" if t.labels is not None else "predicted"
+    if wanted == "true":
+        assert t.labels is not None  # prepare refused --target true without labels
+        return idx, x, [int(v) for v in t.labels[idx]], "true class"
+    if wanted == "predicted":
+        with torch.no_grad(), evaluating(t.model), normalised_input(t.model, **t.norm):
+            return idx, x, [int(v) for v in t.model(x).argmax(1)], "predicted class"
+    return idx, x, [int(wanted)] * len(idx), f"class {int(wanted)}"
+
+
+def saved_maps(folder: Path) -> Optional[tuple[list[int], list[int], dict[str, torch.Tensor]]]:
+    """(image indices, targets, method -> maps) from a run's tables/attribution_maps.safetensors, or None."""
+    path = folder / MAPS_FILE
+    if not path.is_file():
+        return None
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    idx = [int(v) for v in tensors.pop("image_indices")]
+    targets = [int(v) for v in tensors.pop("targets")]
+    return idx, targets, tensors
+
+
+def maps_of(
+    t: Target, model, x: torch.Tensor, idx: torch.Tensor, targets: list[int], o: dict, folder: Optional[Path] = None
+) -> dict[str, torch.Tensor]:
+    """Every method's maps of `x` for `targets` on `model`: read from `folder`'s saved maps where they hold
+    the method for these images and classes (the attributions technique's file), else computed."""
+    saved = saved_maps(folder) if folder is not None else None
+    out: dict[str, torch.Tensor] = {}
+    if saved is not None and saved[0] == [int(v) for v in idx] and saved[1] == targets:
+        out = {m: saved[2][m].float() for m in o["methods"] if m in saved[2]}
+    todo = [m for m in o["methods"] if m not in out]
+    if todo:
+        found = attribution_maps(
+            model,
+            x,
+            todo,
+            "true",
+            torch.tensor(targets),
+            o["layer"],
+            steps=o["ig_steps"],
+            samples=o["samples"],
+            **t.norm,
+        )
+        out.update({m: a.maps for m, a in found.items()})
+    return {m: out[m] for m in o["methods"]}
+
+
+_VARIES = ("seed", "snapshots", "eval_every", "labels")  # what may differ between a run and its siblings
+
+
+def siblings(t: Target, labels: str = "true", same_group: bool = True) -> list[Path]:
+    """Completed runs of the suite with this run's configuration except seed (and snapshots and
+    evaluation interval), trained on `labels`, other than this run; `same_group`: in this run's group
+    folder, else anywhere in the suite's runs/ (a permuted-label group is a group of its own)."""
+    from ...fileio import read_json
+    from ...train.config import TrainConfig
+
+    run = t.run
+    if run is None:
+        return []
+    here = run.path.resolve()
+    group = here.parent
+    folders = [group] if same_group else [g for g in sorted(group.parent.iterdir()) if g.is_dir()]
+
+    def key(c) -> dict:
+        return {k: v for k, v in c.to_dict().items() if k not in _VARIES}
+
+    mine = key(run.config)
+    found = []
+    for folder in folders:
+        for d in sorted(folder.iterdir()):
+            if d.resolve() == here or not (d / "config.json").is_file() or not (d / "summary.json").is_file():
+                continue
+            try:
+                config = TrainConfig.from_dict(read_json(d / "config.json")["train"])
+                status = read_json(d / "summary.json").get("status")
+            except (NetsightError, KeyError, TypeError, OSError, ValueError):  # a damaged or foreign folder: not a sibling
+                continue
+            if status == "completed" and config.labels == labels and key(config) == mine:
+                found.append(d)
+    return found

@@ -1,0 +1,98 @@
+"""The sanity checks of Adebayo et al., "Sanity Checks for Saliency Maps" (NeurIPS 2018) for every
+attribution method: cascading and independent randomisation of the weights (analysis/sanity.py,
+analysis/randomise.py), and, for a suite run whose configuration was also trained on permuted labels,
+the data randomisation test.
+
+Writes figures/sanity_grid.png (the paper's Fig. 2: rows of images per method; columns: the input, the
+trained model's map, the maps as the layers are re-initialised from the logits down),
+figures/sanity_curves.png (similarity to the trained model's maps per depth, 95% bands over images)
+and tables/sanity.csv (method, mode, layer, depth, metric, mean, lo, hi, n)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..sanity import COLUMNS, compare_models, default_attribute_fn, sanity_checks
+from ..target import Target
+from ..technique import ReportItem, Technique, register
+from . import _trust
+
+FILES = ["figures/sanity_grid.png", "figures/sanity_curves.png", "tables/sanity.csv"]
+PERMUTED = "permuted labels"
+
+
+def _outputs(t: Target, o: dict) -> list[str]:
+    return list(FILES)
+
+
+def _write(t: Target, o: dict) -> list[Path]:
+    from ...fileio import write_csv
+    from ...report.figures import save_figure
+    from ...report.figures_trust import plot_sanity_curves, plot_sanity_grid
+
+    idx, x, targets, kind = _trust.images_and_targets(t, o)
+    fn = default_attribute_fn(t.mean, t.std, o["layer"], o["ig_steps"], o["samples"])
+
+    def say(text: str) -> None:
+        if t.progress:
+            print(f"sanity: {text}", flush=True)
+
+    result = sanity_checks(t.model, x, o["methods"], targets, fn, progress=say)
+    rows = list(result.rows)
+    for twin in _trust.siblings(t, labels="permuted", same_group=False)[:1]:
+        from ...train.rundir import open_run
+
+        other = open_run(twin).model(t.device)
+        rows += compare_models(t.model, other, x, o["methods"], targets, fn, mode=PERMUTED)
+        say(f"compared with {twin.name}, trained on permuted labels")
+    grid, curves, table = (t.folder / p for p in FILES)
+    written = [
+        save_figure(
+            plot_sanity_grid(result.images, result.originals, result.cascade, result.layers, targets, t.classes, t.title),
+            grid,
+        ),
+        save_figure(plot_sanity_curves(result.rows, result.layers, t.title, len(idx)), curves),
+        write_csv(table, COLUMNS, [r.values() for r in rows]),
+    ]
+    return written
+
+
+def _report(run, label: str) -> list[ReportItem]:
+    figures = run.dir.figures
+    return [
+        ReportItem(
+            "figure",
+            f"{label}: cascading randomisation, the paper's Fig. 2. Each method's map of the same images on the trained "
+            "model, then after re-initialising the layers from the logits down.",
+            figures / "sanity_grid.png",
+        ),
+        ReportItem(
+            "figure",
+            f"{label}: similarity of each method's maps on the randomised model to its maps on the trained model, "
+            "per layer (bands: 95% interval over images).",
+            figures / "sanity_curves.png",
+        ),
+    ]
+
+
+TECHNIQUE = register(
+    Technique(
+        name="sanity",
+        summary="sanity checks of the attribution maps (Adebayo et al. 2018): cascading and independent weight randomisation",
+        applies_to="cnn",
+        compute=sanity_checks,
+        prepare=_trust.prepare,
+        outputs=_outputs,
+        write=_write,
+        options=_trust.options(8),
+        report=_report,
+        section="trust",
+        study={
+            "count": 8,
+            "methods": "gradient,gradient_x_input,guided_backprop,integrated_gradients,smoothgrad,gradcam,guided_gradcam,deconvnet",
+            "ig_steps": 16,
+            "samples": 8,
+        },
+        study_quick={"count": 4, "methods": "gradient,guided_backprop,gradcam", "ig_steps": 8, "samples": 4},
+    )
+)
