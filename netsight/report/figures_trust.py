@@ -47,7 +47,7 @@ def plot_sanity_grid(
     n = min(shown, len(images))
     depth = min(len(layers), min(len(cascade[m]) for m in methods))
     rows, cols = n * len(methods), depth + 2
-    fig = plt.figure(figsize=(1.05 * cols + 2.2, 1.1 * rows + 1.4))
+    fig = plt.figure(figsize=(1.05 * cols + 1.9, 1.1 * rows + 1.4))
     grid = fig.add_gridspec(rows, cols + 1, width_ratios=[1.0] * cols + [0.07], wspace=0.12, hspace=0.12)
     norm = style.signed_norm(1.0)
     im = None
@@ -76,7 +76,8 @@ def plot_sanity_grid(
         f"{title}: cascading randomisation (Adebayo et al. 2018): each method's map as the weights are\n"
         "re-initialised from the logits down; a map that stays the same does not depend on what the model learned"
     )
-    tight_with_title(fig, title_inches=0.7)
+    w, h = fig.get_size_inches()  # explicit margins (inches): tight_layout cannot place a colour bar spanning rows
+    fig.subplots_adjust(left=1.0 / w, right=1 - 0.75 / w, top=1 - 0.95 / h, bottom=0.15 / h)
     return fig
 
 

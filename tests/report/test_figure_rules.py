@@ -28,7 +28,7 @@ from netsight.analysis.stages import Stage
 from netsight.analysis.topk import TopActivations, TopPatches
 from netsight.fileio import write_csv
 from netsight import style
-from netsight.report import figures, figures_zf, study
+from netsight.report import figures, figures_trust, figures_zf, study
 from netsight.train import curves
 
 CLASSES = tuple(f"class{i}" for i in range(10))
@@ -213,12 +213,41 @@ def evolution() -> Evolution:
     return Evolution("relu2", [10, 100, 1000], torch.randn(3, 3, 1, 10, 10, generator=g), torch.rand(3, 3, generator=g))
 
 
+def sanity_inputs():
+    """Three methods' maps of two 10x10 images on a trained model and after 3 cascading depths, and their rows."""
+    from netsight.analysis.sanity import SanityRow
+
+    g = torch.Generator().manual_seed(9)
+    layers = ["fc2", "fc1", "conv1"]
+    methods = ["gradient", "guided_backprop", "gradcam"]
+    originals = {m: torch.randn(2, 10, 10, generator=g) for m in methods}
+    cascade = {m: [torch.randn(2, 10, 10, generator=g) for _ in layers] for m in methods}
+    rows = [
+        SanityRow(m, mode, layer, d, metric, v, v - 0.1, v + 0.1, 2)
+        for m in methods
+        for mode in ("cascading", "independent")
+        for d, layer in enumerate(layers, 1)
+        for metric, v in (("spearman", 0.9 / d), ("spearman_abs", 0.8 / d), ("ssim", 0.5), ("hog", 0.6))
+    ]
+    return torch.rand(2, 1, 10, 10, generator=g), originals, cascade, layers, rows
+
+
+def faithfulness_inputs():
+    g = torch.Generator().manual_seed(10)
+    names = ["gradient", "integrated_gradients", "random", "sobel"]
+    f = torch.linspace(0, 1, 11)
+    curves_ = {n: {c: torch.rand(3, 11, generator=g) for c in ("deletion", "insertion")} for n in names}
+    auc = {n: {c: torch.trapezoid(v, f, dim=1) for c, v in cs.items()} for n, cs in curves_.items()}
+    return f, curves_, auc
+
+
 def render_all(folder: Path) -> dict:
     """name -> Figure, for every figure function netsight has (synthetic inputs)."""
     groups, cnns = study_groups(folder / "rnn"), cnn_groups(folder / "cnn")
     images, rows = deconv_inputs()
     occ_images, occ_labels, occ_maps = occlusion_inputs()
     rows_a, rows_b = curve_rows(), curve_rows(lo=0.2, hi=0.8, seed=1)
+    s_images, s_orig, s_cascade, s_layers, s_rows = sanity_inputs()
     return {
         "curves": curves.plot_curves(rows_a, "lenet5 on mnist"),
         "compare": figures.plot_compare([("lenet5", rows_a), ("cnn-bn", rows_b)]),
@@ -238,6 +267,9 @@ def render_all(folder: Path) -> dict:
         "accuracy_vs_parameters": study.plot_accuracy_vs_parameters(groups + cnns, "MNIST"),
         "rows_read": study.plot_rows_read(groups, "MNIST"),
         "gradient_flow": study.plot_gradient_flow(groups, "MNIST"),
+        "sanity_grid": figures_trust.plot_sanity_grid(s_images, s_orig, s_cascade, s_layers, [3, 7], CLASSES, "lenet5"),
+        "sanity_curves": figures_trust.plot_sanity_curves(s_rows, s_layers, "lenet5", 2),
+        "faithfulness": figures_trust.plot_faithfulness(*faithfulness_inputs(), "lenet5", "true class"),
     }
 
 
@@ -278,6 +310,9 @@ FIGURES = [
     "accuracy_vs_parameters",
     "rows_read",
     "gradient_flow",
+    "sanity_grid",
+    "sanity_curves",
+    "faithfulness",
 ]
 
 
