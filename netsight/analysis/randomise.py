@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import copy
 import zlib
-from typing import Callable, Iterator, cast
+from typing import Callable, Iterator, Optional, cast
 
 import torch
 from torch import nn
 
 from ..errors import NetsightError
 
-__all__ = ["randomisable_layers", "cascading", "independent", "reinitialise_"]
+__all__ = ["randomisable_layers", "check_layers", "cascading", "independent", "reinitialise_"]
 
 
 def randomisable_layers(model: nn.Module) -> list[str]:
@@ -57,6 +57,16 @@ def _modules(model: nn.Module, layers: list[str]) -> list[nn.Module]:
             )
         out.append(m)
     return out
+
+
+def check_layers(model: nn.Module, layers: Optional[list[str]] = None) -> list[str]:
+    """`layers` (default: every randomisable layer), each checked as randomisation will need it; a model
+    with no layer to randomise is refused. Returns them."""
+    layers = randomisable_layers(model) if layers is None else list(layers)
+    if not layers:
+        raise NetsightError(f"{type(model).__name__}: no module with parameters of its own to randomise")
+    _modules(model, layers)
+    return layers
 
 
 def reinitialise_(model: nn.Module, layer: str, seed: int = 0) -> None:

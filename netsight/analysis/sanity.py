@@ -118,18 +118,22 @@ def sanity_checks(
     metrics: Sequence[str] = METRICS,
     seed: int = 0,
     progress: Optional[Callable[[str], None]] = None,
+    max_layers: Optional[int] = None,
 ) -> SanityResult:
     """The model-parameter randomisation test for every method of `methods` on images `x` ([N, C, H, W]
     in [0, 1], on the model's device) and their classes `targets`. The user's `model` is not modified
-    (every randomised model is a copy); `seed` draws the random weights (the same for every method)."""
+    (every randomised model is a copy); `seed` draws the random weights (the same for every method).
+    `max_layers`: only the top that many layers (cascading: that many depths; independent: those layers)."""
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ValueError(f"unknown randomisation mode(s) {bad}; known: {', '.join(MODES)}")
-    layers = randomisable_layers(model)
+    layers = randomisable_layers(model)[: max_layers or None]
     originals = _maps(attribute_fn, model, x, methods, targets)
     result = SanityResult(x.detach().cpu(), list(targets), layers, originals, {m: [] for m in methods})
     if "cascading" in modes:
         for depth, (layer, twin) in enumerate(cascading(model, seed), 1):
+            if depth > len(layers):
+                break
             if progress:
                 progress(f"cascading randomisation down to {layer}")
             maps = _maps(attribute_fn, twin, x, methods, targets)

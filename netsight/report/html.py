@@ -697,6 +697,9 @@ def build_report(out: str | Path) -> list[Path]:
     )
     _cnn_section(doc, out, configs, figdir)
     _zf_section(doc, configs)
+    from .trust import settings_text, trust_section
+
+    trust_section(doc, configs, _emit, _section, settings_text(quick))
     rnn_rows = _rnn_section(doc, configs, figdir, quick)
     doc.h(2, "Reproduction check")
     doc.p(

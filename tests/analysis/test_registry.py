@@ -23,7 +23,7 @@ from tests.conftest import tiny_dataset
 pytestmark = pytest.mark.slow
 
 # small options so the walk stays quick; every technique still runs its real code
-SMALL = {"count": 2, "maps": 3, "layers": None}
+SMALL = {"count": 2, "maps": 3, "layers": None, "randomise_layers": 2}
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,9 @@ def runs(tmp_path_factory):
         config = resolve(name, data.name, iterations=6, eval_every=3, batch_size=16, snapshots=[3], **extra)
         train(config, out, dataset=data, progress=False)
         made[name] = (out, data)
+    # a second seed of the LeNet5 beside it: the seed agreement technique's sibling
+    train(resolve("lenet5", cifar.name, iterations=6, eval_every=3, batch_size=16, snapshots=[3], seed=1), root / "lenet5-seed1",
+          dataset=cifar, progress=False)  # fmt: skip
     return made
 
 
@@ -73,6 +76,10 @@ def test_every_technique_on_every_applicable_model(runs, photos, tmp_path):
                 with pytest.raises(NetsightError, match=f"--{name} (is for|needs)"):
                     registry.prepare(technique, target, options)
                 assert _tree(target.out) == before
+                continue
+            if name == "agreement" and model != "lenet5":  # a run without another seed beside it
+                with pytest.raises(NetsightError, match="--agreement: .* no other completed seed"):
+                    registry.prepare(technique, target, options)
                 continue
             prepared = registry.prepare(technique, target, options)
             declared = {target.out / p for p in technique.outputs(target, prepared)}

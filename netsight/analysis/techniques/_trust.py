@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 
 from ...errors import NetsightError
-from ..attribution import attribution_maps
+from ..attribution import LAYER_METHODS, attribution_maps
 from ..hooks import evaluating, normalised_input
 from ..target import Target, spread
 from ..technique import Option
@@ -49,28 +49,41 @@ def images_and_targets(t: Target, o: dict) -> tuple[torch.Tensor, torch.Tensor, 
     return idx, x, [int(wanted)] * len(idx), f"class {int(wanted)}"
 
 
-def saved_maps(folder: Path) -> Optional[tuple[list[int], list[int], dict[str, torch.Tensor]]]:
-    """(image indices, targets, method -> maps) from a run's tables/attribution_maps.safetensors, or None."""
+def saved_maps(folder: Path) -> Optional[tuple[list[int], list[int], dict[str, torch.Tensor], dict[str, str]]]:
+    """(image indices, targets, method -> maps, metadata) from a run's tables/attribution_maps.safetensors, or None."""
     path = folder / MAPS_FILE
     if not path.is_file():
         return None
-    from safetensors.torch import load_file
+    from safetensors import safe_open
 
-    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as f:
+        metadata = dict(f.metadata() or {})
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
     idx = [int(v) for v in tensors.pop("image_indices")]
     targets = [int(v) for v in tensors.pop("targets")]
-    return idx, targets, tensors
+    return idx, targets, tensors, metadata
+
+
+# methods whose maps depend on a setting the saved file does not record: always computed afresh
+_SETTING_DEPENDENT = ("integrated_gradients", "smoothgrad")
 
 
 def maps_of(
     t: Target, model, x: torch.Tensor, idx: torch.Tensor, targets: list[int], o: dict, folder: Optional[Path] = None
 ) -> dict[str, torch.Tensor]:
-    """Every method's maps of `x` for `targets` on `model`: read from `folder`'s saved maps where they hold
-    the method for these images and classes (the attributions technique's file), else computed."""
+    """Every method's maps of `x` for `targets` on `model`: read from `folder`'s saved maps (the attributions
+    technique's file) where they hold the method for these images and classes (Grad-CAM's at the same layer;
+    integrated gradients and SmoothGrad, whose steps and samples the file does not record, are always
+    computed), else computed."""
     saved = saved_maps(folder) if folder is not None else None
     out: dict[str, torch.Tensor] = {}
     if saved is not None and saved[0] == [int(v) for v in idx] and saved[1] == targets:
-        out = {m: saved[2][m].float() for m in o["methods"] if m in saved[2]}
+        same_layer = saved[3].get("layer", "") == (o["layer"] or "")
+        out = {
+            m: saved[2][m].float()
+            for m in o["methods"]
+            if m in saved[2] and m not in _SETTING_DEPENDENT and (m not in LAYER_METHODS or same_layer)
+        }
     todo = [m for m in o["methods"] if m not in out]
     if todo:
         found = attribution_maps(

@@ -14,11 +14,18 @@ from pathlib import Path
 
 from ..sanity import COLUMNS, compare_models, default_attribute_fn, sanity_checks
 from ..target import Target
-from ..technique import ReportItem, Technique, register
+from ..randomise import check_layers, randomisable_layers
+from ..technique import Option, ReportItem, Technique, register
 from . import _trust
 
 FILES = ["figures/sanity_grid.png", "figures/sanity_curves.png", "tables/sanity.csv"]
 PERMUTED = "permuted labels"
+
+
+def _prepare(t: Target, layer, count, target, methods, ig_steps, samples, randomise_layers) -> dict:
+    o = _trust.prepare(t, layer, count, target, methods, ig_steps, samples)
+    check_layers(t.model, randomisable_layers(t.model)[: randomise_layers or None])  # before any write
+    return {**o, "randomise_layers": randomise_layers}
 
 
 def _outputs(t: Target, o: dict) -> list[str]:
@@ -37,7 +44,7 @@ def _write(t: Target, o: dict) -> list[Path]:
         if t.progress:
             print(f"sanity: {text}", flush=True)
 
-    result = sanity_checks(t.model, x, o["methods"], targets, fn, progress=say)
+    result = sanity_checks(t.model, x, o["methods"], targets, fn, progress=say, max_layers=o["randomise_layers"])
     rows = list(result.rows)
     for twin in _trust.siblings(t, labels="permuted", same_group=False)[:1]:
         from ...train.rundir import open_run
@@ -81,10 +88,20 @@ TECHNIQUE = register(
         summary="sanity checks of the attribution maps (Adebayo et al. 2018): cascading and independent weight randomisation",
         applies_to="cnn",
         compute=sanity_checks,
-        prepare=_trust.prepare,
+        prepare=_prepare,
         outputs=_outputs,
         write=_write,
-        options=_trust.options(8),
+        options=(
+            *_trust.options(8),
+            Option(
+                "randomise_layers",
+                "int",
+                None,
+                "sanity: randomise only the top N layers with parameters (default: all, from the logits down to the first)",
+                lo=1,
+                hi=100_000,
+            ),
+        ),
         report=_report,
         section="trust",
         study={
