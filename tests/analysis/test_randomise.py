@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from netsight.analysis.randomise import cascading, independent, randomisable_layers
+from netsight.analysis.randomise import cascading, check_layers, independent, randomisable_layers
 from netsight.errors import NetsightError
 from netsight.models.cnn import CNNBatchNorm, LeNet5
 
@@ -87,6 +87,11 @@ def test_a_layer_without_reset_parameters_is_named():
     model = nn.Sequential(nn.Linear(3, 3), _NoReset())
     with pytest.raises(NetsightError, match=r"'1' \(_NoReset\) has parameters but no reset_parameters"):
         next(cascading(model))
+    with pytest.raises(NetsightError, match="no reset_parameters"):
+        check_layers(model)
+    assert check_layers(model, ["0"]) == ["0"]
+    with pytest.raises(NetsightError, match="no module with parameters"):
+        check_layers(nn.Sequential(nn.ReLU()))
     with pytest.raises(NetsightError, match="not a module"):
         independent(model, "nope")
     assert independent(model, "0") is not model

@@ -71,6 +71,8 @@ def test_rows_cover_every_depth_mode_and_metric_and_a_model_compared_with_itself
     r = sanity_checks(model, x, ["a", "b"], [0, 1, 2], grads)
     assert {(row.mode, row.depth) for row in r.rows} == {(m, d) for m in ("cascading", "independent") for d in (1, 2)}
     assert len(r.rows) == 2 * 2 * 2 * 4  # modes x depths x methods x metrics
+    top = sanity_checks(model, x, ["a"], [0, 1, 2], grads, max_layers=1)
+    assert {(row.mode, row.layer) for row in top.rows} == {("cascading", "3"), ("independent", "3")}
     same = compare_models(model, model, x, ["a"], [0, 1, 2], grads, mode="itself")
     assert {row.metric: round(row.mean, 6) for row in same} == {"spearman": 1.0, "spearman_abs": 1.0, "ssim": 1.0, "hog": 1.0}
     with pytest.raises(ValueError, match="unknown randomisation mode"):
