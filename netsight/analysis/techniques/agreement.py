@@ -64,7 +64,7 @@ TECHNIQUE = register(
         needs_run=True,
         report=None,
         section="trust",
-        study={"count": 16},
-        study_quick={"count": 4},
+        study={"count": 8, "methods": _trust.STUDY_METHODS, "ig_steps": 16, "samples": 8},  # the attributions' 8 images
+        study_quick={"count": 4, "methods": _trust.QUICK_METHODS, "ig_steps": 8, "samples": 4},
     )
 )

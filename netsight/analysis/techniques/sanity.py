@@ -104,12 +104,7 @@ TECHNIQUE = register(
         ),
         report=_report,
         section="trust",
-        study={
-            "count": 8,
-            "methods": "gradient,gradient_x_input,guided_backprop,integrated_gradients,smoothgrad,gradcam,guided_gradcam,deconvnet",
-            "ig_steps": 16,
-            "samples": 8,
-        },
-        study_quick={"count": 4, "methods": "gradient,guided_backprop,gradcam", "ig_steps": 8, "samples": 4},
+        study={"count": 8, "methods": _trust.STUDY_METHODS, "ig_steps": 16, "samples": 8},
+        study_quick={"count": 4, "methods": _trust.QUICK_METHODS, "ig_steps": 8, "samples": 4},
     )
 )

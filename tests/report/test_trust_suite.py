@@ -1,0 +1,53 @@
+"""A tiny real suite with the sanity checks, faithfulness and seed agreement, and a permuted-label group:
+the files each run gets, and the report's "Which pictures to trust" built from them."""
+
+from __future__ import annotations
+
+import pytest
+
+from netsight.fileio import read_csv
+from netsight.suites.runner import SuiteOptions, run_suite
+from netsight.suites.spec import parse_suite
+
+SUITE = """
+title = "trust"
+seeds = 2
+
+[[group]]
+name = "cnn"
+models = ["lenet5"]
+data = "cifar10-assignment"
+iterations = 12
+eval_every = 6
+analyses = ["attributions", "sanity", "faithfulness", "agreement"]
+
+[[group]]
+name = "rand"
+models = ["lenet5"]
+data = "cifar10-assignment"
+iterations = 12
+eval_every = 6
+labels = "permuted"
+"""
+
+
+@pytest.mark.slow  # four tiny LeNet5 runs and the analyses: ~30 s on 2 cores
+def test_a_suite_reports_which_pictures_to_trust(tmp_path):
+    out = tmp_path / "s"
+    run_suite(parse_suite(SUITE, "trust.toml"), out, SuiteOptions(progress=False, quick=True))
+    first = next((out / "runs" / "cnn").glob("*seed0*"))
+    for f in ("figures/sanity_grid.png", "figures/sanity_curves.png", "figures/faithfulness.png", "tables/seed_agreement.csv"):
+        assert (first / f).is_file(), f
+    assert len(list((out / "runs" / "rand").glob("lenet5-cifar10-assignment-permuted-seed*"))) == 2
+    sanity = read_csv(first / "tables" / "sanity.csv")
+    modes = {r["mode"] for r in sanity}
+    assert modes == {"cascading", "independent", "permuted labels"}
+    assert {r["method"] for r in sanity} == {"gradient", "guided_backprop", "gradcam"}  # the quick study's methods
+    agreement = read_csv(first / "tables" / "seed_agreement.csv")
+    assert {(r["seeds"], r["pairs"]) for r in agreement} == {("2", "1")}
+    html = (out / "report.html").read_text()
+    section = html[html.index("Which pictures to trust") :]
+    assert "guided backprop: after every layer is randomised its maps" in section
+    assert "Settings of this study: sanity checks on 4 test images" in section
+    assert "Data randomisation: maps of the model trained on the true labels" in section
+    assert section.count("data:image/png;base64,") >= 3
