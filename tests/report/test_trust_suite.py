@@ -7,7 +7,9 @@ import pytest
 
 from netsight.fileio import read_csv
 from netsight.suites.runner import SuiteOptions, run_suite
+from netsight.suites import units
 from netsight.suites.spec import parse_suite
+from tests.conftest import tiny_dataset
 
 SUITE = """
 title = "trust"
@@ -19,7 +21,7 @@ models = ["lenet5"]
 data = "cifar10-assignment"
 iterations = 12
 eval_every = 6
-analyses = ["attributions", "sanity", "faithfulness", "agreement"]
+analyses = ["sanity", "faithfulness", "agreement"]
 
 [[group]]
 name = "rand"
@@ -31,8 +33,10 @@ labels = "permuted"
 """
 
 
-@pytest.mark.slow  # four tiny LeNet5 runs and the analyses: ~30 s on 2 cores
-def test_a_suite_reports_which_pictures_to_trust(tmp_path):
+@pytest.mark.slow  # four tiny LeNet5 runs and the analyses
+def test_a_suite_reports_which_pictures_to_trust(tmp_path, monkeypatch):
+    # the suite's dataset, as the runner caches it: 256 train / 40 test images in the course data's shape
+    monkeypatch.setitem(units._DATA_CACHE, ("cifar10-assignment", None, False), tiny_dataset("cifar10-assignment", n_test=40))
     out = tmp_path / "s"
     run_suite(parse_suite(SUITE, "trust.toml"), out, SuiteOptions(progress=False, quick=True))
     first = next((out / "runs" / "cnn").glob("*seed0*"))

@@ -85,7 +85,7 @@ TECHNIQUE = register(
         ),
         report=_report,
         section="trust",
-        study={"count": 8},
-        study_quick={"count": 4},
+        study={"count": 8},  # every method: the maps the attributions technique saved for the same 8 images
+        study_quick={"count": 4, "methods": _trust.QUICK_METHODS},
     )
 )
