@@ -110,8 +110,9 @@ _VARIES = ("seed", "snapshots", "eval_every", "labels")  # what may differ betwe
 
 def siblings(t: Target, labels: str = "true", same_group: bool = True) -> list[Path]:
     """Completed runs of the suite with this run's configuration except seed (and snapshots and
-    evaluation interval), trained on `labels`, other than this run; `same_group`: in this run's group
-    folder, else anywhere in the suite's runs/ (a permuted-label group is a group of its own)."""
+    evaluation interval), trained on `labels`, other than this run; `same_group`: in the folder holding this
+    run, else in every group folder of the suite's OUT/runs/ (a permuted-label group is a group of its own;
+    a run outside a suite has none there)."""
     from ...fileio import read_json
     from ...train.config import TrainConfig
 
@@ -120,7 +121,12 @@ def siblings(t: Target, labels: str = "true", same_group: bool = True) -> list[P
         return []
     here = run.path.resolve()
     group = here.parent
-    folders = [group] if same_group else [g for g in sorted(group.parent.iterdir()) if g.is_dir()]
+    if same_group:
+        folders = [group]
+    elif group.parent.name == "runs" and (group.parent.parent / "suite.json").is_file():  # a suite's OUT/runs/<group>/
+        folders = [g for g in sorted(group.parent.iterdir()) if g.is_dir()]
+    else:
+        return []
 
     def key(c) -> dict:
         return {k: v for k, v in c.to_dict().items() if k not in _VARIES}
@@ -129,12 +135,12 @@ def siblings(t: Target, labels: str = "true", same_group: bool = True) -> list[P
     found = []
     for folder in folders:
         for d in sorted(folder.iterdir()):
-            if d.resolve() == here or not (d / "config.json").is_file() or not (d / "summary.json").is_file():
-                continue
             try:
+                if d.resolve() == here or not (d / "config.json").is_file() or not (d / "summary.json").is_file():
+                    continue
                 config = TrainConfig.from_dict(read_json(d / "config.json")["train"])
                 status = read_json(d / "summary.json").get("status")
-            except (NetsightError, KeyError, TypeError, OSError, ValueError):  # a damaged or foreign folder: not a sibling
+            except (NetsightError, KeyError, TypeError, OSError, ValueError):  # unreadable, damaged or foreign: not a sibling
                 continue
             if status == "completed" and config.labels == labels and key(config) == mine:
                 found.append(d)
