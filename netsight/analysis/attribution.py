@@ -266,7 +266,9 @@ def _check_rule(model: nn.Module, x: torch.Tensor, mode_type: type, method: str)
 
 
 def _ig_points(steps: int, method: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(alphas in [0, 1], weights summing to 1) of the path integral's quadrature, as Captum's approximation methods."""
+    """(alphas in [0, 1], weights summing to 1) of the path integral's quadrature: Captum's
+    approximation methods, except "riemann_trapezoid", whose end weights here are halved so the
+    weights sum to 1 (Captum's sum to (steps - 1) / steps: its attributions are that much too small)."""
     if method == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(steps)
         return torch.tensor((nodes + 1) / 2), torch.tensor(weights / 2)
