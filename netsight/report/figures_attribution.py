@@ -45,7 +45,8 @@ def nonlinearity_note(notes: Mapping[str, dict]) -> Optional[str]:
     note = notes[ruled[0]]
     done = ", ".join(note["rectified"]) or "none"
     passed = ", ".join(note["not_rectified"]) or "none"
-    names = ", ".join(TITLES.get(r, r).replace("\n", " ") for r in ruled)
+    shown = [TITLES.get(r, r).replace("\n", " ") for r in ruled]
+    names = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
     return f"the ReLU rule of {names} rectified: {done}; passed as an ordinary gradient (not rectified): {passed}"
 
 

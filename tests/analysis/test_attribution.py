@@ -7,6 +7,7 @@ line, exit 2, nothing written."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -304,12 +305,13 @@ def test_targets_true_predicted_and_n():
 
 def test_streamed_in_batches_equals_all_at_once():
     model, x, _ = _model("cnn-bn")
-    x = torch.rand(5, 1, 28, 28, dtype=torch.float64)
-    targets = [0, 1, 2, 3, 4]
-    whole = attribution_maps(model, x, METHODS, targets=targets, steps=8, samples=3, batch_size=64)
-    streamed = attribution_maps(model, x, METHODS, targets=targets, steps=8, samples=3, batch_size=2)
+    x = torch.rand(3, 1, 28, 28, dtype=torch.float64)
+    targets = [0, 1, 2]
+    few = {"steps": 8, "samples": 3, "occlusion_size": 10, "occlusion_stride": 6}  # 16 squares per image
+    whole = attribution_maps(model, x, METHODS, targets=targets, batch_size=64, **few)
+    streamed = attribution_maps(model, x, METHODS, targets=targets, batch_size=2, **few)
     for m in METHODS:
-        assert whole[m].maps.shape == (5, 28, 28) and whole[m].maps.dtype == torch.float32
+        assert whole[m].maps.shape == (3, 28, 28) and whole[m].maps.dtype == torch.float32
         _close(streamed[m].maps, whole[m].maps, 1e-5)
 
 
@@ -320,7 +322,8 @@ def test_the_model_is_left_exactly_as_it_was():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     flags = {k: p.requires_grad for k, p in model.named_parameters()}
     hooks = count_hooks(model)
-    attribution_maps(model, x, METHODS, targets="predicted", steps=4, samples=2, mean=[0.5], std=[0.25])
+    few = {"steps": 4, "samples": 2, "occlusion_size": 10, "occlusion_stride": 6}
+    attribution_maps(model, x, METHODS, targets="predicted", mean=[0.5], std=[0.25], **few)
     assert model.training and all(m.training for m in model.modules())
     assert {k: p.requires_grad for k, p in model.named_parameters()} == flags
     assert all(p.grad is None for p in model.parameters())
@@ -337,3 +340,94 @@ def test_normalisation_is_applied_inside_the_model():
         return model((inp - 0.4) / 0.2)
 
     _close(ours, InputXGradient(normalised).attribute(x, TARGETS).sum(1), 1e-5)
+
+
+# ------------------------------------------------------------------ netsight inspect --attributions
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from netsight.train import resolve, train
+    from tests.conftest import tiny_dataset
+
+    out = tmp_path_factory.mktemp("attr") / "lenet"
+    config = resolve("lenet5", "cifar10-assignment", iterations=6, eval_every=3, batch_size=16)
+    train(config, out, dataset=tiny_dataset("cifar10-assignment"), progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("attr-photos")
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(root / f"{i}.png")
+    return root
+
+
+FEW = ["--count", "2", "--ig-steps", "4", "--samples", "2"]
+
+
+def test_inspect_a_run_directory(run_dir, capsys):
+    from safetensors.torch import load_file
+
+    from netsight.cli import main
+    from netsight.fileio import read_csv
+
+    assert main(["inspect", str(run_dir), "--attributions", "--target", "predicted", *FEW]) == 0
+    rows = read_csv(run_dir / "tables" / "attributions.csv")
+    assert [r["method"] for r in rows] == list(METHODS)
+    assert {r["target_kind"] for r in rows} == {"predicted class"} and {r["images"] for r in rows} == {"2"}
+    by = {r["method"]: r for r in rows}
+    assert by["guided_backprop"]["rectified"] == "ReLU x3" and by["gradient"]["rectified"] == ""
+    assert float(by["integrated_gradients"]["completeness_error"]) >= 0 and by["gradcam"]["layer"] == "conv2"
+    saved = load_file(run_dir / "tables" / "attribution_maps.safetensors")
+    assert set(saved) == set(METHODS) | {"image_indices", "targets"}
+    assert saved["gradient"].shape == (2, 28, 28) and saved["image_indices"].tolist()[0] == 0 and len(saved["image_indices"]) == 2
+    assert (run_dir / "figures" / "attributions.png").stat().st_size > 0
+
+    assert main(["inspect", str(run_dir), "--attributions", "--target", "3", "--methods", "gradcam", "--layer", "conv1"]) == 0
+    rows = read_csv(run_dir / "tables" / "attributions.csv")
+    assert [(r["method"], r["target_kind"], r["layer"]) for r in rows] == [("gradcam", "class 3", "conv1")]
+
+
+def test_inspect_a_model_records_the_rectified_non_linearities(photos, tmp_path, capsys):
+    from netsight.cli import main
+    from netsight.fileio import read_json
+
+    out = tmp_path / "resnet"
+    argv = ["inspect", "--model", "torchvision:resnet18", "--images", str(photos), "--input-size", "32", "--out", str(out)]
+    assert main([*argv, "--attributions", *FEW, "--methods", "gradient,guided_backprop,occlusion"]) == 0
+    record = read_json(out / "inspection.json")["attributions"]
+    assert record["rectified"] == ["ReLU x17"] and record["not_rectified"] == [] and record["target"] == "predicted class"
+
+
+def _one_line(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("netsight: warning")]
+    assert len(err) == 1 and err[0].startswith("netsight: error: "), err
+    return err[0]
+
+
+def test_bad_input_is_one_line_and_writes_nothing(run_dir, photos, tmp_path, capsys):
+    from netsight.cli import main
+
+    def tree(root):
+        return sorted(p.relative_to(root) for p in root.rglob("*")) if root.exists() else []
+
+    before = tree(run_dir)
+    model = ["--model", "torchvision:resnet18", "--images", str(photos), "--input-size", "32", "--out", str(tmp_path / "m")]
+    cases = [
+        ([str(run_dir), "--target", "12"], "--target 12: the model has 10 outputs (0..9)"),
+        ([str(run_dir), "--target", "maybe"], "--target maybe: expected true, predicted or a class index"),
+        ([str(run_dir), "--methods", "gradient,lime"], "--methods lime: expected a comma list of gradient"),
+        ([str(run_dir), "--methods", "gradcam", "--layer", "fc1"], "--layer fc1: Grad-CAM needs a convolutional layer"),
+        ([str(run_dir), "--layer", "fc9"], "--layer fc9: not a layer of this model"),
+        (model + ["--target", "true"], "--target true: these images have no classes the model knows"),
+        (model + ["--target", "1000"], "--target 1000: the model has 1000 outputs (0..999)"),
+    ]
+    for extra, message in cases:
+        assert main(["inspect", "--attributions", *extra]) == 2, extra
+        assert message in _one_line(capsys), extra
+    assert tree(run_dir) == before and not (tmp_path / "m").exists()
