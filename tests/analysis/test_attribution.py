@@ -277,7 +277,12 @@ def test_occlusion_equals_captum_occlusion_of_the_probability(case):
     size, stride = a.notes["size"], a.notes["stride"]
     c = x.shape[1]
     ref = Occlusion(lambda inp: model(inp).softmax(1)).attribute(
-        x, sliding_window_shapes=(c, size, size), strides=(c, stride, stride), baselines=0.5, target=TARGETS
+        x,
+        sliding_window_shapes=(c, size, size),
+        strides=(c, stride, stride),
+        baselines=0.5,
+        target=TARGETS,
+        perturbations_per_eval=64,
     )
     _close(a.maps, ref[:, 0], 1e-5)  # every channel of a pixel gets the same value
 
@@ -313,6 +318,16 @@ def test_streamed_in_batches_equals_all_at_once():
     for m in METHODS:
         assert whole[m].maps.shape == (3, 28, 28) and whole[m].maps.dtype == torch.float32
         _close(streamed[m].maps, whole[m].maps, 1e-5)
+
+
+def test_an_image_source_is_streamed_in_batches():
+    model, _, _ = _model("lenet5")
+    source = tensor_images(torch.rand(10, 1, 28, 28))
+    loads: list[int] = []
+    load = source._load
+    source._load = lambda idx: loads.append(len(idx)) or load(idx)
+    a = attribute(model, source, "integrated_gradients", targets="predicted", steps=4, batch_size=4)
+    assert a.maps.shape == (10, 28, 28) and max(loads) <= 4 and sum(loads) <= 11  # 4 + 4 + 2, and the first image once
 
 
 def test_the_model_is_left_exactly_as_it_was():
