@@ -221,6 +221,27 @@ def test_guided_backprop_by_hand_on_a_chain():
     _close(_maps(net, x, "guided_backprop"), g_x.sum(1), 1e-5)
 
 
+def test_a_forward_relying_on_an_in_place_overwrite_is_refused():
+    """Its ReLU's returned value is dropped: only the overwrite carries the rectification, which the rules cannot keep."""
+
+    class Overwrites(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 2, 3), nn.Linear(2 * 26 * 26, 10)
+
+        def forward(self, x):
+            y = self.conv(x)
+            F.relu(y, inplace=True)
+            return self.fc(y.flatten(1))
+
+    model = Overwrites().eval()
+    x = torch.rand(2, 1, 28, 28)
+    assert attribute(model, x, "gradient").maps.shape == (2, 28, 28)  # a plain gradient is fine
+    for method in ("guided_backprop", "deconvnet", "guided_gradcam"):
+        with pytest.raises(NetsightError, match="out-of-place ReLUs the model computes different scores"):
+            attribute(model, x, method)
+
+
 def test_the_non_relu_non_linearities_are_named():
     class Mixed(nn.Module):
         def __init__(self):
@@ -442,6 +463,20 @@ def test_bad_input_is_one_line_and_writes_nothing(run_dir, photos, tmp_path, cap
         (model + ["--target", "true"], "--target true: these images have no classes the model knows"),
         (model + ["--target", "1000"], "--target 1000: the model has 1000 outputs (0..999)"),
     ]
+    source = tmp_path / "overwrites.py"
+    source.write_text(
+        "import torch.nn.functional as F\nfrom torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv, self.fc = nn.Conv2d(1, 2, 3), nn.Linear(2 * 26 * 26, 10)\n"
+        "    def forward(self, x):\n"
+        "        y = self.conv(x)\n"
+        "        F.relu(y, inplace=True)  # the overwrite, not the returned value, carries the ReLU\n"
+        "        return self.fc(y.flatten(1))\n"
+    )
+    own = ["--model", f"{source}:Net", "--data", "mnist", "--out", str(tmp_path / "m")]
+    cases.append((own + ["--methods", "guided_backprop"], "guided backprop: with out-of-place ReLUs the model computes"))
     for extra, message in cases:
         assert main(["inspect", "--attributions", *extra]) == 2, extra
         assert message in _one_line(capsys), extra
