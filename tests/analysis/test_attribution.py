@@ -327,6 +327,10 @@ def test_targets_true_predicted_and_n():
         attribute(model, x, "lime")
     with pytest.raises(NetsightError, match="--layer fc1: Grad-CAM needs a convolutional layer with spatial maps"):
         attribute(model, x, "gradcam", layer="fc1")
+    with pytest.raises(NetsightError, match="integrated gradients method 'simpson': expected one of gausslegendre"):
+        attribute(model, x, "integrated_gradients", ig_method="simpson")
+    with pytest.raises(NetsightError, match="targets: 3 classes for 2 images"):
+        attribute(model, x, "gradient", targets=[1, 2, 3])
 
 
 def test_streamed_in_batches_equals_all_at_once():
