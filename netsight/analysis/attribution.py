@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -266,7 +266,9 @@ def _check_rule(model: nn.Module, x: torch.Tensor, mode_type: type, method: str)
 
 
 def _ig_points(steps: int, method: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(alphas in [0, 1], weights summing to 1) of the path integral's quadrature, as Captum's approximation methods."""
+    """(alphas in [0, 1], weights summing to 1) of the path integral's quadrature: Captum's
+    approximation methods, except "riemann_trapezoid", whose end weights here are halved so the
+    weights sum to 1 (Captum's sum to (steps - 1) / steps: its attributions are that much too small)."""
     if method == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(steps)
         return torch.tensor((nodes + 1) / 2), torch.tensor(weights / 2)
@@ -289,8 +291,6 @@ def _integrated_gradients(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(attributions [B,C,H,W], completeness error per image): the steps go through the model
     `chunk` images at a time (several steps of the batch per forward pass)."""
-    if steps < 1:
-        raise NetsightError(f"integrated gradients: --steps {steps}: expected an integer >= 1")
     alphas, weights = _ig_points(steps, ig_method)
     alphas, weights = alphas.to(x.device, x.dtype), weights.to(x.device, x.dtype)
     base = torch.full_like(x, baseline)
@@ -316,8 +316,6 @@ def _smoothgrad(
     """The gradient averaged over `samples` copies with Gaussian noise of std `noise` (pixel units:
     a fraction of the [0, 1] range, Smilkov et al.'s noise level). Image i's noise comes from a
     generator seeded with `seed + its index in the source`: the same maps whatever the batch size."""
-    if samples < 1:
-        raise NetsightError(f"smoothgrad: --samples {samples}: expected an integer >= 1")
     noises = torch.stack([smoothgrad_noise(x.shape[1:], samples, noise, seed, int(i)) for i in starts], 1)  # [S, B, C, H, W]
     noises = noises.to(x.device, x.dtype)
     b = len(x)
@@ -397,14 +395,12 @@ def _occlusion(
         for i in range(len(x)):
             copies, rows, cols = occluded_copies(x[i], size, stride, fill)
             probs = torch.cat([model(copies[s : s + chunk]).softmax(1)[:, int(t[i])] for s in range(0, len(copies), chunk)])
-            drop = (p0[i] - probs).view(rows, cols)
-            acc = torch.zeros(h, w, dtype=x.dtype, device=x.device)
-            cnt = torch.zeros(h, w, dtype=x.dtype, device=x.device)
-            for r in range(rows):
-                for c in range(cols):
-                    top, left = r * stride, c * stride
-                    acc[top : top + size, left : left + size] += drop[r, c]
-                    cnt[top : top + size, left : left + size] += 1
+            drop = (p0[i] - probs).view(1, 1, rows, cols)
+            square = torch.ones(1, 1, size, size, dtype=x.dtype, device=x.device)
+            acc = F.conv_transpose2d(drop, square, stride=stride)[0, 0]  # each square's drop added over the pixels it covers
+            cnt = F.conv_transpose2d(torch.ones_like(drop), square, stride=stride)[0, 0]
+            acc = F.pad(acc, (0, w - acc.shape[1], 0, h - acc.shape[0]))  # the last rows/columns no square reaches
+            cnt = F.pad(cnt, (0, w - cnt.shape[1], 0, h - cnt.shape[0]))
             maps.append(torch.where(cnt > 0, acc / cnt.clamp_min(1), torch.zeros_like(acc)))
     return torch.stack(maps)
 
@@ -511,10 +507,6 @@ class _BatchMaps:
         return _occlusion(self.model, self.x, self.t, s.size, s.stride, s.fill, s.chunk * 4)
 
 
-def _batches(source, batch_size: int, progress: bool, what: str) -> Iterator[tuple[int, torch.Tensor]]:
-    yield from source.batches(batch_size, progress, what)
-
-
 def attribute(
     model: nn.Module,
     x,
@@ -556,7 +548,7 @@ def attribute(
 def attribution_maps(
     model: nn.Module,
     x,
-    methods: Sequence[str] = METHODS,
+    methods: str | Sequence[str] = METHODS,
     targets: Targets = None,
     labels=None,
     layer: Optional[str] = None,
@@ -580,6 +572,12 @@ def attribution_maps(
     methods = parse_methods(methods)
     if batch_size < 1:
         raise NetsightError(f"batch size {batch_size}: expected an integer >= 1")
+    if "integrated_gradients" in methods:
+        if steps < 1:
+            raise NetsightError(f"integrated gradients: --ig-steps {steps}: expected an integer >= 1")
+        _ig_points(steps, ig_method)  # an unknown method or too few steps for it fails here
+    if "smoothgrad" in methods and samples < 1:
+        raise NetsightError(f"smoothgrad: --samples {samples}: expected an integer >= 1")
     check_norm(model, mean, std)
     source = source_for(model, x)
     n, (_, h, _) = len(source), source.shape
@@ -609,7 +607,7 @@ def attribution_maps(
         if "occlusion" in methods:
             occluded_copies(first[0], size, stride, occlusion_fill)  # checks size and stride
         settings = _Settings(steps, ig_method, baseline, samples, noise, seed, size, stride, occlusion_fill, chunk, used_layer)
-        for start, batch in _batches(source, batch_size, progress, "attribution"):
+        for start, batch in source.batches(batch_size, progress, "attribution"):
             batch = batch.to(device=device, dtype=dtype)
             if chosen is None:
                 with torch.no_grad():
