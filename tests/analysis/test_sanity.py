@@ -77,3 +77,13 @@ def test_rows_cover_every_depth_mode_and_metric_and_a_model_compared_with_itself
     assert {row.metric: round(row.mean, 6) for row in same} == {"spearman": 1.0, "spearman_abs": 1.0, "ssim": 1.0, "hog": 1.0}
     with pytest.raises(ValueError, match="unknown randomisation mode"):
         sanity_checks(model, x, ["a"], [0, 1, 2], grads, modes=("sideways",))
+
+
+def test_the_cli_lists_the_trust_flags(capsys):
+    from netsight.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["inspect", "--help"])
+    text = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert all(f in text for f in ("--sanity", "--faithfulness", "--agreement", "--randomise-layers", "--faith-steps"))

@@ -71,7 +71,7 @@ TECHNIQUE = register(
                 "faith_steps",
                 "int",
                 20,
-                "faithfulness: steps of the deletion/insertion curves (20: 5% of the pixels each)",
+                "faithfulness: steps of the deletion/insertion curves (20: 5 per cent of the pixels each)",
                 lo=1,
                 hi=10_000,
             ),
