@@ -74,7 +74,7 @@ def sentence(method: str, sanity: list[dict], faith: list[dict], agreement: list
         area = _ci(_num(own["auc_mean"]), _num(own["auc_lo"]), _num(own["auc_hi"]), int(own["n"] or 0))
         parts.append(
             f"removing its most important pixels first, p(class) falls with an area of {area}, "
-            + (f"clearly below {' and '.join(beaten)}" if beaten else "not clearly below both baselines")
+            + (f"clearly below {' and '.join(beaten)}" if beaten else "not clearly below either baseline")
         )
     a = next((r for r in agreement if r["method"] == method and r["metric"] == "spearman"), None)
     if a is not None:
