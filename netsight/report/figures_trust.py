@@ -47,7 +47,7 @@ def plot_sanity_grid(
     n = min(shown, len(images))
     depth = min(len(layers), min(len(cascade[m]) for m in methods))
     rows, cols = n * len(methods), depth + 2
-    fig = plt.figure(figsize=(1.05 * cols + 1.9, 1.1 * rows + 1.4))
+    fig = plt.figure(figsize=(1.05 * cols + 1.9, 1.1 * rows + 1.7))
     grid = fig.add_gridspec(rows, cols + 1, width_ratios=[1.0] * cols + [0.07], wspace=0.12, hspace=0.12)
     norm = style.signed_norm(1.0)
     im = None
@@ -77,7 +77,7 @@ def plot_sanity_grid(
         "re-initialised from the logits down; a map that stays the same does not depend on what the model learned"
     )
     w, h = fig.get_size_inches()  # explicit margins (inches): tight_layout cannot place a colour bar spanning rows
-    fig.subplots_adjust(left=1.0 / w, right=1 - 0.75 / w, top=1 - 0.95 / h, bottom=0.15 / h)
+    fig.subplots_adjust(left=1.0 / w, right=1 - 0.75 / w, top=1 - 1.25 / h, bottom=0.15 / h)
     return fig
 
 
