@@ -175,6 +175,18 @@ class UnitStatsResult:
         self.best_class = classes[best]
 
 
+def _top_order(values: torch.Tensor, k: int) -> torch.Tensor:
+    """[k, H] positions of each column's k largest values, equal values in position order (a stable
+    descending sort, cut at k). topk picks them; a tie across the cut (rare) falls back to the full sort."""
+    k = min(k, values.shape[0])
+    top, pos = values.topk(k, dim=0)
+    kth = top[-1]
+    if bool(((values == kth).sum(0) > (top == kth).sum(0)).any()):
+        return torch.sort(values, dim=0, descending=True, stable=True).indices[:k]
+    pos = pos.sort(dim=0).values
+    return pos.gather(0, torch.sort(values.gather(0, pos), dim=0, descending=True, stable=True).indices)
+
+
 class UnitStats:
     """One pass, every unit: feed `update` the batches of a set in order, then read `result()`."""
 
@@ -213,7 +225,7 @@ class UnitStats:
         kept = 0 if self._top_v is None else self._top_v.shape[0]
         if self._top_v is not None and self._top_i is not None:
             flat, idx = torch.cat([self._top_v, flat]), torch.cat([self._top_i, idx])
-        order = torch.sort(flat, dim=0, descending=True, stable=True).indices[: self.k]  # [k, H]
+        order = _top_order(flat, self.k)  # [k, H] positions in the candidates
         self._top_v = flat.gather(0, order)
         self._top_i = idx.gather(0, order)
         # the whole trace of each chosen (image, step): from this batch, or kept from an earlier one

@@ -14,7 +14,8 @@ and the analyses to make of them. The built-in `assignment` suite is one such fi
 
 Analyses: the CNN ones above run on the first seed of each CNN model of the group ("explore"
 writes the run's explore.html, every unit browsable offline);
-"sequence" (reading the first k rows, gradient flow over time) on each recurrent run.
+"sequence" (reading the first k rows, gradient flow over time) on each recurrent run; "rows", "units",
+"gates" and "trajectories" (inside the recurrent nets) on the first seed of each recurrent model.
 """
 
 from __future__ import annotations
@@ -207,11 +208,15 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
                     if quick:
                         config = shrink(config)
                     recurrent = MODELS[model].family == "rnn"
-                    # each technique where it applies; the CNN ones on the first seed, the recurrent ones on every seed
+                    # each technique where it applies; the CNN ones on the first seed, the recurrent ones on every
+                    # seed unless they ask for the first only (first_seed)
                     analyses = tuple(
-                        a for a in g.analyses if techniques()[a].applies_to in ("any", "recurrent" if recurrent else "cnn")
+                        a
+                        for a in g.analyses
+                        if techniques()[a].applies_to in ("any", "recurrent" if recurrent else "cnn")
+                        and (seed == 0 or (recurrent and not techniques()[a].first_seed))
                     )
-                    specs.append(RunSpec(g.name, config, analyses if seed == 0 or recurrent else ()))
+                    specs.append(RunSpec(g.name, config, analyses))
     return specs
 
 
