@@ -149,7 +149,6 @@ def _gate_scatter(ax, left: dict, right: dict) -> None:
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("fraction left-saturated (< 0.1)")
     ax.set_ylabel("fraction right-saturated (> 0.9)")
-    ax.set_aspect("equal")
     ax.grid(alpha=0.3)
 
 
@@ -188,7 +187,7 @@ def plot_gate_grid(entries: list[tuple[str, int, dict, dict]], title: str) -> Fi
     """Karpathy et al.'s Fig. 3 per cell type (rows) and hidden size (columns): (model, hidden, left, right)."""
     cells = [c for c in ("lstm", "gru") if any(e[0] == c for e in entries)] + sorted({e[0] for e in entries} - {"lstm", "gru"})
     sizes = sorted({e[1] for e in entries})
-    fig, axes = plt.subplots(len(cells), len(sizes), figsize=(3.3 * len(sizes), 3.4 * len(cells) + 0.8), squeeze=False)
+    fig, axes = plt.subplots(len(cells), len(sizes), figsize=(3.6 * len(sizes), 3.7 * len(cells) + 0.9), squeeze=False)
     gates: list[str] = []
     for model, hidden, left, right in entries:
         ax = axes[cells.index(model)][sizes.index(hidden)]
@@ -225,13 +224,14 @@ def plot_row_importance_by_cell(entries: list[tuple[str, int, dict[str, np.ndarr
         ax.set_ylabel("mean score (p)" if m == "occlusion" else "mean score (logit)")
         ax.set_title(METHOD_TITLES[m])
         ax.grid(alpha=0.3)
-    axes[0][0].legend(loc="upper left", ncol=1)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 9), frameon=False)
     fig.suptitle(title)
-    tight_with_title(fig)
+    tight_with_title(fig, 0.45, 0.4)
     return fig
 
 
-def plot_trajectories(panels: list[tuple[str, object, object, object]], classes: Sequence[str], title: str) -> Figure:
+def plot_trajectories(panels: Sequence[tuple[str, object, object, object]], classes: Sequence[str], title: str) -> Figure:
     """One panel per run: (label, path [N, T, 2], labels [N], explained [2]); thin: each image, bold: the class means."""
     cols = min(3, len(panels))
     rows = (len(panels) + cols - 1) // cols

@@ -214,6 +214,7 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
                         a
                         for a in g.analyses
                         if techniques()[a].applies_to in ("any", "recurrent" if recurrent else "cnn")
+                        and (not techniques()[a].models or model in techniques()[a].models)
                         and (seed == 0 or (recurrent and not techniques()[a].first_seed))
                     )
                     specs.append(RunSpec(g.name, config, analyses))
