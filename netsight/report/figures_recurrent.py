@@ -74,7 +74,7 @@ def plot_rows(
         style.percent_axis(ax, "x")
         ax.grid(alpha=0.3)
         ax.set_title("how early the decision is made")
-    fig.suptitle(f"Which rows matter: {title} ({images} test images; scores of the true class)")
+    fig.suptitle(f"Which rows matter: {title} ({images:,} test images; scores of the true class)")
     tight_with_title(fig)
     return fig
 
@@ -135,7 +135,7 @@ def plot_units(
         ax.grid(alpha=0.3)
     _class_legend(fig, sorted(present), tuple(classes))
     fig.suptitle(
-        f"Hidden units of {title}: top-{k} (image, row) pairs over {n_images} test images\n"
+        f"Hidden units of {title}: top-{k} (image, row) pairs over {n_images:,} test images\n"
         "(orange line: the row the unit peaked at; dots: the peak; traces coloured by the image's class)"
     )
     return fig
@@ -160,7 +160,7 @@ def plot_gates(
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels + 0.4, 5.0), squeeze=False)
     _gate_scatter(axes[0][0], left, right)
     axes[0][0].legend(loc="upper right")
-    axes[0][0].set_title(f"every unit, {n_images} test images x all rows")
+    axes[0][0].set_title(f"every unit, {n_images:,} test images x all rows")
     if training:
         ax = axes[0][1]
         for g in left:
@@ -177,7 +177,7 @@ def plot_gates(
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", ncol=2)
-        ax.set_title(f"over training ({n_training} test images)")
+        ax.set_title(f"over training ({n_training:,} test images)")
     fig.suptitle(f"Gate saturation: {title}")
     tight_with_title(fig)
     return fig
