@@ -208,16 +208,18 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
                     if quick:
                         config = shrink(config)
                     recurrent = MODELS[model].family == "rnn"
-                    # each technique where it applies; the CNN ones on the first seed, the recurrent ones on every
-                    # seed unless they ask for the first only (first_seed)
+                    # each technique where it applies (and on the models it names); the recurrent ones on every
+                    # seed unless they ask for the first only (first_seed), the others on the first seed
                     analyses = tuple(
                         a
                         for a in g.analyses
                         if techniques()[a].applies_to in ("any", "recurrent" if recurrent else "cnn")
                         and (not techniques()[a].models or model in techniques()[a].models)
-                        and (seed == 0 or (recurrent and not techniques()[a].first_seed))
                     )
-                    specs.append(RunSpec(g.name, config, analyses))
+                    every_seed = tuple(
+                        a for a in analyses if techniques()[a].applies_to == "recurrent" and not techniques()[a].first_seed
+                    )
+                    specs.append(RunSpec(g.name, config, analyses if seed == 0 else every_seed))
     return specs
 
 

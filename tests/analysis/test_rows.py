@@ -28,6 +28,7 @@ def _data(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
+@pytest.mark.slow  # trains a small recurrent net for 300 steps (2-5 s)
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_the_row_holding_the_class_comes_first(cell):
     torch.set_num_threads(1)
