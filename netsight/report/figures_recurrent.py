@@ -127,8 +127,8 @@ def plot_units(
                 ax.plot(x, result.class_mean[c, :, u].numpy(), color=style.class_colour(c), lw=1.2)
         best = int(result.best_class[u])
         ax.set_title(
-            f"unit {u}: mean over the images of each class\n(selectivity {float(result.selectivity[u]):.2f}, "
-            f"class {classes[best] if best < len(classes) else best})",
+            f"unit {u}: mean over the images of each class\n(selectivity {float(result.selectivity[u]):.2f}: "
+            f"class {classes[best] if best < len(classes) else best}, mean {float(result.class_mean[best, :, u].mean()):+.2f})",
             fontsize=SMALL,
         )
         ax.set_xlabel("row (step)", fontsize=SMALL)
