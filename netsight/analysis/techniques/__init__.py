@@ -14,5 +14,9 @@ from . import (  # noqa: F401
     evolution,
     invariance,
     sequence,
+    rows,
+    units,
+    gates,
+    trajectories,
     explore,
 )
