@@ -110,8 +110,7 @@ svg.spark{width:100%;margin-top:3px;background:#fcfcfc}
 .legend li{display:flex;align-items:center;gap:4px}.legend .swatch{display:inline-block;width:14px;height:4px;border-radius:1px}
 .legend .dot{display:inline-block;width:8px;height:8px;border-radius:50%}
 .tables{display:flex;flex-wrap:wrap;gap:6px 14px}
-.gatecharts{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:8px;max-width:576px}
-svg.classtrace,svg.classbars{width:100%;max-width:560px}
+.gatecharts{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:8px;max-width:520px}
 """
 
 SCRIPT = r"""
@@ -142,8 +141,8 @@ function classLegend(layer, counts) {
     el('span', {text: c + (counts ? ' (' + counts[i] + ')' : '')})])));
 }
 // the mean trace of every class: one line per class in its colour
-function classTrace(layer, u) {
-  const W = 460, H = 190, L = 44, R = 10, T = 8, B = 38, pw = W - L - R, ph = H - T - B, n = layer.steps;
+function classTrace(layer, u, W) {
+  const H = 190, L = 44, R = 10, T = 8, B = 38, pw = W - L - R, ph = H - T - B, n = layer.steps;
   const svg = svgBox('classtrace', W, H, 'mean value per class over the steps');
   const [lo, hi] = recRange(u.class_mean.flat());
   const X = (t) => L + pw * t / Math.max(n - 1, 1), Y = (v) => T + ph * (1 - (v - lo) / (hi - lo));
@@ -156,8 +155,8 @@ function classTrace(layer, u) {
   return svg;
 }
 // the class means averaged over the steps, one bar per class
-function classBars(layer, u) {
-  const W = 460, H = 150, L = 44, R = 10, T = 8, B = 38, pw = W - L - R, ph = H - T - B, n = layer.classes.length;
+function classBars(layer, u, W) {
+  const H = 150, L = 44, R = 10, T = 8, B = 38, pw = W - L - R, ph = H - T - B, n = layer.classes.length;
   const svg = svgBox('classbars', W, H, 'mean value per class, over all steps');
   const means = u.class_mean.map((m) => m.reduce((a, b) => a + b, 0) / m.length);
   const [lo, hi] = recRange(means), Y = (v) => T + ph * (1 - (v - lo) / (hi - lo)), bw = pw / n;
@@ -170,7 +169,7 @@ function classBars(layer, u) {
 }
 // Karpathy's scatter for one gate: every unit of the layer (grey), this one (red)
 function gateScatter(layer, gate, unit) {
-  const W = 180, H = 170, L = 34, R = 10, T = 8, B = 38, pw = W - L - R, ph = H - T - B;
+  const W = 156, H = 156, L = 34, R = 10, T = 8, B = 38, pw = W - L - R, ph = H - T - B;
   const svg = svgBox('gate', W, H, gate + ' gate: fraction of steps left- and right-saturated');
   const s = layer.saturation[gate], X = (v) => L + pw * v, Y = (v) => T + ph * (1 - v);
   svg.appendChild(svgEl('line', {x1: X(0), y1: Y(1), x2: X(1), y2: Y(0), stroke: '#bbb', 'stroke-dasharray': '3 2'}));
@@ -184,6 +183,7 @@ function gateScatter(layer, gate, unit) {
 }
 function recurrentDetail(layer, u, d) {
   const cell = layer.cell.toUpperCase(), s = u.stats, n = layer.steps;
+  const room = Math.round(Math.min(460, Math.max(280, d.clientWidth - 24)));  // plots drawn at the width shown: text stays 10 px
   d.appendChild(el('h2', {text: layer.name + ' · unit ' + u.unit + ' (' + cell + ' hidden state, ' + layer.units.length + ' units)'}));
   const corr = (f) => (s.correlation[f] === null || s.correlation[f] === undefined ? '–' : s.correlation[f].toFixed(2));
   const table = (heads, cells) => el('table', {class: 'stats'}, [el('tr', {}, heads.map((h) => el('th', {text: h}))),
@@ -191,7 +191,7 @@ function recurrentDetail(layer, u, d) {
   d.appendChild(el('div', {class: 'tables'}, [
     table(['peak', 'preferred class', 'selectivity'], [fmt(s.peak), layer.classes[s.preferred], s.selectivity.toFixed(3)]),
     table(['r (ink)', 'r (position)', 'r (row)'], [corr('ink'), corr('position'), corr('row')])]));
-  d.appendChild(el('p', {class: 'note', text: 'Over the ' + layer.images_seen + ' test images and ' + n + ' steps: the '
+  d.appendChild(el('p', {class: 'note', text: 'Over the ' + layer.images_seen.toLocaleString('en') + ' test images and ' + n + ' steps: the '
     + 'unit\'s highest value; the class with the largest |mean value| and its selectivity (0: every class moves the unit '
     + 'alike, 1: only that class; see the bars below); r: the correlation of the unit\'s value with the row being read: its '
     + 'ink (mean pixel), the ink\'s horizontal position, and the row number.'}));
@@ -209,12 +209,12 @@ function recurrentDetail(layer, u, d) {
   d.appendChild(el('h3', {text: 'Mean trace per class'}));
   d.appendChild(el('p', {class: 'note', text: 'The unit\'s mean value after each row over the test images of each class '
     + '(the preferred class drawn thicker; in brackets: the images of the class).'}));
-  d.appendChild(classTrace(layer, u));
+  d.appendChild(classTrace(layer, u, room));
   d.appendChild(classLegend(layer, layer.class_counts));
   d.appendChild(el('h3', {text: 'Class selectivity'}));
   d.appendChild(el('p', {class: 'note', text: 'Each class\'s mean trace averaged over the steps (the colours as above); '
     + 'the selectivity compares the largest |bar| with the mean |bar| of the others.'}));
-  d.appendChild(classBars(layer, u));
+  d.appendChild(classBars(layer, u, room));
   d.appendChild(el('h3', {text: 'Gates'}));
   if (!layer.gates.length) {
     d.appendChild(el('p', {class: 'note', text: 'A plain RNN has no gates.'}));

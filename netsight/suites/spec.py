@@ -207,11 +207,13 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
                     if quick:
                         config = shrink(config)
                     recurrent = MODELS[model].family == "rnn"
-                    # each technique where it applies; the CNN ones on the first seed, the recurrent ones on every seed
+                    # each technique where it applies; the recurrent ones on every seed, the others (the CNN ones,
+                    # and those for any model, as explore) on the first seed
                     analyses = tuple(
                         a for a in g.analyses if techniques()[a].applies_to in ("any", "recurrent" if recurrent else "cnn")
                     )
-                    specs.append(RunSpec(g.name, config, analyses if seed == 0 or recurrent else ()))
+                    every_seed = tuple(a for a in analyses if techniques()[a].applies_to == "recurrent")
+                    specs.append(RunSpec(g.name, config, analyses if seed == 0 else every_seed))
     return specs
 
 
