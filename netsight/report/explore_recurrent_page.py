@@ -160,6 +160,7 @@ function classBars(layer, u, W) {
   const svg = svgBox('classbars', W, H, 'mean value per class, over all steps');
   const means = u.class_mean.map((m) => m.reduce((a, b) => a + b, 0) / m.length);
   const [lo, hi] = recRange(means), Y = (v) => T + ph * (1 - (v - lo) / (hi - lo)), bw = pw / n;
+  if (lo < 0 && hi > 0) svg.appendChild(svgEl('line', {x1: L, x2: L + pw, y1: Y(0), y2: Y(0), stroke: '#999'}));  // the bars' base
   means.forEach((v, c) => svg.appendChild(svgEl('rect', {x: L + c * bw + 2, width: Math.max(bw - 4, 1),
     y: Math.min(Y(v), Y(Math.max(lo, 0))), height: Math.abs(Y(v) - Y(Math.max(lo, 0))), fill: layer.class_colours[c]})));
   const short = (s) => (s.length > 6 ? s.slice(0, 5) + '…' : s);
