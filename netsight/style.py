@@ -85,6 +85,14 @@ def hidden_colour(hidden) -> str:
     return _OTHER_HIDDEN[round(math.log2(max(h, 1))) % len(_OTHER_HIDDEN)]
 
 
+# gates of the recurrent cells (LSTM input/forget/output, GRU reset/update): one hue each, none a model's
+GATE_COLOURS = {"input": "#ff7f0e", "forget": "#9467bd", "output": "#17becf", "reset": "#bcbd22", "update": "#393b79"}
+
+
+def gate_colour(gate: str) -> str:
+    return GATE_COLOURS.get(gate, "#7f7f7f")
+
+
 def hidden_linestyle(hidden) -> str:
     """Where colour already says the cell type: hidden sizes as line styles (32 dotted, 64 dashed,
     128 solid; others dash-dot)."""

@@ -3,7 +3,7 @@ mode of the unit browser; the conv mode is `explore.py`).
 
 The layer of a recurrent row reader is its `rnn` module and its units are the hidden units.
 One streaming pass over the test set (`recurrent.unit_stats`, every unit and gate at once, in
-batches) gives each unit's top-9 (image, step) pairs with the unit's whole trace for each, the
+batches; in a suite or one `inspect`, the very pass the `units` and `gates` techniques make) gives each unit's top-9 (image, step) pairs with the unit's whole trace for each, the
 mean trace per class, its class selectivity, its gate saturation fractions (Karpathy, Johnson &
 Fei-Fei, "Visualizing and Understanding Recurrent Networks", 2015) and its correlation with
 simple features of the row being read; this module adds the pictures of the top images only.
@@ -69,6 +69,15 @@ def explore_recurrent(
         finally:
             model.train(was)
     stats = unit_stats(model, images, labels, batch_size=batch_size, top=min(top, len(images)), num_classes=n_classes)
+    return recurrent_units(model, stats, images, classes)
+
+
+def recurrent_units(
+    model: nn.Module, stats: UnitStatsResult, images: torch.Tensor, classes: Optional[Sequence[str]]
+) -> RecurrentUnits:
+    """The browser's data from a `unit_stats` pass over `images` (the same images, in the same order)."""
+    model = check_recurrent(model)
+    n_classes = model.fc.out_features
     names = tuple(classes) if classes is not None and len(classes) == n_classes else tuple(str(c) for c in range(n_classes))
     wanted = sorted({int(i) for i in stats.top_images.flatten()})
     pictures = as_pixels(images[torch.tensor(wanted, dtype=torch.long)]).cpu()

@@ -83,13 +83,14 @@ def run_steps(model: RowSequenceClassifier, images: torch.Tensor) -> Steps:
     x = model.rows(as_pixels(images).to(device))  # [N, T, I]
     with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
         reference, _ = rnn(x)
-    w_ih, w_hh = rnn.weight_ih_l0.double(), rnn.weight_hh_l0.double()
-    b_ih = rnn.bias_ih_l0.double() if rnn.bias else torch.zeros(w_ih.shape[0], dtype=torch.float64, device=device)
-    b_hh = rnn.bias_hh_l0.double() if rnn.bias else torch.zeros(w_hh.shape[0], dtype=torch.float64, device=device)
-    xin = x.double() @ w_ih.T + b_ih  # [N, T, gates*H]: the input's part of every gate, all steps at once
+    # in the weights' own precision (float32): the same arithmetic as the module, half the cost of float64
+    w_ih, w_hh = rnn.weight_ih_l0, rnn.weight_hh_l0
+    b_ih = rnn.bias_ih_l0 if rnn.bias else torch.zeros(w_ih.shape[0], dtype=w_ih.dtype, device=device)
+    b_hh = rnn.bias_hh_l0 if rnn.bias else torch.zeros(w_hh.shape[0], dtype=w_hh.dtype, device=device)
+    xin = x.to(w_ih.dtype) @ w_ih.T + b_ih  # [N, T, gates*H]: the input's part of every gate, all steps at once
     n, steps, _ = x.shape
     size = rnn.hidden_size
-    h = torch.zeros(n, size, dtype=torch.float64, device=device)
+    h = torch.zeros(n, size, dtype=w_hh.dtype, device=device)
     c = torch.zeros_like(h)
     hs, cs = [], []
     gates: dict[str, list[torch.Tensor]] = {g: [] for g in gate_names(model.cell)}
@@ -120,7 +121,7 @@ def run_steps(model: RowSequenceClassifier, images: torch.Tensor) -> Steps:
             h = a.tanh() if rnn.nonlinearity == "tanh" else a.relu()
         hs.append(h)
     hidden = torch.stack(hs, 1)
-    gap = (hidden - reference.double()).abs().max().item() if n else 0.0
+    gap = (hidden.double() - reference.double()).abs().max().item() if n else 0.0
     if gap > TOLERANCE:
         raise NetsightError(f"recomputed {model.cell} hidden state differs from the module's output by {gap:.2e} (> {TOLERANCE})")
     return Steps(
@@ -175,6 +176,18 @@ class UnitStatsResult:
         self.best_class = classes[best]
 
 
+def _top_order(values: torch.Tensor, k: int) -> torch.Tensor:
+    """[k, H] positions of each column's k largest values, equal values in position order (a stable
+    descending sort, cut at k). topk picks them; a tie across the cut (rare) falls back to the full sort."""
+    k = min(k, values.shape[0])
+    top, pos = values.topk(k, dim=0)
+    kth = top[-1]
+    if bool(((values == kth).sum(0) > (top == kth).sum(0)).any()):
+        return torch.sort(values, dim=0, descending=True, stable=True).indices[:k]
+    pos = pos.sort(dim=0).values
+    return pos.gather(0, torch.sort(values.gather(0, pos), dim=0, descending=True, stable=True).indices)
+
+
 class UnitStats:
     """One pass, every unit: feed `update` the batches of a set in order, then read `result()`."""
 
@@ -213,7 +226,7 @@ class UnitStats:
         kept = 0 if self._top_v is None else self._top_v.shape[0]
         if self._top_v is not None and self._top_i is not None:
             flat, idx = torch.cat([self._top_v, flat]), torch.cat([self._top_i, idx])
-        order = torch.sort(flat, dim=0, descending=True, stable=True).indices[: self.k]  # [k, H]
+        order = _top_order(flat, self.k)  # [k, H] positions in the candidates
         self._top_v = flat.gather(0, order)
         self._top_i = idx.gather(0, order)
         # the whole trace of each chosen (image, step): from this batch, or kept from an earlier one
@@ -234,17 +247,19 @@ class UnitStats:
             self._right[g] += (v > RIGHT).sum((0, 1))
             self._gsum[g] += v.sum((0, 1))
         if inputs is not None:
+            flat_h = h.reshape(n * t, size)
+            squares = flat_h * flat_h
             for name, f in row_features(inputs.cpu()).items():
-                f = f.double()[:, :, None].expand(n, t, size)
-                ok = ~torch.isnan(f)
-                f0, h0 = torch.where(ok, f, 0.0), torch.where(ok, h, 0.0)
+                f = f.double().reshape(n * t)
+                ok = (~torch.isnan(f)).double()  # pairs where the feature is defined
+                f0 = torch.nan_to_num(f, nan=0.0)
                 m = self._m[name]
-                m[0] += ok.sum((0, 1))
-                m[1] += h0.sum((0, 1))
-                m[2] += (h0 * h0).sum((0, 1))
-                m[3] += f0.sum((0, 1))
-                m[4] += (f0 * f0).sum((0, 1))
-                m[5] += (h0 * f0).sum((0, 1))
+                m[0] += ok.sum()
+                m[1] += ok @ flat_h
+                m[2] += ok @ squares
+                m[3] += f0.sum()
+                m[4] += (f0 * f0).sum()
+                m[5] += f0 @ flat_h
         self.n += n
 
     def result(self) -> UnitStatsResult:

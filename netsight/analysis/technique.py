@@ -59,6 +59,8 @@ class Technique:
     study: dict = field(default_factory=dict)  # options the assignment study runs it with
     study_quick: dict = field(default_factory=dict)  # ... and with --quick
     flag: bool = True  # a `netsight inspect --NAME` flag (explore has its own command)
+    first_seed: bool = False  # a recurrent technique a suite runs on the first seed only (CNN ones always are)
+    models: tuple[str, ...] = ()  # the model names a suite runs it on (empty: every model it applies to)
 
     def applies(self, target: Target) -> bool:
         return self.applies_to == "any" or target.kind == self.applies_to

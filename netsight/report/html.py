@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 from ..fileio import read_json, write_text
 from ..text import plural
 from .stats import summarize
+from .study_recurrent import inside_recurrent
 from .study import (
     COLUMN_TITLES,
     REPORT_RNN_ACCURACY,
@@ -480,6 +481,7 @@ def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path, quick: bool
             ]
         for name, make, caption in figures:
             doc.figure(save_figure(make(), figdir / name), caption)
+        inside_recurrent(doc, recurrent, figdir)
     doc.figure(
         save_figure(plot_accuracy_vs_parameters(mnist, "MNIST"), figdir / "accuracy_vs_parameters.png"),
         "Final test accuracy against parameter count.",

@@ -14,7 +14,8 @@ and the analyses to make of them. The built-in `assignment` suite is one such fi
 
 Analyses: the CNN ones above run on the first seed of each CNN model of the group ("explore"
 writes the run's explore.html, every unit browsable offline);
-"sequence" (reading the first k rows, gradient flow over time) on each recurrent run.
+"sequence" (reading the first k rows, gradient flow over time) on each recurrent run; "rows", "units",
+"gates" and "trajectories" (inside the recurrent nets) on the first seed of each recurrent model.
 """
 
 from __future__ import annotations
@@ -207,12 +208,17 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
                     if quick:
                         config = shrink(config)
                     recurrent = MODELS[model].family == "rnn"
-                    # each technique where it applies; the recurrent ones on every seed, the others (the CNN ones,
-                    # and those for any model, as explore) on the first seed
+                    # each technique where it applies (and on the models it names); the recurrent ones on every
+                    # seed unless they ask for the first only (first_seed), the others on the first seed
                     analyses = tuple(
-                        a for a in g.analyses if techniques()[a].applies_to in ("any", "recurrent" if recurrent else "cnn")
+                        a
+                        for a in g.analyses
+                        if techniques()[a].applies_to in ("any", "recurrent" if recurrent else "cnn")
+                        and (not techniques()[a].models or model in techniques()[a].models)
                     )
-                    every_seed = tuple(a for a in analyses if techniques()[a].applies_to == "recurrent")
+                    every_seed = tuple(
+                        a for a in analyses if techniques()[a].applies_to == "recurrent" and not techniques()[a].first_seed
+                    )
                     specs.append(RunSpec(g.name, config, analyses if seed == 0 else every_seed))
     return specs
 

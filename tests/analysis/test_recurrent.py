@@ -86,8 +86,11 @@ def _random_steps(n: int, t: int, h: int, seed: int) -> Steps:
     return Steps(hidden, None, {"reset": torch.rand(n, t, h, generator=g), "update": torch.rand(n, t, h, generator=g)})
 
 
-def test_top_k_equals_a_brute_force_search():
+@pytest.mark.parametrize("ties", [False, True])
+def test_top_k_equals_a_brute_force_search(ties):
     s = _random_steps(40, 7, 6, 0)
+    if ties:  # many equal values (saturated units): the earlier (image, step) comes first
+        s.hidden = s.hidden.round().clamp(-1, 1)
     labels = torch.arange(40) % 3
     acc = UnitStats("gru", 6, 3, top=9)
     for a in range(0, 40, 11):

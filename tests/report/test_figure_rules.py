@@ -28,7 +28,8 @@ from netsight.analysis.stages import Stage
 from netsight.analysis.topk import TopActivations, TopPatches
 from netsight.fileio import write_csv
 from netsight import style
-from netsight.report import figures, figures_zf, study
+from netsight.analysis.recurrent import Steps, UnitStats
+from netsight.report import figures, figures_recurrent, figures_zf, study
 from netsight.train import curves
 
 CLASSES = tuple(f"class{i}" for i in range(10))
@@ -213,6 +214,47 @@ def evolution() -> Evolution:
     return Evolution("relu2", [10, 100, 1000], torch.randn(3, 3, 1, 10, 10, generator=g), torch.rand(3, 3, generator=g))
 
 
+def unit_result():
+    """A UnitStats result over random steps (8 units, 28 steps, 40 images)."""
+    g = torch.Generator().manual_seed(9)
+    hidden = torch.randn(40, 28, 8, generator=g).tanh()
+    gates = {n: torch.rand(40, 28, 8, generator=g) for n in ("input", "forget", "output")}
+    acc = UnitStats("lstm", 8, 10)
+    acc.update(Steps(hidden, None, gates), torch.arange(40) % 10, 0, torch.rand(40, 1, 28, 28, generator=g))
+    return acc.result()
+
+
+def recurrent_figures() -> dict:
+    g = torch.Generator().manual_seed(10)
+    r = unit_result()
+    picks = [(1, "most class-selective"), (5, "tracks ink (r = +0.41)")]
+    tiles = [torch.randint(0, 256, (9, 28, 28), generator=g, dtype=torch.uint8) for _ in picks]
+    tile_labels = [[int(i) % 10 for i in r.top_images[u]] for u, _ in picks]
+    per_class = {m: torch.randn(10, 28, generator=g).numpy() for m in ("gradient_x_input", "integrated_gradients", "occlusion")}
+    scores = {m: v.mean(0) for m, v in per_class.items()}
+    training = [
+        {"iteration": i, "gate": gate, "left": 0.1 * j, "right": 0.05 * j}
+        for j, i in enumerate((50, 200, 1000))
+        for gate in ("input", "forget", "output")
+    ]
+    path = torch.randn(30, 28, 2, generator=g).cumsum(1)
+    labels = torch.arange(30) % 10
+    return {
+        "rows": figures_recurrent.plot_rows(per_class, [5] * 10, CLASSES, "lstm", [0.1 + 0.03 * k for k in range(28)], 50),
+        "units": figures_recurrent.plot_units(r, picks, tiles, tile_labels, CLASSES, "lstm", 40),
+        "gates": figures_recurrent.plot_gates(r.left, r.right, "lstm", 40, training, 30),
+        "gate_grid": figures_recurrent.plot_gate_grid(
+            [(m, h, r.left, r.right) for m in ("lstm", "gru") for h in (32, 64, 128)], "gate saturation"
+        ),
+        "row_importance_by_cell": figures_recurrent.plot_row_importance_by_cell(
+            [(m, h, scores) for m in ("rnn", "lstm", "gru") for h in (32, 128)], "rows"
+        ),
+        "trajectories": figures_recurrent.plot_trajectories(
+            [(f"{m}-128", path, labels, torch.tensor([0.3, 0.2])) for m in ("rnn", "lstm", "gru")], CLASSES, "trajectories"
+        ),
+    }
+
+
 def render_all(folder: Path) -> dict:
     """name -> Figure, for every figure function netsight has (synthetic inputs)."""
     groups, cnns = study_groups(folder / "rnn"), cnn_groups(folder / "cnn")
@@ -238,6 +280,7 @@ def render_all(folder: Path) -> dict:
         "accuracy_vs_parameters": study.plot_accuracy_vs_parameters(groups + cnns, "MNIST"),
         "rows_read": study.plot_rows_read(groups, "MNIST"),
         "gradient_flow": study.plot_gradient_flow(groups, "MNIST"),
+        **recurrent_figures(),
     }
 
 
@@ -278,6 +321,12 @@ FIGURES = [
     "accuracy_vs_parameters",
     "rows_read",
     "gradient_flow",
+    "rows",
+    "units",
+    "gates",
+    "gate_grid",
+    "row_importance_by_cell",
+    "trajectories",
 ]
 
 
@@ -413,7 +462,7 @@ def _same(a, b) -> bool:
 def test_each_cell_type_has_one_colour_in_every_figure(rendered):
     from matplotlib.colors import to_rgba
 
-    for name in ("curves_by_hidden", "rows_read", "accuracy_vs_parameters", "cnn_curves"):
+    for name in ("curves_by_hidden", "rows_read", "accuracy_vs_parameters", "cnn_curves", "row_importance_by_cell"):
         lines = _lines(rendered[name])
         assert lines, name
         for label, colour in lines:

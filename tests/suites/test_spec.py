@@ -16,8 +16,12 @@ def test_the_assignment_suite_covers_the_report():
     first = [r for r in cifar if r.config.seed == 0]
     assert all("deconv" in r.analyses and "top9" in r.analyses for r in first)
     assert all(r.analyses == () for r in cifar if r.config.seed > 0)
-    assert all(r.analyses == ("sequence", "explore") for r in rnn if r.config.seed == 0)  # the unit browser: first seed
-    assert all(r.analyses == ("sequence",) for r in rnn if r.config.seed > 0)
+    # the looks inside on the first seed, the sequence analysis on every seed
+    inside = ("sequence", "rows", "units", "gates", "trajectories", "explore")
+    for r in rnn:  # a plain RNN has no gates
+        first = inside if r.config.model != "rnn" else tuple(a for a in inside if a != "gates")
+        assert r.analyses == (first if r.config.seed == 0 else ("sequence",)), (r.config.model, r.config.seed)
+    assert all(tuple(r.config.snapshots) == (50, 200, 500, 1000, 2500, 5500) for r in rnn)  # the gates over training
     assert len({r.dirname for r in runs}) == len(runs)  # every run its own directory
 
 

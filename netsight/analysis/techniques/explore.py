@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 from ...errors import NetsightError
 from ..deconvnet_graph import resolve_graph_target, unknown_layer
 from ..explore import LayerUnits, explore_layer
-from ..explore_recurrent import LAYER as RECURRENT_LAYER, RecurrentUnits, explore_recurrent, is_recurrent
+from ..explore_recurrent import LAYER as RECURRENT_LAYER, RecurrentUnits, is_recurrent, recurrent_units
 from ..hooks import normalised_input
 from ..technique import ReportItem, Technique, register
 from ..stages import conv_layers
@@ -133,7 +133,10 @@ def _write_recurrent(t: Target, o: dict) -> list[Path]:
     from ...report.explore_page import render_page
     from ...report.explore_recurrent_page import CSS, SCRIPT, recurrent_layer_data
 
-    units: RecurrentUnits = explore_recurrent(t.model, t.run_pixels(), t.labels, t.classes)
+    from ._recurrent import pixels, stats  # the pass `units` and `gates` make over the whole set, made once
+
+    index, result = stats(t, len(t.images))
+    units: RecurrentUnits = recurrent_units(t.model, result, pixels(t, index), t.classes)
     names = list(t.images.names)
     label_names = [units.classes[int(v)] for v in t.labels] if t.labels is not None else None
     layer = recurrent_layer_data(units, names, label_names)

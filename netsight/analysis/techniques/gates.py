@@ -1,0 +1,112 @@
+"""The gates of an LSTM (input, forget, output) or GRU (reset, update) run (`netsight inspect RUN
+--gates`): Karpathy, Johnson & Fei-Fei, "Visualizing and Understanding Recurrent Networks" (2015),
+their Fig. 3: for every unit and gate, the fraction of (image, step) pairs where the gate is
+left-saturated (< 0.1) against the fraction where it is right-saturated (> 0.9), one colour per
+gate; and, from the run's weight snapshots, the mean of both fractions per gate over training.
+The gate values are recomputed from the cell's own weights and checked against its output
+(`analysis/recurrent.run_steps`); the pass over the images is the one `units` makes.
+
+Files:
+- figures/gates.png: the scatter, and the saturation over training beside it when the run kept
+  weight snapshots (`netsight train --snapshots`);
+- tables/gates.csv: unit, gate, left (fraction < 0.1), right (fraction > 0.9), mean (mean gate value);
+- tables/gates_training.csv (with snapshots): iteration, gate, left, right (means over the units),
+  measured on the first `TRAINING_IMAGES` of the images used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ...errors import NetsightError
+from ...train.rundir import load_weights
+from ..recurrent import LEFT, RIGHT, check_recurrent, gate_names, run_steps
+from ..target import Target
+from ..technique import ReportItem, Technique, register
+from ._common import count_option
+from ._recurrent import chosen, labels, pixels, recurrent, stats
+
+TRAINING_IMAGES = 500  # images each snapshot's gates are measured on
+
+
+@torch.no_grad()
+def saturation_over_training(snapshots: list[tuple[int, Path]], images: torch.Tensor, device) -> list[dict]:
+    """Per snapshot and gate: the mean over units of the left- and right-saturated fractions."""
+    rows = []
+    for iteration, path in snapshots:
+        model = check_recurrent(load_weights(path, device)).eval()
+        steps = run_steps(model, images)
+        for g in gate_names(model.cell):
+            v = steps.gates[g]
+            rows.append(
+                {
+                    "iteration": iteration,
+                    "gate": g,
+                    "left": (v < LEFT).double().mean().item(),
+                    "right": (v > RIGHT).double().mean().item(),
+                }
+            )
+    return rows
+
+
+def _prepare(t: Target, count: int) -> dict:
+    model = recurrent(t)
+    if not gate_names(model.cell):
+        raise NetsightError(f"--gates: {model.cell} has no gates (LSTM, GRU have)")
+    labels(t, torch.tensor([0]))
+    return {"count": count}
+
+
+def _training(t: Target) -> bool:
+    return len(t.snapshots()) >= 2
+
+
+def _outputs(t: Target, o: dict) -> list[str]:
+    return ["figures/gates.png", "tables/gates.csv"] + (["tables/gates_training.csv"] if _training(t) else [])
+
+
+def _write(t: Target, o: dict) -> list[Path]:
+    from ...fileio import write_csv
+    from ...report.figures import save_figure
+    from ...report.figures_recurrent import plot_gates
+
+    index, r = stats(t, o["count"])
+    rows = [
+        {"unit": u, "gate": g, "left": float(r.left[g][u]), "right": float(r.right[g][u]), "mean": float(r.gate_mean[g][u])}
+        for g in r.left
+        for u in range(r.hidden)
+    ]
+    paths = [t.folder / p for p in _outputs(t, o)]
+    training = None
+    if _training(t):
+        training = saturation_over_training(t.snapshots(), pixels(t, chosen(t, o["count"])[:TRAINING_IMAGES]), t.device)
+    fig = plot_gates(r.left, r.right, t.title, len(index), training, min(len(index), TRAINING_IMAGES))
+    written = [save_figure(fig, paths[0]), write_csv(paths[1], ["unit", "gate", "left", "right", "mean"], rows)]
+    if training is not None:
+        written.append(write_csv(paths[2], ["iteration", "gate", "left", "right"], training))
+    return written
+
+
+def _report(run, label: str) -> list[ReportItem]:
+    return []  # the recurrent section compares every run's tables/gates.csv
+
+
+TECHNIQUE = register(
+    Technique(
+        name="gates",
+        summary="LSTM/GRU runs: gate saturation per unit (Karpathy et al. Fig. 3) and over the run's snapshots",
+        applies_to="recurrent",
+        compute=run_steps,
+        prepare=_prepare,
+        outputs=_outputs,
+        write=_write,
+        options=(count_option(10_000),),
+        report=_report,
+        first_seed=True,
+        models=("lstm", "gru"),  # a suite's plain RNN runs skip it (`inspect --gates` on one says why)
+        study={"count": 10_000},
+        study_quick={"count": 500},
+    )
+)

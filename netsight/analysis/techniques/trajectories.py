@@ -1,0 +1,110 @@
+"""Hidden-state trajectories of a recurrent run (`netsight inspect RUN --trajectories`): the path
+of the hidden state over the T steps for test images, projected to 2-D by PCA fitted on all the
+hidden states of the images used (every image, every step), coloured by class; the class means'
+paths drawn bold. In the spirit of Karpathy, Johnson & Fei-Fei, "Visualizing and Understanding
+Recurrent Networks" (2015): how the state moves as the rows are read.
+
+Files:
+- figures/trajectories.png;
+- tables/trajectories.safetensors: image [N] (index in the split), label [N], path [N, T, 2] (the
+  projected hidden states), explained [2] (the share of the variance each component explains),
+  components [2, H] and centre [H] (the projection: path = (h - centre) @ components.T).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..recurrent import run_steps
+from ..target import Target
+from ..technique import ReportItem, Technique, register
+from ._common import count_option
+from ._recurrent import chosen, labels, pixels, recurrent, save_tensors
+
+
+@dataclass
+class Trajectories:
+    path: torch.Tensor  # [N, T, 2]
+    labels: torch.Tensor  # [N]
+    explained: torch.Tensor  # [2]
+    components: torch.Tensor  # [2, H]
+    centre: torch.Tensor  # [H]
+
+
+def trajectories(model, images: torch.Tensor, labels: torch.Tensor) -> Trajectories:
+    """The hidden states of `images` after every row, projected on their first two principal components."""
+    h = run_steps(model, images).hidden.double().cpu()  # [N, T, H]
+    n, steps, size = h.shape
+    flat = h.reshape(n * steps, size)
+    centre = flat.mean(0)
+    _, s, v = torch.linalg.svd(flat - centre, full_matrices=False)
+    var = s**2
+    components = v[:2]
+    return Trajectories(
+        ((flat - centre) @ components.T).reshape(n, steps, 2).float(),
+        labels.cpu().long(),
+        (var[:2] / var.sum().clamp_min(1e-12)).float(),
+        components.float(),
+        centre.float(),
+    )
+
+
+def _prepare(t: Target, count: int) -> dict:
+    recurrent(t)
+    labels(t, torch.tensor([0]))
+    return {"count": count}
+
+
+def _outputs(t: Target, o: dict) -> list[str]:
+    return ["figures/trajectories.png", "tables/trajectories.safetensors"]
+
+
+def _write(t: Target, o: dict) -> list[Path]:
+    from ...report.figures import save_figure
+    from ...report.figures_recurrent import plot_trajectories
+
+    index = chosen(t, o["count"])
+    tr = trajectories(recurrent(t), pixels(t, index), labels(t, index))
+    figure, tensors = (t.folder / p for p in _outputs(t, o))
+    fig = plot_trajectories(
+        [(t.title, tr.path, tr.labels, tr.explained)], t.classes, f"Hidden-state trajectories (PCA): {t.title}"
+    )
+    return [
+        save_figure(fig, figure),
+        save_tensors(
+            tensors,
+            {
+                "image": index,
+                "label": tr.labels,
+                "path": tr.path,
+                "explained": tr.explained,
+                "components": tr.components,
+                "centre": tr.centre,
+            },
+        ),
+    ]
+
+
+def _report(run, label: str) -> list[ReportItem]:
+    return []  # the recurrent section draws every run's trajectories side by side
+
+
+TECHNIQUE = register(
+    Technique(
+        name="trajectories",
+        summary="recurrent runs: hidden-state paths over the rows, PCA to 2-D, coloured by class",
+        applies_to="recurrent",
+        compute=trajectories,
+        prepare=_prepare,
+        outputs=_outputs,
+        write=_write,
+        options=(count_option(200),),
+        report=_report,
+        first_seed=True,
+        study={"count": 200},
+        study_quick={"count": 100},
+    )
+)

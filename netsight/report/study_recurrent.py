@@ -1,0 +1,154 @@
+"""The study report's look inside the recurrent networks (section 3): RNN, LSTM and GRU at every
+hidden size side by side, from the tables the techniques rows, units, gates and trajectories
+wrote in each model's first-seed run: Karpathy, Johnson & Fei-Fei, "Visualizing and Understanding
+Recurrent Networks" (2015). Everything here is read from the run directories; nothing is computed
+from a model."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..fileio import read_csv
+from .study import ConfigGroup
+
+METHODS = ("gradient_x_input", "integrated_gradients", "occlusion")
+
+
+def _first_runs(recurrent: list[ConfigGroup], table: str) -> list[tuple[ConfigGroup, Path]]:
+    """(group, its first seed's tables folder) for the groups whose first run wrote `table`."""
+    found = []
+    for g in sorted(
+        recurrent,
+        key=lambda g: (("rnn", "lstm", "gru").index(g.model) if g.model in ("rnn", "lstm", "gru") else 9, g.hidden or 0),
+    ):
+        if g.runs and (g.runs[0].dir.tables / table).is_file():
+            found.append((g, g.runs[0].dir.tables))
+    return found
+
+
+def _number(v: str) -> float:
+    return float(v) if v not in ("", None) else math.nan
+
+
+def inside_recurrent(doc, recurrent: list[ConfigGroup], figdir: Path) -> None:
+    """The subsection: row importance, gate saturation, trajectories, the most selective units."""
+    from safetensors.torch import load_file
+
+    from .figures import save_figure
+    from .figures_recurrent import plot_gate_grid, plot_row_importance_by_cell, plot_trajectories
+
+    rows, units = _first_runs(recurrent, "rows.csv"), _first_runs(recurrent, "units.csv")
+    gates, paths = _first_runs(recurrent, "gates.csv"), _first_runs(recurrent, "trajectories.safetensors")
+    if not (rows or units or gates or paths):
+        return
+    doc.h(3, "Inside the recurrent networks (Karpathy, Johnson & Fei-Fei 2015)")
+    doc.p(
+        "Each model's first seed, looked at from the inside: which input rows its decision rests on, what its "
+        "hidden units respond to, how often its gates saturate, and the path its hidden state takes while it "
+        "reads the rows. The LSTM/GRU gates are recomputed from each cell's own weights and checked against "
+        "its output."
+    )
+    if rows:
+        entries = []
+        images = set()
+        for g, tables in rows:
+            table = [r for r in read_csv(tables / "rows.csv") if r["class"] == "all"]
+            images.add(int(table[0]["images"]))
+            entries.append((g.model, int(g.hidden or 0), {m: np.array([_number(r[m]) for r in table]) for m in METHODS}))
+        doc.figure(
+            save_figure(
+                plot_row_importance_by_cell(entries, "Which rows matter: mean score per input row"), figdir / "rnn_rows.png"
+            ),
+            f"Row importance per cell type and hidden size, mean over {_list(images)} test images (spread over the "
+            "test set) of the true class's score: gradient x input and integrated gradients (from the black image, "
+            "32 steps) summed over each row's pixels, and the drop of p(true class) when the row is set to black. "
+            "Read it beside the accuracy after k rows above: the rows that carry the decision are the ones read "
+            "just before the accuracy climbs. Per-class heat maps: each run's figures/rows.png.",
+        )
+        late = [(f"{m}-{h}", int(np.nanargmax(s["occlusion"])) + 1) for m, h, s in entries]
+        doc.p("The row whose removal costs most, per run: " + ", ".join(f"{label} row {row}" for label, row in late) + ".")
+    if gates:
+        entries_g = []
+        images = set()
+        lines = []
+        for g, tables in gates:
+            table = read_csv(tables / "gates.csv")
+            left: dict[str, list[float]] = {}
+            right: dict[str, list[float]] = {}
+            for r in table:
+                left.setdefault(r["gate"], []).append(float(r["left"]))
+                right.setdefault(r["gate"], []).append(float(r["right"]))
+            entries_g.append((g.model, int(g.hidden or 0), left, right))
+            if (tables / "unit_traces.safetensors").is_file():
+                images.add(_units_images(tables))
+            lines.append(
+                f"{g.label}: "
+                + ", ".join(f"{gate} {np.mean(left[gate]):.0%} < 0.1 / {np.mean(right[gate]):.0%} > 0.9" for gate in left)
+            )
+        doc.figure(
+            save_figure(plot_gate_grid(entries_g, "Gate saturation per unit (Karpathy et al. Fig. 3)"), figdir / "rnn_gates.png"),
+            "One dot per unit and gate: the fraction of (image, row) pairs where the gate is below 0.1 "
+            f"(left-saturated) against the fraction above 0.9 (right-saturated), over {_list(images)} test images "
+            "and all 28 rows. A gate near the top always lets through; one near the right always blocks; one near "
+            "the origin works in its linear range. Each run's figures/gates.png adds the same fractions over its "
+            "weight snapshots.",
+        )
+        doc.p("Mean fractions over the units: " + "; ".join(lines) + ".")
+    if paths:
+        panels = []
+        classes: tuple[str, ...] = tuple(str(c) for c in range(10))
+        for g, tables in paths:
+            t = load_file(str(tables / "trajectories.safetensors"))
+            panels.append((g.label, t["path"].numpy(), t["label"].numpy(), t["explained"].numpy()))
+        doc.figure(
+            save_figure(
+                plot_trajectories(panels, classes, "Hidden-state trajectories, PCA to 2-D"), figdir / "rnn_trajectories.png"
+            ),
+            f"The hidden state after each of the 28 rows for {_list({len(p[1]) for p in panels})} test images per run, "
+            "projected on the first two principal components of all those states (the share of variance on each "
+            "axis); colour: the true class.",
+        )
+    if units:
+        table_rows = []
+        counts = set()
+        for g, tables in units:
+            table = read_csv(tables / "units.csv")
+            counts.add(len(table))
+            best = max(table, key=lambda r: float(r["selectivity"]))
+            ink = max(table, key=lambda r: abs(_number(r["corr_ink"])) if r["corr_ink"] else -1)
+            pos = max(table, key=lambda r: abs(_number(r["corr_position"])) if r["corr_position"] else -1)
+            table_rows.append(
+                [
+                    g.label,
+                    f"{best['unit']} ({best['best_class_name']}, {float(best['selectivity']):.2f})",
+                    f"{ink['unit']} (r = {_number(ink['corr_ink']):+.2f})",
+                    f"{pos['unit']} (r = {_number(pos['corr_position']):+.2f})",
+                ]
+            )
+        images = {_units_images(tables) for _, tables in units}
+        doc.table(
+            ["run", "most class-selective unit (class, selectivity)", "unit tracking ink", "unit tracking the stroke's position"],
+            table_rows,
+            f"Every hidden unit of each run ({_list(counts, 'and')} units) over {_list(images)} test images in one pass: "
+            "selectivity = (a_max - mean of the other a_c) / (a_max + mean of the other a_c), a_c the unit's |mean "
+            "value| over the images of class c and all rows (0: every class alike, 1: one class only); r: the "
+            "correlation over all (image, row) pairs of the unit's value with the current row's ink or centre of "
+            "mass. The top-9 images of each unit: each run's figures/units.png and tables/units.csv.",
+        )
+
+
+def _units_images(tables: Path) -> int:
+    from safetensors import safe_open
+
+    with safe_open(str(tables / "unit_traces.safetensors"), framework="pt") as f:
+        return int(f.get_tensor("class_count").sum())
+
+
+def _list(values: set, word: str = "or") -> str:
+    shown = [f"{v:,}" for v in sorted(values)]
+    if not shown:
+        return "the"  # "over the test images"
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + f" {word} " + shown[-1]
