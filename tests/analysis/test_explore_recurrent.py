@@ -83,6 +83,8 @@ def test_an_lstm_run_page_equals_a_brute_force_search(lstm_run, data):
     assert registry.run("explore", target, layers=["rnn"]) == [lstm_run / "explore.html"]
     (layer,) = _page_data(lstm_run / "explore.html")["layers"]
     _check(layer, target.model.eval(), data.test_images.float() / 255, data.test_labels)
+    (item,) = registry.get("explore").report(target.run, "lstm-6")  # the study report's link to the page
+    assert item.kind == "link" and item.path == lstm_run / "explore.html" and "hidden unit of lstm-6" in item.text
 
 
 @pytest.mark.parametrize("cell", ["gru", "rnn"])
