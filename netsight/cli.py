@@ -460,10 +460,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(p)
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("explore", help="one offline HTML page to browse every unit of a CNN's conv layers")
+    p = sub.add_parser(
+        "explore", help="one offline HTML page to browse every unit of a CNN's conv layers or of a recurrent run's hidden state"
+    )
     p.add_argument("run_dir", type=Path, nargs="?", help="a netsight run directory (or give --model SPEC instead)")
     p.add_argument("--out", type=Path, help="the HTML file to write (default RUN_DIR/explore.html; required with --model)")
-    p.add_argument("--layers", help="conv layers to include, e.g. conv1,conv2 (default: all; required with --model)")
+    p.add_argument(
+        "--layers",
+        help="conv layers to include, e.g. conv1,conv2 (default: all; a recurrent run: rnn, its only one; required with --model)",
+    )
     g = p.add_argument_group("any PyTorch model (as netsight inspect --model)")
     _add_model_flags(g)
     g.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -286,7 +286,7 @@ function renderGrid() {
     layer.units.forEach((u, i) => {
       const b = el('button', {type: 'button', class: 'unit' + (u.stats.dead ? ' dead' : ''), 'data-unit': i,
         title: layer.name + ' unit ' + i + (u.stats.dead ? ' (dead)' : '')},
-        [el('img', {src: u.top[0].projection, alt: 'unit ' + i}), el('span', {text: '#' + i})]);
+        [el('img', {src: u.preview || u.top[0].projection, alt: 'unit ' + i}), el('span', {text: '#' + i})]);
       b.addEventListener('click', () => {
         go(state.layer, i);
         if (!WIDE.matches) $('#detail').scrollIntoView({block: 'start', behavior: QUIET.matches ? 'auto' : 'smooth'});
@@ -307,6 +307,7 @@ function renderDetail() {
   const layer = DATA.layers[state.layer], u = layer.units[state.unit], d = $('#detail');
   d.textContent = '';
   d.setAttribute('data-layer', layer.name); d.setAttribute('data-unit', String(state.unit));
+  if (layer.kind === 'recurrent') { recurrentDetail(layer, u, d); return; }  // explore_recurrent_page.py
   d.appendChild(el('h2', {text: layer.name + ' · unit ' + state.unit + ' (output of ' + layer.target + ')'}));
   const s = u.stats;
   d.appendChild(el('table', {class: 'stats'}, [el('tr', {}, ['mean', 'std', 'zeros', 'max', 'status'].map((h) => el('th', {text: h}))),
@@ -418,7 +419,8 @@ function measureBar() { document.documentElement.style.setProperty('--bar', $('#
 """
 
 
-def render_page(title: str, subtitle: str, layers: list[dict]) -> str:
+def render_page(title: str, subtitle: str, layers: list[dict], css: str = "", script: str = "") -> str:
+    """The page; `css` and `script` are a mode's own (`explore_recurrent_page`'s), run before the page's script."""
     esc = html.escape
     data = json.dumps({"title": title, "layers": layers}, separators=(",", ":")).replace("</", "<\\/")
     return (
@@ -426,7 +428,7 @@ def render_page(title: str, subtitle: str, layers: list[dict]) -> str:
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
         "script-src 'unsafe-inline'\">"
         "<meta name='viewport' content='width=device-width, initial-scale=1'><meta name='generator' content='netsight'>"
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{esc(title)}</title><style>{_CSS}{css}</style></head><body>"
         f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header>"
         "<nav id='bar' aria-label='layers and units'><div id='layers' role='group' aria-label='layers'></div>"
         "<div id='stepper'><button type='button' id='prev' title='previous unit (&larr;)' aria-label='previous unit'>&lsaquo; prev</button>"
@@ -438,5 +440,5 @@ def render_page(title: str, subtitle: str, layers: list[dict]) -> str:
         "shown, and Back returns to the one before.</p>"
         "<main><div id='grid' role='listbox' aria-label='units'></div><section id='detail' aria-live='polite'></section></main>"
         f"<script type='application/json' id='explore-data'>{data}</script>"
-        f"<script>{_SCRIPT}</script></body></html>"
+        f"<script>{script}</script><script>{_SCRIPT}</script></body></html>"
     )

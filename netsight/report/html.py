@@ -482,6 +482,11 @@ def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path, quick: bool
         for name, make, caption in figures:
             doc.figure(save_figure(make(), figdir / name), caption)
         inside_recurrent(doc, recurrent, figdir)
+        from ..analysis.registry import get
+
+        browser = get("explore").report
+        for g in recurrent:  # each model's first-seed hidden-unit browser (the explore analysis), where it was made
+            _emit(doc, browser(g.runs[0], g.label) if browser else [])
     doc.figure(
         save_figure(plot_accuracy_vs_parameters(mnist, "MNIST"), figdir / "accuracy_vs_parameters.png"),
         "Final test accuracy against parameter count.",

@@ -34,7 +34,7 @@ data = "mnist"
 hidden = [8]
 iterations = 12
 eval_every = 4
-analyses = ["sequence"]
+analyses = ["sequence", "explore"]
 """
 
 
@@ -71,6 +71,9 @@ def test_suite_writes_runs_analyses_and_report(suite_out):
     assert "Reproduction check" in html and "Provenance" in html
     link = f"<a href='runs/cnn/{lenet0.name}/explore.html'>"  # relative: the folder can move
     assert link in html and (suite_out / "runs" / "cnn" / lenet0.name / "explore.html").is_file()
+    gru0, gru1 = (next((suite_out / "runs" / "rnn").glob(f"*seed{s}*")) for s in (0, 1))
+    assert (gru0 / "explore.html").is_file() and not (gru1 / "explore.html").exists()  # the unit browser: first seed
+    assert f"<a href='runs/rnn/{gru0.name}/explore.html'>" in html
     assert read_json(suite_out / "suite.json")["seeds"] == 2
 
 

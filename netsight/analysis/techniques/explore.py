@@ -1,7 +1,12 @@
 """The unit browser: every unit of a CNN's conv layers in one offline HTML page (its filter,
 top-9 patches and projections, statistics, occlusion, invariance, and for a run with snapshots
 its evolution), so a reader can walk Zeiler & Fergus's figures unit by unit. The per-unit data
-is `analysis/explore.py`; the page is `report/explore_page.py`."""
+is `analysis/explore.py`; the page is `report/explore_page.py`.
+
+For a recurrent run the page browses the hidden units of its `rnn` module instead (the only
+layer it takes): top-9 (image, step) pairs with their traces, mean trace per class, class
+selectivity and gate saturation (Karpathy, Johnson & Fei-Fei 2015), from one pass over the test
+set (`analysis/explore_recurrent.py`, `report/explore_recurrent_page.py`)."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Optional, Sequence
 from ...errors import NetsightError
 from ..deconvnet_graph import resolve_graph_target, unknown_layer
 from ..explore import LayerUnits, explore_layer
+from ..explore_recurrent import LAYER as RECURRENT_LAYER, RecurrentUnits, is_recurrent, recurrent_units
 from ..hooks import normalised_input
 from ..technique import ReportItem, Technique, register
 from ..stages import conv_layers
@@ -20,12 +26,17 @@ BATCH = 64  # images per batch while streaming
 
 
 def explore(model, source, layers: Sequence[str], progress: bool = False, mean=None, std=None) -> list[LayerUnits]:
-    """Every unit of each conv layer in `layers` over all the images of `source`."""
+    """Every unit of each conv layer in `layers` over all the images of `source` (for a recurrent
+    model, `analysis.explore_recurrent.explore_recurrent` is the notebook call)."""
     with normalised_input(model, mean, std):
         return [explore_layer(model, source, layer, batch_size=BATCH, progress=progress) for layer in layers]
 
 
 def _prepare(t: Target, layers: Optional[Sequence[str]] = None, page: Optional[str | Path] = None) -> dict:
+    if t.kind == "recurrent":
+        return _prepare_recurrent(t, layers, page)
+    if t.kind != "cnn":
+        raise NetsightError(f"explore is for convolutional and recurrent networks; {t.title} is neither")
     convs = conv_layers(t.model)
     chosen = list(layers) if layers else convs
     modules = dict(t.model.named_modules())
@@ -48,6 +59,8 @@ def _outputs(t: Target, o: dict) -> list[str]:
 
 
 def _write(t: Target, o: dict) -> list[Path]:
+    if t.kind == "recurrent":
+        return _write_recurrent(t, o)
     from ...fileio import write_text
     from ...report.explore_page import layer_data, render_page
     from ..evolution import feature_evolution
@@ -76,6 +89,15 @@ def _write(t: Target, o: dict) -> list[Path]:
 
 
 def _report(run, label: str) -> list[ReportItem]:
+    if _recurrent_run(run):
+        return [
+            ReportItem(
+                "link",
+                f"Browse every hidden unit of {label} (top-9 images with the row read at its peak, traces, mean trace "
+                "per class, class selectivity, gate saturation per unit): explore.html",
+                run.path / "explore.html",
+            )
+        ]
     return [
         ReportItem(
             "link",
@@ -86,11 +108,63 @@ def _report(run, label: str) -> list[ReportItem]:
     ]
 
 
+# ------------------------------------------------------------------ recurrent runs
+
+
+def _prepare_recurrent(t: Target, layers: Optional[Sequence[str]], page: Optional[str | Path]) -> dict:
+    """A recurrent run has one layer to browse, its `rnn` module (the default)."""
+    modules = dict(t.model.named_modules())
+    for layer in layers or []:
+        if layer != RECURRENT_LAYER:
+            hidden = getattr(modules.get(RECURRENT_LAYER), "hidden_size", "?")
+            what = "" if layer in modules else "not a layer of this model; "
+            raise NetsightError(
+                f"--layers {layer}: {what}a recurrent run has one layer to explore, {RECURRENT_LAYER} (its {hidden} hidden units)"
+            )
+    if not is_recurrent(t.model):
+        raise NetsightError(f"explore: {t.title} is not a netsight row reader (rnn, lstm or gru)")
+    if t.labels is None:  # a run's split always has its labels
+        raise NetsightError(f"explore: {t.images.description} carry no labels")
+    return {"layers": [RECURRENT_LAYER], "page": Path(page) if page is not None else None}
+
+
+def _write_recurrent(t: Target, o: dict) -> list[Path]:
+    from ...fileio import write_text
+    from ...report.explore_page import render_page
+    from ...report.explore_recurrent_page import CSS, SCRIPT, recurrent_layer_data
+
+    from ._recurrent import pixels, stats  # the pass `units` and `gates` make over the whole set, made once
+
+    index, result = stats(t, len(t.images))
+    units: RecurrentUnits = recurrent_units(t.model, result, pixels(t, index), t.classes)
+    names = list(t.images.names)
+    label_names = [units.classes[int(v)] for v in t.labels] if t.labels is not None else None
+    layer = recurrent_layer_data(units, names, label_names)
+    st = units.stats
+    subtitle = (
+        f"{st.hidden} hidden units of a {units.cell.upper()} over {t.images.description}, read row by row ({st.steps} steps)"
+    )
+    if t.run is not None:
+        s = t.run.summary
+        subtitle += (
+            f"; run {t.run.path.name}, {s.get('iterations_done', '?')} iterations, final test accuracy "
+            f"{100 * float(s.get('final_test_acc') or 0):.2f}%"
+        )
+    page = o["page"] if o["page"] is not None else t.folder / "explore.html"
+    return [write_text(page, render_page(f"netsight explore: {t.title}", subtitle, [layer], CSS, SCRIPT))]
+
+
+def _recurrent_run(run) -> bool:
+    from ...models import get_entry
+
+    return get_entry(run.config.model).family == "rnn"
+
+
 TECHNIQUE = register(
     Technique(
         name="explore",
-        summary="one offline HTML page to browse every unit of a CNN's conv layers",
-        applies_to="cnn",
+        summary="one offline HTML page to browse every unit of a CNN's conv layers or a recurrent run's hidden units",
+        applies_to="any",  # CNNs and recurrent runs (_prepare refuses other models)
         compute=explore,
         prepare=_prepare,
         outputs=_outputs,
