@@ -146,7 +146,7 @@ main{display:grid;grid-template-columns:minmax(0,1fr);gap:1em;padding:.8em;align
 #detail,#grid{scroll-margin-top:calc(var(--bar, 52px) + .5em)}
 #detail h2{font-size:1em;margin:.1em 0 .5em}#detail h3{font-size:.9em;margin:1.1em 0 .35em;color:#243447}
 #detail .note{font-size:.78em;color:#555;margin:.1em 0 .4em}
-#detail p.rho{font-size:.88em;font-weight:600;margin:.1em 0 .3em}
+#detail p.rho{font-size:.85em;font-weight:600;margin:.1em 0 .3em}
 table.stats{border-collapse:collapse;font-size:.8em}table.stats td,table.stats th{border:1px solid #ddd;padding:2px 6px;text-align:right}
 table.stats th{background:#f3f3f3;font-weight:600}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(58px,1fr));gap:8px 6px;max-width:calc(var(--k, 9) * 92px)}
@@ -357,13 +357,13 @@ function randomRow(d, u) {
   const r = u.random_rho, verdict = r === null ? 'no projection to compare (the unit never responds to these images)'
     : r >= 0.5 ? 'these pictures are mostly the image' : r >= 0.2 ? 'these pictures are partly the image, partly the trained unit'
     : 'these pictures come from the trained weights';
-  d.appendChild(el('h3', {text: 'The same projections through random weights'}));
+  d.appendChild(el('h3', {text: 'Sanity check: the same projections through random weights'}));
   d.appendChild(el('p', {class: 'rho', 'data-rho': r === null ? '' : String(r),
     text: 'projections through random weights: ρ = ' + (r === null ? '–' : r.toFixed(2)) + ' — ' + verdict}));
-  d.appendChild(el('p', {class: 'note', text: 'The same nine images, unit and position, projected through the model with '
-    + 'every layer\'s weights re-initialised by its own init (seed 0). ρ: Spearman rank correlation of each trained and '
-    + 'random projection over the pixels (mean of the nine below). Near 1: the picture barely depends on the trained '
-    + 'weights, it is mostly the image (≥ 0.5 "mostly", 0.2–0.5 "partly"); near 0: it shows what the unit learned.'}));
+  d.appendChild(el('p', {class: 'note', text: 'The same nine images, unit and positions, projected through the model with '
+    + 'every layer re-initialised by its own init (seed 0; Adebayo et al. 2018). ρ: Spearman rank correlation of the trained '
+    + 'and the random projection over the pixels, per image below, their mean above. The higher it is (0.2–0.5: "partly", '
+    + '≥ 0.5: "mostly"), the more the picture is the image rather than what the unit learned.'}));
   d.appendChild(cards(u.top.map((t, i) => ({src: t.random, alt: 'random-weights projection ' + (i + 1), image: t.image,
     activation: t.activation, caption: '#' + (i + 1) + ' ρ ' + (t.rho === null ? '–' : t.rho.toFixed(2))})), 'randomised'));
 }
