@@ -16,7 +16,9 @@ train/eval mode is restored.
 
 Every function here is the compute function of one registered technique
 (`netsight/analysis/techniques/`), the code `netsight inspect` runs on a run directory and on
-`--model SPEC` alike before it writes the figures and tables.
+`--model SPEC` alike before it writes the figures and tables; `attribute` is one method of
+`attribution_maps` (the attributions technique), `rectified_nonlinearities` what its ReLU rules
+rectify on a model.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 from torch import nn
 
 from .analysis.activations import ActivationStatistics
+from .analysis.attribution import METHODS, Attribution, attribute, attribution_maps, rectified_nonlinearities
 from .analysis.deconvnet_graph import make_deconvnet
 from .analysis.filters import FilterBank
 from .analysis.inputs import images
@@ -47,6 +50,11 @@ __all__ = [
     "invariance",
     "filters",
     "receptive_field",
+    "attribute",
+    "attribution_maps",
+    "rectified_nonlinearities",
+    "METHODS",
+    "Attribution",
     "plot",
     "DeconvResult",
     "OcclusionResult",

@@ -266,7 +266,9 @@ def _check_rule(model: nn.Module, x: torch.Tensor, mode_type: type, method: str)
 
 
 def _ig_points(steps: int, method: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(alphas in [0, 1], weights summing to 1) of the path integral's quadrature, as Captum's approximation methods."""
+    """(alphas in [0, 1], weights summing to 1) of the path integral's quadrature: Captum's
+    approximation methods, except "riemann_trapezoid", whose end weights here are halved so the
+    weights sum to 1 (Captum's sum to (steps - 1) / steps: its attributions are that much too small)."""
     if method == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(steps)
         return torch.tensor((nodes + 1) / 2), torch.tensor(weights / 2)
@@ -397,14 +399,12 @@ def _occlusion(
         for i in range(len(x)):
             copies, rows, cols = occluded_copies(x[i], size, stride, fill)
             probs = torch.cat([model(copies[s : s + chunk]).softmax(1)[:, int(t[i])] for s in range(0, len(copies), chunk)])
-            drop = (p0[i] - probs).view(rows, cols)
-            acc = torch.zeros(h, w, dtype=x.dtype, device=x.device)
-            cnt = torch.zeros(h, w, dtype=x.dtype, device=x.device)
-            for r in range(rows):
-                for c in range(cols):
-                    top, left = r * stride, c * stride
-                    acc[top : top + size, left : left + size] += drop[r, c]
-                    cnt[top : top + size, left : left + size] += 1
+            drop = (p0[i] - probs).view(1, 1, rows, cols)
+            square = torch.ones(1, 1, size, size, dtype=x.dtype, device=x.device)
+            acc = F.conv_transpose2d(drop, square, stride=stride)[0, 0]  # each square's drop added over the pixels it covers
+            cnt = F.conv_transpose2d(torch.ones_like(drop), square, stride=stride)[0, 0]
+            acc = F.pad(acc, (0, w - acc.shape[1], 0, h - acc.shape[0]))  # the last rows/columns no square reaches
+            cnt = F.pad(cnt, (0, w - cnt.shape[1], 0, h - cnt.shape[0]))
             maps.append(torch.where(cnt > 0, acc / cnt.clamp_min(1), torch.zeros_like(acc)))
     return torch.stack(maps)
 

@@ -28,7 +28,7 @@ from netsight.analysis.stages import Stage
 from netsight.analysis.topk import TopActivations, TopPatches
 from netsight.fileio import write_csv
 from netsight import style
-from netsight.report import figures, figures_zf, study
+from netsight.report import figures, figures_attribution, figures_zf, study
 from netsight.train import curves
 
 CLASSES = tuple(f"class{i}" for i in range(10))
@@ -213,12 +213,24 @@ def evolution() -> Evolution:
     return Evolution("relu2", [10, 100, 1000], torch.randn(3, 3, 1, 10, 10, generator=g), torch.rand(3, 3, generator=g))
 
 
+def attribution_inputs():
+    """Three images, every method's signed maps on very different scales, a model with GELUs besides its ReLUs."""
+    from netsight.analysis.attribution import METHODS
+
+    g = torch.Generator().manual_seed(9)
+    maps = {m: torch.randn(3, 12, 12, generator=g) * 10.0 ** (k - 4) for k, m in enumerate(METHODS)}
+    maps["gradcam"] = maps["gradcam"].clamp_min(0)
+    notes = {m: {"rectified": ["ReLU x3"], "not_rectified": ["GELU x2"]} for m in ("guided_backprop", "deconvnet")}
+    return torch.rand(3, 1, 12, 12, generator=g), maps, [3, 1, 3], notes
+
+
 def render_all(folder: Path) -> dict:
     """name -> Figure, for every figure function netsight has (synthetic inputs)."""
     groups, cnns = study_groups(folder / "rnn"), cnn_groups(folder / "cnn")
     images, rows = deconv_inputs()
     occ_images, occ_labels, occ_maps = occlusion_inputs()
     rows_a, rows_b = curve_rows(), curve_rows(lo=0.2, hi=0.8, seed=1)
+    attr_images, attr_maps, attr_targets, attr_notes = attribution_inputs()
     return {
         "curves": curves.plot_curves(rows_a, "lenet5 on mnist"),
         "compare": figures.plot_compare([("lenet5", rows_a), ("cnn-bn", rows_b)]),
@@ -232,6 +244,9 @@ def render_all(folder: Path) -> dict:
         "occlusion": figures_zf.plot_occlusion(occ_images, occ_labels, occ_maps, CLASSES, "lenet5", asked="conv2"),
         "evolution": figures_zf.plot_evolution(evolution(), "lenet5", asked="conv2"),
         "invariance": figures_zf.plot_invariance(invariance_curves(), "lenet5"),
+        "attributions": figures_attribution.plot_attributions(
+            attr_images, attr_maps, attr_targets, CLASSES, "lenet5", "true class", attr_notes, "conv2"
+        ),
         "curves_by_hidden": study.plot_curves_panels(groups, "hidden", "model", "MNIST"),
         "curves_by_cell": study.plot_curves_panels(groups, "model", "hidden", "MNIST"),
         "cnn_curves": study.plot_curves_panels(cnns, "data", "model", "CNNs"),
@@ -272,6 +287,7 @@ FIGURES = [
     "occlusion",
     "evolution",
     "invariance",
+    "attributions",
     "curves_by_hidden",
     "curves_by_cell",
     "cnn_curves",
@@ -492,3 +508,9 @@ def test_invariance_says_what_its_distance_is(rendered):
 
 def test_weight_histograms_sample_every_third(rendered):
     assert "every 3rd weight drawn" in _all_text(rendered["weight_histograms"])
+
+
+def test_attributions_say_what_the_relu_rules_did(rendered):
+    text = _all_text(rendered["attributions"])
+    assert "rectified: ReLU x3" in text and "(not rectified): GELU x2" in text
+    assert "largest |value| of that map" in text
