@@ -14,7 +14,7 @@ defaults: 32 Gauss-Legendre steps from a black baseline (Captum also asked for i
 delta, which netsight always reports), 16 SmoothGrad samples of noise 0.15, Grad-CAM on the last
 convolution upsampled bilinearly, occlusion with a grey (0.5) square of 6/28 of the height every
 2/28 on the softmax probability. Each side is timed best of `--repeats` rounds after one warm-up,
-the two alternating; milliseconds per image and the ratio netsight / Captum (below 1: netsight
+the two alternating round by round; milliseconds per image and the ratio netsight / Captum (below 1: netsight
 is faster). "agree" is the largest |netsight - Captum| over the largest |Captum| of the maps
 (Captum's summed over input channels); SmoothGrad draws different noise on the two sides, so its
 maps are not compared.
@@ -51,6 +51,14 @@ def models() -> list[tuple[str, nn.Module, tuple[int, int, int], int]]:
     ]
 
 
+def netsight_call(method: str, model: nn.Module, layer: str, x: torch.Tensor, t: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """netsight's `attribute` with its defaults, the whole batch at once; the maps [N,H,W]."""
+    n = len(x)
+    return lambda: (
+        attribute(model, x, method, targets=t.tolist(), layer=layer, batch_size=n, steps=STEPS, samples=SAMPLES, noise=NOISE).maps
+    )
+
+
 def captum_call(method: str, model: nn.Module, layer: nn.Module, x: torch.Tensor, t: torch.Tensor) -> Callable[[], torch.Tensor]:
     """Captum's implementation of `method`, set up like netsight's (see the module doc); the maps [N,H,W]."""
     from captum import attr
@@ -63,7 +71,12 @@ def captum_call(method: str, model: nn.Module, layer: nn.Module, x: torch.Tensor
         "gradient_x_input": lambda: attr.InputXGradient(model).attribute(x, target=t),
         "guided_backprop": lambda: attr.GuidedBackprop(model).attribute(x, target=t),
         "integrated_gradients": lambda: attr.IntegratedGradients(model).attribute(
-            x, baselines=0.0, target=t, n_steps=STEPS, method="gausslegendre", internal_batch_size=n,
+            x,
+            baselines=0.0,
+            target=t,
+            n_steps=STEPS,
+            method="gausslegendre",
+            internal_batch_size=n,
             return_convergence_delta=True,
         )[0],  # fmt: skip
         "smoothgrad": lambda: attr.NoiseTunnel(attr.Saliency(model)).attribute(
@@ -75,21 +88,28 @@ def captum_call(method: str, model: nn.Module, layer: nn.Module, x: torch.Tensor
         "guided_gradcam": lambda: attr.GuidedGradCam(model, layer).attribute(x, target=t, interpolate_mode="bilinear"),
         "deconvnet": lambda: attr.Deconvolution(model).attribute(x, target=t),
         "occlusion": lambda: attr.Occlusion(probabilities).attribute(
-            x, sliding_window_shapes=(c, size, size), strides=(c, stride, stride), baselines=0.5, target=t,
+            x,
+            sliding_window_shapes=(c, size, size),
+            strides=(c, stride, stride),
+            baselines=0.5,
+            target=t,
             perturbations_per_eval=4,  # 4 x n copies per pass: netsight evaluates up to 4 x batch
         ),  # fmt: skip
     }
     return lambda: calls[method]().detach().sum(1)
 
 
-def best_ms(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torch.Tensor]:
-    out = fn()  # warm-up (oneDNN primitives, Captum's hooks)
-    times = []
+def best_ms(ours: Callable[[], torch.Tensor], theirs: Callable[[], torch.Tensor], repeats: int):
+    """(netsight's best ms, Captum's best ms, netsight's maps, Captum's maps): one warm-up each (oneDNN
+    primitives, Captum's hooks), then the two alternating, so a busy moment of the machine hits both."""
+    out = [ours(), theirs()]
+    times: list[list[float]] = [[], []]
     for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times), out
+        for i, fn in enumerate((ours, theirs)):
+            start = time.perf_counter()
+            out[i] = fn()
+            times[i].append(time.perf_counter() - start)
+    return 1000 * min(times[0]), 1000 * min(times[1]), out[0], out[1]
 
 
 def main() -> None:
@@ -126,12 +146,9 @@ def main() -> None:
         layer_name = conv_layers(model)[-1]
         layer = dict(model.named_modules())[layer_name]
         for method in methods:
-            ours: Callable[[], torch.Tensor] = lambda m=method: attribute(  # noqa: E731
-                model, x, m, targets=t.tolist(), layer=layer_name, batch_size=n, steps=STEPS, samples=SAMPLES, noise=NOISE
-            ).maps
+            ours = netsight_call(method, model, layer_name, x, t)
             theirs = captum_call(method, model, layer, x, t)
-            a_ms, a = best_ms(ours, args.repeats)
-            b_ms, b = best_ms(theirs, args.repeats)
+            a_ms, b_ms, a, b = best_ms(ours, theirs, args.repeats)
             agree: Optional[float] = None
             if method != "smoothgrad":
                 agree = float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
