@@ -104,6 +104,8 @@ def main() -> None:
             done = subprocess.run(cmd, check=True, capture_output=True, text=True)
             row = json.loads(done.stdout.strip().splitlines()[-1])
             rows.append(row)
+            if args.json:  # after every row: a long run stopped early keeps what it measured
+                write_json(args, rows)
             print(
                 f"  {method:21} {n:5} images: peak {row['peak_mib']:7.0f} MiB (after loading the model "
                 f"{row['peak_before_mib']:5.0f} MiB), {row['seconds']:6.1f} s",
@@ -114,11 +116,13 @@ def main() -> None:
             (small, a), (large, b) = sorted(peaks.items())
             maps = (large - small) * args.size * args.size * 4 / 2**20
             print(f"  {method:21} {large} vs {small} images: +{b - a:.0f} MiB (the extra maps alone: {maps:.0f} MiB)")
-    if args.json:
-        meta = {"model": "resnet50(weights=None)", "input": [3, args.size, args.size], "batch_size": args.batch_size}
-        meta.update(steps=args.steps, threads=args.threads)
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(dict(meta, rows=rows), indent=2) + "\n")
+
+
+def write_json(args, rows: list[dict]) -> None:
+    meta = {"model": "resnet50(weights=None)", "input": [3, args.size, args.size], "batch_size": args.batch_size}
+    meta.update(steps=args.steps, threads=args.threads)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(dict(meta, rows=rows), indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -121,6 +121,7 @@ def layer_data(units, names: Sequence[str], labels: Optional[Sequence[str]], fir
         "field": list(units.field.size),
         "weights": list(units.weights.shape),
         "units": out_units,
+        "first": first_layer,  # a first-layer projection is the unit's filter whatever the image
     }
 
 
@@ -334,7 +335,7 @@ function renderDetail() {
     el('img', {class: 'projection', src: t.projection, alt: 'projection ' + (r + 1), 'data-image': t.image,
       'data-activation': t.activation}),
     el('figcaption', {text: '#' + (r + 1) + (t.label ? ' ' + t.label : '') + ' ' + fmt(t.activation)})]))));
-  if (u.top.length && u.top[0].random) randomRow(d, u);
+  if (u.top.length && u.top[0].random) randomRow(d, u, layer.first);
   d.appendChild(el('h3', {text: 'Occlusion'}));
   d.appendChild(el('p', {class: 'note', text: 'The unit\'s strongest activation with a grey square at each position of '
     + 'the image (darker: covering there lowers it more); the bar gives the scale, its line the value for the whole image.'}));
@@ -353,8 +354,9 @@ function renderDetail() {
   d.appendChild(el('div', {class: 'curves'}, Object.entries(u.invariance).map(([k, c]) => curve(k, c))));
 }
 // Adebayo et al.'s sanity check: the nine projections again, through the model with every layer re-initialised
-function randomRow(d, u) {
+function randomRow(d, u, first) {
   const r = u.random_rho, verdict = r === null ? 'no projection to compare (the unit never responds to these images)'
+    : first ? 'in the first layer a projection is the unit\'s filter whatever the image: this compares the trained filter with a random one'
     : r >= 0.5 ? 'these pictures are mostly the image' : r >= 0.2 ? 'these pictures are partly the image, partly the trained unit'
     : 'these pictures come from the trained weights';
   d.appendChild(el('h3', {text: 'Sanity check: the same projections through random weights'}));

@@ -108,12 +108,14 @@ RANDOM_JS = """() => {
 
 def _check_random(page) -> None:
     got = page.evaluate(RANDOM_JS)
+    # in the first layer a projection is the unit's filter whatever the image, and the page says so
+    verdict = "in the first layer .+" if page.get_attribute("#detail", "data-layer") == "conv1" else "these pictures .+"
     assert len(got["rand"]) == len(got["top"]) == 9
     for (image, width, left), (r_image, r_width, r_left, natural) in zip(got["top"], got["rand"], strict=True):
         assert r_image == image and r_width == pytest.approx(width, abs=0.5) and r_left == pytest.approx(left, abs=0.5)
         assert natural > 0
     match = re.fullmatch(
-        r"projections through random weights: ρ = (-?\d\.\d\d|–) — (these pictures .+|no projection .+)", got["rho"]
+        r"projections through random weights: ρ = (-?\d\.\d\d|–) — (" + verdict + "|no projection .+)", got["rho"]
     )
     assert match, got["rho"]
     if match.group(1) != "–":  # the number shown is the unit's, and the mean of the nine per-image values under it
@@ -206,6 +208,7 @@ def test_explore_page_at_1280_px(explore_run, tmp_path):
         page.keyboard.press("ArrowUp")  # back to conv1, the unit clamped to its 32 maps
         assert page.get_attribute("#detail", "data-layer") == "conv1" and page.get_attribute("#detail", "data-unit") == "31"
         assert page.evaluate("location.hash") == "#conv1/31"
+        _check_random(page)  # a first-layer unit: its random row says a projection there is the filter
         page.reload()  # the address brings the same unit back
         page.wait_for_selector("body[data-ready=true]")
         assert page.get_attribute("#detail", "data-unit") == "31"
