@@ -48,7 +48,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -309,8 +309,6 @@ def _integrated_gradients(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(attributions [B,C,H,W], completeness error per image): the steps go through the model
     `chunk` images at a time (several steps of the batch per forward pass)."""
-    if steps < 1:
-        raise NetsightError(f"integrated gradients: --steps {steps}: expected an integer >= 1")
     alphas, weights = _ig_points(steps, ig_method)
     alphas, weights = alphas.to(x.device, x.dtype), weights.to(x.device, x.dtype)
     base = torch.full_like(x, baseline)
@@ -336,8 +334,6 @@ def _smoothgrad(
     """The gradient averaged over `samples` copies with Gaussian noise of std `noise` (pixel units:
     a fraction of the [0, 1] range, Smilkov et al.'s noise level). Image i's noise comes from a
     generator seeded with `seed + its index in the source`: the same maps whatever the batch size."""
-    if samples < 1:
-        raise NetsightError(f"smoothgrad: --samples {samples}: expected an integer >= 1")
     noises = torch.stack([smoothgrad_noise(x.shape[1:], samples, noise, seed, int(i)) for i in starts], 1)  # [S, B, C, H, W]
     noises = noises.to(x.device, x.dtype)
     b = len(x)
@@ -537,10 +533,6 @@ class _BatchMaps:
         return _occlusion(self.model, self.x, self.t, s.size, s.stride, s.fill, s.chunk * 4)
 
 
-def _batches(source, batch_size: int, progress: bool, what: str) -> Iterator[tuple[int, torch.Tensor]]:
-    yield from source.batches(batch_size, progress, what)
-
-
 def attribute(
     model: nn.Module,
     x,
@@ -582,7 +574,7 @@ def attribute(
 def attribution_maps(
     model: nn.Module,
     x,
-    methods: Sequence[str] = METHODS,
+    methods: str | Sequence[str] = METHODS,
     targets: Targets = None,
     labels=None,
     layer: Optional[str] = None,
@@ -606,6 +598,12 @@ def attribution_maps(
     methods = parse_methods(methods)
     if batch_size < 1:
         raise NetsightError(f"batch size {batch_size}: expected an integer >= 1")
+    if "integrated_gradients" in methods:
+        if steps < 1:
+            raise NetsightError(f"integrated gradients: --ig-steps {steps}: expected an integer >= 1")
+        _ig_points(steps, ig_method)  # an unknown method or too few steps for it fails here
+    if "smoothgrad" in methods and samples < 1:
+        raise NetsightError(f"smoothgrad: --samples {samples}: expected an integer >= 1")
     check_norm(model, mean, std)
     source = source_for(model, x)
     n, (_, h, _) = len(source), source.shape
@@ -635,7 +633,7 @@ def attribution_maps(
         if "occlusion" in methods:
             occluded_copies(first[0], size, stride, occlusion_fill)  # checks size and stride
         settings = _Settings(steps, ig_method, baseline, samples, noise, seed, size, stride, occlusion_fill, chunk, used_layer)
-        for start, batch in _batches(source, batch_size, progress, "attribution"):
+        for start, batch in source.batches(batch_size, progress, "attribution"):
             batch = batch.to(device=device, dtype=dtype)
             if chosen is None:
                 with torch.no_grad():

@@ -48,6 +48,9 @@ def nonlinearity_note(notes: Mapping[str, dict]) -> Optional[str]:
     passed = ", ".join(note["not_rectified"]) or "none"
     shown = [TITLES.get(r, r).replace("\n", " ") for r in ruled]
     names = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+    if not note["rectified"]:
+        verb = "is" if len(shown) == 1 else "are"
+        return f"the model calls no ReLU: {names} {verb} its plain gradient here (not rectified: {passed})"
     return f"the ReLU rule of {names} rectified: {done}; passed as an ordinary gradient (not rectified): {passed}"
 
 

@@ -221,6 +221,27 @@ def test_guided_backprop_by_hand_on_a_chain():
     _close(_maps(net, x, "guided_backprop"), g_x.sum(1), 1e-5)
 
 
+def test_a_forward_relying_on_an_in_place_overwrite_is_refused():
+    """Its ReLU's returned value is dropped: only the overwrite carries the rectification, which the rules cannot keep."""
+
+    class Overwrites(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 2, 3), nn.Linear(2 * 26 * 26, 10)
+
+        def forward(self, x):
+            y = self.conv(x)
+            F.relu(y, inplace=True)
+            return self.fc(y.flatten(1))
+
+    model = Overwrites().eval()
+    x = torch.rand(2, 1, 28, 28)
+    assert attribute(model, x, "gradient").maps.shape == (2, 28, 28)  # a plain gradient is fine
+    for method in ("guided_backprop", "deconvnet", "guided_gradcam"):
+        with pytest.raises(NetsightError, match="out-of-place ReLUs the model computes different scores"):
+            attribute(model, x, method)
+
+
 def test_the_non_relu_non_linearities_are_named():
     class Mixed(nn.Module):
         def __init__(self):
@@ -277,7 +298,12 @@ def test_occlusion_equals_captum_occlusion_of_the_probability(case):
     size, stride = a.notes["size"], a.notes["stride"]
     c = x.shape[1]
     ref = Occlusion(lambda inp: model(inp).softmax(1)).attribute(
-        x, sliding_window_shapes=(c, size, size), strides=(c, stride, stride), baselines=0.5, target=TARGETS
+        x,
+        sliding_window_shapes=(c, size, size),
+        strides=(c, stride, stride),
+        baselines=0.5,
+        target=TARGETS,
+        perturbations_per_eval=64,
     )
     _close(a.maps, ref[:, 0], 1e-5)  # every channel of a pixel gets the same value
 
@@ -301,6 +327,10 @@ def test_targets_true_predicted_and_n():
         attribute(model, x, "lime")
     with pytest.raises(NetsightError, match="--layer fc1: Grad-CAM needs a convolutional layer with spatial maps"):
         attribute(model, x, "gradcam", layer="fc1")
+    with pytest.raises(NetsightError, match="integrated gradients method 'simpson': expected one of gausslegendre"):
+        attribute(model, x, "integrated_gradients", ig_method="simpson")
+    with pytest.raises(NetsightError, match="targets: 3 classes for 2 images"):
+        attribute(model, x, "gradient", targets=[1, 2, 3])
 
 
 def test_streamed_in_batches_equals_all_at_once():
@@ -313,6 +343,16 @@ def test_streamed_in_batches_equals_all_at_once():
     for m in METHODS:
         assert whole[m].maps.shape == (3, 28, 28) and whole[m].maps.dtype == torch.float32
         _close(streamed[m].maps, whole[m].maps, 1e-5)
+
+
+def test_an_image_source_is_streamed_in_batches():
+    model, _, _ = _model("lenet5")
+    source = tensor_images(torch.rand(10, 1, 28, 28))
+    loads: list[int] = []
+    load = source._load
+    source._load = lambda idx: loads.append(len(idx)) or load(idx)
+    a = attribute(model, source, "integrated_gradients", targets="predicted", steps=4, batch_size=4)
+    assert a.maps.shape == (10, 28, 28) and max(loads) <= 4 and sum(loads) <= 11  # 4 + 4 + 2, and the first image once
 
 
 def test_the_model_is_left_exactly_as_it_was():
@@ -427,6 +467,20 @@ def test_bad_input_is_one_line_and_writes_nothing(run_dir, photos, tmp_path, cap
         (model + ["--target", "true"], "--target true: these images have no classes the model knows"),
         (model + ["--target", "1000"], "--target 1000: the model has 1000 outputs (0..999)"),
     ]
+    source = tmp_path / "overwrites.py"
+    source.write_text(
+        "import torch.nn.functional as F\nfrom torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv, self.fc = nn.Conv2d(1, 2, 3), nn.Linear(2 * 26 * 26, 10)\n"
+        "    def forward(self, x):\n"
+        "        y = self.conv(x)\n"
+        "        F.relu(y, inplace=True)  # the overwrite, not the returned value, carries the ReLU\n"
+        "        return self.fc(y.flatten(1))\n"
+    )
+    own = ["--model", f"{source}:Net", "--data", "mnist", "--out", str(tmp_path / "m")]
+    cases.append((own + ["--methods", "guided_backprop"], "guided backprop: with out-of-place ReLUs the model computes"))
     for extra, message in cases:
         assert main(["inspect", "--attributions", *extra]) == 2, extra
         assert message in _one_line(capsys), extra

@@ -514,3 +514,7 @@ def test_attributions_say_what_the_relu_rules_did(rendered):
     text = _all_text(rendered["attributions"])
     assert "rectified: ReLU x3" in text and "(not rectified): GELU x2" in text
     assert "largest |value| of that map" in text
+    no_relu = {"deconvnet": {"rectified": [], "not_rectified": ["GELU x18"]}}
+    assert figures_attribution.nonlinearity_note(no_relu) == (
+        "the model calls no ReLU: deconvnet is its plain gradient here (not rectified: GELU x18)"
+    )

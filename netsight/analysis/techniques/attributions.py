@@ -180,7 +180,7 @@ TECHNIQUE = register(
                 "attributions: the class each map explains: true, predicted or a class index N "
                 "(default: true where the images have classes, else predicted)",
             ),
-            Option("methods", "str", None, f"attributions: comma list of methods (default: all): {','.join(METHODS)}"),
+            Option("methods", "str", None, f"attributions: comma list of methods (default: all): {', '.join(METHODS)}"),
             Option("ig_steps", "int", 32, "attributions: integrated gradients' steps (Gauss-Legendre points)", lo=1, hi=4096),
             Option("samples", "int", 16, "attributions: SmoothGrad's noisy copies per image", lo=1, hi=4096),
         ),
