@@ -16,7 +16,7 @@ convolution upsampled bilinearly, occlusion with a grey (0.5) square of 6/28 of 
 2/28 on the softmax probability. Each side is timed best of `--repeats` rounds after one warm-up,
 the two alternating round by round; milliseconds per image and the ratio netsight / Captum (below 1: netsight
 is faster). "agree" is the largest |netsight - Captum| over the largest |Captum| of the maps
-(Captum's summed over input channels); SmoothGrad draws different noise on the two sides, so its
+(Captum's summed over input channels; for occlusion, which gives every channel the same value, one channel); SmoothGrad draws different noise on the two sides, so its
 maps are not compared.
 """
 
@@ -96,7 +96,8 @@ def captum_call(method: str, model: nn.Module, layer: nn.Module, x: torch.Tensor
             perturbations_per_eval=4,  # 4 x n copies per pass: netsight evaluates up to 4 x batch
         ),  # fmt: skip
     }
-    return lambda: calls[method]().detach().sum(1)
+    # occlusion gives every channel of a pixel the same drop: one channel is the map (a sum would be C times it)
+    return lambda: calls[method]().detach()[:, 0] if method == "occlusion" else calls[method]().detach().sum(1)
 
 
 def best_ms(ours: Callable[[], torch.Tensor], theirs: Callable[[], torch.Tensor], repeats: int):
