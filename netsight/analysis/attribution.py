@@ -45,6 +45,7 @@ the model's call (hooks.normalised_input): maps and gradient x input live in pix
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence, Union
@@ -146,6 +147,10 @@ def rectified_nonlinearities(model: nn.Module, example: torch.Tensor) -> dict[st
     rec = _Recording()
     with evaluating(model), torch.no_grad(), rec:
         model(example.to(device=device_of(model), dtype=_dtype(model)))
+    return _found(rec)
+
+
+def _found(rec: _Recording) -> dict[str, list[str]]:
     return {
         "rectified": [f"ReLU x{rec.relus}"] if rec.relus else [],
         "not_rectified": [f"{name} x{n}" for name, n in rec.others.items()],
@@ -158,13 +163,16 @@ class _GuidedReLU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.clamp_min(0)
+        out = x.clamp_min(0)
+        ctx.save_for_backward(out)  # out > 0 exactly where x > 0
+        return out
 
     @staticmethod
     def backward(ctx, signal):
-        (x,) = ctx.saved_tensors
-        return signal.clamp_min(0) * (x > 0).to(signal.dtype)
+        (out,) = ctx.saved_tensors
+        # ReLU's own fused backward kernel (the gate) on the rectified signal: on a CPU about 20x faster
+        # than multiplying by a (out > 0) mask, which made guided backprop slower than Captum's
+        return torch.ops.aten.threshold_backward(signal.clamp_min(0), out, 0)
 
 
 class GuidedReLUs(TorchFunctionMode):
@@ -251,11 +259,21 @@ def _input_grad(model: nn.Module, x: torch.Tensor, t: torch.Tensor, mode: Option
     return g
 
 
-def _check_rule(model: nn.Module, x: torch.Tensor, mode_type: type, method: str) -> None:
-    """The class scores under out-of-place ReLUs must be the model's own (an in-place overwrite it relies on would differ)."""
+def _check_rule(
+    model: nn.Module,
+    x: torch.Tensor,
+    mode_type: type,
+    method: str,
+    real: Optional[torch.Tensor] = None,
+    recording: Optional[_Recording] = None,
+) -> None:
+    """The class scores under out-of-place ReLUs must be the model's own (an in-place overwrite it relies on would differ).
+    `real`: the model's own outputs for `x` when the caller has them; `recording` counts the
+    non-linearities of the ruled pass (the same calls as the model's own pass)."""
     with torch.no_grad():
-        real = model(x)
-        with mode_type():
+        if real is None:
+            real = model(x)
+        with mode_type(), recording if recording is not None else contextlib.nullcontext():
             ruled = model(x)
     tol = (1e-10 if real.dtype == torch.float64 else 1e-4) * max(float(real.abs().max()), 1e-6)
     if ruled.shape != real.shape or not torch.allclose(ruled, real, rtol=0, atol=tol):
@@ -418,18 +436,26 @@ def parse_methods(methods: str | Sequence[str] | None) -> list[str]:
 
 
 def check_methods(
-    model: nn.Module, example: torch.Tensor, methods: Sequence[str], layer: Optional[str]
+    model: nn.Module, example: torch.Tensor, methods: Sequence[str], layer: Optional[str], outputs: Optional[torch.Tensor] = None
 ) -> tuple[Optional[str], dict]:
     """Everything `methods` need of the model, checked on `example` (eval mode, normalisation
-    applied by the caller): (the Grad-CAM layer or None, the ReLU rules' notes or {})."""
+    applied by the caller; `outputs`: the model's outputs for it, when the caller has them):
+    (the Grad-CAM layer or None, the ReLU rules' notes or {}). A one-image forward pass costs
+    about a quarter of a 16-image batch's on a CPU, so the checks share them: the non-linearities
+    are counted during the first rule's pass, each rule compares against `outputs`."""
     used_layer = check_gradcam_layer(model, layer, example) if any(m in LAYER_METHODS for m in methods) else None
     rule_notes: dict = {}
-    if any(m in RELU_RULE for m in methods):
-        rule_notes = rectified_nonlinearities(model, example)
-        if "deconvnet" in methods:
-            _check_rule(model, example, RectifyingReLUs, "deconvnet")
-        if any(m in ("guided_backprop", "guided_gradcam") for m in methods):
-            _check_rule(model, example, GuidedReLUs, "guided backprop")
+    rules: list[tuple[type[TorchFunctionMode], str]] = [(RectifyingReLUs, "deconvnet")] if "deconvnet" in methods else []
+    if any(m in ("guided_backprop", "guided_gradcam") for m in methods):
+        rules.append((GuidedReLUs, "guided backprop"))
+    if rules:
+        rec = _Recording()
+        if outputs is None:
+            with torch.no_grad():
+                outputs = model(example)
+        for i, (mode_type, name) in enumerate(rules):
+            _check_rule(model, example, mode_type, name, outputs, rec if i == 0 else None)
+        rule_notes = _found(rec)
     return used_layer, rule_notes
 
 
@@ -600,7 +626,7 @@ def attribution_maps(
         if outputs.dim() != 2:
             raise NetsightError(f"attribution: the model's output is {tuple(outputs.shape)}, not class scores [N, classes]")
         chosen, kind = _resolve_targets(targets, labels, source.labels, n, outputs.shape[1])
-        used_layer, rule_notes = check_methods(model, first, methods, layer)
+        used_layer, rule_notes = check_methods(model, first, methods, layer, outputs)
         for m in methods:
             if m in RELU_RULE:
                 notes[m].update(rule_notes)

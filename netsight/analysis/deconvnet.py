@@ -189,11 +189,17 @@ class Deconvnet:
         return receptive_field(self.chain)
 
     def project(
-        self, x: torch.Tensor, channels: torch.Tensor | int, mode: str = "max", positions: Optional[torch.Tensor] = None
+        self,
+        x: torch.Tensor,
+        channels: torch.Tensor | int,
+        mode: str = "max",
+        positions: Optional[torch.Tensor] = None,
+        strength: Optional[torch.Tensor] = None,
     ) -> Projection:
         """Project feature map `channels[i]` of image `x[i]` (float input, [N,C,H,W]).
 
-        mode "max": only the strongest unit of that map (or the unit at `positions[i]`);
+        mode "max": only the strongest unit of that map (or the unit at `positions[i]`, sent down
+        with `strength[i]` instead of its own activation when given, see `unit_signal`);
         mode "map": the whole map. Everything else in the layer is zero."""
         if mode not in MODES:
             raise NetsightError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -201,7 +207,7 @@ class Deconvnet:
         self.model.eval()
         try:
             top, records = self.forward(x)
-            signal, values, pos, channels = unit_signal(top, channels, mode, positions, self.target)
+            signal, values, pos, channels = unit_signal(top, channels, mode, positions, self.target, strength)
             images = self.backward(signal, records)
         finally:
             self.model.train(was_training)
@@ -209,10 +215,17 @@ class Deconvnet:
 
 
 def unit_signal(
-    top: torch.Tensor, channels: torch.Tensor | int, mode: str, positions: Optional[torch.Tensor], layer: str
+    top: torch.Tensor,
+    channels: torch.Tensor | int,
+    mode: str,
+    positions: Optional[torch.Tensor],
+    layer: str,
+    strength: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The layer's activations zeroed except, per image i, map `channels[i]` (mode "map") or its
-    strongest unit / the unit at `positions[i]` (mode "max"). Returns (signal, values, positions, channels)."""
+    strongest unit / the unit at `positions[i]` (mode "max"). `strength[i]` (mode "max" only), when
+    given, replaces the unit's own activation as the signal sent down: the same unit projected with
+    another model's value. Returns (signal, values, positions, channels); values are the layer's own."""
     n, device = len(top), top.device
     channels = (
         torch.as_tensor(channels, device=device).expand(n)
@@ -236,7 +249,7 @@ def unit_signal(
     pos = torch.stack([idx // width, idx % width], 1)
     if mode == "max":
         values = flat[rows, idx]
-        signal[rows, channels, pos[:, 0], pos[:, 1]] = values
+        signal[rows, channels, pos[:, 0], pos[:, 1]] = values if strength is None else strength.to(device, values.dtype)
     else:
         values = flat.sum(1)
         signal[rows, channels] = maps

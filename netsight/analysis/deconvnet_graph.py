@@ -147,10 +147,16 @@ class GraphDeconvnet:
         return top
 
     def project(
-        self, x: torch.Tensor, channels: torch.Tensor | int, mode: str = "max", positions: Optional[torch.Tensor] = None
+        self,
+        x: torch.Tensor,
+        channels: torch.Tensor | int,
+        mode: str = "max",
+        positions: Optional[torch.Tensor] = None,
+        strength: Optional[torch.Tensor] = None,
     ) -> Projection:
         """As `Deconvnet.project`: feature map `channels[i]` of image `x[i]`, its strongest unit
-        (or the unit at `positions[i]`) in mode "max", the whole map in mode "map"."""
+        (or the unit at `positions[i]`, with `strength[i]` as its signal when given) in mode "max",
+        the whole map in mode "map"."""
         if mode not in MODES:
             raise NetsightError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
         was_training = self.model.training
@@ -160,7 +166,7 @@ class GraphDeconvnet:
             with torch.enable_grad():
                 top = self._forward_to_target(inputs)
             self._check_once(inputs.detach(), top)
-            signal, values, pos, channels = unit_signal(top.detach(), channels, mode, positions, self.target)
+            signal, values, pos, channels = unit_signal(top.detach(), channels, mode, positions, self.target, strength)
             (images,) = torch.autograd.grad(top, inputs, signal)
         finally:
             self.model.train(was_training)

@@ -8,6 +8,11 @@ the images that are some map's top-9 only: deconv projections (cropped to the re
 field), occlusion maps of each map for its three strongest images (one batch of occluded
 copies per image gives every map's response at once), and each map's invariance curve (its
 strongest response to its top-9 images, transformed, relative to the untransformed ones).
+Given the model with every layer's weights re-initialised (`randomised`), the same top-9 units
+are projected through it too, in the same batches as the trained projections, with the Spearman
+rank correlation of each trained/randomised pair: the sanity check of Adebayo et al., "Sanity
+Checks for Saliency Maps" (NeurIPS 2018), for the deconvnet (Nie et al., ICML 2018, explain why
+it stays high: the deconvnet largely reconstructs the image whatever the weights).
 Feature evolution (the `explore` technique) uses a run's weight snapshots when it has them.
 """
 
@@ -34,6 +39,16 @@ HISTOGRAM_BINS = 24
 
 
 @dataclass
+class RandomisedUnits:
+    """Each map's top-9 projected through the fully randomised model (same images, units, positions
+    and signal strengths as the trained projections), and how alike the two are."""
+
+    projections: torch.Tensor  # [maps, 9, C, s, s], cropped like the trained ones
+    rho: list[list[Optional[float]]]  # per map and image: Spearman rank correlation, trained vs randomised
+    unit_rho: list[Optional[float]]  # per map: the mean over its images (None where no image has both maps)
+
+
+@dataclass
 class LayerUnits:
     layer: str  # the convolution
     target: str  # the module whose output is ranked (the conv's ReLU where it has one)
@@ -49,6 +64,7 @@ class LayerUnits:
     invariance: dict[str, dict]  # transform -> {"amounts": [...], "response": [maps x amounts]}
     evolution: Optional[dict] = None  # {"iterations": [...], "projections": [maps, snaps, C, H, W], "values": [...]}
     images: dict[int, torch.Tensor] = dataclasses.field(default_factory=dict)  # image index -> float [C,H,W] (the top images)
+    randomised: Optional[RandomisedUnits] = None  # the projections through random weights, when asked for
 
 
 @torch.no_grad()
@@ -60,8 +76,11 @@ def explore_layer(
     progress: bool = False,
     occlusion_size: Optional[int] = None,
     occlusion_stride: Optional[int] = None,
+    randomised: Optional[nn.Module] = None,
 ) -> LayerUnits:
-    """Every unit of conv `layer` of `model` over the images of `source` (a `data.images.ImageSource`)."""
+    """Every unit of conv `layer` of `model` over the images of `source` (a `data.images.ImageSource`);
+    with `randomised` (a copy of `model` with its weights re-initialised, normalising its input the
+    same way), each unit's top-9 projected through it as well."""
     device = next(model.parameters()).device
     shape = tuple(source.shape)
     with evaluating(model):
@@ -70,6 +89,9 @@ def explore_layer(
         top = _top(net.target, maxima, where, width, net.field)
         load = lambda index: source.load(index).to(device)  # noqa: E731
         tp = project_top(net, top, load, None, batch_size)
+        random_units = (
+            _randomised(randomised, layer, shape, net.target, top, load, batch_size, tp) if randomised is not None else None
+        )
         maps = maxima.shape[1]
         count, total, total_sq, zeros, largest = moments
         mean = total / count
@@ -111,7 +133,51 @@ def explore_layer(
         invariance,
         None,
         pictures,
+        random_units,
     )
+
+
+def _randomised(model: nn.Module, layer: str, shape, target: str, top: TopActivations, load, batch_size: int, trained):
+    """The trained top-9 units (image, map, position), each sent down with its trained activation,
+    projected through `model`'s random weights: a deconvnet's projection scales with that signal
+    (positive homogeneity), so the rank correlation is the randomised deconvnet's own, and a unit
+    that random weights leave at zero still has a projection to compare."""
+    from ..errors import NetsightError
+
+    with evaluating(model):
+        net = make_deconvnet(model, layer, tuple(shape))
+        if net.target != target:
+            raise NetsightError(f"explore: the randomised model projects {net.target}, the trained one {target}")
+        projected = project_top(net, top, load, None, batch_size, strength=top.values)
+    rho = rank_correlations(trained.projections, projected.projections, trained.valid)
+    means = [[r for r in row if r is not None] for row in rho]
+    return RandomisedUnits(projected.projections, rho, [sum(r) / len(r) if r else None for r in means])
+
+
+def rank_correlations(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor) -> list[list[Optional[float]]]:
+    """Spearman rank correlation (ties ranked by their mean) of `a[m, j]` and `b[m, j]` ([maps, k, C, s, s])
+    over the pixels of every channel inside the image (`valid` [maps, k, 1, s, s]); None where
+    either is constant there (a dead unit's zero projection)."""
+    out = []
+    for m in range(a.shape[0]):
+        row: list[Optional[float]] = []
+        for j in range(a.shape[1]):
+            inside = valid[m, j].expand_as(a[m, j]).bool()
+            x, y = a[m, j][inside].double().numpy(), b[m, j][inside].double().numpy()
+            if len(x) < 2 or x.min() == x.max() or y.min() == y.max():
+                row.append(None)
+                continue
+            rx, ry = _ranks(x) - (len(x) + 1) / 2, _ranks(y) - (len(y) + 1) / 2
+            row.append(float((rx * ry).sum() / np.sqrt((rx * rx).sum() * (ry * ry).sum())))
+        out.append(row)
+    return out
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of `x`, tied values sharing the mean of their ranks."""
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return ((ends - counts + 1 + ends) / 2)[inverse]
 
 
 def _stream(net, source, batch_size: int, device, progress: bool):

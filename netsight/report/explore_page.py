@@ -3,7 +3,8 @@
 Pictures are small PNGs inlined as data URIs, numbers (statistics, histograms, occlusion and
 invariance curves) are JSON drawn by the page's own script as SVG; a Content-Security-Policy
 forbids every request, so the page works offline and can never reach the network. The unit
-grid shows one preview per unit (its strongest top-9 projection); the details of a unit are
+grid shows one preview per unit (its strongest top-9 projection); beside a unit's top-9
+projections stand the same projections through randomised weights and their rank correlation; the details of a unit are
 built only when it is selected, so a page with hundreds of units opens at once. It works by mouse,
 keys and touch (tap, previous/next buttons, a swipe on the details) from 360 px wide up, and follows
 its address: `#layer/unit` is the unit shown, Back/Forward step through the units visited, and an
@@ -79,6 +80,10 @@ def layer_data(units, names: Sequence[str], labels: Optional[Sequence[str]], fir
                     "projection": png(_outside_tinted(projection_image(units.projections[m, j]), units.valid[m, j, 0].numpy())),
                 }
             )
+            if units.randomised is not None:
+                r = units.randomised
+                top[-1]["random"] = png(_outside_tinted(projection_image(r.projections[m, j]), units.valid[m, j, 0].numpy()))
+                top[-1]["rho"] = r.rho[m][j]
         occlusion = []
         for o in units.occlusion[m]:
             uri, lo, hi = _heat(np.asarray(o["map"]))
@@ -101,6 +106,8 @@ def layer_data(units, names: Sequence[str], labels: Optional[Sequence[str]], fir
             "occlusion": occlusion,
             "invariance": {k: {"amounts": v["amounts"], "response": v["response"][m]} for k, v in units.invariance.items()},
         }
+        if units.randomised is not None:
+            unit["random_rho"] = units.randomised.unit_rho[m]
         if units.evolution is not None:
             evo = units.evolution
             unit["evolution"] = [
@@ -114,6 +121,7 @@ def layer_data(units, names: Sequence[str], labels: Optional[Sequence[str]], fir
         "field": list(units.field.size),
         "weights": list(units.weights.shape),
         "units": out_units,
+        "first": first_layer,  # a first-layer projection is the unit's filter whatever the image
     }
 
 
@@ -139,6 +147,7 @@ main{display:grid;grid-template-columns:minmax(0,1fr);gap:1em;padding:.8em;align
 #detail,#grid{scroll-margin-top:calc(var(--bar, 52px) + .5em)}
 #detail h2{font-size:1em;margin:.1em 0 .5em}#detail h3{font-size:.9em;margin:1.1em 0 .35em;color:#243447}
 #detail .note{font-size:.78em;color:#555;margin:.1em 0 .4em}
+#detail p.rho{font-size:.85em;font-weight:600;margin:.1em 0 .3em}
 table.stats{border-collapse:collapse;font-size:.8em}table.stats td,table.stats th{border:1px solid #ddd;padding:2px 6px;text-align:right}
 table.stats th{background:#f3f3f3;font-weight:600}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(58px,1fr));gap:8px 6px;max-width:calc(var(--k, 9) * 92px)}
@@ -327,6 +336,7 @@ function renderDetail() {
     el('img', {class: 'projection', src: t.projection, alt: 'projection ' + (r + 1), 'data-image': t.image,
       'data-activation': t.activation}),
     el('figcaption', {text: '#' + (r + 1) + (t.label ? ' ' + t.label : '') + ' ' + fmt(t.activation)})]))));
+  if (u.top.length && u.top[0].random) randomRow(d, u, layer.first);
   d.appendChild(el('h3', {text: 'Occlusion'}));
   d.appendChild(el('p', {class: 'note', text: 'The unit\'s strongest activation with a grey square at each position of '
     + 'the image (darker: covering there lowers it more); the bar gives the scale, its line the value for the whole image.'}));
@@ -343,6 +353,22 @@ function renderDetail() {
   d.appendChild(el('h3', {text: 'Invariance'}));
   d.appendChild(el('p', {class: 'note', text: 'Response to its top images transformed, relative to untransformed (dashed: 1).'}));
   d.appendChild(el('div', {class: 'curves'}, Object.entries(u.invariance).map(([k, c]) => curve(k, c))));
+}
+// Adebayo et al.'s sanity check: the nine projections again, through the model with every layer re-initialised
+function randomRow(d, u, first) {
+  const r = u.random_rho, verdict = r === null ? 'no projection to compare (the unit never responds to these images)'
+    : first ? 'in the first layer a projection is the unit\'s filter whatever the image: this compares the trained filter with a random one'
+    : r >= 0.5 ? 'these pictures are mostly the image' : r >= 0.2 ? 'these pictures are partly the image, partly the trained unit'
+    : 'these pictures come from the trained weights';
+  d.appendChild(el('h3', {text: 'Sanity check: the same projections through random weights'}));
+  d.appendChild(el('p', {class: 'rho', 'data-rho': r === null ? '' : String(r),
+    text: 'projections through random weights: ρ = ' + (r === null ? '–' : r.toFixed(2)) + ' — ' + verdict}));
+  d.appendChild(el('p', {class: 'note', text: 'The same nine images, unit and positions, projected through the model with '
+    + 'every layer re-initialised by its own init (seed 0; Adebayo et al. 2018). ρ: Spearman rank correlation of the trained '
+    + 'and the random projection over the pixels, per image below, their mean above. The higher it is (0.2–0.5: "partly", '
+    + '≥ 0.5: "mostly"), the more the picture is the image rather than what the unit learned.'}));
+  d.appendChild(cards(u.top.map((t, i) => ({src: t.random, alt: 'random-weights projection ' + (i + 1), image: t.image,
+    activation: t.activation, caption: '#' + (i + 1) + ' ρ ' + (t.rho === null ? '–' : t.rho.toFixed(2))})), 'randomised'));
 }
 function show(layer, unit) {
   const n = DATA.layers.length;

@@ -1,13 +1,15 @@
 """`netsight explore`'s page in a real browser (headless Chromium driven by Playwright), at 1280 and
 390 px: it opens offline with no request and no console error, nothing is wider than the window,
 a click or tap shows the unit's top-9 images and projections as the run's tables/top9 file lists
-them (each patch above its projection, same size), the keys, the previous/next buttons and a swipe
+them (each patch above its projection, same size) and below them the same projections through
+random weights with their rank correlation (one picture under each column, the number stated), the keys, the previous/next buttons and a swipe
 move between units, the page follows its address (#layer/unit typed, Back/Forward) and corrects an
 invalid one in place, and the mini-plots' labels never overlap."""
 
 import contextlib
 import csv
 import io
+import re
 
 import pytest
 
@@ -90,6 +92,36 @@ def _check_plots(page) -> None:
         lefts = [p["left"] for p in pairs if round(p["top"]) == top]
         assert lefts == sorted(lefts)
     assert [p["left"] for p in pairs if round(p["top"]) == rows[-1]][0] == pytest.approx(pairs[0]["left"], abs=0.5)
+    _check_random(page)
+
+
+# The row of projections through random weights: one under each top-9 column, same images, same size.
+RANDOM_JS = """() => {
+  const top = [...document.querySelectorAll('#detail .pair img.projection')], rand = [...document.querySelectorAll('#detail img.randomised')];
+  return {top: top.map((i) => [i.dataset.image, i.getBoundingClientRect().width, i.getBoundingClientRect().left]),
+    rand: rand.map((i) => [i.dataset.image, i.getBoundingClientRect().width, i.getBoundingClientRect().left, i.naturalWidth]),
+    captions: rand.map((i) => i.parentElement.querySelector('figcaption').textContent),
+    rho: document.querySelector('#detail p.rho') && document.querySelector('#detail p.rho').textContent,
+    value: document.querySelector('#detail p.rho') && document.querySelector('#detail p.rho').dataset.rho};
+}"""
+
+
+def _check_random(page) -> None:
+    got = page.evaluate(RANDOM_JS)
+    # in the first layer a projection is the unit's filter whatever the image, and the page says so
+    verdict = "in the first layer .+" if page.get_attribute("#detail", "data-layer") == "conv1" else "these pictures .+"
+    assert len(got["rand"]) == len(got["top"]) == 9
+    for (image, width, left), (r_image, r_width, r_left, natural) in zip(got["top"], got["rand"], strict=True):
+        assert r_image == image and r_width == pytest.approx(width, abs=0.5) and r_left == pytest.approx(left, abs=0.5)
+        assert natural > 0
+    match = re.fullmatch(
+        r"projections through random weights: ρ = (-?\d\.\d\d|–) — (" + verdict + "|no projection .+)", got["rho"]
+    )
+    assert match, got["rho"]
+    if match.group(1) != "–":  # the number shown is the unit's, and the mean of the nine per-image values under it
+        assert float(match.group(1)) == pytest.approx(float(got["value"]), abs=0.005)
+        per_image = [float(c.split("ρ ")[1]) for c in got["captions"] if not c.endswith("–")]
+        assert per_image and sum(per_image) / len(per_image) == pytest.approx(float(got["value"]), abs=0.01)
 
 
 def _check_address(page) -> None:
@@ -176,6 +208,7 @@ def test_explore_page_at_1280_px(explore_run, tmp_path):
         page.keyboard.press("ArrowUp")  # back to conv1, the unit clamped to its 32 maps
         assert page.get_attribute("#detail", "data-layer") == "conv1" and page.get_attribute("#detail", "data-unit") == "31"
         assert page.evaluate("location.hash") == "#conv1/31"
+        _check_random(page)  # a first-layer unit: its random row says a projection there is the filter
         page.reload()  # the address brings the same unit back
         page.wait_for_selector("body[data-ready=true]")
         assert page.get_attribute("#detail", "data-unit") == "31"

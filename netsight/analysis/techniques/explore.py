@@ -1,7 +1,8 @@
 """The unit browser: every unit of a CNN's conv layers in one offline HTML page (its filter,
-top-9 patches and projections, statistics, occlusion, invariance, and for a run with snapshots
-its evolution), so a reader can walk Zeiler & Fergus's figures unit by unit. The per-unit data
-is `analysis/explore.py`; the page is `report/explore_page.py`.
+top-9 patches and projections, the same projections through the fully randomised model,
+statistics, occlusion, invariance, and for a run with snapshots its evolution), so a reader can
+walk Zeiler & Fergus's figures unit by unit. The per-unit data is `analysis/explore.py`; the
+page is `report/explore_page.py`.
 
 For a recurrent run the page browses the hidden units of its `rnn` module instead (the only
 layer it takes): top-9 (image, step) pairs with their traces, mean trace per class, class
@@ -10,6 +11,8 @@ set (`analysis/explore_recurrent.py`, `report/explore_recurrent_page.py`)."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -18,18 +21,33 @@ from ..deconvnet_graph import resolve_graph_target, unknown_layer
 from ..explore import LayerUnits, explore_layer
 from ..explore_recurrent import LAYER as RECURRENT_LAYER, RecurrentUnits, is_recurrent, recurrent_units
 from ..hooks import normalised_input
+from ..randomise import randomisable_layers, reinitialise_
 from ..technique import ReportItem, Technique, register
 from ..stages import conv_layers
 from ..target import Target
 
 BATCH = 64  # images per batch while streaming
+RANDOM_SEED = 0  # of the fully randomised model the projections are compared with
 
 
-def explore(model, source, layers: Sequence[str], progress: bool = False, mean=None, std=None) -> list[LayerUnits]:
-    """Every unit of each conv layer in `layers` over all the images of `source` (for a recurrent
-    model, `analysis.explore_recurrent.explore_recurrent` is the notebook call)."""
-    with normalised_input(model, mean, std):
-        return [explore_layer(model, source, layer, batch_size=BATCH, progress=progress) for layer in layers]
+def fully_randomised(model, seed: int = RANDOM_SEED):
+    """A copy of `model` with every layer re-initialised by its own init: the last step of the
+    cascading randomisation (`randomise.cascading`, the same weights), made on one copy."""
+    twin = copy.deepcopy(model)
+    for layer in randomisable_layers(twin):
+        reinitialise_(twin, layer, seed)
+    return twin
+
+
+def explore(
+    model, source, layers: Sequence[str], progress: bool = False, mean=None, std=None, randomised: bool = True
+) -> list[LayerUnits]:
+    """Every unit of each conv layer in `layers` over all the images of `source`; with `randomised`,
+    each unit's top-9 also projected through the fully randomised model (for a recurrent model,
+    `analysis.explore_recurrent.explore_recurrent` is the notebook call)."""
+    twin = fully_randomised(model) if randomised else None
+    with normalised_input(model, mean, std), normalised_input(twin, mean, std) if twin is not None else contextlib.nullcontext():
+        return [explore_layer(model, source, layer, batch_size=BATCH, progress=progress, randomised=twin) for layer in layers]
 
 
 def _prepare(t: Target, layers: Optional[Sequence[str]] = None, page: Optional[str | Path] = None) -> dict:
