@@ -37,14 +37,22 @@ def images(
     return tensor_images(source, labels)
 
 
+def input_channels(model: nn.Module, width: int) -> tuple[int, str]:
+    """(the input channels `model` takes, where that is read): a CNN's first convolution, or for a
+    netsight row reader its recurrent cell's input size over the image width."""
+    from ..models.rnn import RowSequenceClassifier
+
+    if isinstance(model, RowSequenceClassifier):
+        return model.rnn.input_size // max(1, width), f"its {model.rnn.input_size} inputs per row"
+    return first_conv_channels(model), "its first convolution's input channels"
+
+
 def source_for(model: nn.Module, x) -> ImageSource:
     """`x` as images for `model`, refused when their channels are not the model's."""
     source = images(x, model)
-    channels = first_conv_channels(model)
+    channels, where = input_channels(model, source.shape[2])
     if source.shape[0] != channels:
-        raise NetsightError(
-            f"images have {source.shape[0]} channel(s), the model takes {channels} (its first convolution's input channels)"
-        )
+        raise NetsightError(f"images have {source.shape[0]} channel(s), the model takes {channels} ({where})")
     return source
 
 

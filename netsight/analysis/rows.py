@@ -1,4 +1,5 @@
-"""Which rows a recurrent row reader uses: per-step attribution and row occlusion.
+"""Which input rows a classifier's decision rests on: per-row attribution and row occlusion, for a
+recurrent row reader (one row = one step of its sequence) and, on the same digits, for a CNN.
 
 Per image and input row t (one step of the sequence), three scores of how much row t matters for
 the true class:
@@ -11,8 +12,8 @@ the true class:
 - row occlusion (Zeiler & Fergus 2014's occlusion, one row at a time): p(true class | x) minus
   p(true class | x with row t set to the background 0).
 
-The attributions are computed here (netsight's general attribution methods were not on this
-branch); both are of the true class's logit. Backward passes through cuDNN's RNN kernels refuse to
+Both attributions are netsight's attribution methods (`analysis/attribution.py`, the same code
+as `inspect --attributions`) summed per row, of the true class's logit. Backward passes through cuDNN's RNN kernels refuse to
 run in eval mode ("cudnn RNN backward can only be called in training mode"), so every gradient here
 is taken under `torch.backends.cudnn.flags(enabled=False)`: the model stays in eval mode and PyTorch
 uses its native RNN kernels for that pass (on CPU the flag changes nothing).
@@ -26,7 +27,8 @@ from typing import Iterator
 
 import torch
 
-from .recurrent import as_pixels, check_recurrent
+from .attribution import attribute
+from .recurrent import as_pixels
 
 METHODS = ("gradient_x_input", "integrated_gradients", "occlusion")
 IG_STEPS = 32  # points of the integrated-gradients path (midpoint rule)
@@ -39,41 +41,19 @@ def cudnn_free_backward() -> Iterator[None]:
         yield
 
 
-def _logit_gradient(model, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    x = x.detach().requires_grad_(True)
-    with cudnn_free_backward():
-        logits = model(x)
-        (grad,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), x)
-    return grad
-
-
 def row_attribution(model, images: torch.Tensor, targets: torch.Tensor, method: str, steps: int = IG_STEPS) -> torch.Tensor:
-    """[N, T]: `method` (gradient_x_input | integrated_gradients) of the `targets` logit, summed per input row."""
-    model = check_recurrent(model)
-    device = next(model.parameters()).device
-    x = as_pixels(images).to(device)
-    targets = targets.to(device).long()
-    was_training = model.training
-    model.eval()
-    try:
-        if method == "gradient_x_input":
-            attr = x * _logit_gradient(model, x, targets)
-        elif method == "integrated_gradients":
-            total = torch.zeros_like(x)
-            for k in range(steps):
-                total += _logit_gradient(model, x * ((k + 0.5) / steps), targets)
-            attr = x * total / steps
-        else:
-            raise ValueError(f"row attribution: unknown method {method!r}")
-    finally:
-        model.train(was_training)
-    return attr.sum((1, 3)).detach().cpu()  # over channels and the row's pixels: [N, H]
+    """[N, T]: `method` (gradient_x_input | integrated_gradients, midpoint rule) of the `targets` logit, summed per input row."""
+    if method not in ("gradient_x_input", "integrated_gradients"):
+        raise ValueError(f"row attribution: unknown method {method!r}")
+    x = as_pixels(images)
+    with cudnn_free_backward():
+        maps = attribute(model, x, method, targets=targets.long().tolist(), steps=steps, ig_method="riemann_middle").maps
+    return maps.sum(2)  # over the row's pixels (the maps have their channels summed): [N, H]
 
 
 @torch.no_grad()
 def row_occlusion(model, images: torch.Tensor, targets: torch.Tensor, fill: float = 0.0, batch_size: int = 2000) -> torch.Tensor:
     """[N, T]: p(target | x) - p(target | x with row t set to `fill`)."""
-    model = check_recurrent(model)
     device = next(model.parameters()).device
     x = as_pixels(images).to(device)
     targets = targets.to(device).long()

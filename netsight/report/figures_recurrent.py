@@ -217,7 +217,7 @@ def plot_row_importance_by_cell(entries: list[tuple[str, int, dict[str, np.ndarr
                 v,
                 color=style.model_colour(model),
                 ls=style.hidden_linestyle(hidden),
-                label=f"{model}-{hidden}",
+                label=f"{model}-{hidden}" if hidden else f"{model} (CNN)",
             )
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set_xlabel("input row")

@@ -481,7 +481,7 @@ def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path, quick: bool
             ]
         for name, make, caption in figures:
             doc.figure(save_figure(make(), figdir / name), caption)
-        inside_recurrent(doc, recurrent, figdir)
+        inside_recurrent(doc, recurrent, figdir, [g for g in mnist if not g.hidden])
         from ..analysis.registry import get
 
         browser = get("explore").report

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -33,14 +34,16 @@ def _number(v: str) -> float:
     return float(v) if v not in ("", None) else math.nan
 
 
-def inside_recurrent(doc, recurrent: list[ConfigGroup], figdir: Path) -> None:
-    """The subsection: row importance, gate saturation, trajectories, the most selective units."""
+def inside_recurrent(doc, recurrent: list[ConfigGroup], figdir: Path, cnn: Sequence[ConfigGroup] = ()) -> None:
+    """The subsection: row importance (with the CNNs' on the same digits, where they ran `rows`),
+    gate saturation, trajectories, the most selective units."""
     from safetensors.torch import load_file
 
     from .figures import save_figure
     from .figures_recurrent import plot_gate_grid, plot_row_importance_by_cell, plot_trajectories
 
     rows, units = _first_runs(recurrent, "rows.csv"), _first_runs(recurrent, "units.csv")
+    cnn_rows = _first_runs(list(cnn), "rows.csv")
     gates, paths = _first_runs(recurrent, "gates.csv"), _first_runs(recurrent, "trajectories.safetensors")
     if not (rows or units or gates or paths):
         return
@@ -54,7 +57,7 @@ def inside_recurrent(doc, recurrent: list[ConfigGroup], figdir: Path) -> None:
     if rows:
         entries = []
         images = set()
-        for g, tables in rows:
+        for g, tables in rows + cnn_rows:
             table = [r for r in read_csv(tables / "rows.csv") if r["class"] == "all"]
             images.add(int(table[0]["images"]))
             entries.append((g.model, int(g.hidden or 0), {m: np.array([_number(r[m]) for r in table]) for m in METHODS}))
@@ -66,7 +69,14 @@ def inside_recurrent(doc, recurrent: list[ConfigGroup], figdir: Path) -> None:
             "test set) of the true class's score: gradient x input and integrated gradients (from the black image, "
             "32 steps) summed over each row's pixels, and the drop of p(true class) when the row is set to black. "
             "Read it beside the accuracy after k rows above: the rows that carry the decision are the ones read "
-            "just before the accuracy climbs. Per-class heat maps: each run's figures/rows.png.",
+            "just before the accuracy climbs. Per-class heat maps: each run's figures/rows.png."
+            + (
+                f" The CNN{'s' if len(cnn_rows) > 1 else ''} ({', '.join(g.model for g, _ in cnn_rows)}, dash-dot) "
+                "see the whole image at once; their scores on the same test images, summed per row the same way, "
+                "show which rows the convolutional reading rests on."
+                if cnn_rows
+                else ""
+            ),
         )
         late = [(f"{m}-{h}", int(np.nanargmax(s["occlusion"])) + 1) for m, h, s in entries]
         doc.p("The row whose removal costs most, per run: " + ", ".join(f"{label} row {row}" for label, row in late) + ".")

@@ -101,3 +101,22 @@ def test_one_unit_asked_for_draws_its_own_figure(runs, tiny_data, capsys):
     assert main(["inspect", str(out), "--units", "--unit", "3", "--count", "10", "--quiet"]) == 0
     assert (out / "figures" / "units_3.png").is_file()
     assert registry.get("units").first_seed and registry.get("sequence").first_seed is False
+
+
+def test_rows_on_a_cnn_scores_the_same_digits_rows_with_the_attribution_methods(runs):
+    """A CNN gets the row scores too (the report sets them beside the recurrent nets'): each is the
+    attribution method's map summed over the row's pixels, and no prefix accuracy is claimed."""
+    from netsight.analysis.attribution import attribute
+    from netsight.analysis.rows import row_occlusion
+
+    out, data = runs["lenet5"]
+    target = open_run_target(out, dataset=data)
+    inspect(target, ["rows"], {"count": 10})
+    saved = load_file(str(out / "tables" / "rows_images.safetensors"))
+    index, labels = saved["image"], saved["label"]
+    x = data.test_images[index].float().div(255)
+    x = x[:, None] if x.dim() == 3 else x
+    gxi = attribute(target.model, x, "gradient_x_input", targets=labels.tolist()).maps.sum(2)
+    assert torch.allclose(saved["gradient_x_input"], gxi, atol=1e-6)
+    assert torch.allclose(saved["occlusion"], row_occlusion(target.model, x, labels), atol=1e-6)
+    assert saved["integrated_gradients"].shape == (10, x.shape[2])

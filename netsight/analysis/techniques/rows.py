@@ -1,6 +1,7 @@
-"""Which rows a recurrent run uses (`netsight inspect RUN --rows`): gradient x input, integrated
-gradients and row occlusion per image and input row, averaged per class, beside the accuracy after
-reading only the first k rows (how early the decision is made). The scores: `analysis/rows.py`
+"""Which rows a run uses (`netsight inspect RUN --rows`): gradient x input, integrated gradients and
+row occlusion per image and input row, averaged per class; for a recurrent run beside the accuracy
+after reading only the first k rows (how early the decision is made). A CNN gets the same scores on
+the same digits, so the study report can set the two side by side. The scores: `analysis/rows.py`
 (Sundararajan et al. 2017 for integrated gradients; Zeiler & Fergus 2014 for occlusion).
 
 Files:
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from ...errors import NetsightError
+from ..hooks import normalised_input
 from ..rows import METHODS, row_importance
 from ..sequence import accuracy_by_rows_read
 from ..target import Target
@@ -27,8 +30,13 @@ from ._recurrent import chosen, labels, pixels, recurrent, save_tensors
 
 
 def _prepare(t: Target, count: int) -> dict:
-    recurrent(t)
-    labels(t, torch.tensor([0]))
+    if t.kind == "recurrent":
+        recurrent(t)
+    if t.labels is None:
+        raise NetsightError(
+            f"--rows needs labelled images (it scores the true class); {t.images.description} carry no labels: "
+            "use a netsight run, --data NAME, or --images DIR with one subfolder per class"
+        )
     return {"count": count}
 
 
@@ -53,7 +61,8 @@ def _write(t: Target, o: dict) -> list[Path]:
 
     index = chosen(t, o["count"])
     y = labels(t, index)
-    r = row_importance(recurrent(t), pixels(t, index), y)
+    with normalised_input(t.model, **t.norm):
+        r = row_importance(recurrent(t) if t.kind == "recurrent" else t.model, pixels(t, index), y)
     classes = t.classes or tuple(str(c) for c in range(int(y.max()) + 1))
     per_class = {m: r.per_class(m, len(classes)) for m in METHODS}
     rows = []
@@ -66,7 +75,8 @@ def _write(t: Target, o: dict) -> list[Path]:
                 row[m] = float(per_class[m][c, step]) if c >= 0 else float(r.scores[m][:, step].double().mean())
             rows.append(row)
     figure, table, tensors = (t.folder / p for p in _outputs(t, o))
-    fig = plot_rows({m: per_class[m].numpy() for m in METHODS}, counts.tolist(), classes, t.title, prefix_accuracy(t), len(y))
+    prefix = prefix_accuracy(t) if t.kind == "recurrent" else None  # a CNN reads the whole image at once
+    fig = plot_rows({m: per_class[m].numpy() for m in METHODS}, counts.tolist(), classes, t.title, prefix, len(y))
     return [
         save_figure(fig, figure),
         write_csv(table, ["class", "row", "images", *METHODS], rows),
@@ -81,8 +91,8 @@ def _report(run, label: str) -> list[ReportItem]:
 TECHNIQUE = register(
     Technique(
         name="rows",
-        summary="recurrent runs: which rows matter (gradient x input, integrated gradients, row occlusion) per class",
-        applies_to="recurrent",
+        summary="which input rows matter (gradient x input, integrated gradients, row occlusion) per class; recurrent runs and CNNs",
+        applies_to="any",
         compute=row_importance,
         prepare=_prepare,
         outputs=_outputs,
