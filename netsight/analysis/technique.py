@@ -61,6 +61,7 @@ class Technique:
     flag: bool = True  # a `netsight inspect --NAME` flag (explore has its own command)
     first_seed: bool = False  # a recurrent technique a suite runs on the first seed only (CNN ones always are)
     models: tuple[str, ...] = ()  # the model names a suite runs it on (empty: every model it applies to)
+    min_seeds: int = 1  # the seeds a suite needs for it to run (seed agreement compares two or more)
 
     def applies(self, target: Target) -> bool:
         return self.applies_to == "any" or target.kind == self.applies_to

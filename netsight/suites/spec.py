@@ -218,6 +218,7 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
                         for a in g.analyses
                         if techniques()[a].applies_to in ("any", "recurrent" if recurrent else "cnn")
                         and (not techniques()[a].models or model in techniques()[a].models)
+                        and techniques()[a].min_seeds <= n_seeds  # --seeds 1: no seed agreement to measure
                     )
                     every_seed = tuple(
                         a for a in analyses if techniques()[a].applies_to == "recurrent" and not techniques()[a].first_seed

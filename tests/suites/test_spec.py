@@ -23,6 +23,16 @@ def test_the_assignment_suite_covers_the_report():
         assert r.analyses == (first if r.config.seed == 0 else ("sequence",)), (r.config.model, r.config.seed)
     assert all(tuple(r.config.snapshots) == (50, 200, 500, 1000, 2500, 5500) for r in rnn)  # the gates over training
     assert len({r.dirname for r in runs}) == len(runs)  # every run its own directory
+    assert all("agreement" in r.analyses for r in cifar if r.config.seed == 0)
+    cnn_mnist = [r for r in runs if r.group == "cnn-mnist"]  # the CNNs' row scores beside the recurrent nets'
+    assert [r.analyses for r in cnn_mnist if r.config.seed == 0] == [("rows",), ("rows",)]
+
+
+def test_one_seed_leaves_out_seed_agreement():
+    """--seeds 1 has no second seed to agree with: the suite leaves the technique out instead of failing after training."""
+    runs = expand(load_suite("assignment"), seeds=1)
+    first = [r for r in runs if r.group == "cifar"]
+    assert first and all("sanity" in r.analyses and "agreement" not in r.analyses for r in first)
 
 
 def test_quick_shrinks_the_same_suite():

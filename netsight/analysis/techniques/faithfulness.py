@@ -66,7 +66,7 @@ TECHNIQUE = register(
         outputs=_outputs,
         write=_write,
         options=(
-            *_trust.options(16),
+            *_trust.options(8),
             Option(
                 "faith_steps",
                 "int",
