@@ -17,6 +17,19 @@ from netsight.data.formats import encode_idx
 from netsight.data.sources import IDX_NAMES
 from netsight.data.specs import CIFAR10_CLASSES
 
+
+THREADS = torch.get_num_threads()  # torch's own default for this machine, read before any test runs
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """A test (or a module fixture, set up before this one) that sets torch's thread count must not change the
+    next tests': a float64 comparison such as the fleet's sums in another order with one thread than with two
+    (1.6e-9 against 1.8e-11). Every test ends with the default again."""
+    yield
+    torch.set_num_threads(THREADS)
+
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # An unexpected exception inside `netsight.cli.main` propagates (instead of becoming the user's
