@@ -1,4 +1,4 @@
-"""Every attribution method of netsight (analysis/attribution.py) timed against Captum's
+"""Every attribution method of netsight (ops/attribution.py) timed against Captum's
 implementation of the same method, on the same model and images, in the same run.
 
     python benchmarks/bench_attribution.py [--threads 1] [--repeats 3] [--json FILE]
@@ -33,8 +33,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from netsight.analysis.attribution import METHODS, attribute
-from netsight.analysis.stages import conv_layers
+from netsight.ops.attribution import METHODS, attribute
+from netsight.ops.stages import conv_layers
 from netsight.models import ModelConfig, build_model
 
 STEPS, SAMPLES, NOISE = 32, 16, 0.15

@@ -5,7 +5,7 @@ torchvision's ResNet-50 over a folder of 1,000 images against the same over 100.
 
 The images are random --size x --size RGB PNGs written once to --folder (default
 /tmp/netsight-memory-check: a folder of the first 100 and one of all 1,000); the model is resnet50(weights=None, 10 classes),
-its input [0, 1] pixels, read through the folder `ImageSource` (netsight.analysis.inputs.images, the
+its input [0, 1] pixels, read through the folder `ImageSource` (netsight.ops.inputs.images, the
 path `--images DIR` takes), in batches of --batch-size, each explaining the predicted class.
 Integrated gradients runs with --steps Gauss-Legendre steps (default 2, not netsight's 32: 1,000
 ResNet-50 images x 32 steps is hours on this project's shared 2-core CPU; the memory of a batch
@@ -54,8 +54,8 @@ def child(folder: str, method: str, steps: int, batch_size: int, threads: int) -
     import torch
     import torchvision
 
-    from netsight.analysis.attribution import attribute
-    from netsight.analysis.inputs import images
+    from netsight.ops.attribution import attribute
+    from netsight.ops.inputs import images
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

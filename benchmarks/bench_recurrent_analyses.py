@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from netsight.analysis import registry
-from netsight.analysis.target import open_run_target
+from netsight.techniques import registry
+from netsight.techniques.target import open_run_target
 from netsight.data import load_dataset
 from netsight.errors import NetsightError
 

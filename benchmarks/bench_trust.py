@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from netsight.analysis import registry
-from netsight.analysis.target import open_run_target
+from netsight.techniques import registry
+from netsight.techniques.target import open_run_target
 from netsight.data import load_dataset
 
 NAMES = ("attributions", "sanity", "faithfulness", "agreement")

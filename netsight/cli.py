@@ -325,13 +325,13 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def _inspect_flags() -> list[str]:
-    from .analysis import registry
+    from .techniques import registry
 
     return [name for name, t in registry.techniques().items() if t.flag]
 
 
 def _model_target(args: argparse.Namespace, out: Optional[Path]):
-    from .analysis.target import open_model_target
+    from .techniques.target import open_model_target
 
     return open_model_target(
         args.model,
@@ -351,7 +351,7 @@ def _model_target(args: argparse.Namespace, out: Optional[Path]):
 
 
 def _run_target(args: argparse.Namespace, command: str, model_flags: Sequence[str], split: str = "test"):
-    from .analysis.target import open_run_target
+    from .techniques.target import open_run_target
 
     if args.run_dir is None:
         example = (
@@ -370,8 +370,8 @@ def _run_target(args: argparse.Namespace, command: str, model_flags: Sequence[st
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .analysis import registry
-    from .analysis.inspection import inspect
+    from .techniques import registry
+    from .techniques.inspection import inspect
 
     flags = _inspect_flags()
     chosen = [name for name in flags if getattr(args, name)]
@@ -396,7 +396,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    from .analysis import registry
+    from .techniques import registry
 
     layers = [v.strip() for v in args.layers.split(",") if v.strip()] if args.layers else None
     if args.model:
@@ -443,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", type=Path, nargs="?", help="a netsight run directory (or give --model SPEC instead)")
     g = p.add_argument_group("what to make (figures/ and tables/ inside the run directory, or under --out)")
-    from .analysis import registry
+    from .techniques import registry
 
     for name, technique in registry.techniques().items():
         if technique.flag:

@@ -15,29 +15,35 @@ The model is not changed: hooks are removed when a call returns, even when it ra
 train/eval mode is restored.
 
 Every function here is the compute function of one registered technique
-(`netsight/analysis/techniques/`), the code `netsight inspect` runs on a run directory and on
+(`netsight/techniques/`), the code `netsight inspect` runs on a run directory and on
 `--model SPEC` alike before it writes the figures and tables; `attribute` is one method of
 `attribution_maps` (the attributions technique), `rectified_nonlinearities` what its ReLU rules
 rectify on a model.
+
+This module is a thin alias, kept for one release (only `receptive_field` and `plot` are its own). Where things live now:
+each technique's function, result and plot in `netsight.techniques.<name>` (`top9`, `deconv`,
+`occlusion`, `invariance`, `filters`, `activations`), the shared operations in `netsight.ops`
+(`ops.attribution` the attribution family, `ops.deconvnet_graph` the deconvnet, `ops.inputs` the
+images, `ops.receptive_field`, `ops.topk`).
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from .analysis.activations import ActivationStatistics
-from .analysis.attribution import METHODS, Attribution, attribute, attribution_maps, rectified_nonlinearities
-from .analysis.deconvnet_graph import make_deconvnet
-from .analysis.filters import FilterBank
-from .analysis.inputs import images
-from .analysis.receptive_field import ReceptiveField
-from .analysis.techniques.activations import activations
-from .analysis.techniques.deconv import DeconvResult, deconv
-from .analysis.techniques.filters import filters
-from .analysis.techniques.invariance import InvarianceResult, invariance
-from .analysis.techniques.occlusion import OcclusionResult, occlusion
-from .analysis.techniques.top9 import top9, top_activations
-from .analysis.topk import TopPatches
+from .techniques.activations import ActivationStatistics
+from .ops.attribution import METHODS, Attribution, attribute, attribution_maps, rectified_nonlinearities
+from .ops.deconvnet_graph import make_deconvnet
+from .techniques.filters import FilterBank
+from .ops.inputs import images
+from .ops.receptive_field import ReceptiveField
+from .techniques.activations import activations
+from .techniques.deconv import DeconvResult, deconv
+from .techniques.filters import filters
+from .techniques.invariance import InvarianceResult, invariance
+from .techniques.occlusion import OcclusionResult, occlusion
+from .techniques.top9 import top9, top_activations
+from .ops.topk import TopPatches
 from .errors import NetsightError
 
 __all__ = [

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netsight import zf
-from netsight.analysis.hooks import count_hooks
+from netsight.ops.hooks import count_hooks
 from netsight.errors import NetsightError
 
 

@@ -60,7 +60,7 @@ from ..errors import NetsightError
 from .deconvnet_graph import unknown_layer
 from .hooks import evaluating, forward_hooks, normalised_input
 from .inputs import Norm, check_norm, device_of, source_for
-from .occlusion import occluded_copies
+from .occluding import occluded_copies
 from .rectify import _RELUS, RectifyingReLUs
 from .stages import conv_layers
 

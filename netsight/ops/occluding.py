@@ -1,34 +1,12 @@
-"""Occlusion sensitivity: Zeiler & Fergus 2014, section 4.2 and Figure 7.
-
-A grey square slides over the image; for every position we record the probability the
-network gives the true class, the strongest activation of one feature map (by default
-the map of the top conv layer that responds most to the unoccluded image), and the most
-probable class. All occluded copies of an image go through the network as batches.
-"""
+"""Occluded copies of an image: a grey square at every position of a grid, for occlusion
+sensitivity (Zeiler & Fergus 2014, section 4.2; `techniques/occlusion.py`) and the attribution
+engine's occlusion method (`ops/attribution.py`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
-
 import torch
-from torch import nn
 
 from ..errors import NetsightError
-from .hooks import capture_outputs, evaluating
-
-
-@dataclass
-class OcclusionMaps:
-    true_class_prob: torch.Tensor  # [rows, cols]
-    feature_max: torch.Tensor  # [rows, cols]: strongest activation of `feature_map` in `layer`
-    predicted_class: torch.Tensor  # [rows, cols] long
-    layer: str
-    feature_map: int
-    unoccluded_prob: float
-    unoccluded_feature: float
-    size: int
-    stride: int
 
 
 def occluded_copies(image: torch.Tensor, size: int, stride: int, fill: float) -> tuple[torch.Tensor, int, int]:
@@ -44,44 +22,3 @@ def occluded_copies(image: torch.Tensor, size: int, stride: int, fill: float) ->
         for j, left in enumerate(lefts):
             copies[i * len(lefts) + j, :, top : top + size, left : left + size] = fill
     return copies, len(tops), len(lefts)
-
-
-@torch.no_grad()
-def occlusion_maps(
-    model: nn.Module,
-    image: torch.Tensor,
-    label: int,
-    layer: str,
-    size: int = 6,
-    stride: int = 2,
-    fill: float = 0.5,
-    feature_map: Optional[int] = None,
-    batch_size: int = 512,
-) -> OcclusionMaps:
-    """`image` is float [C,H,W] in [0,1]; `layer` a module whose output has feature maps."""
-    with evaluating(model), capture_outputs(model, [layer], clone=True) as out:
-        probs0 = model(image[None]).softmax(1)[0]
-        act0 = out[layer][0]
-        if act0.dim() != 3:
-            raise NetsightError(f"--layer {layer}: occlusion needs a layer with feature maps, its output is {tuple(act0.shape)}")
-        if feature_map is None:
-            feature_map = int(act0.flatten(1).amax(1).argmax())
-        elif not 0 <= feature_map < act0.shape[0]:
-            raise NetsightError(f"--feature-map {feature_map}: layer {layer} has {act0.shape[0]} feature maps")
-        copies, rows, cols = occluded_copies(image, size, stride, fill)
-        probs, feats = [], []
-        for s in range(0, len(copies), batch_size):
-            probs.append(model(copies[s : s + batch_size]).softmax(1))
-            feats.append(out[layer][:, feature_map].flatten(1).amax(1))
-    probs_all = torch.cat(probs)
-    return OcclusionMaps(
-        probs_all[:, label].reshape(rows, cols).cpu(),
-        torch.cat(feats).reshape(rows, cols).cpu(),
-        probs_all.argmax(1).reshape(rows, cols).cpu(),
-        layer,
-        feature_map,
-        probs0[label].item(),
-        act0[feature_map].max().item(),
-        size,
-        stride,
-    )

@@ -1,5 +1,5 @@
 """The attribution family's figure: rows are images, columns the input and then each method's
-map (analysis/attribution.py names the papers). Every map is signed and drawn on the diverging
+map (ops/attribution.py names the papers). Every map is signed and drawn on the diverging
 scale, each divided by its own largest |value| (methods differ in units by orders of magnitude,
 so one shared scale would leave most maps blank); one colour bar explains them all. A note under
 the grid says which non-linearities the ReLU-rule methods rectified and which they passed as an

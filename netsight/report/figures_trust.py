@@ -134,7 +134,7 @@ def plot_sanity_curves(rows: Sequence, layers: Sequence[str], title: str, n_imag
 
 def plot_faithfulness(fractions: torch.Tensor, curves: Mapping, auc: Mapping, title: str, target_kind: str) -> Figure:
     """Mean deletion and insertion curves per method and baseline, and their areas with 95% intervals."""
-    from ..analysis.similarity import summarise
+    from ..ops.similarity import summarise
 
     names = list(curves)
     fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.4), gridspec_kw={"width_ratios": [1, 1, 1.25]})

@@ -357,7 +357,7 @@ def _filter_notes(cnn: list[ConfigGroup]) -> dict[str, str]:
     a short run, and the reader should be told why."""
     import torch
 
-    from ..analysis.filters import conv_module, drift_from_init, initial_model
+    from ..techniques.filters import conv_module, drift_from_init, initial_model
     from ..errors import NetsightError
 
     starts, notes = {}, {}
@@ -384,7 +384,7 @@ def _filter_notes(cnn: list[ConfigGroup]) -> dict[str, str]:
 
 def _section(name: str) -> list:
     """The registered techniques whose report items go to section `name`, in registration order."""
-    from ..analysis.registry import techniques
+    from ..techniques.registry import techniques
 
     return [t for t in techniques().values() if t.section == name and t.report is not None]
 
@@ -482,7 +482,7 @@ def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path, quick: bool
         for name, make, caption in figures:
             doc.figure(save_figure(make(), figdir / name), caption)
         inside_recurrent(doc, recurrent, figdir, [g for g in mnist if not g.hidden])
-        from ..analysis.registry import get
+        from ..techniques.registry import get
 
         browser = get("explore").report
         for g in recurrent:  # each model's first-seed hidden-unit browser (the explore analysis), where it was made

@@ -123,7 +123,7 @@ def permuted_table(permuted: list[dict]) -> tuple[list[str], list[list]]:
 
 def settings_text(quick: bool) -> str:
     """The images, methods and steps the study ran the checks with (the techniques' study options)."""
-    from ..analysis.registry import get
+    from ..techniques.registry import get
 
     def opts(name: str) -> dict:
         t = get(name)

@@ -210,8 +210,8 @@ def run_analyses(
     """The analyses the suite asks of one run, with the study's options of each technique (its
     `study`, or `study_quick` with --quick); a technique whose declared outputs all exist is kept.
     `say(name, seconds)` hears of each one as it ends (seconds None: kept)."""
-    from ..analysis import registry
-    from ..analysis.target import open_run_target
+    from ..techniques import registry
+    from ..techniques.target import open_run_target
 
     if not spec.analyses or _status(path) != "completed":
         return

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..analysis.registry import techniques
+from ..techniques.registry import techniques
 from ..errors import NetsightError
 from ..models import MODELS, SETTING_DEFAULTS
 from ..train.config import TrainConfig, resolve

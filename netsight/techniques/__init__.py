@@ -1,22 +1,9 @@
-"""The techniques, one module each; importing this package registers them all (in this order,
-which is the order `netsight inspect --help` and the report show them)."""
+"""Looking inside trained networks, one module per technique (`occlusion`, `top9`, `attributions`, ...),
+each registering a `Technique` (`base`); `registry` finds them by name (and imports them all, in the
+order `netsight inspect --help` and the report show them); `target` is what they look at, a run or a
+model; `inspection` runs several on one target. The operations several techniques share live one
+package below, in `netsight.ops`."""
 
-from . import (  # noqa: F401
-    filters,
-    activations,
-    deconv,
-    top9,
-    occlusion,
-    attributions,
-    sanity,
-    faithfulness,
-    agreement,
-    evolution,
-    invariance,
-    sequence,
-    rows,
-    units,
-    gates,
-    trajectories,
-    explore,
-)
+from .target import Target, open_model_target, open_run_target
+
+__all__ = ["Target", "open_model_target", "open_run_target"]

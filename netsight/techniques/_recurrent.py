@@ -10,11 +10,11 @@ from typing import Optional
 
 import torch
 
-from ...errors import NetsightError
-from ...models.rnn import RowSequenceClassifier
-from ..recurrent import UnitStatsResult, check_recurrent, unit_stats
-from ..target import Target, spread
-from ..technique import Option
+from ..errors import NetsightError
+from ..models.rnn import RowSequenceClassifier
+from ..ops.recurrent import UnitStatsResult, check_recurrent, unit_stats
+from .target import Target, spread
+from .base import Option
 
 UNIT = Option(
     "unit",
@@ -72,6 +72,6 @@ def stats(t: Target, count: int) -> tuple[torch.Tensor, UnitStatsResult]:
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
     from safetensors.torch import save_file
 
-    from ...fileio import atomic_write
+    from ..fileio import atomic_write
 
     return atomic_write(path, lambda p: save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(p)))

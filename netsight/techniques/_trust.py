@@ -10,12 +10,11 @@ from typing import Optional
 
 import torch
 
-from ...errors import NetsightError
-from ..attribution import LAYER_METHODS, attribution_maps
-from ..hooks import evaluating, normalised_input
-from ..target import Target, spread
-from ..technique import Option
-from ._common import count_option
+from ..errors import NetsightError
+from ..ops.attribution import LAYER_METHODS, attribution_maps
+from ..ops.hooks import evaluating, normalised_input
+from .target import Target, spread
+from .base import Option, count_option
 from .attributions import TECHNIQUE as ATTRIBUTIONS
 from .attributions import _prepare as prepare_attributions
 
@@ -113,8 +112,8 @@ def siblings(t: Target, labels: str = "true", same_group: bool = True) -> list[P
     evaluation interval), trained on `labels`, other than this run; `same_group`: in the folder holding this
     run, else in every group folder of the suite's OUT/runs/ (a permuted-label group is a group of its own;
     a run outside a suite has none there)."""
-    from ...fileio import read_json
-    from ...train.config import TrainConfig
+    from ..fileio import read_json
+    from ..train.config import TrainConfig
 
     run = t.run
     if run is None:

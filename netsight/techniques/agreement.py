@@ -1,5 +1,16 @@
-"""Seed agreement: how alike each attribution method's maps of the same test images are between the
-independently trained seeds of one configuration in a suite (analysis/agreement.py; the rank
+"""Seed agreement: how alike one method's maps of the same test images are between independently
+trained seeds of one configuration. The comparison is the rank correlation of the sanity checks
+(Spearman, signed and of |map|; Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018),
+applied between training runs instead of between a model and its randomised copy.
+
+For each image, the Spearman correlation of its maps is taken over every pair of seeds and averaged
+over the pairs; the mean over images and its 95% interval (Student's t) are reported, so n counts
+images (the seeds' spread enters each image's value, not the width of the interval). Maps come from
+each run's tables/attribution_maps.safetensors where it holds the method for the same images, and
+are computed (`compute`) for runs where it does not.
+
+Seed agreement: how alike each attribution method's maps of the same test images are between the
+independently trained seeds of one configuration in a suite (the rank
 correlation of Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018, taken between seeds).
 
 The other seeds are the completed runs beside this one in its group folder with the same configuration
@@ -9,13 +20,79 @@ same images and classes, else they are computed from its weights. Writes tables/
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Callable, Optional, Sequence
 from pathlib import Path
 
-from ...errors import NetsightError
-from ..agreement import COLUMNS, seed_agreement
-from ..target import Target
-from ..technique import ReportItem, Technique, register
+import torch
+
+from ..ops.similarity import spearman, summarise
+from ..errors import NetsightError
+from .target import Target
+from .base import ReportItem, Technique, register
 from . import _trust
+
+
+COLUMNS = ("method", "metric", "seeds", "pairs", "mean", "lo", "hi", "n")
+
+
+@dataclass(frozen=True)
+class AgreementRow:
+    method: str
+    metric: str  # spearman | spearman_abs
+    seeds: int
+    pairs: int
+    mean: float
+    lo: float
+    hi: float
+    n: int  # images
+
+    def values(self) -> tuple:
+        return tuple(getattr(self, c) for c in COLUMNS)
+
+
+def per_image(maps: Sequence[torch.Tensor], absolute: bool = False) -> torch.Tensor:
+    """[N]: per image, the Spearman correlation of its maps averaged over every pair of runs (NaN pairs left out)."""
+    if len(maps) < 2:
+        raise ValueError("seed agreement needs the maps of two runs at least")
+    values = torch.stack([spearman(a, b, absolute=absolute) for a, b in combinations(maps, 2)])  # [pairs, N]
+    ok = ~torch.isnan(values)
+    total = torch.where(ok, values, torch.zeros_like(values)).sum(0)
+    count = ok.sum(0)
+    return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
+
+
+def seed_agreement(runs: Sequence[dict[str, torch.Tensor]], methods: Optional[Sequence[str]] = None) -> list[AgreementRow]:
+    """Rows per method and metric for maps of the same images from several runs (each: method -> [N, H, W])."""
+    if len(runs) < 2:
+        return []
+    names = methods or [m for m in runs[0] if all(m in r for r in runs)]
+    rows = []
+    pairs = len(runs) * (len(runs) - 1) // 2
+    for m in names:
+        for metric, absolute in (("spearman", False), ("spearman_abs", True)):
+            s = summarise(per_image([r[m] for r in runs], absolute))
+            rows.append(AgreementRow(m, metric, len(runs), pairs, s.mean, s.lo, s.hi, s.n))
+    return rows
+
+
+def maps_for(
+    saved: Optional[tuple[list[int], dict[str, torch.Tensor]]],
+    indices: list[int],
+    methods: Sequence[str],
+    compute: Callable[[str], torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """A run's maps of the images `indices` per method: from its saved (indices, maps) when they hold the
+    method for exactly these images, else `compute(method)`."""
+    out = {}
+    for m in methods:
+        if saved is not None and list(saved[0]) == list(indices) and m in saved[1]:
+            out[m] = saved[1][m].float()
+        else:
+            out[m] = compute(m).float().cpu()
+    return out
+
 
 FILES = ["tables/seed_agreement.csv"]
 
@@ -35,8 +112,8 @@ def _outputs(t: Target, o: dict) -> list[str]:
 
 
 def _write(t: Target, o: dict) -> list[Path]:
-    from ...fileio import write_csv
-    from ...train.rundir import open_run
+    from ..fileio import write_csv
+    from ..train.rundir import open_run
 
     idx, x, targets, _ = _trust.images_and_targets(t, o)
     runs = [_trust.maps_of(t, t.model, x, idx, targets, o, t.folder)]

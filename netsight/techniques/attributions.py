@@ -2,7 +2,7 @@
 guided backprop (Springenberg et al. 2015), integrated gradients (Sundararajan et al. 2017),
 SmoothGrad (Smilkov et al. 2017), Grad-CAM and guided Grad-CAM (Selvaraju et al. 2017), the
 deconvnet and occlusion (Zeiler & Fergus 2014) as class attributions; the methods live in
-analysis/attribution.py.
+ops/attribution.py.
 
 Writes figures/attributions.png (rows: images; columns: the input and each method),
 tables/attributions.csv (per method: images, target, layer, integrated gradients' completeness
@@ -18,8 +18,8 @@ from typing import Optional
 
 import torch
 
-from ...errors import NetsightError
-from ..attribution import (
+from ..errors import NetsightError
+from ..ops.attribution import (
     METHODS,
     RELU_RULE,
     Attribution,
@@ -29,10 +29,9 @@ from ..attribution import (
     parse_methods,
     parse_target,
 )
-from ..hooks import evaluating, normalised_input
-from ..target import Target, spread
-from ..technique import Option, Technique, register
-from ._common import LAYER, count_option
+from ..ops.hooks import evaluating, normalised_input
+from .target import Target, spread
+from .base import Option, Technique, register, LAYER, count_option
 
 COLUMNS = [
     "method",
@@ -98,7 +97,7 @@ def table_rows(results: dict[str, Attribution]) -> list[dict]:
 def _save_maps(path: Path, results: dict[str, Attribution], idx: torch.Tensor) -> Path:
     from safetensors.torch import save_file
 
-    from ...fileio import atomic_write
+    from ..fileio import atomic_write
 
     first = next(iter(results.values()))
     tensors = {m: a.maps.contiguous() for m, a in results.items()}
@@ -113,7 +112,7 @@ def _save_maps(path: Path, results: dict[str, Attribution], idx: torch.Tensor) -
 
 def _record_nonlinearities(t: Target, results: dict[str, Attribution]) -> None:
     """inspection.json (a --model target's record) says what the ReLU rules did."""
-    from ...fileio import read_json, write_json
+    from ..fileio import read_json, write_json
 
     path = t.folder / "inspection.json"
     rule = next((a for m, a in results.items() if m in RELU_RULE), None)
@@ -131,10 +130,10 @@ def _record_nonlinearities(t: Target, results: dict[str, Attribution]) -> None:
 
 
 def _write(t: Target, o: dict) -> list[Path]:
-    from ...data.images import tensor_images
-    from ...fileio import write_csv
-    from ...report.figures import save_figure
-    from ...report.figures_attribution import plot_attributions
+    from ..data.images import tensor_images
+    from ..fileio import write_csv
+    from ..report.figures import save_figure
+    from ..report.figures_attribution import plot_attributions
 
     idx = spread(len(t.images), o["count"])
     images = t.images.load(idx)

@@ -1,6 +1,9 @@
 """What a technique is: the declaration each technique module registers (`Technique`, its
 `Option`s, the `ReportItem`s it adds to the study report) and the store they register into.
-Lookups go through `registry`, which loads every technique module first."""
+Lookups go through `registry`, which loads every technique module first.
+
+Also what several technique modules share: the layer option, the count option, and checking a layer
+on the target's first image before anything is written."""
 
 from __future__ import annotations
 
@@ -9,6 +12,9 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..errors import NetsightError
+from ..ops.deconvnet_graph import resolve_graph_target
+from ..ops.hooks import normalised_input
+from ..ops.stages import conv_layers
 from .target import Target
 
 APPLIES = ("cnn", "recurrent", "any")
@@ -86,3 +92,23 @@ def register(technique: Technique) -> Technique:
         raise ValueError(f"technique {technique.name!r}: applies_to {technique.applies_to!r} not in {APPLIES}")
     _REGISTRY[technique.name] = technique
     return technique
+
+
+# ------------------------------------------------------------------ shared by several techniques
+LAYER = Option("layer", "str", None, "layer name, e.g. conv2 or layer2.1 (filters: the first conv; the others: the last conv)")
+
+
+def count_option(default: int) -> Option:
+    return Option("count", "int", default, "images used", lo=1, hi=1_000_000)
+
+
+MAPS_HELP = "top9: maps in the figure (the table has every map); evolution: maps followed"
+
+
+def checked_layer(t: Target, layer: Optional[str]) -> tuple[str, str]:
+    """(the layer asked for, or the last convolution; the module whose output is ranked), checked
+    on the first image: an unknown layer or one without feature maps fails here, before any write."""
+    asked = layer or conv_layers(t.model)[-1]
+    with normalised_input(t.model, **t.norm):
+        ranked = resolve_graph_target(t.model, asked, t.images.load([0]).to(t.device))
+    return asked, ranked

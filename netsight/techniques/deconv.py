@@ -1,7 +1,7 @@
 """Deconvnet projections of each image's strongest feature maps back to pixels: Zeiler & Fergus,
 "Visualizing and Understanding Convolutional Networks" (ECCV 2014), section 2.1 (max-pool
-switches, rectification, transposed filters). The deconvnet itself is `analysis/deconvnet.py`
-(netsight's sequential models) and `analysis/deconvnet_graph.py` (any graph)."""
+switches, rectification, transposed filters). The deconvnet itself is `ops/deconvnet.py`
+(netsight's sequential models) and `ops/deconvnet_graph.py` (any graph)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..deconvnet_graph import make_deconvnet
-from ..hooks import normalised_input
-from ..inputs import Norm, check_norm, default_layer, device_of, source_for
-from ..receptive_field import ReceptiveField
-from ..technique import Option, ReportItem, Technique, register
-from ..target import Target, layer_file, spread
-from ..topk import crop
-from ._common import LAYER, checked_layer, count_option
+from ..ops.deconvnet_graph import make_deconvnet
+from ..ops.hooks import normalised_input
+from ..ops.inputs import Norm, check_norm, default_layer, device_of, source_for
+from ..ops.receptive_field import ReceptiveField
+from .base import Option, ReportItem, Technique, register, LAYER, checked_layer, count_option
+from .target import Target, layer_file, spread
+from ..ops.topk import crop
 
 MAPS_PER_IMAGE = 4  # the strongest maps projected per image
 
@@ -80,9 +79,9 @@ def _outputs(t: Target, o: dict) -> list[str]:
 
 
 def _write(t: Target, o: dict) -> list[Path]:
-    from ...data.images import tensor_images
-    from ...report.figures import save_figure
-    from ...report.figures_zf import plot_deconv
+    from ..data.images import tensor_images
+    from ..report.figures import save_figure
+    from ..report.figures_zf import plot_deconv
 
     idx = spread(len(t.images), o["count"])
     r = deconv(t.model, tensor_images(t.images.load(idx)), o["layer"], MAPS_PER_IMAGE, o["mode"], **t.norm)

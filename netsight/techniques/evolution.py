@@ -1,17 +1,57 @@
-"""Feature evolution during training: each map's strongest unit projected from every weight
+"""Feature evolution during training: Zeiler & Fergus 2014, Figure 4.
+
+For weight snapshots saved during training (`netsight train --snapshots ...`), find for
+each feature map of a layer the strongest activation over a dataset with that snapshot's
+weights, and project it to pixel space with the deconvnet. Reading a row left to right
+shows one feature forming.
+
+Feature evolution during training: each map's strongest unit projected from every weight
 snapshot of a run: Zeiler & Fergus (ECCV 2014), section 4.1 and Figure 4. Needs a netsight run
 trained with --snapshots."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ...errors import NetsightError
-from ..evolution import feature_evolution
-from ..technique import Option, ReportItem, Technique, register
-from ..target import Target, layer_file
-from ._common import LAYER, MAPS_HELP, checked_layer
+import torch
+
+from ..data import Dataset
+from ..errors import NetsightError
+from ..train.rundir import load_weights
+from ..ops.deconvnet_graph import make_deconvnet
+from ..ops.topk import top_activations
+from .base import Option, ReportItem, Technique, register, LAYER, MAPS_HELP, checked_layer
+from .target import Target, layer_file
+
+
+@dataclass
+class Evolution:
+    layer: str
+    iterations: list[int]
+    projections: torch.Tensor  # [maps, snapshots, C, H, W]
+    values: torch.Tensor  # [maps, snapshots] strongest activation
+
+
+@torch.no_grad()
+def feature_evolution(
+    snapshots: list[tuple[int, Path]], images: torch.Tensor, layer: str, maps: int = 16, device: str | torch.device = "cpu"
+) -> Evolution:
+    """`snapshots`: (iteration, weights file) pairs, in training order."""
+    if not snapshots:
+        raise NetsightError("no weight snapshots; train with --snapshots 100,500,1000,... to see features evolve")
+    projections, values = [], []
+    for _, path in snapshots:
+        model = load_weights(path, device)
+        top = top_activations(model, images, layer, k=1)
+        n = min(maps, top.values.shape[0])
+        deconv = make_deconvnet(model, layer, tuple(images.shape[1:]))
+        x = Dataset.normalise(images[top.image_index[:n, 0]].to(device))
+        proj = deconv.project(x, torch.arange(n, device=x.device), "max", top.positions[:n, 0])
+        projections.append(proj.images.cpu())
+        values.append(top.values[:n, 0])
+    return Evolution(deconv.target, [i for i, _ in snapshots], torch.stack(projections, 1), torch.stack(values, 1))
 
 
 def _prepare(t: Target, layer: Optional[str], maps: int) -> dict:
@@ -26,8 +66,8 @@ def _outputs(t: Target, o: dict) -> list[str]:
 
 
 def _write(t: Target, o: dict) -> list[Path]:
-    from ...report.figures import save_figure
-    from ...report.figures_zf import plot_evolution
+    from ..report.figures import save_figure
+    from ..report.figures_zf import plot_evolution
 
     evo = feature_evolution(t.snapshots(), t.run_pixels(), o["layer"], o["maps"], t.device)
     return [save_figure(plot_evolution(evo, t.title, asked=o["layer"]), t.folder / _outputs(t, o)[0])]

@@ -16,15 +16,15 @@ import copy
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ...errors import NetsightError
-from ..deconvnet_graph import resolve_graph_target, unknown_layer
-from ..explore import LayerUnits, explore_layer
-from ..explore_recurrent import LAYER as RECURRENT_LAYER, RecurrentUnits, is_recurrent, recurrent_units
-from ..hooks import normalised_input
-from ..randomise import randomisable_layers, reinitialise_
-from ..technique import ReportItem, Technique, register
-from ..stages import conv_layers
-from ..target import Target
+from ..errors import NetsightError
+from ..ops.deconvnet_graph import resolve_graph_target, unknown_layer
+from .explore_units import LayerUnits, explore_layer
+from .explore_recurrent_units import LAYER as RECURRENT_LAYER, RecurrentUnits, is_recurrent, recurrent_units
+from ..ops.hooks import normalised_input
+from ..ops.randomise import randomisable_layers, reinitialise_
+from .base import ReportItem, Technique, register
+from ..ops.stages import conv_layers
+from .target import Target
 
 BATCH = 64  # images per batch while streaming
 RANDOM_SEED = 0  # of the fully randomised model the projections are compared with
@@ -79,9 +79,9 @@ def _outputs(t: Target, o: dict) -> list[str]:
 def _write(t: Target, o: dict) -> list[Path]:
     if t.kind == "recurrent":
         return _write_recurrent(t, o)
-    from ...fileio import write_text
-    from ...report.explore_page import layer_data, render_page
-    from ..evolution import feature_evolution
+    from ..fileio import write_text
+    from ..report.explore_page import layer_data, render_page
+    from .evolution import feature_evolution
 
     convs = conv_layers(t.model)
     classes, labels = t.images.classes, t.images.labels
@@ -147,9 +147,9 @@ def _prepare_recurrent(t: Target, layers: Optional[Sequence[str]], page: Optiona
 
 
 def _write_recurrent(t: Target, o: dict) -> list[Path]:
-    from ...fileio import write_text
-    from ...report.explore_page import render_page
-    from ...report.explore_recurrent_page import CSS, SCRIPT, recurrent_layer_data
+    from ..fileio import write_text
+    from ..report.explore_page import render_page
+    from ..report.explore_recurrent_page import CSS, SCRIPT, recurrent_layer_data
 
     from ._recurrent import pixels, stats  # the pass `units` and `gates` make over the whole set, made once
 
@@ -173,7 +173,7 @@ def _write_recurrent(t: Target, o: dict) -> list[Path]:
 
 
 def _recurrent_run(run) -> bool:
-    from ...models import get_entry
+    from ..models import get_entry
 
     return get_entry(run.config.model).family == "rnn"
 

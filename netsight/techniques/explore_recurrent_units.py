@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import NetsightError
-from .recurrent import UnitStatsResult, as_pixels, check_recurrent, unit_stats
+from ..ops.recurrent import UnitStatsResult, as_pixels, check_recurrent, unit_stats
 
 LAYER = "rnn"  # the module of a RowSequenceClassifier whose units are browsed
 TOP_K = 9

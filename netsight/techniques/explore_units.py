@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .deconvnet_graph import make_deconvnet
-from .hooks import evaluating
+from ..ops.deconvnet_graph import make_deconvnet
+from ..ops.hooks import evaluating
 from .invariance import sweeps_for, transform
-from .occlusion import occluded_copies
-from .receptive_field import ReceptiveField
-from .topk import TopActivations, project_top
+from ..ops.occluding import occluded_copies
+from ..ops.receptive_field import ReceptiveField
+from ..ops.topk import TopActivations, project_top
 
 TOP_K = 9
 OCCLUDED_IMAGES = 3  # per map: occlusion maps for its strongest images

@@ -4,7 +4,7 @@ their Fig. 3: for every unit and gate, the fraction of (image, step) pairs where
 left-saturated (< 0.1) against the fraction where it is right-saturated (> 0.9), one colour per
 gate; and, from the run's weight snapshots, the mean of both fractions per gate over training.
 The gate values are recomputed from the cell's own weights and checked against its output
-(`analysis/recurrent.run_steps`); the pass over the images is the one `units` makes.
+(`ops/recurrent.run_steps`); the pass over the images is the one `units` makes.
 
 Files:
 - figures/gates.png: the scatter, and the saturation over training beside it when the run kept
@@ -20,12 +20,11 @@ from pathlib import Path
 
 import torch
 
-from ...errors import NetsightError
-from ...train.rundir import load_weights
-from ..recurrent import LEFT, RIGHT, check_recurrent, gate_names, run_steps
-from ..target import Target
-from ..technique import ReportItem, Technique, register
-from ._common import count_option
+from ..errors import NetsightError
+from ..train.rundir import load_weights
+from ..ops.recurrent import LEFT, RIGHT, check_recurrent, gate_names, run_steps
+from .target import Target
+from .base import ReportItem, Technique, register, count_option
 from ._recurrent import chosen, labels, pixels, recurrent, stats
 
 TRAINING_IMAGES = 500  # images each snapshot's gates are measured on
@@ -68,9 +67,9 @@ def _outputs(t: Target, o: dict) -> list[str]:
 
 
 def _write(t: Target, o: dict) -> list[Path]:
-    from ...fileio import write_csv
-    from ...report.figures import save_figure
-    from ...report.figures_recurrent import plot_gates
+    from ..fileio import write_csv
+    from ..report.figures import save_figure
+    from ..report.figures_recurrent import plot_gates
 
     index, r = stats(t, o["count"])
     rows = [

@@ -1,20 +1,132 @@
-"""Invariance of the first and last hidden layers' features, and of the class probability, to
+"""Invariance to vertical translation, rotation and scaling: Zeiler & Fergus 2014,
+section 4.3 and Figure 5.
+
+For each transform amount we compare the feature vector of each original image with that
+of its transformed copy, at the first layer and at the last hidden layer (the input of
+the final classifier): normalised Euclidean distance ||f(x) - f(T x)|| / ||f(x)||. We also
+record the probability of the true class. Curves are averaged over images, with their
+standard deviation as the spread.
+
+Invariance of the first and last hidden layers' features, and of the class probability, to
 vertical translation, rotation and scaling: Zeiler & Fergus (ECCV 2014), section 4.4, Figure 5."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
+from torchvision.transforms.v2 import InterpolationMode, functional as TF
 
-from ..hooks import normalised_input
-from ..inputs import Norm, check_norm, device_of, labels_to_follow, source_for
-from ..invariance import INVARIANCE_COLUMNS, InvarianceCurves, feature_layers, invariance_curves, invariance_rows
-from ..technique import ReportItem, Technique, register
-from ..target import Target, spread
-from ._common import count_option
+from ..errors import NetsightError
+from ..ops.hooks import capture_outputs, evaluating, leaf_execution_order, normalised_input
+from ..ops.stages import conv_stages
+from ..ops.inputs import Norm, check_norm, device_of, labels_to_follow, source_for
+from .base import ReportItem, Technique, register, count_option
+from .target import Target, spread
+
+
+def sweeps_for(height: int) -> dict[str, np.ndarray]:
+    """The transform amounts: shifts of up to 8/28 of the image height (+-8 px on 28x28, +-64 px
+    on 224x224, the paper's range), rotations 0..360 degrees, scales 0.6..1.4."""
+    reach = 8 * height / 28
+    return {
+        "vertical translation (pixels)": np.round(np.linspace(-reach, reach, 9)),
+        "rotation (degrees)": np.arange(0, 361, 30, dtype=float),
+        "scale (factor)": np.round(np.arange(0.6, 1.41, 0.1), 2),
+    }
+
+
+SWEEPS = sweeps_for(28)
+
+
+def transform(images: torch.Tensor, kind: str, amount: float) -> torch.Tensor:
+    """Apply one transform to float images [N,C,H,W] (bilinear, zero fill, same size)."""
+    bilinear = InterpolationMode.BILINEAR
+    if kind.startswith("vertical"):
+        return TF.affine(images, angle=0.0, translate=[0, int(amount)], scale=1.0, shear=[0.0, 0.0], interpolation=bilinear)
+    if kind.startswith("rotation"):
+        return TF.rotate(images, float(amount), interpolation=bilinear)
+    if kind.startswith("scale"):
+        return TF.affine(images, angle=0.0, translate=[0, 0], scale=float(amount), shear=[0.0, 0.0], interpolation=bilinear)
+    raise NetsightError(f"unknown transform {kind!r}; expected one of {', '.join(SWEEPS)}")
+
+
+# Modules that only carry their input through at evaluation time: measuring "at" one of them
+# would name a layer that computes nothing (cnn-bn's drop4), so the features are read at the
+# layer before it.
+_CARRY = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity, nn.Flatten)
+
+
+def feature_layers(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[str, str]:
+    """(first layer, last hidden layer): the last stage of the first conv layer (after its
+    ReLU/pool/BN), and the last module before the final Linear that computes something
+    (a ReLU, pool or BN; dropout and flatten are passed over), named as the model names them."""
+    stages = conv_stages(model, input_shape)
+    first = [s for s in stages if s.layer == stages[0].layer][-1].module
+    order = leaf_execution_order(model, torch.zeros(1, *input_shape, device=next(model.parameters()).device))
+    linear = [i for i, (_, m) in enumerate(order) if isinstance(m, nn.Linear)]
+    if not linear or linear[-1] == 0:
+        raise NetsightError("invariance: the model needs a final Linear classifier")
+    before = [name for name, m in order[: linear[-1]] if not isinstance(m, _CARRY)]
+    if not before:
+        raise NetsightError("invariance: no layer computes anything before the final Linear classifier")
+    return first, before[-1]
+
+
+@dataclass
+class InvarianceCurves:
+    layers: tuple[str, str]
+    amounts: dict[str, np.ndarray] = field(default_factory=dict)
+    # transform -> metric -> [amounts, images]; metrics: "first", "last", "p_true"
+    values: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def mean_std(self, kind: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        v = self.values[kind][metric]
+        return v.mean(1), v.std(1)
+
+
+@torch.no_grad()
+def invariance_curves(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, sweeps: dict | None = None
+) -> InvarianceCurves:
+    """`images` float [N,C,H,W] in [0,1], `labels` [N] (the class whose probability is tracked).
+    `sweeps` defaults to `sweeps_for(image height)`."""
+    sweeps = sweeps if sweeps is not None else sweeps_for(images.shape[2])
+    layers = feature_layers(model, tuple(images.shape[1:]))
+    curves = InvarianceCurves(layers)
+    with evaluating(model), capture_outputs(model, list(layers), clone=True) as out:
+        model(images)
+        base = {name: out[name].flatten(1) for name in layers}
+        for kind, amounts in sweeps.items():
+            rows: dict[str, list[np.ndarray]] = {"first": [], "last": [], "p_true": []}
+            for amount in amounts:
+                probs = model(transform(images, kind, amount)).softmax(1)
+                for key, name in zip(("first", "last"), layers, strict=True):
+                    f = out[name].flatten(1)
+                    rows[key].append(((f - base[name]).norm(dim=1) / base[name].norm(dim=1).clamp_min(1e-12)).cpu().numpy())
+                rows["p_true"].append(probs[torch.arange(len(labels)), labels].cpu().numpy())
+            curves.amounts[kind] = np.asarray(amounts)
+            curves.values[kind] = {k: np.stack(v) for k, v in rows.items()}
+    return curves
+
+
+INVARIANCE_COLUMNS = ["transform", "amount", "first_mean", "first_std", "last_mean", "last_std", "p_true_mean", "p_true_std"]
+
+
+def invariance_rows(curves: InvarianceCurves) -> list[dict]:
+    """One row per transform amount: mean and std over images of each metric (tables/invariance.csv)."""
+    rows = []
+    for kind, amounts in curves.amounts.items():
+        for a_i, amount in enumerate(amounts):
+            row = {"transform": kind, "amount": float(amount)}
+            for metric in ("first", "last", "p_true"):
+                v = curves.values[kind][metric][a_i]
+                row[f"{metric}_mean"], row[f"{metric}_std"] = float(v.mean()), float(v.std())
+            rows.append(row)
+    return rows
 
 
 @dataclass
@@ -45,10 +157,10 @@ def _outputs(t: Target, o: dict) -> list[str]:
 
 
 def _write(t: Target, o: dict) -> list[Path]:
-    from ...data.images import tensor_images
-    from ...fileio import write_csv
-    from ...report.figures import save_figure
-    from ...report.figures_zf import plot_invariance
+    from ..data.images import tensor_images
+    from ..fileio import write_csv
+    from ..report.figures import save_figure
+    from ..report.figures_zf import plot_invariance
 
     idx = spread(len(t.images), o["count"])
     labels = t.labels[idx] if t.labels is not None else None

@@ -1,4 +1,11 @@
-"""Occlusion sensitivity: a grey square slides over the image and the class probability and the
+"""Occlusion sensitivity: Zeiler & Fergus 2014, section 4.2 and Figure 7.
+
+A grey square slides over the image; for every position we record the probability the
+network gives the true class, the strongest activation of one feature map (by default
+the map of the top conv layer that responds most to the unoccluded image), and the most
+probable class. All occluded copies of an image go through the network as batches.
+
+Occlusion sensitivity: a grey square slides over the image and the class probability and the
 strongest feature map are recorded at each position: Zeiler & Fergus (ECCV 2014), section 4.2
 and Figure 7."""
 
@@ -11,14 +18,67 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..deconvnet_graph import resolve_graph_target
-from ..hooks import normalised_input
-from ..inputs import Norm, check_norm, default_layer, device_of, labels_to_follow, source_for
-from ..occlusion import OcclusionMaps, occlusion_maps
-from ...errors import NetsightError
-from ..technique import Option, ReportItem, Technique, register
-from ..target import Target, layer_file, spread
-from ._common import LAYER, checked_layer, count_option
+from ..ops.deconvnet_graph import resolve_graph_target
+from ..ops.inputs import Norm, check_norm, default_layer, device_of, labels_to_follow, source_for
+from ..ops.hooks import capture_outputs, evaluating, normalised_input
+from ..ops.occluding import occluded_copies
+from ..errors import NetsightError
+from .base import Option, ReportItem, Technique, register, LAYER, checked_layer, count_option
+from .target import Target, layer_file, spread
+
+
+@dataclass
+class OcclusionMaps:
+    true_class_prob: torch.Tensor  # [rows, cols]
+    feature_max: torch.Tensor  # [rows, cols]: strongest activation of `feature_map` in `layer`
+    predicted_class: torch.Tensor  # [rows, cols] long
+    layer: str
+    feature_map: int
+    unoccluded_prob: float
+    unoccluded_feature: float
+    size: int
+    stride: int
+
+
+@torch.no_grad()
+def occlusion_maps(
+    model: nn.Module,
+    image: torch.Tensor,
+    label: int,
+    layer: str,
+    size: int = 6,
+    stride: int = 2,
+    fill: float = 0.5,
+    feature_map: Optional[int] = None,
+    batch_size: int = 512,
+) -> OcclusionMaps:
+    """`image` is float [C,H,W] in [0,1]; `layer` a module whose output has feature maps."""
+    with evaluating(model), capture_outputs(model, [layer], clone=True) as out:
+        probs0 = model(image[None]).softmax(1)[0]
+        act0 = out[layer][0]
+        if act0.dim() != 3:
+            raise NetsightError(f"--layer {layer}: occlusion needs a layer with feature maps, its output is {tuple(act0.shape)}")
+        if feature_map is None:
+            feature_map = int(act0.flatten(1).amax(1).argmax())
+        elif not 0 <= feature_map < act0.shape[0]:
+            raise NetsightError(f"--feature-map {feature_map}: layer {layer} has {act0.shape[0]} feature maps")
+        copies, rows, cols = occluded_copies(image, size, stride, fill)
+        probs, feats = [], []
+        for s in range(0, len(copies), batch_size):
+            probs.append(model(copies[s : s + batch_size]).softmax(1))
+            feats.append(out[layer][:, feature_map].flatten(1).amax(1))
+    probs_all = torch.cat(probs)
+    return OcclusionMaps(
+        probs_all[:, label].reshape(rows, cols).cpu(),
+        torch.cat(feats).reshape(rows, cols).cpu(),
+        probs_all.argmax(1).reshape(rows, cols).cpu(),
+        layer,
+        feature_map,
+        probs0[label].item(),
+        act0[feature_map].max().item(),
+        size,
+        stride,
+    )
 
 
 @dataclass
@@ -85,9 +145,9 @@ def _outputs(t: Target, o: dict) -> list[str]:
 
 
 def _write(t: Target, o: dict) -> list[Path]:
-    from ...data.images import tensor_images
-    from ...report.figures import save_figure
-    from ...report.figures_zf import plot_occlusion
+    from ..data.images import tensor_images
+    from ..report.figures import save_figure
+    from ..report.figures_zf import plot_occlusion
 
     idx = spread(len(t.images), o["count"])
     labels = t.labels[idx] if t.labels is not None else None

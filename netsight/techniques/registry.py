@@ -1,13 +1,13 @@
 """The registry of techniques: each one declared once, found by name everywhere else.
 
-A technique module (`analysis/techniques/<name>.py`) registers a `Technique` (`technique.py`): its name, what it
+A technique module (`techniques/<name>.py`) registers a `Technique` (`base.py`): its name, what it
 applies to, its options, its plain compute function (what a notebook calls), how it writes its
 figures and tables for a `Target`, the files it declares, and what it adds to the study report.
 The CLI builds `netsight inspect`'s flags from here, suites validate their analysis names here,
 the suite runner and the report call through here, and one test walks the registry over every
 applicable model (timm's `register_model` is the habit copied).
 
-`analysis.inspection.inspect` runs several on one target: all are prepared (defaults filled in,
+`techniques.inspection.inspect` runs several on one target: all are prepared (defaults filled in,
 layers and options checked) before the first file is written.
 """
 
@@ -18,16 +18,58 @@ from pathlib import Path
 
 from ..errors import NetsightError
 from .target import Target
-from .technique import _REGISTRY, Option, ReportItem, Technique, register
+from .base import _REGISTRY, Option, ReportItem, Technique, register
 
 __all__ = ["Option", "ReportItem", "Technique", "register", "techniques", "get", "all_options", "prepare", "run"]
 
 
-def techniques() -> dict[str, Technique]:
-    """Every registered technique, in registration order (the order the CLI and report show them)."""
-    from . import techniques as _  # noqa: F401  (importing the package registers them)
+# the technique modules, in the order the CLI's help and the report show them
+ORDER = (
+    "filters",
+    "activations",
+    "deconv",
+    "top9",
+    "occlusion",
+    "attributions",
+    "sanity",
+    "faithfulness",
+    "agreement",
+    "evolution",
+    "invariance",
+    "sequence",
+    "rows",
+    "units",
+    "gates",
+    "trajectories",
+    "explore",
+)
 
-    return dict(_REGISTRY)
+
+def techniques() -> dict[str, Technique]:
+    """Every registered technique, in `ORDER` (then any registered elsewhere, in registration order):
+    the order the CLI and report show them, whichever module a notebook imported first."""
+    from . import (  # noqa: F401  (importing a technique module registers it)
+        activations,
+        agreement,
+        attributions,
+        deconv,
+        evolution,
+        explore,
+        faithfulness,
+        filters,
+        gates,
+        invariance,
+        occlusion,
+        rows,
+        sanity,
+        sequence,
+        top9,
+        trajectories,
+        units,
+    )
+
+    rank = {name: i for i, name in enumerate(ORDER)}
+    return dict(sorted(_REGISTRY.items(), key=lambda item: rank.get(item[0], len(ORDER))))
 
 
 def get(name: str) -> Technique:

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import torch
 from torch import nn
 
 from ..data.images import ImageSource
 from ..errors import NetsightError, warn
+
+if TYPE_CHECKING:
+    from ..train.rundir import RunDir
 
 SPLITS = ("test", "train")
 
@@ -75,13 +78,17 @@ class Target:
         """A run's weight snapshots in training order, ending with its final weights; [] for a model."""
         if self.run is None:
             return []
-        from .evolution import snapshot_paths
-
         snaps = snapshot_paths(self.run.dir)
         done = int(self.run.summary.get("iterations_done") or 0)
         if snaps and done and all(i != done for i, _ in snaps):
             snaps.append((done, self.run.dir.weights))
         return snaps
+
+
+def snapshot_paths(rundir: RunDir) -> list[tuple[int, Path]]:
+    """A run directory's weight snapshots (`netsight train --snapshots`), (iteration, file) in training order."""
+    paths = sorted(rundir.snapshots.glob("iter_*.safetensors")) if rundir.snapshots.is_dir() else []
+    return [(int(p.stem.split("_")[1]), p) for p in paths]
 
 
 def spread(n_total: int, n: int) -> torch.Tensor:
@@ -231,7 +238,7 @@ def _kind(module: nn.Module) -> str:
 
 def _outputs(t: Target) -> int:
     """The number of class scores the model gives: its first image goes through it once."""
-    from .hooks import normalised_input
+    from ..ops.hooks import normalised_input
 
     with torch.no_grad(), normalised_input(t.model, **t.norm):
         was_training = t.model.training

@@ -10,14 +10,13 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from ...fileio import read_json
-from ..deconvnet_graph import make_deconvnet
-from ..hooks import normalised_input
-from ..inputs import Norm, check_norm, default_layer, device_of, source_for
-from ..technique import Option, ReportItem, Technique, register
-from ..target import Target, layer_file
-from ..topk import TopActivations, TopPatches, project_top, stream_top_activations
-from ._common import LAYER, MAPS_HELP, checked_layer
+from ..fileio import read_json
+from ..ops.deconvnet_graph import make_deconvnet
+from ..ops.hooks import normalised_input
+from ..ops.inputs import Norm, check_norm, default_layer, device_of, source_for
+from .base import Option, ReportItem, Technique, register, LAYER, MAPS_HELP, checked_layer
+from .target import Target, layer_file
+from ..ops.topk import TopActivations, TopPatches, project_top, stream_top_activations
 
 COLUMNS = ["map", "rank", "activation", "image", "file", "label", "y", "x", "rf_clipped"]
 BATCH = 64  # images per batch while streaming
@@ -75,9 +74,9 @@ def _outputs(t: Target, o: dict) -> list[str]:
 
 
 def _write(t: Target, o: dict) -> list[Path]:
-    from ...fileio import write_csv, write_json
-    from ...report.figures import save_figure
-    from ...report.figures_zf import plot_top9
+    from ..fileio import write_csv, write_json
+    from ..report.figures import save_figure
+    from ..report.figures_zf import plot_top9
 
     tp = top9(t.model, t.images, o["layer"], 9, o["maps"], **t.norm, progress=t.progress)
     top, field = tp.top, tp.top.field

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import torch
 
-from ..recurrent import run_steps
-from ..target import Target
-from ..technique import ReportItem, Technique, register
-from ._common import count_option
+from ..ops.recurrent import run_steps
+from .target import Target
+from .base import ReportItem, Technique, register, count_option
 from ._recurrent import chosen, labels, pixels, recurrent, save_tensors
 
 
@@ -63,8 +62,8 @@ def _outputs(t: Target, o: dict) -> list[str]:
 
 
 def _write(t: Target, o: dict) -> list[Path]:
-    from ...report.figures import save_figure
-    from ...report.figures_recurrent import plot_trajectories
+    from ..report.figures import save_figure
+    from ..report.figures_recurrent import plot_trajectories
 
     index = chosen(t, o["count"])
     tr = trajectories(recurrent(t), pixels(t, index), labels(t, index))

@@ -1,6 +1,6 @@
 """The hidden units of a recurrent run (`netsight inspect RUN --units`): Karpathy, Johnson &
 Fei-Fei, "Visualizing and Understanding Recurrent Networks" (2015), their interpretable cells on
-images read row by row. One `unit_stats` pass over the images (analysis/recurrent.py) gives, for
+images read row by row. One `unit_stats` pass over the images (ops/recurrent.py) gives, for
 every unit at once, its top-9 (image, step) pairs with the unit's trace over the steps, its mean
 trace per class, its class selectivity and its correlation with three simple features of the
 current row: ink (mean pixel), the stroke's horizontal position (the row's centre of mass, rows
@@ -26,10 +26,9 @@ from typing import Optional
 
 import torch
 
-from ..recurrent import FEATURES, UnitStatsResult, unit_stats
-from ..target import Target
-from ..technique import ReportItem, Technique, register
-from ._common import count_option
+from ..ops.recurrent import FEATURES, UnitStatsResult, unit_stats
+from .target import Target
+from .base import ReportItem, Technique, register, count_option
 from ._recurrent import UNIT, checked_unit, labels, pixels, save_tensors, stats
 
 SHOWN = 4  # units in the default figure
@@ -100,9 +99,9 @@ def tensors_of(r: UnitStatsResult, index: torch.Tensor) -> dict[str, torch.Tenso
 
 
 def _write(t: Target, o: dict) -> list[Path]:
-    from ...fileio import write_csv
-    from ...report.figures import save_figure
-    from ...report.figures_recurrent import plot_units
+    from ..fileio import write_csv
+    from ..report.figures import save_figure
+    from ..report.figures_recurrent import plot_units
 
     index, r = stats(t, o["count"])
     classes = t.classes or tuple(str(c) for c in range(r.class_mean.shape[0]))

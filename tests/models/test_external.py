@@ -262,8 +262,8 @@ def test_a_model_made_of_torch_layers_only_is_still_the_models_error(failing):
 
 
 def test_netsights_own_exceptions_and_interrupts_pass_unchanged(failing, monkeypatch):
-    from netsight.analysis.deconvnet_graph import forward_to
-    from netsight.analysis.hooks import capture_outputs
+    from netsight.ops.deconvnet_graph import forward_to
+    from netsight.ops.hooks import capture_outputs
 
     m = load_external_model(f"{failing}:WithPair").module
     x = torch.rand(2, 1, 8, 8)
@@ -283,7 +283,7 @@ def test_netsights_own_exceptions_and_interrupts_pass_unchanged(failing, monkeyp
 def test_the_guard_keeps_hooks_copies_and_torchvision_models_as_they_were(failing, user_file):
     import copy
 
-    from netsight.analysis.hooks import capture_outputs, count_hooks
+    from netsight.ops.hooks import capture_outputs, count_hooks
     from netsight.models.external import is_guarded
 
     m = load_external_model(f"{user_file}:SmallNet").module

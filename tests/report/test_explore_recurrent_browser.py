@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from netsight.analysis import registry
-from netsight.analysis.target import open_run_target
+from netsight.techniques import registry
+from netsight.techniques.target import open_run_target
 from netsight.train import resolve, train
 from tests.conftest import tiny_dataset
 from tests.report.test_browser import PLAYWRIGHT_FLAGS, _chromium, keep_screenshot, layout_problems, watch

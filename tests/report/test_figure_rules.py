@@ -18,17 +18,17 @@ import torch
 from matplotlib.text import Text
 from matplotlib.ticker import PercentFormatter
 
-from netsight.analysis.activations import ActivationStatistics
-from netsight.analysis.evolution import Evolution
-from netsight.analysis.filters import FilterBank
-from netsight.analysis.invariance import InvarianceCurves
-from netsight.analysis.occlusion import OcclusionMaps
-from netsight.analysis.receptive_field import ReceptiveField
-from netsight.analysis.stages import Stage
-from netsight.analysis.topk import TopActivations, TopPatches
+from netsight.techniques.activations import ActivationStatistics
+from netsight.techniques.evolution import Evolution
+from netsight.techniques.filters import FilterBank
+from netsight.techniques.invariance import InvarianceCurves
+from netsight.techniques.occlusion import OcclusionMaps
+from netsight.ops.receptive_field import ReceptiveField
+from netsight.ops.stages import Stage
+from netsight.ops.topk import TopActivations, TopPatches
 from netsight.fileio import write_csv
 from netsight import style
-from netsight.analysis.recurrent import Steps, UnitStats
+from netsight.ops.recurrent import Steps, UnitStats
 from netsight.report import figures, figures_attribution, figures_recurrent, figures_trust, figures_zf, study
 from netsight.train import curves
 
@@ -216,7 +216,7 @@ def evolution() -> Evolution:
 
 def attribution_inputs():
     """Three images, every method's signed maps on very different scales, a model with GELUs besides its ReLUs."""
-    from netsight.analysis.attribution import METHODS
+    from netsight.ops.attribution import METHODS
 
     g = torch.Generator().manual_seed(9)
     maps = {m: torch.randn(3, 12, 12, generator=g) * 10.0 ** (k - 4) for k, m in enumerate(METHODS)}
@@ -227,7 +227,7 @@ def attribution_inputs():
 
 def sanity_inputs():
     """Three methods' maps of two 10x10 images on a trained model and after 3 cascading depths, and their rows."""
-    from netsight.analysis.sanity import SanityRow
+    from netsight.techniques.sanity import SanityRow
 
     g = torch.Generator().manual_seed(9)
     layers = ["fc2", "fc1", "conv1"]

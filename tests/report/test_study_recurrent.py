@@ -9,8 +9,8 @@ import csv
 import pytest
 import torch
 
-from netsight.analysis.inspection import inspect
-from netsight.analysis.target import open_run_target
+from netsight.techniques.inspection import inspect
+from netsight.techniques.target import open_run_target
 from netsight.report import figures, figures_recurrent
 from netsight.report.html import Doc
 from netsight.report.study import ConfigGroup

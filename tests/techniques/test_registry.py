@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from netsight.analysis import registry
-from netsight.analysis.inspection import inspect
-from netsight.analysis.target import open_model_target, open_run_target
+from netsight.techniques import registry
+from netsight.techniques.inspection import inspect
+from netsight.techniques.target import open_model_target, open_run_target
 from netsight.cli import main
 from netsight.errors import NetsightError
 from netsight.train import resolve, train
@@ -133,7 +133,7 @@ def test_a_refused_technique_writes_nothing(runs, photos, tmp_path, capsys):
 
 def test_a_failure_while_writing_removes_what_the_command_created(runs, photos, tmp_path, monkeypatch):
     target = open_model_target("torchvision:resnet18", images=photos, input_size=32, out=tmp_path / "o")
-    from netsight.analysis.techniques import invariance
+    from netsight.techniques import invariance
 
     def broken(*args, **kwargs):
         raise KeyboardInterrupt

@@ -11,7 +11,7 @@ from scipy.stats import pearsonr, spearmanr
 from skimage.feature import hog
 from skimage.metrics import structural_similarity
 
-from netsight.analysis.similarity import compare, hog_similarity, ranks, spearman, ssim, summarise
+from netsight.ops.similarity import compare, hog_similarity, ranks, spearman, ssim, summarise
 from netsight.report.stats import t975
 
 

@@ -9,10 +9,10 @@ import re
 import pytest
 import torch
 
-from netsight.analysis import registry
-from netsight.analysis.explore_recurrent import explore_recurrent
-from netsight.analysis.recurrent import unit_stats
-from netsight.analysis.target import open_run_target
+from netsight.techniques import registry
+from netsight.techniques.explore_recurrent_units import explore_recurrent
+from netsight.ops.recurrent import unit_stats
+from netsight.techniques.target import open_run_target
 from netsight.cli import main
 from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model

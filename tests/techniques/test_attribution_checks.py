@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from netsight.analysis.attribution import attribution_maps, rectified_nonlinearities
+from netsight.ops.attribution import attribution_maps, rectified_nonlinearities
 from netsight.models import ModelConfig, build_model
 
 

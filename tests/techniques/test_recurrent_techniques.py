@@ -11,11 +11,11 @@ import torch
 from safetensors.torch import load_file
 
 import netsight.data as data_module
-from netsight.analysis import registry
-from netsight.analysis.inspection import inspect
-from netsight.analysis.recurrent import unit_stats
-from netsight.analysis.target import open_run_target
-from netsight.analysis.techniques import _recurrent
+from netsight.techniques import registry
+from netsight.techniques.inspection import inspect
+from netsight.ops.recurrent import unit_stats
+from netsight.techniques.target import open_run_target
+from netsight.techniques import _recurrent
 from netsight.cli import main
 from netsight.train import resolve, train
 from tests.conftest import tiny_dataset, tree_snapshot
@@ -106,8 +106,8 @@ def test_one_unit_asked_for_draws_its_own_figure(runs, tiny_data, capsys):
 def test_rows_on_a_cnn_scores_the_same_digits_rows_with_the_attribution_methods(runs):
     """A CNN gets the row scores too (the report sets them beside the recurrent nets'): each is the
     attribution method's map summed over the row's pixels, and no prefix accuracy is claimed."""
-    from netsight.analysis.attribution import attribute
-    from netsight.analysis.rows import row_occlusion
+    from netsight.ops.attribution import attribute
+    from netsight.techniques.rows import row_occlusion
 
     out, data = runs["lenet5"]
     target = open_run_target(out, dataset=data)

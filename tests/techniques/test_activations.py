@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from netsight.analysis.activations import ChannelAccumulator, activation_statistics, percentile_from_histogram
-from netsight.analysis.stages import conv_stages
+from netsight.techniques.activations import ChannelAccumulator, activation_statistics, percentile_from_histogram
+from netsight.ops.stages import conv_stages
 from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model
 

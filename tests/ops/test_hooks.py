@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from netsight.analysis.activations import activation_statistics
-from netsight.analysis.hooks import capture_outputs, count_hooks, leaf_execution_order
+from netsight.techniques.activations import activation_statistics
+from netsight.ops.hooks import capture_outputs, count_hooks, leaf_execution_order
 from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model
 

@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from netsight.analysis.randomise import randomisable_layers
-from netsight.analysis.sanity import COLUMNS, compare_models, default_attribute_fn, sanity_checks
+from netsight.ops.randomise import randomisable_layers
+from netsight.techniques.sanity import COLUMNS, compare_models, default_attribute_fn, sanity_checks
 from netsight.data import load_dataset
 from netsight.train import open_run, resolve, train
 

@@ -1,4 +1,4 @@
-"""netsight.analysis.recurrent: hidden states and gates against a hand-written recomputation of
+"""netsight.ops.recurrent: hidden states and gates against a hand-written recomputation of
 PyTorch's cell equations (written here, independently of run_steps), top-k against a brute-force
 search, and the streaming accumulator over batches against one batch."""
 
@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from netsight.analysis.recurrent import Steps, UnitStats, gate_names, run_steps, unit_stats
+from netsight.ops.recurrent import Steps, UnitStats, gate_names, run_steps, unit_stats
 from netsight.errors import NetsightError
 from netsight.models.rnn import RowSequenceClassifier
 

@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from netsight.analysis.deconvnet_graph import make_deconvnet
-from netsight.analysis.explore import explore_layer, rank_correlations
-from netsight.analysis.randomise import cascading
-from netsight.analysis.techniques.explore import fully_randomised
+from netsight.ops.deconvnet_graph import make_deconvnet
+from netsight.techniques.explore_units import explore_layer, rank_correlations
+from netsight.ops.randomise import cascading
+from netsight.techniques.explore import fully_randomised
 from netsight.data.images import tensor_images
-from netsight.analysis.occlusion import occlusion_maps
-from netsight.analysis.topk import crop, top_activations
+from netsight.techniques.occlusion import occlusion_maps
+from netsight.ops.topk import crop, top_activations
 from netsight.models import ModelConfig, build_model
 from tests.conftest import tiny_dataset
 

@@ -75,7 +75,7 @@ def test_top9_border_share_is_counted_from_the_receptive_fields(run_with_snapsho
 
 
 def test_invariance_is_measured_at_layers_that_compute(tmp_path):
-    from netsight.analysis.invariance import feature_layers
+    from netsight.techniques.invariance import feature_layers
     from netsight.models import ModelConfig, build_model
 
     assert feature_layers(build_model(ModelConfig("cnn-bn")).eval(), (1, 28, 28))[1] == "bn4"  # not drop4
@@ -85,7 +85,7 @@ def test_invariance_is_measured_at_layers_that_compute(tmp_path):
 def test_initial_weights_are_rebuilt_exactly(tmp_path):
     """drift_from_init rebuilds the untrained model from the run's seed: with a vanishing learning rate
     one step leaves the weights where they started, so the drift is ~0 (and clearly not for a real lr)."""
-    from netsight.analysis.filters import drift_from_init
+    from netsight.techniques.filters import drift_from_init
     from netsight.train import open_run
 
     for lr, expect_small in ((1e-12, True), (1e-2, False)):

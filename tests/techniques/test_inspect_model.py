@@ -14,9 +14,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 from netsight import zf
-from netsight.analysis.hooks import normalised_input
+from netsight.ops.hooks import normalised_input
 from netsight.cli import main
-from tests.analysis.test_zeiler_fergus import _swap_relus
+from tests.techniques.test_zeiler_fergus import _swap_relus
 
 pytestmark = pytest.mark.slow
 

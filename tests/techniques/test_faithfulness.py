@@ -1,5 +1,5 @@
 """Deletion and insertion (Petsiuk et al. 2018) on a model whose evidence is known exactly, and the
-baselines; seed agreement (analysis/agreement.py) on maps whose relation is known."""
+baselines; seed agreement (techniques/agreement.py) on maps whose relation is known."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from netsight.analysis.agreement import per_image, seed_agreement
-from netsight.analysis.faithfulness import blurred, curves, faithfulness, importance_ranks, sobel_maps
+from netsight.techniques.agreement import per_image, seed_agreement
+from netsight.techniques.faithfulness import blurred, curves, faithfulness, importance_ranks, sobel_maps
 
 
 def _evidence_model(side: int = 8, x=None) -> tuple[nn.Module, torch.Tensor]:

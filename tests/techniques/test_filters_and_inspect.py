@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from netsight.analysis.filters import filter_bank
-from netsight.analysis import registry
-from netsight.analysis.target import open_run_target
+from netsight.techniques.filters import filter_bank
+from netsight.techniques import registry
+from netsight.techniques.target import open_run_target
 from netsight.errors import NetsightError
 from netsight.fileio import read_csv
 from netsight.models import ModelConfig, build_model

@@ -6,12 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netsight.analysis.deconvnet import Deconvnet
-from netsight.analysis.deconvnet_graph import GraphDeconvnet, make_deconvnet
-from netsight.analysis.receptive_field import receptive_field
+from netsight.ops.deconvnet import Deconvnet
+from netsight.ops.deconvnet_graph import GraphDeconvnet, make_deconvnet
+from netsight.ops.receptive_field import receptive_field
 from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model
-from tests.analysis.test_zeiler_fergus import _RectifiedBackward
+from tests.techniques.test_zeiler_fergus import _RectifiedBackward
 
 
 @pytest.mark.parametrize(
@@ -122,7 +122,7 @@ def test_a_branchy_graph_equals_the_rectifying_autograd_oracle():
 def test_projection_lies_inside_the_measured_receptive_field_of_resnet18():
     from torchvision.models import resnet18
 
-    from netsight.analysis.topk import crop
+    from netsight.ops.topk import crop
 
     torch.manual_seed(1)
     model = resnet18().eval()

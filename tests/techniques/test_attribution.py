@@ -1,4 +1,4 @@
-"""The attribution family (analysis/attribution.py), each method against an independent reference:
+"""The attribution family (ops/attribution.py), each method against an independent reference:
 Captum (Saliency, InputXGradient, IntegratedGradients, GuidedBackprop, Deconvolution, LayerGradCam,
 GuidedGradCam, Occlusion) or autograd by hand; on LeNet5, cnn-bn and a
 torchvision ResNet-18 with random weights, and on a model with functional and in-place ReLUs,
@@ -24,14 +24,14 @@ from captum.attr import (
 )
 from torch import nn
 
-from netsight.analysis.attribution import (
+from netsight.ops.attribution import (
     METHODS,
     attribute,
     attribution_maps,
     rectified_nonlinearities,
     smoothgrad_noise,
 )
-from netsight.analysis.hooks import count_hooks
+from netsight.ops.hooks import count_hooks
 from netsight.data.images import tensor_images
 from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model

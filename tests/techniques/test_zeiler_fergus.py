@@ -7,12 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from netsight.analysis.deconvnet import Deconvnet
-from netsight.analysis.hooks import count_hooks
-from netsight.analysis.invariance import invariance_curves, transform
-from netsight.analysis.occlusion import occluded_copies, occlusion_maps
-from netsight.analysis.receptive_field import receptive_field
-from netsight.analysis.topk import crop, top_activations
+from netsight.ops.deconvnet import Deconvnet
+from netsight.ops.hooks import count_hooks
+from netsight.techniques.invariance import invariance_curves, transform
+from netsight.ops.occluding import occluded_copies
+from netsight.techniques.occlusion import occlusion_maps
+from netsight.ops.receptive_field import receptive_field
+from netsight.ops.topk import crop, top_activations
 from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model
 

@@ -1,4 +1,4 @@
-"""netsight.analysis.rows on a synthetic sequence task whose class is written in one known row:
+"""netsight.techniques.rows on a synthetic sequence task whose class is written in one known row:
 12x12 noise images, the class a block of ink in row KEY; a small RNN, LSTM and GRU trained for 300
 steps learn it. Integrated gradients and row occlusion must rank row KEY first for at least 90% of
 the test images, for each cell type. Gradient x input is held to a majority only: it reads the
@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from netsight.analysis.rows import IG_STEPS, cudnn_free_backward, row_attribution, row_importance
+from netsight.techniques.rows import IG_STEPS, cudnn_free_backward, row_attribution, row_importance
 from netsight.models.rnn import RowSequenceClassifier
 
 KEY, ROWS, WIDTH, CLASSES = 7, 12, 12, 4

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from netsight.analysis.randomise import cascading, check_layers, independent, randomisable_layers
+from netsight.ops.randomise import cascading, check_layers, independent, randomisable_layers
 from netsight.errors import NetsightError
 from netsight.models.cnn import CNNBatchNorm, LeNet5
 
