@@ -9,6 +9,27 @@ from .data import DATASETS, Dataset, load_dataset  # noqa: E402
 from .errors import NetsightError  # noqa: E402
 from .models import MODELS, ModelConfig, build_model, count_parameters  # noqa: E402
 from .train import TrainConfig, load_weights, open_run, resolve, train, train_fleet  # noqa: E402
+from .methods import (  # noqa: E402
+    Agreement,
+    AttributionMethod,
+    Deconvolution,
+    Faithfulness,
+    GradCAM,
+    GuidedBackprop,
+    GuidedGradCAM,
+    InputXGradient,
+    IntegratedGradients,
+    Maps,
+    Normalize,
+    Occlusion,
+    Saliency,
+    Sanity,
+    SmoothGrad,
+    faithfulness,
+    plot_maps,
+    sanity_checks,
+    seed_agreement,
+)
 
 __all__ = [
     "__version__",
@@ -26,4 +47,24 @@ __all__ = [
     "train_fleet",
     "open_run",
     "load_weights",
+    # the attribution family as method objects, and the checks of how far to trust their maps
+    "Normalize",
+    "AttributionMethod",
+    "Saliency",
+    "InputXGradient",
+    "GuidedBackprop",
+    "IntegratedGradients",
+    "SmoothGrad",
+    "GradCAM",
+    "GuidedGradCAM",
+    "Deconvolution",
+    "Occlusion",
+    "Maps",
+    "plot_maps",
+    "sanity_checks",
+    "Sanity",
+    "faithfulness",
+    "Faithfulness",
+    "seed_agreement",
+    "Agreement",
 ]

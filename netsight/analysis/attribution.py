@@ -724,12 +724,12 @@ def attribution_maps(
                 batch = batch.to(device=device, dtype=dtype)
                 if chosen is None:
                     with torch.no_grad():
-                        out = model(batch)
-                    if out.dim() != 2:
+                        scores = model(batch)
+                    if scores.dim() != 2:
                         raise NetsightError(
-                            f"attribution: the model's output is {tuple(out.shape)}, not class scores [N, classes]"
+                            f"attribution: the model's output is {tuple(scores.shape)}, not class scores [N, classes]"
                         )
-                    t = out.argmax(1)
+                    t = scores.argmax(1)
                 else:
                     t = torch.tensor(chosen[start : start + len(batch)], device=device)
                 all_targets += [int(v) for v in t]
