@@ -25,10 +25,16 @@ from .methods import (  # noqa: E402
     Saliency,
     Sanity,
     SmoothGrad,
-    faithfulness,
+    RowScores,
+    Trajectories,
+    faithfulness as faithfulness,
     plot_maps,
+    row_importance,
+    run_steps,
     sanity_checks,
     seed_agreement,
+    trajectories,
+    unit_stats,
 )
 
 __all__ = [
@@ -67,4 +73,11 @@ __all__ = [
     "Faithfulness",
     "seed_agreement",
     "Agreement",
+    # the recurrent techniques (row readers): hidden states and gates per step, units, rows, trajectories
+    "run_steps",
+    "unit_stats",
+    "row_importance",
+    "RowScores",
+    "trajectories",
+    "Trajectories",
 ]

@@ -43,6 +43,7 @@ from .analysis.attribution import PYTHON, _ig_points, _resolve_targets, attribut
 from .analysis.hooks import evaluating
 from .analysis.inputs import check_norm, device_of
 from .analysis.randomise import randomisable_layers
+from .analysis.recurrent import run_steps, unit_stats
 from .analysis.similarity import METRICS
 from .analysis.stages import conv_layers
 from .errors import NetsightError
@@ -69,6 +70,12 @@ __all__ = [
     "Faithfulness",
     "seed_agreement",
     "Agreement",
+    "run_steps",
+    "unit_stats",
+    "row_importance",
+    "RowScores",
+    "trajectories",
+    "Trajectories",
 ]
 
 
@@ -551,3 +558,71 @@ def seed_agreement(
     x = _images(x)
     runs = [{method.name: method.on(m).attribute(x, target).maps} for m in models]
     return Agreement(_agreement.seed_agreement(runs))
+
+
+# ------------------------------------------------------------------ the recurrent techniques (row readers)
+
+
+@dataclass
+class RowScores:
+    """How much each input row (time step) of each image moves the true class's score, by three methods
+    (`scores`: "gradient_x_input", "integrated_gradients", "occlusion" -> [N, T]); `per_class(method)` the mean
+    per class [classes, T]."""
+
+    result: Any  # analysis.rows.RowImportance
+    num_classes: int
+
+    @property
+    def scores(self) -> dict[str, torch.Tensor]:
+        return self.result.scores
+
+    def per_class(self, method: str) -> torch.Tensor:
+        return self.result.per_class(method, self.num_classes)
+
+    def plot(self, title: str = "model", classes: Optional[Sequence[str]] = None):
+        """The mean score per class and row, one heat map per method: a Figure."""
+        from .report.figures_recurrent import plot_rows
+
+        names = list(classes) if classes is not None else [str(c) for c in range(self.num_classes)]
+        counts = torch.bincount(self.result.labels, minlength=self.num_classes).tolist()
+        per_class = {m: self.per_class(m).numpy() for m in self.result.scores}
+        return plot_rows(per_class, counts, names, title, None, len(self.result.labels))
+
+
+def row_importance(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int = 32) -> RowScores:
+    """A recurrent row reader's (or a CNN's) row scores for `images` ([N, H, W] / [N, C, H, W], uint8 or
+    [0, 1]) and their true `labels`: gradient x input and integrated gradients (`steps`) summed per row, and the
+    drop in the class score when the row is blanked."""
+    from .analysis.rows import row_importance as _rows
+
+    _positive("steps", steps)
+    fc = getattr(model, "fc", None)  # a row reader's classifier; otherwise the classes the labels name
+    num = int(fc.out_features) if isinstance(fc, nn.Linear) else int(labels.max()) + 1
+    return RowScores(_rows(model, images, labels, steps), num)
+
+
+@dataclass
+class Trajectories:
+    """The hidden state after every row, projected on its first two principal components: `path` [N, T, 2],
+    `labels` [N], `explained` [2] (the share of variance of each component)."""
+
+    result: Any  # analysis.techniques.trajectories.Trajectories
+
+    def __getattr__(self, name: str):
+        if name == "result":
+            raise AttributeError(name)
+        return getattr(self.result, name)
+
+    def plot(self, title: str = "model", classes: Optional[Sequence[str]] = None):
+        from .report.figures_recurrent import plot_trajectories
+
+        r = self.result
+        names = list(classes) if classes is not None else [str(c) for c in range(int(r.labels.max()) + 1)]
+        return plot_trajectories([(title, r.path, r.labels, r.explained)], names, f"Hidden-state trajectories (PCA): {title}")
+
+
+def trajectories(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Trajectories:
+    """A recurrent row reader's hidden-state paths over the rows of `images`, coloured by `labels` when plotted."""
+    from .analysis.techniques.trajectories import trajectories as _trajectories
+
+    return Trajectories(_trajectories(model, images, labels))

@@ -197,3 +197,20 @@ def test_the_docs_example_runs(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_the_recurrent_techniques_are_public_and_plot_themselves():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("lstm", (1, 28, 28), 10, hidden=8)).eval()
+    images, labels = torch.rand(6, 1, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2])
+    steps = netsight.run_steps(model, images)
+    assert steps.hidden.shape == (6, 28, 8) and set(steps.gates) >= {"input", "forget", "output"}
+    assert netsight.unit_stats(model, images, labels).top_images.shape[0] == 8
+    rows = netsight.row_importance(model, images, labels, steps=4)
+    assert rows.scores["integrated_gradients"].shape == (6, 28) and rows.per_class("occlusion").shape == (10, 28)
+    paths = netsight.trajectories(model, images, labels)
+    assert paths.path.shape == (6, 28, 2)
+    assert isinstance(rows.plot(), Figure) and isinstance(paths.plot(), Figure)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
