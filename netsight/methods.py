@@ -141,6 +141,10 @@ def plot_maps(results: Sequence[Maps], title: str = "model", classes: Optional[S
     if not results:
         raise NetsightError("plot_maps: no results")
     first = results[0]
+    if any(r.targets != first.targets or r.maps.shape != first.maps.shape for r in results):
+        raise NetsightError("plot_maps: the results must be maps of the same images for the same classes (target=...)")
+    if len({r.method for r in results}) != len(results):
+        raise NetsightError(f"plot_maps: {', '.join(r.method for r in results)}: each method once")
     n = min(count, len(first.maps))
     images = first.inputs[:n] if first.inputs is not None else first.source.load(range(n))
     names = tuple(classes) if classes is not None else tuple(str(i) for i in range(max(first.targets[:n]) + 1))

@@ -134,6 +134,10 @@ def test_bad_input_is_refused_in_pythons_words():
         (lambda: netsight.Normalize(model, MEAN, STD), r"^mean/std: 3/3 values, the model takes 1 input channel"),
         (lambda: netsight.sanity_checks(netsight.Saliency(model), x, modes=["all"]), r"^modes=\['all'\]: expected some of"),
         (lambda: netsight.seed_agreement(netsight.Saliency(model), [model], x, 1), r"^models: 1 given; seed agreement needs two"),
+        (
+            lambda: netsight.plot_maps([netsight.Saliency(model).attribute(x, 1), netsight.GradCAM(model).attribute(x, 2)]),
+            r"^plot_maps: the results must be maps of the same images for the same classes",
+        ),
     ]
     for call, message in cases:
         with pytest.raises(netsight.NetsightError, match=message) as e:
