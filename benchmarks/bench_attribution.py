@@ -1,11 +1,16 @@
 """Every attribution method of netsight (ops/attribution.py) timed against Captum's
 implementation of the same method, on the same model and images, in the same run.
 
-    python benchmarks/bench_attribution.py [--threads 1] [--repeats 3] [--json FILE]
+    python benchmarks/bench_attribution.py [--threads 1] [--repeats 3] [--models lenet5,resnet18] [--size 64] [--json FILE]
 
 Models, with random weights (the cost of an attribution does not depend on what the weights
 learned): LeNet5 and cnn-bn at 1x28x28 (64 images), torchvision's resnet18(weights=None, 10
-classes) at 3x64x64 (16 images); random images in [0, 1], each explaining a fixed class. Both
+classes) at 3x64x64 (16 images; `--size` sets its side); random images in [0, 1], each explaining
+a fixed class. netsight's side is the public method object (`netsight.Saliency(model)`,
+`netsight.GradCAM(model, layer)`, ...), built once per model and method before the timing, as a
+notebook builds it once and calls it on many batches (its first call, the warm-up, is the one
+that checks a ReLU rule on the first image); Captum's objects are built inside each call, which
+costs them nothing measurable. Both
 sides put the same number of images through each forward pass: netsight's `batch_size` = the
 number of images, Captum's `internal_batch_size` (integrated gradients), `nt_samples_batch_size=1`
 (SmoothGrad: one noisy copy of every image per pass) and `perturbations_per_eval` (occlusion:
@@ -33,30 +38,38 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from netsight.ops.attribution import METHODS, attribute
+from netsight.ops.attribution import METHODS
 from netsight.ops.stages import conv_layers
+from netsight.methods import METHOD_CLASSES, AttributionMethod
 from netsight.models import ModelConfig, build_model
 
 STEPS, SAMPLES, NOISE = 32, 16, 0.15
 
 
-def models() -> list[tuple[str, nn.Module, tuple[int, int, int], int]]:
+def models(size: int = 64) -> list[tuple[str, nn.Module, tuple[int, int, int], int]]:
     import torchvision
 
     torch.manual_seed(0)
     return [
         ("lenet5", build_model(ModelConfig("lenet5", (1, 28, 28), 10)).eval(), (1, 28, 28), 64),
         ("cnn-bn", build_model(ModelConfig("cnn-bn", (1, 28, 28), 10)).eval(), (1, 28, 28), 64),
-        ("resnet18", torchvision.models.resnet18(weights=None, num_classes=10).eval(), (3, 64, 64), 16),
+        ("resnet18", torchvision.models.resnet18(weights=None, num_classes=10).eval(), (3, size, size), 16),
     ]
 
 
+def netsight_method(method: str, model: nn.Module, layer: str, n: int) -> AttributionMethod:
+    """netsight's method object with its defaults (SmoothGrad's noise as Captum's), the whole batch at once."""
+    cls = METHOD_CLASSES[method]
+    own = {"integrated_gradients": dict(steps=STEPS), "smoothgrad": dict(samples=SAMPLES, noise=NOISE)}.get(method, {})
+    if method in ("gradcam", "guided_gradcam"):
+        own = dict(layer=layer)
+    return cls(model, batch_size=n, **own)  # type: ignore[arg-type]
+
+
 def netsight_call(method: str, model: nn.Module, layer: str, x: torch.Tensor, t: torch.Tensor) -> Callable[[], torch.Tensor]:
-    """netsight's `attribute` with its defaults, the whole batch at once; the maps [N,H,W]."""
-    n = len(x)
-    return lambda: (
-        attribute(model, x, method, targets=t.tolist(), layer=layer, batch_size=n, steps=STEPS, samples=SAMPLES, noise=NOISE).maps
-    )
+    """The method object built once, called on the batch; the maps [N,H,W]."""
+    obj = netsight_method(method, model, layer, len(x))
+    return lambda: obj.attribute(x, target=t).maps
 
 
 def captum_call(method: str, model: nn.Module, layer: nn.Module, x: torch.Tensor, t: torch.Tensor) -> Callable[[], torch.Tensor]:
@@ -119,9 +132,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", default="lenet5,cnn-bn,resnet18")
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--size", type=int, default=64, help="ResNet-18's input side in pixels (64)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    for flag in ("threads", "repeats"):
+    for flag in ("threads", "repeats", "size"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag}: expected a whole number of at least 1, got {getattr(args, flag)}")
     import captum
@@ -130,6 +144,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
     warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU activations")
     torch.set_num_threads(args.threads)
+    load_before = _loadavg()
+    print(f"load average before: {load_before}")
     wanted, methods = args.models.split(","), args.methods.split(",")
     print(
         f"torch {torch.__version__}, captum {captum.__version__}, torch.set_num_threads({args.threads}); "
@@ -137,7 +153,7 @@ def main() -> None:
     )
     print(f"  {'model':9} {'method':21} {'netsight':>9} {'captum':>9} {'ratio':>6}  agree")
     rows = []
-    for name, model, shape, n in models():
+    for name, model, shape, n in models(args.size):
         if name not in wanted:
             continue
         g = torch.Generator().manual_seed(0)
@@ -172,11 +188,22 @@ def main() -> None:
     ratios = [r["ratio"] for r in rows]
     if ratios:
         print(f"ratio netsight/captum: {min(ratios):.2f} to {max(ratios):.2f}")
+    print(f"load average after: {_loadavg()}")
     if args.json:
         meta = {"torch": torch.__version__, "captum": captum.__version__, "threads": args.threads, "repeats": args.repeats}
+        meta["netsight_side"] = "method objects (netsight.methods), built once per model and method"
+        meta["loadavg_before"] = load_before
+        meta["loadavg_after"] = _loadavg()
         meta["machine"] = platform.processor() or platform.machine()
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(dict(meta, rows=rows), indent=2) + "\n")
+
+
+def _loadavg() -> Optional[str]:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":

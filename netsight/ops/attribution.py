@@ -82,6 +82,31 @@ IG_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_l
 Targets = Union[None, str, int, Sequence[int], torch.Tensor]
 
 
+@dataclass(frozen=True)
+class Spelling:
+    """How an error names the argument at fault: the command line's flags or the Python API's keywords."""
+
+    target: str  # followed by the value: "--target 12" / "target=12"
+    layer: str
+    predicted: str  # the way to ask for the model's own class
+
+    def of(self, what: str, value) -> str:
+        flag = getattr(self, what)
+        return f"{flag}{value!r}" if flag.endswith("=") and isinstance(value, str) else f"{flag}{value}"
+
+
+CLI = Spelling("--target ", "--layer ", "--target predicted")
+PYTHON = Spelling("target=", "layer=", 'target="predicted"')
+
+
+class _OutOfRange(Exception):
+    """A target class the model's output does not have (found at the first forward pass, turned into a NetsightError)."""
+
+    def __init__(self, index: int, outputs: int):
+        super().__init__(index, outputs)
+        self.index, self.outputs = index, outputs
+
+
 @dataclass
 class Attribution:
     method: str
@@ -200,13 +225,16 @@ def parse_target(text: str | int | None) -> str | int | None:
         raise NetsightError(f"--target {text}: expected true, predicted or a class index") from None
 
 
-def check_class(index: int, outputs: int) -> None:
+def check_class(index: int, outputs: int, spell: Spelling = CLI) -> None:
     if not 0 <= index < outputs:
-        raise NetsightError(f"--target {index}: the model has {outputs} outputs (0..{outputs - 1})")
+        raise NetsightError(f"{spell.of('target', index)}: the model has {outputs} outputs (0..{outputs - 1})")
 
 
-def _resolve_targets(targets: Targets, labels, source_labels, n: int, outputs: int) -> tuple[Optional[list[int]], str]:
-    """(the class per image, or None for "the model's prediction"; the kind of target)."""
+def _resolve_targets(
+    targets: Targets, labels, source_labels, n: int, outputs: Optional[int], spell: Spelling = CLI
+) -> tuple[Optional[list[int]], str]:
+    """(the class per image, or None for "the model's prediction"; the kind of target). `outputs`
+    None: the classes' upper bound is checked later, at the first forward pass (`_scores`)."""
     if isinstance(targets, str):
         targets = parse_target(targets)
     given = labels if labels is not None else source_labels
@@ -216,7 +244,9 @@ def _resolve_targets(targets: Targets, labels, source_labels, n: int, outputs: i
         return None, "predicted class"
     if targets == "true":
         if given is None:
-            raise NetsightError("--target true: these images have no labels; use --target predicted or a class index")
+            raise NetsightError(
+                f"{spell.of('target', 'true')}: these images have no labels; use {spell.predicted} or a class index"
+            )
         chosen = [int(v) for v in given]
         kind = "true class"
     elif isinstance(targets, (int, np.integer)) and not isinstance(targets, bool):
@@ -225,9 +255,12 @@ def _resolve_targets(targets: Targets, labels, source_labels, n: int, outputs: i
         chosen = [int(v) for v in (targets.tolist() if torch.is_tensor(targets) else targets)]  # type: ignore[union-attr]
         kind = f"class {chosen[0]}" if chosen and all(c == chosen[0] for c in chosen) else "given classes"
     if len(chosen) != n:
-        raise NetsightError(f"targets: {len(chosen)} classes for {n} images")
-    for c in set(chosen):
-        check_class(c, outputs)
+        raise NetsightError(f"{'targets' if spell == CLI else 'target'}: {len(chosen)} classes for {n} images")
+    for c in sorted(set(chosen)):
+        if c < 0:
+            raise NetsightError(f"{spell.of('target', c)}: a class index is 0 or more")
+        if outputs is not None:
+            check_class(c, outputs, spell)
     return chosen, kind
 
 
@@ -239,11 +272,20 @@ def _dtype(model: nn.Module) -> torch.dtype:
     return p.dtype if p is not None else torch.float32
 
 
-def _scores(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    out = model(x)
+def _classes(out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The output checked (class scores [N, classes], every target among them): the targets' checks that
+    need the model's output, made on the real pass (no pass of its own)."""
     if out.dim() != 2:
         raise NetsightError(f"attribution: the model's output is {tuple(out.shape)}, not class scores [N, classes]")
-    return out.gather(1, t[:, None])[:, 0]
+    top = int(t.max()) if t.numel() else 0
+    if top >= out.shape[1]:
+        raise _OutOfRange(top, out.shape[1])
+    return t
+
+
+def _scores(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    out = model(x)
+    return out.gather(1, _classes(out, t)[:, None])[:, 0]
 
 
 def _input_grad(model: nn.Module, x: torch.Tensor, t: torch.Tensor, mode: Optional[TorchFunctionMode] = None) -> torch.Tensor:
@@ -369,31 +411,45 @@ class _LayerOutput:
         return None
 
 
-def check_gradcam_layer(model: nn.Module, layer: Optional[str], example: torch.Tensor) -> str:
-    """`layer` (default: the last convolution), checked: it runs once and outputs spatial maps [N, C, h, w]."""
+def gradcam_layer(model: nn.Module, layer: Optional[str], spell: Spelling = CLI) -> str:
+    """`layer` (default: the last convolution), checked to be a module of the model (no forward pass:
+    that it runs once with spatial maps is checked during Grad-CAM's own pass, `_check_layer_output`)."""
     layer = layer or conv_layers(model)[-1]
     if layer not in dict(model.named_modules()):
-        raise unknown_layer(layer, model)
-    keep = _LayerOutput()
-    with evaluating(model), torch.no_grad(), forward_hooks(model, {layer: keep}):
-        model(example.to(device=device_of(model), dtype=_dtype(model)))
+        err = unknown_layer(layer, model)
+        raise NetsightError(str(err).replace(f"--layer {layer}", spell.of("layer", layer), 1)) from None
+    return layer
+
+
+def _check_layer_output(keep: _LayerOutput, layer: str, spell: Spelling) -> None:
     if keep.calls != 1:
         raise NetsightError(
-            f"--layer {layer}: Grad-CAM needs a layer that runs once per forward pass; this one runs {keep.calls} times"
+            f"{spell.of('layer', layer)}: Grad-CAM needs a layer that runs once per forward pass; this one runs {keep.calls} times"
         )
     if keep.out is None or keep.out.dim() != 4:
         shape = tuple(keep.out.shape) if keep.out is not None else "not a tensor"
         raise NetsightError(
-            f"--layer {layer}: Grad-CAM needs a convolutional layer with spatial maps [N, C, h, w]; its output is {shape}"
+            f"{spell.of('layer', layer)}: Grad-CAM needs a convolutional layer with spatial maps [N, C, h, w]; its output is {shape}"
         )
+
+
+def check_gradcam_layer(model: nn.Module, layer: Optional[str], example: torch.Tensor, spell: Spelling = CLI) -> str:
+    """`layer` (default: the last convolution), checked on a pass of `example`: it runs once and outputs
+    spatial maps [N, C, h, w] (the command line's check before anything is written)."""
+    layer = gradcam_layer(model, layer, spell)
+    keep = _LayerOutput()
+    with evaluating(model), torch.no_grad(), forward_hooks(model, {layer: keep}):
+        model(example.to(device=device_of(model), dtype=_dtype(model)))
+    _check_layer_output(keep, layer, spell)
     return layer
 
 
-def _gradcam(model: nn.Module, x: torch.Tensor, t: torch.Tensor, layer: str) -> torch.Tensor:
+def _gradcam(model: nn.Module, x: torch.Tensor, t: torch.Tensor, layer: str, spell: Spelling = CLI) -> torch.Tensor:
     """ReLU(sum_k alpha_k A^k), alpha_k the spatial mean of d score / d A^k, upsampled bilinearly to the input: [B,H,W]."""
     keep = _LayerOutput()
     with torch.enable_grad(), forward_hooks(model, {layer: keep}):
         s = _scores(model, x.detach(), t)
+        _check_layer_output(keep, layer, spell)
         assert keep.out is not None
         (g,) = torch.autograd.grad(s.sum(), keep.out)
     a = keep.out.detach()
@@ -409,7 +465,8 @@ def _occlusion(
     _, _, h, w = x.shape
     maps = []
     with torch.no_grad():
-        p0 = model(x).softmax(1).gather(1, t[:, None])[:, 0]
+        out = model(x)
+        p0 = out.softmax(1).gather(1, _classes(out, t)[:, None])[:, 0]
         for i in range(len(x)):
             copies, rows, cols = occluded_copies(x[i], size, stride, fill)
             probs = torch.cat([model(copies[s : s + chunk]).softmax(1)[:, int(t[i])] for s in range(0, len(copies), chunk)])
@@ -444,19 +501,38 @@ def check_methods(
     about a quarter of a 16-image batch's on a CPU, so the checks share them: the non-linearities
     are counted during the first rule's pass, each rule compares against `outputs`."""
     used_layer = check_gradcam_layer(model, layer, example) if any(m in LAYER_METHODS for m in methods) else None
-    rule_notes: dict = {}
+    return used_layer, check_rules(model, example, methods, outputs)
+
+
+def check_rules(
+    model: nn.Module,
+    example: torch.Tensor,
+    methods: Sequence[str],
+    outputs: Optional[torch.Tensor] = None,
+    cache: Optional[dict] = None,
+) -> dict:
+    """The ReLU rules `methods` use, checked on `example` (their scores are the model's own) and their
+    notes (the non-linearities rectified and passed); {} when no method uses one. `cache`: a dict the
+    caller keeps with the model (a method object does): a rule checked once for an input shape is not
+    checked again, so only the first call pays the two one-image passes."""
     rules: list[tuple[type[TorchFunctionMode], str]] = [(RectifyingReLUs, "deconvnet")] if "deconvnet" in methods else []
     if any(m in ("guided_backprop", "guided_gradcam") for m in methods):
         rules.append((GuidedReLUs, "guided backprop"))
-    if rules:
-        rec = _Recording()
-        if outputs is None:
-            with torch.no_grad():
-                outputs = model(example)
-        for i, (mode_type, name) in enumerate(rules):
-            _check_rule(model, example, mode_type, name, outputs, rec if i == 0 else None)
-        rule_notes = _found(rec)
-    return used_layer, rule_notes
+    if not rules:
+        return {}
+    key = (tuple(name for _, name in rules), tuple(example.shape[1:]), example.dtype, example.device)
+    if cache is not None and key in cache:
+        return cache[key]
+    rec = _Recording()
+    if outputs is None:
+        with torch.no_grad():
+            outputs = model(example)
+    for i, (mode_type, name) in enumerate(rules):
+        _check_rule(model, example, mode_type, name, outputs, rec if i == 0 else None)
+    notes = _found(rec)
+    if cache is not None:
+        cache[key] = notes
+    return notes
 
 
 # ------------------------------------------------------------------ the public functions
@@ -475,6 +551,7 @@ class _Settings:
     fill: float
     chunk: int
     layer: Optional[str]
+    spell: Spelling = CLI
 
 
 class _BatchMaps:
@@ -520,7 +597,7 @@ class _BatchMaps:
     def gradcam(self) -> torch.Tensor:
         assert self.s.layer is not None
         layer = self.s.layer
-        return self._once("cam", lambda: _gradcam(self.model, self.x, self.t, layer))
+        return self._once("cam", lambda: _gradcam(self.model, self.x, self.t, layer, self.s.spell))
 
     def guided_gradcam(self) -> torch.Tensor:
         return self.guided_backprop() * self.gradcam()
@@ -591,10 +668,19 @@ def attribution_maps(
     occlusion_stride: Optional[int] = None,
     occlusion_fill: float = 0.5,
     progress: bool = False,
+    *,
+    spelling: Spelling = CLI,
+    checked: Optional[dict] = None,
 ) -> dict[str, Attribution]:
     """Several methods over the same images and targets (see `attribute`), streamed batch by
     batch: {method: Attribution}. Everything is checked (methods, targets, layer, the ReLU rule)
-    on the first batch before the first map is computed."""
+    before or during the first batch's own passes, and raises before any map is returned.
+
+    No forward pass of its own: the output's shape, the targets' range and Grad-CAM's layer are
+    checked on the methods' real passes of the first batch; only the ReLU rules (guided backprop,
+    guided Grad-CAM, the deconvnet) run the first image plain and under each rule, once per
+    `checked` (a dict the caller keeps: a method object's, so its later calls skip them).
+    `spelling`: how errors name the arguments (the command line's flags or the Python API's keywords)."""
     methods = parse_methods(methods)
     if batch_size < 1:
         raise NetsightError(f"batch size {batch_size}: expected an integer >= 1")
@@ -619,35 +705,44 @@ def attribution_maps(
     all_targets: list[int] = []
     notes: dict[str, dict] = {m: {} for m in methods}
 
+    chosen, kind = _resolve_targets(targets, labels, source.labels, n, None, spelling)
+    used_layer = gradcam_layer(model, layer, spelling) if any(m in LAYER_METHODS for m in methods) else None
+    if "occlusion" in methods:
+        occluded_copies(torch.zeros(source.shape), size, stride, occlusion_fill)  # checks size and stride
+
     with evaluating(model), normalised_input(model, mean, std):
-        first = source.load([0]).to(device=device, dtype=dtype)
-        with torch.no_grad():
-            outputs = model(first)
-        if outputs.dim() != 2:
-            raise NetsightError(f"attribution: the model's output is {tuple(outputs.shape)}, not class scores [N, classes]")
-        chosen, kind = _resolve_targets(targets, labels, source.labels, n, outputs.shape[1])
-        used_layer, rule_notes = check_methods(model, first, methods, layer, outputs)
-        for m in methods:
-            if m in RELU_RULE:
-                notes[m].update(rule_notes)
-        if "occlusion" in methods:
-            occluded_copies(first[0], size, stride, occlusion_fill)  # checks size and stride
-        settings = _Settings(steps, ig_method, baseline, samples, noise, seed, size, stride, occlusion_fill, chunk, used_layer)
-        for start, batch in source.batches(batch_size, progress, "attribution"):
-            batch = batch.to(device=device, dtype=dtype)
-            if chosen is None:
-                with torch.no_grad():
-                    t = model(batch).argmax(1)
-            else:
-                t = torch.tensor(chosen[start : start + len(batch)], device=device)
-            all_targets += [int(v) for v in t]
-            one = _BatchMaps(model, batch, t, start, settings)
+        if any(m in RELU_RULE for m in methods):
+            rule_notes = check_rules(model, source.load([0]).to(device=device, dtype=dtype), methods, cache=checked)
             for m in methods:
-                t0 = time.perf_counter()
-                maps = getattr(one, m)()
-                seconds[m] += time.perf_counter() - t0
-                results[m].append(maps.detach().to("cpu", torch.float32))
-            ig_errors += one.ig_errors
+                if m in RELU_RULE:
+                    notes[m].update(rule_notes)
+        settings = _Settings(
+            steps, ig_method, baseline, samples, noise, seed, size, stride, occlusion_fill, chunk, used_layer, spelling
+        )
+        try:
+            for start, batch in source.batches(batch_size, progress, "attribution"):
+                batch = batch.to(device=device, dtype=dtype)
+                if chosen is None:
+                    with torch.no_grad():
+                        scores = model(batch)
+                    if scores.dim() != 2:
+                        raise NetsightError(
+                            f"attribution: the model's output is {tuple(scores.shape)}, not class scores [N, classes]"
+                        )
+                    t = scores.argmax(1)
+                else:
+                    t = torch.tensor(chosen[start : start + len(batch)], device=device)
+                all_targets += [int(v) for v in t]
+                one = _BatchMaps(model, batch, t, start, settings)
+                for m in methods:
+                    t0 = time.perf_counter()
+                    maps = getattr(one, m)()
+                    seconds[m] += time.perf_counter() - t0
+                    results[m].append(maps.detach().to("cpu", torch.float32))
+                ig_errors += one.ig_errors
+        except _OutOfRange as e:
+            check_class(e.index, e.outputs, spelling)
+            raise
     out: dict[str, Attribution] = {}
     for m in methods:
         note = dict(notes[m], seconds=seconds[m])

@@ -1,0 +1,632 @@
+"""The attribution family as method objects, in the field's idiom (Captum, pytorch-grad-cam):
+construct a method on a model (and a layer where the method needs one), call it with images and a
+target, get a result that plots itself.
+
+    import torchvision, netsight
+    model = netsight.Normalize(torchvision.models.resnet18(), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    cam = netsight.GradCAM(model, "layer4").attribute(images, target=3)   # images: [N, 3, H, W] pixels in [0, 1]
+    cam.maps                                                               # [N, H, W]
+    cam.plot()                                                             # a matplotlib Figure
+
+Images are always pixels in [0, 1]. A model trained on normalised inputs is wrapped once in
+`Normalize(model, mean, std)` and that wrapped model is what every method, check and
+`faithfulness` is given; layers are named (or passed as modules) as in the model inside.
+
+Each method's own settings are its constructor's arguments and nothing else is: integrated
+gradients' `steps`, SmoothGrad's `samples`, Grad-CAM's `layer`, occlusion's `size`. `batch_size`
+(every method: how many images go through the model at a time; a folder or `ImageSource` is
+streamed) is the one setting they share. `attribute(x, target=...)`: `target` is a class index
+for every image, one class per image (a list or tensor), or "predicted" (the model's own class,
+the default).
+
+The trust checks take method objects: `sanity_checks(method, x)` (Adebayo et al.'s cascading and
+independent randomisation), `faithfulness(method, x)` (deletion and insertion against a random and
+an edge-detector map), `seed_agreement(method, models, x)` (the same maps from models trained with
+other seeds). Their results carry `.rows` and `.plot()`.
+
+Every method object computes through `ops.attribution.attribution_maps`, the code the
+command line runs (`netsight inspect --attributions`): the same maps, the same checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from .techniques import agreement as _agreement
+from .techniques import faithfulness as _faith
+from .techniques import sanity as _sanity
+from .ops.attribution import PYTHON, _ig_points, _resolve_targets, attribution_maps
+from .ops.hooks import evaluating
+from .ops.inputs import check_norm, device_of
+from .ops.randomise import randomisable_layers
+from .ops.recurrent import run_steps, unit_stats
+from .ops.similarity import METRICS
+from .ops.stages import conv_layers
+from .errors import NetsightError
+
+Target = Union[str, int, Sequence[int], torch.Tensor]
+
+__all__ = [
+    "Normalize",
+    "AttributionMethod",
+    "Saliency",
+    "InputXGradient",
+    "GuidedBackprop",
+    "IntegratedGradients",
+    "SmoothGrad",
+    "GradCAM",
+    "GuidedGradCAM",
+    "Deconvolution",
+    "Occlusion",
+    "Maps",
+    "plot_maps",
+    "sanity_checks",
+    "Sanity",
+    "faithfulness",
+    "Faithfulness",
+    "seed_agreement",
+    "Agreement",
+    "run_steps",
+    "unit_stats",
+    "row_importance",
+    "RowScores",
+    "trajectories",
+    "Trajectories",
+]
+
+
+class Normalize(nn.Module):
+    """`model` fed `(x - mean) / std` per channel: a model trained on normalised images, taking pixels in [0, 1].
+
+    Give the wrapped model to the methods, the checks and your own code alike; the methods apply the
+    same normalisation inside the model's call (occlusion's grey square, the integrated-gradient
+    baseline and gradient x input then live in pixel space)."""
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+        check_norm(model, mean, std)
+        if any(s <= 0 for s in std):
+            raise NetsightError(f"Normalize: std={std}: every value must be above 0")
+        self.model, self.mean, self.std = model, mean, std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        s = torch.as_tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return self.model((x - m) / s)
+
+
+def _unwrap(model: nn.Module) -> tuple[nn.Module, Optional[tuple], Optional[tuple]]:
+    if isinstance(model, Normalize):
+        return model.model, model.mean, model.std
+    if not isinstance(model, nn.Module):
+        raise NetsightError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    return model, None, None
+
+
+def _positive(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise NetsightError(f"{name}={value!r}: expected an integer >= 1")
+    return value
+
+
+@dataclass
+class Maps:
+    """One method's maps of some images: `maps` [N, H, W] float32 (input channels summed, signed),
+    `inputs` the images [N, C, H, W] in [0, 1] (None when they were streamed from a folder: `plot`
+    then loads the first 8), `targets` the class each map explains."""
+
+    method: str  # the method's name in netsight's tables: "gradcam", "integrated_gradients", ...
+    maps: torch.Tensor
+    inputs: Optional[torch.Tensor]
+    targets: list[int]
+    target_kind: str  # "predicted class" | "class N" | "given classes"
+    layer: Optional[str] = None
+    notes: dict = field(default_factory=dict)  # integrated gradients' completeness_error, the ReLU rules' notes, seconds
+    source: Any = None  # the ImageSource the maps were computed from
+
+    def plot(self, title: str = "model", classes: Optional[Sequence[str]] = None, count: int = 8):
+        """A matplotlib Figure: the first `count` images and their maps (red raises the score, blue lowers it)."""
+        return plot_maps([self], title, classes, count)
+
+
+def plot_maps(results: Sequence[Maps], title: str = "model", classes: Optional[Sequence[str]] = None, count: int = 8):
+    """Several methods' maps of the same images side by side (a column per method): a matplotlib Figure."""
+    from .report.figures_attribution import plot_attributions
+
+    if not results:
+        raise NetsightError("plot_maps: no results")
+    first = results[0]
+    if any(r.targets != first.targets or r.maps.shape != first.maps.shape for r in results):
+        raise NetsightError("plot_maps: the results must be maps of the same images for the same classes (target=...)")
+    if len({r.method for r in results}) != len(results):
+        raise NetsightError(f"plot_maps: {', '.join(r.method for r in results)}: each method once")
+    n = min(count, len(first.maps))
+    images = first.inputs[:n] if first.inputs is not None else first.source.load(range(n))
+    names = tuple(classes) if classes is not None else tuple(str(i) for i in range(max(first.targets[:n]) + 1))
+    maps = {r.method: r.maps[:n] for r in results}
+    notes = {r.method: r.notes for r in results}
+    layer = next((r.layer for r in results if r.layer), None)
+    return plot_attributions(images.cpu(), maps, first.targets[:n], names, title, first.target_kind, notes, layer)
+
+
+class AttributionMethod:
+    """The base: a model (`Normalize`-wrapped or not), `batch_size`, and `attribute`. A method sets
+    `name` (its name in netsight's tables) and `_options()` (its own settings as the engine's arguments)."""
+
+    name: ClassVar[str]
+
+    def __init__(self, model: nn.Module, *, batch_size: int = 64):
+        self.model = model
+        self.inner, self.mean, self.std = _unwrap(model)
+        self.batch_size = _positive("batch_size", batch_size)
+        self._checked: dict = {}  # the ReLU rules' checks, per input shape: made on the first call only
+
+    def _options(self) -> dict:
+        return {}
+
+    def _settings(self) -> dict:
+        """What `on` needs to build the same method on another model."""
+        return {}
+
+    def on(self, model: nn.Module) -> AttributionMethod:
+        """The same method with the same settings on another model (a randomised copy, another seed's
+        model); an unwrapped `model` gets this method's normalisation."""
+        if not isinstance(model, Normalize) and self.mean is not None:
+            assert self.std is not None
+            model = Normalize(model, self.mean, self.std)
+        return type(self)(model, batch_size=self.batch_size, **self._settings())
+
+    def attribute(self, x, target: Target = "predicted") -> Maps:
+        """The maps of `x` (a tensor [N, C, H, W] of pixels in [0, 1] or uint8, a folder, an
+        `ImageSource`) for `target`: a class index, one class per image, or "predicted"."""
+        if isinstance(target, str) and target != "predicted":
+            raise NetsightError(f'target={target!r}: expected a class index, one class per image or "predicted"')
+        if isinstance(target, float) or (isinstance(target, (list, tuple)) and any(isinstance(v, float) for v in target)):
+            raise NetsightError(f"target={target!r}: class indices are integers")
+        a = attribution_maps(
+            self.inner,
+            x,
+            [self.name],
+            targets=target,
+            mean=self.mean,
+            std=self.std,
+            batch_size=self.batch_size,
+            spelling=PYTHON,
+            checked=self._checked,
+            **self._options(),
+        )[self.name]
+        inputs = x.detach() if torch.is_tensor(x) else None
+        if inputs is not None and inputs.dtype == torch.uint8:
+            inputs = inputs.float() / 255
+        source = None if inputs is not None else _source(self.inner, x)
+        return Maps(self.name, a.maps, inputs, a.targets, a.target_kind, a.layer, a.notes, source)
+
+    def __repr__(self) -> str:
+        settings = "".join(f", {k}={v!r}" for k, v in self._settings().items())
+        return f"{type(self).__name__}({type(self.model).__name__}{settings})"
+
+
+def _source(model: nn.Module, x):
+    from .ops.inputs import source_for
+
+    return source_for(model, x)
+
+
+class Saliency(AttributionMethod):
+    """The input gradient of the class score, signed (Simonyan, Vedaldi & Zisserman 2014); Captum's `Saliency(abs=False)`."""
+
+    name = "gradient"
+
+
+class InputXGradient(AttributionMethod):
+    """The gradient times the input pixels (Shrikumar et al. 2016)."""
+
+    name = "gradient_x_input"
+
+
+class GuidedBackprop(AttributionMethod):
+    """The gradient with every ReLU's backward gated by its forward input and rectified (Springenberg et al. 2015),
+    for every ReLU call (module, functional, in place); non-ReLU non-linearities pass a plain gradient (see `notes`)."""
+
+    name = "guided_backprop"
+
+
+class Deconvolution(AttributionMethod):
+    """The class score projected back with every ReLU's backward rectifying the signal: Zeiler & Fergus's deconvnet."""
+
+    name = "deconvnet"
+
+
+class IntegratedGradients(AttributionMethod):
+    """The gradient averaged along the straight path from a grey-level `baseline` (0: black) to the image, times
+    (image - baseline) (Sundararajan et al. 2017): `steps` points of the `quadrature` ("gausslegendre",
+    "riemann_middle", ...); `notes["completeness_error"]` says how far the maps' sums are from f(x) - f(baseline)."""
+
+    name = "integrated_gradients"
+
+    def __init__(
+        self, model: nn.Module, steps: int = 32, baseline: float = 0.0, quadrature: str = "gausslegendre", *, batch_size: int = 64
+    ):
+        super().__init__(model, batch_size=batch_size)
+        self.steps, self.baseline, self.quadrature = _positive("steps", steps), float(baseline), quadrature
+        try:
+            _ig_points(self.steps, quadrature)
+        except NetsightError as e:
+            raise NetsightError(f"IntegratedGradients(quadrature={quadrature!r}, steps={steps}): {e}") from None
+
+    def _settings(self) -> dict:
+        return {"steps": self.steps, "baseline": self.baseline, "quadrature": self.quadrature}
+
+    def _options(self) -> dict:
+        return {"steps": self.steps, "baseline": self.baseline, "ig_method": self.quadrature}
+
+
+class SmoothGrad(AttributionMethod):
+    """The gradient averaged over `samples` noisy copies of the image, noise std `noise` in pixel units
+    (Smilkov et al. 2017); image i's noise is seeded by `seed + i`, so the maps do not depend on the batch size."""
+
+    name = "smoothgrad"
+
+    def __init__(self, model: nn.Module, samples: int = 16, noise: float = 0.15, seed: int = 0, *, batch_size: int = 64):
+        super().__init__(model, batch_size=batch_size)
+        self.samples, self.noise, self.seed = _positive("samples", samples), float(noise), int(seed)
+        if self.noise < 0:
+            raise NetsightError(f"noise={noise}: expected a standard deviation >= 0")
+
+    def _settings(self) -> dict:
+        return {"samples": self.samples, "noise": self.noise, "seed": self.seed}
+
+    _options = _settings
+
+
+class _LayerMethod(AttributionMethod):
+    def __init__(self, model: nn.Module, layer: Union[str, nn.Module, None] = None, *, batch_size: int = 64):
+        super().__init__(model, batch_size=batch_size)
+        self.layer = _layer_name(self.inner, layer)
+
+    def _settings(self) -> dict:
+        return {"layer": self.layer}
+
+    _options = _settings
+
+
+def _layer_name(model: nn.Module, layer: Union[str, nn.Module, None]) -> str:
+    if layer is None:
+        found = conv_layers(model)
+        if not found:
+            raise NetsightError("layer=None: the model has no convolution to default to; name a layer")
+        return found[-1]
+    modules = dict(model.named_modules())
+    if isinstance(layer, nn.Module):
+        name = next((n for n, m in modules.items() if m is layer), None)
+        if name is None or not name:
+            raise NetsightError(f"layer={type(layer).__name__}(...): not a submodule of the model")
+        return name
+    if not isinstance(layer, str) or layer not in modules or not layer:
+        import difflib
+
+        names = [n for n in modules if n]
+        close = difflib.get_close_matches(str(layer), names, n=5, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else f"its layers include {', '.join(names[:12])}"
+        raise NetsightError(f"layer={layer!r}: not a layer of this model; {hint}")
+    return layer
+
+
+class GradCAM(_LayerMethod):
+    """ReLU of `layer`'s maps weighted by the class gradient's spatial mean per map, upsampled bilinearly to the
+    image (Selvaraju et al. 2017). `layer`: a name as in `model.named_modules()` or the module itself; None: the
+    last convolution. It must run once per forward pass and output [N, C, h, w]."""
+
+    name = "gradcam"
+
+
+class GuidedGradCAM(_LayerMethod):
+    """Guided backprop times Grad-CAM at `layer` (Selvaraju et al. 2017)."""
+
+    name = "guided_gradcam"
+
+
+class Occlusion(AttributionMethod):
+    """The drop in p(class) when a grey (`fill`) square of `size` pixels covers the pixel, averaged over the squares
+    (every `stride` pixels) covering it (Zeiler & Fergus 2014); defaults: 6/28 and 2/28 of the image's height."""
+
+    name = "occlusion"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        size: Optional[int] = None,
+        stride: Optional[int] = None,
+        fill: float = 0.5,
+        *,
+        batch_size: int = 64,
+    ):
+        super().__init__(model, batch_size=batch_size)
+        self.size = None if size is None else _positive("size", size)
+        self.stride = None if stride is None else _positive("stride", stride)
+        self.fill = float(fill)
+
+    def _settings(self) -> dict:
+        return {"size": self.size, "stride": self.stride, "fill": self.fill}
+
+    def _options(self) -> dict:
+        return {"occlusion_size": self.size, "occlusion_stride": self.stride, "occlusion_fill": self.fill}
+
+
+METHOD_CLASSES: dict[str, type[AttributionMethod]] = {
+    c.name: c
+    for c in (
+        Saliency,
+        InputXGradient,
+        GuidedBackprop,
+        IntegratedGradients,
+        SmoothGrad,
+        GradCAM,
+        GuidedGradCAM,
+        Deconvolution,
+        Occlusion,
+    )
+}
+
+
+# ------------------------------------------------------------------ the trust checks
+
+
+def _as_list(methods) -> list[AttributionMethod]:
+    found = [methods] if isinstance(methods, AttributionMethod) else list(methods)
+    if not found or not all(isinstance(m, AttributionMethod) for m in found):
+        raise NetsightError("methods: expected an attribution method object (Saliency(model), ...) or a list of them")
+    names = [m.name for m in found]
+    if len(set(names)) != len(names):
+        raise NetsightError(f"methods: {', '.join(names)}: each method once")
+    if any(m.inner is not found[0].inner for m in found):
+        raise NetsightError("methods: every method must be constructed on the same model")
+    return found
+
+
+def _fixed(first: AttributionMethod, x: torch.Tensor, target: Target) -> tuple[list[int], str]:
+    """The class per image, fixed on the model the method was built on ("predicted": its predictions;
+    a class beyond the model's outputs is refused by the first maps computed)."""
+    if isinstance(target, str):
+        if target != "predicted":
+            raise NetsightError(f'target={target!r}: expected a class index, one class per image or "predicted"')
+        with evaluating(first.inner), torch.no_grad():
+            out = first.model(x.to(device=device_of(first.inner)))
+        return [int(v) for v in out.argmax(1)], "predicted class"
+    chosen, kind = _resolve_targets(target, None, None, len(x), None, PYTHON)
+    assert chosen is not None
+    return chosen, kind
+
+
+def _images(x) -> torch.Tensor:
+    if not torch.is_tensor(x) or x.dim() != 4:
+        raise NetsightError("x: the checks take a tensor of images [N, C, H, W] (pixels in [0, 1])")
+    return x.float() / 255 if x.dtype == torch.uint8 else x
+
+
+@dataclass
+class Sanity:
+    """Adebayo et al.'s model-parameter randomisation test of some methods: `rows` (method, mode, layer, depth,
+    metric, mean, lo, hi, n): the randomised model's maps against the trained model's, by each similarity metric."""
+
+    result: _sanity.SanityResult
+    target_kind: str
+
+    @property
+    def rows(self) -> list[_sanity.SanityRow]:
+        return self.result.rows
+
+    def plot(self, title: str = "model"):
+        """The similarity after each cascading depth, per method and metric, with 95% intervals: a Figure."""
+        from .report.figures_trust import plot_sanity_curves
+
+        return plot_sanity_curves(self.result.rows, self.result.layers, title, len(self.result.targets))
+
+    def plot_grid(self, title: str = "model", classes: Optional[Sequence[str]] = None, shown: int = 2):
+        """Adebayo's Figure 2: the maps of the first `shown` images on the trained model and after each depth."""
+        from .report.figures_trust import plot_sanity_grid
+
+        r = self.result
+        names = tuple(classes) if classes is not None else tuple(str(i) for i in range(max(r.targets) + 1))
+        return plot_sanity_grid(r.images, r.originals, r.cascade, r.layers, r.targets, names, title, shown)
+
+
+def sanity_checks(
+    methods: Union[AttributionMethod, Sequence[AttributionMethod]],
+    x,
+    target: Target = "predicted",
+    modes: Sequence[str] = _sanity.MODES,
+    metrics: Sequence[str] = METRICS,
+    max_layers: Optional[int] = None,
+    seed: int = 0,
+) -> Sanity:
+    """Each method's maps of the images `x` [N, C, H, W] on its model, against its maps on copies of the model
+    with the top layers re-initialised one more at a time ("cascading") and with one layer re-initialised
+    ("independent"), for the same classes (fixed on the trained model). `max_layers`: only the top that many
+    layers; `seed` draws the random weights. The model is not modified (every copy is a deep copy)."""
+    found = _as_list(methods)
+    x = _images(x)
+    bad = [m for m in modes if m not in _sanity.MODES]
+    if bad:
+        raise NetsightError(f"modes={list(modes)}: expected some of {', '.join(_sanity.MODES)}")
+    if max_layers is not None:
+        _positive("max_layers", max_layers)
+    targets, kind = _fixed(found[0], x, target)
+    by_name = {m.name: m for m in found}
+
+    def fn(model: nn.Module, images: torch.Tensor, names: Sequence[str], classes: list[int]) -> dict[str, torch.Tensor]:
+        return {n: by_name[n].on(model).attribute(images, classes).maps for n in names}
+
+    inner = found[0].inner
+    if not randomisable_layers(inner):
+        raise NetsightError("sanity_checks: the model has no layer with parameters to randomise")
+    result = _sanity.sanity_checks(inner, x, list(by_name), targets, fn, modes, metrics, seed, max_layers=max_layers)
+    return Sanity(result, kind)
+
+
+@dataclass
+class Faithfulness:
+    """Petsiuk et al.'s deletion and insertion curves (p(class) as the pixels go in the map's order, or come back
+    onto a blurred copy) and their areas, per method and for a `random` and a `sobel` (edge) baseline map:
+    `rows` (name, curve, auc mean, lo, hi, n). A faithful map: low deletion area, high insertion area."""
+
+    result: _faith.FaithfulnessResult
+    target_kind: str
+
+    @property
+    def rows(self) -> list[tuple]:
+        return self.result.rows()
+
+    def verdict(self, method: str) -> Optional[str]:
+        """How `method`'s areas stand against the baselines, in words."""
+        return _faith.verdict(self.result, method)
+
+    def plot(self, title: str = "model"):
+        from .report.figures_trust import plot_faithfulness
+
+        r = self.result
+        return plot_faithfulness(r.fractions, r.curves, r.auc, title, self.target_kind)
+
+
+def faithfulness(
+    methods: Union[AttributionMethod, Sequence[AttributionMethod]],
+    x,
+    target: Target = "predicted",
+    steps: int = 20,
+    order: str = "signed",
+    seed: int = 0,
+) -> Faithfulness:
+    """Deletion and insertion for each method's maps of images `x` [N, C, H, W] on its model, in `steps` steps;
+    pixels ranked by the signed map (`order="absolute"`: by |map|); `seed` draws the random baseline map."""
+    found = _as_list(methods)
+    x = _images(x)
+    if order not in ("signed", "absolute"):
+        raise NetsightError(f'order={order!r}: expected "signed" or "absolute"')
+    if not 1 <= steps <= 10_000:
+        raise NetsightError(f"steps={steps}: expected 1..10000")
+    targets, kind = _fixed(found[0], x, target)
+    maps = {m.name: m.attribute(x, targets).maps for m in found}
+    first = found[0]
+    r = _faith.faithfulness(
+        first.inner, x.to(device_of(first.inner)), maps, targets, steps, order, seed, mean=first.mean, std=first.std
+    )
+    return Faithfulness(r, kind)
+
+
+@dataclass
+class Agreement:
+    """How alike the same method's maps are across models trained with different seeds: `rows` (method, metric,
+    seeds, pairs, mean, lo, hi, n), per image the Spearman correlation averaged over every pair of models."""
+
+    rows: list[_agreement.AgreementRow]
+
+    def plot(self, title: str = "model"):
+        """Each method's mean agreement with its 95% interval over the images: a Figure."""
+        import matplotlib.pyplot as plt
+
+        from .report.figures_trust import method_title
+
+        fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * max(1, len(self.rows))))
+        labels = [f"{method_title(r.method)} ({r.metric})" for r in self.rows]
+        means = [r.mean for r in self.rows]
+        err = [[r.mean - r.lo for r in self.rows], [r.hi - r.mean for r in self.rows]]
+        ax.barh(range(len(self.rows)), means, xerr=err, color="#4c72b0", capsize=3)
+        ax.set_yticks(range(len(self.rows)), labels)
+        ax.axvline(0, color="#808080", linewidth=0.8)
+        ax.set_xlim(-1, 1)
+        ax.set_xlabel("Spearman correlation of the maps across seeds (mean over images, 95% interval)")
+        ax.set_title(f"{title}: seed agreement")
+        fig.tight_layout()
+        return fig
+
+
+def seed_agreement(
+    method: AttributionMethod, models: Sequence[nn.Module], x, target: Union[int, Sequence[int], torch.Tensor]
+) -> Agreement:
+    """`method` (with its settings) on each of `models` (the same architecture trained with different seeds;
+    unwrapped models get `method`'s normalisation) for images `x` and the given classes (the same for every
+    model: a class index or one per image; "predicted" would differ between models)."""
+    if not isinstance(method, AttributionMethod):
+        raise NetsightError("method: expected an attribution method object (Saliency(model), ...)")
+    if isinstance(target, str):
+        raise NetsightError(
+            "target: seed agreement compares the same classes on every model: give a class index or one per image"
+        )
+    if len(models) < 2:
+        raise NetsightError(f"models: {len(models)} given; seed agreement needs two models at least")
+    x = _images(x)
+    runs = [{method.name: method.on(m).attribute(x, target).maps} for m in models]
+    return Agreement(_agreement.seed_agreement(runs))
+
+
+# ------------------------------------------------------------------ the recurrent techniques (row readers)
+
+
+@dataclass
+class RowScores:
+    """How much each input row (time step) of each image moves the true class's score, by three methods
+    (`scores`: "gradient_x_input", "integrated_gradients", "occlusion" -> [N, T]); `per_class(method)` the mean
+    per class [classes, T]."""
+
+    result: Any  # techniques.rows.RowImportance
+    num_classes: int
+
+    @property
+    def scores(self) -> dict[str, torch.Tensor]:
+        return self.result.scores
+
+    def per_class(self, method: str) -> torch.Tensor:
+        return self.result.per_class(method, self.num_classes)
+
+    def plot(self, title: str = "model", classes: Optional[Sequence[str]] = None):
+        """The mean score per class and row, one heat map per method: a Figure."""
+        from .report.figures_recurrent import plot_rows
+
+        names = list(classes) if classes is not None else [str(c) for c in range(self.num_classes)]
+        counts = torch.bincount(self.result.labels, minlength=self.num_classes).tolist()
+        per_class = {m: self.per_class(m).numpy() for m in self.result.scores}
+        return plot_rows(per_class, counts, names, title, None, len(self.result.labels))
+
+
+def row_importance(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int = 32) -> RowScores:
+    """A recurrent row reader's (or a CNN's) row scores for `images` ([N, H, W] / [N, C, H, W], uint8 or
+    [0, 1]) and their true `labels`: gradient x input and integrated gradients (`steps`) summed per row, and the
+    drop in the class score when the row is blanked."""
+    from .techniques.rows import row_importance as _rows
+
+    _positive("steps", steps)
+    fc = getattr(model, "fc", None)  # a row reader's classifier; otherwise the classes the labels name
+    num = int(fc.out_features) if isinstance(fc, nn.Linear) else int(labels.max()) + 1
+    return RowScores(_rows(model, images, labels, steps), num)
+
+
+@dataclass
+class Trajectories:
+    """The hidden state after every row, projected on its first two principal components: `path` [N, T, 2],
+    `labels` [N], `explained` [2] (the share of variance of each component)."""
+
+    result: Any  # techniques.trajectories.Trajectories
+
+    def __getattr__(self, name: str):
+        if name == "result":
+            raise AttributeError(name)
+        return getattr(self.result, name)
+
+    def plot(self, title: str = "model", classes: Optional[Sequence[str]] = None):
+        from .report.figures_recurrent import plot_trajectories
+
+        r = self.result
+        names = list(classes) if classes is not None else [str(c) for c in range(int(r.labels.max()) + 1)]
+        return plot_trajectories([(title, r.path, r.labels, r.explained)], names, f"Hidden-state trajectories (PCA): {title}")
+
+
+def trajectories(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Trajectories:
+    """A recurrent row reader's hidden-state paths over the rows of `images`, coloured by `labels` when plotted."""
+    from .techniques.trajectories import trajectories as _trajectories
+
+    return Trajectories(_trajectories(model, images, labels))
