@@ -75,20 +75,21 @@ def receptive_field(model: nn.Module, layer: str, input_shape: tuple[int, int, i
 
 def plot(result, title: str = ""):
     """A matplotlib Figure for any result above."""
-    from .report import figures, figures_zf
+    from .techniques import activations as _activations, deconv as _deconv, filters as _filters
+    from .techniques import invariance as _invariance, occlusion as _occlusion, top9 as _top9
 
     title = title or "model"
     if isinstance(result, DeconvResult):
-        return figures_zf.plot_deconv(result.inputs, result.rows, result.layer, result.mode, title)
+        return _deconv.plot_deconv(result.inputs, result.rows, result.layer, result.mode, title)
     if isinstance(result, TopPatches):
-        return figures_zf.plot_top9(result, title)
+        return _top9.plot_top9(result, title)
     if isinstance(result, OcclusionResult):
         classes = tuple(str(i) for i in range(max(result.labels + [int(m.predicted_class.max()) for m in result.maps]) + 1))
-        return figures_zf.plot_occlusion(result.inputs, result.labels, result.maps, classes, title, result.label_kind)
+        return _occlusion.plot_occlusion(result.inputs, result.labels, result.maps, classes, title, result.label_kind)
     if isinstance(result, InvarianceResult):
-        return figures_zf.plot_invariance(result.curves, title, "images", result.label_kind)
+        return _invariance.plot_invariance(result.curves, title, "images", result.label_kind)
     if isinstance(result, ActivationStatistics):
-        return figures.plot_activation_histograms(result, title)
+        return _activations.plot_activation_histograms(result, title)
     if isinstance(result, FilterBank):
-        return figures.plot_filters(result, title)
+        return _filters.plot_filters(result, title)
     raise NetsightError(f"plot: no figure for a {type(result).__name__}")

@@ -24,16 +24,30 @@ KNOWN: set[tuple[str, str]] = set()
 
 # (modules under these, must never reach modules under these): data, models, train at the bottom; the
 # operations several techniques share (ops) below the techniques; the techniques below the report, the
-# suites and the CLI (they may use the report's pure helpers: tables, stats, the figures)
+# suites and the CLI (they may use the report's pure helpers: tables, stats); the plotting helpers below
+# every figure (the techniques' and the report's)
 LAYERS = [
     (
         ("netsight.data", "netsight.models", "netsight.train"),
+        (
+            "netsight.ops",
+            "netsight.techniques",
+            "netsight.plotting",
+            "netsight.report",
+            "netsight.suites",
+            "netsight.cli",
+            "netsight.zf",
+        ),
+    ),
+    (
+        ("netsight.plotting", "netsight.style"),
         ("netsight.ops", "netsight.techniques", "netsight.report", "netsight.suites", "netsight.cli", "netsight.zf"),
     ),
     (
         ("netsight.ops",),
         (
             "netsight.techniques",
+            "netsight.plotting",
             "netsight.zf",
             "netsight.cli",
             "netsight.suites",

@@ -10,7 +10,8 @@ from typing import Sequence
 from ..errors import NetsightError
 from ..fileio import claim_output_folder, write_csv, write_text
 from ..train.rundir import open_run
-from .figures import plot_compare, save_figure
+from ..plotting import save_figure
+from .figures import plot_compare
 from .tables import markdown_table
 
 COLUMNS = [

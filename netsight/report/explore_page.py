@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .figures_zf import _outside_tinted, pixel_image, projection_image
+from ..plotting import _outside_tinted, pixel_image, projection_image
 
 
 def png(a: np.ndarray) -> str:

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .explore_page import png
-from .figures_zf import pixel_image
+from ..plotting import pixel_image
 
 MARK = np.array([0.902, 0.098, 0.294])  # the peak row's colour (#e6194b, the page's selection colour)
 

@@ -1,160 +1,19 @@
-"""Figures of training runs. matplotlib runs headless (Agg); every figure has a title and
-labelled axes, and is saved atomically as PNG. (A run's own curves.png is drawn by the
-trainer, `netsight.train.curves`.)"""
+"""The study report's own figures: runs compared (`plot_compare`), and the recurrent nets side by
+side (`plot_gate_grid`, `plot_row_importance_by_cell`). Each technique's figure lives in its module
+(`techniques/<name>.py`); the helpers every figure shares in `netsight.plotting`. (A run's own
+curves.png is drawn by the trainer, `netsight.train.curves`.)"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from ..fileio import atomic_write  # noqa: E402
-from .. import style  # noqa: E402  (sets the rcParams every figure uses)
-from ..style import SMALL, percent_axis  # noqa: E402
-
-
-def tight_with_title(fig: Figure, title_inches: float = 0.45, bottom_inches: float = 0.0) -> None:
-    """tight_layout that keeps a fixed band (in inches) free for the suptitle, whatever the
-    figure's height: a tall grid no longer draws its first row under the title, and a short
-    one keeps no blank band. `bottom_inches`: a band kept free below (a figure legend, a note)."""
-    h = fig.get_figheight()
-    fig.tight_layout(rect=(0, bottom_inches / h, 1, 1 - title_inches / h))
-
-
-def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
-    path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png"))
-    plt.close(fig)
-    return path
-
-
-def plot_filters(bank, title: str) -> Figure:
-    """A grid of filters: first layers as one tile per filter, deeper layers as rows of
-    output channels by columns of input channels. Diverging colour map centred on zero, one
-    shared colour bar; an RGB first layer is shown as colours (grey = 0), with a key."""
-    import numpy as np
-    from matplotlib.patches import Patch
-
-    if bank.rgb or bank.shown.shape[1] == 1:
-        tiles = bank.shown if bank.rgb else bank.shown[:, 0]
-        n = len(tiles)
-        cols = int(np.ceil(np.sqrt(n * 2)))  # wider than tall
-        rows = int(np.ceil(n / cols))
-        grid: list[tuple[int, int, Any, Optional[str]]] = [(i // cols, i % cols, tiles[i], f"{i}") for i in range(n)]
-    else:
-        rows, cols = bank.shown.shape[:2]
-        grid = [(r, c, bank.shown[r, c], None) for r in range(rows) for c in range(cols)]
-    labelled = not bank.rgb and bank.shown.shape[1] != 1  # rows and columns named "out r" / "in c"
-    tile = 1.0 if max(rows, cols) <= 10 else 0.7  # inches; a 16x16 grid stays small enough to read its labels
-    height = tile * rows + 1.0
-    left = 0.75 if labelled else 0.25  # inches: room for the "out r" labels
-    width = tile * cols + left + 1.3
-    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
-    # the grid fills the figure below a title band (matplotlib's default top=0.88 left a blank
-    # band of 12% of the height above a tall grid)
-    fig.subplots_adjust(
-        left=left / width,
-        right=1 - 1.2 / width,
-        bottom=0.45 / height if bank.rgb else 0.15 / height,
-        top=1 - 0.7 / height,
-        wspace=0.25,
-        hspace=0.35,
-    )
-    norm = style.signed_norm(bank.limit)
-    image = None
-    for ax in axes.ravel():
-        ax.axis("off")
-    for r, c, tile, label in grid:
-        ax = axes[r, c]
-        if bank.rgb:
-            style.mark(ax.imshow(tile, interpolation="nearest"), "projection")
-        else:
-            image = style.mark(ax.imshow(tile, cmap=style.DIVERGING, norm=norm, interpolation="nearest"), "signed")
-        if label is not None:
-            ax.set_title(label, fontsize=SMALL, pad=2)
-    if labelled:
-        for r in range(rows):
-            axes[r, 0].text(-0.15, 0.5, f"out {r}", transform=axes[r, 0].transAxes, fontsize=SMALL, ha="right", va="center")
-        for c in range(cols):
-            axes[0, c].set_title(f"in {c}", fontsize=SMALL, pad=2)
-    shape = "x".join(map(str, bank.shape))
-    scale = "each filter scaled to its own max |w|" if bank.scale == "filter" else "one shared scale"
-    capped = " (first rows/columns shown)" if tuple(bank.shown.shape[:2]) != tuple(bank.shape[:2]) and not bank.rgb else ""
-    fig.suptitle(
-        f"{title}: {bank.layer} filters, weights {shape} (out x in x kh x kw); {scale}{capped}", fontsize=style.LARGE, wrap=True
-    )
-    if image is not None:
-        cb = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, pad=0.02)
-        cb.set_label("weight / max |w| of the filter" if bank.scale == "filter" else "weight (0 = white)")
-    elif bank.rgb:
-        key = [
-            ((0.5, 0.5, 0.5), "grey = weight 0 in every channel"),
-            ((1.0, 1.0, 1.0), "white / black = positive / negative in all three"),
-            ((1.0, 0.5, 0.5), "light red = positive red-channel weight"),
-            ((0.0, 0.5, 0.5), "dark teal = negative red-channel weight (same for green, blue)"),
-        ]
-        fig.legend(handles=[Patch(fc=c, ec="k", lw=0.5, label=t) for c, t in key], loc="lower center", ncol=2, frameon=False)
-    return fig
-
-
-PANELS_PER_ROW = 5  # histogram grids wrap (a ResNet has dozens of layers)
-HISTOGRAM_SAMPLE = 1_000_000
-
-
-def _panel_grid(n: int, width: float, height: float):
-    cols = min(n, PANELS_PER_ROW)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows + 0.4), squeeze=False)
-    for ax in axes.ravel()[n:]:
-        ax.axis("off")
-    return fig, axes
-
-
-def plot_weight_histograms(weights: dict, title: str) -> Figure:
-    fig, axes = _panel_grid(len(weights), 3.4, 3.0)
-    for ax, (name, w) in zip(axes.ravel(), weights.items(), strict=False):  # the grid's last row may have spare panels
-        step = max(1, w.size // HISTOGRAM_SAMPLE)  # a huge layer (VGG's 103M-weight fc6) is drawn from a strided sample
-        ax.hist(w[::step], bins=60, color="tab:purple", alpha=0.8)
-        sample = f"\nevery {style.ordinal(step)} weight drawn" if step > 1 else ""
-        ax.set_title(f"{name}: {w.size:,} weights{sample}\nmean {w.mean():+.3g}, std {w.std():.3g}")
-        ax.set_xlabel("weight")
-        ax.grid(alpha=0.3)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("count")
-    fig.suptitle(f"{title}: weight distributions")
-    fig.tight_layout()
-    return fig
-
-
-def plot_activation_histograms(stats, title: str) -> Figure:
-    """One panel per conv layer, each stage's value distribution overlaid (log counts)."""
-    import numpy as np
-
-    layers = list(dict.fromkeys(s.layer for s in stats.stages))
-    fig, axes = _panel_grid(len(layers), 4.2, 3.4)
-    colours = {"conv": "tab:blue", "relu": "tab:orange", "pool": "tab:green", "bn": "tab:red"}
-    names = {"conv": "conv (before ReLU)", "relu": "after ReLU", "pool": "after max-pool", "bn": "after batch norm"}
-    for ax, layer in zip(axes.ravel(), layers, strict=False):  # the grid's last row may have spare panels
-        for s in (s for s in stats.stages if s.layer == layer):
-            counts, lo, hi = stats.histograms[s.label]
-            coarse = counts.numpy().reshape(128, -1).sum(1) if len(counts) % 128 == 0 else counts.numpy()
-            edges = np.linspace(lo, hi if hi > lo else lo + 1, len(coarse) + 1)
-            ax.stairs(np.maximum(coarse, 0.5), edges, label=names.get(s.stage, s.stage), color=colours[s.stage], lw=1.4)
-        ax.set_yscale("log")
-        ax.set_title(layer)
-        ax.set_xlabel("activation value")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    for ax in axes[:, 0]:
-        ax.set_ylabel("count (log)")
-    fig.suptitle(f"{title}: distribution of activations per conv layer and stage")
-    fig.tight_layout()
-    return fig
+from ..plotting import METHOD_TITLES, _gate_scatter, plt, tight_with_title
+from .. import style
+from ..style import percent_axis
 
 
 def plot_compare(runs: list[tuple[str, list[dict]]], title: str = "comparison", models: Optional[Sequence[str]] = None) -> Figure:
@@ -204,3 +63,51 @@ def _run_colours(names: Sequence[str], models: Optional[Sequence[str]]) -> list[
         shade = [v + (1 - v) * f if f >= 0 else v * (1 + f) for v in to_rgb(style.model_colour(m))]
         out.append("#%02x%02x%02x" % tuple(round(255 * v) for v in shade))
     return out
+
+
+def plot_gate_grid(entries: list[tuple[str, int, dict, dict]], title: str) -> Figure:
+    """Karpathy et al.'s Fig. 3 per cell type (rows) and hidden size (columns): (model, hidden, left, right)."""
+    cells = [c for c in ("lstm", "gru") if any(e[0] == c for e in entries)] + sorted({e[0] for e in entries} - {"lstm", "gru"})
+    sizes = sorted({e[1] for e in entries})
+    fig, axes = plt.subplots(len(cells), len(sizes), figsize=(3.6 * len(sizes), 3.7 * len(cells) + 0.9), squeeze=False)
+    gates: list[str] = []
+    for model, hidden, left, right in entries:
+        ax = axes[cells.index(model)][sizes.index(hidden)]
+        _gate_scatter(ax, left, right)
+        ax.set_title(f"{model}-{hidden}")
+        gates += [g for g in left if g not in gates]
+    for row in axes:
+        for ax in row:
+            if not ax.collections:
+                ax.set_visible(False)
+    handles = [Line2D([], [], color=style.gate_colour(g), marker="o", ls="", label=f"{g} gate") for g in gates]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.suptitle(title)
+    tight_with_title(fig, 0.45, 0.45)
+    return fig
+
+
+def plot_row_importance_by_cell(entries: list[tuple[str, int, dict[str, np.ndarray]]], title: str) -> Figure:
+    """The mean score per input row over all classes, one line per run (colour: cell, line style: hidden size)."""
+    methods = [m for m in METHOD_TITLES if any(m in e[2] for e in entries)]
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.4 * len(methods), 4.2), squeeze=False)
+    for ax, m in zip(axes[0], methods, strict=True):
+        for model, hidden, scores in entries:
+            v = np.asarray(scores[m], dtype=float)
+            ax.plot(
+                np.arange(1, len(v) + 1),
+                v,
+                color=style.model_colour(model),
+                ls=style.hidden_linestyle(hidden),
+                label=f"{model}-{hidden}" if hidden else f"{model} (CNN)",
+            )
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_xlabel("input row")
+        ax.set_ylabel("mean score (p)" if m == "occlusion" else "mean score (logit)")
+        ax.set_title(METHOD_TITLES[m])
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 9), frameon=False)
+    fig.suptitle(title)
+    tight_with_title(fig, 0.45, 0.4)
+    return fig

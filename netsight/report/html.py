@@ -291,7 +291,7 @@ def _fmt(v: object) -> str:
 
 
 def _cnn_section(doc: Doc, out: Path, configs: list[ConfigGroup], figdir: Path) -> None:
-    from .figures import save_figure
+    from ..plotting import save_figure
 
     cnn = [g for g in configs if g.hidden is None and g.data != "mnist"]
     doc.h(2, "1 Visualizing a CNN")
@@ -421,7 +421,7 @@ def _zf_section(doc: Doc, configs: list[ConfigGroup]) -> None:
 
 
 def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path, quick: bool) -> list[dict]:
-    from .figures import save_figure
+    from ..plotting import save_figure
 
     doc.h(2, "3 Recurrent networks on MNIST, and the CNN")
     mnist = [g for g in configs if g.data == "mnist"]

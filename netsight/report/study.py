@@ -15,7 +15,7 @@ from ..fileio import read_csv
 from ..models import MODELS
 from ..train.rundir import Run, open_run
 from .. import style
-from .figures import plt
+from ..plotting import plt
 from .stats import Summary, summarize, verdict
 
 # Test accuracies the assignment report states for MNIST read row by row (single runs, %).
@@ -347,7 +347,7 @@ def _display(value) -> str:
 def write_comparison(out: str | Path, title: str = "recurrent networks on MNIST") -> list[Path]:
     """comparison.csv/.md and the recurrent-network figures for the runs under `out`."""
     from ..fileio import read_json, write_csv, write_text
-    from .figures import save_figure
+    from ..plotting import save_figure
     from .tables import markdown_table
 
     out = Path(out)

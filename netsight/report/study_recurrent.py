@@ -39,8 +39,9 @@ def inside_recurrent(doc, recurrent: list[ConfigGroup], figdir: Path, cnn: Seque
     gate saturation, trajectories, the most selective units."""
     from safetensors.torch import load_file
 
-    from .figures import save_figure
-    from .figures_recurrent import plot_gate_grid, plot_row_importance_by_cell, plot_trajectories
+    from ..plotting import save_figure
+    from ..techniques.trajectories import plot_trajectories
+    from .figures import plot_gate_grid, plot_row_importance_by_cell
 
     rows, units = _first_runs(recurrent, "rows.csv"), _first_runs(recurrent, "units.csv")
     cnn_rows = _first_runs(list(cnn), "rows.csv")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..fileio import read_csv
-from .figures_trust import method_title
+from ..plotting import method_title
 
 # The verdict on a method's cascading randomisation: the Spearman rank correlation of |map| between the
 # trained model's maps and those with every layer re-initialised (Adebayo et al.'s "rank correlation (abs)").

@@ -15,7 +15,7 @@ the images, streamed: the assignment's activation tables."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Optional
 from pathlib import Path
 
 import torch
@@ -28,6 +28,9 @@ from ..fileio import read_csv
 from ..ops.inputs import Norm, check_norm, device_of, source_for
 from .base import ReportItem, Technique, register
 from .target import Target
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 PERCENTILES = (1, 50, 99)
@@ -285,9 +288,36 @@ def _outputs(t: Target, o: dict) -> list[str]:
     return ["tables/activations.csv", "tables/activations.md", "tables/activations_per_channel.csv", "figures/activations.png"]
 
 
+def plot_activation_histograms(stats, title: str) -> Figure:
+    """One panel per conv layer, each stage's value distribution overlaid (log counts)."""
+    from ..plotting import _panel_grid
+    import numpy as np
+
+    layers = list(dict.fromkeys(s.layer for s in stats.stages))
+    fig, axes = _panel_grid(len(layers), 4.2, 3.4)
+    colours = {"conv": "tab:blue", "relu": "tab:orange", "pool": "tab:green", "bn": "tab:red"}
+    names = {"conv": "conv (before ReLU)", "relu": "after ReLU", "pool": "after max-pool", "bn": "after batch norm"}
+    for ax, layer in zip(axes.ravel(), layers, strict=False):  # the grid's last row may have spare panels
+        for s in (s for s in stats.stages if s.layer == layer):
+            counts, lo, hi = stats.histograms[s.label]
+            coarse = counts.numpy().reshape(128, -1).sum(1) if len(counts) % 128 == 0 else counts.numpy()
+            edges = np.linspace(lo, hi if hi > lo else lo + 1, len(coarse) + 1)
+            ax.stairs(np.maximum(coarse, 0.5), edges, label=names.get(s.stage, s.stage), color=colours[s.stage], lw=1.4)
+        ax.set_yscale("log")
+        ax.set_title(layer)
+        ax.set_xlabel("activation value")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("count (log)")
+    fig.suptitle(f"{title}: distribution of activations per conv layer and stage")
+    fig.tight_layout()
+    return fig
+
+
 def _write(t: Target, o: dict) -> list[Path]:
     from ..fileio import write_csv, write_text
-    from ..report.figures import plot_activation_histograms, save_figure
+    from ..plotting import save_figure
     from ..report.tables import markdown_table
 
     stats = activations(t.model, t.images, **t.norm, batch_size=BATCH, progress=t.progress)

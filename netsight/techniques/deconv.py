@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from torch import nn
@@ -19,6 +19,9 @@ from ..ops.receptive_field import ReceptiveField
 from .base import Option, ReportItem, Technique, register, LAYER, checked_layer, count_option
 from .target import Target, layer_file, spread
 from ..ops.topk import crop
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MAPS_PER_IMAGE = 4  # the strongest maps projected per image
 
@@ -78,10 +81,81 @@ def _outputs(t: Target, o: dict) -> list[str]:
     return [f"figures/deconv_{layer_file(o['layer'])}_{o['mode']}.png"]
 
 
+_FRAME_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324"]
+
+
+def plot_deconv(
+    images: torch.Tensor, projections: list[list[tuple]], layer: str, mode: str, title: str, asked: Optional[str] = None
+) -> Figure:
+    """Per image (a row): the image with each projected unit's receptive field outlined, then
+    each projection cropped to that field (zoomed, so its structure is visible; light blue:
+    beyond the image border). `projections[i]` holds (map, value, cropped projection [C,s,s],
+    valid mask [1,s,s], box (top, left, bottom, right) clipped to the image). `asked`: the layer
+    asked for, when `layer` is the module after it whose output was ranked (conv2 -> relu2)."""
+    from .. import style
+    from ..plotting import plt, pixel_image, _outside_tinted, projection_image, _key_legend, _projection_key
+    from ..style import SMALL, layer_name
+    from matplotlib.patches import Rectangle
+
+    n, k = len(images), max(len(p) for p in projections)
+    # laid out in inches: square tiles, a title band above each row, the key below
+    tile, gap_x, title_band, top_band, side = 1.55, 0.2, 0.32, 0.55, 0.25
+    width = 2 * side + (k + 1) * tile + k * gap_x
+    one_line_key = width >= 9.2
+    bottom_band = 0.45 if one_line_key else 0.85
+    height = top_band + n * (title_band + tile) - title_band + title_band + bottom_band
+    fig, axes = plt.subplots(n, k + 1, figsize=(width, height), squeeze=False)
+    fig.subplots_adjust(
+        left=side / width,
+        right=1 - side / width,
+        top=1 - (top_band + title_band) / height,
+        bottom=bottom_band / height,
+        wspace=gap_x / tile,
+        hspace=title_band / tile,
+    )
+    clipped = False
+    for i in range(n):
+        ax = axes[i, 0]
+        style.mark(ax.imshow(pixel_image(images[i]), cmap="gray", vmin=0, vmax=1), "pixels")
+        ax.set_title("input", fontsize=SMALL)
+        for j, (channel, value, proj, valid, box) in enumerate(projections[i]):
+            colour = _FRAME_COLOURS[j % len(_FRAME_COLOURS)]
+            top, left, bottom, right = box
+            ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, lw=1.4, ec=colour))
+            target = axes[i, j + 1]
+            clipped |= bool((valid[0] == 0).any())
+            style.mark(
+                target.imshow(_outside_tinted(projection_image(proj), valid[0].numpy()), interpolation="nearest"), "projection"
+            )
+            target.set_title(f"map {channel}: {value:.2f}", fontsize=SMALL, color=colour)
+            for spine in target.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(2)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[:, 0]:
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    for i in range(n):
+        for ax in axes[i, len(projections[i]) + 1 :]:
+            ax.axis("off")
+    what = "its strongest unit" if mode == "max" else "the whole feature map"
+    fig.suptitle(
+        f"{title}: deconvnet projections from {layer_name(layer, asked)} ({what}; the image's strongest maps)\n"
+        "each cropped to the unit's receptive field (outlined on the input in the tile's colour), "
+        "scaled to its own largest |value|; tile title: map and its activation",
+        fontsize=style.NORMAL,
+        y=1 - 0.1 / height,
+        va="top",
+    )
+    _key_legend(fig, _projection_key(clipped), ncol=None if one_line_key else 1)
+    return fig
+
+
 def _write(t: Target, o: dict) -> list[Path]:
     from ..data.images import tensor_images
-    from ..report.figures import save_figure
-    from ..report.figures_zf import plot_deconv
+    from ..plotting import save_figure
 
     idx = spread(len(t.images), o["count"])
     r = deconv(t.model, tensor_images(t.images.load(idx)), o["layer"], MAPS_PER_IMAGE, o["mode"], **t.norm)

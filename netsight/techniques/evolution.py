@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 
@@ -24,6 +24,9 @@ from ..ops.deconvnet_graph import make_deconvnet
 from ..ops.topk import top_activations
 from .base import Option, ReportItem, Technique, register, LAYER, MAPS_HELP, checked_layer
 from .target import Target, layer_file
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -65,9 +68,31 @@ def _outputs(t: Target, o: dict) -> list[str]:
     return [f"figures/evolution_{layer_file(o['layer'])}.png"]
 
 
+def plot_evolution(evo, title: str, asked: Optional[str] = None) -> Figure:
+    from .. import style
+    from ..plotting import projection_image, plt, _mosaic, _key_legend, _projection_key
+    from ..style import layer_name
+
+    maps, snaps = evo.projections.shape[:2]
+    tiles = [[projection_image(evo.projections[m, s]) for s in range(snaps)] for m in range(maps)]
+    h, w = evo.projections.shape[-2:]
+    fig, ax = plt.subplots(figsize=(max(1.0 * snaps + 2.0, 6.5), 1.0 * maps + 2.2))
+    style.mark(ax.imshow(_mosaic(tiles, gap=2), interpolation="nearest"), "projection")
+    ax.set_xticks([s * (w + 2) + w / 2 for s in range(snaps)], [str(i) for i in evo.iterations])
+    ax.set_yticks([m * (h + 2) + h / 2 for m in range(maps)], [f"map {m}" for m in range(maps)])
+    ax.tick_params(length=0)
+    ax.set_xlabel("training iteration (weight snapshot)")
+    ax.set_title(
+        f"{title}: strongest activation of each {layer_name(evo.layer, asked)} map,\nprojected, as training goes on "
+        "(each tile scaled to its own largest |value|)"
+    )
+    _key_legend(fig, _projection_key(False), ncol=1)
+    fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 1))
+    return fig
+
+
 def _write(t: Target, o: dict) -> list[Path]:
-    from ..report.figures import save_figure
-    from ..report.figures_zf import plot_evolution
+    from ..plotting import save_figure
 
     evo = feature_evolution(t.snapshots(), t.run_pixels(), o["layer"], o["maps"], t.device)
     return [save_figure(plot_evolution(evo, t.title, asked=o["layer"]), t.folder / _outputs(t, o)[0])]

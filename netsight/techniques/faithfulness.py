@@ -24,7 +24,7 @@ are those the attributions technique saved for the same images and classes where
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 from pathlib import Path
 
 import torch
@@ -37,6 +37,9 @@ from ..errors import NetsightError
 from .target import Target
 from .base import Option, ReportItem, Technique, register
 from . import _trust
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 CURVES = ("deletion", "insertion")
@@ -205,10 +208,70 @@ def _outputs(t: Target, o: dict) -> list[str]:
     return list(FILES)
 
 
+def plot_faithfulness(fractions: torch.Tensor, curves: Mapping, auc: Mapping, title: str, target_kind: str) -> Figure:
+    """Mean deletion and insertion curves per method and baseline, and their areas with 95% intervals."""
+    from matplotlib.lines import Line2D
+    import numpy as np
+    from .. import style
+    from ..plotting import plt, BASELINE_TITLES, method_title, tight_with_title
+    from ..ops.similarity import summarise
+
+    names = list(curves)
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.4), gridspec_kw={"width_ratios": [1, 1, 1.25]})
+    f = np.asarray(fractions, dtype=float)
+    for ax, curve in zip(axes[:2], ("deletion", "insertion"), strict=True):
+        for name in names:
+            c = np.asarray(curves[name][curve], dtype=float)
+            style_ = "--" if name in BASELINE_TITLES else "-"
+            ax.plot(f, c.mean(0), style_, color=style.method_colour(name), label=method_title(name), linewidth=1.4)
+        ax.set_xlabel(f"fraction of pixels {'removed (set to 0)' if curve == 'deletion' else 'put back on a blurred copy'}")
+        ax.set_ylabel(f"p({target_kind}), mean over images")
+        ax.set_title(f"{curve} ({'lower area = more faithful' if curve == 'deletion' else 'higher area = more faithful'})")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    ax = axes[2]
+    y = np.arange(len(names))
+    for k, (curve, offset, hatch) in enumerate((("deletion", -0.2, ""), ("insertion", 0.2, "//"))):
+        for i, name in enumerate(names):
+            s = summarise(auc[name][curve])
+            err = [[s.mean - s.lo], [s.hi - s.mean]] if s.n > 1 else None
+            ax.barh(
+                y[i] + offset,
+                s.mean,
+                height=0.38,
+                color=style.method_colour(name),
+                alpha=0.55 if k == 0 else 0.9,
+                hatch=hatch,
+                edgecolor="white" if k else "none",
+                xerr=err,
+                ecolor="#333333",
+                capsize=2,
+            )
+    ax.set_yticks(y)
+    ax.set_yticklabels([method_title(n) for n in names])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("area under the curve (95% interval over images)")
+    ax.set_title("areas under the curves")
+    from matplotlib.patches import Patch
+
+    handles = [
+        Line2D([], [], color=style.method_colour(n), linestyle="--" if n in BASELINE_TITLES else "-", label=method_title(n))
+        for n in names
+    ] + [
+        Patch(facecolor="#999999", alpha=0.55, label="light bar: deletion area (lower: better)"),
+        Patch(facecolor="#999999", hatch="//", edgecolor="white", label="hatched bar: insertion area (higher: better)"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
+    n_images = len(next(iter(auc.values()))["deletion"])
+    fig.suptitle(f"{title}: deletion and insertion (Petsiuk et al. 2018), pixels in the order of each map, {n_images} images")
+    tight_with_title(fig, bottom_inches=0.3 + 0.22 * int(np.ceil(len(handles) / 4)))
+    return fig
+
+
 def _write(t: Target, o: dict) -> list[Path]:
     from ..fileio import write_csv
-    from ..report.figures import save_figure
-    from ..report.figures_trust import plot_faithfulness
+    from ..plotting import save_figure
 
     idx, x, targets, kind = _trust.images_and_targets(t, o)
     maps = _trust.maps_of(t, t.model, x, idx, targets, o, t.folder)

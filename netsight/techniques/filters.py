@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 from torch import nn
@@ -19,6 +19,9 @@ from ..errors import NetsightError
 from ..ops.stages import conv_layers
 from .base import Option, ReportItem, Technique, register, LAYER
 from .target import Target, layer_file
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 SCALES = ("filter", "shared")
@@ -123,8 +126,102 @@ def _outputs(t: Target, o: dict) -> list[str]:
     return [f"figures/filters_{layer_file(o['layer'])}.png", "figures/weights_hist.png"]
 
 
+def plot_filters(bank, title: str) -> Figure:
+    """A grid of filters: first layers as one tile per filter, deeper layers as rows of
+    output channels by columns of input channels. Diverging colour map centred on zero, one
+    shared colour bar; an RGB first layer is shown as colours (grey = 0), with a key."""
+    from .. import style
+    from ..plotting import plt
+    from ..style import SMALL
+    import numpy as np
+    from matplotlib.patches import Patch
+
+    if bank.rgb or bank.shown.shape[1] == 1:
+        tiles = bank.shown if bank.rgb else bank.shown[:, 0]
+        n = len(tiles)
+        cols = int(np.ceil(np.sqrt(n * 2)))  # wider than tall
+        rows = int(np.ceil(n / cols))
+        grid: list[tuple[int, int, Any, Optional[str]]] = [(i // cols, i % cols, tiles[i], f"{i}") for i in range(n)]
+    else:
+        rows, cols = bank.shown.shape[:2]
+        grid = [(r, c, bank.shown[r, c], None) for r in range(rows) for c in range(cols)]
+    labelled = not bank.rgb and bank.shown.shape[1] != 1  # rows and columns named "out r" / "in c"
+    tile = 1.0 if max(rows, cols) <= 10 else 0.7  # inches; a 16x16 grid stays small enough to read its labels
+    height = tile * rows + 1.0
+    left = 0.75 if labelled else 0.25  # inches: room for the "out r" labels
+    width = tile * cols + left + 1.3
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
+    # the grid fills the figure below a title band (matplotlib's default top=0.88 left a blank
+    # band of 12% of the height above a tall grid)
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - 1.2 / width,
+        bottom=0.45 / height if bank.rgb else 0.15 / height,
+        top=1 - 0.7 / height,
+        wspace=0.25,
+        hspace=0.35,
+    )
+    norm = style.signed_norm(bank.limit)
+    image = None
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, c, tile, label in grid:
+        ax = axes[r, c]
+        if bank.rgb:
+            style.mark(ax.imshow(tile, interpolation="nearest"), "projection")
+        else:
+            image = style.mark(ax.imshow(tile, cmap=style.DIVERGING, norm=norm, interpolation="nearest"), "signed")
+        if label is not None:
+            ax.set_title(label, fontsize=SMALL, pad=2)
+    if labelled:
+        for r in range(rows):
+            axes[r, 0].text(-0.15, 0.5, f"out {r}", transform=axes[r, 0].transAxes, fontsize=SMALL, ha="right", va="center")
+        for c in range(cols):
+            axes[0, c].set_title(f"in {c}", fontsize=SMALL, pad=2)
+    shape = "x".join(map(str, bank.shape))
+    scale = "each filter scaled to its own max |w|" if bank.scale == "filter" else "one shared scale"
+    capped = " (first rows/columns shown)" if tuple(bank.shown.shape[:2]) != tuple(bank.shape[:2]) and not bank.rgb else ""
+    fig.suptitle(
+        f"{title}: {bank.layer} filters, weights {shape} (out x in x kh x kw); {scale}{capped}", fontsize=style.LARGE, wrap=True
+    )
+    if image is not None:
+        cb = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, pad=0.02)
+        cb.set_label("weight / max |w| of the filter" if bank.scale == "filter" else "weight (0 = white)")
+    elif bank.rgb:
+        key = [
+            ((0.5, 0.5, 0.5), "grey = weight 0 in every channel"),
+            ((1.0, 1.0, 1.0), "white / black = positive / negative in all three"),
+            ((1.0, 0.5, 0.5), "light red = positive red-channel weight"),
+            ((0.0, 0.5, 0.5), "dark teal = negative red-channel weight (same for green, blue)"),
+        ]
+        fig.legend(handles=[Patch(fc=c, ec="k", lw=0.5, label=t) for c, t in key], loc="lower center", ncol=2, frameon=False)
+    return fig
+
+
+HISTOGRAM_SAMPLE = 1_000_000
+
+
+def plot_weight_histograms(weights: dict, title: str) -> Figure:
+    from .. import style
+    from ..plotting import _panel_grid
+
+    fig, axes = _panel_grid(len(weights), 3.4, 3.0)
+    for ax, (name, w) in zip(axes.ravel(), weights.items(), strict=False):  # the grid's last row may have spare panels
+        step = max(1, w.size // HISTOGRAM_SAMPLE)  # a huge layer (VGG's 103M-weight fc6) is drawn from a strided sample
+        ax.hist(w[::step], bins=60, color="tab:purple", alpha=0.8)
+        sample = f"\nevery {style.ordinal(step)} weight drawn" if step > 1 else ""
+        ax.set_title(f"{name}: {w.size:,} weights{sample}\nmean {w.mean():+.3g}, std {w.std():.3g}")
+        ax.set_xlabel("weight")
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("count")
+    fig.suptitle(f"{title}: weight distributions")
+    fig.tight_layout()
+    return fig
+
+
 def _write(t: Target, o: dict) -> list[Path]:
-    from ..report.figures import plot_filters, plot_weight_histograms, save_figure
+    from ..plotting import save_figure
 
     bank = filters(t.model, o["layer"], o["scale"])
     return [

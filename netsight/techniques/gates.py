@@ -16,6 +16,8 @@ Files:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Optional
+
 from pathlib import Path
 
 import torch
@@ -26,6 +28,9 @@ from ..ops.recurrent import LEFT, RIGHT, check_recurrent, gate_names, run_steps
 from .target import Target
 from .base import ReportItem, Technique, register, count_option
 from ._recurrent import chosen, labels, pixels, recurrent, stats
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TRAINING_IMAGES = 500  # images each snapshot's gates are measured on
 
@@ -66,10 +71,44 @@ def _outputs(t: Target, o: dict) -> list[str]:
     return ["figures/gates.png", "tables/gates.csv"] + (["tables/gates_training.csv"] if _training(t) else [])
 
 
+def plot_gates(
+    left: dict, right: dict, title: str, n_images: int, training: Optional[list[dict]] = None, n_training: int = 0
+) -> Figure:
+    """Karpathy et al.'s Fig. 3 (one dot per unit and gate), and the mean saturation per gate over training."""
+    from matplotlib.ticker import NullLocator
+    from .. import style
+    from ..plotting import plt, _gate_scatter, tight_with_title
+
+    panels = 2 if training else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels + 0.4, 5.0), squeeze=False)
+    _gate_scatter(axes[0][0], left, right)
+    axes[0][0].legend(loc="upper right")
+    axes[0][0].set_title(f"every unit, {n_images:,} test images x all rows")
+    if training:
+        ax = axes[0][1]
+        for g in left:
+            rows = [r for r in training if r["gate"] == g]
+            its = [r["iteration"] for r in rows]
+            ax.plot(its, [r["right"] for r in rows], color=style.gate_colour(g), marker="o", ms=3, label=f"{g}: > 0.9")
+            ax.plot(its, [r["left"] for r in rows], color=style.gate_colour(g), marker="o", ms=3, ls="--", label=f"{g}: < 0.1")
+        ax.set_xscale("log")
+        snapshots = sorted({r["iteration"] for r in training})
+        ax.set_xticks(snapshots, [str(i) for i in snapshots])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlabel("training iteration (weight snapshot)")
+        ax.set_ylabel("mean fraction saturated")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", ncol=2)
+        ax.set_title(f"over training ({n_training:,} test images)")
+    fig.suptitle(f"Gate saturation: {title}")
+    tight_with_title(fig)
+    return fig
+
+
 def _write(t: Target, o: dict) -> list[Path]:
     from ..fileio import write_csv
-    from ..report.figures import save_figure
-    from ..report.figures_recurrent import plot_gates
+    from ..plotting import save_figure
 
     index, r = stats(t, o["count"])
     rows = [

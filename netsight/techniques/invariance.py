@@ -12,6 +12,8 @@ vertical translation, rotation and scaling: Zeiler & Fergus (ECCV 2014), section
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +28,9 @@ from ..ops.stages import conv_stages
 from ..ops.inputs import Norm, check_norm, device_of, labels_to_follow, source_for
 from .base import ReportItem, Technique, register, count_option
 from .target import Target, spread
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def sweeps_for(height: int) -> dict[str, np.ndarray]:
@@ -156,11 +161,52 @@ def _outputs(t: Target, o: dict) -> list[str]:
     return ["figures/invariance.png", "tables/invariance.csv"]
 
 
+DISTANCE = "||f(x') - f(x)|| / ||f(x)||"
+
+
+def plot_invariance(curves, title: str, images_word: str = "test images", label_kind: str = "true class") -> Figure:
+    from ..plotting import plt, tight_with_title
+    from ..style import SMALL
+
+    kinds = list(curves.values)
+    metrics = [
+        ("first", f"distance at {curves.layers[0]}"),
+        ("last", f"distance at {curves.layers[1]}"),
+        ("p_true", f"p({label_kind})"),
+    ]
+    fig, axes = plt.subplots(len(metrics), len(kinds), figsize=(4.4 * len(kinds), 2.8 * len(metrics) + 0.6), squeeze=False)
+    for j, kind in enumerate(kinds):
+        x = curves.amounts[kind]
+        for i, (metric, label) in enumerate(metrics):
+            mean, std = curves.mean_std(kind, metric)
+            ax = axes[i, j]
+            ax.plot(x, mean, color=f"C{i}", lw=2)
+            ax.fill_between(x, mean - std, mean + std, color=f"C{i}", alpha=0.2)
+            ax.grid(alpha=0.3)
+            if i == len(metrics) - 1:
+                ax.set_xlabel(kind)
+                ax.set_ylim(0, 1)
+            if j == 0:
+                ax.set_ylabel(label if metric == "p_true" else f"{label}\n{DISTANCE}")
+    n = next(iter(curves.values.values()))["first"].shape[1]
+    fig.suptitle(f"{title}: invariance over {n} {images_word} (mean, band = 1 std)")
+    fig.text(
+        0.5,
+        0.01,
+        f"distance = {DISTANCE}: how far a layer's output f moves when the image x is transformed into x', "
+        "relative to its size (0 = unchanged)",
+        ha="center",
+        va="bottom",
+        fontsize=SMALL,
+    )
+    tight_with_title(fig, 0.45, 0.3)
+    return fig
+
+
 def _write(t: Target, o: dict) -> list[Path]:
     from ..data.images import tensor_images
     from ..fileio import write_csv
-    from ..report.figures import save_figure
-    from ..report.figures_zf import plot_invariance
+    from ..plotting import save_figure
 
     idx = spread(len(t.images), o["count"])
     labels = t.labels[idx] if t.labels is not None else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from torch import nn
@@ -25,6 +25,9 @@ from ..ops.occluding import occluded_copies
 from ..errors import NetsightError
 from .base import Option, ReportItem, Technique, register, LAYER, checked_layer, count_option
 from .target import Target, layer_file, spread
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -144,10 +147,67 @@ def _outputs(t: Target, o: dict) -> list[str]:
     return [f"figures/occlusion_{layer_file(o['layer'])}.png"]
 
 
+def plot_occlusion(
+    images: torch.Tensor,
+    labels: list[int],
+    results: list,
+    classes: tuple[str, ...],
+    title: str,
+    label_kind: str = "true class",
+    asked: Optional[str] = None,
+) -> Figure:
+    """Per image: the input, p(label) per square position (on a scale fitted to that map, the
+    range in the colour bar's label), the tracked feature map's strongest activation, and the
+    most probable class (a class has one colour in every row, style.class_colour; the legend
+    lists the classes on that map). `label_kind` says what the label is ("true class", or
+    "predicted class" when the images carry no class the model knows)."""
+    from .. import style
+    from ..plotting import plt, pixel_image, tight_with_title
+    from ..style import layer_name
+
+    n = len(results)
+    class_cmap, class_norm = style.class_cmap(len(classes))
+    fig, axes = plt.subplots(n, 4, figsize=(14, 3.0 * n + 0.6), squeeze=False)
+    short = label_kind.split()[0]
+    for i, (img, label, r) in enumerate(zip(images, labels, results, strict=True)):
+        style.mark(axes[i, 0].imshow(pixel_image(img), cmap="gray", vmin=0, vmax=1), "pixels")
+        axes[i, 0].set_title(f"input, {label_kind} {classes[label]}\np({short}) unoccluded {r.unoccluded_prob:.2f}")
+        prob = r.true_class_prob.numpy()
+        lo, hi = style.fitted_range(prob)
+        im = style.mark(axes[i, 1].imshow(prob, cmap=style.PROBABILITY, vmin=lo, vmax=hi), "probability")
+        axes[i, 1].set_title(f"p({classes[label]}) with the {r.size}x{r.size}\ngrey square at each position")
+        cb = fig.colorbar(im, ax=axes[i, 1], fraction=0.046)
+        cb.set_label(f"p({classes[label]}): {lo:.2f} to {hi:.2f}\n(scale fitted to this map)")
+        im = style.mark(axes[i, 2].imshow(r.feature_max.numpy(), cmap=style.SEQUENTIAL), "magnitude")
+        axes[i, 2].set_title(
+            f"strongest act. of {layer_name(r.layer, asked)}\nmap {r.feature_map} (unoccluded {r.unoccluded_feature:.2f})"
+        )
+        fig.colorbar(im, ax=axes[i, 2], fraction=0.046).set_label("activation")
+        predicted = r.predicted_class.numpy()
+        style.mark(axes[i, 3].imshow(predicted, cmap=class_cmap, norm=class_norm, interpolation="nearest"), "classes")
+        axes[i, 3].set_title("most probable class")
+        axes[i, 3].legend(
+            handles=style.class_legend_handles(predicted.ravel().tolist(), classes),
+            loc="upper left",
+            bbox_to_anchor=(1.03, 1.0),
+            borderaxespad=0,
+            frameon=False,
+            handlelength=1.0,
+        )
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(
+        f"{title}: occlusion sensitivity (grey {results[0].size}x{results[0].size} px square, stride "
+        f"{results[0].stride} px); each map pixel is one position of the square"
+    )
+    tight_with_title(fig)
+    return fig
+
+
 def _write(t: Target, o: dict) -> list[Path]:
     from ..data.images import tensor_images
-    from ..report.figures import save_figure
-    from ..report.figures_zf import plot_occlusion
+    from ..plotting import save_figure
 
     idx = spread(len(t.images), o["count"])
     labels = t.labels[idx] if t.labels is not None else None

@@ -35,10 +35,11 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 import csv
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..ops.attribution import attribute
@@ -49,6 +50,9 @@ from .sequence import accuracy_by_rows_read
 from .target import Target
 from .base import ReportItem, Technique, register, count_option
 from ._recurrent import chosen, labels, pixels, recurrent, save_tensors
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 METHODS = ("gradient_x_input", "integrated_gradients", "occlusion")
@@ -153,10 +157,53 @@ def prefix_accuracy(t: Target) -> list[float]:
     return accuracy_by_rows_read(t.model, pixels(t, index), labels(t, index)).tolist()
 
 
+def plot_rows(
+    per_class: dict[str, np.ndarray],
+    counts: Sequence[int],
+    classes: Sequence[str],
+    title: str,
+    prefix_accuracy: Optional[Sequence[float]],
+    images: int,
+) -> Figure:
+    """Mean score per class (columns) and input row (rows, top to bottom as in the image), one heat
+    map per method; beside them the accuracy after reading only the first k rows."""
+    from .. import style
+    from ..plotting import plt, METHOD_TITLES, tight_with_title
+
+    present = [c for c, n in enumerate(counts) if n]
+    methods = list(per_class)
+    panels = len(methods) + (1 if prefix_accuracy is not None else 0)
+    fig, axes = plt.subplots(1, panels, figsize=(3.3 * panels + 0.6, 5.2), squeeze=False)
+    steps = next(iter(per_class.values())).shape[1]
+    for ax, m in zip(axes[0], methods, strict=False):
+        data = per_class[m][present].T  # [T, classes present]
+        limit = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
+        im = style.mark(ax.imshow(data, cmap=style.DIVERGING, norm=style.signed_norm(limit), aspect="auto"), "signed")
+        ax.set_xticks(range(len(present)), [str(classes[c])[:6] for c in present], rotation=90)
+        ax.set_yticks(range(0, steps, 3), [str(t + 1) for t in range(0, steps, 3)])
+        ax.set_xlabel("true class")
+        ax.set_ylabel("input row")
+        ax.set_title(METHOD_TITLES.get(m, m))
+        unit = "p" if m == "occlusion" else "logit"
+        fig.colorbar(im, ax=ax, fraction=0.08, pad=0.03).set_label(f"mean per class ({unit})")
+    if prefix_accuracy is not None:
+        ax = axes[0][-1]
+        acc = np.asarray(prefix_accuracy, dtype=float)
+        ax.plot(acc, np.arange(1, len(acc) + 1), color="k", marker=".", label="accuracy after row k")
+        ax.set_ylim(len(acc) + 0.5, 0.5)
+        ax.set_xlabel("test accuracy (%) from the state after row k")
+        ax.set_ylabel("rows read (k)")
+        style.percent_axis(ax, "x")
+        ax.grid(alpha=0.3)
+        ax.set_title("how early the decision is made")
+    fig.suptitle(f"Which rows matter: {title} ({images:,} test images; scores of the true class)")
+    tight_with_title(fig)
+    return fig
+
+
 def _write(t: Target, o: dict) -> list[Path]:
     from ..fileio import write_csv
-    from ..report.figures import save_figure
-    from ..report.figures_recurrent import plot_rows
+    from ..plotting import save_figure
 
     index = chosen(t, o["count"])
     y = labels(t, index)

@@ -30,9 +30,10 @@ and tables/sanity.csv (method, mode, layer, depth, metric, mean, lo, hi, n)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -41,6 +42,9 @@ from ..ops.similarity import METRICS, compare, summarise
 from .target import Target
 from .base import Option, ReportItem, Technique, register
 from . import _trust
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 AttributeFn = Callable[[nn.Module, torch.Tensor, Sequence[str], list[int]], dict[str, torch.Tensor]]
@@ -195,10 +199,127 @@ def _outputs(t: Target, o: dict) -> list[str]:
     return list(FILES)
 
 
+METRIC_TITLES = {
+    "spearman": "Spearman rank correlation",
+    "spearman_abs": "Spearman of |map|",
+    "ssim": "SSIM of |map| (scaled to 0..1)",
+    "hog": "HOG similarity of |map|",
+}
+
+
+def plot_sanity_grid(
+    images: torch.Tensor,
+    originals: Mapping[str, torch.Tensor],
+    cascade: Mapping[str, Sequence[torch.Tensor]],
+    layers: Sequence[str],
+    targets: Sequence[int],
+    classes: tuple[str, ...],
+    title: str,
+    shown: int = 2,
+) -> Figure:
+    """Adebayo Fig. 2: for each method, rows of `shown` images; columns: the input, the map on the trained
+    model, then the map after cascading randomisation down to each layer (logits first). Every map is
+    divided by its own largest |value| and drawn on one diverging scale."""
+    from .. import style
+    from ..plotting import plt, pixel_image, scaled, method_title
+
+    methods = [m for m in originals if cascade.get(m)]
+    n = min(shown, len(images))
+    depth = min(len(layers), min(len(cascade[m]) for m in methods))
+    rows, cols = n * len(methods), depth + 2
+    fig = plt.figure(figsize=(1.05 * cols + 1.9, 1.1 * rows + 1.7))
+    grid = fig.add_gridspec(rows, cols + 1, width_ratios=[1.0] * cols + [0.07], wspace=0.12, hspace=0.12)
+    norm = style.signed_norm(1.0)
+    im = None
+    for k, m in enumerate(methods):
+        for i in range(n):
+            r = k * n + i
+            axes = [fig.add_subplot(grid[r, j]) for j in range(cols)]
+            style.mark(axes[0].imshow(pixel_image(images[i]), cmap="gray", vmin=0, vmax=1), "pixels")
+            maps = [originals[m][i]] + [cascade[m][d][i] for d in range(depth)]
+            for j, a in enumerate(maps, 1):
+                im = style.mark(axes[j].imshow(scaled(a), cmap=style.DIVERGING, norm=norm), "signed")
+            for ax in axes:
+                ax.set_xticks([])
+                ax.set_yticks([])
+            name = classes[targets[i]] if 0 <= targets[i] < len(classes) else str(targets[i])
+            axes[0].set_ylabel(f"{method_title(m)}\n({name})" if i == 0 else f"({name})", fontsize=style.SMALL)
+            if r == 0:
+                axes[0].set_title("input", fontsize=style.SMALL)
+                axes[1].set_title("trained", fontsize=style.SMALL)
+                for d in range(depth):
+                    axes[d + 2].set_title(f"random\nto {layers[d]}", fontsize=style.SMALL)
+    assert im is not None
+    bar = fig.colorbar(im, cax=fig.add_subplot(grid[:, -1]))
+    bar.set_label("value / largest |value| of that map (red: raises the class score, blue: lowers it)")
+    fig.suptitle(
+        f"{title}: cascading randomisation (Adebayo et al. 2018): each method's map as the weights are\n"
+        "re-initialised from the logits down; a map that stays the same does not depend on what the model learned"
+    )
+    w, h = fig.get_size_inches()  # explicit margins (inches): tight_layout cannot place a colour bar spanning rows
+    fig.subplots_adjust(left=1.0 / w, right=1 - 0.75 / w, top=1 - 1.25 / h, bottom=0.15 / h)
+    return fig
+
+
+def _curves_of(rows: Sequence, mode: str, metric: str, method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+
+    sel = sorted((r for r in rows if r.mode == mode and r.metric == metric and r.method == method), key=lambda r: r.depth)
+    return (
+        np.array([r.depth for r in sel]),
+        np.array([r.mean for r in sel], dtype=float),
+        np.array([r.lo for r in sel], dtype=float),
+        np.array([r.hi for r in sel], dtype=float),
+    )
+
+
+def plot_sanity_curves(rows: Sequence, layers: Sequence[str], title: str, n_images: int) -> Figure:
+    """Similarity of the randomised model's maps to the trained model's, per depth, with 95% bands over
+    images: rows of panels per randomisation mode present, a column per similarity measure."""
+    from matplotlib.lines import Line2D
+    from .. import style
+    from ..plotting import plt, method_title, tight_with_title
+
+    modes = [m for m in ("cascading", "independent") if any(r.mode == m for r in rows)]
+    metrics = [m for m in METRIC_TITLES if any(r.metric == m for r in rows)]
+    methods = list(dict.fromkeys(r.method for r in rows if r.mode in modes))
+    fig, axes = plt.subplots(len(modes), len(metrics), figsize=(3.3 * len(metrics), 2.9 * len(modes) + 1.0), squeeze=False)
+    x_labels = list(layers)
+    for i, mode in enumerate(modes):
+        for j, metric in enumerate(metrics):
+            ax = axes[i, j]
+            for m in methods:
+                d, mean, lo, hi = _curves_of(rows, mode, metric, m)
+                if not len(d):
+                    continue
+                colour = style.method_colour(m)
+                ax.plot(d, mean, "-o", color=colour, markersize=3, label=method_title(m))
+                ok = ~(np.isnan(lo) | np.isnan(hi))
+                ax.fill_between(d[ok], lo[ok], hi[ok], color=colour, alpha=0.15, linewidth=0)
+            ax.axhline(0, color="#999999", linewidth=0.6)
+            ax.set_xticks(range(1, len(x_labels) + 1))
+            ax.set_xticklabels(x_labels, rotation=60, ha="right")
+            lo_y = -0.5 if metric.startswith("spearman") or metric == "hog" else -0.1
+            ax.set_ylim(lo_y, 1.05)
+            if i == 0:
+                ax.set_title(METRIC_TITLES[metric])
+            if j == 0:
+                ax.set_ylabel(f"{mode}: similarity\nto the trained model's maps")
+            ax.set_xlabel("re-initialised from the logits down to" if mode == "cascading" else "the one layer re-initialised")
+
+    handles = [Line2D([], [], color=style.method_colour(m), marker="o", markersize=3, label=method_title(m)) for m in methods]
+    fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)), frameon=False)
+    fig.suptitle(
+        f"{title}: how alike each method's maps stay as the weights are randomised (mean over {n_images} images, "
+        "band: 95% interval)\nhigh = the map does not depend on the randomised layers"
+    )
+    legend_rows = int(np.ceil(len(handles) / 5))
+    tight_with_title(fig, title_inches=0.55, bottom_inches=0.25 + 0.22 * legend_rows)
+    return fig
+
+
 def _write(t: Target, o: dict) -> list[Path]:
     from ..fileio import write_csv
-    from ..report.figures import save_figure
-    from ..report.figures_trust import plot_sanity_curves, plot_sanity_grid
+    from ..plotting import save_figure
 
     idx, x, targets, kind = _trust.images_and_targets(t, o)
     fn = default_attribute_fn(t.mean, t.std, o["layer"], o["ig_steps"], o["samples"])

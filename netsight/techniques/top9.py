@@ -5,7 +5,7 @@ map's top 9 and whether each unit's receptive field reaches past the image borde
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 from torch import nn
@@ -17,6 +17,9 @@ from ..ops.inputs import Norm, check_norm, default_layer, device_of, source_for
 from .base import Option, ReportItem, Technique, register, LAYER, MAPS_HELP, checked_layer
 from .target import Target, layer_file
 from ..ops.topk import TopActivations, TopPatches, project_top, stream_top_activations
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 COLUMNS = ["map", "rank", "activation", "image", "file", "label", "y", "x", "rf_clipped"]
 BATCH = 64  # images per batch while streaming
@@ -73,10 +76,65 @@ def _outputs(t: Target, o: dict) -> list[str]:
     return [f"figures/top9_{name}.png", f"tables/top9_{name}.csv", f"tables/top9_{name}_field.json"]
 
 
+def plot_top9(tp, title: str, per_row: int = 4, asked: Optional[str] = None) -> Figure:
+    """One block per feature map: 3x3 projections (left) beside the 3x3 input patches (right).
+    Blocks are laid out in inches (a title band above each, a gap between them), so a figure of
+    one map is as readable as one of sixteen."""
+    import numpy as np
+    from .. import style
+    from ..plotting import projection_image, _outside_tinted, pixel_image, _mosaic, plt, _key_legend, _projection_key
+    from ..style import SMALL, layer_name
+
+    maps, k = tp.projections.shape[:2]
+    side = int(np.ceil(np.sqrt(k)))
+    tile = tp.projections.shape[-1]
+    spacer_px = max(3, tile // 2)  # projections and patches: two grids, visibly apart
+    blocks = []
+    clipped = bool((tp.valid[:maps] == 0).any())
+    for m in range(maps):
+        proj = [projection_image(tp.projections[m, j]) for j in range(k)]
+        patch = [_outside_tinted(pixel_image(tp.patches[m, j]), tp.valid[m, j, 0].numpy()) for j in range(k)]
+        grid_p = _mosaic([proj[r * side : (r + 1) * side] for r in range(side)])
+        grid_q = _mosaic([patch[r * side : (r + 1) * side] for r in range(side)])
+        spacer = np.ones((grid_p.shape[0], spacer_px, 3))
+        blocks.append(np.concatenate([grid_p, spacer, grid_q], 1))
+    per_row = max(1, min(per_row, maps))
+    rows = int(np.ceil(maps / per_row))
+    bh = 1.45  # inches: block height
+    bw = bh * blocks[0].shape[1] / blocks[0].shape[0]
+    gap_x, title_band, below, margin = 0.6, 0.32, 0.28, 0.3  # inches
+    width = max(2 * margin + per_row * bw + (per_row - 1) * gap_x, 7.5)
+    one_line_key = width >= 9.2
+    top_band, key_band = 0.6, (0.45 if one_line_key else 0.8)
+    height = top_band + rows * (title_band + bh + below) + key_band
+    fig = plt.figure(figsize=(width, height))
+    x0 = (width - (per_row * bw + (per_row - 1) * gap_x)) / 2
+    half = (blocks[0].shape[1] - spacer_px) / 2 / blocks[0].shape[1]  # where each grid's centre sits, as a share
+    for m, block in enumerate(blocks):
+        r, c = divmod(m, per_row)
+        left = x0 + c * (bw + gap_x)
+        bottom = height - top_band - r * (title_band + bh + below) - title_band - bh
+        ax = fig.add_axes((left / width, bottom / height, bw / width, bh / height))
+        style.mark(ax.imshow(block, interpolation="nearest"), "projection")
+        ax.axis("off")
+        ax.set_title(f"map {m}: top activation {tp.top.values[m, 0]:.2f}", fontsize=SMALL, pad=3)
+        for x, word in ((half / 2, "projections"), (1 - half / 2, "input patches")):
+            ax.text(x, -0.03, word, transform=ax.transAxes, ha="center", va="top", fontsize=SMALL, color="0.3")
+    s = tp.top.field.size
+    fig.suptitle(
+        f"{title}: top-{k} activations of {layer_name(tp.top.layer, asked)} over the dataset\n"
+        f"per map: deconv projections (left) and the input patches (right), receptive field {s[0]}x{s[1]} px",
+        fontsize=style.NORMAL,
+        y=1 - 0.12 / height,
+        va="top",
+    )
+    _key_legend(fig, _projection_key(clipped), ncol=None if one_line_key else 1)
+    return fig
+
+
 def _write(t: Target, o: dict) -> list[Path]:
     from ..fileio import write_csv, write_json
-    from ..report.figures import save_figure
-    from ..report.figures_zf import plot_top9
+    from ..plotting import save_figure
 
     tp = top9(t.model, t.images, o["layer"], 9, o["maps"], **t.norm, progress=t.progress)
     top, field = tp.top, tp.top.field

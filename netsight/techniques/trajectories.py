@@ -13,6 +13,8 @@ Files:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Sequence
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,9 @@ from ..ops.recurrent import run_steps
 from .target import Target
 from .base import ReportItem, Technique, register, count_option
 from ._recurrent import chosen, labels, pixels, recurrent, save_tensors
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -61,9 +66,42 @@ def _outputs(t: Target, o: dict) -> list[str]:
     return ["figures/trajectories.png", "tables/trajectories.safetensors"]
 
 
+def plot_trajectories(panels: Sequence[tuple[str, object, object, object]], classes: Sequence[str], title: str) -> Figure:
+    """One panel per run: (label, path [N, T, 2], labels [N], explained [2]); thin: each image, bold: the class means."""
+    import numpy as np
+    from .. import style
+    from ..plotting import plt, _class_legend, tight_with_title
+
+    cols = min(3, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.3 * rows + 0.9), squeeze=False)
+    present: set[int] = set()
+    for ax, (label, path, panel_labels, explained) in zip(axes.flat, panels, strict=False):
+        p, y = np.asarray(path), np.asarray(panel_labels)
+        for c in sorted(set(y.tolist())):
+            present.add(c)
+            colour = style.class_colour(c)
+            for q in p[y == c]:
+                ax.plot(q[:, 0], q[:, 1], color=colour, lw=0.5, alpha=0.25)
+            mean = p[y == c].mean(0)
+            ax.plot(mean[:, 0], mean[:, 1], color=colour, lw=2.2)
+            ax.plot(mean[-1, 0], mean[-1, 1], "o", color=colour, ms=5, mec="k", mew=0.6)
+        ax.plot(p[0, 0, 0], p[0, 0, 1], "k^", ms=6, label="after row 1")
+        ex = np.asarray(explained)
+        ax.set_xlabel(f"PC1 ({ex[0]:.0%} of variance)")
+        ax.set_ylabel(f"PC2 ({ex[1]:.0%} of variance)")
+        ax.set_title(f"{label} ({len(p)} images)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    _class_legend(fig, sorted(present), tuple(classes))
+    fig.suptitle(title + "\n(thin: each image; bold: the class mean path; triangle: after row 1; dot: after the last row)")
+    tight_with_title(fig, 0.45, 0.55)
+    return fig
+
+
 def _write(t: Target, o: dict) -> list[Path]:
-    from ..report.figures import save_figure
-    from ..report.figures_recurrent import plot_trajectories
+    from ..plotting import save_figure
 
     index = chosen(t, o["count"])
     tr = trajectories(recurrent(t), pixels(t, index), labels(t, index))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 
@@ -30,6 +30,9 @@ from ..ops.recurrent import FEATURES, UnitStatsResult, unit_stats
 from .target import Target
 from .base import ReportItem, Technique, register, count_option
 from ._recurrent import UNIT, checked_unit, labels, pixels, save_tensors, stats
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SHOWN = 4  # units in the default figure
 
@@ -98,10 +101,79 @@ def tensors_of(r: UnitStatsResult, index: torch.Tensor) -> dict[str, torch.Tenso
     return out
 
 
+MARKED_ROW = "#ff7f0e"  # the row a unit peaked at, drawn on its top images
+
+
+def plot_units(
+    result, picks: list[tuple[int, str]], images: list, labels: list, classes: Sequence[str], title: str, n_images: int
+) -> Figure:
+    """Per unit (one row each): its top-9 (image, step) pairs with the row marked (`images`: one
+    [9, (C,) H, W] tensor per unit, `labels`: their classes), the unit's trace over the steps on those
+    images (coloured by the image's class), its mean trace per class."""
+    import numpy as np
+    from .. import style
+    from ..plotting import plt, _class_legend
+    from ..style import SMALL
+
+    k = result.top_values.shape[1]
+    steps = result.steps
+    height = 2.1 * len(picks) + 1.4
+    fig = plt.figure(figsize=(0.82 * k + 9.6, height))
+    grid = fig.add_gridspec(
+        len(picks), k + 4, width_ratios=[1] * k + [0.9, 4.2, 0.5, 4.2], wspace=0.3, hspace=0.95, left=0.03, right=0.99
+    )
+    grid.update(top=1 - 1.15 / height, bottom=0.85 / height)
+    present: set[int] = set()
+    for row, ((u, why), tiles, top_labels) in enumerate(zip(picks, images, labels, strict=True)):
+        px = tiles.float() / 255 if not tiles.dtype.is_floating_point else tiles
+        px = px[:, None] if px.dim() == 3 else px
+        for j in range(k):
+            ax = fig.add_subplot(grid[row, j])
+            img = px[j].mean(0).numpy()
+            style.mark(ax.imshow(img, cmap="gray", vmin=0, vmax=1), "pixels")
+            step = int(result.top_steps[u, j])
+            ax.axhline(step, color=MARKED_ROW, lw=1.2)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"row {step + 1}", fontsize=SMALL, pad=2)
+            if j == 0:
+                ax.set_ylabel(f"unit {u}", fontsize=SMALL)
+        ax = fig.add_subplot(grid[row, k + 1])
+        x = np.arange(1, steps + 1)
+        for j in range(k):
+            c = int(top_labels[j])
+            colour = style.class_colour(c)
+            present.add(c)
+            ax.plot(x, result.top_traces[u, j].numpy(), color=colour, lw=1, alpha=0.85)
+            ax.plot(int(result.top_steps[u, j]) + 1, float(result.top_values[u, j]), "o", color=colour, ms=3)
+        ax.set_title(f"unit {u}: its value on the top-{k} images\n({why})", fontsize=SMALL)
+        ax.set_xlabel("row (step)", fontsize=SMALL)
+        ax.set_ylabel("hidden value", fontsize=SMALL)
+        ax.grid(alpha=0.3)
+        ax = fig.add_subplot(grid[row, k + 3])
+        for c in range(result.class_mean.shape[0]):
+            if int(result.class_count[c]):
+                present.add(c)
+                ax.plot(x, result.class_mean[c, :, u].numpy(), color=style.class_colour(c), lw=1.2)
+        best = int(result.best_class[u])
+        ax.set_title(
+            f"unit {u}: mean over the images of each class\n(selectivity {float(result.selectivity[u]):.2f}: "
+            f"class {classes[best] if best < len(classes) else best}, mean {float(result.class_mean[best, :, u].mean()):+.2f})",
+            fontsize=SMALL,
+        )
+        ax.set_xlabel("row (step)", fontsize=SMALL)
+        ax.grid(alpha=0.3)
+    _class_legend(fig, sorted(present), tuple(classes))
+    fig.suptitle(
+        f"Hidden units of {title}: top-{k} (image, row) pairs over {n_images:,} test images\n"
+        "(orange line: the row the unit peaked at; dots: the peak; traces coloured by the image's class)"
+    )
+    return fig
+
+
 def _write(t: Target, o: dict) -> list[Path]:
     from ..fileio import write_csv
-    from ..report.figures import save_figure
-    from ..report.figures_recurrent import plot_units
+    from ..plotting import save_figure
 
     index, r = stats(t, o["count"])
     classes = t.classes or tuple(str(c) for c in range(r.class_mean.shape[0]))

@@ -29,7 +29,23 @@ from netsight.ops.topk import TopActivations, TopPatches
 from netsight.fileio import write_csv
 from netsight import style
 from netsight.ops.recurrent import Steps, UnitStats
-from netsight.report import figures, figures_attribution, figures_recurrent, figures_trust, figures_zf, study
+from netsight import plotting
+from netsight.report import figures, study
+from netsight.techniques import filters
+from netsight.techniques.activations import plot_activation_histograms
+from netsight.techniques.attributions import nonlinearity_note, plot_attributions
+from netsight.techniques.deconv import plot_deconv
+from netsight.techniques.evolution import plot_evolution
+from netsight.techniques.faithfulness import plot_faithfulness
+from netsight.techniques.filters import plot_filters, plot_weight_histograms
+from netsight.techniques.gates import plot_gates
+from netsight.techniques.invariance import plot_invariance
+from netsight.techniques.occlusion import plot_occlusion
+from netsight.techniques.rows import plot_rows
+from netsight.techniques.sanity import plot_sanity_curves, plot_sanity_grid
+from netsight.techniques.top9 import plot_top9
+from netsight.techniques.trajectories import plot_trajectories
+from netsight.techniques.units import plot_units
 from netsight.train import curves
 
 CLASSES = tuple(f"class{i}" for i in range(10))
@@ -279,16 +295,16 @@ def recurrent_figures() -> dict:
     path = torch.randn(30, 28, 2, generator=g).cumsum(1)
     labels = torch.arange(30) % 10
     return {
-        "rows": figures_recurrent.plot_rows(per_class, [5] * 10, CLASSES, "lstm", [0.1 + 0.03 * k for k in range(28)], 50),
-        "units": figures_recurrent.plot_units(r, picks, tiles, tile_labels, CLASSES, "lstm", 40),
-        "gates": figures_recurrent.plot_gates(r.left, r.right, "lstm", 40, training, 30),
-        "gate_grid": figures_recurrent.plot_gate_grid(
+        "rows": plot_rows(per_class, [5] * 10, CLASSES, "lstm", [0.1 + 0.03 * k for k in range(28)], 50),
+        "units": plot_units(r, picks, tiles, tile_labels, CLASSES, "lstm", 40),
+        "gates": plot_gates(r.left, r.right, "lstm", 40, training, 30),
+        "gate_grid": figures.plot_gate_grid(
             [(m, h, r.left, r.right) for m in ("lstm", "gru") for h in (32, 64, 128)], "gate saturation"
         ),
-        "row_importance_by_cell": figures_recurrent.plot_row_importance_by_cell(
+        "row_importance_by_cell": figures.plot_row_importance_by_cell(
             [(m, h, scores) for m in ("rnn", "lstm", "gru") for h in (32, 128)], "rows"
         ),
-        "trajectories": figures_recurrent.plot_trajectories(
+        "trajectories": plot_trajectories(
             [(f"{m}-128", path, labels, torch.tensor([0.3, 0.2])) for m in ("rnn", "lstm", "gru")], CLASSES, "trajectories"
         ),
     }
@@ -305,17 +321,17 @@ def render_all(folder: Path) -> dict:
     return {
         "curves": curves.plot_curves(rows_a, "lenet5 on mnist"),
         "compare": figures.plot_compare([("lenet5", rows_a), ("cnn-bn", rows_b)]),
-        "filters_gray": figures.plot_filters(filter_bank(), "lenet5"),
-        "filters_rgb": figures.plot_filters(filter_bank(rgb=True), "lenet5"),
-        "weight_histograms": figures.plot_weight_histograms(weights(), "lenet5"),
-        "activation_histograms": figures.plot_activation_histograms(activation_stats(), "lenet5"),
-        "deconv": figures_zf.plot_deconv(images, rows, "relu2", "max", "lenet5", asked="conv2"),
-        "top9": figures_zf.plot_top9(top_patches(), "lenet5", asked="conv2"),
-        "top9_one": figures_zf.plot_top9(top_patches(1), "lenet5", asked="conv2"),
-        "occlusion": figures_zf.plot_occlusion(occ_images, occ_labels, occ_maps, CLASSES, "lenet5", asked="conv2"),
-        "evolution": figures_zf.plot_evolution(evolution(), "lenet5", asked="conv2"),
-        "invariance": figures_zf.plot_invariance(invariance_curves(), "lenet5"),
-        "attributions": figures_attribution.plot_attributions(
+        "filters_gray": plot_filters(filter_bank(), "lenet5"),
+        "filters_rgb": plot_filters(filter_bank(rgb=True), "lenet5"),
+        "weight_histograms": plot_weight_histograms(weights(), "lenet5"),
+        "activation_histograms": plot_activation_histograms(activation_stats(), "lenet5"),
+        "deconv": plot_deconv(images, rows, "relu2", "max", "lenet5", asked="conv2"),
+        "top9": plot_top9(top_patches(), "lenet5", asked="conv2"),
+        "top9_one": plot_top9(top_patches(1), "lenet5", asked="conv2"),
+        "occlusion": plot_occlusion(occ_images, occ_labels, occ_maps, CLASSES, "lenet5", asked="conv2"),
+        "evolution": plot_evolution(evolution(), "lenet5", asked="conv2"),
+        "invariance": plot_invariance(invariance_curves(), "lenet5"),
+        "attributions": plot_attributions(
             attr_images, attr_maps, attr_targets, CLASSES, "lenet5", "true class", attr_notes, "conv2"
         ),
         "curves_by_hidden": study.plot_curves_panels(groups, "hidden", "model", "MNIST"),
@@ -324,22 +340,22 @@ def render_all(folder: Path) -> dict:
         "accuracy_vs_parameters": study.plot_accuracy_vs_parameters(groups + cnns, "MNIST"),
         "rows_read": study.plot_rows_read(groups, "MNIST"),
         "gradient_flow": study.plot_gradient_flow(groups, "MNIST"),
-        "sanity_grid": figures_trust.plot_sanity_grid(s_images, s_orig, s_cascade, s_layers, [3, 7], CLASSES, "lenet5"),
-        "sanity_curves": figures_trust.plot_sanity_curves(s_rows, s_layers, "lenet5", 2),
-        "faithfulness": figures_trust.plot_faithfulness(*faithfulness_inputs(), "lenet5", "true class"),
+        "sanity_grid": plot_sanity_grid(s_images, s_orig, s_cascade, s_layers, [3, 7], CLASSES, "lenet5"),
+        "sanity_curves": plot_sanity_curves(s_rows, s_layers, "lenet5", 2),
+        "faithfulness": plot_faithfulness(*faithfulness_inputs(), "lenet5", "true class"),
         **recurrent_figures(),
     }
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory, monkeypatch_module):
-    monkeypatch_module.setattr(figures, "HISTOGRAM_SAMPLE", 1000)  # conv2's 3,000 weights: every 3rd drawn
+    monkeypatch_module.setattr(filters, "HISTOGRAM_SAMPLE", 1000)  # conv2's 3,000 weights: every 3rd drawn
     figs = render_all(tmp_path_factory.mktemp("figure-rules"))
     for fig in figs.values():
         fig.canvas.draw()  # ticks, tick labels and layout exist only once drawn
     yield figs
     for fig in figs.values():
-        figures.plt.close(fig)
+        plotting.plt.close(fig)
 
 
 @pytest.fixture(scope="module")
@@ -599,6 +615,6 @@ def test_attributions_say_what_the_relu_rules_did(rendered):
     assert "rectified: ReLU x3" in text and "(not rectified): GELU x2" in text
     assert "largest |value| of that map" in text
     no_relu = {"deconvnet": {"rectified": [], "not_rectified": ["GELU x18"]}}
-    assert figures_attribution.nonlinearity_note(no_relu) == (
+    assert nonlinearity_note(no_relu) == (
         "the model calls no ReLU: deconvnet is its plain gradient here (not rectified: GELU x18)"
     )

@@ -11,7 +11,8 @@ import torch
 
 from netsight.techniques.inspection import inspect
 from netsight.techniques.target import open_run_target
-from netsight.report import figures, figures_recurrent
+from netsight import plotting
+from netsight.report import figures
 from netsight.report.html import Doc
 from netsight.report.study import ConfigGroup
 from netsight.report.study_recurrent import inside_recurrent
@@ -23,7 +24,7 @@ from tests.conftest import tiny_dataset
 def _no_drawing(fig, path):
     """Figures are not what this test reads: they are built but not rendered (the figure rules test renders them)."""
     from netsight.fileio import write_bytes
-    from netsight.report.figures import plt
+    from netsight.plotting import plt
 
     plt.close(fig)
     return write_bytes(path, b"not drawn")
@@ -32,8 +33,9 @@ def _no_drawing(fig, path):
 @pytest.mark.slow  # trains three tiny runs
 def test_the_section_reads_every_runs_tables(tmp_path, monkeypatch):
     torch.set_num_threads(1)
-    monkeypatch.setattr(figures, "save_figure", _no_drawing)
-    monkeypatch.setattr(figures_recurrent, "tight_with_title", lambda *a, **k: None)
+    monkeypatch.setattr(plotting, "save_figure", _no_drawing)
+    monkeypatch.setattr(plotting, "tight_with_title", lambda *a, **k: None)  # the techniques' figures
+    monkeypatch.setattr(figures, "tight_with_title", lambda *a, **k: None)  # the study's own
     data = tiny_dataset("mnist", n_train=32, n_test=20)
     groups = []
     for model, hidden in (("rnn", 4), ("lstm", 6), ("gru", 5)):
