@@ -136,7 +136,7 @@ class Maps:
 
 def plot_maps(results: Sequence[Maps], title: str = "model", classes: Optional[Sequence[str]] = None, count: int = 8):
     """Several methods' maps of the same images side by side (a column per method): a matplotlib Figure."""
-    from .report.figures_attribution import plot_attributions
+    from .techniques.attributions import plot_attributions
 
     if not results:
         raise NetsightError("plot_maps: no results")
@@ -423,13 +423,13 @@ class Sanity:
 
     def plot(self, title: str = "model"):
         """The similarity after each cascading depth, per method and metric, with 95% intervals: a Figure."""
-        from .report.figures_trust import plot_sanity_curves
+        from .techniques.sanity import plot_sanity_curves
 
         return plot_sanity_curves(self.result.rows, self.result.layers, title, len(self.result.targets))
 
     def plot_grid(self, title: str = "model", classes: Optional[Sequence[str]] = None, shown: int = 2):
         """Adebayo's Figure 2: the maps of the first `shown` images on the trained model and after each depth."""
-        from .report.figures_trust import plot_sanity_grid
+        from .techniques.sanity import plot_sanity_grid
 
         r = self.result
         names = tuple(classes) if classes is not None else tuple(str(i) for i in range(max(r.targets) + 1))
@@ -487,7 +487,7 @@ class Faithfulness:
         return _faith.verdict(self.result, method)
 
     def plot(self, title: str = "model"):
-        from .report.figures_trust import plot_faithfulness
+        from .techniques.faithfulness import plot_faithfulness
 
         r = self.result
         return plot_faithfulness(r.fractions, r.curves, r.auc, title, self.target_kind)
@@ -529,7 +529,7 @@ class Agreement:
         """Each method's mean agreement with its 95% interval over the images: a Figure."""
         import matplotlib.pyplot as plt
 
-        from .report.figures_trust import method_title
+        from .plotting import method_title
 
         fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * max(1, len(self.rows))))
         labels = [f"{method_title(r.method)} ({r.metric})" for r in self.rows]
@@ -585,7 +585,7 @@ class RowScores:
 
     def plot(self, title: str = "model", classes: Optional[Sequence[str]] = None):
         """The mean score per class and row, one heat map per method: a Figure."""
-        from .report.figures_recurrent import plot_rows
+        from .techniques.rows import plot_rows
 
         names = list(classes) if classes is not None else [str(c) for c in range(self.num_classes)]
         counts = torch.bincount(self.result.labels, minlength=self.num_classes).tolist()
@@ -618,7 +618,7 @@ class Trajectories:
         return getattr(self.result, name)
 
     def plot(self, title: str = "model", classes: Optional[Sequence[str]] = None):
-        from .report.figures_recurrent import plot_trajectories
+        from .techniques.trajectories import plot_trajectories
 
         r = self.result
         names = list(classes) if classes is not None else [str(c) for c in range(int(r.labels.max()) + 1)]

@@ -642,7 +642,7 @@ def attribute(
     in pixel units, seeded by `seed`) put several steps of a batch into one forward pass of at
     most `batch_size` x (steps or samples) images when the batch is small. Occlusion: a grey
     (`occlusion_fill`) square of `occlusion_size` pixels every `occlusion_stride` (default 6/28
-    and 2/28 of the height, as analysis/occlusion.py)."""
+    and 2/28 of the height, as techniques/occlusion.py)."""
     return next(iter(attribution_maps(model, x, [method], targets, labels, layer, mean, std, batch_size, steps, ig_method,
                                       baseline, samples, noise, seed, occlusion_size, occlusion_stride, occlusion_fill,
                                       progress).values()))  # fmt: skip
