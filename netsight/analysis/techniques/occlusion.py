@@ -14,7 +14,7 @@ from torch import nn
 from ..deconvnet_graph import resolve_graph_target
 from ..hooks import normalised_input
 from ..inputs import Norm, check_norm, default_layer, device_of, labels_to_follow, source_for
-from ..occlusion import OcclusionMaps, occlusion_maps
+from ..occlusion import OcclusionMaps, default_square, occlusion_maps
 from ...errors import NetsightError
 from ..technique import Option, ReportItem, Technique, register
 from ..target import Target, layer_file, spread
@@ -47,8 +47,7 @@ def occlusion(
     check_norm(model, mean, std)
     source = source_for(model, x)
     h = source.shape[1]
-    size = size or max(1, round(6 * h / 28))
-    stride = stride or max(1, round(2 * h / 28))
+    size, stride = size or default_square(h)[0], stride or default_square(h)[1]
     batch = source.load(range(len(source))).to(device_of(model))
     with normalised_input(model, mean, std):
         layer = resolve_graph_target(model, default_layer(model, layer), batch[:1])
