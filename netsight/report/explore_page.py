@@ -1,7 +1,9 @@
 """The `netsight explore` page: one self-contained HTML file to browse every unit of a CNN.
 
-Pictures are small PNGs inlined as data URIs, numbers (statistics, histograms, occlusion and
-invariance curves) are JSON drawn by the page's own script as SVG; a Content-Security-Policy
+Each unit is a list of generic panels (`panels.py`: a table, image cards, a heat map, charts, ...)
+that one shared script draws (`pages/explore.js`, with `pages/explore.css`: package data, inlined
+into the page), the same for conv units and a recurrent run's hidden units (`explore_recurrent_page.py`).
+Pictures are small PNGs inlined as data URIs, each stored once per layer, numbers are JSON drawn as SVG; a Content-Security-Policy
 forbids every request, so the page works offline and can never reach the network. The unit
 grid shows one preview per unit (its strongest top-9 projection); beside a unit's top-9
 projections stand the same projections through randomised weights and their rank correlation; the details of a unit are
@@ -23,7 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .figures_zf import _outside_tinted, pixel_image, projection_image
-from .panels import Images, card, chart, fmt, image, num, nums, panel, table, text
+from .panels import Images, card, chart, fmt, num, nums, panel, table, text
 
 
 def png(a: np.ndarray) -> str:
@@ -79,21 +81,16 @@ def layer_data(units, names: Sequence[str], labels: Optional[Sequence[str]], fir
             projection = pictures.key(png(_outside_tinted(projection_image(units.projections[m, j]), valid)))
             top.append(
                 card(
-                    [image(patch, "patch", f"patch {j + 1}", data), image(projection, "projection", f"projection {j + 1}", data)],
+                    [patch, projection],
                     f"#{j + 1}{' ' + label if label else ''} {fmt(activation)}",
-                    "pair",
                     f"{names[i]}, position ({y}, {x})",
+                    data,
                 )
             )
             if units.randomised is not None:
                 rho = units.randomised.rho[m][j]
                 random = pictures.key(png(_outside_tinted(projection_image(units.randomised.projections[m, j]), valid)))
-                random_cards.append(
-                    card(
-                        [image(random, "randomised", f"random-weights projection {j + 1}", data)],
-                        f"#{j + 1} ρ {'–' if rho is None else f'{rho:.2f}'}",
-                    )
-                )
+                random_cards.append(card([random], f"#{j + 1} ρ {'–' if rho is None else f'{rho:.2f}'}", data=data))
         s = units.stats[m]
         status = "dead (never positive)" if s["dead"] else "alive"
         filter_title = "Filter weights (" + "x".join(str(v) for v in units.weights.shape[1:]) + ")"
@@ -108,7 +105,7 @@ def layer_data(units, names: Sequence[str], labels: Optional[Sequence[str]], fir
                 "group",
                 cls="plots",
                 panels=[
-                    panel("images", filter_title, cls="filter", items=[card([image(filter_key, alt="filter weights")])]),
+                    panel("images", filter_title, cls="filter", items=[card([filter_key], alt=["filter weights"])]),
                     panel("chart", "Strongest response per test image", charts=[_histogram(units.histograms[m])]),
                 ],
             ),
@@ -118,6 +115,8 @@ def layer_data(units, names: Sequence[str], labels: Optional[Sequence[str]], fir
                 "top",
                 "cards top",
                 items=top,
+                pictures=[{"class": "patch", "alt": "patch"}, {"class": "projection", "alt": "projection"}],
+                figure="pair",
             ),
         ]
         if units.randomised is not None:
@@ -129,7 +128,13 @@ def layer_data(units, names: Sequence[str], labels: Optional[Sequence[str]], fir
                     title="Sanity check: the same projections through random weights",
                     cls="rho",
                 ),
-                panel("images", note="random", cls="cards randomised", items=random_cards),
+                panel(
+                    "images",
+                    note="random",
+                    cls="cards randomised",
+                    items=random_cards,
+                    pictures=[{"class": "randomised", "alt": "random-weights projection"}],
+                ),
             ]
         occlusion = []
         for o in units.occlusion[m]:
@@ -154,16 +159,25 @@ def layer_data(units, names: Sequence[str], labels: Optional[Sequence[str]], fir
                 value = float(evo["values"][m, n])
                 key = pictures.key(png(projection_image(evo["projections"][m, n])))
                 snapshots.append(
-                    card([image(key, "evolution", f"iteration {it}", {"activation": f"{value:.7g}"})], f"it. {it} {fmt(value)}")
+                    card([key], f"it. {it} {fmt(value)}", data={"activation": f"{value:.7g}"}, alt=[f"iteration {it}"])
                 )
-            panels.append(panel("images", "Evolution over the weight snapshots", "evolution", "cards evolution", items=snapshots))
+            panels.append(
+                panel(
+                    "images",
+                    "Evolution over the weight snapshots",
+                    "evolution",
+                    "cards evolution",
+                    items=snapshots,
+                    pictures=[{"class": "evolution"}],
+                )
+            )
         curves = [_invariance(k, v["amounts"], v["response"][m]) for k, v in units.invariance.items()]
         panels.append(panel("chart", "Invariance", "invariance", "curves", charts=curves))
         out_units.append(
             {
                 "unit": m,
                 "title": f"{units.layer} · unit {m} (output of {units.target})",
-                "preview": top[0]["images"][1]["src"],
+                "preview": top[0]["src"][1],  # the strongest projection
                 "dead": bool(s["dead"]),
                 "panels": panels,
             }
@@ -262,7 +276,7 @@ def render_page(title: str, subtitle: str, layers: list[dict]) -> str:
     """The page: the layers' units as panels (`report/panels.py`), drawn by `pages/explore.js` with
     `pages/explore.css`, both inlined so that the page stays one offline file."""
     esc = html.escape
-    data = json.dumps({"title": title, "layers": layers}, separators=(",", ":")).replace("</", "<\\/")
+    data = json.dumps({"title": title, "layers": layers}, separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
     script = asset("explore.js").replace("</", "<\\/")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

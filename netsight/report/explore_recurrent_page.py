@@ -13,13 +13,13 @@ unit of the layer with this one marked.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from .explore_page import png
 from .figures_zf import pixel_image
-from .panels import Images, card, chart, fmt, image, num, panel, table, text
+from .panels import Images, card, chart, fmt, num, panel, table, text
 
 MARK = np.array([0.902, 0.098, 0.294])  # the peak row's colour (#e6194b, the page's selection colour)
 
@@ -115,7 +115,7 @@ def _ticks(lo: float, hi: float) -> list[list[Optional[float]]]:
 
 FIT = [280, 460]  # a plot as wide as the details, within these bounds: its text stays 10 px
 HALVES = [[0, "0"], [0.5, "0.5"], [1, "1"]]
-STYLES = {
+STYLES: dict[str, dict[str, Any]] = {
     "spark": {"class": "spark", "size": [84, 34], "margin": [3, 3, 3, 3], "axes": False},
     "classtrace": {
         "class": "classtrace",
@@ -158,20 +158,20 @@ def recurrent_layer(layer: dict) -> dict:
                     {"type": "line", "y": trace, "stroke": "#222", "width": 1.3},
                     {"type": "dots", "x": [step], "y": [trace[step]], "r": 2.4, "fill": "#e6194b"},
                 ],
-                rules=[
-                    {"x1": 0, "x2": max(n - 1, 1), "y1": 0, "y2": 0, "stroke": "#bbb"},
-                    {"x1": step, "x2": step, "y1": num(lo, 6), "y2": num(hi, 6), "stroke": "#e6194b", "width": 1},
-                ],
-            )
-            picture = image(
-                keys[t["image"]],
-                "digit",
-                f"image {t['image']}, row {step + 1} marked",
-                {"image": t["image"], "step": step, "value": t["value"]},
-                band=[num(step / n, 6), num(1 / n, 6)],
+                rules=[{"x1": step, "x2": step, "y1": num(lo, 6), "y2": num(hi, 6), "stroke": "#e6194b", "width": 1}],
             )
             caption = f"#{r + 1}{' ' + t['label'] if t['label'] else ''} · row {step + 1} · {fmt(t['value'])}"
-            cards.append(card([picture], caption, "rpair", f"{t['file']}, row {step + 1}", [spark]))
+            cards.append(
+                card(
+                    [keys[t["image"]]],
+                    caption,
+                    f"{t['file']}, row {step + 1}",
+                    {"image": t["image"], "step": step, "value": f"{t['value']:.7g}"},
+                    [f"image {t['image']}, row {step + 1} marked"],
+                    [num(step / n, 6), num(1 / n, 6)],
+                    [spark],
+                )
+            )
         corr = {f: "–" if c is None else f"{c:.2f}" for f, c in s["correlation"].items()}
         flat = [v for m in u["class_mean"] for v in m]
         tlo, thi = _range(flat)
@@ -215,7 +215,15 @@ def recurrent_layer(layer: dict) -> dict:
                 ],
             ),
             text("", note="stats"),
-            panel("images", f"Top-{len(cards)} test images and their traces", "top", "cards top rtop", items=cards),
+            panel(
+                "images",
+                f"Top-{len(cards)} test images and their traces",
+                "top",
+                "cards top",
+                items=cards,
+                pictures=[{"class": "digit"}],
+                figure="rpair",
+            ),
             panel("chart", "Mean trace per class", "classtrace", charts=[trace_chart]),
             panel(
                 "legend",
@@ -303,4 +311,6 @@ def recurrent_layer(layer: dict) -> dict:
         "right-saturated (> 0.9), as Karpathy et al. (2015) plot them: every unit of the layer.",
     }
     data = {f"saturation {g}": {"x": v["left"], "y": v["right"]} for g, v in layer["saturation"].items()}
-    return {"name": name, "units": units, "images": pictures.uris, "notes": notes, "data": data, "styles": STYLES}
+    zero = {"x1": 0, "x2": max(n - 1, 1), "y1": 0, "y2": 0, "stroke": "#bbb"}  # under every trace
+    styles = {**STYLES, "spark": {**STYLES["spark"], "rules": [zero]}}
+    return {"name": name, "units": units, "images": pictures.uris, "notes": notes, "data": data, "styles": styles}

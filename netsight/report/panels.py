@@ -3,15 +3,15 @@
 A unit is `{"unit": i, "title": str, "preview": image key, "dead": bool, "panels": [panel, ...]}` and
 a panel is a dict with a `kind` the page's shared script (`pages/explore.js`) knows how to draw;
 no panel names a technique. Every panel may carry `title` (a heading), `note` (a key into the
-layer's `notes`: a text shared by its units is stored once) and `class` (extra CSS classes of the
+layer's `notes`: a text shared by its units is stored once; a picture is a key into the layer's
+`images`, each data URI stored once) and `class` (extra CSS classes of the
 panel's box, which the tests and the stylesheet use). The kinds:
 
 - `table`: `head` [str], `rows` [[str]] (cells formatted here).
 - `text`: `text` (a paragraph), `data` {name: str} written as `data-name` attributes.
-- `images`: `items` [{`images` [{`src`, `class`, `alt`, `data`, `band`}], `charts` [chart],
-  `caption`, `title`, `class`}]: cards of pictures, each with its caption; `src` is a key into the
-  layer's `images` (every picture stored once), `band` [top, height] (fractions of the picture's
-  height) marks a band of rows, `charts` are drawn under the pictures (a trace per card).
+- `images`: `items` [card]: cards of pictures, each with its caption (`card` describes one);
+  `pictures` [{`class`, `alt`}] gives the class and alt text of each card's first, second, ...
+  picture (the alt numbered by the card's rank), `figure` the class of every card.
 - `heatmap`: `items` [{`src`, `heat`, `low`, `high`, `whole`, `alt`, `heat_alt`, `caption`}]: a
   picture beside its heat map (viridis, from `low` to `high`) and a colour bar marking `whole`.
 - `chart`: `charts` [chart]: plots with axes (a chart is described under `chart`).
@@ -77,29 +77,24 @@ def text(body: str, data: Optional[dict] = None, **kw: Any) -> dict:
     return p
 
 
-def image(src: str, cls: str = "", alt: str = "", data: Optional[dict] = None, band: Optional[list] = None) -> dict:
+def card(
+    src: list[str],
+    caption: str = "",
+    title: str = "",
+    data: Optional[dict] = None,
+    alt: Optional[list[str]] = None,
+    band: Optional[list] = None,
+    charts: Optional[list[dict]] = None,
+) -> dict:
+    """One card of an `images` panel: its pictures (keys into the layer's `images`), what every
+    picture carries as `data-*` attributes, their alt texts when not the panel's, a band of rows
+    [top, height] marked over them (fractions of the height), charts under them, a caption."""
     out: dict[str, Any] = {"src": src}
-    if cls:
-        out["class"] = cls
-    if alt:
-        out["alt"] = alt
+    for key, value in (("caption", caption), ("title", title), ("alt", alt), ("band", band), ("charts", charts)):
+        if value:
+            out[key] = value
     if data:
         out["data"] = {k: str(v) for k, v in data.items()}
-    if band is not None:
-        out["band"] = band
-    return out
-
-
-def card(images: list[dict], caption: str = "", cls: str = "", title: str = "", charts: Optional[list[dict]] = None) -> dict:
-    out: dict[str, Any] = {"images": images}
-    if charts:
-        out["charts"] = charts
-    if caption:
-        out["caption"] = caption
-    if cls:
-        out["class"] = cls
-    if title:
-        out["title"] = title
     return out
 
 

@@ -88,7 +88,7 @@ def test_an_lstm_run_page_equals_a_brute_force_search(lstm_run, data):
     _check(layer, model, x, labels)
     for u, p in zip(layer["units"], page["units"], strict=True):
         (cards,) = [q for q in p["panels"] if q["kind"] == "images"]
-        shown = [(int(i["images"][0]["data"]["image"]), int(i["images"][0]["data"]["step"])) for i in cards["items"]]
+        shown = [(int(i["data"]["image"]), int(i["data"]["step"])) for i in cards["items"]]
         assert shown == [(t["image"], t["step"]) for t in u["top"]]
         assert p["title"] == f"rnn · unit {u['unit']} (LSTM hidden state, {HIDDEN} units)"
     for g in layer["gates"]:  # every unit's point of Karpathy's scatter, stored once for the layer
@@ -105,7 +105,7 @@ def _sources(panels: list) -> set:
     out = set()
     for p in panels:
         for item in p.get("items", []):
-            out |= {i["src"] for i in item.get("images", [])}
+            out |= set(item.get("src", []))
         out |= _sources(p.get("panels", []))
     return out
 

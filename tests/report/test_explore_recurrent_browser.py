@@ -48,7 +48,7 @@ def shown(layer: dict) -> dict:
     for u in layer["units"]:
         (cards,) = [p for p in u["panels"] if "top" in p.get("class", "").split()]
         (trace,) = [c for p in u["panels"] if p["kind"] == "chart" for c in p["charts"] if c["style"] == "classtrace"]
-        data = [item["images"][0]["data"] for item in cards["items"]]
+        data = [item["data"] for item in cards["items"]]
         units.append({"top": [{"image": int(d["image"]), "step": int(d["step"]), "value": float(d["value"])} for d in data]})
         colours = [s["stroke"] for s in trace["series"]]
         steps = len(cards["items"][0]["charts"][0]["series"][0]["y"])

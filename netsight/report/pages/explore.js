@@ -55,7 +55,9 @@
   // a chart (its settings over its style's): rules under the series (lines, bars, dots), then the axes; all positions in
   // data coordinates
   function chart(own, layer, unit, room) {
-    const c = Object.assign({rules: [], xticks: [], yticks: [], axes: true}, layer.styles[own.style], own);
+    const style = layer.styles[own.style] || {};
+    const c = Object.assign({xticks: [], yticks: [], axes: true}, style, own);
+    c.rules = (style.rules || []).concat(own.rules || []); // the style's rules, then the chart's own
     const W = Array.isArray(c.size[0]) ? Math.round(Math.min(c.size[0][1], Math.max(c.size[0][0], room))) : c.size[0];
     const H = c.size[1], [L, R, T, B] = c.margin, pw = W - L - R, ph = H - T - B;
     const svg = svgBox(c.class, W, H, c.label);
@@ -126,13 +128,16 @@
     }
     return svg;
   }
-  function picture(p, layer) {
-    const attrs = {src: layer.images[p.src], alt: p.alt || ''};
-    if (p.class) attrs.class = p.class;
-    for (const [k, v] of Object.entries(p.data || {})) attrs['data-' + k] = v;
+  // picture i of card r of an images panel: its class and alt text from the panel's `pictures` (the alt numbered by the
+  // card's rank) unless the card gives its own; the card's data on every picture; a band of rows marked over it
+  function picture(p, item, i, r, layer) {
+    const spec = (p.pictures || [])[i] || {};
+    const attrs = {src: layer.images[item.src[i]], alt: item.alt ? item.alt[i] : spec.alt ? spec.alt + ' ' + (r + 1) : ''};
+    if (spec.class) attrs.class = spec.class;
+    for (const [k, v] of Object.entries(item.data || {})) attrs['data-' + k] = v;
     const img = el('img', attrs);
-    if (!p.band) return img;
-    const style = 'top:' + (100 * p.band[0]) + '%;height:' + (100 * p.band[1]) + '%';
+    if (!item.band) return img;
+    const style = 'top:' + (100 * item.band[0]) + '%;height:' + (100 * item.band[1]) + '%';
     return el('div', {class: 'band'}, [img, el('span', {class: 'row', style: style})]);
   }
   const withClass = (base, p) => (p.class ? base + ' ' + p.class : base);
@@ -149,10 +154,10 @@
       return el('p', attrs);
     },
     images: (p, layer, unit, room) => el('div', {class: withClass('images', p), style: '--k:' + p.items.length},
-      p.items.map((item) => {
-        const attrs = item.class ? {class: item.class} : {};
+      p.items.map((item, r) => {
+        const attrs = p.figure ? {class: p.figure} : {};
         if (item.title) attrs.title = item.title;
-        return el('figure', attrs, item.images.map((i) => picture(i, layer))
+        return el('figure', attrs, item.src.map((k, i) => picture(p, item, i, r, layer))
           .concat((item.charts || []).map((c) => chart(c, layer, unit, room)),
             item.caption ? [el('figcaption', {text: item.caption})] : []));
       })),
