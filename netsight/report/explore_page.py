@@ -224,9 +224,16 @@ STYLES = {
         "size": [300, 160],
         "margin": [44, 12, 8, 38],
         "xlabel": "strongest response per image",
+        "series": [{"type": "bars", "base": 0, "fill": "#4363d8", "gap": 1}],
         "ylabel": "images",
     },
-    "invariance": {"class": "invariance", "size": [170, 136], "margin": [32, 10, 8, 38], "empty": "never active"},
+    "invariance": {
+        "class": "invariance",
+        "size": [170, 136],
+        "margin": [32, 10, 8, 38],
+        "empty": "never active",
+        "series": [{"type": "line", "stroke": "#e6194b", "width": 1.6}],
+    },
 }
 
 
@@ -240,7 +247,7 @@ def _histogram(h: dict) -> dict:
         "histogram of the strongest response per image",
         (lo, hi),
         (0, peak),
-        [{"type": "bars", "y": counts, "base": 0, "fill": "#4363d8", "gap": 1}],
+        [{"y": counts}],
         xticks=[[num(lo, 6)], [num((lo + hi) / 2, 6)], [num(hi, 6)]],
         yticks=[[c, str(c)] for c in ticks],
     )
@@ -257,7 +264,7 @@ def _invariance(name: str, amounts: list, response: list) -> dict:
         f"{name}: relative response",
         (x0, x1),
         (bottom, top),
-        [{"type": "line", "x": nums(amounts), "y": nums(response), "stroke": "#e6194b", "width": 1.6}] if finite else [],
+        [{"x": nums(amounts), "y": nums(response)}] if finite else [],
         rules=[{"x1": x0, "x2": x1, "y1": 1, "y2": 1, "stroke": "#999", "dash": "3 2"}],
         xticks=[[x0]] + ([[mid]] if x0 < mid < x1 else []) + [[x1]],
         yticks=[[num(bottom, 6)], [1, "1"], [num(top, 6)]],

@@ -116,7 +116,13 @@ def _ticks(lo: float, hi: float) -> list[list[Optional[float]]]:
 FIT = [280, 460]  # a plot as wide as the details, within these bounds: its text stays 10 px
 HALVES = [[0, "0"], [0.5, "0.5"], [1, "1"]]
 STYLES: dict[str, dict[str, Any]] = {
-    "spark": {"class": "spark", "size": [84, 34], "margin": [3, 3, 3, 3], "axes": False},
+    "spark": {
+        "class": "spark",
+        "size": [84, 34],
+        "margin": [3, 3, 3, 3],
+        "axes": False,
+        "series": [{"type": "line", "stroke": "#222", "width": 1.3}, {"type": "dots", "r": 2.4, "fill": "#e6194b"}],
+    },
     "classtrace": {
         "class": "classtrace",
         "size": [FIT, 190],
@@ -125,10 +131,15 @@ STYLES: dict[str, dict[str, Any]] = {
         "ylabel": "mean value",
     },
     "classbars": {"class": "classbars", "size": [FIT, 150], "margin": [44, 10, 8, 38], "xlabel": "class", "ylabel": "mean value"},
-    "gate": {
+    "gate": {  # Karpathy's scatter: every unit of the layer (grey), this one (red), the diagonal left + right = 1
         "class": "gate",
         "size": [156, 156],
         "margin": [34, 10, 8, 38],
+        "series": [
+            {"type": "dots", "r": 2, "fill": "#999", "opacity": 0.55},
+            {"type": "dots", "r": 4.2, "fill": "#e6194b", "stroke": "#fff", "class": "this"},
+        ],
+        "rules": [{"x1": 0, "y1": 1, "x2": 1, "y2": 0, "stroke": "#bbb", "dash": "3 2"}],
         "xticks": HALVES,
         "yticks": HALVES,
         "ylabel": "right (> 0.9)",
@@ -155,8 +166,8 @@ def recurrent_layer(layer: dict) -> dict:
                 (0, max(n - 1, 1)),
                 (lo, hi),
                 [
-                    {"type": "line", "y": trace, "stroke": "#222", "width": 1.3},
-                    {"type": "dots", "x": [step], "y": [trace[step]], "r": 2.4, "fill": "#e6194b"},
+                    {"y": trace},
+                    {"x": [step], "y": [trace[step]]},
                 ],
                 rules=[{"x1": step, "x2": step, "y1": num(lo, 6), "y2": num(hi, 6), "stroke": "#e6194b", "width": 1}],
             )
@@ -257,19 +268,7 @@ def recurrent_layer(layer: dict) -> dict:
                     f"{g} gate: fraction of steps left- and right-saturated",
                     (0, 1),
                     (0, 1),
-                    [
-                        {"type": "dots", "from": f"saturation {g}", "skip": h, "r": 2, "fill": "#999", "opacity": 0.55},
-                        {
-                            "type": "dots",
-                            "x": [u["gates"][g]["left"]],
-                            "y": [u["gates"][g]["right"]],
-                            "r": 4.2,
-                            "fill": "#e6194b",
-                            "stroke": "#fff",
-                            "class": "this",
-                        },
-                    ],
-                    rules=[{"x1": 0, "y1": 1, "x2": 1, "y2": 0, "stroke": "#bbb", "dash": "3 2"}],
+                    [{"from": f"saturation {g}", "skip": h}, {"x": [u["gates"][g]["left"]], "y": [u["gates"][g]["right"]]}],
                     xlabel=f"{g}: left (< 0.1)",
                 )
                 for g in layer["gates"]

@@ -102,7 +102,8 @@ def chart(style: str, label: str, x: Sequence[float], y: Sequence[float], series
     """One plot. `style` names the layer's `styles` entry its shared settings come from: `class`,
     `size` (width, height) in px (a width of [min, max] takes the details' width between them),
     `margin` (left, right, top, bottom), `axes` (false: none), `xlabel`, `ylabel`, `empty` (written
-    when no series has a point); `fields` may set any of these too, and `rules`, `xticks`, `yticks`.
+    when no series has a point), `series` (series i's settings under the chart's series i) and `rules`
+    (drawn before the chart's own); `fields` may set any of these too, and `xticks`, `yticks`.
     `x`, `y` are the data ranges; `series` of `line` ({x (default: 0, 1, ...), y, stroke, width};
     non-finite points left out), `bars` ({y, base, fill or fills, gap}: one bar per slot of the x
     range) and `dots` ({x, y, r, fill, opacity, stroke, class, from (a key into the layer's `data`

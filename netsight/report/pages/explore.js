@@ -58,6 +58,7 @@
     const style = layer.styles[own.style] || {};
     const c = Object.assign({xticks: [], yticks: [], axes: true}, style, own);
     c.rules = (style.rules || []).concat(own.rules || []); // the style's rules, then the chart's own
+    c.series = own.series.map((s, i) => Object.assign({}, (style.series || [])[i], s)); // series i over the style's series i
     const W = Array.isArray(c.size[0]) ? Math.round(Math.min(c.size[0][1], Math.max(c.size[0][0], room))) : c.size[0];
     const H = c.size[1], [L, R, T, B] = c.margin, pw = W - L - R, ph = H - T - B;
     const svg = svgBox(c.class, W, H, c.label);
