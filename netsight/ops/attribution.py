@@ -60,7 +60,7 @@ from ..errors import NetsightError
 from .deconvnet_graph import unknown_layer
 from .hooks import evaluating, forward_hooks, normalised_input
 from .inputs import Norm, check_norm, device_of, source_for
-from .occluding import occluded_copies
+from .occluding import default_square, occluded_copies
 from .rectify import _RELUS, RectifyingReLUs
 from .stages import conv_layers
 
@@ -695,8 +695,7 @@ def attribution_maps(
     n, (_, h, _) = len(source), source.shape
     if n == 0:
         raise NetsightError("attribution: no images")
-    size = occlusion_size or max(1, round(6 * h / 28))
-    stride = occlusion_stride or max(1, round(2 * h / 28))
+    size, stride = occlusion_size or default_square(h)[0], occlusion_stride or default_square(h)[1]
     device, dtype = device_of(model), _dtype(model)
     chunk = batch_size
     results: dict[str, list[torch.Tensor]] = {m: [] for m in methods}

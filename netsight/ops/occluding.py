@@ -9,6 +9,12 @@ import torch
 from ..errors import NetsightError
 
 
+def default_square(height: int) -> tuple[int, int]:
+    """The occlusion square's default size and stride for images `height` px high: 6/28 and 2/28 of
+    it (the course's 6 and 2 px on its 28x28 images). Occlusion, attribution and explore use it."""
+    return max(1, round(6 * height / 28)), max(1, round(2 * height / 28))
+
+
 def occluded_copies(image: torch.Tensor, size: int, stride: int, fill: float) -> tuple[torch.Tensor, int, int]:
     """[C,H,W] float -> [rows*cols, C,H,W]: a copy per position of the size x size square."""
     _, h, w = image.shape

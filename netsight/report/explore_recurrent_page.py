@@ -1,6 +1,6 @@
 """The recurrent mode of the `netsight explore` page: one recurrent run's hidden units, beside
-the conv mode of `explore_page.py` (same bar, grid, keys, address and swipe; this module adds
-the layer's JSON, its CSS and the script that draws a recurrent unit's details).
+the conv mode of `explore_page.py` (same page, same script: this module gives the layer's data,
+`recurrent_layer_data`, and turns it into the generic panels of `panels.py`, `recurrent_layer`).
 
 A unit's details: its top-9 test images with the row being read when it peaked boxed, under
 each the unit's value over all the steps (its trace, the peak marked), the mean trace per class
@@ -13,12 +13,13 @@ unit of the layer with this one marked.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from .explore_page import png
 from ..plotting import pixel_image
+from .panels import Images, card, chart, fmt, num, panel, table, text
 
 MARK = np.array([0.902, 0.098, 0.294])  # the peak row's colour (#e6194b, the page's selection colour)
 
@@ -36,7 +37,7 @@ def marked_row(picture: np.ndarray, row: int) -> np.ndarray:
 
 
 def recurrent_layer_data(units, names: Sequence[str], labels: Optional[Sequence[str]]) -> dict:
-    """The JSON of a recurrent layer (an `analysis.explore_recurrent.RecurrentUnits`)."""
+    """The JSON of a recurrent layer (an `techniques.explore_recurrent_units.RecurrentUnits`)."""
     from matplotlib.colors import to_hex
 
     from ..style import class_colour
@@ -100,137 +101,215 @@ def _finite(v) -> Optional[float]:
     return None if v != v else float(f"{v:.4g}")
 
 
-CSS = """
-.rtop figure{position:relative}
-.digit{position:relative;line-height:0}
-.digit img{display:block;width:100%;aspect-ratio:1;image-rendering:pixelated;border:1px solid #ccc;background:#000}
-.digit .row{position:absolute;left:-2px;right:-2px;border:2px solid #e6194b;box-sizing:content-box;margin-top:-2px;pointer-events:none}
-svg.spark{width:100%;margin-top:3px;background:#fcfcfc}
-.legend{display:flex;flex-wrap:wrap;gap:2px 10px;font-size:.78em;color:#333;margin:.3em 0 0;padding:0;list-style:none;max-width:560px}
-.legend li{display:flex;align-items:center;gap:4px}.legend .swatch{display:inline-block;width:14px;height:4px;border-radius:1px}
-.legend .dot{display:inline-block;width:8px;height:8px;border-radius:50%}
-.tables{display:flex;flex-wrap:wrap;gap:6px 14px}
-.gatecharts{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:8px;max-width:520px}
-"""
+def _range(values) -> tuple[float, float]:
+    """A plot's value range: the values' and 0, widened to +-1 when flat."""
+    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+    lo, hi = min(0.0, *finite), max(0.0, *finite)
+    return (lo - 1, hi + 1) if hi - lo < 1e-9 else (lo, hi)
 
-SCRIPT = r"""
-// the recurrent mode: called by renderDetail for a layer whose kind is 'recurrent'
-// the range's ends, and 0 between them where it is not too close to either to be read
-function recTicks(lo, hi) { return Math.min(-lo, hi) > 0.15 * (hi - lo) ? [lo, 0, hi] : [lo, hi]; }
-function recRange(values) {
-  const finite = values.filter(Number.isFinite);
-  let lo = Math.min(0, ...finite), hi = Math.max(0, ...finite);
-  if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
-  return [lo, hi];
+
+def _ticks(lo: float, hi: float) -> list[list[Optional[float]]]:
+    """The range's ends, and 0 between them where it is not too close to either to be read."""
+    return [[num(lo, 6)], [0.0], [num(hi, 6)]] if min(-lo, hi) > 0.15 * (hi - lo) else [[num(lo, 6)], [num(hi, 6)]]
+
+
+FIT = [280, 460]  # a plot as wide as the details, within these bounds: its text stays 10 px
+HALVES = [[0, "0"], [0.5, "0.5"], [1, "1"]]
+STYLES: dict[str, dict[str, Any]] = {
+    "spark": {
+        "class": "spark",
+        "size": [84, 34],
+        "margin": [3, 3, 3, 3],
+        "axes": False,
+        "series": [{"type": "line", "stroke": "#222", "width": 1.3}, {"type": "dots", "r": 2.4, "fill": "#e6194b"}],
+    },
+    "classtrace": {
+        "class": "classtrace",
+        "size": [FIT, 190],
+        "margin": [44, 10, 8, 38],
+        "xlabel": "row read (step)",
+        "ylabel": "mean value",
+    },
+    "classbars": {"class": "classbars", "size": [FIT, 150], "margin": [44, 10, 8, 38], "xlabel": "class", "ylabel": "mean value"},
+    "gate": {  # Karpathy's scatter: every unit of the layer (grey), this one (red), the diagonal left + right = 1
+        "class": "gate",
+        "size": [156, 156],
+        "margin": [34, 10, 8, 38],
+        "series": [
+            {"type": "dots", "r": 2, "fill": "#999", "opacity": 0.55},
+            {"type": "dots", "r": 4.2, "fill": "#e6194b", "stroke": "#fff", "class": "this"},
+        ],
+        "rules": [{"x1": 0, "y1": 1, "x2": 1, "y2": 0, "stroke": "#bbb", "dash": "3 2"}],
+        "xticks": HALVES,
+        "yticks": HALVES,
+        "ylabel": "right (> 0.9)",
+    },
 }
-// a trace without text: the unit's value over the steps, the zero line grey, the peak step marked
-function spark(trace, step, lo, hi) {
-  const W = 84, H = 34, P = 3, n = trace.length;
-  const svg = svgBox('spark', W, H, 'value over the ' + n + ' steps, peak at row ' + (step + 1));
-  const X = (t) => P + (W - 2 * P) * t / Math.max(n - 1, 1), Y = (v) => P + (H - 2 * P) * (1 - (v - lo) / (hi - lo));
-  svg.appendChild(svgEl('line', {x1: P, x2: W - P, y1: Y(0), y2: Y(0), stroke: '#bbb'}));
-  svg.appendChild(svgEl('line', {x1: X(step), x2: X(step), y1: P, y2: H - P, stroke: '#e6194b', 'stroke-width': 1}));
-  svg.appendChild(svgEl('polyline', {points: trace.map((v, t) => X(t) + ',' + Y(v)).join(' '), fill: 'none', stroke: '#222',
-    'stroke-width': 1.3}));
-  svg.appendChild(svgEl('circle', {cx: X(step), cy: Y(trace[step]), r: 2.4, fill: '#e6194b'}));
-  return svg;
-}
-function classLegend(layer, counts) {
-  return el('ul', {class: 'legend'}, layer.classes.map((c, i) => el('li', {}, [
-    el('span', {class: 'swatch', style: 'background:' + layer.class_colours[i]}),
-    el('span', {text: c + (counts ? ' (' + counts[i] + ')' : '')})])));
-}
-// the mean trace of every class: one line per class in its colour
-function classTrace(layer, u, W) {
-  const H = 190, L = 44, R = 10, T = 8, B = 38, pw = W - L - R, ph = H - T - B, n = layer.steps;
-  const svg = svgBox('classtrace', W, H, 'mean value per class over the steps');
-  const [lo, hi] = recRange(u.class_mean.flat());
-  const X = (t) => L + pw * t / Math.max(n - 1, 1), Y = (v) => T + ph * (1 - (v - lo) / (hi - lo));
-  if (lo < 0 && hi > 0) svg.appendChild(svgEl('line', {x1: L, x2: L + pw, y1: Y(0), y2: Y(0), stroke: '#ccc'}));
-  u.class_mean.forEach((m, c) => svg.appendChild(svgEl('polyline', {points: m.map((v, t) => X(t) + ',' + Y(v)).join(' '),
-    fill: 'none', stroke: layer.class_colours[c], 'stroke-width': c === u.stats.preferred ? 2.4 : 1.3})));
-  const steps = [0, Math.round((n - 1) / 3), Math.round(2 * (n - 1) / 3), n - 1];
-  axes(svg, L, T, pw, ph, steps.map((t) => [X(t), String(t + 1)]), recTicks(lo, hi).map((v) => [Y(v), tick(v)]),
-    'row read (step)', 'mean value');
-  return svg;
-}
-// the class means averaged over the steps, one bar per class
-function classBars(layer, u, W) {
-  const H = 150, L = 44, R = 10, T = 8, B = 38, pw = W - L - R, ph = H - T - B, n = layer.classes.length;
-  const svg = svgBox('classbars', W, H, 'mean value per class, over all steps');
-  const means = u.class_mean.map((m) => m.reduce((a, b) => a + b, 0) / m.length);
-  const [lo, hi] = recRange(means), Y = (v) => T + ph * (1 - (v - lo) / (hi - lo)), bw = pw / n;
-  if (lo < 0 && hi > 0) svg.appendChild(svgEl('line', {x1: L, x2: L + pw, y1: Y(0), y2: Y(0), stroke: '#999'}));  // the bars' base
-  means.forEach((v, c) => svg.appendChild(svgEl('rect', {x: L + c * bw + 2, width: Math.max(bw - 4, 1),
-    y: Math.min(Y(v), Y(Math.max(lo, 0))), height: Math.abs(Y(v) - Y(Math.max(lo, 0))), fill: layer.class_colours[c]})));
-  const short = (s) => (s.length > 6 ? s.slice(0, 5) + '…' : s);
-  axes(svg, L, T, pw, ph, layer.classes.map((c, i) => [L + (i + 0.5) * bw, short(c)]), recTicks(lo, hi).map((v) => [Y(v), tick(v)]),
-    'class', 'mean value');
-  return svg;
-}
-// Karpathy's scatter for one gate: every unit of the layer (grey), this one (red)
-function gateScatter(layer, gate, unit) {
-  const W = 156, H = 156, L = 34, R = 10, T = 8, B = 38, pw = W - L - R, ph = H - T - B;
-  const svg = svgBox('gate', W, H, gate + ' gate: fraction of steps left- and right-saturated');
-  const s = layer.saturation[gate], X = (v) => L + pw * v, Y = (v) => T + ph * (1 - v);
-  svg.appendChild(svgEl('line', {x1: X(0), y1: Y(1), x2: X(1), y2: Y(0), stroke: '#bbb', 'stroke-dasharray': '3 2'}));
-  s.left.forEach((x, i) => { if (i !== unit) svg.appendChild(svgEl('circle', {cx: X(x), cy: Y(s.right[i]), r: 2, fill: '#999',
-    'fill-opacity': 0.55})); });
-  svg.appendChild(svgEl('circle', {cx: X(s.left[unit]), cy: Y(s.right[unit]), r: 4.2, fill: '#e6194b', stroke: '#fff',
-    'stroke-width': 1, class: 'this'}));
-  axes(svg, L, T, pw, ph, [[X(0), '0'], [X(0.5), '0.5'], [X(1), '1']], [[Y(0), '0'], [Y(0.5), '0.5'], [Y(1), '1']],
-    gate + ': left (< 0.1)', 'right (> 0.9)');
-  return svg;
-}
-function recurrentDetail(layer, u, d) {
-  const cell = layer.cell.toUpperCase(), s = u.stats, n = layer.steps;
-  const room = Math.round(Math.min(460, Math.max(280, d.clientWidth - 24)));  // plots drawn at the width shown: text stays 10 px
-  d.appendChild(el('h2', {text: layer.name + ' · unit ' + u.unit + ' (' + cell + ' hidden state, ' + layer.units.length + ' units)'}));
-  const corr = (f) => (s.correlation[f] === null || s.correlation[f] === undefined ? '–' : s.correlation[f].toFixed(2));
-  const table = (heads, cells) => el('table', {class: 'stats'}, [el('tr', {}, heads.map((h) => el('th', {text: h}))),
-    el('tr', {}, cells.map((v) => el('td', {text: v})))]);
-  d.appendChild(el('div', {class: 'tables'}, [
-    table(['peak', 'preferred class', 'selectivity'], [fmt(s.peak), layer.classes[s.preferred], s.selectivity.toFixed(3)]),
-    table(['r (ink)', 'r (position)', 'r (row)'], [corr('ink'), corr('position'), corr('row')])]));
-  d.appendChild(el('p', {class: 'note', text: 'Over the ' + layer.images_seen.toLocaleString('en') + ' test images and ' + n + ' steps: the '
-    + 'unit\'s highest value; the class with the largest |mean value| and its selectivity (0: every class moves the unit '
-    + 'alike, 1: only that class; see the bars below); r: the correlation of the unit\'s value with the row being read: its '
-    + 'ink (mean pixel), the ink\'s horizontal position, and the row number.'}));
-  d.appendChild(el('h3', {text: 'Top-' + u.top.length + ' test images and their traces'}));
-  d.appendChild(el('p', {class: 'note', text: 'Strongest first. Boxed in red: the row being read when the unit peaked. '
-    + 'Below each image: the unit\'s value over the ' + n + ' rows (grey line: 0; red: the peak).'}));
-  const [lo, hi] = recRange(u.top.flatMap((t) => t.trace));
-  d.appendChild(el('div', {class: 'cards top rtop', style: '--k:' + u.top.length}, u.top.map((t, r) => el('figure', {
-    class: 'rpair', title: t.file + ', row ' + (t.step + 1)}, [
-    el('div', {class: 'digit'}, [el('img', {class: 'digit', src: layer.images[t.image], alt: 'image ' + t.image + ', row '
-      + (t.step + 1) + ' marked', 'data-image': t.image, 'data-step': t.step, 'data-value': t.value}),
-      el('span', {class: 'row', style: 'top:' + (100 * t.step / n) + '%;height:' + (100 / n) + '%'})]),
-    spark(t.trace, t.step, lo, hi),
-    el('figcaption', {text: '#' + (r + 1) + (t.label ? ' ' + t.label : '') + ' · row ' + (t.step + 1) + ' · ' + fmt(t.value)})]))));
-  d.appendChild(el('h3', {text: 'Mean trace per class'}));
-  d.appendChild(el('p', {class: 'note', text: 'The unit\'s mean value after each row over the test images of each class '
-    + '(the preferred class drawn thicker; in brackets: the images of the class).'}));
-  d.appendChild(classTrace(layer, u, room));
-  d.appendChild(classLegend(layer, layer.class_counts));
-  d.appendChild(el('h3', {text: 'Class selectivity'}));
-  d.appendChild(el('p', {class: 'note', text: 'Each class\'s mean trace averaged over the steps (the colours as above); '
-    + 'the selectivity compares the largest |bar| with the mean |bar| of the others.'}));
-  d.appendChild(classBars(layer, u, room));
-  d.appendChild(el('h3', {text: 'Gates'}));
-  if (!layer.gates.length) {
-    d.appendChild(el('p', {class: 'note', text: 'A plain RNN has no gates.'}));
-    return;
-  }
-  d.appendChild(el('p', {class: 'note', text: 'Per gate, the fraction of (test image, step) where this unit\'s gate is '
-    + 'left-saturated (< 0.1) and right-saturated (> 0.9), as Karpathy et al. (2015) plot them: every unit of the layer.'}));
-  d.appendChild(el('table', {class: 'stats gates'}, [el('tr', {}, ['gate', 'left (< 0.1)', 'right (> 0.9)', 'neither']
-    .map((h) => el('th', {text: h})))].concat(layer.gates.map((g) => el('tr', {}, [g, (100 * u.gates[g].left).toFixed(1) + '%',
-    (100 * u.gates[g].right).toFixed(1) + '%', (100 * (1 - u.gates[g].left - u.gates[g].right)).toFixed(1) + '%']
-    .map((v) => el('td', {text: v})))))));
-  d.appendChild(el('div', {class: 'gatecharts'}, layer.gates.map((g) => gateScatter(layer, g, u.unit))));
-  d.appendChild(el('ul', {class: 'legend'}, [
-    el('li', {}, [el('span', {class: 'dot', style: 'background:#e6194b'}), el('span', {text: 'unit ' + u.unit})]),
-    el('li', {}, [el('span', {class: 'dot', style: 'background:#999'}), el('span', {text: 'the other units of ' + layer.name})]),
-    el('li', {}, [el('span', {class: 'swatch', style: 'background:#bbb'}), el('span', {text: 'dashed: left + right = 1'})])]));
-}
-"""
+
+
+def recurrent_layer(layer: dict) -> dict:
+    """The page's layer: `recurrent_layer_data`'s units as generic panels."""
+    pictures = Images()
+    keys = {int(i): pictures.key(uri) for i, uri in layer["images"].items()}
+    n, classes, colours, name = layer["steps"], layer["classes"], layer["class_colours"], layer["name"]
+    cell = layer["cell"].upper()
+    units = []
+    for u in layer["units"]:
+        h, s = u["unit"], u["stats"]
+        lo, hi = _range([v for t in u["top"] for v in t["trace"]])
+        cards = []
+        for r, t in enumerate(u["top"]):
+            step, trace = t["step"], t["trace"]
+            spark = chart(
+                "spark",
+                f"value over the {n} steps, peak at row {step + 1}",
+                (0, max(n - 1, 1)),
+                (lo, hi),
+                [
+                    {"y": trace},
+                    {"x": [step], "y": [trace[step]]},
+                ],
+                rules=[{"x1": step, "x2": step, "y1": num(lo, 6), "y2": num(hi, 6), "stroke": "#e6194b", "width": 1}],
+            )
+            caption = f"#{r + 1}{' ' + t['label'] if t['label'] else ''} · row {step + 1} · {fmt(t['value'])}"
+            cards.append(
+                card(
+                    [keys[t["image"]]],
+                    caption,
+                    f"{t['file']}, row {step + 1}",
+                    {"image": t["image"], "step": step, "value": f"{t['value']:.7g}"},
+                    [f"image {t['image']}, row {step + 1} marked"],
+                    [num(step / n, 6), num(1 / n, 6)],
+                    [spark],
+                )
+            )
+        corr = {f: "–" if c is None else f"{c:.2f}" for f, c in s["correlation"].items()}
+        flat = [v for m in u["class_mean"] for v in m]
+        tlo, thi = _range(flat)
+        lines = [
+            {"type": "line", "y": m, "stroke": colours[c], "width": 2.4 if c == s["preferred"] else 1.3}
+            for c, m in enumerate(u["class_mean"])
+        ]
+        steps = [0, round((n - 1) / 3), round(2 * (n - 1) / 3), n - 1]
+        trace_chart = chart(
+            "classtrace",
+            "mean value per class over the steps",
+            (0, max(n - 1, 1)),
+            (tlo, thi),
+            lines,
+            rules=[{"x1": 0, "x2": max(n - 1, 1), "y1": 0, "y2": 0, "stroke": "#ccc"}] if tlo < 0 < thi else [],
+            xticks=[[t, str(t + 1)] for t in steps],
+            yticks=_ticks(tlo, thi),
+        )
+        means = [num(sum(m) / len(m)) for m in u["class_mean"]]
+        blo, bhi = _range(means)
+        bars_chart = chart(
+            "classbars",
+            "mean value per class, over all steps",
+            (0, len(classes)),
+            (blo, bhi),
+            [{"type": "bars", "y": means, "base": max(blo, 0.0), "fills": colours, "gap": 4}],
+            rules=[{"x1": 0, "x2": len(classes), "y1": 0, "y2": 0, "stroke": "#999"}] if blo < 0 < bhi else [],
+            xticks=[[i + 0.5, c if len(c) <= 6 else c[:5] + "…"] for i, c in enumerate(classes)],
+            yticks=_ticks(blo, bhi),
+        )
+        panels = [
+            panel(
+                "group",
+                cls="tables",
+                panels=[
+                    table(
+                        ["peak", "preferred class", "selectivity"],
+                        [[fmt(s["peak"]), classes[s["preferred"]], f"{s['selectivity']:.3f}"]],
+                    ),
+                    table(["r (ink)", "r (position)", "r (row)"], [[corr["ink"], corr["position"], corr["row"]]]),
+                ],
+            ),
+            text("", note="stats"),
+            panel(
+                "images",
+                f"Top-{len(cards)} test images and their traces",
+                "top",
+                "cards top",
+                items=cards,
+                pictures=[{"class": "digit"}],
+                figure="rpair",
+            ),
+            panel("chart", "Mean trace per class", "classtrace", charts=[trace_chart]),
+            panel(
+                "legend",
+                items=[
+                    {"colour": c, "shape": "swatch", "text": f"{k} ({m})"}
+                    for c, k, m in zip(colours, classes, layer["class_counts"], strict=True)
+                ],
+            ),
+            panel("chart", "Class selectivity", "classbars", charts=[bars_chart]),
+        ]
+        if not layer["gates"]:
+            panels.append(text("", title="Gates", note="nogates"))
+        else:
+            rows = [
+                [
+                    g,
+                    *(
+                        f"{100 * v:.1f}%"
+                        for v in (
+                            u["gates"][g]["left"],
+                            u["gates"][g]["right"],
+                            1 - u["gates"][g]["left"] - u["gates"][g]["right"],
+                        )
+                    ),
+                ]
+                for g in layer["gates"]
+            ]
+            scatters = [
+                chart(
+                    "gate",
+                    f"{g} gate: fraction of steps left- and right-saturated",
+                    (0, 1),
+                    (0, 1),
+                    [{"from": f"saturation {g}", "skip": h}, {"x": [u["gates"][g]["left"]], "y": [u["gates"][g]["right"]]}],
+                    xlabel=f"{g}: left (< 0.1)",
+                )
+                for g in layer["gates"]
+            ]
+            panels += [
+                table(["gate", "left (< 0.1)", "right (> 0.9)", "neither"], rows, title="Gates", note="gates", cls="gates"),
+                panel("chart", cls="gatecharts", charts=scatters),
+                panel(
+                    "legend",
+                    items=[
+                        {"colour": "#e6194b", "shape": "dot", "text": f"unit {h}"},
+                        {"colour": "#999", "shape": "dot", "text": f"the other units of {name}"},
+                        {"colour": "#bbb", "shape": "swatch", "text": "dashed: left + right = 1"},
+                    ],
+                ),
+            ]
+        units.append(
+            {
+                "unit": h,
+                "title": f"{name} · unit {h} ({cell} hidden state, {len(layer['units'])} units)",
+                "preview": pictures.key(u["preview"]),
+                "dead": False,
+                "panels": panels,
+            }
+        )
+    notes = {
+        "stats": f"Over the {layer['images_seen']:,} test images and {n} steps: the unit's highest value; the class with the "
+        "largest |mean value| and its selectivity (0: every class moves the unit alike, 1: only that class; see the bars below); "
+        "r: the correlation of the unit's value with the row being read: its ink (mean pixel), the ink's horizontal position, "
+        "and the row number.",
+        "top": f"Strongest first. Boxed in red: the row being read when the unit peaked. Below each image: the unit's value "
+        f"over the {n} rows (grey line: 0; red: the peak).",
+        "classtrace": "The unit's mean value after each row over the test images of each class (the preferred class drawn "
+        "thicker; in brackets: the images of the class).",
+        "classbars": "Each class's mean trace averaged over the steps (the colours as above); the selectivity compares the "
+        "largest |bar| with the mean |bar| of the others.",
+        "nogates": "A plain RNN has no gates.",
+        "gates": "Per gate, the fraction of (test image, step) where this unit's gate is left-saturated (< 0.1) and "
+        "right-saturated (> 0.9), as Karpathy et al. (2015) plot them: every unit of the layer.",
+    }
+    data = {f"saturation {g}": {"x": v["left"], "y": v["right"]} for g, v in layer["saturation"].items()}
+    zero = {"x1": 0, "x2": max(n - 1, 1), "y1": 0, "y2": 0, "stroke": "#bbb"}  # under every trace
+    styles = {**STYLES, "spark": {**STYLES["spark"], "rules": [zero]}}
+    return {"name": name, "units": units, "images": pictures.uris, "notes": notes, "data": data, "styles": styles}

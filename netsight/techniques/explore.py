@@ -1,13 +1,14 @@
 """The unit browser: every unit of a CNN's conv layers in one offline HTML page (its filter,
 top-9 patches and projections, the same projections through the fully randomised model,
 statistics, occlusion, invariance, and for a run with snapshots its evolution), so a reader can
-walk Zeiler & Fergus's figures unit by unit. The per-unit data is `analysis/explore.py`; the
-page is `report/explore_page.py`.
+walk Zeiler & Fergus's figures unit by unit. The per-unit data is `techniques/explore_units.py`; the
+page is `report/explore_page.py`, which turns each unit into generic panels (`report/panels.py`)
+that one shared script draws (`report/pages/explore.js`).
 
 For a recurrent run the page browses the hidden units of its `rnn` module instead (the only
 layer it takes): top-9 (image, step) pairs with their traces, mean trace per class, class
 selectivity and gate saturation (Karpathy, Johnson & Fei-Fei 2015), from one pass over the test
-set (`analysis/explore_recurrent.py`, `report/explore_recurrent_page.py`)."""
+set (`techniques/explore_recurrent_units.py`, `report/explore_recurrent_page.py`)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def explore(
 ) -> list[LayerUnits]:
     """Every unit of each conv layer in `layers` over all the images of `source`; with `randomised`,
     each unit's top-9 also projected through the fully randomised model (for a recurrent model,
-    `analysis.explore_recurrent.explore_recurrent` is the notebook call)."""
+    `techniques.explore_recurrent_units.explore_recurrent` is the notebook call)."""
     twin = fully_randomised(model) if randomised else None
     with normalised_input(model, mean, std), normalised_input(twin, mean, std) if twin is not None else contextlib.nullcontext():
         return [explore_layer(model, source, layer, batch_size=BATCH, progress=progress, randomised=twin) for layer in layers]
@@ -149,7 +150,7 @@ def _prepare_recurrent(t: Target, layers: Optional[Sequence[str]], page: Optiona
 def _write_recurrent(t: Target, o: dict) -> list[Path]:
     from ..fileio import write_text
     from ..report.explore_page import render_page
-    from ..report.explore_recurrent_page import CSS, SCRIPT, recurrent_layer_data
+    from ..report.explore_recurrent_page import recurrent_layer, recurrent_layer_data
 
     from ._recurrent import pixels, stats  # the pass `units` and `gates` make over the whole set, made once
 
@@ -157,7 +158,7 @@ def _write_recurrent(t: Target, o: dict) -> list[Path]:
     units: RecurrentUnits = recurrent_units(t.model, result, pixels(t, index), t.classes)
     names = list(t.images.names)
     label_names = [units.classes[int(v)] for v in t.labels] if t.labels is not None else None
-    layer = recurrent_layer_data(units, names, label_names)
+    layer = recurrent_layer(recurrent_layer_data(units, names, label_names))
     st = units.stats
     subtitle = (
         f"{st.hidden} hidden units of a {units.cell.upper()} over {t.images.description}, read row by row ({st.steps} steps)"
@@ -169,7 +170,7 @@ def _write_recurrent(t: Target, o: dict) -> list[Path]:
             f"{100 * float(s.get('final_test_acc') or 0):.2f}%"
         )
     page = o["page"] if o["page"] is not None else t.folder / "explore.html"
-    return [write_text(page, render_page(f"netsight explore: {t.title}", subtitle, [layer], CSS, SCRIPT))]
+    return [write_text(page, render_page(f"netsight explore: {t.title}", subtitle, [layer]))]
 
 
 def _recurrent_run(run) -> bool:

@@ -29,7 +29,7 @@ from torch import nn
 from ..ops.deconvnet_graph import make_deconvnet
 from ..ops.hooks import evaluating
 from .invariance import sweeps_for, transform
-from ..ops.occluding import occluded_copies
+from ..ops.occluding import default_square, occluded_copies
 from ..ops.receptive_field import ReceptiveField
 from ..ops.topk import TopActivations, project_top
 
@@ -111,8 +111,7 @@ def explore_layer(
             counts, edges = np.histogram(maxima[:, m].numpy(), bins=HISTOGRAM_BINS)
             histograms.append({"edges": edges.tolist(), "counts": counts.tolist()})
         h = shape[1]
-        size = occlusion_size or max(1, round(6 * h / 28))
-        stride = occlusion_stride or max(1, round(2 * h / 28))
+        size, stride = occlusion_size or default_square(h)[0], occlusion_stride or default_square(h)[1]
         occlusion = _occlusion(net, top, load, size, stride)
         invariance = _invariance(net, top, load)
         wanted = sorted({int(i) for i in top.image_index.flatten()})

@@ -21,7 +21,7 @@ from torch import nn
 from ..ops.deconvnet_graph import resolve_graph_target
 from ..ops.inputs import Norm, check_norm, default_layer, device_of, labels_to_follow, source_for
 from ..ops.hooks import capture_outputs, evaluating, normalised_input
-from ..ops.occluding import occluded_copies
+from ..ops.occluding import default_square, occluded_copies
 from ..errors import NetsightError
 from .base import Option, ReportItem, Technique, register, LAYER, checked_layer, count_option
 from .target import Target, layer_file, spread
@@ -110,8 +110,7 @@ def occlusion(
     check_norm(model, mean, std)
     source = source_for(model, x)
     h = source.shape[1]
-    size = size or max(1, round(6 * h / 28))
-    stride = stride or max(1, round(2 * h / 28))
+    size, stride = size or default_square(h)[0], stride or default_square(h)[1]
     batch = source.load(range(len(source))).to(device_of(model))
     with normalised_input(model, mean, std):
         layer = resolve_graph_target(model, default_layer(model, layer), batch[:1])

@@ -39,7 +39,20 @@ def lstm_page(tmp_path_factory):
     (page,) = registry.run("explore", open_run_target(run, dataset=data))
     text = page.read_text()
     layer = json.loads(re.search(r"id='explore-data'>(.*?)</script>", text, re.S).group(1).replace("<\\/", "</"))["layers"][0]
-    return page, layer
+    return page, shown(layer)
+
+
+def shown(layer: dict) -> dict:
+    """What the page's panels say of each unit: its top-9 (image, step, value), the steps read, the classes' colours."""
+    units = []
+    for u in layer["units"]:
+        (cards,) = [p for p in u["panels"] if "top" in p.get("class", "").split()]
+        (trace,) = [c for p in u["panels"] if p["kind"] == "chart" for c in p["charts"] if c["style"] == "classtrace"]
+        data = [item["data"] for item in cards["items"]]
+        units.append({"top": [{"image": int(d["image"]), "step": int(d["step"]), "value": float(d["value"])} for d in data]})
+        colours = [s["stroke"] for s in trace["series"]]
+        steps = len(cards["items"][0]["charts"][0]["series"][0]["y"])
+    return {"units": units, "steps": steps, "class_colours": colours, "classes": colours}
 
 
 def _check_unit(page, layer: dict, unit: int) -> None:

@@ -81,10 +81,33 @@ def _check(layer: dict, model, x: torch.Tensor, labels: torch.Tensor) -> None:
 def test_an_lstm_run_page_equals_a_brute_force_search(lstm_run, data):
     target = open_run_target(lstm_run, dataset=data)
     assert registry.run("explore", target, layers=["rnn"]) == [lstm_run / "explore.html"]
-    (layer,) = _page_data(lstm_run / "explore.html")["layers"]
-    _check(layer, target.model.eval(), data.test_images.float() / 255, data.test_labels)
+    (page,) = _page_data(lstm_run / "explore.html")["layers"]
+    model, x, labels = target.model.eval(), data.test_images.float() / 255, data.test_labels
+    units = explore_recurrent(model, x, labels, data.classes)
+    layer = recurrent_layer_data(units, list(target.images.names), [str(int(v)) for v in labels])
+    _check(layer, model, x, labels)
+    for u, p in zip(layer["units"], page["units"], strict=True):
+        (cards,) = [q for q in p["panels"] if q["kind"] == "images"]
+        shown = [(int(i["data"]["image"]), int(i["data"]["step"])) for i in cards["items"]]
+        assert shown == [(t["image"], t["step"]) for t in u["top"]]
+        assert p["title"] == f"rnn · unit {u['unit']} (LSTM hidden state, {HIDDEN} units)"
+    for g in layer["gates"]:  # every unit's point of Karpathy's scatter, stored once for the layer
+        assert page["data"][f"saturation {g}"] == {"x": layer["saturation"][g]["left"], "y": layer["saturation"][g]["right"]}
+    assert set(page["images"]) == {i for p in page["units"] for i in _sources(p["panels"])} | {
+        p["preview"] for p in page["units"]
+    }
     (item,) = registry.get("explore").report(target.run, "lstm-6")  # the study report's link to the page
     assert item.kind == "link" and item.path == lstm_run / "explore.html" and "hidden unit of lstm-6" in item.text
+
+
+def _sources(panels: list) -> set:
+    """The image keys the panels show."""
+    out = set()
+    for p in panels:
+        for item in p.get("items", []):
+            out |= set(item.get("src", []))
+        out |= _sources(p.get("panels", []))
+    return out
 
 
 @pytest.mark.parametrize("cell", ["gru", "rnn"])
