@@ -14,7 +14,10 @@ NaN/inf loss stops the run with status "diverged". Every file is written atomica
 
 from __future__ import annotations
 
+import importlib.util
 import platform
+import re
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -65,16 +68,32 @@ def resolve_device(device: str) -> torch.device:
 
 
 def versions() -> dict[str, str]:
-    import torchvision
-
     from .. import __version__
 
     return {
         "netsight": __version__,
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": _torchvision_version(),
         "python": platform.python_version(),
     }
+
+
+def _torchvision_version() -> str:
+    """torchvision.__version__ without importing torchvision (training never needs it, and its import
+    took 1-3 s of a run's start here); read from its version.py, the file that defines it."""
+    if "torchvision" not in sys.modules:
+        spec = importlib.util.find_spec("torchvision")
+        if spec is not None and spec.origin is not None:
+            try:
+                text = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8")
+            except OSError:
+                text = ""
+            found = re.search(r"""^__version__ = ['"]([^'"]+)['"]""", text, re.MULTILINE)
+            if found:
+                return found.group(1)
+    import torchvision
+
+    return torchvision.__version__
 
 
 def device_name(device: torch.device) -> str:
