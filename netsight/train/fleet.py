@@ -26,10 +26,8 @@ and resuming the fleet continues each to the metrics an uninterrupted fleet give
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -38,16 +36,13 @@ import torch.nn.functional as F
 
 from ..data import Dataset, load_dataset
 from ..errors import NetsightError
-from ..fileio import atomic_write, read_json, remove, write_csv, write_json
+from ..fileio import read_json
 from ..models import ModelConfig, build_model, count_parameters
 from ..models.fleet import member_state, member_tensor, stack_models
 from .config import TrainConfig, training_labels
 from .loop import (
     CHECKPOINT_SECONDS,
     BatchSampler,
-    _plot_curves,
-    _stop_on_sigint,
-    _torch_save,
     device_name,
     eval_batch,
     make_optimizer,
@@ -55,7 +50,18 @@ from .loop import (
     resolve_device,
     versions,
 )
-from .rundir import METRIC_COLUMNS, RunDir, load_checkpoint, save_weights
+from .rundir import load_checkpoint
+from .steps import (
+    CheckpointClock,
+    Interval,
+    RunRecord,
+    divergence,
+    is_evaluation_point,
+    progress_bar,
+    restore_rng,
+    stop_on_sigint,
+    summaries_on_crash,
+)
 
 # Fields that must be equal within a fleet (shapes, schedule, optimiser); seed, init, lr and
 # snapshots may differ.
@@ -66,28 +72,12 @@ def fleet_key(config: TrainConfig) -> tuple:
     return tuple(getattr(config, f) for f in FLEET_FIELDS)
 
 
-class _Member:
-    """One run inside a fleet: its config, run directory, sampler and metrics."""
+class _Member(RunRecord):
+    """One run inside a fleet: its run directory (rows, checkpoint, summary) and its place in the fleet."""
 
     def __init__(self, config: TrainConfig, out: Path, index: int):
-        self.config, self.dir, self.index = config, RunDir(Path(out)), index
-        self.rows: list[dict[str, float]] = []
-        self.start, self.seconds = 0, 0.0
-        self.status = "running"
-        self.state: Optional[dict[str, Any]] = None  # a loaded checkpoint
-        self._model_config: Optional[ModelConfig] = None  # set once the data is known (active members only)
-        self.info: dict[str, Any] = {}  # what config.json and summary.json record beside the config
-        self.diverged_at = 0
-
-    @property
-    def model_config(self) -> ModelConfig:
-        if self._model_config is None:
-            raise RuntimeError(f"fleet member {self.index}: its model config is read before the data set it")
-        return self._model_config
-
-    @model_config.setter
-    def model_config(self, value: ModelConfig) -> None:
-        self._model_config = value
+        super().__init__(config, out)
+        self.index = index
 
 
 def train_fleet(
@@ -143,17 +133,17 @@ def train_fleet(
     k_all = len(active)
 
     # resume: every member continues from its own checkpoint; they must stand at the same iteration
-    states = []
+    states, starts = [], []
     for m, sampler in zip(active, samplers, strict=True):
+        start = 0
         if resume and m.dir.checkpoint.exists():
             with load_checkpoint(m.dir.checkpoint, dev) as state:
-                sampler.load(state["sampler"])
-                m.start, m.seconds, m.rows = int(state["iteration"]), float(state["seconds"]), list(state["metrics"])
-                m.state = state
+                start = m.resume(state, sampler)
                 states.append(state)
+        starts.append(start)
     if states and len(states) != len(active):
         raise NetsightError("fleet: some members have a checkpoint and others do not; resume them as separate fleets")
-    if len({m.start for m in active}) != 1:
+    if len(set(starts)) != 1:
         raise NetsightError("fleet: members stand at different iterations; resume them as separate fleets")
     if states:
         for model, state in zip(models, states, strict=True):
@@ -165,103 +155,50 @@ def train_fleet(
     mixed_lr = len(set(lrs)) > 1
     optimizer = make_optimizer(replace(config, lr=1.0) if mixed_lr else config, fleet.parameters())
     step = _scaled_step(optimizer, fleet, torch.tensor(lrs, device=dev)) if mixed_lr else optimizer.step
+    interval = Interval((k_all,), dev)  # each member's training loss and accuracy since the last evaluation
     if states:
         _load_optimizer(optimizer, fleet, [s["optimizer"] for s in states], param_names)
         if mixed_lr:
             for group in optimizer.param_groups:
                 group["lr"] = 1.0
-        torch.set_rng_state(states[0]["rng_cpu"])
-        if dev.type == "cuda" and states[0].get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(states[0]["rng_cuda"], dev)
+        restore_rng(states[0], dev)
+        interval.load([s["interval"] for s in states])
     else:
         torch.manual_seed(active[0].config.seed)  # the fleet's one dropout generator
-    del models
+    del models, states
 
     info_common = {"data_source": dataset.source, "device": device_name(dev), "versions": versions()}
     for m in active:
-        m.info = {
-            "model": m.model_config.to_dict(),
-            **info_common,
-            "parameters": parameters,
-            "fleet": {"members": len(members), "index": m.index},
-        }
-        write_json(m.dir.config, {"train": m.config.to_dict(), **m.info})
-        write_csv(m.dir.metrics, METRIC_COLUMNS, m.rows)
+        m.begin(
+            {
+                "model": m.model_config.to_dict(),
+                **info_common,
+                "parameters": parameters,
+                "fleet": {"members": len(members), "index": m.index},
+            }
+        )
 
-    iteration = active[0].start
-    interval_loss = torch.zeros(k_all, device=dev)
-    interval_correct = torch.zeros(k_all, device=dev, dtype=torch.long)
-    interval_count = 0
-    if states:
-        interval_loss = torch.stack([s["interval"]["loss"].to(dev).reshape(()) for s in states])
-        interval_correct = torch.stack([s["interval"]["correct"].to(dev).reshape(()) for s in states])
-        interval_count = int(states[0]["interval"]["count"])
+    iteration = starts[0]
     alive = torch.ones(k_all, dtype=torch.bool, device=dev)
     seconds = active[0].seconds
-    for m in active:
-        m.state = None
-
-    def summary(m: _Member, status: str, message: str = "") -> dict[str, Any]:
-        rows = m.rows
-        best = max(rows, key=lambda r: r["test_acc"]) if rows else None
-        s = {
-            "status": status,
-            "message": message,
-            "iterations_done": iteration if status != "diverged" else m.diverged_at,
-            "final_test_acc": rows[-1]["test_acc"] if rows else None,
-            "final_train_acc_mean": rows[-1]["train_acc_mean"] if rows else None,
-            "best_test_acc": best["test_acc"] if best else None,
-            "best_iteration": best["iteration"] if best else None,
-            "seconds": round(m.seconds, 3),
-            **m.info,
-            "config_key": m.config.key(),
-        }
-        write_json(m.dir.summary, s)
-        m.status = status
-        return s
 
     def save_checkpoints() -> None:
         opt_states = _split_optimizer(optimizer, fleet, param_names, template, k_all, lrs)
         for i, m in enumerate(active):
-            if m.status != "running":
-                continue
-            state = {
-                "iteration": iteration,
-                "seconds": seconds,
-                "metrics": m.rows,
-                "model": member_state(fleet, template, k_all, i),
-                "optimizer": opt_states[i],
-                "sampler": samplers[i].state(),
-                "rng_cpu": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-                "interval": {
-                    "loss": interval_loss[i].detach().cpu(),
-                    "correct": interval_correct[i].detach().cpu(),
-                    "count": interval_count,
-                },
-            }
-            atomic_write(m.dir.checkpoint, partial(_torch_save, state))
+            if m.status == "running":
+                model_state = member_state(fleet, template, k_all, i)
+                m.save_checkpoint(iteration, model_state, opt_states[i], samplers[i].state(), interval.state(i), dev)
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=config.iterations,
-        initial=iteration,
-        desc=f"fleet of {k_all} {config.model}",
-        unit="it",
-        disable=not progress,
-        dynamic_ncols=True,
-        leave=True,
-    )
+    bar = progress_bar(config.iterations, iteration, f"fleet of {k_all} {config.model}", progress)
+    checkpoints = CheckpointClock(checkpoint_seconds, on_checkpoint)
     snapshots = {m.index: set(m.config.snapshots) for m in active}
-    last_checkpoint = time.perf_counter()
     status = "completed"
     tick = time.perf_counter()
     images = data.train_images
     # each member's own training labels (permuted ones differ by seed), [K, N]: row k is member k's
     labels = torch.stack([training_labels(m.config, data.train_labels) for m in active])
     try:
-        with _stop_on_sigint() as sigint:
+        with summaries_on_crash(active, lambda: iteration), stop_on_sigint() as sigint:
             while iteration < config.iterations:
                 if sigint["stop"]:
                     status = "interrupted"
@@ -277,78 +214,35 @@ def train_fleet(
                 total.backward()
                 step()
                 iteration += 1
-                batch_loss = losses.detach()
-                batch_correct = (logits.detach().argmax(2) == y).sum(1)
-                interval_loss += batch_loss
-                interval_correct += batch_correct
-                interval_count += 1
+                interval.add(losses.detach(), (logits.detach().argmax(2) == y).sum(1))
                 for i, m in enumerate(active):
                     if iteration in snapshots[m.index] and m.status == "running":
-                        save_weights(
-                            _member_model(fleet, template, m, k_all, i),
-                            m.model_config,
-                            m.dir.snapshot(iteration),
-                            {"iteration": str(iteration)},
-                        )
+                        m.save_weights(_member_model(fleet, template, m, k_all, i), snapshot=iteration)
                 bar.update(1)
-                if iteration % config.eval_every and iteration != config.iterations:
+                if not is_evaluation_point(iteration, config):
                     continue
                 seconds += time.perf_counter() - tick
                 test_loss, test_acc = evaluate_fleet(fleet, data.test_images, data.test_labels)
-                n, b = interval_count, y.shape[1]
-                table = torch.stack(
-                    [
-                        batch_loss.float(),
-                        batch_correct.float() / b,
-                        interval_loss / n,
-                        interval_correct.float() / (n * b),
-                        test_loss,
-                        test_acc,
-                    ],
-                    1,
-                ).tolist()
+                table = interval.values(test_loss, test_acc, batch_size=y.shape[1])  # a row of six values per member
                 for i, m in enumerate(active):
                     if m.status != "running":
                         continue
-                    values = table[i]
-                    m.seconds = seconds
-                    m.rows.append(dict(zip(METRIC_COLUMNS, [iteration, *values, round(seconds, 3)], strict=True)))
-                    write_csv(m.dir.metrics, METRIC_COLUMNS, m.rows)
-                    if not all(math.isfinite(v) for v in values[:5:2]):
-                        m.diverged_at = iteration
+                    m.add_row(iteration, table[i], seconds)
+                    message = divergence(table[i], iteration, interval.count, m.config.lr)
+                    if message:  # this member stops; the others go on
                         alive[i] = False
-                        summary(
-                            m,
-                            "diverged",
-                            f"loss became {values[2]} between iterations {iteration - n + 1} and "
-                            f"{iteration} (lr {m.config.lr}); try a smaller --lr",
-                        )
-                        _plot_curves(m.dir, _title(m.config), m.rows)
-                interval_loss.zero_()
-                interval_correct.zero_()
-                interval_count = 0
+                        m.finish("diverged", iteration, message)
+                interval.reset()
                 bar.set_postfix(alive=int(alive.sum()))
                 if not bool(alive.any()):
                     break
-                if time.perf_counter() - last_checkpoint > checkpoint_seconds and iteration < config.iterations:
+                if checkpoints.due(iteration, config.iterations):
                     save_checkpoints()
                     for m in active:
                         if m.status == "running":
-                            summary(m, "running")
-                    if on_checkpoint is not None:
-                        on_checkpoint()
-                    last_checkpoint = time.perf_counter()
+                            m.summary("running", iteration)
+                    checkpoints.done()
                 tick = time.perf_counter()
-    except BaseException:
-        try:
-            for m in active:
-                if m.status == "running":
-                    summary(
-                        m, "interrupted", "stopped by an error or a second Ctrl-C; --resume continues from the last checkpoint"
-                    )
-        except (NetsightError, OSError):
-            pass
-        raise
     finally:
         bar.close()
 
@@ -361,19 +255,10 @@ def train_fleet(
     for i, m in enumerate(active):
         if m.status == "diverged":
             results[m.index] = read_json(m.dir.summary)
-        elif status == "interrupted":
-            results[m.index] = summary(m, "interrupted", f"stopped at iteration {iteration}; continue with --resume")
-            _plot_curves(m.dir, _title(m.config), m.rows)
         else:
-            save_weights(_member_model(fleet, template, m, k_all, i), m.model_config, m.dir.weights)
-            _plot_curves(m.dir, _title(m.config), m.rows)
-            results[m.index] = summary(m, "completed")
-            remove(m.dir.checkpoint)
+            final = _member_model(fleet, template, m, k_all, i) if status == "completed" else None
+            results[m.index] = m.finish(status, iteration, model=final)
     return [finished.get(m.index) or results[m.index] for m in members]
-
-
-def _title(config: TrainConfig) -> str:
-    return f"{config.model} on {config.data} (seed {config.seed})"
 
 
 def _member_model(fleet, template, m: _Member, k: int, i: int):

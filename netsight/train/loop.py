@@ -14,14 +14,13 @@ NaN/inf loss stops the run with status "diverged". Every file is written atomica
 
 from __future__ import annotations
 
-import math
+import importlib.util
 import platform
-import signal
-import threading
+import re
+import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -29,10 +28,21 @@ from torch import nn
 
 from ..data import Dataset, load_dataset
 from ..errors import NetsightError
-from ..fileio import atomic_write, claim_output_folder, clean_leftovers, remove, write_csv, write_json
+from ..fileio import claim_output_folder, clean_leftovers
 from ..models import ModelConfig, build_model, count_parameters, get_entry
 from .config import TrainConfig, changed_fields, training_labels
-from .rundir import METRIC_COLUMNS, RUN_FILES, RunDir, check_run_dir, load_checkpoint, load_weights, open_run, save_weights
+from .rundir import METRIC_COLUMNS, RUN_FILES, RunDir, check_run_dir, load_checkpoint, load_weights, open_run
+from .steps import (
+    CheckpointClock,
+    Interval,
+    RunRecord,
+    divergence,
+    is_evaluation_point,
+    progress_bar,
+    restore_rng,
+    stop_on_sigint,
+    summaries_on_crash,
+)
 
 CHECKPOINT_SECONDS = 60.0  # while training, checkpoint at an evaluation point at most this often
 # Test images per forward pass during evaluation. On the CPU a small batch keeps the activations
@@ -58,16 +68,32 @@ def resolve_device(device: str) -> torch.device:
 
 
 def versions() -> dict[str, str]:
-    import torchvision
-
     from .. import __version__
 
     return {
         "netsight": __version__,
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": _torchvision_version(),
         "python": platform.python_version(),
     }
+
+
+def _torchvision_version() -> str:
+    """torchvision.__version__ without importing torchvision (training never needs it, and its import
+    took 1-3 s of a run's start here); read from its version.py, the file that defines it."""
+    if "torchvision" not in sys.modules:
+        spec = importlib.util.find_spec("torchvision")
+        if spec is not None and spec.origin is not None:
+            try:
+                text = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8")
+            except OSError:
+                text = ""
+            found = re.search(r"""^__version__ = ['"]([^'"]+)['"]""", text, re.MULTILINE)
+            if found:
+                return found.group(1)
+    import torchvision
+
+    return torchvision.__version__
 
 
 def device_name(device: torch.device) -> str:
@@ -146,32 +172,6 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=config.lr, momentum=0.9, fused=True)
 
 
-@contextmanager
-def _stop_on_sigint() -> Iterator[dict[str, bool]]:
-    """The first Ctrl-C asks the loop to stop at the next iteration boundary; a second one
-    interrupts at once."""
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame):
-        flag["stop"] = True
-        signal.signal(signal.SIGINT, previous)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _plot_curves(rundir: RunDir, title: str, rows: list[dict[str, float]]) -> None:
-    from .curves import write_curves  # matplotlib loads with a run's first figure, not with netsight
-
-    write_curves(rundir.curves, title, rows)
-
-
 def prepare_run_dir(rundir: RunDir, config: TrainConfig, resume: bool) -> Optional[dict[str, Any]]:
     """Check `rundir` before training into it (the single-run trainer and the fleet share this):
     an existing run needs --resume and the same config; a finished one returns its summary
@@ -225,9 +225,9 @@ def train(
     While training, the full state is saved at an evaluation point at most every `checkpoint_seconds`
     (what `resume` continues from); `on_checkpoint` is called after each such save (the Ray backend
     sends the run directory to the driver then)."""
-    rundir = RunDir(Path(out))
+    record = RunRecord(config, out)  # the run directory: metrics rows, checkpoint, summary (train/steps.py)
     dev = resolve_device(device)
-    finished = prepare_run_dir(rundir, config, resume)
+    finished = prepare_run_dir(record.dir, config, resume)
     if finished is not None:
         return finished
 
@@ -237,95 +237,44 @@ def train(
         raise NetsightError(f"dataset {dataset.name!r} given for a run configured with data {config.data!r}")
     data = dataset.to(dev)
     model_config = ModelConfig(config.model, data.image_shape, data.num_classes, config.hidden, config.dropout, config.init)
+    record.model_config = model_config
 
     torch.manual_seed(config.seed)
     model = build_for_training(model_config, dev)
     optimizer = make_optimizer(config, model.parameters())
     sampler = BatchSampler(len(data.train_images), config.batch_size, config.seed, dev)
     train_labels = training_labels(config, data.train_labels)
+    interval = Interval((), dev)  # training loss and accuracy since the last evaluation, on the device
 
-    info = {
-        "model": model_config.to_dict(),
-        "data_source": dataset.source,
-        "device": device_name(dev),
-        "parameters": count_parameters(model),
-        "versions": versions(),
-    }
-    rows: list[dict[str, float]] = []
-    start, seconds = 0, 0.0
-    interval: dict[str, Any] = {
-        "loss": torch.zeros((), device=dev),
-        "correct": torch.zeros((), device=dev, dtype=torch.long),
-        "count": 0,
-    }
-    if resume and rundir.checkpoint.exists():
-        with load_checkpoint(rundir.checkpoint, dev) as state:
+    iteration = 0
+    if resume and record.dir.checkpoint.exists():
+        with load_checkpoint(record.dir.checkpoint, dev) as state:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            sampler.load(state["sampler"])
-            torch.set_rng_state(state["rng_cpu"])
-            if dev.type == "cuda" and state.get("rng_cuda") is not None:
-                torch.cuda.set_rng_state(state["rng_cuda"], dev)
-            start, seconds, rows = int(state["iteration"]), float(state["seconds"]), list(state["metrics"])
-            interval = {
-                "loss": state["interval"]["loss"].to(dev),
-                "correct": state["interval"]["correct"].to(dev),
-                "count": int(state["interval"]["count"]),
-            }
-            if not 0 <= start <= config.iterations or len(rows) > start:
-                raise ValueError(f"iteration {start} and {len(rows)} metric rows do not fit a run of {config.iterations}")
-    write_json(rundir.config, {"train": config.to_dict(), **info})
-    write_csv(rundir.metrics, METRIC_COLUMNS, rows)
-
-    writer = None
-    if tensorboard:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise NetsightError(
-                "--tensorboard: the tensorboard package is not installed; pip install 'netsight[tensorboard]'"
-            ) from None
-        writer = SummaryWriter(str(rundir.path / "tb"), purge_step=start + 1 if start else None)
-
-    def summary(status: str, message: str = "") -> dict[str, Any]:
-        best = max(rows, key=lambda r: r["test_acc"]) if rows else None
-        s = {
-            "status": status,
-            "message": message,
-            "iterations_done": iteration,
-            "final_test_acc": rows[-1]["test_acc"] if rows else None,
-            "final_train_acc_mean": rows[-1]["train_acc_mean"] if rows else None,
-            "best_test_acc": best["test_acc"] if best else None,
-            "best_iteration": best["iteration"] if best else None,
-            "seconds": round(seconds, 3),
-            **info,
-            "config_key": config.key(),
+            iteration = record.resume(state, sampler)
+            restore_rng(state, dev)
+            interval.load([state["interval"]])
+    record.begin(
+        {
+            "model": model_config.to_dict(),
+            "data_source": dataset.source,
+            "device": device_name(dev),
+            "parameters": count_parameters(model),
+            "versions": versions(),
         }
-        write_json(rundir.summary, s)
-        return s
+    )
+    writer = _tensorboard(record.dir, iteration) if tensorboard else None
 
     def save_checkpoint() -> None:
-        state = {
-            "iteration": iteration,
-            "seconds": seconds,
-            "metrics": rows,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "sampler": sampler.state(),
-            "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-            "interval": {"loss": interval["loss"].cpu(), "correct": interval["correct"].cpu(), "count": interval["count"]},
-        }
-        atomic_write(rundir.checkpoint, lambda tmp: _torch_save(state, tmp))
+        state = (model.state_dict(), optimizer.state_dict(), sampler.state(), interval.state())
+        record.save_checkpoint(iteration, *state, device=dev)
 
-    iteration = start
-    title = f"{config.model} on {config.data} (seed {config.seed})"
-    bar = _progress_bar(config, start, rundir, progress)
-    last_checkpoint = time.perf_counter()
+    bar = progress_bar(config.iterations, iteration, record.dir.path.name, progress)
+    checkpoints = CheckpointClock(checkpoint_seconds, on_checkpoint)
     status, message = "completed", ""
     tick = time.perf_counter()
     try:
-        with _stop_on_sigint() as sigint:
+        with summaries_on_crash([record], lambda: iteration), stop_on_sigint() as sigint:
             while iteration < config.iterations:
                 if sigint["stop"]:
                     status = "interrupted"
@@ -338,83 +287,50 @@ def train(
                 loss.backward()
                 optimizer.step()
                 iteration += 1
-                batch_loss, batch_correct = loss.detach(), (logits.detach().argmax(1) == y).sum()
-                interval["loss"] += batch_loss
-                interval["correct"] += batch_correct
-                interval["count"] += 1
+                interval.add(loss.detach(), (logits.detach().argmax(1) == y).sum())
                 if iteration in config.snapshots:
-                    save_weights(model, model_config, rundir.snapshot(iteration), {"iteration": str(iteration)})
+                    record.save_weights(model, snapshot=iteration)
                 bar.update(1)
-                if iteration % config.eval_every and iteration != config.iterations:
+                if not is_evaluation_point(iteration, config):
                     continue
                 # ---- evaluation point: the only place the host waits for the device
-                seconds += time.perf_counter() - tick
+                seconds = record.seconds + time.perf_counter() - tick
                 test_loss, test_acc = evaluate(model, data.test_images, data.test_labels)
-                n = interval["count"]
-                values = torch.stack(
-                    [
-                        batch_loss.float(),
-                        batch_correct.float() / len(y),
-                        interval["loss"] / n,
-                        interval["correct"].float() / (n * len(y)),
-                        test_loss,
-                        test_acc,
-                    ]
-                ).tolist()
-                row = dict(zip(METRIC_COLUMNS, [iteration, *values, round(seconds, 3)], strict=True))
-                rows.append(row)
-                interval = {
-                    "loss": torch.zeros_like(interval["loss"]),
-                    "correct": torch.zeros_like(interval["correct"]),
-                    "count": 0,
-                }
-                write_csv(rundir.metrics, METRIC_COLUMNS, rows)
+                values = interval.values(test_loss, test_acc, batch_size=len(y))
+                row = record.add_row(iteration, values, seconds)
+                message = divergence(values, iteration, interval.count, config.lr)
+                interval.reset()
                 if writer is not None:
                     for key in METRIC_COLUMNS[1:-1]:
                         writer.add_scalar(key.replace("_", "/", 1), row[key], iteration)
                 bar.set_postfix(test_acc=f"{row['test_acc']:.4f}", loss=f"{row['train_loss_mean']:.3f}")
-                if not all(math.isfinite(v) for v in values[:5:2]):
+                if message:
                     status = "diverged"
-                    message = (
-                        f"loss became {values[2]} between iterations {iteration - n + 1} and {iteration} "
-                        f"(lr {config.lr}); try a smaller --lr"
-                    )
                     break
-                if time.perf_counter() - last_checkpoint > checkpoint_seconds and iteration < config.iterations:
+                if checkpoints.due(iteration, config.iterations):
                     save_checkpoint()
-                    summary("running")
-                    if on_checkpoint is not None:
-                        on_checkpoint()
-                    last_checkpoint = time.perf_counter()
+                    record.summary("running", iteration)
+                    checkpoints.done()
                 tick = time.perf_counter()
-    except BaseException:
-        # A crash or a second Ctrl-C may strike mid-step, so the state in memory is not trusted:
-        # the last checkpoint (written at an iteration boundary) stays what --resume continues from.
-        try:
-            summary("interrupted", "stopped by an error or a second Ctrl-C; --resume continues from the last checkpoint")
-        except (NetsightError, OSError):
-            pass  # the disk that failed may refuse this too; the original error is the one to report
-        raise
     finally:
         bar.close()
         if writer is not None:
             writer.close()
 
     if status == "interrupted":
-        seconds += time.perf_counter() - tick
+        record.seconds += time.perf_counter() - tick
         save_checkpoint()
-        result = summary("interrupted", f"stopped at iteration {iteration}; continue with --resume")
-    elif status == "diverged":
-        result = summary("diverged", message)
-    else:
-        # weights and curves first: "completed" is written only once everything it promises is on disk
-        save_weights(model, model_config, rundir.weights)
-        _plot_curves(rundir, title, rows)
-        result = summary("completed")
-        remove(rundir.checkpoint)
-        return result
-    _plot_curves(rundir, title, rows)
-    return result
+    return record.finish(status, iteration, message, model)
+
+
+def _tensorboard(rundir: RunDir, start: int):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise NetsightError(
+            "--tensorboard: the tensorboard package is not installed; pip install 'netsight[tensorboard]'"
+        ) from None
+    return SummaryWriter(str(rundir.path / "tb"), purge_step=start + 1 if start else None)
 
 
 def _check_completed(rundir: RunDir) -> None:
@@ -425,26 +341,3 @@ def _check_completed(rundir: RunDir) -> None:
         raise NetsightError(
             f"{rundir.path}: marked completed, but {exc}. The run cannot be trusted: delete {rundir.path} and train it again"
         ) from None
-
-
-def _torch_save(state: dict, path: Path) -> None:
-    try:
-        torch.save(state, path)
-    except RuntimeError as exc:  # torch's writer reports a failed write (a full disk) as RuntimeError
-        raise OSError(
-            28 if "unexpected pos" in str(exc) else 5, f"torch.save failed: {str(exc).splitlines()[0]}", str(path)
-        ) from None
-
-
-def _progress_bar(config: TrainConfig, start: int, rundir: RunDir, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=config.iterations,
-        initial=start,
-        desc=rundir.path.name,
-        unit="it",
-        disable=not enabled,
-        dynamic_ncols=True,
-        leave=True,
-    )

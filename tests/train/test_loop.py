@@ -192,3 +192,20 @@ def test_a_model_records_only_the_settings_it_has(tmp_path, tiny):
     from netsight.train.config import TrainConfig
 
     assert TrainConfig.from_dict({**cnn.to_dict(), "hidden": 128, "dropout": 0.5}) == cnn
+
+
+def test_versions_name_torchvision_without_importing_it():
+    """summary.json's torchvision version is read from its version.py: the same string, without the
+    seconds its import costs a run's start."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; from netsight.train.loop import versions; v = versions()['torchvision']; "
+        "assert 'torchvision' not in sys.modules, 'imported'; import torchvision; assert v == torchvision.__version__, v"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=root)
