@@ -11,7 +11,7 @@ from ...fileio import read_csv
 from ..activations import CHANNEL_COLUMNS, STAT_COLUMNS, ActivationStatistics, stream_activation_statistics
 from ..hooks import normalised_input
 from ..inputs import Norm, check_norm, device_of, source_for
-from ..technique import ReportItem, Technique, register
+from ..technique import Ran, ReportItem, Technique, register
 from ..stages import conv_layers
 from ..target import Target
 
@@ -64,10 +64,10 @@ def _write(t: Target, o: dict) -> list[Path]:
     ]
 
 
-def _report(run, label: str) -> list[ReportItem]:
-    table = run.dir.tables / "activations.csv"
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
+    table, _, _, figure = ran.files
     if not table.is_file():
-        return []
+        return [ReportItem("figure", f"{label}: statistics of conv activations over the whole test set.", table)]
     rows = [
         [r[c] if c in ("layer", "stage", "shape", "dead_channels") else float(r[c]) for c in MD_COLUMNS] for r in read_csv(table)
     ]
@@ -80,9 +80,7 @@ def _report(run, label: str) -> list[ReportItem]:
             header=tuple(_TITLES.get(c, c) for c in MD_COLUMNS),
             rows=tuple(map(tuple, rows)),
         ),
-        ReportItem(
-            "figure", f"{label}: distribution of activations per conv layer and stage.", run.dir.figures / "activations.png"
-        ),
+        ReportItem("figure", f"{label}: distribution of activations per conv layer and stage.", figure),
     ]
 
 

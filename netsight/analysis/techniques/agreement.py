@@ -14,7 +14,7 @@ from pathlib import Path
 from ...errors import NetsightError
 from ..agreement import COLUMNS, seed_agreement
 from ..target import Target
-from ..technique import ReportItem, Technique, register
+from ..technique import Ran, ReportItem, Technique, register
 from . import _trust
 
 FILES = ["tables/seed_agreement.csv"]
@@ -47,7 +47,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     return [write_csv(t.folder / FILES[0], COLUMNS, [r.values() for r in rows])]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return []  # the study report's "Which pictures to trust" section reads tables/seed_agreement.csv itself
 
 
@@ -65,7 +65,5 @@ TECHNIQUE = register(
         min_seeds=2,
         report=None,
         section="trust",
-        study={"count": 8, "methods": _trust.STUDY_METHODS, "ig_steps": 16, "samples": 8},  # the attributions' 8 images
-        study_quick={"count": 4, "methods": _trust.QUICK_METHODS, "ig_steps": 8, "samples": 4},
     )
 )

@@ -9,7 +9,7 @@ from typing import Optional
 
 from ...errors import NetsightError
 from ..evolution import feature_evolution
-from ..technique import Option, ReportItem, Technique, register
+from ..technique import Option, Ran, ReportItem, Technique, register
 from ..target import Target, layer_file
 from ._common import LAYER, MAPS_HELP, checked_layer
 
@@ -33,10 +33,12 @@ def _write(t: Target, o: dict) -> list[Path]:
     return [save_figure(plot_evolution(evo, t.title, asked=o["layer"]), t.folder / _outputs(t, o)[0])]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return [
         ReportItem(
-            "figure", f"{label}: feature evolution during training (paper Fig. 4).", run.dir.figures / "evolution_conv2.png"
+            "figure",
+            f"{label}: feature evolution of {ran.options['layer']} during training, {ran.options['maps']} maps (paper Fig. 4).",
+            ran.files[0],
         )
     ]
 
@@ -54,7 +56,5 @@ TECHNIQUE = register(
         options=(LAYER, Option("maps", "int", 16, MAPS_HELP, lo=1, hi=65536)),
         report=_report,
         section="zf",
-        study={"layer": "conv2", "maps": 16},
-        study_quick={"layer": "conv2", "maps": 8},
     )
 )

@@ -22,7 +22,7 @@ from ..explore import LayerUnits, explore_layer
 from ..explore_recurrent import LAYER as RECURRENT_LAYER, RecurrentUnits, is_recurrent, recurrent_units
 from ..hooks import normalised_input
 from ..randomise import randomisable_layers, reinitialise_
-from ..technique import ReportItem, Technique, register
+from ..technique import Ran, ReportItem, Technique, register
 from ..stages import conv_layers
 from ..target import Target
 
@@ -106,14 +106,14 @@ def _write(t: Target, o: dict) -> list[Path]:
     return [write_text(page, render_page(f"netsight explore: {t.title}", subtitle, built))]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     if _recurrent_run(run):
         return [
             ReportItem(
                 "link",
                 f"Browse every hidden unit of {label} (top-9 images with the row read at its peak, traces, mean trace "
                 "per class, class selectivity, gate saturation per unit): explore.html",
-                run.path / "explore.html",
+                ran.files[0],
             )
         ]
     return [
@@ -121,7 +121,7 @@ def _report(run, label: str) -> list[ReportItem]:
             "link",
             f"Browse every unit of {label} (filters, top-9 patches and projections, statistics, "
             "occlusion, evolution, invariance per unit): explore.html",
-            run.path / "explore.html",
+            ran.files[0],
         )
     ]
 

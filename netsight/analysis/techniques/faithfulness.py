@@ -13,7 +13,7 @@ from pathlib import Path
 from ...errors import NetsightError
 from ..faithfulness import COLUMNS, faithfulness
 from ..target import Target
-from ..technique import Option, ReportItem, Technique, register
+from ..technique import Option, Ran, ReportItem, Technique, register
 from . import _trust
 
 FILES = ["figures/faithfulness.png", "tables/faithfulness.csv"]
@@ -45,13 +45,13 @@ def _write(t: Target, o: dict) -> list[Path]:
     ]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return [
         ReportItem(
             "figure",
             f"{label}: deletion and insertion curves (Petsiuk et al. 2018) and their areas, with a random map and the "
             "Sobel edge map as baselines.",
-            run.dir.figures / "faithfulness.png",
+            ran.files[0],
         )
     ]
 
@@ -85,7 +85,5 @@ TECHNIQUE = register(
         ),
         report=_report,
         section="trust",
-        study={"count": 8},  # every method: the maps the attributions technique saved for the same 8 images
-        study_quick={"count": 4, "methods": _trust.QUICK_METHODS},
     )
 )

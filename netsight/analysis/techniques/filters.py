@@ -9,7 +9,7 @@ from typing import Optional
 from torch import nn
 
 from ..filters import FilterBank, filter_bank, weight_tensors
-from ..technique import Option, ReportItem, Technique, register
+from ..technique import Option, Ran, ReportItem, Technique, register
 from ..stages import conv_layers
 from ..target import Target, layer_file
 from ._common import LAYER
@@ -41,11 +41,12 @@ def _write(t: Target, o: dict) -> list[Path]:
     ]
 
 
-def _report(run, label: str) -> list[ReportItem]:
-    d = run.dir.figures
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
+    grid, hist = ran.files
+    what = "first-layer filters (the report's Figure 2/4)" if ran.options["layer"] == conv_layers(run.model())[0] else "filters"
     return [
-        ReportItem("figure", f"{label}: first-layer filters (the report's Figure 2/4).", d / "filters_conv1.png"),
-        ReportItem("figure", f"{label}: weight distributions per layer.", d / "weights_hist.png"),
+        ReportItem("figure", f"{label}: {what}, {ran.options['layer']}.", grid),
+        ReportItem("figure", f"{label}: weight distributions per layer.", hist),
     ]
 
 

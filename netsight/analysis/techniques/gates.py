@@ -24,7 +24,7 @@ from ...errors import NetsightError
 from ...train.rundir import load_weights
 from ..recurrent import LEFT, RIGHT, check_recurrent, gate_names, run_steps
 from ..target import Target
-from ..technique import ReportItem, Technique, register
+from ..technique import Ran, ReportItem, Technique, register
 from ._common import count_option
 from ._recurrent import chosen, labels, pixels, recurrent, stats
 
@@ -89,7 +89,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     return written
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return []  # the recurrent section compares every run's tables/gates.csv
 
 
@@ -106,7 +106,5 @@ TECHNIQUE = register(
         report=_report,
         first_seed=True,
         models=("lstm", "gru"),  # a suite's plain RNN runs skip it (`inspect --gates` on one says why)
-        study={"count": 10_000},
-        study_quick={"count": 500},
     )
 )

@@ -12,7 +12,7 @@ from torch import nn
 from ..hooks import normalised_input
 from ..inputs import Norm, check_norm, device_of, labels_to_follow, source_for
 from ..invariance import INVARIANCE_COLUMNS, InvarianceCurves, feature_layers, invariance_curves, invariance_rows
-from ..technique import ReportItem, Technique, register
+from ..technique import Ran, ReportItem, Technique, register
 from ..target import Target, spread
 from ._common import count_option
 
@@ -60,12 +60,13 @@ def _write(t: Target, o: dict) -> list[Path]:
     ]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return [
         ReportItem(
             "figure",
-            f"{label}: invariance to vertical translation, rotation and scale (paper Fig. 5).",
-            run.dir.figures / "invariance.png",
+            f"{label}: invariance to vertical translation, rotation and scale on {ran.options['count']} test images "
+            "(paper Fig. 5).",
+            ran.files[0],
         )
     ]
 
@@ -82,7 +83,5 @@ TECHNIQUE = register(
         options=(count_option(100),),
         report=_report,
         section="zf",
-        study={"count": 100},
-        study_quick={"count": 20},
     )
 )

@@ -16,7 +16,7 @@ from ..hooks import normalised_input
 from ..inputs import Norm, check_norm, default_layer, device_of, labels_to_follow, source_for
 from ..occlusion import OcclusionMaps, occlusion_maps
 from ...errors import NetsightError
-from ..technique import Option, ReportItem, Technique, register
+from ..technique import Option, Ran, ReportItem, Technique, register
 from ..target import Target, layer_file, spread
 from ._common import LAYER, checked_layer, count_option
 
@@ -106,8 +106,15 @@ def _write(t: Target, o: dict) -> list[Path]:
     return [save_figure(fig, t.folder / _outputs(t, o)[0])]
 
 
-def _report(run, label: str) -> list[ReportItem]:
-    return [ReportItem("figure", f"{label}: occlusion sensitivity (paper Fig. 7).", run.dir.figures / "occlusion_conv2.png")]
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
+    return [
+        ReportItem(
+            "figure",
+            f"{label}: occlusion sensitivity on {ran.options['count']} test images, with the strongest map of "
+            f"{ran.options['layer']} (paper Fig. 7).",
+            ran.files[0],
+        )
+    ]
 
 
 TECHNIQUE = register(
@@ -138,6 +145,5 @@ TECHNIQUE = register(
         ),
         report=_report,
         section="zf",
-        study={"layer": "conv2"},
     )
 )

@@ -24,7 +24,7 @@ from ..hooks import normalised_input
 from ..rows import METHODS, row_importance
 from ..sequence import accuracy_by_rows_read
 from ..target import Target
-from ..technique import ReportItem, Technique, register
+from ..technique import Ran, ReportItem, Technique, register
 from ._common import count_option
 from ._recurrent import chosen, labels, pixels, recurrent, save_tensors
 
@@ -84,7 +84,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     ]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return []  # the recurrent section compares every run's tables/rows.csv
 
 
@@ -100,7 +100,5 @@ TECHNIQUE = register(
         options=(count_option(500),),
         report=_report,
         first_seed=True,
-        study={"count": 500},
-        study_quick={"count": 100},
     )
 )

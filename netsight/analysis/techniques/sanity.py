@@ -15,7 +15,7 @@ from pathlib import Path
 from ..sanity import COLUMNS, compare_models, default_attribute_fn, sanity_checks
 from ..target import Target
 from ..randomise import check_layers, randomisable_layers
-from ..technique import Option, ReportItem, Technique, register
+from ..technique import Option, Ran, ReportItem, Technique, register
 from . import _trust
 
 FILES = ["figures/sanity_grid.png", "figures/sanity_curves.png", "tables/sanity.csv"]
@@ -64,20 +64,20 @@ def _write(t: Target, o: dict) -> list[Path]:
     return written
 
 
-def _report(run, label: str) -> list[ReportItem]:
-    figures = run.dir.figures
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
+    grid, curves, _ = ran.files
     return [
         ReportItem(
             "figure",
             f"{label}: cascading randomisation, the paper's Fig. 2. Each method's map of the same images on the trained "
             "model, then after re-initialising the layers from the logits down.",
-            figures / "sanity_grid.png",
+            grid,
         ),
         ReportItem(
             "figure",
             f"{label}: similarity of each method's maps on the randomised model to its maps on the trained model, "
             "per layer (bands: 95% interval over images).",
-            figures / "sanity_curves.png",
+            curves,
         ),
     ]
 
@@ -104,7 +104,5 @@ TECHNIQUE = register(
         ),
         report=_report,
         section="trust",
-        study={"count": 8, "methods": _trust.STUDY_METHODS, "ig_steps": 16, "samples": 8},
-        study_quick={"count": 4, "methods": _trust.QUICK_METHODS, "ig_steps": 8, "samples": 4},
     )
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ...errors import NetsightError
-from ..technique import ReportItem, Technique, register
+from ..technique import Ran, ReportItem, Technique, register
 from ..sequence import accuracy_by_rows_read, gradient_by_step
 from ..target import Target, spread
 
@@ -71,7 +71,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     ]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return []  # the recurrent section draws rows_read.csv and gradient_by_step.csv of every run together
 
 

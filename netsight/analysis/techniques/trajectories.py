@@ -20,7 +20,7 @@ import torch
 
 from ..recurrent import run_steps
 from ..target import Target
-from ..technique import ReportItem, Technique, register
+from ..technique import Ran, ReportItem, Technique, register
 from ._common import count_option
 from ._recurrent import chosen, labels, pixels, recurrent, save_tensors
 
@@ -88,7 +88,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     ]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return []  # the recurrent section draws every run's trajectories side by side
 
 
@@ -104,7 +104,5 @@ TECHNIQUE = register(
         options=(count_option(200),),
         report=_report,
         first_seed=True,
-        study={"count": 200},
-        study_quick={"count": 100},
     )
 )
