@@ -101,6 +101,8 @@ class Doc:
                 self.p(item.text)
             elif item.kind == "link" and item.path is not None:
                 self.link(item.path, item.text, rerun)
+            elif item.kind == "table" and item.path is not None and not item.path.is_file():
+                self._missing("table", item.path, rerun)
             elif item.kind == "table":
                 self.table(item.header, item.rows, item.text)
 

@@ -129,3 +129,36 @@ def test_a_rerun_keeps_what_ran_with_the_same_options_and_redoes_what_changed(co
     assert len(kept) == 4 and not any("invariance" in line for line in kept)  # invariance's count changed: run again
     run = next((out / "runs" / "cnn").glob("*seed0*"))
     assert ran(run)["invariance"].options == {"count": 3}
+
+
+def test_netsight_inspect_records_what_ran_in_a_run_and_in_a_model_folder(conv1_suite, tmp_path, capsys):
+    import shutil
+
+    from netsight.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(next((conv1_suite / "runs" / "cnn").glob("*seed0*")), run)
+    assert main(["inspect", str(run), "--top9", "--layer", "conv2", "--maps", "2", "--quiet"]) == 0
+    record = ran(run)
+    assert record["top9"].options == {"layer": "conv2", "maps": 2}  # the latest run of a technique replaces its entry
+    assert record["top9"].files[0] == run / "figures" / "top9_conv2.png"
+    assert record["deconv"].options["layer"] == "conv1"  # the others stay as they ran
+    factory = tmp_path / "lenet_factory.py"
+    factory.write_text(
+        "from netsight.models import ModelConfig, build_model\ndef lenet5():\n    return build_model(ModelConfig('lenet5'))\n"
+    )
+    out = tmp_path / "by-spec"
+    model = ["inspect", "--model", f"{factory}:lenet5", "--weights", str(run / "model.safetensors"), "--data", "mnist"]
+    assert main([*model, "--top9", "--maps", "2", "--out", str(out), "--quiet"]) == 0
+    assert main([*model, "--deconv", "--layer", "conv1", "--count", "2", "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    record = read_json(out / "inspection.json")
+    assert record["techniques"] == ["deconv"]  # this command's
+    assert record["ran"] == {  # every inspection of this model and these images in the folder, each as it ran
+        "top9": {
+            "options": {"layer": "conv2", "maps": 2},
+            "files": ["figures/top9_conv2.png", "tables/top9_conv2.csv", "tables/top9_conv2_field.json"],
+        },
+        "deconv": {"options": {"layer": "conv1", "count": 2, "mode": "max"}, "files": ["figures/deconv_conv1_max.png"]},
+    }
+    assert not (out / "inspections.json").exists()

@@ -67,7 +67,7 @@ def _write(t: Target, o: dict) -> list[Path]:
 def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     table, _, _, figure = ran.files
     if not table.is_file():
-        return [ReportItem("figure", f"{label}: statistics of conv activations over the whole test set.", table)]
+        return [ReportItem("table", f"{label}: statistics of conv activations over the whole test set.", table)]  # noted missing
     rows = [
         [r[c] if c in ("layer", "stage", "shape", "dead_channels") else float(r[c]) for c in MD_COLUMNS] for r in read_csv(table)
     ]
