@@ -778,7 +778,7 @@ def build_report(out: str | Path) -> list[Path]:
         f"{len(runs)} training runs over {len(configs)} configurations, seeds {', '.join(map(str, seeds))}. "
         "Multi-seed numbers are mean ± sample standard deviation, with 95% confidence intervals (Student's t)."
     )
-    _unrecorded(doc, out, meta)
+    _unrecorded(doc, out, meta, runs)
     _cnn_section(doc, out, configs, figdir)
     _zf_section(doc, configs)
     from .trust import trust_section
@@ -817,16 +817,21 @@ def build_report(out: str | Path) -> list[Path]:
     return written
 
 
-def _unrecorded(doc: Doc, out: Path, meta: dict) -> None:
-    """A note for the runs that were to have analyses but hold no record of what ran (a folder
-    written before netsight recorded them): their techniques' items cannot be found."""
+def _unrecorded(doc: Doc, out: Path, meta: dict, runs) -> None:
+    """A note for the completed runs that were to have analyses but hold no record of what ran (a
+    folder written before netsight recorded them): their techniques' items cannot be found."""
     from ..analysis.inspection import ran
 
     base = out / "runs" if (out / "runs").is_dir() else out
-    missing = [r["dir"] for r in meta.get("runs", []) if r.get("analyses") and not ran(base / r["dir"])]
+    asked = {(base / r["dir"]).resolve(): r.get("analyses") for r in meta.get("runs", [])}
+    missing = [
+        run.path.name
+        for _, run in runs
+        if asked.get(Path(run.path).resolve()) and run.summary.get("status") == "completed" and not ran(run.path)
+    ]
     if missing:
         doc.banner(
-            f"{plural(len(missing), 'run')} of this suite hold no record of the analyses they ran (inspections.json; "
-            f"e.g. {missing[0]}), so their figures are left out. Run the same netsight run command again: finished "
-            "analyses are kept, and recorded."
+            f"No record of the analyses that {plural(len(missing), 'run')} of this suite ran (inspections.json; e.g. "
+            f"{missing[0]}), so their figures are left out. Run the same netsight run command again: finished analyses "
+            "are kept, and recorded."
         )

@@ -116,6 +116,19 @@ def test_a_removed_figure_is_noted_in_the_report_and_fails_strict_builds(conv1_s
     assert _text(html).count("<figure>") == _text((conv1_suite / "report.html").read_text()).count("<figure>") - 1
 
 
+def test_a_run_without_a_record_is_said_so(conv1_suite, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(conv1_suite, out)
+    run = next((out / "runs" / "cnn").glob("*seed0*"))
+    (run / "inspections.json").unlink()  # a folder written before netsight kept the record
+    build_report(out)
+    html = (out / "report.html").read_text()
+    assert f"No record of the analyses that 1 run of this suite ran (inspections.json; e.g. {run.name})" in html
+    assert "No run of this suite asked for the Zeiler &amp; Fergus analyses." in html
+
+
 def test_a_rerun_keeps_what_ran_with_the_same_options_and_redoes_what_changed(conv1_suite, tmp_path, capsys):
     import shutil
 
