@@ -13,6 +13,7 @@ from netsight.analysis import registry
 from netsight.analysis.explore_recurrent import explore_recurrent
 from netsight.analysis.recurrent import unit_stats
 from netsight.analysis.target import open_run_target
+from netsight.analysis.technique import Ran
 from netsight.cli import main
 from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model
@@ -83,7 +84,8 @@ def test_an_lstm_run_page_equals_a_brute_force_search(lstm_run, data):
     assert registry.run("explore", target, layers=["rnn"]) == [lstm_run / "explore.html"]
     (layer,) = _page_data(lstm_run / "explore.html")["layers"]
     _check(layer, target.model.eval(), data.test_images.float() / 255, data.test_labels)
-    (item,) = registry.get("explore").report(target.run, "lstm-6")  # the study report's link to the page
+    ran = Ran({"layers": ["rnn"], "page": None}, (lstm_run / "explore.html",))  # as the run records it
+    (item,) = registry.get("explore").report(target.run, "lstm-6", ran)  # the study report's link to the page
     assert item.kind == "link" and item.path == lstm_run / "explore.html" and "hidden unit of lstm-6" in item.text
 
 
