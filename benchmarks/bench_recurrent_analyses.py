@@ -21,6 +21,7 @@ from netsight.techniques import registry
 from netsight.techniques.target import open_run_target
 from netsight.data import load_dataset
 from netsight.errors import NetsightError
+from netsight.suites.spec import load_suite
 
 TECHNIQUES = ("rows", "units", "gates", "trajectories")
 
@@ -32,6 +33,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     data = load_dataset("mnist")
+    group = next(g for g in load_suite("assignment").groups if g.name == "rnn")  # the study's options
     total = 0.0
     for path in sorted(d for d in args.runs.iterdir() if d.is_dir() and "seed0" in d.name):
         target = open_run_target(path, dataset=data)
@@ -39,7 +41,7 @@ def main() -> None:
         for name in TECHNIQUES:
             technique = registry.get(name)
             try:
-                options = registry.prepare(technique, target, technique.study)
+                options = registry.prepare(technique, target, group.options_for(name, False))
             except NetsightError as exc:
                 times[name] = f"refused ({exc})"
                 continue

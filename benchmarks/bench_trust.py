@@ -5,7 +5,7 @@
 For the first seed of every run under SUITE_OUT/runs/cifar/ (a study's, or a quick study's: the
 weights' values do not change the arithmetic), the time of each of attributions, sanity, faithfulness
 and agreement as the suite runner calls it, `technique.write(target, registry.prepare(technique, target,
-technique.study))` (`--quick`: `study_quick`), as wall seconds and as this process's CPU seconds (the
+options))` with the options of the assignment suite's cifar group (`--quick`: its quick_options over them), as wall seconds and as this process's CPU seconds (the
 second is what the analysis costs when the machine is shared). It writes into the run directories, as
 the study does: run it on a copy.
 """
@@ -22,6 +22,7 @@ import torch
 from netsight.techniques import registry
 from netsight.techniques.target import open_run_target
 from netsight.data import load_dataset
+from netsight.suites.spec import load_suite
 
 NAMES = ("attributions", "sanity", "faithfulness", "agreement")
 
@@ -32,12 +33,13 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
     data = load_dataset("cifar10-assignment")
+    group = next(g for g in load_suite("assignment").groups if g.name == "cifar")
     result = {}
     for run in sorted(glob.glob(f"{args.out}/runs/cifar/*seed0*")):
         target = open_run_target(run, dataset=data)
         for name in NAMES:
             technique = registry.get(name)
-            options = (technique.study_quick or technique.study) if args.quick else technique.study
+            options = group.options_for(name, args.quick)
             prepared = registry.prepare(technique, target, options)
             wall, cpu = time.perf_counter(), time.process_time()
             technique.write(target, prepared)

@@ -407,8 +407,14 @@ def cmd_explore(args: argparse.Namespace) -> int:
         target = _model_target(args, None)
     else:
         target = _run_target(args, "explore", ("weights", "data", "input_size", "mean", "std", "seed"))
-    for path in registry.run("explore", target, layers=layers, page=args.out):
+    explore = registry.get("explore")
+    prepared = registry.prepare(explore, target, {"layers": layers, "page": args.out})
+    for path in explore.write(target, prepared):
         print(path)
+    if target.run is not None and args.out is None:  # the run's own page: recorded, so the study report links it
+        from .techniques.inspection import record_ran
+
+        record_ran(target, {"explore": prepared})
     return 0
 
 

@@ -19,6 +19,7 @@ from netsight.data.specs import CIFAR10_CLASSES
 
 
 THREADS = torch.get_num_threads()  # torch's own default for this machine, read before any test runs
+os.environ.setdefault("NETSIGHT_STRICT_REPORT", "1")  # a study report missing a figure it expects fails the test
 
 
 @pytest.fixture(autouse=True)

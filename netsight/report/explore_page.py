@@ -239,7 +239,7 @@ STYLES = {
 
 def _histogram(h: dict) -> dict:
     counts, edges = h["counts"], h["edges"]
-    peak = max(1, *counts)
+    peak = max([1, *counts])
     lo, hi = edges[0], edges[-1]
     ticks = [0, round(peak / 2), peak] if peak >= 2 else [0, peak]
     return chart(
@@ -257,7 +257,7 @@ def _invariance(name: str, amounts: list, response: list) -> dict:
     """A unit's response to its top images transformed by `amounts`, relative to the originals (1: dashed)."""
     finite = [v for v in response if v is not None and math.isfinite(v)]
     x0, x1 = min(amounts), max(amounts)
-    top, bottom = max(1.2, *finite), min(0.0, *finite)
+    top, bottom = max([1.2, *finite]), min([0.0, *finite])  # no finite response (a dead unit): still an axis
     mid = amounts[len(amounts) // 2]
     return chart(
         "invariance",

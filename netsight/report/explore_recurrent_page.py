@@ -104,7 +104,7 @@ def _finite(v) -> Optional[float]:
 def _range(values) -> tuple[float, float]:
     """A plot's value range: the values' and 0, widened to +-1 when flat."""
     finite = [float(v) for v in values if v is not None and np.isfinite(v)]
-    lo, hi = min(0.0, *finite), max(0.0, *finite)
+    lo, hi = min([0.0, *finite]), max([0.0, *finite])
     return (lo - 1, hi + 1) if hi - lo < 1e-9 else (lo, hi)
 
 

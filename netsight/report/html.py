@@ -4,17 +4,26 @@ printable) and OUT/report.md, built from the run directories alone.
 The content is a list of blocks (headings, paragraphs, tables, figures) rendered twice,
 to HTML and to Markdown, so the two never disagree. Every user-supplied string (suite
 title, run names) is escaped.
+
+The technique parts are a loop over the registry (`Doc.techniques`): each technique that a run's
+record says ran (`techniques.inspection.ran`) adds its report items for the options it ran with. A
+figure or linked file the report expects and cannot find becomes a visible note saying which
+command makes it again, and `build_report` lists it (with NETSIGHT_STRICT_REPORT=1, as in the tests,
+it then fails).
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..techniques.base import Ran, ReportItem, Technique
 from ..fileio import read_json, write_text
 from ..text import plural
 from .stats import summarize
@@ -35,7 +44,7 @@ from .study import (
 
 @dataclass
 class Block:
-    kind: str  # h1 | h2 | h3 | p | banner | table | figure | pre | link
+    kind: str  # h1 | h2 | h3 | p | banner | table | figure | pre | link | missing
     text: str = ""
     header: Sequence[str] = ()
     rows: Sequence[Sequence[object]] = ()
@@ -46,6 +55,7 @@ class Block:
 @dataclass
 class Doc:
     blocks: list[Block] = field(default_factory=list)
+    missing: list[Path] = field(default_factory=list)  # the figures and files it expected and did not find
 
     def h(self, level: int, text: str) -> None:
         self.blocks.append(Block(f"h{level}", text))
@@ -56,9 +66,16 @@ class Doc:
     def table(self, header: Sequence[str], rows: Sequence[Sequence[object]], caption: str = "") -> None:
         self.blocks.append(Block("table", header=header, rows=rows, caption=caption))
 
-    def figure(self, path: Path, caption: str) -> None:
+    def figure(self, path: Path, caption: str, rerun: str = "") -> None:
+        """The figure at `path`; a missing one is a visible note (`rerun`: the command that makes it again)."""
         if path.is_file():
             self.blocks.append(Block("figure", path=path, caption=caption))
+        else:
+            self._missing("figure", path, rerun)
+
+    def _missing(self, what: str, path: Path, rerun: str) -> None:
+        self.missing.append(path)
+        self.blocks.append(Block("missing", what, path=path, caption=f"rerun `{rerun}`" if rerun else ""))
 
     def pre(self, text: str) -> None:
         self.blocks.append(Block("pre", text))
@@ -66,10 +83,58 @@ class Doc:
     def banner(self, text: str) -> None:
         self.blocks.append(Block("banner", text))
 
-    def link(self, path: Path, text: str) -> None:
-        """A paragraph linking a file beside the report (relative, so the folder can move)."""
+    def link(self, path: Path, text: str, rerun: str = "") -> None:
+        """A paragraph linking a file beside the report (relative, so the folder can move); a missing one is a note."""
         if path.is_file():
             self.blocks.append(Block("link", text, path=path))
+        else:
+            self._missing("file", path, rerun)
+
+    def items(self, items: Sequence[ReportItem], rerun: str = "", notes: Optional[dict] = None) -> None:
+        """A technique's report items as blocks (`rerun`: the command that makes its files again); `notes` adds
+        a sentence to the caption of a figure (figure path -> sentence)."""
+        for item in items:
+            if item.kind == "figure" and item.path is not None:
+                note = (notes or {}).get(item.path, "")
+                self.figure(item.path, item.text + (" " + note if note else ""), rerun)
+            elif item.kind == "p":
+                self.p(item.text)
+            elif item.kind == "link" and item.path is not None:
+                self.link(item.path, item.text, rerun)
+            elif item.kind == "table" and item.path is not None and not item.path.is_file():
+                self._missing("table", item.path, rerun)
+            elif item.kind == "table":
+                self.table(item.header, item.rows, item.text)
+
+    def techniques(self, run, label: str, section: str, notes: Optional[dict] = None) -> list[str]:
+        """The report items of every registered technique of `section` that `run`'s record says ran, for the
+        options it ran with, in registration order: the names of those techniques."""
+        from ..techniques.inspection import ran
+
+        done = ran(run.path)
+        shown = []
+        for t in techniques_of(section):
+            if t.name in done and t.report is not None:
+                self.items(t.report(run, label, done[t.name]), rerun_command(t, run.path, done[t.name]), notes)
+                shown.append(t.name)
+        return shown
+
+
+def techniques_of(section: str) -> list[Technique]:
+    """The registered techniques whose report items go to section `section`, in registration order."""
+    from ..techniques.registry import techniques
+
+    return [t for t in techniques().values() if t.section == section and t.report is not None]
+
+
+def rerun_command(t: Technique, folder: Path, ran: Ran) -> str:
+    """The command that writes `t`'s files in `folder` again with the options it ran with."""
+    if not t.flag:
+        return f"netsight {t.name} {folder}"
+    declared = {o.name: o for o in t.options}
+    given = {k: v for k, v in ran.options.items() if k in declared and v is not None and v != declared[k].default}
+    flags = [f"{declared[k].flag} {','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in given.items()]
+    return " ".join([f"netsight inspect {folder} --{t.name}", *flags])
 
 
 _CSS = """
@@ -78,6 +143,7 @@ html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45;overflow-wrap:break-word}
 h1{border-bottom:2px solid #444;font-size:clamp(1.45em,5.5vw,2em);line-height:1.2}h2{border-bottom:1px solid #aaa;margin-top:2em;font-size:clamp(1.25em,4.5vw,1.5em);line-height:1.25}
 .banner{background:#fff3cd;border:2px solid #d39e00;border-radius:4px;padding:.7em 1em;font-weight:600}
+.missing{background:#fdecea;border:2px solid #b00;border-radius:4px;padding:.5em 1em;color:#600}
 .table-wrap{overflow-x:auto;max-width:100%;margin:.6em 0 0;-webkit-overflow-scrolling:touch;
 background:linear-gradient(to right,#fff 30%,rgba(255,255,255,0)) left/2em 100% no-repeat local,
 linear-gradient(to left,#fff 30%,rgba(255,255,255,0)) right/2em 100% no-repeat local,
@@ -201,6 +267,8 @@ def render_html(doc: Doc, title: str, out: Path) -> str:
             parts.append(f"<p>{esc(b.text)}</p>")
         elif b.kind == "banner":
             parts.append(f"<p class='banner' role='note'>{esc(b.text)}</p>")
+        elif b.kind == "missing":
+            parts.append(f"<p class='missing' role='note'>{esc(_missing_text(b, out))}</p>")
         elif b.kind == "pre":
             parts.append(f"<pre>{esc(b.text)}</pre>")
         elif b.kind == "link":
@@ -246,6 +314,8 @@ def render_markdown(doc: Doc, out: Path) -> str:
             lines.append(b.text)
         elif b.kind == "banner":
             lines.append(f"> **{b.text}**")
+        elif b.kind == "missing":
+            lines.append(f"> **{_missing_text(b, out)}**")
         elif b.kind == "pre":
             lines.append("```\n" + b.text.rstrip() + "\n```")
         elif b.kind == "link":
@@ -264,8 +334,12 @@ def render_markdown(doc: Doc, out: Path) -> str:
     return "\n".join(lines)
 
 
+def _missing_text(b: Block, out: Path) -> str:
+    return f"{b.text} missing: {_relative(_path(b), out)}" + (f"; {b.caption}" if b.caption else "")
+
+
 def _path(b: Block) -> Path:
-    """A figure's or link's file (Doc only makes those blocks for files that exist)."""
+    """A figure's, link's or missing file's path."""
     if b.path is None:
         raise ValueError(f"a {b.kind} block without a file")
     return b.path
@@ -343,81 +417,66 @@ def _cnn_section(doc: Doc, out: Path, configs: list[ConfigGroup], figdir: Path) 
         doc.figure(
             first.dir.curves, f"{g.model}, seed {first.config.seed}: train/test accuracy and loss (the report's Figure 1/3)."
         )
-        filters_note = {first.dir.figures / "filters_conv1.png": notes.get(g.label, "")}
-        for technique in _section("cnn"):
-            _emit(doc, technique.report(first, g.model), filters_note)
+        doc.techniques(first, g.model, "cnn", notes.get(g.label))
     if len(cnn) > 1:
         path = save_figure(plot_curves_panels(cnn, "data", "model", "CNNs"), figdir / "cnn_curves.png")
         doc.figure(path, "Test accuracy of the CNNs, mean over seeds with a 1-std band.")
 
 
-def _filter_notes(cnn: list[ConfigGroup]) -> dict[str, str]:
-    """Per CNN: how far training moved conv1 from its initial weights, and whether two models
-    started from the same conv1 (same seed and layer shape): then their grids look alike after
-    a short run, and the reader should be told why."""
+def _filter_notes(cnn: list[ConfigGroup]) -> dict[str, dict[Path, str]]:
+    """Per CNN, a note on the filter grid it drew (figure path -> sentence): how far training moved
+    that layer from its initial weights, and whether two models started from the same weights (same
+    seed and layer shape): then their grids look alike after a short run, and the reader should be
+    told why."""
     import torch
 
     from ..techniques.filters import conv_module, drift_from_init, initial_model
+    from ..techniques.inspection import ran
     from ..errors import NetsightError
 
-    starts, notes = {}, {}
+    starts, notes, grids = {}, {}, {}
     for g in cnn:
         run = g.runs[0]
-        if not (run.dir.figures / "filters_conv1.png").is_file():
+        drawn = ran(run.path).get("filters")
+        if drawn is None or not drawn.files[0].is_file():
             continue
+        layer = drawn.options["layer"]
         try:
-            drift = drift_from_init(run, "conv1")
-            starts[g.label] = conv_module(initial_model(run), "conv1").weight.detach()
+            drift = drift_from_init(run, layer)
+            starts[g.label] = conv_module(initial_model(run), layer).weight.detach()
         except NetsightError:
             continue
+        grids[g.label] = (drawn.files[0], layer)
         notes[g.label] = f"Training moved these weights by {drift:.1%} of their initial norm (||W - W0|| / ||W0||)."
     labels = list(starts)
     for a in labels:
         twins = [b for b in labels if b != a and starts[a].shape == starts[b].shape and torch.equal(starts[a], starts[b])]
         if twins:
             notes[a] += (
-                f" It started from exactly the same conv1 weights as {', '.join(twins)} (the same seed draws the "
-                f"same first layer of the same shape), so where training moved them little the two grids look alike."
+                f" It started from exactly the same {grids[a][1]} weights as {', '.join(twins)} (the same seed draws the "
+                f"same layer of the same shape), so where training moved them little the two grids look alike."
             )
-    return notes
-
-
-def _section(name: str) -> list:
-    """The registered techniques whose report items go to section `name`, in registration order."""
-    from ..techniques.registry import techniques
-
-    return [t for t in techniques().values() if t.section == name and t.report is not None]
-
-
-def _emit(doc: Doc, items, notes: Optional[dict] = None) -> None:
-    """A technique's report items as blocks; `notes` adds a sentence to the caption of a figure."""
-    for item in items:
-        if item.kind == "figure":
-            note = (notes or {}).get(item.path, "")
-            doc.figure(item.path, item.text + (" " + note if note else ""))
-        elif item.kind == "p":
-            doc.p(item.text)
-        elif item.kind == "link":
-            doc.link(item.path, item.text)
-        elif item.kind == "table":
-            doc.table(item.header, item.rows, item.text)
+    return {label: {grids[label][0]: note} for label, note in notes.items()}
 
 
 def _zf_section(doc: Doc, configs: list[ConfigGroup]) -> None:
+    from ..techniques.inspection import ran
+
     doc.h(2, "2 Zeiler & Fergus: visualizing and understanding convolutional networks")
-    cnn = [g for g in configs if g.hidden is None and (g.runs[0].dir.figures / "deconv_conv2_max.png").is_file()]
+    zf = [t.name for t in techniques_of("zf")]
+    cnn = [g for g in configs if g.hidden is None and any(name in ran(g.runs[0].path) for name in zf)]
     if not cnn:
         doc.p("No run of this suite asked for the Zeiler & Fergus analyses.")
         return
     doc.p(
-        "The paper's tools applied to the trained networks (first seed): deconvnet projections (max-pool switches, "
-        "rectification, transposed filters), the top-9 activations of conv2 with their input patches, occlusion "
-        "sensitivity, feature evolution across weight snapshots, and invariance to translation, rotation and scale."
+        "The paper's tools applied to the trained networks (first seed), each at the layer and on the images its "
+        "caption names: deconvnet projections (max-pool switches, rectification, transposed filters), the top-9 "
+        "activations with their input patches, occlusion sensitivity, feature evolution across weight snapshots, and "
+        "invariance to translation, rotation and scale."
     )
     for g in cnn:
         doc.h(3, f"{g.model} on {g.data}")
-        for technique in _section("zf"):
-            _emit(doc, technique.report(g.runs[0], g.model))
+        doc.techniques(g.runs[0], g.model, "zf")
 
 
 def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path, quick: bool) -> list[dict]:
@@ -482,11 +541,8 @@ def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path, quick: bool
         for name, make, caption in figures:
             doc.figure(save_figure(make(), figdir / name), caption)
         inside_recurrent(doc, recurrent, figdir, [g for g in mnist if not g.hidden])
-        from ..techniques.registry import get
-
-        browser = get("explore").report
         for g in recurrent:  # each model's first-seed hidden-unit browser (the explore analysis), where it was made
-            _emit(doc, browser(g.runs[0], g.label) if browser else [])
+            doc.techniques(g.runs[0], g.label, "zf")
     doc.figure(
         save_figure(plot_accuracy_vs_parameters(mnist, "MNIST"), figdir / "accuracy_vs_parameters.png"),
         "Final test accuracy against parameter count.",
@@ -611,6 +667,17 @@ def _settings_used(out: Path) -> tuple[list[str], list[list]]:
     return header, rows
 
 
+def _options_used(runs) -> list[list]:
+    from ..techniques.inspection import ran
+
+    rows = []
+    for group, run in runs:
+        for name, e in ran(run.path).items():
+            shown = ", ".join(f"{k}={v}" for k, v in e.options.items() if v is not None and k != "others")
+            rows.append([group, run.name, name, shown])
+    return rows
+
+
 def _wall_time(out: Path) -> str:
     """What the suite's last `netsight run` took on the clock, from suite.json (runs train side by
     side, so this is less than the sum of their times)."""
@@ -657,8 +724,10 @@ def _provenance(doc: Doc, out: Path, runs, quick: bool) -> None:
         f"{len(runs)} runs, {total / 60:.1f} minutes of training in all (the sum of each run's own time)." + _wall_time(out),
     )
     header, rows = _settings_used(out)
-    if rows:
+    options = _options_used(runs)
+    if rows or options:
         doc.h(3, "Settings used")
+    if rows:
         doc.table(
             header,
             rows,
@@ -668,6 +737,13 @@ def _provenance(doc: Doc, out: Path, runs, quick: bool) -> None:
                 if quick
                 else ", resolved from the suite file and flags."
             ),
+        )
+    if options:
+        doc.table(
+            ["group", "run", "technique", "options it ran with"],
+            options,
+            "Each analysis's options as it ran (the suite file's, the rest the technique's defaults, resolved), from each "
+            "run's inspections.json.",
         )
     suite = out / "suite.toml"
     if suite.is_file():
@@ -702,11 +778,12 @@ def build_report(out: str | Path) -> list[Path]:
         f"{len(runs)} training runs over {len(configs)} configurations, seeds {', '.join(map(str, seeds))}. "
         "Multi-seed numbers are mean ± sample standard deviation, with 95% confidence intervals (Student's t)."
     )
+    _unrecorded(doc, out, meta, runs)
     _cnn_section(doc, out, configs, figdir)
     _zf_section(doc, configs)
-    from .trust import settings_text, trust_section
+    from .trust import trust_section
 
-    trust_section(doc, configs, _emit, _section, settings_text(quick))
+    trust_section(doc, configs)
     rnn_rows = _rnn_section(doc, configs, figdir, quick)
     doc.h(2, "Reproduction check")
     doc.p(
@@ -727,7 +804,34 @@ def build_report(out: str | Path) -> list[Path]:
     else:
         doc.p("No run of this suite corresponds to a number the assignment report states.")
     _provenance(doc, out, runs, quick)
-    return [
+    written = [
         write_text(out / "report.html", render_html(doc, title, out)),
         write_text(out / "report.md", render_markdown(doc, out)),
     ]
+    if doc.missing:
+        shown = ", ".join(_relative(p, out) for p in doc.missing[:6]) + (" ..." if len(doc.missing) > 6 else "")
+        message = f"{out / 'report.html'}: {plural(len(doc.missing), 'expected file')} missing, noted in the report: {shown}"
+        if os.environ.get("NETSIGHT_STRICT_REPORT"):
+            raise NetsightError(message)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+    return written
+
+
+def _unrecorded(doc: Doc, out: Path, meta: dict, runs) -> None:
+    """A note for the completed runs that were to have analyses but hold no record of what ran (a
+    folder written before netsight recorded them): their techniques' items cannot be found."""
+    from ..techniques.inspection import ran
+
+    base = out / "runs" if (out / "runs").is_dir() else out
+    asked = {(base / r["dir"]).resolve(): r.get("analyses") for r in meta.get("runs", [])}
+    missing = [
+        run.path.name
+        for _, run in runs
+        if asked.get(Path(run.path).resolve()) and run.summary.get("status") == "completed" and not ran(run.path)
+    ]
+    if missing:
+        doc.banner(
+            f"No record of the analyses that {plural(len(missing), 'run')} of this suite ran (inspections.json; e.g. "
+            f"{missing[0]}), so their figures are left out. Run the same netsight run command again: finished analyses "
+            "are kept, and recorded."
+        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from ..fileio import read_csv
 from ..plotting import method_title
@@ -121,28 +121,40 @@ def permuted_table(permuted: list[dict]) -> tuple[list[str], list[list]]:
     ]
 
 
-def settings_text(quick: bool) -> str:
-    """The images, methods and steps the study ran the checks with (the techniques' study options)."""
-    from ..techniques.registry import get
-
-    def opts(name: str) -> dict:
-        t = get(name)
-        return {**{o.name: o.default for o in t.options}, **((t.study_quick or t.study) if quick else t.study)}
-
-    s, f, a = opts("sanity"), opts("faithfulness"), opts("agreement")
-    methods = ", ".join(method_title(m) for m in (s["methods"] or "").split(",") if m) or "every method"
-    return (
-        f"Settings of this study: sanity checks on {s['count']} test images, methods {methods} (integrated gradients "
-        f"{s['ig_steps']} steps, SmoothGrad {s['samples']} noisy copies), every layer in both randomisation modes; "
-        f"faithfulness on {f['count']} images in {f['faith_steps']} steps ({100 / f['faith_steps']:.0f}% of the pixels each); "
-        f"seed agreement on {a['count']} images."
-    )
+def _methods(options: dict) -> str:
+    methods = options.get("methods") or []
+    names = methods.split(",") if isinstance(methods, str) else list(methods)
+    return ", ".join(method_title(m) for m in names if m) or "every method"
 
 
-def trust_section(doc, configs, emit: Callable, section_items: Callable, settings: str) -> None:
-    """The section, into `doc` (report.html's Doc); `emit`/`section_items` are html.py's."""
+def settings_text(ran: dict) -> str:
+    """The images, methods and steps the checks ran with on one run, from its record (`techniques.inspection.ran`)."""
+    parts = []
+    if "sanity" in ran:
+        s = ran["sanity"].options
+        layers = "every layer" if s.get("randomise_layers") is None else f"the top {s['randomise_layers']} layers"
+        parts.append(
+            f"sanity checks on {s['count']} test images, methods {_methods(s)} (integrated gradients {s['ig_steps']} "
+            f"steps, SmoothGrad {s['samples']} noisy copies), {layers} in both randomisation modes"
+        )
+    if "faithfulness" in ran:
+        f = ran["faithfulness"].options
+        parts.append(
+            f"faithfulness on {f['count']} images, methods {_methods(f)}, in {f['steps']} steps "
+            f"({100 / f['steps']:.0f}% of the pixels each)"
+        )
+    if "agreement" in ran:
+        a = ran["agreement"].options
+        parts.append(f"seed agreement on {a['count']} images, methods {_methods(a)}")
+    return ("Settings these checks ran with: " + "; ".join(parts) + ".") if parts else ""
+
+
+def trust_section(doc, configs) -> None:
+    """The section, into `doc` (report.html's Doc): each CNN whose first seed's record says the sanity checks ran."""
+    from ..techniques.inspection import ran
+
     doc.h(2, "Which pictures to trust")
-    cnn = [g for g in configs if g.hidden is None and (g.runs[0].dir.tables / "sanity.csv").is_file()]
+    cnn = [g for g in configs if g.hidden is None and "sanity" in ran(g.runs[0].path)]
     if not cnn:
         doc.p('No run of this suite asked for the sanity checks (add "sanity" and "faithfulness" to a CNN group\'s analyses).')
         return
@@ -157,7 +169,7 @@ def trust_section(doc, configs, emit: Callable, section_items: Callable, setting
         "with its 95% interval. Faithfulness: pixels are removed (set to 0) or put back on a blurred copy in the order of "
         "each map (Petsiuk et al., BMVC 2018); the area under p(class) is compared with a random map and the Sobel edge "
         "map, which know nothing of the model. Seed agreement: the same test images' maps from the configuration's "
-        f"independently trained seeds, Spearman averaged over seed pairs per image (interval over images). {settings}"
+        "independently trained seeds, Spearman averaged over seed pairs per image (interval over images)."
     )
     doc.p(
         f"How the sentences are decided: a method passes when the 95% interval of its Spearman correlation of |map| with "
@@ -172,13 +184,15 @@ def trust_section(doc, configs, emit: Callable, section_items: Callable, setting
         agreement = _rows(tables / "seed_agreement.csv")
         permuted = [r for r in sanity if r["mode"] == "permuted labels"]
         doc.h(3, f"{g.model} on {g.data}")
+        settings = settings_text(ran(run.path))
+        if settings:
+            doc.p(settings)
         methods = list(dict.fromkeys(r["method"] for r in sanity))
         for m in methods:
             s = sentence(m, sanity, faith, agreement, permuted)
             if s:
                 doc.p(s)
-        for technique in section_items("trust"):
-            emit(doc, technique.report(run, g.model))
+        doc.techniques(run, g.model, "trust")
         if faith:
             header, rows = faith_table(faith)
             doc.table(header, rows, "Areas under the deletion and insertion curves, mean [95% interval] over images.")

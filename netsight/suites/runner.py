@@ -138,7 +138,14 @@ def _run_suite(
             "seeds": max(s.config.seed for s in specs) + 1,
             "device": options.device,
             "runs": [
-                {"dir": s.dirname, "group": s.group, "analyses": list(s.analyses), "config": s.config.to_dict()} for s in specs
+                {
+                    "dir": s.dirname,
+                    "group": s.group,
+                    "analyses": list(s.analyses),
+                    "options": s.options,  # the suite file's options of its analyses (after --quick)
+                    "config": s.config.to_dict(),
+                }
+                for s in specs
             ],
         },
     )
@@ -180,6 +187,10 @@ def _run_suite(
     analysed = time.perf_counter() - started - trained
     _log(f"analyses done in {analysed:.0f}s" + ("; report next" if report else ""))
     meta = read_json(out / "suite.json")
+    from ..techniques.inspection import ran
+
+    for r in meta.get("runs", []):  # what each analysis ran with, every option resolved (the runs' inspections.json)
+        r["ran"] = {name: e.options for name, e in ran(out / "runs" / r["dir"]).items() if name in r.get("analyses", [])}
     write_json(
         out / "suite.json",
         {**meta, "timing": {"training_seconds": trained, "analyses_seconds": analysed, "workers": options.jobs}},
@@ -207,10 +218,13 @@ def _check_summary(spec: RunSpec, path: Path, summary: dict) -> None:
 def run_analyses(
     spec: RunSpec, path: Path, options: SuiteOptions, say: Optional[Callable[[str, Optional[float]], None]] = None
 ) -> None:
-    """The analyses the suite asks of one run, with the study's options of each technique (its
-    `study`, or `study_quick` with --quick); a technique whose declared outputs all exist is kept.
-    `say(name, seconds)` hears of each one as it ends (seconds None: kept)."""
+    """The analyses the suite asks of one run, with the options its suite file gives each technique
+    (`spec.options`: a group's `options`, and with --quick its `quick_options` over them; the rest the
+    technique's defaults). A technique whose declared outputs all exist, and whose record says it ran
+    with the same options (or that has no record yet), is kept; either way the run's inspections.json
+    records what it ran with. `say(name, seconds)` hears of each one as it ends (seconds None: kept)."""
     from ..techniques import registry
+    from ..techniques.inspection import jsonable, ran, record_ran
     from ..techniques.target import open_run_target
 
     if not spec.analyses or _status(path) != "completed":
@@ -221,12 +235,16 @@ def run_analyses(
         technique = registry.get(name)
         if target is None:
             target = open_run_target(path, device=device, dataset=_dataset(spec.config.data, options), progress=options.progress)
-        study = (technique.study_quick or technique.study) if options.quick else technique.study
-        prepared = registry.prepare(technique, target, study)
+        prepared = registry.prepare(technique, target, spec.options.get(name, {}))
+        before = ran(path).get(name)
         seconds = None
-        if not all((path / p).exists() for p in technique.outputs(target, prepared)):
+        if not all((path / p).exists() for p in technique.outputs(target, prepared)) or (
+            before is not None and before.options != jsonable(prepared)
+        ):
             started = time.perf_counter()
             technique.write(target, prepared)
             seconds = time.perf_counter() - started
+        if before is None or seconds is not None:
+            record_ran(target, {name: prepared})
         if say is not None:
             say(name, seconds)

@@ -13,10 +13,18 @@ and the analyses to make of them. The built-in `assignment` suite is one such fi
     labels = "permuted"            # train on permuted labels (Adebayo et al.'s data randomisation)
     analyses = ["filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance", "explore"]
 
+    [group.options.top9]           # a technique's options (its `netsight inspect` flags, in snake_case)
+    layer = "conv1"
+    maps = 16
+    [group.quick_options.top9]     # with --quick, over the options above
+    maps = 8
+
 Analyses: the CNN ones above run on the first seed of each CNN model of the group ("explore"
 writes the run's explore.html, every unit browsable offline);
 "sequence" (reading the first k rows, gradient flow over time) on each recurrent run; "rows", "units",
 "gates" and "trajectories" (inside the recurrent nets) on the first seed of each recurrent model.
+A technique runs with the options its group gives it, the rest at its defaults (`netsight inspect
+--help`); suite.json records them, and each run's inspections.json what they resolved to.
 """
 
 from __future__ import annotations
@@ -39,7 +47,8 @@ else:  # pragma: no cover
 
 BUILTIN_DIR = Path(__file__).parent
 GRID_FIELDS = ("hidden", "lr", "batch_size", "optimizer", "init", "dropout", "iterations", "eval_every", "labels")
-_GROUP_KEYS = {"name", "models", "data", "analyses", "snapshots"} | set(GRID_FIELDS)
+OPTION_TABLES = ("options", "quick_options")  # [group.options.<technique>], [group.quick_options.<technique>]
+_GROUP_KEYS = {"name", "models", "data", "analyses", "snapshots"} | set(GRID_FIELDS) | set(OPTION_TABLES)
 QUICK_ITERATIONS = 100  # --quick: iterations per run
 QUICK_SEEDS = 2  # --quick: seeds (two, so the spread is still computed)
 
@@ -52,6 +61,12 @@ class Group:
     analyses: tuple[str, ...] = ()
     snapshots: tuple[int, ...] = ()
     grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)  # technique -> option -> value
+    quick_options: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)  # ... with --quick, over options
+
+    def options_for(self, technique: str, quick: bool) -> dict[str, Any]:
+        """The options this group gives `technique` (with --quick, its quick_options over them)."""
+        return {**self.options.get(technique, {}), **(self.quick_options.get(technique, {}) if quick else {})}
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,7 @@ class RunSpec:
     group: str
     config: TrainConfig
     analyses: tuple[str, ...]
+    options: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)  # the suite's options of each analysis
 
     @property
     def dirname(self) -> str:
@@ -122,6 +138,45 @@ def _checked(here: str, key: str, value: Any) -> Any:
     return value
 
 
+def _option_value(here: str, option, value: Any) -> Any:
+    """`value` of a technique's option, checked against its declaration (kind, range, choices)."""
+    wrong = None
+    if option.kind == "int" and not _is(_INT, value):
+        wrong = "an integer"
+    elif option.kind == "float" and not _is(_NUMBER, value):
+        wrong = "a number"
+    elif option.kind in ("str", "choice") and not isinstance(value, str):
+        wrong = "a string"
+    elif option.kind == "choice" and value not in option.choices:
+        wrong = f"one of {', '.join(map(repr, option.choices))}"
+    elif option.kind in ("int", "float") and (option.lo or option.hi) and not option.lo <= value <= option.hi:
+        wrong = f"a number from {option.lo:g} to {option.hi:g}"
+    if wrong:
+        raise NetsightError(f"{here} = {value!r}: expected {wrong}")
+    return value
+
+
+def _technique_options(here: str, key: str, raw: Any, analyses: list[str]) -> dict[str, dict[str, Any]]:
+    """A group's [group.options.<technique>] (or quick_options) tables, each option checked against the technique's."""
+    if not isinstance(raw, dict):
+        raise NetsightError(f"{here}: {key} = {raw!r}: expected tables [group.{key}.<technique>]")
+    found: dict[str, dict[str, Any]] = {}
+    for name, table in raw.items():
+        if name not in analyses:
+            known = ", ".join(analyses) or "none"
+            raise NetsightError(f"{here}: {key}.{name}: not one of this group's analyses ({known})")
+        if not isinstance(table, dict):
+            raise NetsightError(f"{here}: {key}.{name} = {table!r}: expected a table of {name}'s options")
+        declared = {o.name: o for o in techniques()[name].options}
+        for option, value in table.items():
+            if option not in declared:
+                expected = ", ".join(declared) or "none: it takes no options"
+                raise NetsightError(f"{here}: {key}.{name}.{option}: {name} has no such option; its options: {expected}")
+            _option_value(f"{here}: {key}.{name}.{option}", declared[option], value)
+        found[name] = dict(table)
+    return found
+
+
 def parse_suite(text: str, where: str) -> Suite:
     try:
         raw = tomllib.loads(text)
@@ -156,7 +211,7 @@ def parse_suite(text: str, where: str) -> Suite:
         here = f"{here} ({name})"
         if "models" not in g:
             raise NetsightError(f"{here}: no models; expected models = [...] with any of {', '.join(MODELS)}")
-        g = {k: _checked(here, k, v) for k, v in g.items()}
+        g = {k: v if k in OPTION_TABLES else _checked(here, k, v) for k, v in g.items()}
         bad = [m for m in g["models"] if m not in MODELS]
         if bad:
             raise NetsightError(
@@ -168,7 +223,10 @@ def parse_suite(text: str, where: str) -> Suite:
         if bad:
             raise NetsightError(f"{here}: unknown analyses {bad}; expected any of {', '.join(known)}")
         grid = {k: tuple(v) if isinstance(v, list) else (v,) for k, v in g.items() if k in GRID_FIELDS}
-        groups.append(Group(name, tuple(g["models"]), g.get("data"), tuple(analyses), tuple(g.get("snapshots", [])), grid))
+        options, quick = (_technique_options(here, k, g.get(k, {}), analyses) for k in OPTION_TABLES)
+        groups.append(
+            Group(name, tuple(g["models"]), g.get("data"), tuple(analyses), tuple(g.get("snapshots", [])), grid, options, quick)
+        )
     return Suite(title, seeds, tuple(groups), text, where)
 
 
@@ -223,7 +281,8 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
                     every_seed = tuple(
                         a for a in analyses if techniques()[a].applies_to == "recurrent" and not techniques()[a].first_seed
                     )
-                    specs.append(RunSpec(g.name, config, analyses if seed == 0 else every_seed))
+                    chosen = analyses if seed == 0 else every_seed
+                    specs.append(RunSpec(g.name, config, chosen, {a: g.options_for(a, quick) for a in chosen}))
     return specs
 
 

@@ -19,10 +19,6 @@ from .attributions import TECHNIQUE as ATTRIBUTIONS
 from .attributions import _prepare as prepare_attributions
 
 MAPS_FILE = "tables/attribution_maps.safetensors"
-# the study's methods for the checks that compute maps on many models: every method but occlusion (a
-# forward pass per square position and image, on every randomised copy: the one that does not fit the budget)
-STUDY_METHODS = "gradient,gradient_x_input,guided_backprop,integrated_gradients,smoothgrad,gradcam,guided_gradcam,deconvnet"
-QUICK_METHODS = "gradient,guided_backprop,gradcam"
 
 
 def options(count: int) -> tuple[Option, ...]:

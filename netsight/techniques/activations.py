@@ -26,7 +26,7 @@ from ..ops.hooks import forward_hooks, normalised_input
 from ..ops.stages import Stage, conv_stages, conv_layers
 from ..fileio import read_csv
 from ..ops.inputs import Norm, check_norm, device_of, source_for
-from .base import ReportItem, Technique, register
+from .base import Ran, ReportItem, Technique, register
 from .target import Target
 
 if TYPE_CHECKING:
@@ -336,10 +336,10 @@ def _write(t: Target, o: dict) -> list[Path]:
     ]
 
 
-def _report(run, label: str) -> list[ReportItem]:
-    table = run.dir.tables / "activations.csv"
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
+    table, _, _, figure = ran.files
     if not table.is_file():
-        return []
+        return [ReportItem("table", f"{label}: statistics of conv activations over the whole test set.", table)]  # noted missing
     rows = [
         [r[c] if c in ("layer", "stage", "shape", "dead_channels") else float(r[c]) for c in MD_COLUMNS] for r in read_csv(table)
     ]
@@ -352,9 +352,7 @@ def _report(run, label: str) -> list[ReportItem]:
             header=tuple(_TITLES.get(c, c) for c in MD_COLUMNS),
             rows=tuple(map(tuple, rows)),
         ),
-        ReportItem(
-            "figure", f"{label}: distribution of activations per conv layer and stage.", run.dir.figures / "activations.png"
-        ),
+        ReportItem("figure", f"{label}: distribution of activations per conv layer and stage.", figure),
     ]
 
 

@@ -30,7 +30,7 @@ import torch
 from ..ops.similarity import spearman, summarise
 from ..errors import NetsightError
 from .target import Target
-from .base import ReportItem, Technique, register
+from .base import Ran, ReportItem, Technique, register
 from . import _trust
 
 
@@ -124,7 +124,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     return [write_csv(t.folder / FILES[0], COLUMNS, [r.values() for r in rows])]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return []  # the study report's "Which pictures to trust" section reads tables/seed_agreement.csv itself
 
 
@@ -142,7 +142,5 @@ TECHNIQUE = register(
         min_seeds=2,
         report=None,
         section="trust",
-        study={"count": 8, "methods": _trust.STUDY_METHODS, "ig_steps": 16, "samples": 8},  # the attributions' 8 images
-        study_quick={"count": 4, "methods": _trust.QUICK_METHODS, "ig_steps": 8, "samples": 4},
     )
 )

@@ -280,7 +280,5 @@ TECHNIQUE = register(
             Option("samples", "int", 16, "attributions: SmoothGrad's noisy copies per image", lo=1, hi=4096),
         ),
         report=None,
-        study={"count": 8},
-        study_quick={"count": 4},
     )
 )

@@ -1,5 +1,6 @@
 """What a technique is: the declaration each technique module registers (`Technique`, its
-`Option`s, the `ReportItem`s it adds to the study report) and the store they register into.
+`Option`s, the `ReportItem`s it adds to the study report, `Ran`: what it ran with on a target, as
+recorded there) and the store they register into.
 Lookups go through `registry`, which loads every technique module first.
 
 Also what several technique modules share: the layer option, the count option, and checking a layer
@@ -7,7 +8,7 @@ on the target's first image before anything is written."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -50,6 +51,15 @@ class ReportItem:
 
 
 @dataclass(frozen=True)
+class Ran:
+    """What one technique ran with on one target, as recorded in its folder (`inspection.ran`): every
+    option resolved, and the files it wrote, in the order of its `outputs`."""
+
+    options: dict
+    files: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
 class Technique:
     name: str
     summary: str  # one line: the `netsight inspect --NAME` help
@@ -60,10 +70,8 @@ class Technique:
     write: Callable[[Target, dict], list[Path]]  # computes and writes them
     options: tuple[Option, ...] = ()
     needs_run: bool = False  # needs a netsight run directory (its snapshots or config)
-    report: Optional[Callable[[Any, str], list[ReportItem]]] = None  # (run, model label) -> items
-    section: str = ""  # the report section its items go to: cnn | zf
-    study: dict = field(default_factory=dict)  # options the assignment study runs it with
-    study_quick: dict = field(default_factory=dict)  # ... and with --quick
+    report: Optional[Callable[[Any, str, Ran], list[ReportItem]]] = None  # (run, model label, what ran) -> items
+    section: str = ""  # the report section its items go to: cnn | zf | trust
     flag: bool = True  # a `netsight inspect --NAME` flag (explore has its own command)
     first_seed: bool = False  # a recurrent technique a suite runs on the first seed only (CNN ones always are)
     models: tuple[str, ...] = ()  # the model names a suite runs it on (empty: every model it applies to)

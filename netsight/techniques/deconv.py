@@ -16,7 +16,7 @@ from ..ops.deconvnet_graph import make_deconvnet
 from ..ops.hooks import normalised_input
 from ..ops.inputs import Norm, check_norm, default_layer, device_of, source_for
 from ..ops.receptive_field import ReceptiveField
-from .base import Option, ReportItem, Technique, register, LAYER, checked_layer, count_option
+from .base import Option, Ran, ReportItem, Technique, register, LAYER, checked_layer, count_option
 from .target import Target, layer_file, spread
 from ..ops.topk import crop
 
@@ -162,13 +162,19 @@ def _write(t: Target, o: dict) -> list[Path]:
     return [save_figure(plot_deconv(r.inputs, r.rows, r.layer, r.mode, t.title, asked=o["layer"]), t.folder / _outputs(t, o)[0])]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
+    o = ran.options
+    what = "the strongest units" if o["mode"] == "max" else "the strongest whole maps"
     return [
         ReportItem(
             "figure",
-            f"{label}: deconvnet projections of the strongest units after conv2 (its ReLU, relu2) for test images, "
-            "each cropped to the unit's receptive field (outlined on the input in the same colour).",
-            run.dir.figures / "deconv_conv2_max.png",
+            f"{label}: deconvnet projections of {what} of {o['layer']} for {o['count']} test images"
+            + (
+                ", each cropped to the unit's receptive field (outlined on the input in the same colour)."
+                if o["mode"] == "max"
+                else "."
+            ),
+            ran.files[0],
         )
     ]
 
@@ -189,6 +195,5 @@ TECHNIQUE = register(
         ),
         report=_report,
         section="zf",
-        study={"layer": "conv2"},
     )
 )

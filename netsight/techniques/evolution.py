@@ -22,7 +22,7 @@ from ..errors import NetsightError
 from ..train.rundir import load_weights
 from ..ops.deconvnet_graph import make_deconvnet
 from ..ops.topk import top_activations
-from .base import Option, ReportItem, Technique, register, LAYER, MAPS_HELP, checked_layer
+from .base import Option, Ran, ReportItem, Technique, register, LAYER, MAPS_HELP, checked_layer
 from .target import Target, layer_file
 
 if TYPE_CHECKING:
@@ -98,10 +98,12 @@ def _write(t: Target, o: dict) -> list[Path]:
     return [save_figure(plot_evolution(evo, t.title, asked=o["layer"]), t.folder / _outputs(t, o)[0])]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return [
         ReportItem(
-            "figure", f"{label}: feature evolution during training (paper Fig. 4).", run.dir.figures / "evolution_conv2.png"
+            "figure",
+            f"{label}: feature evolution of {ran.options['layer']} during training, {ran.options['maps']} maps (paper Fig. 4).",
+            ran.files[0],
         )
     ]
 
@@ -119,7 +121,5 @@ TECHNIQUE = register(
         options=(LAYER, Option("maps", "int", 16, MAPS_HELP, lo=1, hi=65536)),
         report=_report,
         section="zf",
-        study={"layer": "conv2", "maps": 16},
-        study_quick={"layer": "conv2", "maps": 8},
     )
 )

@@ -23,7 +23,7 @@ from .explore_units import LayerUnits, explore_layer
 from .explore_recurrent_units import LAYER as RECURRENT_LAYER, RecurrentUnits, is_recurrent, recurrent_units
 from ..ops.hooks import normalised_input
 from ..ops.randomise import randomisable_layers, reinitialise_
-from .base import ReportItem, Technique, register
+from .base import Ran, ReportItem, Technique, register
 from ..ops.stages import conv_layers
 from .target import Target
 
@@ -107,14 +107,14 @@ def _write(t: Target, o: dict) -> list[Path]:
     return [write_text(page, render_page(f"netsight explore: {t.title}", subtitle, built))]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     if _recurrent_run(run):
         return [
             ReportItem(
                 "link",
                 f"Browse every hidden unit of {label} (top-9 images with the row read at its peak, traces, mean trace "
                 "per class, class selectivity, gate saturation per unit): explore.html",
-                run.path / "explore.html",
+                ran.files[0],
             )
         ]
     return [
@@ -122,7 +122,7 @@ def _report(run, label: str) -> list[ReportItem]:
             "link",
             f"Browse every unit of {label} (filters, top-9 patches and projections, statistics, "
             "occlusion, evolution, invariance per unit): explore.html",
-            run.path / "explore.html",
+            ran.files[0],
         )
     ]
 

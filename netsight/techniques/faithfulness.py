@@ -35,7 +35,7 @@ from ..ops.hooks import evaluating, normalised_input
 from ..ops.similarity import summarise
 from ..errors import NetsightError
 from .target import Target
-from .base import Option, ReportItem, Technique, register
+from .base import Option, Ran, ReportItem, Technique, register
 from . import _trust
 
 if TYPE_CHECKING:
@@ -283,13 +283,13 @@ def _write(t: Target, o: dict) -> list[Path]:
     ]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return [
         ReportItem(
             "figure",
             f"{label}: deletion and insertion curves (Petsiuk et al. 2018) and their areas, with a random map and the "
             "Sobel edge map as baselines.",
-            run.dir.figures / "faithfulness.png",
+            ran.files[0],
         )
     ]
 
@@ -323,7 +323,5 @@ TECHNIQUE = register(
         ),
         report=_report,
         section="trust",
-        study={"count": 8},  # every method: the maps the attributions technique saved for the same 8 images
-        study_quick={"count": 4, "methods": _trust.QUICK_METHODS},
     )
 )

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import NetsightError
 from ..ops.stages import conv_layers
-from .base import Option, ReportItem, Technique, register, LAYER
+from .base import Option, Ran, ReportItem, Technique, register, LAYER
 from .target import Target, layer_file
 
 if TYPE_CHECKING:
@@ -230,11 +230,12 @@ def _write(t: Target, o: dict) -> list[Path]:
     ]
 
 
-def _report(run, label: str) -> list[ReportItem]:
-    d = run.dir.figures
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
+    grid, hist = ran.files
+    what = "first-layer filters (the report's Figure 2/4)" if ran.options["layer"] == conv_layers(run.model())[0] else "filters"
     return [
-        ReportItem("figure", f"{label}: first-layer filters (the report's Figure 2/4).", d / "filters_conv1.png"),
-        ReportItem("figure", f"{label}: weight distributions per layer.", d / "weights_hist.png"),
+        ReportItem("figure", f"{label}: {what}, {ran.options['layer']}.", grid),
+        ReportItem("figure", f"{label}: weight distributions per layer.", hist),
     ]
 
 

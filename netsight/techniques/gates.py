@@ -26,7 +26,7 @@ from ..errors import NetsightError
 from ..train.rundir import load_weights
 from ..ops.recurrent import LEFT, RIGHT, check_recurrent, gate_names, run_steps
 from .target import Target
-from .base import ReportItem, Technique, register, count_option
+from .base import Ran, ReportItem, Technique, register, count_option
 from ._recurrent import chosen, labels, pixels, recurrent, stats
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     return written
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return []  # the recurrent section compares every run's tables/gates.csv
 
 
@@ -144,7 +144,5 @@ TECHNIQUE = register(
         report=_report,
         first_seed=True,
         models=("lstm", "gru"),  # a suite's plain RNN runs skip it (`inspect --gates` on one says why)
-        study={"count": 10_000},
-        study_quick={"count": 500},
     )
 )

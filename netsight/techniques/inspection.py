@@ -5,7 +5,13 @@ Every technique is prepared first (its defaults filled in, its layer and options
 target's first image), so bad input stops the command before anything is written; then the
 output folder is claimed (for `--model`: new, empty or netsight's), `inspection.json` records
 what was inspected with what, and each technique writes. If one fails or is interrupted, the
-files this command created are removed again (files that were there before stay)."""
+files this command created are removed again (files that were there before stay).
+
+What each technique ran with is recorded in the folder (`record_ran`): a run directory's
+`inspections.json`, or `--model`'s `inspection.json`, holds under "ran" one entry per technique,
+its options resolved and the files it wrote, `{"top9": {"options": {"layer": "conv1", "maps": 16},
+"files": ["figures/top9_conv1.png", ...]}}`; the suite runner records the same, and the study
+report reads it (`ran`) instead of guessing file names."""
 
 from __future__ import annotations
 
@@ -18,6 +24,9 @@ from ..errors import NetsightError
 from ..fileio import MANIFEST, claim_output_folder, read_json, remove, write_json
 from . import registry
 from .target import Target
+from .base import Ran
+
+RUN_RECORD = "inspections.json"  # a run directory's record of what ran (a --model folder's is inspection.json)
 
 
 def inspect(target: Target, names: Sequence[str], options: Optional[dict] = None, flag: str = "--out") -> list[Path]:
@@ -39,6 +48,7 @@ def inspect(target: Target, names: Sequence[str], options: Optional[dict] = None
             paths.append(record(target, names, options or {}))
         for t, opts in prepared:
             paths += t.write(target, opts)
+        record_ran(target, {t.name: opts for t, opts in prepared})
     except BaseException:
         _remove_new(out, before, existed)
         raise
@@ -46,17 +56,57 @@ def inspect(target: Target, names: Sequence[str], options: Optional[dict] = None
 
 
 def record(t: Target, names: Sequence[str], options: dict) -> Path:
-    """inspection.json: what was inspected, with what, so the folder explains itself."""
+    """inspection.json: what was inspected, with what, so the folder explains itself (what earlier
+    inspections of the same model and images ran there stays recorded under "ran")."""
+    path = t.folder / "inspection.json"
+    earlier = read_json(path).get("ran") if path.is_file() else None
     return write_json(
-        t.folder / "inspection.json",
+        path,
         {
             **_description(t),
             "labels": "the images' classes" if t.labels is not None else "the model's predictions",
             "skipped": dict(t.images.skipped),  # unreadable files of an --images folder, and why
             "techniques": list(names),
             "layer": options.get("layer"),
+            **({"ran": earlier} if earlier else {}),
         },
     )
+
+
+def _record_path(folder: Path) -> Path:
+    return folder / ("inspection.json" if (folder / "inspection.json").is_file() else RUN_RECORD)
+
+
+def jsonable(options: dict) -> dict:
+    """`options` as they read back from JSON (paths as strings, tuples as lists)."""
+    return json.loads(json.dumps(options, default=str))
+
+
+def record_ran(t: Target, ran: dict[str, dict]) -> Path:
+    """Record in `t`'s folder that each technique of `ran` (name -> its prepared options) ran with those
+    options and wrote its declared files; earlier entries of other techniques stay."""
+    path = _record_path(t.folder)
+    record = read_json(path) if path.is_file() else {}
+    entries = dict(record.get("ran") or {})
+    for name, options in ran.items():
+        files = [str(f) for f in registry.get(name).outputs(t, options)]
+        entries[name] = {"options": jsonable(options), "files": files}
+    return write_json(path, {**record, "ran": entries})
+
+
+def ran(folder: str | Path) -> dict[str, Ran]:
+    """What each technique ran with in `folder` (a run directory or a --model folder), as recorded:
+    name -> Ran (options, files as paths under `folder`); empty for a folder with no record."""
+    folder = Path(folder)
+    path = _record_path(folder)
+    if not path.is_file():
+        return {}
+    entries = read_json(path).get("ran") or {}
+    return {
+        name: Ran(dict(e.get("options") or {}), tuple(folder / f for f in e.get("files") or []))
+        for name, e in entries.items()
+        if isinstance(e, dict)
+    }
 
 
 _SAME = ("model", "weights", "seed", "images", "image_shape", "count", "preprocessing")  # what names the network and images

@@ -26,7 +26,7 @@ from ..errors import NetsightError
 from ..ops.hooks import capture_outputs, evaluating, leaf_execution_order, normalised_input
 from ..ops.stages import conv_stages
 from ..ops.inputs import Norm, check_norm, device_of, labels_to_follow, source_for
-from .base import ReportItem, Technique, register, count_option
+from .base import Ran, ReportItem, Technique, register, count_option
 from .target import Target, spread
 
 if TYPE_CHECKING:
@@ -218,12 +218,13 @@ def _write(t: Target, o: dict) -> list[Path]:
     ]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return [
         ReportItem(
             "figure",
-            f"{label}: invariance to vertical translation, rotation and scale (paper Fig. 5).",
-            run.dir.figures / "invariance.png",
+            f"{label}: invariance to vertical translation, rotation and scale on {ran.options['count']} test images "
+            "(paper Fig. 5).",
+            ran.files[0],
         )
     ]
 
@@ -240,7 +241,5 @@ TECHNIQUE = register(
         options=(count_option(100),),
         report=_report,
         section="zf",
-        study={"count": 100},
-        study_quick={"count": 20},
     )
 )

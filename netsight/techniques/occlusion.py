@@ -23,7 +23,7 @@ from ..ops.inputs import Norm, check_norm, default_layer, device_of, labels_to_f
 from ..ops.hooks import capture_outputs, evaluating, normalised_input
 from ..ops.occluding import default_square, occluded_copies
 from ..errors import NetsightError
-from .base import Option, ReportItem, Technique, register, LAYER, checked_layer, count_option
+from .base import Option, Ran, ReportItem, Technique, register, LAYER, checked_layer, count_option
 from .target import Target, layer_file, spread
 
 if TYPE_CHECKING:
@@ -225,8 +225,15 @@ def _write(t: Target, o: dict) -> list[Path]:
     return [save_figure(fig, t.folder / _outputs(t, o)[0])]
 
 
-def _report(run, label: str) -> list[ReportItem]:
-    return [ReportItem("figure", f"{label}: occlusion sensitivity (paper Fig. 7).", run.dir.figures / "occlusion_conv2.png")]
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
+    return [
+        ReportItem(
+            "figure",
+            f"{label}: occlusion sensitivity on {ran.options['count']} test images, with the strongest map of "
+            f"{ran.options['layer']} (paper Fig. 7).",
+            ran.files[0],
+        )
+    ]
 
 
 TECHNIQUE = register(
@@ -257,6 +264,5 @@ TECHNIQUE = register(
         ),
         report=_report,
         section="zf",
-        study={"layer": "conv2"},
     )
 )

@@ -48,7 +48,7 @@ from ..errors import NetsightError
 from ..ops.hooks import normalised_input
 from .sequence import accuracy_by_rows_read
 from .target import Target
-from .base import ReportItem, Technique, register, count_option
+from .base import Ran, ReportItem, Technique, register, count_option
 from ._recurrent import chosen, labels, pixels, recurrent, save_tensors
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     ]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return []  # the recurrent section compares every run's tables/rows.csv
 
 
@@ -246,7 +246,5 @@ TECHNIQUE = register(
         options=(count_option(500),),
         report=_report,
         first_seed=True,
-        study={"count": 500},
-        study_quick={"count": 100},
     )
 )

@@ -40,7 +40,7 @@ from torch import nn
 from ..ops.randomise import cascading, independent, randomisable_layers, check_layers
 from ..ops.similarity import METRICS, compare, summarise
 from .target import Target
-from .base import Option, ReportItem, Technique, register
+from .base import Option, Ran, ReportItem, Technique, register
 from . import _trust
 
 if TYPE_CHECKING:
@@ -348,20 +348,20 @@ def _write(t: Target, o: dict) -> list[Path]:
     return written
 
 
-def _report(run, label: str) -> list[ReportItem]:
-    figures = run.dir.figures
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
+    grid, curves, _ = ran.files
     return [
         ReportItem(
             "figure",
             f"{label}: cascading randomisation, the paper's Fig. 2. Each method's map of the same images on the trained "
             "model, then after re-initialising the layers from the logits down.",
-            figures / "sanity_grid.png",
+            grid,
         ),
         ReportItem(
             "figure",
             f"{label}: similarity of each method's maps on the randomised model to its maps on the trained model, "
             "per layer (bands: 95% interval over images).",
-            figures / "sanity_curves.png",
+            curves,
         ),
     ]
 
@@ -388,7 +388,5 @@ TECHNIQUE = register(
         ),
         report=_report,
         section="trust",
-        study={"count": 8, "methods": _trust.STUDY_METHODS, "ig_steps": 16, "samples": 8},
-        study_quick={"count": 4, "methods": _trust.QUICK_METHODS, "ig_steps": 8, "samples": 4},
     )
 )

@@ -23,7 +23,7 @@ from torch import nn
 from ..data import Dataset
 from ..errors import NetsightError
 from ..models.rnn import RowSequenceClassifier
-from .base import ReportItem, Technique, register
+from .base import Ran, ReportItem, Technique, register
 from .target import Target, spread
 
 
@@ -123,7 +123,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     ]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return []  # the recurrent section draws rows_read.csv and gradient_by_step.csv of every run together
 
 

@@ -14,7 +14,7 @@ from ..fileio import read_json
 from ..ops.deconvnet_graph import make_deconvnet
 from ..ops.hooks import normalised_input
 from ..ops.inputs import Norm, check_norm, default_layer, device_of, source_for
-from .base import Option, ReportItem, Technique, register, LAYER, MAPS_HELP, checked_layer
+from .base import Option, Ran, ReportItem, Technique, register, LAYER, MAPS_HELP, checked_layer
 from .target import Target, layer_file
 from ..ops.topk import TopActivations, TopPatches, project_top, stream_top_activations
 
@@ -182,18 +182,16 @@ def _write(t: Target, o: dict) -> list[Path]:
     ]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
+    figure, _, info = ran.files
     items = [
         ReportItem(
             "figure",
-            f"{label}: top-9 activations per feature map after conv2 (its ReLU, relu2); projections beside "
-            "input patches (paper Fig. 2).",
-            run.dir.figures / "top9_conv2.png",
+            f"{label}: top-9 activations per feature map of {ran.options['layer']} (the first {ran.options['maps']} maps); "
+            "projections beside input patches (paper Fig. 2).",
+            figure,
         )
     ]
-    info = run.dir.tables / "top9_conv2_field.json"
-    if not info.is_file():
-        info = run.dir.tables / "top9_conv2_border.json"  # what netsight wrote before the technique registry
     if info.is_file():
         b = read_json(info)
         share = b["clipped"] / max(b["units"], 1)
@@ -229,7 +227,5 @@ TECHNIQUE = register(
         options=(LAYER, Option("maps", "int", 16, MAPS_HELP, lo=1, hi=65536)),
         report=_report,
         section="zf",
-        study={"layer": "conv2", "maps": 16},
-        study_quick={"layer": "conv2", "maps": 8},
     )
 )

@@ -22,7 +22,7 @@ import torch
 
 from ..ops.recurrent import run_steps
 from .target import Target
-from .base import ReportItem, Technique, register, count_option
+from .base import Ran, ReportItem, Technique, register, count_option
 from ._recurrent import chosen, labels, pixels, recurrent, save_tensors
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     ]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return []  # the recurrent section draws every run's trajectories side by side
 
 
@@ -141,7 +141,5 @@ TECHNIQUE = register(
         options=(count_option(200),),
         report=_report,
         first_seed=True,
-        study={"count": 200},
-        study_quick={"count": 100},
     )
 )

@@ -28,7 +28,7 @@ import torch
 
 from ..ops.recurrent import FEATURES, UnitStatsResult, unit_stats
 from .target import Target
-from .base import ReportItem, Technique, register, count_option
+from .base import Ran, ReportItem, Technique, register, count_option
 from ._recurrent import UNIT, checked_unit, labels, pixels, save_tensors, stats
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ def _write(t: Target, o: dict) -> list[Path]:
     return [save_figure(fig, figure), write_csv(table, list(rows[0]), rows), save_tensors(tensors, tensors_of(r, index))]
 
 
-def _report(run, label: str) -> list[ReportItem]:
+def _report(run, label: str, ran: Ran) -> list[ReportItem]:
     return []  # the recurrent section compares every run's tables/units.csv
 
 
@@ -202,7 +202,5 @@ TECHNIQUE = register(
         options=(count_option(10_000), UNIT),
         report=_report,
         first_seed=True,
-        study={"count": 10_000},
-        study_quick={"count": 500},
     )
 )

@@ -22,6 +22,10 @@ data = "cifar10-assignment"
 iterations = 12
 eval_every = 6
 analyses = ["sanity", "faithfulness", "agreement"]
+[group.options]  # the assignment study's --quick settings of the checks
+sanity = { count = 4, methods = "gradient,guided_backprop,gradcam", ig_steps = 8, samples = 4 }
+faithfulness = { count = 4, methods = "gradient,guided_backprop,gradcam" }
+agreement = { count = 4, methods = "gradient,guided_backprop,gradcam", ig_steps = 8, samples = 4 }
 
 [[group]]
 name = "rand"
@@ -46,12 +50,13 @@ def test_a_suite_reports_which_pictures_to_trust(tmp_path, monkeypatch):
     sanity = read_csv(first / "tables" / "sanity.csv")
     modes = {r["mode"] for r in sanity}
     assert modes == {"cascading", "independent", "permuted labels"}
-    assert {r["method"] for r in sanity} == {"gradient", "guided_backprop", "gradcam"}  # the quick study's methods
+    assert {r["method"] for r in sanity} == {"gradient", "guided_backprop", "gradcam"}  # the suite's methods
     agreement = read_csv(first / "tables" / "seed_agreement.csv")
     assert {(r["seeds"], r["pairs"]) for r in agreement} == {("2", "1")}
     html = (out / "report.html").read_text()
     section = html[html.index("Which pictures to trust") :]
     assert "guided backprop: after every layer is randomised its maps" in section
-    assert "Settings of this study: sanity checks on 4 test images" in section
+    assert "Settings these checks ran with: sanity checks on 4 test images, methods gradient" in section
+    assert "faithfulness on 4 images" in section and "seed agreement on 4 images" in section
     assert "Data randomisation: maps of the model trained on the true labels" in section
     assert section.count("data:image/png;base64,") >= 3

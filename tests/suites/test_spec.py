@@ -96,6 +96,39 @@ def test_equal_configs_share_a_key_and_different_ones_do_not():
         ("title = 3\n[[group]]\nname='a'\nmodels=['lstm']", "title = 3: expected a string"),
         ("seeds = 2.0\n[[group]]\nname='a'\nmodels=['lstm']", "seeds = 2.0: expected an integer"),
         ("seeds = true\n[[group]]\nname='a'\nmodels=['lstm']", "seeds = True: expected an integer"),
+        # a technique's options: a known option of one of the group's analyses, checked against its declaration
+        (
+            "[[group]]\nname='a'\nmodels=['lenet5']\nanalyses=['top9']\n[group.options.deconv]\nlayer='conv1'",
+            "my_suite.toml: group 1 \\(a\\): options.deconv: not one of this group's analyses \\(top9\\)",
+        ),
+        (
+            "[[group]]\nname='a'\nmodels=['lenet5']\nanalyses=['top9']\n[group.options.top9]\nlayers='conv1'",
+            "group 1 \\(a\\): options.top9.layers: top9 has no such option; its options: layer, maps",
+        ),
+        (
+            "[[group]]\nname='a'\nmodels=['lenet5']\nanalyses=['top9']\n[group.options.top9]\nmaps='8'",
+            "group 1 \\(a\\): options.top9.maps = '8': expected an integer",
+        ),
+        (
+            "[[group]]\nname='a'\nmodels=['lenet5']\nanalyses=['top9']\n[group.quick_options.top9]\nmaps=0",
+            "group 1 \\(a\\): quick_options.top9.maps = 0: expected a number from 1 to 65536",
+        ),
+        (
+            "[[group]]\nname='a'\nmodels=['lenet5']\nanalyses=['deconv']\n[group.options.deconv]\nmode='all'",
+            "options.deconv.mode = 'all': expected one of 'max', 'map'",
+        ),
+        (
+            "[[group]]\nname='a'\nmodels=['lenet5']\nanalyses=['top9']\n[group.options.top9]\nlayer=2",
+            "options.top9.layer = 2: expected a string",
+        ),
+        (
+            "[[group]]\nname='a'\nmodels=['lenet5']\nanalyses=['top9']\noptions = { top9 = 3 }",
+            "options.top9 = 3: expected a table of top9's options",
+        ),
+        (
+            "[[group]]\nname='a'\nmodels=['lenet5']\nanalyses=['activations']\noptions = { activations = { count = 3 } }",
+            "options.activations.count: activations has no such option; its options: none",
+        ),
     ],
 )
 def test_bad_suites_name_the_file_and_the_key(text, message):
@@ -106,3 +139,48 @@ def test_bad_suites_name_the_file_and_the_key(text, message):
 def test_missing_suite_file(tmp_path):
     with pytest.raises(NetsightError, match="no such file, and not a built-in suite"):
         load_suite(str(tmp_path / "nope.toml"))
+
+
+def test_a_suite_sets_technique_options_and_quick_ones_over_them():
+    text = """
+[[group]]
+name = "cnn"
+models = ["lenet5"]
+analyses = ["filters", "top9", "occlusion"]
+[group.options.top9]
+layer = "conv1"
+maps = 16
+[group.quick_options.top9]
+maps = 4
+[group.options.occlusion]
+layer = "conv1"
+occlusion_fill = 0
+"""
+    full, quick = (expand(parse_suite(text, "s.toml"), seeds=1, quick=q)[0] for q in (False, True))
+    assert full.options == {
+        "filters": {},
+        "top9": {"layer": "conv1", "maps": 16},
+        "occlusion": {"layer": "conv1", "occlusion_fill": 0},
+    }
+    assert quick.options["top9"] == {"layer": "conv1", "maps": 4} and quick.options["occlusion"] == full.options["occlusion"]
+
+
+def test_the_assignment_study_keeps_its_settings_in_its_suite_file():
+    """What the technique modules once held as `study=`/`study_quick=` dictionaries."""
+    suite = load_suite("assignment")
+    full = {r.group: r.options for r in expand(suite, seeds=2) if r.config.seed == 0 and r.config.model in ("lenet5", "lstm")}
+    quick = {
+        r.group: r.options
+        for r in expand(suite, seeds=2, quick=True)
+        if r.config.seed == 0 and r.config.model in ("lenet5", "lstm")
+    }
+    for name in ("deconv", "top9", "occlusion", "evolution"):
+        assert full["cifar"][name]["layer"] == quick["cifar"][name]["layer"] == "conv2"
+    assert (full["cifar"]["top9"]["maps"], quick["cifar"]["top9"]["maps"]) == (16, 8)
+    assert (full["cifar"]["invariance"], quick["cifar"]["invariance"]) == ({"count": 100}, {"count": 20})
+    assert (
+        full["cifar"]["sanity"]["methods"].split(",")[-1] == "deconvnet" and "occlusion" not in full["cifar"]["sanity"]["methods"]
+    )
+    assert quick["cifar"]["agreement"] == {"count": 4, "methods": "gradient,guided_backprop,gradcam", "ig_steps": 8, "samples": 4}
+    assert (full["rnn"]["units"], quick["rnn"]["units"]) == ({"count": 10_000}, {"count": 500})
+    assert full["cnn-mnist"]["rows"] == full["rnn"]["rows"] == {"count": 500}

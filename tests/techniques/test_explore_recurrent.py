@@ -13,6 +13,7 @@ from netsight.techniques import registry
 from netsight.techniques.explore_recurrent_units import explore_recurrent
 from netsight.ops.recurrent import unit_stats
 from netsight.techniques.target import open_run_target
+from netsight.techniques.base import Ran
 from netsight.cli import main
 from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model
@@ -96,7 +97,8 @@ def test_an_lstm_run_page_equals_a_brute_force_search(lstm_run, data):
     assert set(page["images"]) == {i for p in page["units"] for i in _sources(p["panels"])} | {
         p["preview"] for p in page["units"]
     }
-    (item,) = registry.get("explore").report(target.run, "lstm-6")  # the study report's link to the page
+    ran = Ran({"layers": ["rnn"], "page": None}, (lstm_run / "explore.html",))  # as the run records it
+    (item,) = registry.get("explore").report(target.run, "lstm-6", ran)  # the study report's link to the page
     assert item.kind == "link" and item.path == lstm_run / "explore.html" and "hidden unit of lstm-6" in item.text
 
 
