@@ -205,6 +205,17 @@ def test_occluded_copies_cover_every_position():
         occluded_copies(img, 7, 1, 0.5)
 
 
+def test_occluded_copies_reach_the_border_where_the_squares_do_not_tile():
+    """6x6, a 3-px square every 2 px: squares at 0, 2 and 4, the last cut to 2 px by the border
+    (as Captum's Occlusion), so every pixel is covered by some square."""
+    copies, rows, cols = occluded_copies(torch.ones(1, 6, 6), 3, 2, 0.0)
+    assert (rows, cols) == (3, 3)
+    grey = copies[:, 0].eq(0)
+    assert grey[8, 4:, 4:].all() and grey[8].sum() == 4 and grey[2, :3, 4:].all() and grey[2].sum() == 6
+    assert grey.any(0).all()
+    assert grey.sum(0)[2].tolist() == [2, 2, 4, 2, 4, 2]  # pixel 2 lies under squares 0 and 2, in each direction
+
+
 def test_occlusion_finds_the_pixel_the_decision_depends_on():
     """Class 0's logit is 10 x pixel (1, 1); only squares covering that pixel change p(class 0)."""
     model = nn.Sequential()
