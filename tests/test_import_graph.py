@@ -62,11 +62,8 @@ LAYERS = [
     (("netsight.suites.backends",), ("netsight.suites.runner",)),
 ]
 
-# module file names found in two folders, each with the change that removes it
-SHARED_NAMES_KNOWN = {
-    "fleet.py",  # models/fleet.py (the batched models) and train/fleet.py (their trainer): one of them to be renamed
-    "units.py",  # suites/units.py (a suite's units of work) and techniques/units.py (the recurrent units technique)
-}
+# module file names found in two folders, each with the change that removes it (none left)
+SHARED_NAMES_KNOWN: set[str] = set()
 
 
 def find_modules(root: Path = PACKAGE) -> dict[str, tuple[Path, bool]]:

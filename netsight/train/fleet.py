@@ -40,7 +40,7 @@ from ..data import Dataset, load_dataset
 from ..errors import NetsightError
 from ..fileio import atomic_write, read_json, remove, write_csv, write_json
 from ..models import ModelConfig, build_model, count_parameters
-from ..models.fleet import member_state, member_tensor, stack_models
+from ..models.fleet_modules import member_state, member_tensor, stack_models
 from .config import TrainConfig, training_labels
 from .loop import (
     CHECKPOINT_SECONDS,
