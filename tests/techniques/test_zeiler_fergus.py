@@ -11,28 +11,12 @@ from netsight.ops.deconvnet import Deconvnet
 from netsight.ops.hooks import count_hooks
 from netsight.techniques.invariance import invariance_curves, transform
 from netsight.ops.occluding import occluded_copies
+from tests.helpers import RectifiedReLU
 from netsight.techniques.occlusion import occlusion_maps
 from netsight.ops.receptive_field import receptive_field
 from netsight.ops.topk import crop, top_activations
 from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model
-
-
-class _RectifiedBackward(torch.autograd.Function):
-    """ReLU whose backward rectifies the incoming signal instead of gating by the input."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return x.clamp_min(0)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad.clamp_min(0)
-
-
-class RectifiedReLU(nn.Module):
-    def forward(self, x):
-        return _RectifiedBackward.apply(x)
 
 
 def _swap_relus(model: nn.Module) -> nn.Module:
