@@ -3,6 +3,8 @@ known behaviour, and the autograd pieces the reference computations are built fr
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -36,3 +38,14 @@ class RectifiedBackward(torch.autograd.Function):
 class RectifiedReLU(nn.Module):
     def forward(self, x):
         return RectifiedBackward.apply(x)
+
+
+def swap_relus(model: nn.Module) -> nn.Module:
+    """A copy of the model with every nn.ReLU replaced by RectifiedReLU: autograd through it is the
+    deconvnet's projection (the oracle the deconvnet tests compare with)."""
+    model = copy.deepcopy(model)
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.ReLU):
+                setattr(module, name, RectifiedReLU())
+    return model

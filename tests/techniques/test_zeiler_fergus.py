@@ -1,7 +1,5 @@
 """Each Zeiler & Fergus technique against an answer computed independently."""
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -11,7 +9,7 @@ from netsight.ops.deconvnet import Deconvnet
 from netsight.ops.hooks import count_hooks
 from netsight.techniques.invariance import invariance_curves, transform
 from netsight.ops.occluding import occluded_copies
-from tests.helpers import RectifiedReLU
+from tests.helpers import swap_relus
 from netsight.techniques.occlusion import occlusion_maps
 from netsight.ops.receptive_field import receptive_field
 from netsight.ops.topk import crop, top_activations
@@ -19,19 +17,9 @@ from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model
 
 
-def _swap_relus(model: nn.Module) -> nn.Module:
-    """A copy of the model with every nn.ReLU replaced by RectifiedReLU."""
-    model = copy.deepcopy(model)
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, nn.ReLU):
-                setattr(module, name, RectifiedReLU())
-    return model
-
-
 def _gradient_projection(model, x, upto: str, signal_fn):
     """d<signal, activation(upto)>/dx with rectifying ReLU backward, computed by autograd."""
-    modified = _swap_relus(model).eval()
+    modified = swap_relus(model).eval()
     x = x.clone().requires_grad_(True)
     store = {}
     handle = dict(modified.named_modules())[upto].register_forward_hook(lambda m, i, o: store.update(a=o))
