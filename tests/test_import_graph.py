@@ -62,11 +62,8 @@ LAYERS = [
     (("netsight.suites.backends",), ("netsight.suites.runner",)),
 ]
 
-# module file names found in two folders, each with the change that removes it
-SHARED_NAMES_KNOWN = {
-    "fleet.py",  # models/fleet.py (the batched models) and train/fleet.py (their trainer): one of them to be renamed
-    "units.py",  # suites/units.py (a suite's units of work) and techniques/units.py (the recurrent units technique)
-}
+# module file names found in two folders, each with the change that removes it (none left)
+SHARED_NAMES_KNOWN: set[str] = set()
 
 
 def find_modules(root: Path = PACKAGE) -> dict[str, tuple[Path, bool]]:
@@ -296,3 +293,30 @@ def test_no_two_modules_share_a_name_across_folders():
     )
     stale = SHARED_NAMES_KNOWN - set(shared_names())
     assert not stale, f"SHARED_NAMES_KNOWN lists names no longer shared: {sorted(stale)}"
+
+
+# test modules that still import another test module, each with the helper to move into tests/helpers.py
+TEST_IMPORTS_KNOWN = {
+    ("tests.test_cli_hardening", "tests.train.test_loop"),  # _interrupt_after
+    ("tests.train.test_damaged_run_dir", "tests.train.test_loop"),  # _interrupt_after
+    ("tests.train.test_fleet", "tests.train.test_loop"),  # _interrupt_after
+    ("tests.train.test_hardening", "tests.train.test_loop"),  # _interrupt_after
+    ("tests.suites.test_ray_backend", "tests.suites.test_runner"),  # SUITE
+    ("tests.report.test_explore_browser", "tests.report.test_browser"),  # the Chromium helpers
+    ("tests.report.test_explore_recurrent_browser", "tests.report.test_browser"),
+    ("tests.report.test_explore_recurrent_browser", "tests.report.test_explore_browser"),
+}
+
+
+def test_test_modules_share_helpers_through_tests_helpers_not_each_other():
+    tests = Path(__file__).resolve().parent
+    modules = find_modules(tests)
+    found = set()
+    for name, (path, package) in modules.items():
+        for target in imports(name, path.read_text(), modules, package, top="tests"):
+            if target.rpartition(".")[2].startswith("test_"):
+                found.add((name, target))
+    assert not found - TEST_IMPORTS_KNOWN, f"test modules importing test modules: {sorted(found - TEST_IMPORTS_KNOWN)}"
+    assert not TEST_IMPORTS_KNOWN - found, (
+        f"TEST_IMPORTS_KNOWN lists imports no longer made: {sorted(TEST_IMPORTS_KNOWN - found)}"
+    )

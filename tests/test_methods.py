@@ -5,6 +5,7 @@ refused in Python's words; the checks run no one-image pass of their own; docs/a
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -16,8 +17,9 @@ from torch import nn
 
 import netsight
 from netsight.ops.attribution import attribute, smoothgrad_noise
-from netsight.techniques.sanity import default_attribute_fn
-from netsight.techniques.sanity import sanity_checks as analysis_sanity_checks
+from netsight.ops.attribution import attribution_maps
+from netsight.ops.randomise import cascading
+from netsight.ops.similarity import compare, summarise
 from netsight.models import ModelConfig, build_model
 
 TARGETS = torch.tensor([3, 7])
@@ -171,11 +173,19 @@ def test_every_result_plots_itself_and_the_checks_match_the_analysis():
         assert isinstance(r.plot(), Figure)
     assert isinstance(netsight.plot_maps([m.attribute(x, TARGETS) for m in methods]), Figure)
     sanity = netsight.sanity_checks(methods, x, target=TARGETS, max_layers=2)
-    reference = analysis_sanity_checks(model, x, ["gradient", "gradcam"], [3, 7], default_attribute_fn(), max_layers=2)
-    assert [r.values()[:5] for r in sanity.rows] == [r.values()[:5] for r in reference.rows]
-    assert all(
-        a.values()[5:] == pytest.approx(b.values()[5:], nan_ok=True) for a, b in zip(sanity.rows, reference.rows, strict=True)
-    )
+    # the maps are the command line's function's, on the trained model and on each cascading copy
+    twins = [twin for _, twin in itertools.islice(cascading(model, 0), 2)]
+    for depth, twin in enumerate([model, *twins]):
+        found = attribution_maps(twin, x, ["gradient", "gradcam"], targets="true", labels=TARGETS)
+        for m in ("gradient", "gradcam"):
+            got = sanity.result.originals[m] if depth == 0 else sanity.result.cascade[m][depth - 1]
+            assert torch.equal(got, found[m].maps.float()), (m, depth)
+            if depth:
+                row = next(r for r in sanity.rows if (r.method, r.mode, r.depth, r.metric) == (m, "cascading", depth, "spearman"))
+                expected = summarise(compare(sanity.result.originals[m], got, ["spearman"])["spearman"])
+                assert (row.mean, row.lo, row.hi, row.n) == pytest.approx(
+                    (expected.mean, expected.lo, expected.hi, expected.n), nan_ok=True
+                )
     assert isinstance(sanity.plot(), Figure) and isinstance(sanity.plot_grid(), Figure)
     faith = netsight.faithfulness(methods, x, target=TARGETS, steps=4)
     assert {row[0] for row in faith.rows} == {"gradient", "gradcam", "random", "sobel"}

@@ -84,3 +84,20 @@ def test_labels_given_are_tracked_and_wrong_inputs_are_refused():
         zf.deconv(model, torch.rand(2, 3, 12, 12), "conv3", mean=(0.5, 0.5, 0.5))
     with pytest.raises(NetsightError, match="did you mean conv3"):
         zf.top9(model, torch.rand(2, 3, 12, 12), "conv_3")
+
+
+def test_every_result_plots_itself_and_zf_plot_is_that_one_call():
+    """`zf.plot(result)` is `result.plot(title)` for every result type, attributions included."""
+    torch.manual_seed(0)
+    model = TwoPath().eval()
+    images = torch.rand(2, 3, 20, 20)
+    single = zf.attribute(model, images, "gradient", targets=1)
+    several = zf.attribution_maps(model, images, ["gradient", "gradcam"], targets=1, layer="conv3")
+    assert isinstance(single, zf.Attribution) and isinstance(single, zf.Maps) and single.inputs is not None
+    assert torch.equal(single.maps, several["gradient"].maps)
+    results = [single, several["gradcam"], zf.top9(model, images, "conv3", maps=2), zf.filters(model)]
+    for result in results:
+        for figure in (result.plot("TwoPath"), zf.plot(result, "TwoPath")):
+            assert figure.axes and figure.texts + [a.get_title() for a in figure.axes]
+    with pytest.raises(NetsightError, match="a dict is not a result"):
+        zf.plot({})

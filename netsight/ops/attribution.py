@@ -461,7 +461,8 @@ def _occlusion(
     model: nn.Module, x: torch.Tensor, t: torch.Tensor, size: int, stride: int, fill: float, chunk: int
 ) -> torch.Tensor:
     """p(target | image) - p(target | square covering the pixel), averaged over the squares that
-    cover each pixel (0 where none does): [B,H,W]."""
+    cover each pixel (the grid of `occluded_copies`, whose last square may hang over the border;
+    0 where no square does): [B,H,W]."""
     _, _, h, w = x.shape
     maps = []
     with torch.no_grad():
@@ -474,7 +475,9 @@ def _occlusion(
             square = torch.ones(1, 1, size, size, dtype=x.dtype, device=x.device)
             acc = F.conv_transpose2d(drop, square, stride=stride)[0, 0]  # each square's drop added over the pixels it covers
             cnt = F.conv_transpose2d(torch.ones_like(drop), square, stride=stride)[0, 0]
-            acc = F.pad(acc, (0, w - acc.shape[1], 0, h - acc.shape[0]))  # the last rows/columns no square reaches
+            # to the image's size: cut where the last square hangs over the border, padded with 0
+            # where no square reaches (a stride larger than the square)
+            acc = F.pad(acc, (0, w - acc.shape[1], 0, h - acc.shape[0]))
             cnt = F.pad(cnt, (0, w - cnt.shape[1], 0, h - cnt.shape[0]))
             maps.append(torch.where(cnt > 0, acc / cnt.clamp_min(1), torch.zeros_like(acc)))
     return torch.stack(maps)

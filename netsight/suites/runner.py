@@ -26,7 +26,7 @@ from .backends import BACKENDS, get_backend
 from .schedule import longest_first
 from .spec import RunSpec, Suite, expand
 from .transfer import recover_installs
-from .units import SuiteOptions, _dataset
+from .work_units import SuiteOptions, _dataset
 
 __all__ = ["SuiteOptions", "run_suite", "run_analyses", "use_fleets", "plan_units", "FLEETS", "BACKENDS", "MAX_FLEET_MEMBERS"]
 

@@ -16,6 +16,7 @@ from ..ops.hooks import evaluating, normalised_input
 from .target import Target, spread
 from .base import Option, count_option
 from .attributions import TECHNIQUE as ATTRIBUTIONS
+from .attribution_methods import METHOD_CLASSES, AttributionMethod, Normalize
 from .attributions import _prepare as prepare_attributions
 
 MAPS_FILE = "tables/attribution_maps.safetensors"
@@ -46,6 +47,19 @@ def images_and_targets(t: Target, o: dict) -> tuple[torch.Tensor, torch.Tensor, 
         with torch.no_grad(), evaluating(t.model), normalised_input(t.model, **t.norm):
             return idx, x, [int(v) for v in t.model(x).argmax(1)], "predicted class"
     return idx, x, [int(wanted)] * len(idx), f"class {int(wanted)}"
+
+
+def method_objects(t: Target, o: dict) -> list[AttributionMethod]:
+    """The method objects for `o["methods"]` on the target's model (wrapped in its normalisation), with the
+    options' settings: Grad-CAM's layer, integrated gradients' steps, SmoothGrad's samples."""
+    model = Normalize(t.model, t.mean, t.std) if t.mean is not None and t.std is not None else t.model
+    settings = {
+        "integrated_gradients": {"steps": o["ig_steps"]},
+        "smoothgrad": {"samples": o["samples"]},
+        "gradcam": {"layer": o["layer"]},
+        "guided_gradcam": {"layer": o["layer"]},
+    }
+    return [METHOD_CLASSES[m](model, **settings.get(m, {})) for m in o["methods"]]
 
 
 def saved_maps(folder: Path) -> Optional[tuple[list[int], list[int], dict[str, torch.Tensor], dict[str, str]]]:

@@ -1,16 +1,11 @@
-"""Statistics of the activations of every convolutional layer over a whole dataset
-(the assignment's section-1 tables), computed streaming in batches.
-
-Memory does not grow with the dataset: each batch's activations are reduced to float64
-per-channel accumulators and merged with Chan et al.'s parallel update of Welford's
-algorithm (numerically stable mean and variance). Percentiles come from a second pass
-that fills a fixed histogram of `bins` bins between the observed min and max: the value
-reported is the centre of the bin holding the nearest-rank percentile, so its error is at
-most half a bin, (max - min) / (2 * bins) (tested); a percentile that falls among the
-exact zeros (counted exactly, as are the negatives) is reported as exactly 0.
-
-Statistics of every convolution's activations (conv, ReLU, pool, batch norm stages) over all
-the images, streamed: the assignment's activation tables."""
+"""Statistics of every convolution's activations (conv, ReLU, pool and batch-norm stages) over all the
+images, streamed in batches: the assignment's activation tables. Memory does not grow with the dataset:
+each batch is reduced to float64 per-channel accumulators, merged with Chan et al.'s parallel update of
+Welford's algorithm (a numerically stable mean and variance). Percentiles come from a second pass that
+fills a histogram of `bins` bins between the observed min and max and report the centre of the bin
+holding the nearest-rank percentile, so they are off by at most half a bin, (max - min) / (2 * bins)
+(tested); a percentile that falls among the exact zeros (counted exactly, as are the negatives) is
+exactly 0."""
 
 from __future__ import annotations
 
@@ -113,6 +108,10 @@ class ActivationStatistics:
     rows: list[dict] = field(default_factory=list)  # one per stage
     per_channel: list[dict] = field(default_factory=list)
     histograms: dict[str, tuple[torch.Tensor, float, float]] = field(default_factory=dict)  # label -> (counts, lo, hi)
+
+    def plot(self, title: str = "model") -> Figure:
+        """The activation histograms `netsight inspect --activations` draws."""
+        return plot_activation_histograms(self, title)
 
 
 def _batches(images: torch.Tensor, batch_size: int, device: torch.device):

@@ -1,22 +1,13 @@
-"""Seed agreement: how alike one method's maps of the same test images are between independently
-trained seeds of one configuration. The comparison is the rank correlation of the sanity checks
-(Spearman, signed and of |map|; Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018),
-applied between training runs instead of between a model and its randomised copy.
-
-For each image, the Spearman correlation of its maps is taken over every pair of seeds and averaged
-over the pairs; the mean over images and its 95% interval (Student's t) are reported, so n counts
-images (the seeds' spread enters each image's value, not the width of the interval). Maps come from
-each run's tables/attribution_maps.safetensors where it holds the method for the same images, and
-are computed (`compute`) for runs where it does not.
-
-Seed agreement: how alike each attribution method's maps of the same test images are between the
-independently trained seeds of one configuration in a suite (the rank
-correlation of Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018, taken between seeds).
-
-The other seeds are the completed runs beside this one in its group folder with the same configuration
-but the seed; each run's maps come from its tables/attribution_maps.safetensors where that holds the
-same images and classes, else they are computed from its weights. Writes tables/seed_agreement.csv
-(method, metric, seeds, pairs, mean, lo, hi, n: the interval is over images)."""
+"""Seed agreement: how alike one attribution method's maps of the same test images are between the
+independently trained seeds of one configuration in a suite, by the rank correlation of Adebayo et al.,
+"Sanity Checks for Saliency Maps" (NeurIPS 2018; Spearman, signed and of |map|) taken between training
+runs instead of between a model and its randomised copy. The other seeds are the completed runs beside
+this one in its group folder whose configuration differs only in the seed; each run's maps come from its
+tables/attribution_maps.safetensors where that holds the method for the same images and classes, else
+they are computed from its weights. Per image the correlation is averaged over every pair of seeds; the
+mean over images and its 95% interval (Student's t) are reported, so n counts images (the seeds' spread
+enters each image's value, not the interval's width). Writes tables/seed_agreement.csv (method, metric,
+seeds, pairs, mean, lo, hi, n)."""
 
 from __future__ import annotations
 

@@ -34,6 +34,10 @@ class DeconvResult:
     mode: str
     field: ReceptiveField
 
+    def plot(self, title: str = "model") -> Figure:
+        """The figure `netsight inspect --deconv` draws."""
+        return plot_deconv(self.inputs, self.rows, self.layer, self.mode, title)
+
 
 def deconv(
     model: nn.Module,

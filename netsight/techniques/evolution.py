@@ -1,13 +1,8 @@
-"""Feature evolution during training: Zeiler & Fergus 2014, Figure 4.
-
-For weight snapshots saved during training (`netsight train --snapshots ...`), find for
-each feature map of a layer the strongest activation over a dataset with that snapshot's
-weights, and project it to pixel space with the deconvnet. Reading a row left to right
-shows one feature forming.
-
-Feature evolution during training: each map's strongest unit projected from every weight
-snapshot of a run: Zeiler & Fergus (ECCV 2014), section 4.1 and Figure 4. Needs a netsight run
-trained with --snapshots."""
+"""Feature evolution during training: Zeiler & Fergus, "Visualizing and Understanding Convolutional
+Networks" (ECCV 2014), section 4 and Figure 4. For every weight snapshot of a netsight run (trained with
+`--snapshots`), each feature map's strongest activation over the images is found with that snapshot's
+weights and projected to pixels with the deconvnet, so a row read left to right shows one feature
+forming."""
 
 from __future__ import annotations
 

@@ -1,25 +1,17 @@
-"""Faithfulness of attribution maps: the deletion and insertion metrics of Petsiuk, Das and Saenko,
-"RISE: Randomized Input Sampling for Explanation of Black-box Models", BMVC 2018 (section 4.1).
-
-Pixels are taken in the order of the map, most important first (the largest value of the signed map:
-evidence for the class; `order="absolute"` ranks |map|; ties in a random order drawn from `seed`), in
-`steps` equal steps (20: 5% of the pixels per step), all steps of an image in one batch:
-- deletion: the pixels are removed from the image, set to 0 (black, in the [0, 1] pixels the model is
-  handed, as the paper does); a faithful map makes p(class) fall fast: a low area under the curve;
-- insertion: the pixels are put back, starting from a blurred copy of the image (the paper's canvas;
-  a Gaussian of sigma = 1/8 of the image side, 3.5 px on 28 px images, so little of the class survives);
-  a faithful map makes p(class) rise fast: a high area.
-The area is the trapezoid rule over the fraction of pixels, 0..1, per image; the mean and its 95%
-interval over images. Two baselines every map should beat: a random map (uniform, seeded) and the
-Sobel edge magnitude of the image, which knows nothing of the model.
-
-Faithfulness of each attribution method: the deletion and insertion metrics of Petsiuk, Das and
-Saenko, "RISE: Randomized Input Sampling for Explanation of Black-box Models" (BMVC 2018), beside a
-random map and the Sobel edge map (above: how pixels are removed and inserted).
-
-Writes figures/faithfulness.png (mean deletion and insertion curves, and the areas under them with 95%
-intervals over images) and tables/faithfulness.csv (method, curve, auc_mean, auc_lo, auc_hi, n). The maps
-are those the attributions technique saved for the same images and classes where it ran first."""
+"""Faithfulness of each attribution method: the deletion and insertion metrics of Petsiuk, Das and
+Saenko, "RISE: Randomized Input Sampling for Explanation of Black-box Models" (BMVC 2018, section 4.1),
+beside two baselines every map should beat: a random map (uniform, seeded) and the Sobel edge magnitude
+of the image, which knows nothing of the model. Pixels are taken in the map's order, most important first
+(the largest value of the signed map, the evidence for the class; `order="absolute"` ranks |map|; ties in
+a random order drawn from `seed`), in `steps` equal steps (20: 5% of the pixels per step), every step of
+an image in one batch. Deletion sets them to 0 (black, in the [0, 1] pixels the model is handed, as the
+paper does): a faithful map makes p(class) fall fast, a low area under the curve. Insertion puts them
+back onto a blurred copy (the paper's canvas; a Gaussian of sigma = 1/8 of the image side, 3.5 px on
+28 px images): a faithful map makes p(class) rise fast, a high area. The area is the trapezoid rule over
+the fraction of pixels, 0..1, per image, reported as the mean over images with its 95% interval. Writes
+figures/faithfulness.png (the mean curves and the areas) and tables/faithfulness.csv (method, curve,
+auc_mean, auc_lo, auc_hi, n); the maps are those the attributions technique saved for the same images
+and classes where it ran first."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""Convolution filters as pictures (the assignment's Figures 2 and 4).
-
-`filter_bank` returns the weights of a conv layer as a numpy array, ready to show:
-[out, in, k, k] for the grid, scaled per filter or on one shared scale.
-
-First-layer (or any convolution's) filters as pictures, and the weight distribution of every
-layer: the assignment's Figures 2 and 4."""
+"""Convolution filters as pictures and the weight distribution of every layer: the assignment's
+Figures 2 and 4. `filter_bank` returns a conv layer's weights [out, in, k, k] as a numpy array ready to
+show, scaled per filter or on one shared scale."""
 
 from __future__ import annotations
 
@@ -41,6 +37,10 @@ class FilterBank:
     @property
     def shape(self) -> tuple[int, ...]:
         return self.weights.shape
+
+    def plot(self, title: str = "model") -> Figure:
+        """The filter grid `netsight inspect --filters` draws."""
+        return plot_filters(self, title)
 
 
 def conv_module(model: nn.Module, layer: str) -> nn.Conv2d:

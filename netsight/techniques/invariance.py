@@ -1,14 +1,9 @@
-"""Invariance to vertical translation, rotation and scaling: Zeiler & Fergus 2014,
-section 4.3 and Figure 5.
-
-For each transform amount we compare the feature vector of each original image with that
-of its transformed copy, at the first layer and at the last hidden layer (the input of
-the final classifier): normalised Euclidean distance ||f(x) - f(T x)|| / ||f(x)||. We also
-record the probability of the true class. Curves are averaged over images, with their
-standard deviation as the spread.
-
-Invariance of the first and last hidden layers' features, and of the class probability, to
-vertical translation, rotation and scaling: Zeiler & Fergus (ECCV 2014), section 4.4, Figure 5."""
+"""Invariance to vertical translation, rotation and scaling: Zeiler & Fergus, "Visualizing and
+Understanding Convolutional Networks" (ECCV 2014), section 4 and Figure 5. For each transform amount,
+the feature vector of each image is compared with its transformed copy's at the first layer and at the
+last hidden layer (the final classifier's input) by the normalised Euclidean distance
+||f(x) - f(T x)|| / ||f(x)||, and the probability of the true class is recorded; the curves are means
+over the images with their standard deviation as the spread."""
 
 from __future__ import annotations
 
@@ -138,6 +133,10 @@ def invariance_rows(curves: InvarianceCurves) -> list[dict]:
 class InvarianceResult:
     curves: InvarianceCurves
     label_kind: str
+
+    def plot(self, title: str = "model") -> Figure:
+        """The figure `netsight inspect --invariance` draws."""
+        return plot_invariance(self.curves, title, "images", self.label_kind)
 
 
 def invariance(model: nn.Module, x, labels=None, mean: Norm = None, std: Norm = None) -> InvarianceResult:

@@ -1,13 +1,9 @@
-"""Occlusion sensitivity: Zeiler & Fergus 2014, section 4.2 and Figure 7.
-
-A grey square slides over the image; for every position we record the probability the
-network gives the true class, the strongest activation of one feature map (by default
-the map of the top conv layer that responds most to the unoccluded image), and the most
-probable class. All occluded copies of an image go through the network as batches.
-
-Occlusion sensitivity: a grey square slides over the image and the class probability and the
-strongest feature map are recorded at each position: Zeiler & Fergus (ECCV 2014), section 4.2
-and Figure 7."""
+"""Occlusion sensitivity: Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks"
+(ECCV 2014), section 4.2 and Figure 7. A grey square slides over the image (its positions:
+`ops/occluding.py`); at every position the probability of the true class, the strongest activation of
+one feature map (by default the map of the top conv layer that responds most to the unoccluded image)
+and the most probable class are recorded. All occluded copies of an image go through the network in
+batches."""
 
 from __future__ import annotations
 
@@ -90,6 +86,11 @@ class OcclusionResult:
     labels: list[int]  # the class whose probability each map shows
     label_kind: str  # "true class" (labels given) or "predicted class" (the model's, unoccluded)
     maps: list[OcclusionMaps]
+
+    def plot(self, title: str = "model") -> Figure:
+        """The figure `netsight inspect --occlusion` draws (classes named by index)."""
+        top = max(self.labels + [int(m.predicted_class.max()) for m in self.maps])
+        return plot_occlusion(self.inputs, self.labels, self.maps, tuple(str(i) for i in range(top + 1)), title, self.label_kind)
 
 
 def occlusion(

@@ -1,35 +1,18 @@
-"""Which input rows a classifier's decision rests on: per-row attribution and row occlusion, for a
-recurrent row reader (one row = one step of its sequence) and, on the same digits, for a CNN.
-
-Per image and input row t (one step of the sequence), three scores of how much row t matters for
-the true class:
-
-- gradient x input (Simonyan, Vedaldi & Zisserman 2014; Shrikumar et al. 2016): x * d logit / dx,
-  summed over the row's pixels;
-- integrated gradients (Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep Networks", 2017)
-  from the all-zero (black, MNIST's background) image, a `steps`-point midpoint Riemann sum, summed
-  over the row's pixels; over all rows it adds up to logit(x) - logit(0) (completeness);
-- row occlusion (Zeiler & Fergus 2014's occlusion, one row at a time): p(true class | x) minus
-  p(true class | x with row t set to the background 0).
-
-Both attributions are netsight's attribution methods (`ops/attribution.py`, the same code
-as `inspect --attributions`) summed per row, of the true class's logit. Backward passes through cuDNN's RNN kernels refuse to
-run in eval mode ("cudnn RNN backward can only be called in training mode"), so every gradient here
-is taken under `torch.backends.cudnn.flags(enabled=False)`: the model stays in eval mode and PyTorch
-uses its native RNN kernels for that pass (on CPU the flag changes nothing).
-
-Which rows a run uses (`netsight inspect RUN --rows`): gradient x input, integrated gradients and
-row occlusion per image and input row, averaged per class; for a recurrent run beside the accuracy
-after reading only the first k rows (how early the decision is made). A CNN gets the same scores on
-the same digits, so the study report can set the two side by side. The scores: above
-(Sundararajan et al. 2017 for integrated gradients; Zeiler & Fergus 2014 for occlusion).
-
-Files:
-- figures/rows.png: the mean score per class and row (one heat map per method) and the prefix accuracy;
-- tables/rows.csv: columns class (a class name, or "all"), row (1-based), images, gradient_x_input,
-  integrated_gradients, occlusion (means over the images of that class);
-- tables/rows_images.safetensors: per image: image [N] (index in the split), label [N], and
-  gradient_x_input / integrated_gradients / occlusion [N, T]."""
+"""Which input rows a classifier's decision rests on (`netsight inspect RUN --rows`), for a recurrent
+row reader (one row = one step of its sequence) and, on the same digits, for a CNN, so the study report
+can set the two side by side. Per image and row t, three scores of how much the row matters for the true
+class: gradient x input (Simonyan, Vedaldi & Zisserman 2014; Shrikumar et al. 2016) and integrated
+gradients from the black image (Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep Networks",
+ICML 2017; a `steps`-point midpoint Riemann sum whose rows add up to logit(x) - logit(0)), both of the
+true class's logit by netsight's attribution code (`ops/attribution.py`) summed over the row's pixels;
+and row occlusion (Zeiler & Fergus 2014, one row at a time): p(true class | x) minus p(true class | x
+with row t set to the background 0). For a recurrent run, beside them the accuracy after reading only the
+first k rows (how early the decision is made). Every gradient is taken under
+`torch.backends.cudnn.flags(enabled=False)`, because cuDNN's RNN kernels refuse a backward pass in eval
+mode; PyTorch's native kernels run that pass and the model stays in eval mode. Writes figures/rows.png
+(the mean score per class and row, one heat map per method, and the prefix accuracy), tables/rows.csv
+(class, a name or "all"; row, 1-based; images; the three means) and tables/rows_images.safetensors (per
+image: image index in the split, label, and the three scores [N, T])."""
 
 from __future__ import annotations
 

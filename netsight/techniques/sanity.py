@@ -1,31 +1,19 @@
-"""Sanity checks for attribution maps: Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018.
-
-The model-parameter randomisation test (section 3): each method's maps of a few images on the trained
-model are compared with its maps of the same images, for the same classes, on
-- cascading randomisation: the model with its layers re-initialised from the logits down, one more
-  layer at each depth (depth d: the top d layers random), and
-- independent randomisation: the model with only one layer re-initialised,
-by the similarity measures of `similarity` (Spearman with and without absolute values, SSIM, HOG),
-each a mean over the images with its 95% interval. A method whose maps stay alike when the weights
-they are meant to explain are gone shows the image more than the model.
-
-The data randomisation test (section 4): the same comparison between a model trained on the true
-labels and one trained on permuted labels (`compare_models`).
-
-The class each map explains is fixed by the trained model (the images' true classes when known,
-else its predictions) and stays the same for every randomised copy. `attribute_fn(model, x, method,
-targets) -> {method: [N, H, W]}` computes every method's maps of one model; by default netsight's
-`attribution.attribution_maps` (`default_attribute_fn`).
-
-The sanity checks of Adebayo et al., "Sanity Checks for Saliency Maps" (NeurIPS 2018) for every
-attribution method: cascading and independent randomisation of the weights (above; the
-randomisation: ops/randomise.py), and, for a suite run whose configuration was also trained on permuted labels,
-the data randomisation test.
-
-Writes figures/sanity_grid.png (the paper's Fig. 2: rows of images per method; columns: the input, the
-trained model's map, the maps as the layers are re-initialised from the logits down),
-figures/sanity_curves.png (similarity to the trained model's maps per depth, 95% bands over images)
-and tables/sanity.csv (method, mode, layer, depth, metric, mean, lo, hi, n)."""
+"""Sanity checks for attribution maps: Adebayo et al., "Sanity Checks for Saliency Maps" (NeurIPS 2018).
+The model-parameter randomisation test (section 3) compares each method's maps of a few images on the
+trained model with its maps of the same images, for the same classes, after cascading randomisation (the
+layers re-initialised from the logits down, one more at each depth) and independent randomisation (one
+layer alone; the randomisation: `ops/randomise.py`), by the similarity measures of `ops/similarity.py`
+(Spearman with and without absolute values, SSIM, HOG), each a mean over the images with its 95%
+interval: a method whose maps stay alike when the weights they should explain are gone shows the image
+more than the model. The data randomisation test (section 4, `compare_models`) makes the same comparison
+with a model trained on permuted labels, for a suite run whose configuration was also trained so. The
+class each map explains is fixed by the trained model (the images' true classes when known, else its
+predictions) for every randomised copy; the methods are attribution method objects
+(`attribution_methods.py`: `Saliency(model)`, `GradCAM(model, layer)`, ...), rebuilt on each copy with
+their settings (`method.on(copy)`). Writes figures/sanity_grid.png (the paper's Fig. 2: per method, rows
+of images; columns: the input, the trained model's map, the maps as the layers are re-initialised),
+figures/sanity_curves.png (similarity per depth, 95% bands over images) and tables/sanity.csv (method,
+mode, layer, depth, metric, mean, lo, hi, n)."""
 
 from __future__ import annotations
 
@@ -39,6 +27,7 @@ from torch import nn
 
 from ..ops.randomise import cascading, independent, randomisable_layers, check_layers
 from ..ops.similarity import METRICS, compare, summarise
+from .attribution_methods import AttributionMethod
 from .target import Target
 from .base import Option, Ran, ReportItem, Technique, register
 from . import _trust
@@ -47,7 +36,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-AttributeFn = Callable[[nn.Module, torch.Tensor, Sequence[str], list[int]], dict[str, torch.Tensor]]
 MODES = ("cascading", "independent")
 COLUMNS = ("method", "mode", "layer", "depth", "metric", "mean", "lo", "hi", "n")
 
@@ -84,38 +72,9 @@ class SanityResult:
         return None
 
 
-def default_attribute_fn(
-    mean=None, std=None, layer: Optional[str] = None, steps: int = 32, samples: int = 16, batch_size: int = 64
-) -> AttributeFn:
-    """netsight's `attribution.attribution_maps` for fixed classes (a closure over the normalisation,
-    Grad-CAM's layer, integrated gradients' steps and SmoothGrad's samples)."""
-
-    def fn(model: nn.Module, x: torch.Tensor, methods: Sequence[str], targets: list[int]) -> dict[str, torch.Tensor]:
-        from ..ops.attribution import attribution_maps
-
-        found = attribution_maps(
-            model,
-            x,
-            list(methods),
-            targets="true",
-            labels=torch.tensor(targets),
-            layer=layer,
-            mean=mean,
-            std=std,
-            batch_size=batch_size,
-            steps=steps,
-            samples=samples,
-        )
-        return {m: a.maps for m, a in found.items()}
-
-    return fn
-
-
-def _maps(
-    fn: AttributeFn, model: nn.Module, x: torch.Tensor, methods: Sequence[str], targets: list[int]
-) -> dict[str, torch.Tensor]:
-    found = fn(model, x, methods, targets)
-    return {m: found[m].detach().float().cpu() for m in methods}
+def _maps(methods: Sequence[AttributionMethod], model: nn.Module, x: torch.Tensor, targets: list[int]) -> dict[str, torch.Tensor]:
+    """Each method's maps of `x` for `targets` on `model` (the methods' own model, or a copy of it)."""
+    return {m.name: m.on(model).attribute(x, targets).maps.detach().float().cpu() for m in methods}
 
 
 def _rows(method: str, mode: str, layer: str, depth: int, a: torch.Tensor, b: torch.Tensor, metrics) -> list[SanityRow]:
@@ -127,35 +86,35 @@ def _rows(method: str, mode: str, layer: str, depth: int, a: torch.Tensor, b: to
 
 
 def sanity_checks(
-    model: nn.Module,
+    methods: Sequence[AttributionMethod],
     x: torch.Tensor,
-    methods: Sequence[str],
     targets: list[int],
-    attribute_fn: AttributeFn,
     modes: Sequence[str] = MODES,
     metrics: Sequence[str] = METRICS,
     seed: int = 0,
     progress: Optional[Callable[[str], None]] = None,
     max_layers: Optional[int] = None,
 ) -> SanityResult:
-    """The model-parameter randomisation test for every method of `methods` on images `x` ([N, C, H, W]
-    in [0, 1], on the model's device) and their classes `targets`. The user's `model` is not modified
-    (every randomised model is a copy); `seed` draws the random weights (the same for every method).
-    `max_layers`: only the top that many layers (cascading: that many depths; independent: those layers)."""
+    """The model-parameter randomisation test for every method of `methods` (method objects on one model) on
+    images `x` ([N, C, H, W] in [0, 1], on the model's device) and their classes `targets`. The user's model
+    is not modified (every randomised model is a copy); `seed` draws the random weights (the same for every
+    method). `max_layers`: only the top that many layers (cascading: that many depths; independent: those layers)."""
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ValueError(f"unknown randomisation mode(s) {bad}; known: {', '.join(MODES)}")
+    model = methods[0].inner
+    names = [m.name for m in methods]
     layers = randomisable_layers(model)[: max_layers or None]
-    originals = _maps(attribute_fn, model, x, methods, targets)
-    result = SanityResult(x.detach().cpu(), list(targets), layers, originals, {m: [] for m in methods})
+    originals = _maps(methods, model, x, targets)
+    result = SanityResult(x.detach().cpu(), list(targets), layers, originals, {m: [] for m in names})
     if "cascading" in modes:
         for depth, (layer, twin) in enumerate(cascading(model, seed), 1):
             if depth > len(layers):
                 break
             if progress:
                 progress(f"cascading randomisation down to {layer}")
-            maps = _maps(attribute_fn, twin, x, methods, targets)
-            for m in methods:
+            maps = _maps(methods, twin, x, targets)
+            for m in names:
                 result.cascade[m].append(maps[m])
                 result.rows += _rows(m, "cascading", layer, depth, originals[m], maps[m], metrics)
     if "independent" in modes:
@@ -163,26 +122,24 @@ def sanity_checks(
             if progress:
                 progress(f"independent randomisation of {layer}")
             twin = independent(model, layer, seed)
-            maps = _maps(attribute_fn, twin, x, methods, targets)
-            for m in methods:
+            maps = _maps(methods, twin, x, targets)
+            for m in names:
                 result.rows += _rows(m, "independent", layer, depth, originals[m], maps[m], metrics)
     return result
 
 
 def compare_models(
-    model: nn.Module,
+    methods: Sequence[AttributionMethod],
     other: nn.Module,
     x: torch.Tensor,
-    methods: Sequence[str],
     targets: list[int],
-    attribute_fn: AttributeFn,
     mode: str = "permuted labels",
     metrics: Sequence[str] = METRICS,
 ) -> list[SanityRow]:
-    """Each method's maps on `model` against its maps on `other` (the same images and classes): the data
+    """Each method's maps on its own model against its maps on `other` (the same images and classes): the data
     randomisation test when `other` was trained on permuted labels. Rows have layer "" and depth 0."""
-    a, b = _maps(attribute_fn, model, x, methods, targets), _maps(attribute_fn, other, x, methods, targets)
-    return [row for m in methods for row in _rows(m, mode, "", 0, a[m], b[m], metrics)]
+    a, b = _maps(methods, methods[0].inner, x, targets), _maps(methods, other, x, targets)
+    return [row for m in methods for row in _rows(m.name, mode, "", 0, a[m.name], b[m.name], metrics)]
 
 
 FILES = ["figures/sanity_grid.png", "figures/sanity_curves.png", "tables/sanity.csv"]
@@ -322,19 +279,19 @@ def _write(t: Target, o: dict) -> list[Path]:
     from ..plotting import save_figure
 
     idx, x, targets, kind = _trust.images_and_targets(t, o)
-    fn = default_attribute_fn(t.mean, t.std, o["layer"], o["ig_steps"], o["samples"])
+    methods = _trust.method_objects(t, o)
 
     def say(text: str) -> None:
         if t.progress:
             print(f"sanity: {text}", flush=True)
 
-    result = sanity_checks(t.model, x, o["methods"], targets, fn, progress=say, max_layers=o["randomise_layers"])
+    result = sanity_checks(methods, x, targets, progress=say, max_layers=o["randomise_layers"])
     rows = list(result.rows)
     for twin in _trust.siblings(t, labels="permuted", same_group=False)[:1]:
         from ..train.rundir import open_run
 
         other = open_run(twin).model(t.device)
-        rows += compare_models(t.model, other, x, o["methods"], targets, fn, mode=PERMUTED)
+        rows += compare_models(methods, other, x, targets, mode=PERMUTED)
         say(f"compared with {twin.name}, trained on permuted labels")
     grid, curves, table = (t.folder / p for p in FILES)
     written = [

@@ -1,15 +1,8 @@
-"""What the report did not show about recurrent nets, to see why gated cells win:
-
-- accuracy after reading only the first k rows (k = 1..H): the hidden state at step k
-  through the trained classifier;
-- how much gradient reaches early time steps: the norm of dLoss/dx_t (the input row t)
-  per image, at initialisation and after training. A vanilla RNN's gradient fades
-  towards early rows (vanishing gradients); LSTM/GRU gates keep it alive.
-
-Recurrent runs read row by row: the accuracy after reading only the first k rows, and the
-gradient reaching each input row at initialisation and after training (the vanishing gradient
-of a plain RNN against LSTM/GRU gates; Bengio, Simard & Frasconi 1994, Hochreiter &
-Schmidhuber 1997). Needs a netsight run (the same seed rebuilds the very initial weights)."""
+"""Recurrent runs read row by row, and why gated cells win: the accuracy after reading only the first k
+rows (the hidden state at step k through the trained classifier), and the norm of the loss gradient
+reaching each input row, per image, at initialisation and after training: a plain RNN's fades towards
+the early rows, LSTM and GRU gates keep it alive (vanishing gradients: Bengio, Simard & Frasconi 1994;
+Hochreiter & Schmidhuber 1997). Needs a netsight run (the same seed rebuilds the very initial weights)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ map's top 9 and whether each unit's receptive field reaches past the image borde
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -45,6 +47,15 @@ def top_activations(
         return stream_top_activations(net, ((s, b.to(device)) for s, b in source.batches(batch_size, progress, "top-9")), k)
 
 
+@dataclass
+class Top9(TopPatches):
+    """`top9`'s result: the top-k patches and projections (`TopPatches`), which plot themselves."""
+
+    def plot(self, title: str = "model") -> Figure:
+        """The paper's Figure 2, as `netsight inspect --top9` draws it."""
+        return plot_top9(self, title)
+
+
 def top9(
     model: nn.Module,
     x,
@@ -55,7 +66,7 @@ def top9(
     std: Norm = None,
     batch_size: int = BATCH,
     progress: bool = False,
-) -> TopPatches:
+) -> Top9:
     """The paper's Figure 2: per feature map (the first `maps`; None: all), the top-k
     activations' deconv projections and input patches, cropped to the receptive field."""
     check_norm(model, mean, std)
@@ -63,7 +74,8 @@ def top9(
     top = top_activations(model, source, layer, k, mean, std, batch_size, progress)
     with normalised_input(model, mean, std):
         net = make_deconvnet(model, top.layer, source.shape)
-        return project_top(net, top, lambda index: source.load(index), maps, batch_size)
+        found = project_top(net, top, lambda index: source.load(index), maps, batch_size)
+    return Top9(**{f.name: getattr(found, f.name) for f in fields(found)})
 
 
 def _prepare(t: Target, layer: Optional[str], maps: int) -> dict:

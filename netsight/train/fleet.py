@@ -38,7 +38,7 @@ from ..data import Dataset, load_dataset
 from ..errors import NetsightError
 from ..fileio import read_json
 from ..models import ModelConfig, build_model, count_parameters
-from ..models.fleet import member_state, member_tensor, stack_models
+from ..models.fleet_modules import member_state, member_tensor, stack_models
 from .config import TrainConfig, training_labels
 from .loop import (
     CHECKPOINT_SECONDS,

@@ -11,7 +11,7 @@ from netsight.ops.deconvnet_graph import GraphDeconvnet, make_deconvnet
 from netsight.ops.receptive_field import receptive_field
 from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model
-from tests.techniques.test_zeiler_fergus import _RectifiedBackward
+from tests.helpers import RectifiedBackward
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ class Branchy(nn.Module):
         self.head = nn.Linear(6, 5)
 
     def forward(self, x):
-        r = _RectifiedBackward.apply
+        r = RectifiedBackward.apply
         x = r(self.stem(x)) if self.oracle else self.act(self.stem(x))
         skip = x
         x = r(self.left(x)) if self.oracle else F.relu(self.left(x), inplace=True)

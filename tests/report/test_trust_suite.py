@@ -7,7 +7,7 @@ import pytest
 
 from netsight.fileio import read_csv
 from netsight.suites.runner import SuiteOptions, run_suite
-from netsight.suites import units
+from netsight.suites import work_units
 from netsight.suites.spec import parse_suite
 from tests.conftest import tiny_dataset
 
@@ -40,7 +40,9 @@ labels = "permuted"
 @pytest.mark.slow  # four tiny LeNet5 runs and the analyses
 def test_a_suite_reports_which_pictures_to_trust(tmp_path, monkeypatch):
     # the suite's dataset, as the runner caches it: 256 train / 40 test images in the course data's shape
-    monkeypatch.setitem(units._DATA_CACHE, ("cifar10-assignment", None, False), tiny_dataset("cifar10-assignment", n_test=40))
+    monkeypatch.setitem(
+        work_units._DATA_CACHE, ("cifar10-assignment", None, False), tiny_dataset("cifar10-assignment", n_test=40)
+    )
     out = tmp_path / "s"
     run_suite(parse_suite(SUITE, "trust.toml"), out, SuiteOptions(progress=False, quick=True))
     first = next((out / "runs" / "cnn").glob("*seed0*"))

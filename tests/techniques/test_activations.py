@@ -7,6 +7,8 @@ from netsight.techniques.activations import ChannelAccumulator, activation_stati
 from netsight.ops.stages import conv_stages
 from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model
+from netsight.ops.hooks import count_hooks
+from tests.helpers import Exploding
 
 
 def test_stages_of_the_assignment_networks():
@@ -104,3 +106,13 @@ def test_memory_does_not_hold_the_dataset():
     large = activation_statistics(model, torch.zeros(600, 1, 28, 28, dtype=torch.uint8), batch_size=100)
     assert [len(h[0]) for h in small.histograms.values()] == [len(h[0]) for h in large.histograms.values()]
     assert len(small.per_channel) == len(large.per_channel)
+
+
+def test_activation_statistics_leaves_no_hook_even_when_forward_raises():
+    model = Exploding()
+    with pytest.raises(RuntimeError, match="boom"):
+        activation_statistics(model, torch.zeros(4, 1, 5, 5, dtype=torch.uint8))
+    assert count_hooks(model) == 0
+    model = build_model(ModelConfig("cnn-bn"))
+    activation_statistics(model, torch.zeros(3, 1, 28, 28, dtype=torch.uint8))
+    assert count_hooks(model) == 0

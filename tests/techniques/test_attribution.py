@@ -308,6 +308,44 @@ def test_occlusion_equals_captum_occlusion_of_the_probability(case):
     _close(a.maps, ref[:, 0], 1e-5)  # every channel of a pixel gets the same value
 
 
+def test_occlusion_where_the_squares_do_not_tile_the_image_equals_captum():
+    """32x32 images: the default 7-px square every 2 px does not tile them ((32 - 7) / 2 = 12.5); both
+    place squares at 0, 2, ..., 26, the last one cut off by the border (docs/performance.md)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 3), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 13 * 13, 10)
+    )
+    model = model.double().eval()
+    x = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+    a = attribute(model, x, "occlusion", targets=TARGETS)
+    assert (a.notes["size"], a.notes["stride"]) == (7, 2)
+    ref = Occlusion(lambda inp: model(inp).softmax(1)).attribute(
+        x, sliding_window_shapes=(3, 7, 7), strides=(3, 2, 2), baselines=0.5, target=TARGETS, perturbations_per_eval=64
+    )
+    _close(a.maps, ref[:, 0], 1e-6)  # Captum divides by the counts in float32
+    assert a.maps[:, 31].abs().amax() > 0 and a.maps[:, :, 31].abs().amax() > 0  # the last row and column are covered
+
+
+def test_occlusion_averages_the_squares_covering_each_pixel_up_to_the_border():
+    """11x11, a 4-px square every 3 px: squares at 0, 3, 6, 9, the last cut to 2 px by the border.
+    Class 0's logit is 10 x the bottom-right pixel, which only the square at (9, 9) covers; each pixel
+    that square covers gets its drop divided by the number of squares covering that pixel."""
+    model = nn.Sequential(nn.Conv2d(1, 1, 1), nn.Flatten(), nn.Linear(121, 2))
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[0].bias.zero_()
+        model[2].weight.zero_()
+        model[2].bias.zero_()
+        model[2].weight[0, 120] = 10.0
+    a = attribute(
+        model, torch.ones(1, 1, 11, 11), "occlusion", targets=0, occlusion_size=4, occlusion_stride=3, occlusion_fill=0.0
+    )
+    drop = torch.softmax(torch.tensor([10.0, 0.0]), 0)[0].item() - 0.5
+    expected = torch.zeros(11, 11)
+    expected[9:, 9:] = torch.tensor([[1 / 4, 1 / 2], [1 / 2, 1.0]]) * drop  # pixel 9 lies under squares 6 and 9, pixel 10 under 9
+    torch.testing.assert_close(a.maps[0], expected)
+
+
 # ------------------------------------------------------------------ targets, streaming, the model untouched
 
 

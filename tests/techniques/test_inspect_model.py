@@ -16,7 +16,7 @@ from torch import nn
 from netsight import zf
 from netsight.ops.hooks import normalised_input
 from netsight.cli import main
-from tests.techniques.test_zeiler_fergus import _swap_relus
+from tests.helpers import swap_relus
 
 pytestmark = pytest.mark.slow
 
@@ -162,7 +162,7 @@ def test_projections_equal_the_autograd_oracle(name, suffix, size, layer, ranked
     x = source.load([0, 7])
     result = zf.deconv(model, x, layer, maps=2, mode="map", mean=MEAN, std=STD)
     assert result.layer == ranked
-    oracle = _swap_relus(model).eval()  # every nn.ReLU rectifies on the way back: the autograd oracle
+    oracle = swap_relus(model).eval()  # every nn.ReLU rectifies on the way back: the autograd oracle
     xs = x.clone().requires_grad_(True)
     seen = {}
     with normalised_input(oracle, MEAN, STD):

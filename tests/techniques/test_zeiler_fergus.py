@@ -1,7 +1,5 @@
 """Each Zeiler & Fergus technique against an answer computed independently."""
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -11,6 +9,7 @@ from netsight.ops.deconvnet import Deconvnet
 from netsight.ops.hooks import count_hooks
 from netsight.techniques.invariance import invariance_curves, transform
 from netsight.ops.occluding import occluded_copies
+from tests.helpers import swap_relus
 from netsight.techniques.occlusion import occlusion_maps
 from netsight.ops.receptive_field import receptive_field
 from netsight.ops.topk import crop, top_activations
@@ -18,36 +17,9 @@ from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model
 
 
-class _RectifiedBackward(torch.autograd.Function):
-    """ReLU whose backward rectifies the incoming signal instead of gating by the input."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return x.clamp_min(0)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad.clamp_min(0)
-
-
-class RectifiedReLU(nn.Module):
-    def forward(self, x):
-        return _RectifiedBackward.apply(x)
-
-
-def _swap_relus(model: nn.Module) -> nn.Module:
-    """A copy of the model with every nn.ReLU replaced by RectifiedReLU."""
-    model = copy.deepcopy(model)
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, nn.ReLU):
-                setattr(module, name, RectifiedReLU())
-    return model
-
-
 def _gradient_projection(model, x, upto: str, signal_fn):
     """d<signal, activation(upto)>/dx with rectifying ReLU backward, computed by autograd."""
-    modified = _swap_relus(model).eval()
+    modified = swap_relus(model).eval()
     x = x.clone().requires_grad_(True)
     store = {}
     handle = dict(modified.named_modules())[upto].register_forward_hook(lambda m, i, o: store.update(a=o))
@@ -203,6 +175,17 @@ def test_occluded_copies_cover_every_position():
     assert copies[4, 0, 2:4, 2:4].eq(0.25).all() and copies[4].eq(0.25).sum() == 4
     with pytest.raises(NetsightError, match="--occlusion-size 7"):
         occluded_copies(img, 7, 1, 0.5)
+
+
+def test_occluded_copies_reach_the_border_where_the_squares_do_not_tile():
+    """6x6, a 3-px square every 2 px: squares at 0, 2 and 4, the last cut to 2 px by the border
+    (as Captum's Occlusion), so every pixel is covered by some square."""
+    copies, rows, cols = occluded_copies(torch.ones(1, 6, 6), 3, 2, 0.0)
+    assert (rows, cols) == (3, 3)
+    grey = copies[:, 0].eq(0)
+    assert grey[8, 4:, 4:].all() and grey[8].sum() == 4 and grey[2, :3, 4:].all() and grey[2].sum() == 6
+    assert grey.any(0).all()
+    assert grey.sum(0)[2].tolist() == [2, 2, 4, 2, 4, 2]  # pixel 2 lies under squares 0 and 2, in each direction
 
 
 def test_occlusion_finds_the_pixel_the_decision_depends_on():

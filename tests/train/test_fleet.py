@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from netsight.fileio import read_json
-from netsight.models.fleet import FleetSequential
+from netsight.models.fleet_modules import FleetSequential
 from netsight.train import fleet as fleet_module
 from netsight.train import open_run, resolve, train
 from netsight.train.fleet import train_fleet
@@ -24,7 +24,7 @@ def _losses(path):
 
 
 # Tolerances. The maths is exact: in float64 a fleet and its single runs agree to 1e-11 over 50 Adam
-# steps (tests/models/test_fleet.py). In float32 a grouped convolution or a batched product adds in
+# steps (tests/models/test_fleet_modules.py). In float32 a grouped convolution or a batched product adds in
 # another order, so the first loss agrees to ~2e-7, and the gap then grows: Adam divides each update
 # by the gradient's own running scale (its very first step is lr * sign(gradient)), so parameters
 # whose true gradient is ~0 (conv biases that batch norm cancels, units that barely fire) take

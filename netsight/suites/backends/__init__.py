@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 from ...errors import NetsightError
-from ..units import SuiteOptions
+from ..work_units import SuiteOptions
 from . import local, ray
 
 BACKENDS = ("local", "ray")

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 from ...text import plural
 from ...train.loop import resolve_device
 from ..schedule import unit_flops
-from ..units import SuiteOptions, accuracy_text, label, train_runs, unit_args
+from ..work_units import SuiteOptions, accuracy_text, label, train_runs, unit_args
 
 
 def unit_device(options: SuiteOptions) -> str:

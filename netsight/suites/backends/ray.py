@@ -38,7 +38,7 @@ from typing import Any, Callable, Optional, Sequence
 from ...errors import NetsightError
 from ...text import plural
 from ..transfer import install_folder, pack_changes, pack_folder
-from ..units import accuracy_text, train_runs
+from ..work_units import accuracy_text, train_runs
 
 MAX_RETRIES = 3  # Ray's retries of a task whose worker process or node died
 CONNECT_TIMEOUT_S = 5.0

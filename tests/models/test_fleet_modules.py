@@ -7,7 +7,7 @@ from torch import nn
 
 from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model
-from netsight.models.fleet import load_member_states, member_state, stack_models
+from netsight.models.fleet_modules import load_member_states, member_state, stack_models
 
 
 def _members(name: str, k: int = 3, **kw):
