@@ -16,7 +16,7 @@ import pytest
 from netsight.cli import main
 from tests.report.test_browser import PLAYWRIGHT_FLAGS, _chromium, keep_screenshot, layout_problems, watch
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+pytestmark = pytest.mark.browser
 
 # Pairs of text labels inside one mini-plot whose boxes overlap (an axis label on a tick, ...).
 OVERLAPS_JS = """() => {
