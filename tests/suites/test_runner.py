@@ -46,6 +46,7 @@ def suite_out(tmp_path_factory, small_suite_data):
     return out
 
 
+@pytest.mark.slow  # the suite_out fixture: four runs, every analysis of the study and the report (~a minute of CPU)
 def test_suite_writes_runs_analyses_and_report(suite_out):
     runs = sorted(p.parent.relative_to(suite_out / "runs").as_posix() for p in (suite_out / "runs").glob("*/*/summary.json"))
     assert len(runs) == 4 and all(r.startswith(("cnn/lenet5-cifar10-assignment-seed", "rnn/gru-h8-mnist-seed")) for r in runs)
@@ -78,6 +79,7 @@ def test_suite_writes_runs_analyses_and_report(suite_out):
     assert read_json(suite_out / "suite.json")["seeds"] == 2
 
 
+@pytest.mark.slow  # suite_out
 def test_rerun_skips_completed_runs(suite_out, small_suite_data, capsys):
     weights = sorted(suite_out.glob("runs/*/*/model.safetensors"))
     before = [os.stat(p).st_mtime_ns for p in weights]
@@ -87,6 +89,7 @@ def test_rerun_skips_completed_runs(suite_out, small_suite_data, capsys):
     assert [os.stat(p).st_mtime_ns for p in weights] == before
 
 
+@pytest.mark.slow  # suite_out
 def test_report_rebuilds_from_run_directories_alone(suite_out, tmp_path):
     import shutil
 
@@ -150,6 +153,7 @@ def test_parallel_workers_start_the_longest_runs_first(tmp_path, monkeypatch, jo
     assert hidden == ([64, 16, 8] if longest_first else [8, 64, 16])
 
 
+@pytest.mark.slow  # ten runs, their analyses and the comparison's figures
 def test_sweep_comparison(tmp_path, small_suite_data):
     with small_suite_data("mnist"):  # 1,000 train / 100 test digits: the comparison's files and rows, not its accuracies
         paths = run_sweep(
