@@ -12,6 +12,7 @@ import pytest
 
 from netsight.analysis import registry
 from netsight.analysis.target import open_run_target
+from netsight.train import resolve, train
 from tests.conftest import tiny_dataset
 from tests.report.test_browser import PLAYWRIGHT_FLAGS, _chromium, keep_screenshot, layout_problems, watch
 from tests.report.test_explore_browser import OVERLAPS_JS, _unit, _wait_unit
@@ -31,10 +32,10 @@ CARDS_JS = """() => [...document.querySelectorAll('#detail .rpair')].map((f) => 
 
 
 @pytest.fixture(scope="module")
-def lstm_page(tmp_path_factory, tiny_runs):
-    data = tiny_dataset("mnist", n_train=32, n_test=40)  # the page's 40 test digits
-    run = tiny_runs.copy("lstm", tmp_path_factory.mktemp("explore-lstm") / "lstm")  # the session's LSTM of HIDDEN units
-    assert json.loads((run / "config.json").read_text())["model"]["hidden"] == HIDDEN
+def lstm_page(tmp_path_factory):
+    data = tiny_dataset("mnist", n_train=32, n_test=40)
+    run = tmp_path_factory.mktemp("explore-lstm") / "lstm"
+    train(resolve("lstm", "mnist", iterations=4, eval_every=2, batch_size=16, hidden=HIDDEN), run, dataset=data, progress=False)
     (page,) = registry.run("explore", open_run_target(run, dataset=data))
     text = page.read_text()
     layer = json.loads(re.search(r"id='explore-data'>(.*?)</script>", text, re.S).group(1).replace("<\\/", "</"))["layers"][0]
