@@ -1,11 +1,16 @@
-"""Fixtures that make tiny data in the real formats, and find ../shared/data when present."""
+"""Fixtures that make tiny data in the real formats, find ../shared/data when present, and train the tiny runs
+several modules read once per session (`tiny_runs`); `small_suite_data` lets an in-process suite read a small
+stratified part of the bundled data instead of all of it."""
 
 from __future__ import annotations
 
 import gzip
 import os
 import pickle
+import shutil
 import tarfile
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +21,28 @@ from netsight.data import Dataset
 from netsight.data.formats import encode_idx
 from netsight.data.sources import IDX_NAMES
 from netsight.data.specs import CIFAR10_CLASSES
+
+
+SLOW_TIERS = ("slow", "ray", "browser")  # the markers `pytest --fast` leaves out (registered in pyproject.toml)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the fast tier for edit-test loops: leave out the tests marked slow, ray or browser "
+        '(the same as -m "not slow and not ray and not browser")',
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--fast"):
+        return
+    kept, left_out = [], []
+    for item in items:
+        (left_out if any(item.get_closest_marker(m) for m in SLOW_TIERS) else kept).append(item)
+    config.hook.pytest_deselected(items=left_out)
+    items[:] = kept
 
 
 THREADS = torch.get_num_threads()  # torch's own default for this machine, read before any test runs
@@ -149,3 +176,107 @@ def tree_snapshot(root: Path) -> dict[str, str]:
         p.relative_to(root).as_posix(): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
     }
+
+
+# --------------------------------------------------------------------------- tiny trained runs, once per session
+
+# name -> (model, data, the tiny dataset's sizes, the training settings). Each is trained the first time a test asks
+# for it and kept for the session; the modules that read them depend only on what is written here.
+TINY_RUNS = {
+    # LeNet5 on course-shaped data, with two snapshots (evolution, the explore page's evolution strip)
+    "lenet5": ("lenet5", "cifar10-assignment", {}, dict(iterations=12, eval_every=6, batch_size=16, snapshots=[3, 6])),
+    # the batch-norm CNN: its filters, activation statistics and explore page
+    "cnn-bn": ("cnn-bn", "cifar10-assignment", {}, dict(iterations=10, eval_every=5, batch_size=16)),
+    # an LSTM of 8 units with two snapshots (the gates' course over training)
+    "lstm": (
+        "lstm",
+        "mnist",
+        {"n_train": 64, "n_test": 30},
+        dict(iterations=6, eval_every=3, batch_size=16, hidden=8, snapshots=[2, 4]),
+    ),
+}
+
+
+class TinyRuns:
+    """The session's tiny trained runs. `path(name)` is the shared run directory: read it, never write into it;
+    `copy(name, dest)` gives a test (or a module) its own copy to write figures and tables into. `data(name)` is
+    the tiny dataset it was trained on."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def data(self, name: str) -> Dataset:
+        _, data, sizes, _ = TINY_RUNS[name]
+        return tiny_dataset(data, **sizes)
+
+    def path(self, name: str) -> Path:
+        out = self.root / name
+        if not (out / "summary.json").is_file():
+            self.train(name, out)
+        return out
+
+    def train(self, name: str, out: Path, seed: int = 0) -> Path:
+        """Train run `name` into `out` (with `seed`: another seed of it, as a suite's next seed would be)."""
+        from netsight.train import resolve, train
+
+        model, data, _, settings = TINY_RUNS[name]
+        config = resolve(model, data, **settings, seed=seed)
+        summary = train(config, out, dataset=self.data(name), progress=False, device="cpu")
+        assert summary["status"] == "completed", summary
+        return Path(out)
+
+    def copy(self, name: str, dest: Path) -> Path:
+        shutil.copytree(self.path(name), dest)
+        return Path(dest)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> TinyRuns:
+    return TinyRuns(tmp_path_factory.mktemp("tiny-runs"))
+
+
+# --------------------------------------------------------------------------- small data for in-process suites
+
+SMALL = {"mnist": (1000, 100), "cifar10-assignment": (1000, 100)}  # (train, test) images: every class, evenly spread
+
+
+def _spread(n_have: int, n_want: int) -> torch.Tensor:
+    # MNIST comes shuffled, the course set sorted by class: even spacing keeps every class, in equal shares for the latter
+    return torch.linspace(0, n_have - 1, n_want).round().long()
+
+
+def small_part(data: Dataset, n_train: int, n_test: int) -> Dataset:
+    """Evenly spaced images of a real dataset: the same classes, pixels and shapes, a tenth or less of the work."""
+    tr, te = _spread(len(data.train_labels), n_train), _spread(len(data.test_labels), n_test)
+    return replace(
+        data,
+        train_images=data.train_images[tr],
+        train_labels=data.train_labels[tr],
+        test_images=data.test_images[te],
+        test_labels=data.test_labels[te],
+    )
+
+
+_SMALL_CACHE: dict[str, Dataset] = {}
+
+
+@contextmanager
+def _small_suite_data(*names: str):
+    """While inside, a suite run in this process (the local backend with one job; not worker processes or Ray
+    tasks, which load their own) reads `small_part`s of the bundled datasets (all of SMALL unless `names` are
+    given) in place of the whole sets; yields them by name."""
+    from netsight.data import load_dataset
+    from netsight.suites import units
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in names or tuple(SMALL):
+            if name not in _SMALL_CACHE:
+                _SMALL_CACHE[name] = small_part(load_dataset(name), *SMALL[name])
+            mp.setitem(units._DATA_CACHE, (name, None, False), _SMALL_CACHE[name])
+        yield {name: _SMALL_CACHE[name] for name in names or tuple(SMALL)}
+
+
+@pytest.fixture(scope="session")
+def small_suite_data():
+    """`with small_suite_data() as data: run_suite(...)`: see _small_suite_data (usable from a fixture of any scope)."""
+    return _small_suite_data

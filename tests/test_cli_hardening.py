@@ -144,6 +144,7 @@ def _without_root_powers() -> list[str] | None:
 _PREFIX = _without_root_powers()
 
 
+@pytest.mark.slow  # four netsight processes, each importing torch
 @pytest.mark.skipif(_PREFIX is None, reason="cannot drop root's permission override here (no setpriv)")
 def test_permission_denied_is_one_line_naming_the_path(tmp_path):
     locked = tmp_path / "locked"

@@ -222,9 +222,11 @@ def _verdict_cells(page: str) -> list[str]:
     return re.findall(r"<td class=\"(?:matched|above|below|inconclusive)\">([^<]*)</td>", page)
 
 
-def test_report_in_headless_chromium(tmp_path):
+@pytest.mark.browser
+def test_report_in_headless_chromium(tmp_path, small_suite_data):
     browser = _chromium()
-    run_suite(parse_suite(SUITE, "browser.toml"), tmp_path, SuiteOptions(progress=False, quick=True), report=False)
+    with small_suite_data():  # 1,000 train / 100 test images of each set: the page's layout, not its numbers
+        run_suite(parse_suite(SUITE, "browser.toml"), tmp_path, SuiteOptions(progress=False, quick=True), report=False)
     report = build_report(tmp_path)[0]
     page = report.read_text()
     for width, tag in ((1280, "desktop"), (390, "phone")):

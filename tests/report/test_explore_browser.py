@@ -14,11 +14,9 @@ import re
 import pytest
 
 from netsight.cli import main
-from netsight.train import resolve, train
-from tests.conftest import tiny_dataset
 from tests.report.test_browser import PLAYWRIGHT_FLAGS, _chromium, keep_screenshot, layout_problems, watch
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.browser
 
 # Pairs of text labels inside one mini-plot whose boxes overlap (an axis label on a tick, ...).
 OVERLAPS_JS = """() => {
@@ -46,14 +44,8 @@ PAIRS_JS = """() => [...document.querySelectorAll('#detail .pair')].map((f) => {
 
 
 @pytest.fixture(scope="module")
-def explore_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("explore") / "lenet"
-    train(
-        resolve("lenet5", "cifar10-assignment", iterations=12, eval_every=6, batch_size=16, snapshots=[4, 8]),
-        run,
-        dataset=tiny_dataset("cifar10-assignment"),
-        progress=False,
-    )
+def explore_run(tmp_path_factory, tiny_runs):
+    run = tiny_runs.copy("lenet5", tmp_path_factory.mktemp("explore") / "lenet")  # 12 iterations, snapshots at 3 and 6
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert main(["inspect", str(run), "--top9", "--layer", "conv2"]) == 0
@@ -192,7 +184,7 @@ def test_explore_page_at_1280_px(explore_run, tmp_path):
             for img, row in zip(patches, expected, strict=True):
                 assert float(img.get_attribute("data-activation")) == pytest.approx(float(row["activation"]), rel=1e-5)
             assert page.evaluate("[...document.querySelectorAll('#detail img')].every(i => i.complete && i.naturalWidth > 0)")
-            assert len(page.query_selector_all("#detail img.evolution")) == 3  # snapshots 4, 8 and the final weights
+            assert len(page.query_selector_all("#detail img.evolution")) == 3  # snapshots 3, 6 and the final weights
             assert len(page.query_selector_all("#detail svg.invariance")) == 3
             _check_plots(page)
             pairs = page.evaluate(PAIRS_JS)

@@ -17,7 +17,7 @@ from tests.conftest import tiny_dataset
 from tests.report.test_browser import PLAYWRIGHT_FLAGS, _chromium, keep_screenshot, layout_problems, watch
 from tests.report.test_explore_browser import OVERLAPS_JS, _unit, _wait_unit
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.browser
 
 HIDDEN = 8
 

@@ -27,6 +27,8 @@ from netsight.train.loop import BatchSampler
 
 from .test_runner import SUITE
 
+pytestmark = pytest.mark.ray  # every test here starts Ray or a driver process of its own
+
 TINY = re.sub(r"^analyses = .*\n", "", SUITE, flags=re.M)  # the runner test's suite, training only
 
 

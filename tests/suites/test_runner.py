@@ -39,12 +39,14 @@ analyses = ["sequence", "explore"]
 
 
 @pytest.fixture(scope="module")
-def suite_out(tmp_path_factory):
+def suite_out(tmp_path_factory, small_suite_data):
     out = tmp_path_factory.mktemp("suite")
-    run_suite(parse_suite(SUITE, "tiny.toml"), out, SuiteOptions(progress=False))
+    with small_suite_data():  # 1,000 train / 100 test images of each bundled set: the analyses' files, not their numbers
+        run_suite(parse_suite(SUITE, "tiny.toml"), out, SuiteOptions(progress=False))
     return out
 
 
+@pytest.mark.slow  # the suite_out fixture: four runs, every analysis of the study and the report (~a minute of CPU)
 def test_suite_writes_runs_analyses_and_report(suite_out):
     runs = sorted(p.parent.relative_to(suite_out / "runs").as_posix() for p in (suite_out / "runs").glob("*/*/summary.json"))
     assert len(runs) == 4 and all(r.startswith(("cnn/lenet5-cifar10-assignment-seed", "rnn/gru-h8-mnist-seed")) for r in runs)
@@ -77,14 +79,17 @@ def test_suite_writes_runs_analyses_and_report(suite_out):
     assert read_json(suite_out / "suite.json")["seeds"] == 2
 
 
-def test_rerun_skips_completed_runs(suite_out, capsys):
+@pytest.mark.slow  # suite_out
+def test_rerun_skips_completed_runs(suite_out, small_suite_data, capsys):
     weights = sorted(suite_out.glob("runs/*/*/model.safetensors"))
     before = [os.stat(p).st_mtime_ns for p in weights]
-    run_suite(parse_suite(SUITE, "tiny.toml"), suite_out, SuiteOptions(progress=False), report=False)
+    with small_suite_data():
+        run_suite(parse_suite(SUITE, "tiny.toml"), suite_out, SuiteOptions(progress=False), report=False)
     assert "4 runs, 4 already done, 0 to train" in capsys.readouterr().err
     assert [os.stat(p).st_mtime_ns for p in weights] == before
 
 
+@pytest.mark.slow  # suite_out
 def test_report_rebuilds_from_run_directories_alone(suite_out, tmp_path):
     import shutil
 
@@ -95,28 +100,27 @@ def test_report_rebuilds_from_run_directories_alone(suite_out, tmp_path):
     assert "| gru | 8 | 2 |" in (copy / "report.md").read_text()
 
 
-def test_interrupted_run_is_resumed_to_the_uninterrupted_result(tmp_path, monkeypatch):
+def test_interrupted_run_is_resumed_to_the_uninterrupted_result(tmp_path, monkeypatch, small_suite_data):
     text = '[[group]]\nname = "g"\nmodels = ["lstm"]\nhidden = [8]\niterations = 12\neval_every = 4\n'
     suite = parse_suite(text, "t.toml")
-    run_suite(suite, tmp_path / "clean", SuiteOptions(progress=False), report=False)
-    spec = expand(suite)[0]
-    original, calls = BatchSampler.next, {"n": 0}
+    with small_suite_data("mnist") as data:  # clean, stopped and resumed: all on the same small MNIST
+        run_suite(suite, tmp_path / "clean", SuiteOptions(progress=False), report=False)
+        spec = expand(suite)[0]
+        original, calls = BatchSampler.next, {"n": 0}
 
-    def ctrl_c_at_7(self):
-        calls["n"] += 1
-        if calls["n"] == 7:
-            import signal
+        def ctrl_c_at_7(self):
+            calls["n"] += 1
+            if calls["n"] == 7:
+                import signal
 
-            signal.raise_signal(signal.SIGINT)
-        return original(self)
+                signal.raise_signal(signal.SIGINT)
+            return original(self)
 
-    monkeypatch.setattr(BatchSampler, "next", ctrl_c_at_7)
-    from netsight.data import load_dataset
-
-    stopped = train(spec.config, tmp_path / "resumed" / "runs" / spec.dirname, dataset=load_dataset("mnist"), progress=False)
-    assert stopped["status"] == "interrupted"
-    monkeypatch.undo()
-    run_suite(suite, tmp_path / "resumed", SuiteOptions(progress=False), report=False)
+        monkeypatch.setattr(BatchSampler, "next", ctrl_c_at_7)
+        stopped = train(spec.config, tmp_path / "resumed" / "runs" / spec.dirname, dataset=data["mnist"], progress=False)
+        assert stopped["status"] == "interrupted"
+        monkeypatch.undo()
+        run_suite(suite, tmp_path / "resumed", SuiteOptions(progress=False), report=False)
     clean = open_run(tmp_path / "clean" / "runs" / spec.dirname).metrics()
     resumed = open_run(tmp_path / "resumed" / "runs" / spec.dirname).metrics()
     assert [{k: v for k, v in r.items() if k != "seconds"} for r in clean] == [
@@ -124,6 +128,7 @@ def test_interrupted_run_is_resumed_to_the_uninterrupted_result(tmp_path, monkey
     ]
 
 
+@pytest.mark.slow  # two worker processes, each importing torch and loading MNIST
 def test_parallel_jobs_give_the_same_results(tmp_path):
     text = '[[group]]\nname = "g"\nmodels = ["rnn"]\nhidden = [8, 16]\niterations = 8\neval_every = 4\n'
     suite = parse_suite(text, "t.toml")
@@ -148,17 +153,19 @@ def test_parallel_workers_start_the_longest_runs_first(tmp_path, monkeypatch, jo
     assert hidden == ([64, 16, 8] if longest_first else [8, 64, 16])
 
 
-def test_sweep_comparison(tmp_path):
-    paths = run_sweep(
-        tmp_path,
-        ["rnn", "gru"],
-        [8, 32],
-        ["lenet5"],
-        "mnist",
-        2,
-        SuiteOptions(progress=False),
-        {"iterations": 10, "eval_every": 5},
-    )
+@pytest.mark.slow  # ten runs, their analyses and the comparison's figures
+def test_sweep_comparison(tmp_path, small_suite_data):
+    with small_suite_data("mnist"):  # 1,000 train / 100 test digits: the comparison's files and rows, not its accuracies
+        paths = run_sweep(
+            tmp_path,
+            ["rnn", "gru"],
+            [8, 32],
+            ["lenet5"],
+            "mnist",
+            2,
+            SuiteOptions(progress=False),
+            {"iterations": 10, "eval_every": 5},
+        )
     names = {p.name for p in paths}
     assert {
         "comparison.csv",
@@ -178,39 +185,22 @@ def test_sweep_comparison(tmp_path):
     assert lenet.config.iterations == 10 and lenet.config.lr == 1e-4  # same budget, the CNN's own protocol
 
 
-def test_report_keeps_to_the_runs_of_the_last_suite(tmp_path):
+def test_report_keeps_to_the_runs_of_the_last_suite(tmp_path, small_suite_data):
     first = '[[group]]\nname = "g"\nmodels = ["rnn"]\nhidden = [8]\niterations = 4\neval_every = 4\n'
-    run_suite(parse_suite(first, "a.toml"), tmp_path, SuiteOptions(progress=False), report=False)
-    run_suite(parse_suite(first.replace("[8]", "[16]"), "b.toml"), tmp_path, SuiteOptions(progress=False))
+    with small_suite_data("mnist"):
+        run_suite(parse_suite(first, "a.toml"), tmp_path, SuiteOptions(progress=False), report=False)
+        run_suite(parse_suite(first.replace("[8]", "[16]"), "b.toml"), tmp_path, SuiteOptions(progress=False))
     assert len(list((tmp_path / "runs" / "g").iterdir())) == 2
     md = (tmp_path / "report.md").read_text()
     assert "| rnn | 16 |" in md and "| rnn | 8 |" not in md
 
 
-def test_sweep_models_accept_any_registered_model(tmp_path, capsys):
+def test_sweep_models_accept_any_registered_model(tmp_path, capsys, small_suite_data):
     from netsight.cli import main
 
-    assert (
-        main(
-            [
-                "sweep",
-                "--models",
-                "gru,lenet5",
-                "--hidden",
-                "8,16",
-                "--cnn",
-                "",
-                "--iterations",
-                "4",
-                "--eval-every",
-                "2",
-                "--out",
-                str(tmp_path / "s"),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    argv = ["sweep", "--models", "gru,lenet5", "--hidden", "8,16", "--cnn", "", "--iterations", "4", "--eval-every", "2"]
+    with small_suite_data("mnist"):  # the CLI's suite in this process (--jobs 1), on 1,000 train / 100 test digits
+        assert main([*argv, "--jobs", "1", "--out", str(tmp_path / "s"), "--quiet"]) == 0
     rows = read_csv(tmp_path / "s" / "comparison.csv")
     assert [(r["model"], r["hidden"]) for r in rows] == [("gru", "8"), ("gru", "16"), ("lenet5", "")]  # lenet5 once
     assert main(["sweep", "--models", "gru,vgg", "--out", str(tmp_path / "t")]) == 2
@@ -231,6 +221,7 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
+@pytest.mark.slow  # a driver process and its two workers
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc (Linux)")
 def test_parallel_workers_die_with_the_driver(tmp_path):
     """SIGTERM (or SIGKILL) to `netsight run --jobs 2` alone must not leave its workers training on."""

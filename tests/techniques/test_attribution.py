@@ -52,7 +52,7 @@ def _model(name: str) -> tuple[nn.Module, torch.Tensor, str]:
     return model.double().eval(), x.double(), layer
 
 
-MODELS = ["lenet5", "cnn-bn", "resnet18"]
+MODELS = ["lenet5", "cnn-bn", pytest.param("resnet18", marks=pytest.mark.slow)]  # a float64 ResNet-18: the whole suite only
 
 
 @pytest.fixture(scope="module", params=MODELS)
@@ -424,14 +424,9 @@ def test_normalisation_is_applied_inside_the_model():
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    from netsight.train import resolve, train
-    from tests.conftest import tiny_dataset
-
-    out = tmp_path_factory.mktemp("attr") / "lenet"
-    config = resolve("lenet5", "cifar10-assignment", iterations=6, eval_every=3, batch_size=16)
-    train(config, out, dataset=tiny_dataset("cifar10-assignment"), progress=False)
-    return out
+def run_dir(tmp_path_factory, tiny_runs):
+    """This module's copy of the session's tiny LeNet5 run (the tests write into it)."""
+    return tiny_runs.copy("lenet5", tmp_path_factory.mktemp("attr") / "lenet")
 
 
 @pytest.fixture(scope="module")

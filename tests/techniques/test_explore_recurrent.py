@@ -18,10 +18,9 @@ from netsight.cli import main
 from netsight.errors import NetsightError
 from netsight.models import ModelConfig, build_model
 from netsight.report.explore_recurrent_page import recurrent_layer_data
-from netsight.train import resolve, train
 from tests.conftest import tiny_dataset
 
-HIDDEN = 6
+HIDDEN = 8  # the session's tiny LSTM run (conftest.TINY_RUNS)
 GATES = {"lstm": ["input", "forget", "output"], "gru": ["reset", "update"], "rnn": []}
 
 
@@ -31,11 +30,9 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def lstm_run(tmp_path_factory, data):
-    torch.set_num_threads(1)
-    run = tmp_path_factory.mktemp("explore-lstm") / "lstm"
-    train(resolve("lstm", "mnist", iterations=4, eval_every=2, batch_size=16, hidden=HIDDEN), run, dataset=data, progress=False)
-    return run
+def lstm_run(tmp_path_factory, tiny_runs):
+    """This module's copy of the session's tiny LSTM run; the pages here read the module's own 30 test digits."""
+    return tiny_runs.copy("lstm", tmp_path_factory.mktemp("explore-lstm") / "lstm")
 
 
 def _page_data(page) -> dict:
@@ -98,8 +95,8 @@ def test_an_lstm_run_page_equals_a_brute_force_search(lstm_run, data):
         p["preview"] for p in page["units"]
     }
     ran = Ran({"layers": ["rnn"], "page": None}, (lstm_run / "explore.html",))  # as the run records it
-    (item,) = registry.get("explore").report(target.run, "lstm-6", ran)  # the study report's link to the page
-    assert item.kind == "link" and item.path == lstm_run / "explore.html" and "hidden unit of lstm-6" in item.text
+    (item,) = registry.get("explore").report(target.run, f"lstm-{HIDDEN}", ran)  # the study report's link to the page
+    assert item.kind == "link" and item.path == lstm_run / "explore.html" and f"hidden unit of lstm-{HIDDEN}" in item.text
 
 
 def _sources(panels: list) -> set:
@@ -142,11 +139,12 @@ def test_a_layer_other_than_rnn_is_refused_in_one_line(lstm_run, data, capsys):
     assert main(["explore", str(lstm_run), "--layers", "conv1", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
-        "netsight: error: --layers conv1: not a layer of this model; a recurrent run has one layer to explore, rnn (its 6 hidden units)"
+        "netsight: error: --layers conv1: not a layer of this model; a recurrent run has one layer to explore, "
+        f"rnn (its {HIDDEN} hidden units)"
     )
     target = open_run_target(lstm_run, dataset=data)
     with pytest.raises(
-        NetsightError, match=r"^--layers fc: a recurrent run has one layer to explore, rnn \(its 6 hidden units\)$"
+        NetsightError, match=rf"^--layers fc: a recurrent run has one layer to explore, rnn \(its {HIDDEN} hidden units\)$"
     ):
         registry.prepare(registry.get("explore"), target, {"layers": ["rnn", "fc"]})
     assert sorted(p.name for p in lstm_run.iterdir()) == before

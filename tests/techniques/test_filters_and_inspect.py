@@ -40,26 +40,32 @@ def test_filter_errors():
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "lenet"
-    data = tiny_dataset("cifar10-assignment")
-    train(resolve("cnn-bn", "cifar10-assignment", iterations=10, eval_every=5, batch_size=16), out, dataset=data, progress=False)
-    return out
+def trained_run(tmp_path_factory, tiny_runs):
+    """This module's copy of the session's tiny cnn-bn run (10 iterations on tiny course-shaped data)."""
+    return tiny_runs.copy("cnn-bn", tmp_path_factory.mktemp("runs") / "lenet")
 
 
-def test_inspect_writes_figures_and_tables(trained_run):
-    target = open_run_target(trained_run)
+def test_inspect_writes_figures_and_tables(trained_run, tiny_runs):
+    target = open_run_target(trained_run, dataset=tiny_runs.data("cnn-bn"))  # its 100 tiny test images
     paths = registry.run("filters", target, scale="shared") + registry.run("filters", target, layer="conv2")
     assert {p.name for p in paths} == {"filters_conv1.png", "filters_conv2.png", "weights_hist.png"}
-    paths = registry.run("activations", target)  # the bundled course test set, 1,000 images
+    paths = registry.run("activations", target)
     assert {p.name for p in paths} == {"activations.csv", "activations.md", "activations_per_channel.csv", "activations.png"}
     rows = read_csv(trained_run / "tables" / "activations.csv")
     assert [r["layer"] + "/" + r["stage"] for r in rows][:4] == ["conv1/conv", "conv1/relu", "conv1/pool", "conv1/bn"]
     assert all(int(r["count"]) > 0 for r in rows)
-    assert int(rows[0]["count"]) == 1000 * 32 * 28 * 28
+    assert int(rows[0]["count"]) == 100 * 32 * 28 * 28
     assert "| conv1 | relu |" in (trained_run / "tables" / "activations.md").read_text()
     for p in paths + [trained_run / "figures" / "filters_conv1.png"]:
         assert p.stat().st_size > 0
+
+
+@pytest.mark.slow  # statistics of every cnn-bn stage over 1,000 images
+def test_activations_of_a_run_default_to_the_bundled_test_set(tiny_runs, tmp_path):
+    run = tiny_runs.copy("cnn-bn", tmp_path / "run")  # a fresh copy of the same session run as trained_run
+    paths = registry.run("activations", open_run_target(run))  # the bundled course test set, 1,000 images
+    assert {p.name for p in paths} == {"activations.csv", "activations.md", "activations_per_channel.csv", "activations.png"}
+    assert int(read_csv(run / "tables" / "activations.csv")[0]["count"]) == 1000 * 32 * 28 * 28
 
 
 def test_inspect_errors(tmp_path, trained_run):

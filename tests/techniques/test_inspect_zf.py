@@ -9,15 +9,9 @@ from tests.conftest import tiny_dataset
 
 
 @pytest.fixture(scope="module")
-def run_with_snapshots(tmp_path_factory):
-    out = tmp_path_factory.mktemp("zf") / "lenet"
-    train(
-        resolve("lenet5", "cifar10-assignment", iterations=12, eval_every=6, batch_size=16, snapshots=[3, 6]),
-        out,
-        dataset=tiny_dataset("cifar10-assignment"),
-        progress=False,
-    )
-    return out
+def run_with_snapshots(tmp_path_factory, tiny_runs):
+    """This module's copy of the session's tiny LeNet5 run: 12 iterations, snapshots at 3 and 6."""
+    return tiny_runs.copy("lenet5", tmp_path_factory.mktemp("zf") / "lenet")
 
 
 def test_every_tool_from_the_cli(run_with_snapshots, capsys):
@@ -37,18 +31,12 @@ def test_every_tool_from_the_cli(run_with_snapshots, capsys):
     assert {r["transform"] for r in inv} == {"vertical translation (pixels)", "rotation (degrees)", "scale (factor)"}
 
 
-def test_inspect_errors_are_clear(run_with_snapshots, tmp_path, capsys):
+def test_inspect_errors_are_clear(run_with_snapshots, tiny_runs, tmp_path, capsys):
     assert main(["inspect", str(run_with_snapshots)]) == 2
     assert "choose at least one of --filters" in capsys.readouterr().err
     assert main(["inspect", str(run_with_snapshots), "--deconv", "--layer", "conv7"]) == 2
     assert "--layer conv7: not a layer of this model" in capsys.readouterr().err
-    plain = tmp_path / "plain"
-    train(
-        resolve("lenet5", "cifar10-assignment", iterations=4, eval_every=4, batch_size=16),
-        plain,
-        dataset=tiny_dataset("cifar10-assignment"),
-        progress=False,
-    )
+    plain = tiny_runs.copy("cnn-bn", tmp_path / "plain")  # a CNN run trained without --snapshots
     assert main(["inspect", str(plain), "--evolution"]) == 2
     assert "no weight snapshots; train with --snapshots" in capsys.readouterr().err
 

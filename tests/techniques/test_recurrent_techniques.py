@@ -22,19 +22,17 @@ from tests.conftest import tiny_dataset, tree_snapshot
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    torch.set_num_threads(1)
+def runs(tmp_path_factory, tiny_runs):
+    """Copies of the session's tiny LSTM (8 units, 6 iterations, snapshots at 2 and 4, on 64/30 tiny digits) and
+    LeNet5, and an RNN of 4 units trained here; each with the tiny dataset its analyses read."""
     root = tmp_path_factory.mktemp("recurrent-runs")
-    mnist, cifar = tiny_dataset("mnist", n_train=64, n_test=30), tiny_dataset("cifar10-assignment", n_train=64, n_test=10)
-    made = {}
-    for name, data, extra in (
-        ("lstm", mnist, {"hidden": 8, "snapshots": [2, 4]}),
-        ("rnn", mnist, {"hidden": 4}),
-        ("lenet5", cifar, {}),
-    ):
-        config = resolve(name, data.name, iterations=6, eval_every=3, batch_size=16, **extra)
-        train(config, root / name, dataset=data, progress=False)
-        made[name] = (root / name, data)
+    mnist, cifar = tiny_runs.data("lstm"), tiny_dataset("cifar10-assignment", n_train=64, n_test=10)
+    made = {"lstm": (tiny_runs.copy("lstm", root / "lstm"), mnist), "lenet5": (tiny_runs.copy("lenet5", root / "lenet5"), cifar)}
+    torch.set_num_threads(1)
+    train(
+        resolve("rnn", "mnist", iterations=6, eval_every=3, batch_size=16, hidden=4), root / "rnn", dataset=mnist, progress=False
+    )
+    made["rnn"] = (root / "rnn", mnist)
     return made
 
 

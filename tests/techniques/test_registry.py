@@ -27,18 +27,18 @@ SMALL = {"count": 2, "maps": 3, "layers": None, "randomise_layers": 1, "ig_steps
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_runs):
+    """Copies of the session's tiny LeNet5 and LSTM runs (both with snapshots) and a cnn-bn run with a snapshot
+    trained here, each with the tiny dataset (40 test images) the techniques read."""
     root = tmp_path_factory.mktemp("registry")
     cifar, mnist = tiny_dataset("cifar10-assignment", n_test=40), tiny_dataset("mnist", n_test=40)
-    made = {}
-    for name, data, extra in (("lenet5", cifar, {}), ("cnn-bn", cifar, {}), ("lstm", mnist, {"hidden": 8})):
-        out = root / name
-        config = resolve(name, data.name, iterations=6, eval_every=3, batch_size=16, snapshots=[3], **extra)
-        train(config, out, dataset=data, progress=False)
-        made[name] = (out, data)
+    made = {"lenet5": (tiny_runs.copy("lenet5", root / "lenet5"), cifar)}
+    config = resolve("cnn-bn", cifar.name, iterations=6, eval_every=3, batch_size=16, snapshots=[3])
+    train(config, root / "cnn-bn", dataset=cifar, progress=False)
+    made["cnn-bn"] = (root / "cnn-bn", cifar)
+    made["lstm"] = (tiny_runs.copy("lstm", root / "lstm"), mnist)
     # a second seed of the LeNet5 beside it: the seed agreement technique's sibling
-    train(resolve("lenet5", cifar.name, iterations=6, eval_every=3, batch_size=16, snapshots=[3], seed=1), root / "lenet5-seed1",
-          dataset=cifar, progress=False)  # fmt: skip
+    tiny_runs.train("lenet5", root / "lenet5-seed1", seed=1)
     return made
 
 

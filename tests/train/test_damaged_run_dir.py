@@ -181,6 +181,7 @@ def _train_and_kill(out: Path, when: str) -> None:
     assert r.returncode == -9, r.stderr
 
 
+@pytest.mark.slow  # each case trains in a process of its own, killed mid-run
 @pytest.mark.parametrize("when", ["checkpoint", "metrics-write", "checkpoint-removal"])
 def test_a_run_killed_at_any_point_resumes_to_the_uninterrupted_result(tmp_path, when):
     clean = train(_config(), tmp_path / "clean", dataset=tiny_dataset(), progress=False)
@@ -250,7 +251,7 @@ SUITE = '[[group]]\nname = "g"\nmodels = ["rnn"]\nhidden = [8]\niterations = 4\n
 
 
 @pytest.mark.parametrize("command", ["run", "sweep"])
-def test_suite_commands_refuse_a_damaged_run_directory_before_writing_anything(tmp_path, capsys, command):
+def test_suite_commands_refuse_a_damaged_run_directory_before_writing_anything(tmp_path, capsys, command, small_suite_data):
     out = tmp_path / "out"
     if command == "run":
         (tmp_path / "s.toml").write_text(SUITE)
@@ -276,7 +277,8 @@ def test_suite_commands_refuse_a_damaged_run_directory_before_writing_anything(t
             "--jobs",
             "1",
         ]
-    assert main(argv) == 0
+    with small_suite_data("mnist"):  # 1,000 train / 100 test digits
+        assert main(argv) == 0
     capsys.readouterr()
     run = next(p.parent for p in out.glob("runs/*/*/summary.json"))
     (run / "summary.json").unlink()

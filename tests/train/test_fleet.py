@@ -137,7 +137,7 @@ def test_fleet_refuses_mismatched_members(tmp_path):
         train_fleet(_configs("gru", seeds=(1, 2), hidden=8), [tmp_path / "a", tmp_path / "a"])
 
 
-def test_suite_with_fleet_on_writes_ordinary_runs(tmp_path, capsys):
+def test_suite_with_fleet_on_writes_ordinary_runs(tmp_path, capsys, small_suite_data):
     from netsight.cli import main
 
     suite = tmp_path / "s.toml"
@@ -145,7 +145,8 @@ def test_suite_with_fleet_on_writes_ordinary_runs(tmp_path, capsys):
         'seeds = 2\n[[group]]\nname = "g"\nmodels = ["gru", "lenet5"]\ndata = "mnist"\nhidden = [8, 16]\n'
         "iterations = 6\neval_every = 3\n"
     )
-    assert main(["run", str(suite), "--fleet", "on", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    with small_suite_data("mnist"):  # in this process (--jobs 1; parallel fleets: below), on 1,000 / 100 digits
+        assert main(["run", str(suite), "--fleet", "on", "--jobs", "1", "--out", str(tmp_path / "out"), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "training as 3 fleets" in err
     runs = sorted((tmp_path / "out" / "runs" / "g").iterdir())
@@ -155,7 +156,8 @@ def test_suite_with_fleet_on_writes_ordinary_runs(tmp_path, capsys):
         assert summary["status"] == "completed" and summary["fleet"]["members"] == 2
     assert (tmp_path / "out" / "report.html").is_file()
     # rerunning skips them all
-    assert main(["run", str(suite), "--fleet", "on", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    with small_suite_data("mnist"):
+        assert main(["run", str(suite), "--fleet", "on", "--out", str(tmp_path / "out"), "--quiet"]) == 0
     assert "6 already done, 0 to train" in capsys.readouterr().err
 
 
@@ -167,6 +169,7 @@ def test_fleet_auto_is_off_on_the_cpu():
     assert FleetSequential  # the CNN fleet module is importable without CUDA
 
 
+@pytest.mark.slow  # two worker processes, each importing torch and loading MNIST
 def test_fleets_in_parallel_processes_match_one_process(tmp_path):
     """--jobs 2 with fleets: each fleet is one task of the process pool; results equal --jobs 1 (CPU)."""
     from netsight.suites.runner import SuiteOptions, run_suite

@@ -137,6 +137,7 @@ def test_divergence_stops_the_run(tmp_path, tiny):
     assert not math.isfinite(rows[-1]["train_loss_mean"]) or not math.isfinite(rows[-1]["test_loss"])
 
 
+@pytest.mark.slow  # 150 LeNet5 iterations
 def test_training_learns(tmp_path):
     data = tiny_dataset(n_train=512)
     summary = train(_config("lenet5", iterations=150, eval_every=50, lr=1e-3), tmp_path / "r", dataset=data, progress=False)
