@@ -114,7 +114,7 @@ class Doc:
         done = ran(run.path)
         shown = []
         for t in techniques_of(section):
-            if t.name in done and t.report is not None:
+            if t.name in done:
                 self.items(t.report(run, label, done[t.name]), rerun_command(t, run.path, done[t.name]), notes)
                 shown.append(t.name)
         return shown
@@ -124,7 +124,7 @@ def techniques_of(section: str) -> list[Technique]:
     """The registered techniques whose report items go to section `section`, in registration order."""
     from ..techniques.registry import techniques
 
-    return [t for t in techniques().values() if t.section == section and t.report is not None]
+    return [t for t in techniques().values() if t.section == section]
 
 
 def rerun_command(t: Technique, folder: Path, ran: Ran) -> str:

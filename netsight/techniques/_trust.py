@@ -15,21 +15,20 @@ from ..ops.attribution import LAYER_METHODS, attribution_maps
 from ..ops.hooks import evaluating, normalised_input
 from .target import Target, spread
 from .base import Option, count_option
-from .attributions import TECHNIQUE as ATTRIBUTIONS
+from .attributions import AttributionsTechnique
 from .attribution_methods import METHOD_CLASSES, AttributionMethod, Normalize
-from .attributions import _prepare as prepare_attributions
 
 MAPS_FILE = "tables/attribution_maps.safetensors"
 
 
 def options(count: int) -> tuple[Option, ...]:
     """The attributions technique's options (one `netsight inspect` flag each), with this technique's --count default."""
-    return tuple(count_option(count) if o.name == "count" else o for o in ATTRIBUTIONS.options)
+    return tuple(count_option(count) if o.name == "count" else o for o in AttributionsTechnique.options)
 
 
 def prepare(t: Target, layer, count, target, methods, ig_steps, samples) -> dict:
     """The attributions technique's checks (methods, target, Grad-CAM layer) on the first image."""
-    return prepare_attributions(t, layer, count, target, methods, ig_steps, samples)
+    return AttributionsTechnique().prepare(t, layer, count, target, methods, ig_steps, samples)
 
 
 def images_and_targets(t: Target, o: dict) -> tuple[torch.Tensor, torch.Tensor, list[int], str]:

@@ -278,15 +278,6 @@ def activations(
         )
 
 
-def _prepare(t: Target) -> dict:
-    conv_layers(t.model)  # a clear error for a model without convolutions, before any image is read
-    return {}
-
-
-def _outputs(t: Target, o: dict) -> list[str]:
-    return ["tables/activations.csv", "tables/activations.md", "tables/activations_per_channel.csv", "figures/activations.png"]
-
-
 def plot_activation_histograms(stats, title: str) -> Figure:
     """One panel per conv layer, each stage's value distribution overlaid (log counts)."""
     from ..plotting import _panel_grid
@@ -314,57 +305,64 @@ def plot_activation_histograms(stats, title: str) -> Figure:
     return fig
 
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..fileio import write_csv, write_text
-    from ..plotting import save_figure
-    from ..report.tables import markdown_table
+@register
+class ActivationsTechnique(Technique):
+    name = "activations"
+    summary = "statistics of every conv layer's activations over all images"
+    applies_to = "cnn"
+    section = "cnn"
+    compute = staticmethod(activations)
 
-    stats = activations(t.model, t.images, **t.norm, batch_size=BATCH, progress=t.progress)
-    bins = len(next(iter(stats.histograms.values()))[0])
-    caption = (
-        f"Statistics of activations over {t.images.description}, {t.title}. p1/p50/p99 are nearest-rank "
-        f"percentiles from a {bins}-bin histogram (error at most half a bin). Dead channels: never positive on "
-        f"any image.\n\n"
-    )
-    paths = [t.folder / p for p in _outputs(t, o)]
-    return [
-        write_csv(paths[0], STAT_COLUMNS, stats.rows),
-        write_text(paths[1], caption + markdown_table(MD_COLUMNS, [[r[c] for c in MD_COLUMNS] for r in stats.rows])),
-        write_csv(paths[2], CHANNEL_COLUMNS, stats.per_channel),
-        save_figure(plot_activation_histograms(stats, t.title), paths[3]),
-    ]
+    def prepare(self, t: Target) -> dict:
+        conv_layers(t.model)  # a clear error for a model without convolutions, before any image is read
+        return {}
 
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return [
+            "tables/activations.csv",
+            "tables/activations.md",
+            "tables/activations_per_channel.csv",
+            "figures/activations.png",
+        ]
 
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    table, _, _, figure = ran.files
-    if not table.is_file():
-        return [ReportItem("table", f"{label}: statistics of conv activations over the whole test set.", table)]  # noted missing
-    rows = [
-        [r[c] if c in ("layer", "stage", "shape", "dead_channels") else float(r[c]) for c in MD_COLUMNS] for r in read_csv(table)
-    ]
-    return [
-        ReportItem(
-            "table",
-            f"{label}: statistics of conv activations over the whole test set (the report's tables); "
-            "percentiles from an 8192-bin histogram, error at most half a bin.",
-            table,
-            header=tuple(_TITLES.get(c, c) for c in MD_COLUMNS),
-            rows=tuple(map(tuple, rows)),
-        ),
-        ReportItem("figure", f"{label}: distribution of activations per conv layer and stage.", figure),
-    ]
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..fileio import write_csv, write_text
+        from ..plotting import save_figure
+        from ..report.tables import markdown_table
 
+        stats = activations(t.model, t.images, **t.norm, batch_size=BATCH, progress=t.progress)
+        bins = len(next(iter(stats.histograms.values()))[0])
+        caption = (
+            f"Statistics of activations over {t.images.description}, {t.title}. p1/p50/p99 are nearest-rank "
+            f"percentiles from a {bins}-bin histogram (error at most half a bin). Dead channels: never positive on "
+            f"any image.\n\n"
+        )
+        paths = [t.folder / p for p in self.outputs(t, o)]
+        return [
+            write_csv(paths[0], STAT_COLUMNS, stats.rows),
+            write_text(paths[1], caption + markdown_table(MD_COLUMNS, [[r[c] for c in MD_COLUMNS] for r in stats.rows])),
+            write_csv(paths[2], CHANNEL_COLUMNS, stats.per_channel),
+            save_figure(plot_activation_histograms(stats, t.title), paths[3]),
+        ]
 
-TECHNIQUE = register(
-    Technique(
-        name="activations",
-        summary="statistics of every conv layer's activations over all images",
-        applies_to="cnn",
-        compute=activations,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        report=_report,
-        section="cnn",
-    )
-)
+    def report(self, run, label: str, ran: Ran) -> list[ReportItem]:
+        table, _, _, figure = ran.files
+        if not table.is_file():
+            return [
+                ReportItem("table", f"{label}: statistics of conv activations over the whole test set.", table)
+            ]  # noted missing
+        rows = [
+            [r[c] if c in ("layer", "stage", "shape", "dead_channels") else float(r[c]) for c in MD_COLUMNS]
+            for r in read_csv(table)
+        ]
+        return [
+            ReportItem(
+                "table",
+                f"{label}: statistics of conv activations over the whole test set (the report's tables); "
+                "percentiles from an 8192-bin histogram, error at most half a bin.",
+                table,
+                header=tuple(_TITLES.get(c, c) for c in MD_COLUMNS),
+                rows=tuple(map(tuple, rows)),
+            ),
+            ReportItem("figure", f"{label}: distribution of activations per conv layer and stage.", figure),
+        ]

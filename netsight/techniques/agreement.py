@@ -88,50 +88,40 @@ def maps_for(
 FILES = ["tables/seed_agreement.csv"]
 
 
-def _prepare(t: Target, layer, count, target, methods, ig_steps, samples) -> dict:
-    o = _trust.prepare(t, layer, count, target, methods, ig_steps, samples)
-    others = _trust.siblings(t)
-    if not others:
-        raise NetsightError(
-            f"--agreement: {t.run.path} has no other completed seed of its configuration beside it in {t.run.path.parent}"
-        )
-    return {**o, "others": [str(p) for p in others]}
+@register
+class AgreementTechnique(Technique):
+    name = "agreement"
+    summary = "seed agreement: rank correlation of each method's maps between the other seeds of a suite run's configuration"
+    applies_to = "cnn"
+    options = _trust.options(8)
+    needs_run = True
+    section = "trust"
+    min_seeds = 2
+    compute = staticmethod(seed_agreement)
 
+    def prepare(self, t: Target, layer, count, target, methods, ig_steps, samples) -> dict:
+        o = _trust.prepare(t, layer, count, target, methods, ig_steps, samples)
+        others = _trust.siblings(t)
+        if not others:
+            raise NetsightError(
+                f"--agreement: {t.run.path} has no other completed seed of its configuration beside it in {t.run.path.parent}"
+            )
+        return {**o, "others": [str(p) for p in others]}
 
-def _outputs(t: Target, o: dict) -> list[str]:
-    return list(FILES)
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return list(FILES)
 
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..fileio import write_csv
+        from ..train.rundir import open_run
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..fileio import write_csv
-    from ..train.rundir import open_run
+        idx, x, targets, _ = _trust.images_and_targets(t, o)
+        runs = [_trust.maps_of(t, t.model, x, idx, targets, o, t.folder)]
+        for other in o["others"]:
+            model = open_run(other).model(t.device)
+            runs.append(_trust.maps_of(t, model, x, idx, targets, o, Path(other)))
+        rows = seed_agreement(runs, o["methods"])
+        return [write_csv(t.folder / FILES[0], COLUMNS, [r.values() for r in rows])]
 
-    idx, x, targets, _ = _trust.images_and_targets(t, o)
-    runs = [_trust.maps_of(t, t.model, x, idx, targets, o, t.folder)]
-    for other in o["others"]:
-        model = open_run(other).model(t.device)
-        runs.append(_trust.maps_of(t, model, x, idx, targets, o, Path(other)))
-    rows = seed_agreement(runs, o["methods"])
-    return [write_csv(t.folder / FILES[0], COLUMNS, [r.values() for r in rows])]
-
-
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    return []  # the study report's "Which pictures to trust" section reads tables/seed_agreement.csv itself
-
-
-TECHNIQUE = register(
-    Technique(
-        name="agreement",
-        summary="seed agreement: rank correlation of each method's maps between the other seeds of a suite run's configuration",
-        applies_to="cnn",
-        compute=seed_agreement,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        options=_trust.options(8),
-        needs_run=True,
-        min_seeds=2,
-        report=None,
-        section="trust",
-    )
-)
+    def report(self, run, label: str, ran: Ran) -> list[ReportItem]:
+        return []  # the study report's "Which pictures to trust" section reads tables/seed_agreement.csv itself

@@ -50,36 +50,6 @@ COLUMNS = [
 FILES = ["figures/attributions.png", "tables/attributions.csv", "tables/attribution_maps.safetensors"]
 
 
-def _prepare(
-    t: Target, layer: Optional[str], count: int, target: Optional[str], methods: Optional[str], ig_steps: int, samples: int
-) -> dict:
-    chosen = parse_methods(methods)
-    wanted = parse_target(target)
-    example = t.images.load([0]).to(t.device)
-    with evaluating(t.model), normalised_input(t.model, **t.norm):
-        with torch.no_grad():
-            outputs = t.model(example)
-        if outputs.dim() != 2:
-            raise NetsightError(f"--attributions: the model's output is {tuple(outputs.shape)}, not class scores [N, classes]")
-        if isinstance(wanted, int):
-            check_class(wanted, outputs.shape[1])
-        if wanted == "true" and t.labels is None:
-            raise NetsightError("--target true: these images have no classes the model knows; use --target predicted or N")
-        used_layer, _ = check_methods(t.model, example, chosen, layer)
-    return {
-        "layer": used_layer,
-        "count": count,
-        "target": wanted,
-        "methods": chosen,
-        "ig_steps": ig_steps,
-        "samples": samples,
-    }
-
-
-def _outputs(t: Target, o: dict) -> list[str]:
-    return list(FILES)
-
-
 def table_rows(results: dict[str, Attribution]) -> list[dict]:
     rows = []
     for m, a in results.items():
@@ -226,59 +196,96 @@ def plot_attributions(
     return fig
 
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..data.images import tensor_images
-    from ..fileio import write_csv
-    from ..plotting import save_figure
-
-    idx = spread(len(t.images), o["count"])
-    images = t.images.load(idx)
-    labels = t.labels[idx] if t.labels is not None else None
-    results = attribution_maps(
-        t.model,
-        tensor_images(images, labels),
-        o["methods"],
-        o["target"],
-        labels,
-        o["layer"],
-        steps=o["ig_steps"],
-        samples=o["samples"],
-        **t.norm,
-    )
-    figure, table, maps = (t.folder / p for p in FILES)
-    first = next(iter(results.values()))
-    notes = {m: a.notes for m, a in results.items()}
-    fig = plot_attributions(
-        images, {m: a.maps for m, a in results.items()}, first.targets, t.classes, t.title, first.target_kind, notes, o["layer"]
-    )
-    written = [save_figure(fig, figure), write_csv(table, COLUMNS, table_rows(results)), _save_maps(maps, results, idx)]
-    _record_nonlinearities(t, results)
-    return written
-
-
-TECHNIQUE = register(
-    Technique(
-        name="attributions",
-        summary="attribution maps (gradient, guided backprop, integrated gradients, SmoothGrad, Grad-CAM, ...) for a few images",
-        applies_to="cnn",
-        compute=attribution_maps,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        options=(
-            LAYER,
-            count_option(8),
-            Option(
-                "target",
-                "str",
-                None,
-                "attributions: the class each map explains: true, predicted or a class index N "
-                "(default: true where the images have classes, else predicted)",
-            ),
-            Option("methods", "str", None, f"attributions: comma list of methods (default: all): {', '.join(METHODS)}"),
-            Option("ig_steps", "int", 32, "attributions: integrated gradients' steps (Gauss-Legendre points)", lo=1, hi=4096),
-            Option("samples", "int", 16, "attributions: SmoothGrad's noisy copies per image", lo=1, hi=4096),
+@register
+class AttributionsTechnique(Technique):
+    name = "attributions"
+    summary = "attribution maps (gradient, guided backprop, integrated gradients, SmoothGrad, Grad-CAM, ...) for a few images"
+    applies_to = "cnn"
+    options = (
+        LAYER,
+        count_option(8),
+        Option(
+            "target",
+            "str",
+            None,
+            "attributions: the class each map explains: true, predicted or a class index N "
+            "(default: true where the images have classes, else predicted)",
         ),
-        report=None,
+        Option("methods", "str", None, f"attributions: comma list of methods (default: all): {', '.join(METHODS)}"),
+        Option("ig_steps", "int", 32, "attributions: integrated gradients' steps (Gauss-Legendre points)", lo=1, hi=4096),
+        Option("samples", "int", 16, "attributions: SmoothGrad's noisy copies per image", lo=1, hi=4096),
     )
-)
+    compute = staticmethod(attribution_maps)
+
+    def prepare(
+        self,
+        t: Target,
+        layer: Optional[str],
+        count: int,
+        target: Optional[str],
+        methods: Optional[str],
+        ig_steps: int,
+        samples: int,
+    ) -> dict:
+        chosen = parse_methods(methods)
+        wanted = parse_target(target)
+        example = t.images.load([0]).to(t.device)
+        with evaluating(t.model), normalised_input(t.model, **t.norm):
+            with torch.no_grad():
+                outputs = t.model(example)
+            if outputs.dim() != 2:
+                raise NetsightError(
+                    f"--attributions: the model's output is {tuple(outputs.shape)}, not class scores [N, classes]"
+                )
+            if isinstance(wanted, int):
+                check_class(wanted, outputs.shape[1])
+            if wanted == "true" and t.labels is None:
+                raise NetsightError("--target true: these images have no classes the model knows; use --target predicted or N")
+            used_layer, _ = check_methods(t.model, example, chosen, layer)
+        return {
+            "layer": used_layer,
+            "count": count,
+            "target": wanted,
+            "methods": chosen,
+            "ig_steps": ig_steps,
+            "samples": samples,
+        }
+
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return list(FILES)
+
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..data.images import tensor_images
+        from ..fileio import write_csv
+        from ..plotting import save_figure
+
+        idx = spread(len(t.images), o["count"])
+        images = t.images.load(idx)
+        labels = t.labels[idx] if t.labels is not None else None
+        results = attribution_maps(
+            t.model,
+            tensor_images(images, labels),
+            o["methods"],
+            o["target"],
+            labels,
+            o["layer"],
+            steps=o["ig_steps"],
+            samples=o["samples"],
+            **t.norm,
+        )
+        figure, table, maps = (t.folder / p for p in FILES)
+        first = next(iter(results.values()))
+        notes = {m: a.notes for m, a in results.items()}
+        fig = plot_attributions(
+            images,
+            {m: a.maps for m, a in results.items()},
+            first.targets,
+            t.classes,
+            t.title,
+            first.target_kind,
+            notes,
+            o["layer"],
+        )
+        written = [save_figure(fig, figure), write_csv(table, COLUMNS, table_rows(results)), _save_maps(maps, results, idx)]
+        _record_nonlinearities(t, results)
+        return written

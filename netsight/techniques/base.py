@@ -1,5 +1,6 @@
-"""What a technique is: the declaration each technique module registers (`Technique`, its
-`Option`s, the `ReportItem`s it adds to the study report, `Ran`: what it ran with on a target, as
+"""What a technique is: the base class each technique module subclasses and registers with `@register`
+(`Technique`: its declaration as class attributes, the plumbing shared by all, what each overrides), its
+`Option`s, the `ReportItem`s it adds to the study report, `Ran` (what it ran with on a target, as
 recorded there) and the store they register into.
 Lookups go through `registry`, which loads every technique module first.
 
@@ -8,9 +9,11 @@ on the target's first image before anything is written."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from inspect import signature
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, ClassVar, Optional, TypeVar
 
 from ..errors import NetsightError
 from ..ops.deconvnet_graph import resolve_graph_target
@@ -59,24 +62,58 @@ class Ran:
     files: tuple[Path, ...]
 
 
-@dataclass(frozen=True)
-class Technique:
-    name: str
-    summary: str  # one line: the `netsight inspect --NAME` help
-    applies_to: str  # cnn | recurrent | any
-    compute: Callable[..., Any]  # the notebook function (model, images, ...) -> result
-    prepare: Callable[..., dict]  # (target, **options) -> every option resolved; raises NetsightError on bad input
-    outputs: Callable[[Target, dict], list[str]]  # the files it writes, relative to target.out
-    write: Callable[[Target, dict], list[Path]]  # computes and writes them
-    options: tuple[Option, ...] = ()
-    needs_run: bool = False  # needs a netsight run directory (its snapshots or config)
-    report: Optional[Callable[[Any, str, Ran], list[ReportItem]]] = None  # (run, model label, what ran) -> items
-    section: str = ""  # the report section its items go to: cnn | zf | trust
-    flag: bool = True  # a `netsight inspect --NAME` flag (explore has its own command)
-    first_seed: bool = False  # a recurrent technique a suite runs on the first seed only (CNN ones always are)
-    models: tuple[str, ...] = ()  # the model names a suite runs it on (empty: every model it applies to)
-    min_seeds: int = 1  # the seeds a suite needs for it to run (seed agreement compares two or more)
+class Technique(ABC):
+    """The plumbing every technique shares (pytorch-grad-cam's `BaseCAM` is the habit copied): a technique
+    module subclasses it, declares itself in class attributes, overrides `prepare`, `outputs` and `write`
+    (and `report` or `caption` where its report items are its own), and registers with `@register`.
 
+    Declaration (class attributes): `name`; `summary` (one line: the `netsight inspect --NAME` help);
+    `applies_to` (cnn | recurrent | any); `compute` (the notebook function, model and images in, result
+    out: `compute = staticmethod(top9)`); `options` (its `Option`s); `needs_run` (needs a netsight run
+    directory: its snapshots or config); `section` (the study report section its items go to: cnn | zf |
+    trust; empty: it adds none); `flag` (a `netsight inspect --NAME` flag; explore has its own command);
+    `first_seed` (a recurrent technique a suite runs on the first seed only, as the CNN ones always are);
+    `models` (the model names a suite runs it on; empty: every model it applies to); `min_seeds` (the
+    seeds a suite needs for it to run: seed agreement compares two or more)."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    applies_to: ClassVar[str] = ""
+    compute: Callable[..., Any]
+    options: ClassVar[tuple[Option, ...]] = ()
+    needs_run: ClassVar[bool] = False
+    section: ClassVar[str] = ""
+    flag: ClassVar[bool] = True
+    first_seed: ClassVar[bool] = False
+    models: ClassVar[tuple[str, ...]] = ()
+    min_seeds: ClassVar[int] = 1
+
+    # ------------------------------------------------------------------ what each technique overrides
+    @abstractmethod
+    def prepare(self, t: Target, *args: Any, **options: Any) -> dict:
+        """(target, one keyword per option) -> every option resolved; checks all it can on the target's
+        first image and raises `NetsightError` on bad input, writing nothing."""
+
+    @abstractmethod
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        """The files it writes for the resolved options `o`, relative to the target's folder, in order."""
+
+    @abstractmethod
+    def write(self, t: Target, o: dict) -> list[Path]:
+        """Computes and writes exactly the files of `outputs(t, o)`: their paths."""
+
+    def caption(self, ran: Ran) -> str:
+        """The caption of its figure in the study report (after the model's label), for what it ran with."""
+        return f"{self.summary}."
+
+    def report(self, run: Any, label: str, ran: Ran) -> list[ReportItem]:
+        """What it adds to the study report's `section` for one run: by default one figure per `.png` it
+        wrote, captioned by `caption(ran)`; nothing where it has no section."""
+        if not self.section:
+            return []
+        return [ReportItem("figure", f"{label}: {self.caption(ran)}", path) for path in ran.files if path.suffix == ".png"]
+
+    # ------------------------------------------------------------------ the plumbing
     def applies(self, target: Target) -> bool:
         return self.applies_to == "any" or target.kind == self.applies_to
 
@@ -89,17 +126,45 @@ class Technique:
             what = {"cnn": "convolutional networks", "recurrent": "recurrent networks"}[self.applies_to]
             raise NetsightError(f"--{self.name} is for {what}; {target.title} is not one")
 
+    def resolve(self, target: Target, options: dict) -> dict:
+        """Every option resolved for `target` (the values given in `options`, else its defaults), checked by
+        `prepare`; options it does not take are ignored (one `netsight inspect` serves every technique)."""
+        self.check_applies(target)
+        accepted = list(signature(self.prepare).parameters)[1:]  # after the target
+        given = {k: v for k, v in options.items() if k in accepted and v is not None}
+        defaults = {o.name: o.default for o in self.options}
+        return self.prepare(target, **{**defaults, **given})
+
+    def run(self, target: Target, **options: Any) -> list[Path]:
+        """Prepare and write it for `target`: the files it wrote."""
+        return self.write(target, self.resolve(target, options))
+
+    def __repr__(self) -> str:
+        return f"<technique {self.name}>"
+
 
 _REGISTRY: dict[str, Technique] = {}
 
+T = TypeVar("T", bound=type[Technique])
 
-def register(technique: Technique) -> Technique:
-    if technique.name in _REGISTRY:
-        raise ValueError(f"technique {technique.name!r} registered twice")
-    if technique.applies_to not in APPLIES:
-        raise ValueError(f"technique {technique.name!r}: applies_to {technique.applies_to!r} not in {APPLIES}")
-    _REGISTRY[technique.name] = technique
-    return technique
+
+def register(cls: T) -> T:
+    """Class decorator: checks the declaration, makes the one instance and stores it under its name."""
+    if not cls.name or not cls.summary:
+        raise ValueError(f"technique class {cls.__name__}: name and summary must be set")
+    if cls.name in _REGISTRY:
+        raise ValueError(f"technique {cls.name!r} registered twice")
+    if cls.applies_to not in APPLIES:
+        raise ValueError(f"technique {cls.name!r}: applies_to {cls.applies_to!r} not in {APPLIES}")
+    if not callable(getattr(cls, "compute", None)):
+        raise ValueError(f"technique {cls.name!r}: no compute function (compute = staticmethod(function))")
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def unregister(name: str) -> None:
+    """Remove a registered technique (a test's or a notebook's own, registered for a while)."""
+    _REGISTRY.pop(name, None)
 
 
 # ------------------------------------------------------------------ shared by several techniques

@@ -16,7 +16,7 @@ from ..ops.deconvnet_graph import make_deconvnet
 from ..ops.hooks import normalised_input
 from ..ops.inputs import Norm, check_norm, default_layer, device_of, source_for
 from ..ops.receptive_field import ReceptiveField
-from .base import Option, Ran, ReportItem, Technique, register, LAYER, checked_layer, count_option
+from .base import Option, Ran, Technique, register, LAYER, checked_layer, count_option
 from .target import Target, layer_file, spread
 from ..ops.topk import crop
 
@@ -74,15 +74,6 @@ def deconv(
             for i in range(len(batch)):
                 rows[i].append((int(order[i, j]), float(proj.values[i]), cropped[i], valid[i], boxes[i]))
     return DeconvResult(batch.cpu(), rows, net.target, mode, field)
-
-
-def _prepare(t: Target, layer: Optional[str], count: int, mode: str) -> dict:
-    asked, _ = checked_layer(t, layer)
-    return {"layer": asked, "count": count, "mode": mode}
-
-
-def _outputs(t: Target, o: dict) -> list[str]:
-    return [f"figures/deconv_{layer_file(o['layer'])}_{o['mode']}.png"]
 
 
 _FRAME_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324"]
@@ -157,47 +148,43 @@ def plot_deconv(
     return fig
 
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..data.images import tensor_images
-    from ..plotting import save_figure
-
-    idx = spread(len(t.images), o["count"])
-    r = deconv(t.model, tensor_images(t.images.load(idx)), o["layer"], MAPS_PER_IMAGE, o["mode"], **t.norm)
-    return [save_figure(plot_deconv(r.inputs, r.rows, r.layer, r.mode, t.title, asked=o["layer"]), t.folder / _outputs(t, o)[0])]
-
-
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    o = ran.options
-    what = "the strongest units" if o["mode"] == "max" else "the strongest whole maps"
-    return [
-        ReportItem(
-            "figure",
-            f"{label}: deconvnet projections of {what} of {o['layer']} for {o['count']} test images"
-            + (
-                ", each cropped to the unit's receptive field (outlined on the input in the same colour)."
-                if o["mode"] == "max"
-                else "."
-            ),
-            ran.files[0],
-        )
-    ]
-
-
-TECHNIQUE = register(
-    Technique(
-        name="deconv",
-        summary="deconvnet projections of the strongest maps of --layer for a few images",
-        applies_to="cnn",
-        compute=deconv,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        options=(
-            LAYER,
-            count_option(6),
-            Option("mode", "choice", "max", "deconv: project the strongest unit, or the whole map", choices=("max", "map")),
-        ),
-        report=_report,
-        section="zf",
+@register
+class DeconvTechnique(Technique):
+    name = "deconv"
+    summary = "deconvnet projections of the strongest maps of --layer for a few images"
+    applies_to = "cnn"
+    options = (
+        LAYER,
+        count_option(6),
+        Option("mode", "choice", "max", "deconv: project the strongest unit, or the whole map", choices=("max", "map")),
     )
-)
+    section = "zf"
+    compute = staticmethod(deconv)
+
+    def prepare(self, t: Target, layer: Optional[str], count: int, mode: str) -> dict:
+        asked, _ = checked_layer(t, layer)
+        return {"layer": asked, "count": count, "mode": mode}
+
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return [f"figures/deconv_{layer_file(o['layer'])}_{o['mode']}.png"]
+
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..data.images import tensor_images
+        from ..plotting import save_figure
+
+        idx = spread(len(t.images), o["count"])
+        r = deconv(t.model, tensor_images(t.images.load(idx)), o["layer"], MAPS_PER_IMAGE, o["mode"], **t.norm)
+        return [
+            save_figure(
+                plot_deconv(r.inputs, r.rows, r.layer, r.mode, t.title, asked=o["layer"]), t.folder / self.outputs(t, o)[0]
+            )
+        ]
+
+    def caption(self, ran: Ran) -> str:
+        o = ran.options
+        what = "the strongest units" if o["mode"] == "max" else "the strongest whole maps"
+        return f"deconvnet projections of {what} of {o['layer']} for {o['count']} test images" + (
+            ", each cropped to the unit's receptive field (outlined on the input in the same colour)."
+            if o["mode"] == "max"
+            else "."
+        )

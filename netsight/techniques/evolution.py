@@ -17,7 +17,7 @@ from ..errors import NetsightError
 from ..train.rundir import load_weights
 from ..ops.deconvnet_graph import make_deconvnet
 from ..ops.topk import top_activations
-from .base import Option, Ran, ReportItem, Technique, register, LAYER, MAPS_HELP, checked_layer
+from .base import Option, Ran, Technique, register, LAYER, MAPS_HELP, checked_layer
 from .target import Target, layer_file
 
 if TYPE_CHECKING:
@@ -52,17 +52,6 @@ def feature_evolution(
     return Evolution(deconv.target, [i for i, _ in snapshots], torch.stack(projections, 1), torch.stack(values, 1))
 
 
-def _prepare(t: Target, layer: Optional[str], maps: int) -> dict:
-    asked, _ = checked_layer(t, layer)
-    if len(t.snapshots()) < 2:
-        raise NetsightError(f"{t.run.path}: no weight snapshots; train with --snapshots 100,500,1000,... to see features evolve")
-    return {"layer": asked, "maps": maps}
-
-
-def _outputs(t: Target, o: dict) -> list[str]:
-    return [f"figures/evolution_{layer_file(o['layer'])}.png"]
-
-
 def plot_evolution(evo, title: str, asked: Optional[str] = None) -> Figure:
     from .. import style
     from ..plotting import projection_image, plt, _mosaic, _key_legend, _projection_key
@@ -86,35 +75,32 @@ def plot_evolution(evo, title: str, asked: Optional[str] = None) -> Figure:
     return fig
 
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..plotting import save_figure
+@register
+class EvolutionTechnique(Technique):
+    name = "evolution"
+    summary = "feature evolution across the run's weight snapshots (run directories)"
+    applies_to = "cnn"
+    options = (LAYER, Option("maps", "int", 16, MAPS_HELP, lo=1, hi=65536))
+    needs_run = True
+    section = "zf"
+    compute = staticmethod(feature_evolution)
 
-    evo = feature_evolution(t.snapshots(), t.run_pixels(), o["layer"], o["maps"], t.device)
-    return [save_figure(plot_evolution(evo, t.title, asked=o["layer"]), t.folder / _outputs(t, o)[0])]
+    def prepare(self, t: Target, layer: Optional[str], maps: int) -> dict:
+        asked, _ = checked_layer(t, layer)
+        if len(t.snapshots()) < 2:
+            raise NetsightError(
+                f"{t.run.path}: no weight snapshots; train with --snapshots 100,500,1000,... to see features evolve"
+            )
+        return {"layer": asked, "maps": maps}
 
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return [f"figures/evolution_{layer_file(o['layer'])}.png"]
 
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    return [
-        ReportItem(
-            "figure",
-            f"{label}: feature evolution of {ran.options['layer']} during training, {ran.options['maps']} maps (paper Fig. 4).",
-            ran.files[0],
-        )
-    ]
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..plotting import save_figure
 
+        evo = feature_evolution(t.snapshots(), t.run_pixels(), o["layer"], o["maps"], t.device)
+        return [save_figure(plot_evolution(evo, t.title, asked=o["layer"]), t.folder / self.outputs(t, o)[0])]
 
-TECHNIQUE = register(
-    Technique(
-        name="evolution",
-        summary="feature evolution across the run's weight snapshots (run directories)",
-        applies_to="cnn",
-        needs_run=True,
-        compute=feature_evolution,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        options=(LAYER, Option("maps", "int", 16, MAPS_HELP, lo=1, hi=65536)),
-        report=_report,
-        section="zf",
-    )
-)
+    def caption(self, ran: Ran) -> str:
+        return f"feature evolution of {ran.options['layer']} during training, {ran.options['maps']} maps (paper Fig. 4)."

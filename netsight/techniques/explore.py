@@ -51,82 +51,6 @@ def explore(
         return [explore_layer(model, source, layer, batch_size=BATCH, progress=progress, randomised=twin) for layer in layers]
 
 
-def _prepare(t: Target, layers: Optional[Sequence[str]] = None, page: Optional[str | Path] = None) -> dict:
-    if t.kind == "recurrent":
-        return _prepare_recurrent(t, layers, page)
-    if t.kind != "cnn":
-        raise NetsightError(f"explore is for convolutional and recurrent networks; {t.title} is neither")
-    convs = conv_layers(t.model)
-    chosen = list(layers) if layers else convs
-    modules = dict(t.model.named_modules())
-    first = t.images.load([0]).to(t.device)
-    for layer in chosen:
-        if layer not in modules:
-            raise unknown_layer(layer, t.model)
-        if layer not in convs:
-            raise NetsightError(
-                f"--layers {layer}: not a convolution (explore shows the units of conv layers: "
-                f"{', '.join(convs[:8])}{' ...' if len(convs) > 8 else ''})"
-            )
-        with normalised_input(t.model, **t.norm):
-            resolve_graph_target(t.model, layer, first)  # a clear error before the long pass
-    return {"layers": chosen, "page": Path(page) if page is not None else None}
-
-
-def _outputs(t: Target, o: dict) -> list[str]:
-    return [str(o["page"]) if o["page"] is not None else "explore.html"]
-
-
-def _write(t: Target, o: dict) -> list[Path]:
-    if t.kind == "recurrent":
-        return _write_recurrent(t, o)
-    from ..fileio import write_text
-    from ..report.explore_page import layer_data, render_page
-    from .evolution import feature_evolution
-
-    convs = conv_layers(t.model)
-    classes, labels = t.images.classes, t.images.labels
-    label_names = [classes[int(v)] for v in labels] if classes is not None and labels is not None else None
-    snaps = t.snapshots()
-    built = []
-    for units in explore(t.model, t.images, o["layers"], t.progress, **t.norm):
-        if len(snaps) >= 2:
-            evo = feature_evolution(snaps, t.run_pixels(), units.layer, units.top.values.shape[0], t.device)
-            units.evolution = {"iterations": evo.iterations, "projections": evo.projections, "values": evo.values}
-        built.append(layer_data(units, t.images.names, label_names, units.layer == convs[0]))
-    subtitle = f"{sum(len(b['units']) for b in built)} units over {t.images.description}"
-    if t.run is not None:
-        s = t.run.summary
-        subtitle += (
-            f"; run {t.run.path.name}, {s.get('iterations_done', '?')} iterations, final test accuracy "
-            f"{100 * float(s.get('final_test_acc') or 0):.2f}%"
-        )
-    else:
-        subtitle += f", {t.images.shape[1]}x{t.images.shape[2]} px as the model takes them"
-    page = o["page"] if o["page"] is not None else t.folder / "explore.html"
-    return [write_text(page, render_page(f"netsight explore: {t.title}", subtitle, built))]
-
-
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    if _recurrent_run(run):
-        return [
-            ReportItem(
-                "link",
-                f"Browse every hidden unit of {label} (top-9 images with the row read at its peak, traces, mean trace "
-                "per class, class selectivity, gate saturation per unit): explore.html",
-                ran.files[0],
-            )
-        ]
-    return [
-        ReportItem(
-            "link",
-            f"Browse every unit of {label} (filters, top-9 patches and projections, statistics, "
-            "occlusion, evolution, invariance per unit): explore.html",
-            ran.files[0],
-        )
-    ]
-
-
 # ------------------------------------------------------------------ recurrent runs
 
 
@@ -179,17 +103,83 @@ def _recurrent_run(run) -> bool:
     return get_entry(run.config.model).family == "rnn"
 
 
-TECHNIQUE = register(
-    Technique(
-        name="explore",
-        summary="one offline HTML page to browse every unit of a CNN's conv layers or a recurrent run's hidden units",
-        applies_to="any",  # CNNs and recurrent runs (_prepare refuses other models)
-        compute=explore,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        report=_report,
-        section="zf",
-        flag=False,
-    )
-)
+@register
+class ExploreTechnique(Technique):
+    name = "explore"
+    summary = "one offline HTML page to browse every unit of a CNN's conv layers or a recurrent run's hidden units"
+    applies_to = "any"  # CNNs and recurrent runs (prepare refuses other models)
+    section = "zf"
+    flag = False
+    compute = staticmethod(explore)
+
+    def prepare(self, t: Target, layers: Optional[Sequence[str]] = None, page: Optional[str | Path] = None) -> dict:
+        if t.kind == "recurrent":
+            return _prepare_recurrent(t, layers, page)
+        if t.kind != "cnn":
+            raise NetsightError(f"explore is for convolutional and recurrent networks; {t.title} is neither")
+        convs = conv_layers(t.model)
+        chosen = list(layers) if layers else convs
+        modules = dict(t.model.named_modules())
+        first = t.images.load([0]).to(t.device)
+        for layer in chosen:
+            if layer not in modules:
+                raise unknown_layer(layer, t.model)
+            if layer not in convs:
+                raise NetsightError(
+                    f"--layers {layer}: not a convolution (explore shows the units of conv layers: "
+                    f"{', '.join(convs[:8])}{' ...' if len(convs) > 8 else ''})"
+                )
+            with normalised_input(t.model, **t.norm):
+                resolve_graph_target(t.model, layer, first)  # a clear error before the long pass
+        return {"layers": chosen, "page": Path(page) if page is not None else None}
+
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return [str(o["page"]) if o["page"] is not None else "explore.html"]
+
+    def write(self, t: Target, o: dict) -> list[Path]:
+        if t.kind == "recurrent":
+            return _write_recurrent(t, o)
+        from ..fileio import write_text
+        from ..report.explore_page import layer_data, render_page
+        from .evolution import feature_evolution
+
+        convs = conv_layers(t.model)
+        classes, labels = t.images.classes, t.images.labels
+        label_names = [classes[int(v)] for v in labels] if classes is not None and labels is not None else None
+        snaps = t.snapshots()
+        built = []
+        for units in explore(t.model, t.images, o["layers"], t.progress, **t.norm):
+            if len(snaps) >= 2:
+                evo = feature_evolution(snaps, t.run_pixels(), units.layer, units.top.values.shape[0], t.device)
+                units.evolution = {"iterations": evo.iterations, "projections": evo.projections, "values": evo.values}
+            built.append(layer_data(units, t.images.names, label_names, units.layer == convs[0]))
+        subtitle = f"{sum(len(b['units']) for b in built)} units over {t.images.description}"
+        if t.run is not None:
+            s = t.run.summary
+            subtitle += (
+                f"; run {t.run.path.name}, {s.get('iterations_done', '?')} iterations, final test accuracy "
+                f"{100 * float(s.get('final_test_acc') or 0):.2f}%"
+            )
+        else:
+            subtitle += f", {t.images.shape[1]}x{t.images.shape[2]} px as the model takes them"
+        page = o["page"] if o["page"] is not None else t.folder / "explore.html"
+        return [write_text(page, render_page(f"netsight explore: {t.title}", subtitle, built))]
+
+    def report(self, run, label: str, ran: Ran) -> list[ReportItem]:
+        if _recurrent_run(run):
+            return [
+                ReportItem(
+                    "link",
+                    f"Browse every hidden unit of {label} (top-9 images with the row read at its peak, traces, mean trace "
+                    "per class, class selectivity, gate saturation per unit): explore.html",
+                    ran.files[0],
+                )
+            ]
+        return [
+            ReportItem(
+                "link",
+                f"Browse every unit of {label} (filters, top-9 patches and projections, statistics, "
+                "occlusion, evolution, invariance per unit): explore.html",
+                ran.files[0],
+            )
+        ]

@@ -27,7 +27,7 @@ from ..ops.hooks import evaluating, normalised_input
 from ..ops.similarity import summarise
 from ..errors import NetsightError
 from .target import Target
-from .base import Option, Ran, ReportItem, Technique, register
+from .base import Option, Ran, Technique, register
 from . import _trust
 
 if TYPE_CHECKING:
@@ -189,17 +189,6 @@ def verdict(result: FaithfulnessResult, name: str) -> Optional[str]:
 FILES = ["figures/faithfulness.png", "tables/faithfulness.csv"]
 
 
-def _prepare(t: Target, layer, count, target, methods, ig_steps, samples, faith_steps: int, faith_order: str) -> dict:
-    o = _trust.prepare(t, layer, count, target, methods, ig_steps, samples)
-    if faith_order not in ("signed", "absolute"):
-        raise NetsightError(f"--faith-order {faith_order!r}: expected signed or absolute")
-    return {**o, "steps": faith_steps, "order": faith_order}
-
-
-def _outputs(t: Target, o: dict) -> list[str]:
-    return list(FILES)
-
-
 def plot_faithfulness(fractions: torch.Tensor, curves: Mapping, auc: Mapping, title: str, target_kind: str) -> Figure:
     """Mean deletion and insertion curves per method and baseline, and their areas with 95% intervals."""
     from matplotlib.lines import Line2D
@@ -261,59 +250,56 @@ def plot_faithfulness(fractions: torch.Tensor, curves: Mapping, auc: Mapping, ti
     return fig
 
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..fileio import write_csv
-    from ..plotting import save_figure
-
-    idx, x, targets, kind = _trust.images_and_targets(t, o)
-    maps = _trust.maps_of(t, t.model, x, idx, targets, o, t.folder)
-    r = faithfulness(t.model, x, maps, targets, steps=o["steps"], order=o["order"], **t.norm)
-    figure, table = (t.folder / p for p in FILES)
-    return [
-        save_figure(plot_faithfulness(r.fractions, r.curves, r.auc, t.title, kind), figure),
-        write_csv(table, COLUMNS, r.rows()),
-    ]
-
-
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    return [
-        ReportItem(
-            "figure",
-            f"{label}: deletion and insertion curves (Petsiuk et al. 2018) and their areas, with a random map and the "
-            "Sobel edge map as baselines.",
-            ran.files[0],
-        )
-    ]
-
-
-TECHNIQUE = register(
-    Technique(
-        name="faithfulness",
-        summary="deletion and insertion curves of the attribution maps (Petsiuk et al. 2018) beside random and Sobel baselines",
-        applies_to="cnn",
-        compute=faithfulness,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        options=(
-            *_trust.options(8),
-            Option(
-                "faith_steps",
-                "int",
-                20,
-                "faithfulness: steps of the deletion/insertion curves (20: 5 per cent of the pixels each)",
-                lo=1,
-                hi=10_000,
-            ),
-            Option(
-                "faith_order",
-                "choice",
-                "signed",
-                "faithfulness: pixels in the order of the signed map (evidence for the class first) or of |map|",
-                choices=("signed", "absolute"),
-            ),
+@register
+class FaithfulnessTechnique(Technique):
+    name = "faithfulness"
+    summary = "deletion and insertion curves of the attribution maps (Petsiuk et al. 2018) beside random and Sobel baselines"
+    applies_to = "cnn"
+    options = (
+        *_trust.options(8),
+        Option(
+            "faith_steps",
+            "int",
+            20,
+            "faithfulness: steps of the deletion/insertion curves (20: 5 per cent of the pixels each)",
+            lo=1,
+            hi=10_000,
         ),
-        report=_report,
-        section="trust",
+        Option(
+            "faith_order",
+            "choice",
+            "signed",
+            "faithfulness: pixels in the order of the signed map (evidence for the class first) or of |map|",
+            choices=("signed", "absolute"),
+        ),
     )
-)
+    section = "trust"
+    compute = staticmethod(faithfulness)
+
+    def prepare(self, t: Target, layer, count, target, methods, ig_steps, samples, faith_steps: int, faith_order: str) -> dict:
+        o = _trust.prepare(t, layer, count, target, methods, ig_steps, samples)
+        if faith_order not in ("signed", "absolute"):
+            raise NetsightError(f"--faith-order {faith_order!r}: expected signed or absolute")
+        return {**o, "steps": faith_steps, "order": faith_order}
+
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return list(FILES)
+
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..fileio import write_csv
+        from ..plotting import save_figure
+
+        idx, x, targets, kind = _trust.images_and_targets(t, o)
+        maps = _trust.maps_of(t, t.model, x, idx, targets, o, t.folder)
+        r = faithfulness(t.model, x, maps, targets, steps=o["steps"], order=o["order"], **t.norm)
+        figure, table = (t.folder / p for p in FILES)
+        return [
+            save_figure(plot_faithfulness(r.fractions, r.curves, r.auc, t.title, kind), figure),
+            write_csv(table, COLUMNS, r.rows()),
+        ]
+
+    def caption(self, ran: Ran) -> str:
+        return (
+            "deletion and insertion curves (Petsiuk et al. 2018) and their areas, with a random map and the "
+            "Sobel edge map as baselines."
+        )

@@ -115,17 +115,6 @@ def filters(model: nn.Module, layer: Optional[str] = None, scale: str = "filter"
     return filter_bank(model, layer or conv_layers(model)[0], scale)
 
 
-def _prepare(t: Target, layer: Optional[str], scale: str) -> dict:
-    convs = conv_layers(t.model)  # a clear error for a model without convolutions
-    # --layer is shared with the other techniques: a convolution is drawn, anything else leaves the first one
-    chosen = layer if layer is not None and isinstance(dict(t.model.named_modules()).get(layer), nn.Conv2d) else convs[0]
-    return {"layer": chosen, "scale": scale}
-
-
-def _outputs(t: Target, o: dict) -> list[str]:
-    return [f"figures/filters_{layer_file(o['layer'])}.png", "figures/weights_hist.png"]
-
-
 def plot_filters(bank, title: str) -> Figure:
     """A grid of filters: first layers as one tile per filter, deeper layers as rows of
     output channels by columns of input channels. Diverging colour map centred on zero, one
@@ -220,39 +209,42 @@ def plot_weight_histograms(weights: dict, title: str) -> Figure:
     return fig
 
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..plotting import save_figure
-
-    bank = filters(t.model, o["layer"], o["scale"])
-    return [
-        save_figure(plot_filters(bank, t.title), t.folder / _outputs(t, o)[0]),
-        save_figure(plot_weight_histograms(weight_tensors(t.model), t.title), t.folder / _outputs(t, o)[1]),
-    ]
-
-
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    grid, hist = ran.files
-    what = "first-layer filters (the report's Figure 2/4)" if ran.options["layer"] == conv_layers(run.model())[0] else "filters"
-    return [
-        ReportItem("figure", f"{label}: {what}, {ran.options['layer']}.", grid),
-        ReportItem("figure", f"{label}: weight distributions per layer.", hist),
-    ]
-
-
-TECHNIQUE = register(
-    Technique(
-        name="filters",
-        summary="filter grid of --layer (default: the first conv) + weight histograms",
-        applies_to="cnn",
-        compute=filters,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        options=(
-            LAYER,
-            Option("scale", "choice", "filter", "filters: each on its own scale, or one shared", choices=("filter", "shared")),
-        ),
-        report=_report,
-        section="cnn",
+@register
+class FiltersTechnique(Technique):
+    name = "filters"
+    summary = "filter grid of --layer (default: the first conv) + weight histograms"
+    applies_to = "cnn"
+    options = (
+        LAYER,
+        Option("scale", "choice", "filter", "filters: each on its own scale, or one shared", choices=("filter", "shared")),
     )
-)
+    section = "cnn"
+    compute = staticmethod(filters)
+
+    def prepare(self, t: Target, layer: Optional[str], scale: str) -> dict:
+        convs = conv_layers(t.model)  # a clear error for a model without convolutions
+        # --layer is shared with the other techniques: a convolution is drawn, anything else leaves the first one
+        chosen = layer if layer is not None and isinstance(dict(t.model.named_modules()).get(layer), nn.Conv2d) else convs[0]
+        return {"layer": chosen, "scale": scale}
+
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return [f"figures/filters_{layer_file(o['layer'])}.png", "figures/weights_hist.png"]
+
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..plotting import save_figure
+
+        bank = filters(t.model, o["layer"], o["scale"])
+        return [
+            save_figure(plot_filters(bank, t.title), t.folder / self.outputs(t, o)[0]),
+            save_figure(plot_weight_histograms(weight_tensors(t.model), t.title), t.folder / self.outputs(t, o)[1]),
+        ]
+
+    def report(self, run, label: str, ran: Ran) -> list[ReportItem]:
+        grid, hist = ran.files
+        what = (
+            "first-layer filters (the report's Figure 2/4)" if ran.options["layer"] == conv_layers(run.model())[0] else "filters"
+        )
+        return [
+            ReportItem("figure", f"{label}: {what}, {ran.options['layer']}.", grid),
+            ReportItem("figure", f"{label}: weight distributions per layer.", hist),
+        ]

@@ -26,7 +26,7 @@ from ..errors import NetsightError
 from ..train.rundir import load_weights
 from ..ops.recurrent import LEFT, RIGHT, check_recurrent, gate_names, run_steps
 from .target import Target
-from .base import Ran, ReportItem, Technique, register, count_option
+from .base import Technique, register, count_option
 from ._recurrent import chosen, labels, pixels, recurrent, stats
 
 if TYPE_CHECKING:
@@ -55,20 +55,8 @@ def saturation_over_training(snapshots: list[tuple[int, Path]], images: torch.Te
     return rows
 
 
-def _prepare(t: Target, count: int) -> dict:
-    model = recurrent(t)
-    if not gate_names(model.cell):
-        raise NetsightError(f"--gates: {model.cell} has no gates (LSTM, GRU have)")
-    labels(t, torch.tensor([0]))
-    return {"count": count}
-
-
 def _training(t: Target) -> bool:
     return len(t.snapshots()) >= 2
-
-
-def _outputs(t: Target, o: dict) -> list[str]:
-    return ["figures/gates.png", "tables/gates.csv"] + (["tables/gates_training.csv"] if _training(t) else [])
 
 
 def plot_gates(
@@ -106,43 +94,43 @@ def plot_gates(
     return fig
 
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..fileio import write_csv
-    from ..plotting import save_figure
+@register
+class GatesTechnique(Technique):
+    name = "gates"
+    summary = "LSTM/GRU runs: gate saturation per unit (Karpathy et al. Fig. 3) and over the run's snapshots"
+    applies_to = "recurrent"
+    options = (count_option(10_000),)
+    first_seed = True
+    models = ("lstm", "gru")  # a suite's plain RNN runs skip it (`inspect --gates` on one says why)
+    # no report items of its own: the recurrent section compares every run's tables/gates.csv
+    compute = staticmethod(run_steps)
 
-    index, r = stats(t, o["count"])
-    rows = [
-        {"unit": u, "gate": g, "left": float(r.left[g][u]), "right": float(r.right[g][u]), "mean": float(r.gate_mean[g][u])}
-        for g in r.left
-        for u in range(r.hidden)
-    ]
-    paths = [t.folder / p for p in _outputs(t, o)]
-    training = None
-    if _training(t):
-        training = saturation_over_training(t.snapshots(), pixels(t, chosen(t, o["count"])[:TRAINING_IMAGES]), t.device)
-    fig = plot_gates(r.left, r.right, t.title, len(index), training, min(len(index), TRAINING_IMAGES))
-    written = [save_figure(fig, paths[0]), write_csv(paths[1], ["unit", "gate", "left", "right", "mean"], rows)]
-    if training is not None:
-        written.append(write_csv(paths[2], ["iteration", "gate", "left", "right"], training))
-    return written
+    def prepare(self, t: Target, count: int) -> dict:
+        model = recurrent(t)
+        if not gate_names(model.cell):
+            raise NetsightError(f"--gates: {model.cell} has no gates (LSTM, GRU have)")
+        labels(t, torch.tensor([0]))
+        return {"count": count}
 
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return ["figures/gates.png", "tables/gates.csv"] + (["tables/gates_training.csv"] if _training(t) else [])
 
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    return []  # the recurrent section compares every run's tables/gates.csv
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..fileio import write_csv
+        from ..plotting import save_figure
 
-
-TECHNIQUE = register(
-    Technique(
-        name="gates",
-        summary="LSTM/GRU runs: gate saturation per unit (Karpathy et al. Fig. 3) and over the run's snapshots",
-        applies_to="recurrent",
-        compute=run_steps,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        options=(count_option(10_000),),
-        report=_report,
-        first_seed=True,
-        models=("lstm", "gru"),  # a suite's plain RNN runs skip it (`inspect --gates` on one says why)
-    )
-)
+        index, r = stats(t, o["count"])
+        rows = [
+            {"unit": u, "gate": g, "left": float(r.left[g][u]), "right": float(r.right[g][u]), "mean": float(r.gate_mean[g][u])}
+            for g in r.left
+            for u in range(r.hidden)
+        ]
+        paths = [t.folder / p for p in self.outputs(t, o)]
+        training = None
+        if _training(t):
+            training = saturation_over_training(t.snapshots(), pixels(t, chosen(t, o["count"])[:TRAINING_IMAGES]), t.device)
+        fig = plot_gates(r.left, r.right, t.title, len(index), training, min(len(index), TRAINING_IMAGES))
+        written = [save_figure(fig, paths[0]), write_csv(paths[1], ["unit", "gate", "left", "right", "mean"], rows)]
+        if training is not None:
+            written.append(write_csv(paths[2], ["iteration", "gate", "left", "right"], training))
+        return written

@@ -21,7 +21,7 @@ from ..errors import NetsightError
 from ..ops.hooks import capture_outputs, evaluating, leaf_execution_order, normalised_input
 from ..ops.stages import conv_stages
 from ..ops.inputs import Norm, check_norm, device_of, labels_to_follow, source_for
-from .base import Ran, ReportItem, Technique, register, count_option
+from .base import Ran, Technique, register, count_option
 from .target import Target, spread
 
 if TYPE_CHECKING:
@@ -151,15 +151,6 @@ def invariance(model: nn.Module, x, labels=None, mean: Norm = None, std: Norm = 
     return InvarianceResult(curves, kind)
 
 
-def _prepare(t: Target, count: int) -> dict:
-    feature_layers(t.model, t.images.shape)  # a model with no layer to measure fails here, before any write
-    return {"count": count}
-
-
-def _outputs(t: Target, o: dict) -> list[str]:
-    return ["figures/invariance.png", "tables/invariance.csv"]
-
-
 DISTANCE = "||f(x') - f(x)|| / ||f(x)||"
 
 
@@ -202,43 +193,35 @@ def plot_invariance(curves, title: str, images_word: str = "test images", label_
     return fig
 
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..data.images import tensor_images
-    from ..fileio import write_csv
-    from ..plotting import save_figure
+@register
+class InvarianceTechnique(Technique):
+    name = "invariance"
+    summary = "translation/rotation/scale invariance curves"
+    applies_to = "cnn"
+    options = (count_option(100),)
+    section = "zf"
+    compute = staticmethod(invariance)
 
-    idx = spread(len(t.images), o["count"])
-    labels = t.labels[idx] if t.labels is not None else None
-    r = invariance(t.model, tensor_images(t.images.load(idx)), labels, **t.norm)
-    figure, table = (t.folder / p for p in _outputs(t, o))
-    return [
-        save_figure(plot_invariance(r.curves, t.title, t.images_word, r.label_kind), figure),
-        write_csv(table, INVARIANCE_COLUMNS, invariance_rows(r.curves)),
-    ]
+    def prepare(self, t: Target, count: int) -> dict:
+        feature_layers(t.model, t.images.shape)  # a model with no layer to measure fails here, before any write
+        return {"count": count}
 
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return ["figures/invariance.png", "tables/invariance.csv"]
 
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    return [
-        ReportItem(
-            "figure",
-            f"{label}: invariance to vertical translation, rotation and scale on {ran.options['count']} test images "
-            "(paper Fig. 5).",
-            ran.files[0],
-        )
-    ]
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..data.images import tensor_images
+        from ..fileio import write_csv
+        from ..plotting import save_figure
 
+        idx = spread(len(t.images), o["count"])
+        labels = t.labels[idx] if t.labels is not None else None
+        r = invariance(t.model, tensor_images(t.images.load(idx)), labels, **t.norm)
+        figure, table = (t.folder / p for p in self.outputs(t, o))
+        return [
+            save_figure(plot_invariance(r.curves, t.title, t.images_word, r.label_kind), figure),
+            write_csv(table, INVARIANCE_COLUMNS, invariance_rows(r.curves)),
+        ]
 
-TECHNIQUE = register(
-    Technique(
-        name="invariance",
-        summary="translation/rotation/scale invariance curves",
-        applies_to="cnn",
-        compute=invariance,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        options=(count_option(100),),
-        report=_report,
-        section="zf",
-    )
-)
+    def caption(self, ran: Ran) -> str:
+        return f"invariance to vertical translation, rotation and scale on {ran.options['count']} test images (paper Fig. 5)."

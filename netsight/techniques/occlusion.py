@@ -19,7 +19,7 @@ from ..ops.inputs import Norm, check_norm, default_layer, device_of, labels_to_f
 from ..ops.hooks import capture_outputs, evaluating, normalised_input
 from ..ops.occluding import default_square, occluded_copies
 from ..errors import NetsightError
-from .base import Option, Ran, ReportItem, Technique, register, LAYER, checked_layer, count_option
+from .base import Option, Ran, Technique, register, LAYER, checked_layer, count_option
 from .target import Target, layer_file, spread
 
 if TYPE_CHECKING:
@@ -120,33 +120,6 @@ def occlusion(
     return OcclusionResult(batch.cpu(), chosen, kind, maps)
 
 
-def _prepare(
-    t: Target,
-    layer: Optional[str],
-    count: int,
-    occlusion_size: Optional[int],
-    occlusion_stride: Optional[int],
-    occlusion_fill: float,
-    feature_map: Optional[int],
-) -> dict:
-    asked, _ = checked_layer(t, layer)
-    h, w = t.images.shape[1:]
-    if occlusion_size is not None and occlusion_size > min(h, w):
-        raise NetsightError(f"--occlusion-size {occlusion_size}: larger than the {h}x{w} images")
-    return {
-        "layer": asked,
-        "count": count,
-        "size": occlusion_size,
-        "stride": occlusion_stride,
-        "fill": occlusion_fill,
-        "feature_map": feature_map,
-    }
-
-
-def _outputs(t: Target, o: dict) -> list[str]:
-    return [f"figures/occlusion_{layer_file(o['layer'])}.png"]
-
-
 def plot_occlusion(
     images: torch.Tensor,
     labels: list[int],
@@ -205,65 +178,77 @@ def plot_occlusion(
     return fig
 
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..data.images import tensor_images
-    from ..plotting import save_figure
-
-    idx = spread(len(t.images), o["count"])
-    labels = t.labels[idx] if t.labels is not None else None
-    r = occlusion(
-        t.model,
-        tensor_images(t.images.load(idx)),
-        o["layer"],
-        labels,
-        o["size"],
-        o["stride"],
-        o["fill"],
-        o["feature_map"],
-        **t.norm,
-    )
-    fig = plot_occlusion(r.inputs, r.labels, r.maps, t.classes, t.title, r.label_kind, asked=o["layer"])
-    return [save_figure(fig, t.folder / _outputs(t, o)[0])]
-
-
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    return [
-        ReportItem(
-            "figure",
-            f"{label}: occlusion sensitivity on {ran.options['count']} test images, with the strongest map of "
-            f"{ran.options['layer']} (paper Fig. 7).",
-            ran.files[0],
-        )
-    ]
-
-
-TECHNIQUE = register(
-    Technique(
-        name="occlusion",
-        summary="occlusion sensitivity maps for a few images",
-        applies_to="cnn",
-        compute=occlusion,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        options=(
-            LAYER,
-            count_option(3),
-            Option(
-                "occlusion_size",
-                "int",
-                None,
-                "side of the grey square in pixels (6/28 of the image height: 6 px on 28x28 images)",
-                lo=1,
-                hi=4096,
-            ),
-            Option("occlusion_stride", "int", None, "pixels between square positions (2/28 of the image height)", lo=1, hi=4096),
-            Option("occlusion_fill", "float", 0.5, "grey level of the square, 0..1 (0.5)", lo=0, hi=1),
-            Option(
-                "feature_map", "int", None, "occlusion: which map of --layer to track (default: the strongest)", lo=0, hi=65535
-            ),
+@register
+class OcclusionTechnique(Technique):
+    name = "occlusion"
+    summary = "occlusion sensitivity maps for a few images"
+    applies_to = "cnn"
+    options = (
+        LAYER,
+        count_option(3),
+        Option(
+            "occlusion_size",
+            "int",
+            None,
+            "side of the grey square in pixels (6/28 of the image height: 6 px on 28x28 images)",
+            lo=1,
+            hi=4096,
         ),
-        report=_report,
-        section="zf",
+        Option("occlusion_stride", "int", None, "pixels between square positions (2/28 of the image height)", lo=1, hi=4096),
+        Option("occlusion_fill", "float", 0.5, "grey level of the square, 0..1 (0.5)", lo=0, hi=1),
+        Option("feature_map", "int", None, "occlusion: which map of --layer to track (default: the strongest)", lo=0, hi=65535),
     )
-)
+    section = "zf"
+    compute = staticmethod(occlusion)
+
+    def prepare(
+        self,
+        t: Target,
+        layer: Optional[str],
+        count: int,
+        occlusion_size: Optional[int],
+        occlusion_stride: Optional[int],
+        occlusion_fill: float,
+        feature_map: Optional[int],
+    ) -> dict:
+        asked, _ = checked_layer(t, layer)
+        h, w = t.images.shape[1:]
+        if occlusion_size is not None and occlusion_size > min(h, w):
+            raise NetsightError(f"--occlusion-size {occlusion_size}: larger than the {h}x{w} images")
+        return {
+            "layer": asked,
+            "count": count,
+            "size": occlusion_size,
+            "stride": occlusion_stride,
+            "fill": occlusion_fill,
+            "feature_map": feature_map,
+        }
+
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return [f"figures/occlusion_{layer_file(o['layer'])}.png"]
+
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..data.images import tensor_images
+        from ..plotting import save_figure
+
+        idx = spread(len(t.images), o["count"])
+        labels = t.labels[idx] if t.labels is not None else None
+        r = occlusion(
+            t.model,
+            tensor_images(t.images.load(idx)),
+            o["layer"],
+            labels,
+            o["size"],
+            o["stride"],
+            o["fill"],
+            o["feature_map"],
+            **t.norm,
+        )
+        fig = plot_occlusion(r.inputs, r.labels, r.maps, t.classes, t.title, r.label_kind, asked=o["layer"])
+        return [save_figure(fig, t.folder / self.outputs(t, o)[0])]
+
+    def caption(self, ran: Ran) -> str:
+        return (
+            f"occlusion sensitivity on {ran.options['count']} test images, with the strongest map of "
+            f"{ran.options['layer']} (paper Fig. 7)."
+        )

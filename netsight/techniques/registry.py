@@ -1,8 +1,9 @@
 """The registry of techniques: each one declared once, found by name everywhere else.
 
-A technique module (`techniques/<name>.py`) registers a `Technique` (`base.py`): its name, what it
-applies to, its options, its plain compute function (what a notebook calls), how it writes its
-figures and tables for a `Target`, the files it declares, and what it adds to the study report.
+A technique module (`techniques/<name>.py`) holds one `Technique` subclass (`base.py`), registered
+with `@register`: its name, what it applies to, its options, its plain compute function (what a
+notebook calls), how it writes its figures and tables for a `Target`, the files it declares, and what
+it adds to the study report. `ORDER` below names every module; `techniques()` imports them from it.
 The CLI builds `netsight inspect`'s flags from here, suites validate their analysis names here,
 the suite runner and the report call through here, and one test walks the registry over every
 applicable model (timm's `register_model` is the habit copied).
@@ -13,17 +14,18 @@ layers and options checked) before the first file is written.
 
 from __future__ import annotations
 
-from inspect import signature
+from importlib import import_module
 from pathlib import Path
 
 from ..errors import NetsightError
 from .target import Target
-from .base import _REGISTRY, Option, ReportItem, Technique, register
+from .base import _REGISTRY, Option, ReportItem, Technique, register, unregister
 
-__all__ = ["Option", "ReportItem", "Technique", "register", "techniques", "get", "all_options", "prepare", "run"]
+__all__ = ["Option", "ReportItem", "Technique", "register", "unregister", "techniques", "get", "all_options", "prepare", "run"]
 
 
-# the technique modules, in the order the CLI's help and the report show them
+# the technique modules (netsight/techniques/<name>.py, each registering the technique <name>), in the order the
+# CLI's help and the report show them: the one list to edit for a new technique
 ORDER = (
     "filters",
     "activations",
@@ -48,26 +50,8 @@ ORDER = (
 def techniques() -> dict[str, Technique]:
     """Every registered technique, in `ORDER` (then any registered elsewhere, in registration order):
     the order the CLI and report show them, whichever module a notebook imported first."""
-    from . import (  # noqa: F401  (importing a technique module registers it)
-        activations,
-        agreement,
-        attributions,
-        deconv,
-        evolution,
-        explore,
-        faithfulness,
-        filters,
-        gates,
-        invariance,
-        occlusion,
-        rows,
-        sanity,
-        sequence,
-        top9,
-        trajectories,
-        units,
-    )
-
+    for name in ORDER:
+        import_module(f"{__package__}.{name}")  # importing a technique module registers it
     rank = {name: i for i, name in enumerate(ORDER)}
     return dict(sorted(_REGISTRY.items(), key=lambda item: rank.get(item[0], len(ORDER))))
 
@@ -90,14 +74,9 @@ def all_options() -> dict[str, list[tuple[Technique, Option]]]:
 
 def prepare(technique: Technique, target: Target, options: dict) -> dict:
     """Every option of `technique` resolved for `target` (given values, else its defaults), checked."""
-    technique.check_applies(target)
-    accepted = list(signature(technique.prepare).parameters)[1:]  # after the target
-    given = {k: v for k, v in options.items() if k in accepted and v is not None}
-    defaults = {o.name: o.default for o in technique.options}
-    return technique.prepare(target, **{**defaults, **given})
+    return technique.resolve(target, options)
 
 
 def run(name: str, target: Target, **options) -> list[Path]:
     """Prepare and write one technique for `target`: the files it wrote."""
-    technique = get(name)
-    return technique.write(target, prepare(technique, target, options))
+    return get(name).run(target, **options)

@@ -31,7 +31,7 @@ from ..errors import NetsightError
 from ..ops.hooks import normalised_input
 from .sequence import accuracy_by_rows_read
 from .target import Target
-from .base import Ran, ReportItem, Technique, register, count_option
+from .base import Technique, register, count_option
 from ._recurrent import chosen, labels, pixels, recurrent, save_tensors
 
 if TYPE_CHECKING:
@@ -115,21 +115,6 @@ def row_importance(
     return RowImportance(labels.cpu().long(), {m: torch.cat(v) for m, v in scores.items()})
 
 
-def _prepare(t: Target, count: int) -> dict:
-    if t.kind == "recurrent":
-        recurrent(t)
-    if t.labels is None:
-        raise NetsightError(
-            f"--rows needs labelled images (it scores the true class); {t.images.description} carry no labels: "
-            "use a netsight run, --data NAME, or --images DIR with one subfolder per class"
-        )
-    return {"count": count}
-
-
-def _outputs(t: Target, o: dict) -> list[str]:
-    return ["figures/rows.png", "tables/rows.csv", "tables/rows_images.safetensors"]
-
-
 def prefix_accuracy(t: Target) -> list[float]:
     """Accuracy after k rows, k = 1..T: the sequence technique's table if the run has one, else computed."""
     table = t.folder / "tables" / "rows_read.csv"
@@ -184,50 +169,53 @@ def plot_rows(
     return fig
 
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..fileio import write_csv
-    from ..plotting import save_figure
+@register
+class RowsTechnique(Technique):
+    name = "rows"
+    summary = "which input rows matter (gradient x input, integrated gradients, row occlusion) per class; recurrent runs and CNNs"
+    applies_to = "any"
+    options = (count_option(500),)
+    first_seed = True
+    # no report items of its own: the recurrent section compares every run's tables/rows.csv
+    compute = staticmethod(row_importance)
 
-    index = chosen(t, o["count"])
-    y = labels(t, index)
-    with normalised_input(t.model, **t.norm):
-        r = row_importance(recurrent(t) if t.kind == "recurrent" else t.model, pixels(t, index), y)
-    classes = t.classes or tuple(str(c) for c in range(int(y.max()) + 1))
-    per_class = {m: r.per_class(m, len(classes)) for m in METHODS}
-    rows = []
-    steps = r.scores[METHODS[0]].shape[1]
-    counts = torch.bincount(y, minlength=len(classes))
-    for c, name in [(c, classes[c]) for c in range(len(classes)) if counts[c]] + [(-1, "all")]:
-        for step in range(steps):
-            row = {"class": name, "row": step + 1, "images": int(counts[c]) if c >= 0 else len(y)}
-            for m in METHODS:
-                row[m] = float(per_class[m][c, step]) if c >= 0 else float(r.scores[m][:, step].double().mean())
-            rows.append(row)
-    figure, table, tensors = (t.folder / p for p in _outputs(t, o))
-    prefix = prefix_accuracy(t) if t.kind == "recurrent" else None  # a CNN reads the whole image at once
-    fig = plot_rows({m: per_class[m].numpy() for m in METHODS}, counts.tolist(), classes, t.title, prefix, len(y))
-    return [
-        save_figure(fig, figure),
-        write_csv(table, ["class", "row", "images", *METHODS], rows),
-        save_tensors(tensors, {"image": index, "label": y, **r.scores}),
-    ]
+    def prepare(self, t: Target, count: int) -> dict:
+        if t.kind == "recurrent":
+            recurrent(t)
+        if t.labels is None:
+            raise NetsightError(
+                f"--rows needs labelled images (it scores the true class); {t.images.description} carry no labels: "
+                "use a netsight run, --data NAME, or --images DIR with one subfolder per class"
+            )
+        return {"count": count}
 
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return ["figures/rows.png", "tables/rows.csv", "tables/rows_images.safetensors"]
 
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    return []  # the recurrent section compares every run's tables/rows.csv
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..fileio import write_csv
+        from ..plotting import save_figure
 
-
-TECHNIQUE = register(
-    Technique(
-        name="rows",
-        summary="which input rows matter (gradient x input, integrated gradients, row occlusion) per class; recurrent runs and CNNs",
-        applies_to="any",
-        compute=row_importance,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        options=(count_option(500),),
-        report=_report,
-        first_seed=True,
-    )
-)
+        index = chosen(t, o["count"])
+        y = labels(t, index)
+        with normalised_input(t.model, **t.norm):
+            r = row_importance(recurrent(t) if t.kind == "recurrent" else t.model, pixels(t, index), y)
+        classes = t.classes or tuple(str(c) for c in range(int(y.max()) + 1))
+        per_class = {m: r.per_class(m, len(classes)) for m in METHODS}
+        rows = []
+        steps = r.scores[METHODS[0]].shape[1]
+        counts = torch.bincount(y, minlength=len(classes))
+        for c, name in [(c, classes[c]) for c in range(len(classes)) if counts[c]] + [(-1, "all")]:
+            for step in range(steps):
+                row = {"class": name, "row": step + 1, "images": int(counts[c]) if c >= 0 else len(y)}
+                for m in METHODS:
+                    row[m] = float(per_class[m][c, step]) if c >= 0 else float(r.scores[m][:, step].double().mean())
+                rows.append(row)
+        figure, table, tensors = (t.folder / p for p in self.outputs(t, o))
+        prefix = prefix_accuracy(t) if t.kind == "recurrent" else None  # a CNN reads the whole image at once
+        fig = plot_rows({m: per_class[m].numpy() for m in METHODS}, counts.tolist(), classes, t.title, prefix, len(y))
+        return [
+            save_figure(fig, figure),
+            write_csv(table, ["class", "row", "images", *METHODS], rows),
+            save_tensors(tensors, {"image": index, "label": y, **r.scores}),
+        ]

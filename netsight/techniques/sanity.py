@@ -146,16 +146,6 @@ FILES = ["figures/sanity_grid.png", "figures/sanity_curves.png", "tables/sanity.
 PERMUTED = "permuted labels"
 
 
-def _prepare(t: Target, layer, count, target, methods, ig_steps, samples, randomise_layers) -> dict:
-    o = _trust.prepare(t, layer, count, target, methods, ig_steps, samples)
-    check_layers(t.model, randomisable_layers(t.model)[: randomise_layers or None])  # before any write
-    return {**o, "randomise_layers": randomise_layers}
-
-
-def _outputs(t: Target, o: dict) -> list[str]:
-    return list(FILES)
-
-
 METRIC_TITLES = {
     "spearman": "Spearman rank correlation",
     "spearman_abs": "Spearman of |map|",
@@ -274,76 +264,76 @@ def plot_sanity_curves(rows: Sequence, layers: Sequence[str], title: str, n_imag
     return fig
 
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..fileio import write_csv
-    from ..plotting import save_figure
-
-    idx, x, targets, kind = _trust.images_and_targets(t, o)
-    methods = _trust.method_objects(t, o)
-
-    def say(text: str) -> None:
-        if t.progress:
-            print(f"sanity: {text}", flush=True)
-
-    result = sanity_checks(methods, x, targets, progress=say, max_layers=o["randomise_layers"])
-    rows = list(result.rows)
-    for twin in _trust.siblings(t, labels="permuted", same_group=False)[:1]:
-        from ..train.rundir import open_run
-
-        other = open_run(twin).model(t.device)
-        rows += compare_models(methods, other, x, targets, mode=PERMUTED)
-        say(f"compared with {twin.name}, trained on permuted labels")
-    grid, curves, table = (t.folder / p for p in FILES)
-    written = [
-        save_figure(
-            plot_sanity_grid(result.images, result.originals, result.cascade, result.layers, targets, t.classes, t.title),
-            grid,
+@register
+class SanityTechnique(Technique):
+    name = "sanity"
+    summary = "sanity checks of the attribution maps (Adebayo et al. 2018): cascading and independent weight randomisation"
+    applies_to = "cnn"
+    options = (
+        *_trust.options(8),
+        Option(
+            "randomise_layers",
+            "int",
+            None,
+            "sanity: randomise only the top N layers with parameters (default: all, from the logits down to the first)",
+            lo=1,
+            hi=100_000,
         ),
-        save_figure(plot_sanity_curves(result.rows, result.layers, t.title, len(idx)), curves),
-        write_csv(table, COLUMNS, [r.values() for r in rows]),
-    ]
-    return written
-
-
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    grid, curves, _ = ran.files
-    return [
-        ReportItem(
-            "figure",
-            f"{label}: cascading randomisation, the paper's Fig. 2. Each method's map of the same images on the trained "
-            "model, then after re-initialising the layers from the logits down.",
-            grid,
-        ),
-        ReportItem(
-            "figure",
-            f"{label}: similarity of each method's maps on the randomised model to its maps on the trained model, "
-            "per layer (bands: 95% interval over images).",
-            curves,
-        ),
-    ]
-
-
-TECHNIQUE = register(
-    Technique(
-        name="sanity",
-        summary="sanity checks of the attribution maps (Adebayo et al. 2018): cascading and independent weight randomisation",
-        applies_to="cnn",
-        compute=sanity_checks,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        options=(
-            *_trust.options(8),
-            Option(
-                "randomise_layers",
-                "int",
-                None,
-                "sanity: randomise only the top N layers with parameters (default: all, from the logits down to the first)",
-                lo=1,
-                hi=100_000,
-            ),
-        ),
-        report=_report,
-        section="trust",
     )
-)
+    section = "trust"
+    compute = staticmethod(sanity_checks)
+
+    def prepare(self, t: Target, layer, count, target, methods, ig_steps, samples, randomise_layers) -> dict:
+        o = _trust.prepare(t, layer, count, target, methods, ig_steps, samples)
+        check_layers(t.model, randomisable_layers(t.model)[: randomise_layers or None])  # before any write
+        return {**o, "randomise_layers": randomise_layers}
+
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return list(FILES)
+
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..fileio import write_csv
+        from ..plotting import save_figure
+
+        idx, x, targets, kind = _trust.images_and_targets(t, o)
+        methods = _trust.method_objects(t, o)
+
+        def say(text: str) -> None:
+            if t.progress:
+                print(f"sanity: {text}", flush=True)
+
+        result = sanity_checks(methods, x, targets, progress=say, max_layers=o["randomise_layers"])
+        rows = list(result.rows)
+        for twin in _trust.siblings(t, labels="permuted", same_group=False)[:1]:
+            from ..train.rundir import open_run
+
+            other = open_run(twin).model(t.device)
+            rows += compare_models(methods, other, x, targets, mode=PERMUTED)
+            say(f"compared with {twin.name}, trained on permuted labels")
+        grid, curves, table = (t.folder / p for p in FILES)
+        written = [
+            save_figure(
+                plot_sanity_grid(result.images, result.originals, result.cascade, result.layers, targets, t.classes, t.title),
+                grid,
+            ),
+            save_figure(plot_sanity_curves(result.rows, result.layers, t.title, len(idx)), curves),
+            write_csv(table, COLUMNS, [r.values() for r in rows]),
+        ]
+        return written
+
+    def report(self, run, label: str, ran: Ran) -> list[ReportItem]:
+        grid, curves, _ = ran.files
+        return [
+            ReportItem(
+                "figure",
+                f"{label}: cascading randomisation, the paper's Fig. 2. Each method's map of the same images on the trained "
+                "model, then after re-initialising the layers from the logits down.",
+                grid,
+            ),
+            ReportItem(
+                "figure",
+                f"{label}: similarity of each method's maps on the randomised model to its maps on the trained model, "
+                "per layer (bands: 95% interval over images).",
+                curves,
+            ),
+        ]

@@ -16,7 +16,7 @@ from torch import nn
 from ..data import Dataset
 from ..errors import NetsightError
 from ..models.rnn import RowSequenceClassifier
-from .base import Ran, ReportItem, Technique, register
+from .base import Technique, register
 from .target import Target, spread
 
 
@@ -92,44 +92,32 @@ def _initial_model(t: Target):
     return build_model(ModelConfig.from_dict(t.run.info["model"])).to(t.device)
 
 
-def _prepare(t: Target) -> dict:
-    return {}
+@register
+class SequenceTechnique(Technique):
+    name = "sequence"
+    summary = "recurrent runs: accuracy after k rows, gradient reaching each row (run directories)"
+    applies_to = "recurrent"
+    needs_run = True
+    # no report items of its own: the recurrent section draws rows_read.csv and gradient_by_step.csv of every run together
+    compute = staticmethod(sequence)
 
+    def prepare(self, t: Target) -> dict:
+        return {}
 
-def _outputs(t: Target, o: dict) -> list[str]:
-    return ["tables/rows_read.csv", "tables/gradient_by_step.csv"]
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return ["tables/rows_read.csv", "tables/gradient_by_step.csv"]
 
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..fileio import write_csv
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..fileio import write_csv
-
-    labels = t.images.labels
-    if labels is None:  # a run's split always has its labels
-        raise NetsightError(f"sequence: {t.images.description} carry no labels")
-    by_rows, rows = sequence(_initial_model(t), t.model, t.run_pixels(), labels)
-    rows_read, gradients = (t.folder / p for p in _outputs(t, o))
-    return [
-        write_csv(
-            rows_read, ["rows_read", "test_acc"], [{"rows_read": k + 1, "test_acc": float(a)} for k, a in enumerate(by_rows)]
-        ),
-        write_csv(gradients, list(rows[0]), rows),
-    ]
-
-
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    return []  # the recurrent section draws rows_read.csv and gradient_by_step.csv of every run together
-
-
-TECHNIQUE = register(
-    Technique(
-        name="sequence",
-        summary="recurrent runs: accuracy after k rows, gradient reaching each row (run directories)",
-        applies_to="recurrent",
-        needs_run=True,
-        compute=sequence,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        report=_report,
-    )
-)
+        labels = t.images.labels
+        if labels is None:  # a run's split always has its labels
+            raise NetsightError(f"sequence: {t.images.description} carry no labels")
+        by_rows, rows = sequence(_initial_model(t), t.model, t.run_pixels(), labels)
+        rows_read, gradients = (t.folder / p for p in self.outputs(t, o))
+        return [
+            write_csv(
+                rows_read, ["rows_read", "test_acc"], [{"rows_read": k + 1, "test_acc": float(a)} for k, a in enumerate(by_rows)]
+            ),
+            write_csv(gradients, list(rows[0]), rows),
+        ]

@@ -78,16 +78,6 @@ def top9(
     return Top9(**{f.name: getattr(found, f.name) for f in fields(found)})
 
 
-def _prepare(t: Target, layer: Optional[str], maps: int) -> dict:
-    asked, _ = checked_layer(t, layer)
-    return {"layer": asked, "maps": maps}
-
-
-def _outputs(t: Target, o: dict) -> list[str]:
-    name = layer_file(o["layer"])
-    return [f"figures/top9_{name}.png", f"tables/top9_{name}.csv", f"tables/top9_{name}_field.json"]
-
-
 def plot_top9(tp, title: str, per_row: int = 4, asked: Optional[str] = None) -> Figure:
     """One block per feature map: 3x3 projections (left) beside the 3x3 input patches (right).
     Blocks are laid out in inches (a title band above each, a gap between them), so a figure of
@@ -144,100 +134,99 @@ def plot_top9(tp, title: str, per_row: int = 4, asked: Optional[str] = None) -> 
     return fig
 
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..fileio import write_csv, write_json
-    from ..plotting import save_figure
+@register
+class Top9Technique(Technique):
+    name = "top9"
+    summary = "top-9 activations per feature map of --layer: projections + patches"
+    applies_to = "cnn"
+    options = (LAYER, Option("maps", "int", 16, MAPS_HELP, lo=1, hi=65536))
+    section = "zf"
+    compute = staticmethod(top9)
 
-    tp = top9(t.model, t.images, o["layer"], 9, o["maps"], **t.norm, progress=t.progress)
-    top, field = tp.top, tp.top.field
-    h, w = t.images.shape[1:]
-    classes, labels = t.images.classes, t.images.labels
-    rows: list[dict[str, Any]] = []
-    for m in range(top.values.shape[0]):
-        for j in range(top.values.shape[1]):
-            i, y, x = int(top.image_index[m, j]), int(top.positions[m, j, 0]), int(top.positions[m, j, 1])
-            rows.append(
-                {
-                    "map": m,
-                    "rank": j + 1,
-                    "activation": float(top.values[m, j]),
-                    "image": i,
-                    "file": t.images.names[i],
-                    "label": classes[int(labels[i])] if labels is not None and classes else "",
-                    "y": y,
-                    "x": x,
-                    "rf_clipped": int(field.clipped(y, x, h, w)),
-                }
-            )
-    # how often would a unit's field be clipped if the top units sat anywhere on the map?
-    with normalised_input(t.model, **t.norm):
-        act = make_deconvnet(t.model, top.layer, t.images.shape).activations(torch.zeros(1, *t.images.shape, device=t.device))
-    hf, wf = (act.shape[2], act.shape[3]) if act.dim() == 4 else (1, 1)
-    share = sum(field.clipped(y, x, h, w) for y in range(hf) for x in range(wf)) / (hf * wf)
-    record = {
-        "layer": o["layer"],
-        "ranked": top.layer,
-        "receptive_field": list(field.size),
-        "jump": list(field.jump),
-        "start": list(field.start),
-        "image": [h, w],
-        "feature_map": [hf, wf],
-        "units": len(rows),
-        "clipped": sum(r["rf_clipped"] for r in rows),
-        "positions_clipped_share": share,
-    }
-    figure, table, info = (t.folder / p for p in _outputs(t, o))
-    return [
-        save_figure(plot_top9(tp, t.title, asked=o["layer"]), figure),
-        write_csv(table, COLUMNS, rows),
-        write_json(info, record),
-    ]
+    def prepare(self, t: Target, layer: Optional[str], maps: int) -> dict:
+        asked, _ = checked_layer(t, layer)
+        return {"layer": asked, "maps": maps}
 
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        name = layer_file(o["layer"])
+        return [f"figures/top9_{name}.png", f"tables/top9_{name}.csv", f"tables/top9_{name}_field.json"]
 
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    figure, _, info = ran.files
-    items = [
-        ReportItem(
-            "figure",
-            f"{label}: top-9 activations per feature map of {ran.options['layer']} (the first {ran.options['maps']} maps); "
-            "projections beside input patches (paper Fig. 2).",
-            figure,
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..fileio import write_csv, write_json
+        from ..plotting import save_figure
+
+        tp = top9(t.model, t.images, o["layer"], 9, o["maps"], **t.norm, progress=t.progress)
+        top, field = tp.top, tp.top.field
+        h, w = t.images.shape[1:]
+        classes, labels = t.images.classes, t.images.labels
+        rows: list[dict[str, Any]] = []
+        for m in range(top.values.shape[0]):
+            for j in range(top.values.shape[1]):
+                i, y, x = int(top.image_index[m, j]), int(top.positions[m, j, 0]), int(top.positions[m, j, 1])
+                rows.append(
+                    {
+                        "map": m,
+                        "rank": j + 1,
+                        "activation": float(top.values[m, j]),
+                        "image": i,
+                        "file": t.images.names[i],
+                        "label": classes[int(labels[i])] if labels is not None and classes else "",
+                        "y": y,
+                        "x": x,
+                        "rf_clipped": int(field.clipped(y, x, h, w)),
+                    }
+                )
+        # how often would a unit's field be clipped if the top units sat anywhere on the map?
+        with normalised_input(t.model, **t.norm):
+            act = make_deconvnet(t.model, top.layer, t.images.shape).activations(torch.zeros(1, *t.images.shape, device=t.device))
+        hf, wf = (act.shape[2], act.shape[3]) if act.dim() == 4 else (1, 1)
+        share = sum(field.clipped(y, x, h, w) for y in range(hf) for x in range(wf)) / (hf * wf)
+        record = {
+            "layer": o["layer"],
+            "ranked": top.layer,
+            "receptive_field": list(field.size),
+            "jump": list(field.jump),
+            "start": list(field.start),
+            "image": [h, w],
+            "feature_map": [hf, wf],
+            "units": len(rows),
+            "clipped": sum(r["rf_clipped"] for r in rows),
+            "positions_clipped_share": share,
+        }
+        figure, table, info = (t.folder / p for p in self.outputs(t, o))
+        return [
+            save_figure(plot_top9(tp, t.title, asked=o["layer"]), figure),
+            write_csv(table, COLUMNS, rows),
+            write_json(info, record),
+        ]
+
+    def caption(self, ran: Ran) -> str:
+        return (
+            f"top-9 activations per feature map of {ran.options['layer']} (the first {ran.options['maps']} maps); "
+            "projections beside input patches (paper Fig. 2)."
         )
-    ]
-    if info.is_file():
-        b = read_json(info)
-        share = b["clipped"] / max(b["units"], 1)
-        items.append(
-            ReportItem(
-                "p",
-                (
-                    f"Border effect: {b['clipped']} of {b['units']} top-9 units of {label} ({share:.0%}) sit where their "
-                    f"{b['receptive_field'][0]}x{b['receptive_field'][1]}-pixel receptive field reaches past the image border into "
-                    f"the zero padding ('SAME' padding), against {b['positions_clipped_share']:.0%} of all positions of the "
-                    f"{b['feature_map'][0]}x{b['feature_map'][1]} feature map. "
-                    + (
-                        "The strongest units sit at the border more often than position alone would explain, so the artificial "
-                        "edge the zero padding draws there may drive some of them."
-                        if share > b["positions_clipped_share"] + 0.05
-                        else "That is about what position alone explains."
-                    )
-                ),
+
+    def report(self, run, label: str, ran: Ran) -> list[ReportItem]:
+        items = super().report(run, label, ran)  # the figure, then what the receptive-field record says
+        info = ran.files[2]
+        if info.is_file():
+            b = read_json(info)
+            share = b["clipped"] / max(b["units"], 1)
+            items.append(
+                ReportItem(
+                    "p",
+                    (
+                        f"Border effect: {b['clipped']} of {b['units']} top-9 units of {label} ({share:.0%}) sit where their "
+                        f"{b['receptive_field'][0]}x{b['receptive_field'][1]}-pixel receptive field reaches past the image border into "
+                        f"the zero padding ('SAME' padding), against {b['positions_clipped_share']:.0%} of all positions of the "
+                        f"{b['feature_map'][0]}x{b['feature_map'][1]} feature map. "
+                        + (
+                            "The strongest units sit at the border more often than position alone would explain, so the artificial "
+                            "edge the zero padding draws there may drive some of them."
+                            if share > b["positions_clipped_share"] + 0.05
+                            else "That is about what position alone explains."
+                        )
+                    ),
+                )
             )
-        )
-    return items
-
-
-TECHNIQUE = register(
-    Technique(
-        name="top9",
-        summary="top-9 activations per feature map of --layer: projections + patches",
-        applies_to="cnn",
-        compute=top9,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        options=(LAYER, Option("maps", "int", 16, MAPS_HELP, lo=1, hi=65536)),
-        report=_report,
-        section="zf",
-    )
-)
+        return items

@@ -22,7 +22,7 @@ import torch
 
 from ..ops.recurrent import run_steps
 from .target import Target
-from .base import Ran, ReportItem, Technique, register, count_option
+from .base import Technique, register, count_option
 from ._recurrent import chosen, labels, pixels, recurrent, save_tensors
 
 if TYPE_CHECKING:
@@ -54,16 +54,6 @@ def trajectories(model, images: torch.Tensor, labels: torch.Tensor) -> Trajector
         components.float(),
         centre.float(),
     )
-
-
-def _prepare(t: Target, count: int) -> dict:
-    recurrent(t)
-    labels(t, torch.tensor([0]))
-    return {"count": count}
-
-
-def _outputs(t: Target, o: dict) -> list[str]:
-    return ["figures/trajectories.png", "tables/trajectories.safetensors"]
 
 
 def plot_trajectories(panels: Sequence[tuple[str, object, object, object]], classes: Sequence[str], title: str) -> Figure:
@@ -100,46 +90,44 @@ def plot_trajectories(panels: Sequence[tuple[str, object, object, object]], clas
     return fig
 
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..plotting import save_figure
+@register
+class TrajectoriesTechnique(Technique):
+    name = "trajectories"
+    summary = "recurrent runs: hidden-state paths over the rows, PCA to 2-D, coloured by class"
+    applies_to = "recurrent"
+    options = (count_option(200),)
+    first_seed = True
+    # no report items of its own: the recurrent section draws every run's trajectories side by side
+    compute = staticmethod(trajectories)
 
-    index = chosen(t, o["count"])
-    tr = trajectories(recurrent(t), pixels(t, index), labels(t, index))
-    figure, tensors = (t.folder / p for p in _outputs(t, o))
-    fig = plot_trajectories(
-        [(t.title, tr.path, tr.labels, tr.explained)], t.classes, f"Hidden-state trajectories (PCA): {t.title}"
-    )
-    return [
-        save_figure(fig, figure),
-        save_tensors(
-            tensors,
-            {
-                "image": index,
-                "label": tr.labels,
-                "path": tr.path,
-                "explained": tr.explained,
-                "components": tr.components,
-                "centre": tr.centre,
-            },
-        ),
-    ]
+    def prepare(self, t: Target, count: int) -> dict:
+        recurrent(t)
+        labels(t, torch.tensor([0]))
+        return {"count": count}
 
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return ["figures/trajectories.png", "tables/trajectories.safetensors"]
 
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    return []  # the recurrent section draws every run's trajectories side by side
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..plotting import save_figure
 
-
-TECHNIQUE = register(
-    Technique(
-        name="trajectories",
-        summary="recurrent runs: hidden-state paths over the rows, PCA to 2-D, coloured by class",
-        applies_to="recurrent",
-        compute=trajectories,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        options=(count_option(200),),
-        report=_report,
-        first_seed=True,
-    )
-)
+        index = chosen(t, o["count"])
+        tr = trajectories(recurrent(t), pixels(t, index), labels(t, index))
+        figure, tensors = (t.folder / p for p in self.outputs(t, o))
+        fig = plot_trajectories(
+            [(t.title, tr.path, tr.labels, tr.explained)], t.classes, f"Hidden-state trajectories (PCA): {t.title}"
+        )
+        return [
+            save_figure(fig, figure),
+            save_tensors(
+                tensors,
+                {
+                    "image": index,
+                    "label": tr.labels,
+                    "path": tr.path,
+                    "explained": tr.explained,
+                    "components": tr.components,
+                    "centre": tr.centre,
+                },
+            ),
+        ]

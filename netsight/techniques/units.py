@@ -28,7 +28,7 @@ import torch
 
 from ..ops.recurrent import FEATURES, UnitStatsResult, unit_stats
 from .target import Target
-from .base import Ran, ReportItem, Technique, register, count_option
+from .base import Technique, register, count_option
 from ._recurrent import UNIT, checked_unit, labels, pixels, save_tensors, stats
 
 if TYPE_CHECKING:
@@ -50,17 +50,6 @@ def shown_units(r: UnitStatsResult, unit: Optional[int]) -> list[tuple[int, str]
                 picks.append((u, f"tracks {'the row index' if f == 'row' else f} (r = {r.correlation[f][u]:+.2f})"))
                 break
     return picks[:SHOWN]
-
-
-def _prepare(t: Target, count: int, unit: Optional[int]) -> dict:
-    checked_unit(t, unit)
-    labels(t, torch.tensor([0]))
-    return {"count": count, "unit": unit}
-
-
-def _outputs(t: Target, o: dict) -> list[str]:
-    figure = "figures/units.png" if o["unit"] is None else f"figures/units_{o['unit']}.png"
-    return [figure, "tables/units.csv", "tables/unit_traces.safetensors"]
 
 
 def unit_rows(r: UnitStatsResult, index: torch.Tensor, classes: tuple[str, ...]) -> list[dict]:
@@ -171,36 +160,35 @@ def plot_units(
     return fig
 
 
-def _write(t: Target, o: dict) -> list[Path]:
-    from ..fileio import write_csv
-    from ..plotting import save_figure
+@register
+class UnitsTechnique(Technique):
+    name = "units"
+    summary = "recurrent runs: every hidden unit's top-9 (image, step), mean trace per class, selectivity, input tracking"
+    applies_to = "recurrent"
+    options = (count_option(10_000), UNIT)
+    first_seed = True
+    # no report items of its own: the recurrent section compares every run's tables/units.csv
+    compute = staticmethod(unit_stats)
 
-    index, r = stats(t, o["count"])
-    classes = t.classes or tuple(str(c) for c in range(r.class_mean.shape[0]))
-    rows = unit_rows(r, index, classes)
-    figure, table, tensors = (t.folder / p for p in _outputs(t, o))
-    picks = shown_units(r, o["unit"])
-    images = [pixels(t, index[r.top_images[u]]) for u, _ in picks]
-    tile_labels = [labels(t, index[r.top_images[u]]).tolist() for u, _ in picks]
-    fig = plot_units(r, picks, images, tile_labels, classes, t.title, len(index))
-    return [save_figure(fig, figure), write_csv(table, list(rows[0]), rows), save_tensors(tensors, tensors_of(r, index))]
+    def prepare(self, t: Target, count: int, unit: Optional[int]) -> dict:
+        checked_unit(t, unit)
+        labels(t, torch.tensor([0]))
+        return {"count": count, "unit": unit}
 
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        figure = "figures/units.png" if o["unit"] is None else f"figures/units_{o['unit']}.png"
+        return [figure, "tables/units.csv", "tables/unit_traces.safetensors"]
 
-def _report(run, label: str, ran: Ran) -> list[ReportItem]:
-    return []  # the recurrent section compares every run's tables/units.csv
+    def write(self, t: Target, o: dict) -> list[Path]:
+        from ..fileio import write_csv
+        from ..plotting import save_figure
 
-
-TECHNIQUE = register(
-    Technique(
-        name="units",
-        summary="recurrent runs: every hidden unit's top-9 (image, step), mean trace per class, selectivity, input tracking",
-        applies_to="recurrent",
-        compute=unit_stats,
-        prepare=_prepare,
-        outputs=_outputs,
-        write=_write,
-        options=(count_option(10_000), UNIT),
-        report=_report,
-        first_seed=True,
-    )
-)
+        index, r = stats(t, o["count"])
+        classes = t.classes or tuple(str(c) for c in range(r.class_mean.shape[0]))
+        rows = unit_rows(r, index, classes)
+        figure, table, tensors = (t.folder / p for p in self.outputs(t, o))
+        picks = shown_units(r, o["unit"])
+        images = [pixels(t, index[r.top_images[u]]) for u, _ in picks]
+        tile_labels = [labels(t, index[r.top_images[u]]).tolist() for u, _ in picks]
+        fig = plot_units(r, picks, images, tile_labels, classes, t.title, len(index))
+        return [save_figure(fig, figure), write_csv(table, list(rows[0]), rows), save_tensors(tensors, tensors_of(r, index))]
