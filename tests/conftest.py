@@ -266,7 +266,7 @@ def _small_suite_data(*names: str):
     tasks, which load their own) reads `small_part`s of the bundled datasets (all of SMALL unless `names` are
     given) in place of the whole sets; yields them by name."""
     from netsight.data import load_dataset
-    from netsight.suites import units
+    from netsight.suites import work_units as units
 
     with pytest.MonkeyPatch.context() as mp:
         for name in names or tuple(SMALL):

@@ -13,7 +13,7 @@ from netsight.techniques.inspection import ran
 from netsight.errors import NetsightError
 from netsight.fileio import read_json
 from netsight.report.html import build_report
-from netsight.suites import units
+from netsight.suites import work_units as units
 from netsight.suites.runner import SuiteOptions, run_suite
 from netsight.suites.spec import parse_suite
 from tests.conftest import tiny_dataset

@@ -299,8 +299,9 @@ def test_explore_a_torchvision_model(image_folder, weights, tmp_path, capsys):
     model, source = _model("resnet18", weights["resnet18"]), _images(image_folder, 32)
     top = zf.top_activations(model, source, "layer1.0.conv1", mean=MEAN, std=STD)
     for m in (0, 33):
-        assert [t["image"] for t in layer["units"][m]["top"]] == top.image_index[m].tolist()
-        assert [t["file"] for t in layer["units"][m]["top"]] == [source.names[i] for i in top.image_index[m].tolist()]
+        cards = next(p for p in layer["units"][m]["panels"] if p["kind"] == "images")["items"]  # the unit's top-9
+        assert [int(c["data"]["image"]) for c in cards] == top.image_index[m].tolist()
+        assert [c["title"].split(",")[0] for c in cards] == [source.names[i] for i in top.image_index[m].tolist()]
     assert main(["explore", "--model", "torchvision:resnet18", "--images", str(image_folder), "--out", str(page)]) == 2
     assert "give --layers" in _one_line(capsys)
     assert (
