@@ -94,7 +94,13 @@ def test_unstackable_members_are_refused():
 
 
 @pytest.mark.parametrize(
-    "name, kw", [("lenet5", {}), ("cnn-bn", {"dropout": 0.0}), ("lstm", {"hidden": 16}), ("gru", {"hidden": 16})]
+    "name, kw",
+    [
+        pytest.param("lenet5", {}, marks=pytest.mark.slow),  # 50 float64 steps of a CNN: 5-20 s on 2 cores
+        pytest.param("cnn-bn", {"dropout": 0.0}, marks=pytest.mark.slow),
+        ("lstm", {"hidden": 16}),
+        ("gru", {"hidden": 16}),
+    ],
 )
 def test_in_float64_a_fleet_trains_exactly_like_its_members(name, kw):
     """50 Adam steps on each member's own batches: in float64 the fleet's losses equal the single

@@ -33,11 +33,11 @@ def _losses(path):
 @pytest.mark.parametrize(
     "model, kw, tol",
     [
-        ("lenet5", {}, 2e-3),
+        pytest.param("lenet5", {}, 2e-3, marks=pytest.mark.slow),  # the CNN cases train ~10-16 s each on 2 cores
         ("rnn", {"hidden": 16}, 1e-5),
         ("lstm", {"hidden": 16}, 1e-5),
         ("gru", {"hidden": 16}, 1e-5),
-        ("cnn-bn", {"dropout": 0.0}, 2e-2),
+        pytest.param("cnn-bn", {"dropout": 0.0}, 2e-2, marks=pytest.mark.slow),
     ],
 )
 def test_the_first_50_iterations_equal_the_single_runs(tmp_path, model, kw, tol):
