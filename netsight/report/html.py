@@ -673,9 +673,14 @@ def _options_used(runs) -> list[list]:
     rows = []
     for group, run in runs:
         for name, e in ran(run.path).items():
-            shown = ", ".join(f"{k}={v}" for k, v in e.options.items() if v is not None and k != "others")
+            shown = "; ".join(f"{k}={_option_value(v)}" for k, v in e.options.items() if v is not None and k != "others")
             rows.append([group, run.name, name, shown])
     return rows
+
+
+def _option_value(v) -> str:
+    """An option as its flag takes it: a list comma-joined (methods=gradient,gradcam), not Python's repr."""
+    return ",".join(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v)
 
 
 def _wall_time(out: Path) -> str:

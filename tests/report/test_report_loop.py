@@ -94,7 +94,7 @@ def test_a_suite_at_conv1_reports_the_conv1_figures(conv1_suite):
     assert "feature evolution of conv1" in zf
     assert "conv2" not in zf and "missing" not in zf
     assert zf.count("<figure>") == 5
-    assert '<td>top9</td><td class="text">layer=conv1, maps=4</td>' in html or "layer=conv1, maps=4" in html  # provenance
+    assert '<td>top9</td><td class="text">layer=conv1; maps=4</td>' in html or "layer=conv1; maps=4" in html  # provenance
 
 
 def test_a_removed_figure_is_noted_in_the_report_and_fails_strict_builds(conv1_suite, tmp_path, monkeypatch):
