@@ -328,7 +328,9 @@ class InputInvarianceTechnique(Technique):
                 figure,
             )
         ]
-        if verdicts.is_file():
+        if _trust.in_quick_suite(run.path):
+            items.append(ReportItem("p", "Quick mode: no verdicts (too few images to say anything of a method)."))
+        elif verdicts.is_file():
             for r in read_csv(verdicts):
                 items.append(ReportItem("p", sentence(method_title(r["method"]), r["verdict"], float(r["hi"]), r["note"])))
         return items

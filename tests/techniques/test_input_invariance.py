@@ -94,3 +94,21 @@ def test_a_zero_shift_is_refused_before_anything_is_written(tiny_runs, tmp_path,
     assert main(["inspect", str(run), "--input-invariance", "--input-shift", "0"]) == 2
     assert "--input-shift" in capsys.readouterr().err
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+
+
+def test_the_report_gives_one_line_per_method_and_none_in_quick_mode(tiny_runs, tmp_path):
+    from types import SimpleNamespace
+
+    from netsight.fileio import write_json
+    from netsight.techniques.inspection import ran
+    from netsight.techniques.registry import get
+
+    run = tiny_runs.copy("lenet5", tmp_path / "OUT/runs/cifar/lenet5")
+    assert main(["inspect", str(run), "--input-invariance", "--count", "2", "--methods", "gradient,integrated_gradients"]) == 0
+    technique, record = get("input_invariance"), ran(run)["input_invariance"]
+    items = technique.report(SimpleNamespace(path=run), "LeNet5", record)
+    assert [i.kind for i in items] == ["figure", "p", "p"]
+    assert items[1].text.startswith("Gradient: input invariant") and "not input invariant" in items[2].text
+    write_json(tmp_path / "OUT/suite.json", {"quick": True})
+    items = technique.report(SimpleNamespace(path=run), "LeNet5", record)
+    assert [i.kind for i in items] == ["figure", "p"] and "no verdicts" in items[1].text
