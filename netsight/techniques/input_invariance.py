@@ -213,16 +213,17 @@ def verdict_rows(result: InputInvariance) -> list[tuple]:
             note = f"the map changed on {k} of {n} images (largest relative change {np.nanmax(rel):.3g})"
         else:
             verdict = "yes"
-            note = f"no map changed on {n} images (largest relative change {np.nanmax(rel):.1g}); shift {result.shift:g}"
+            note = f"no map changed on {n} images (largest relative change {np.nanmax(rel):.1g}, shift {result.shift:g})"
         out.append((m, TEST, verdict, MEASURE, k / n, lo, hi, "", TOLERANCE, n, "", 1, note))
     return out
 
 
 def sentence(method_title: str, verdict: str, hi: float, note: str) -> str:
     """The report's line for one method's verdict row (`hi`: the interval's upper end)."""
+    name = method_title[:1].upper() + method_title[1:]
     if verdict == "no":
-        return f"{method_title}: not input invariant: {note}."
-    return f"{method_title}: input invariant on these images: {note} (the fraction that could change: at most {hi:.2f}, 95%)."
+        return f"{name}: not input invariant: {note}."
+    return f"{name}: input invariant on these images: {note}; the fraction of images whose map could still change is at most {hi:.2f} (95%)."
 
 
 def plot_input_invariance(result: InputInvariance, targets: Sequence[int], classes: tuple[str, ...], title: str) -> Figure:
