@@ -453,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, technique in registry.techniques().items():
         if technique.flag:
-            g.add_argument(f"--{name}", action="store_true", help=technique.summary)
+            g.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true", help=technique.summary)
     g = p.add_argument_group("any PyTorch model (instead of a run directory)")
     _add_model_flags(g)
     g.add_argument("--out", type=Path, help="the folder for figures/, tables/ and inspection.json (required with --model)")

@@ -11,6 +11,7 @@ and the analyses to make of them. The built-in `assignment` suite is one such fi
     snapshots = [100, 500, 1000]   # any training field (netsight train --help); a list of
     hidden = [32, 64]              # values for hidden/lr/batch_size/... makes a grid
     labels = "permuted"            # train on permuted labels (Adebayo et al.'s data randomisation)
+    seeds = 1                      # at most this many of the suite's seeds for this group
     analyses = ["filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance", "explore"]
 
     [group.options.top9]           # a technique's options (its `netsight inspect` flags, in snake_case)
@@ -48,7 +49,7 @@ else:  # pragma: no cover
 BUILTIN_DIR = Path(__file__).parent
 GRID_FIELDS = ("hidden", "lr", "batch_size", "optimizer", "init", "dropout", "iterations", "eval_every", "labels")
 OPTION_TABLES = ("options", "quick_options")  # [group.options.<technique>], [group.quick_options.<technique>]
-_GROUP_KEYS = {"name", "models", "data", "analyses", "snapshots"} | set(GRID_FIELDS) | set(OPTION_TABLES)
+_GROUP_KEYS = {"name", "models", "data", "analyses", "snapshots", "seeds"} | set(GRID_FIELDS) | set(OPTION_TABLES)
 QUICK_ITERATIONS = 100  # --quick: iterations per run
 QUICK_SEEDS = 2  # --quick: seeds (two, so the spread is still computed)
 
@@ -63,6 +64,7 @@ class Group:
     grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)  # technique -> option -> value
     quick_options: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)  # ... with --quick, over options
+    seeds: int | None = None  # at most this many of the suite's seeds (None: all of them)
 
     def options_for(self, technique: str, quick: bool) -> dict[str, Any]:
         """The options this group gives `technique` (with --quick, its quick_options over them)."""
@@ -114,6 +116,7 @@ _GROUP_TYPES: dict[str, tuple[str, str]] = {
     "optimizer": (_STR, "grid"),
     "init": (_STR, "grid"),
     "labels": (_STR, "grid"),
+    "seeds": (_INT, "one"),
 }
 
 
@@ -222,10 +225,22 @@ def parse_suite(text: str, where: str) -> Suite:
         bad = [a for a in analyses if a not in known]
         if bad:
             raise NetsightError(f"{here}: unknown analyses {bad}; expected any of {', '.join(known)}")
+        if "seeds" in g and not 1 <= g["seeds"] <= 1000:
+            raise NetsightError(f"{here}: seeds = {g['seeds']!r}: expected an integer from 1 to 1000")
         grid = {k: tuple(v) if isinstance(v, list) else (v,) for k, v in g.items() if k in GRID_FIELDS}
         options, quick = (_technique_options(here, k, g.get(k, {}), analyses) for k in OPTION_TABLES)
         groups.append(
-            Group(name, tuple(g["models"]), g.get("data"), tuple(analyses), tuple(g.get("snapshots", [])), grid, options, quick)
+            Group(
+                name,
+                tuple(g["models"]),
+                g.get("data"),
+                tuple(analyses),
+                tuple(g.get("snapshots", [])),
+                grid,
+                options,
+                quick,
+                g.get("seeds"),
+            )
         )
     return Suite(title, seeds, tuple(groups), text, where)
 
@@ -251,6 +266,7 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
         raise NetsightError(f"--seeds {n_seeds}: expected an integer >= 1")
     specs = []
     for g in suite.groups:
+        group_seeds = min(n_seeds, g.seeds or n_seeds)
         keys = list(g.grid)
         for model in g.models:
             for values in itertools.product(*(g.grid[k] for k in keys)):
@@ -261,7 +277,7 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
                         continue
                     for k in unused:
                         overrides.pop(k)
-                for seed in range(n_seeds):
+                for seed in range(group_seeds):
                     try:
                         config = resolve(model, g.data, seed=seed, snapshots=list(g.snapshots) or None, **overrides)
                     except NetsightError as exc:  # name the suite file and group, not only the field
@@ -276,7 +292,7 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
                         for a in g.analyses
                         if techniques()[a].applies_to in ("any", "recurrent" if recurrent else "cnn")
                         and (not techniques()[a].models or model in techniques()[a].models)
-                        and techniques()[a].min_seeds <= n_seeds  # --seeds 1: no seed agreement to measure
+                        and techniques()[a].min_seeds <= group_seeds  # one seed: no seed agreement to measure
                     )
                     every_seed = tuple(
                         a for a in analyses if techniques()[a].applies_to == "recurrent" and not techniques()[a].first_seed

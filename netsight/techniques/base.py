@@ -120,11 +120,11 @@ class Technique(ABC):
     def check_applies(self, target: Target) -> None:
         if self.needs_run and target.run is None:
             raise NetsightError(
-                f"--{self.name} needs the weight snapshots and config of a netsight run directory; it does not go with --model"
+                f"--{self.name.replace('_', '-')} needs the weight snapshots and config of a netsight run directory; it does not go with --model"
             )
         if not self.applies(target):
             what = {"cnn": "convolutional networks", "recurrent": "recurrent networks"}[self.applies_to]
-            raise NetsightError(f"--{self.name} is for {what}; {target.title} is not one")
+            raise NetsightError(f"--{self.name.replace('_', '-')} is for {what}; {target.title} is not one")
 
     def resolve(self, target: Target, options: dict) -> dict:
         """Every option resolved for `target` (the values given in `options`, else its defaults), checked by

@@ -36,6 +36,7 @@ ORDER = (
     "sanity",
     "faithfulness",
     "agreement",
+    "input_invariance",
     "evolution",
     "invariance",
     "sequence",

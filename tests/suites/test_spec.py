@@ -7,7 +7,7 @@ from netsight.suites.spec import QUICK_ITERATIONS, expand, load_suite, parse_sui
 def test_the_assignment_suite_covers_the_report():
     suite = load_suite("assignment")
     runs = expand(suite)
-    assert suite.seeds == 3 and len(runs) == 2 * 3 + 9 * 3 + 2 * 3
+    assert suite.seeds == 3 and len(runs) == 2 * 3 + 1 + 9 * 3 + 2 * 3  # the permuted-label LeNet5: one seed
     rnn = [r for r in runs if r.group == "rnn"]
     assert {(r.config.model, r.config.hidden) for r in rnn} == {(m, h) for m in ("rnn", "lstm", "gru") for h in (32, 64, 128)}
     assert all(r.config.lr == 1e-3 and r.config.batch_size == 128 and r.config.iterations == 5500 for r in rnn)
@@ -26,6 +26,13 @@ def test_the_assignment_suite_covers_the_report():
     assert all("agreement" in r.analyses for r in cifar if r.config.seed == 0)
     cnn_mnist = [r for r in runs if r.group == "cnn-mnist"]  # the CNNs' row scores beside the recurrent nets'
     assert [r.analyses for r in cnn_mnist if r.config.seed == 0] == [("rows",), ("rows",)]
+    # data randomisation (Adebayo et al. 2018): LeNet5 on permuted labels, one seed, the same training protocol
+    (permuted,) = [r for r in runs if r.config.labels == "permuted"]
+    lenet = next(r for r in cifar if r.config.model == "lenet5" and r.config.seed == 0)
+    assert permuted.config.seed == 0 and permuted.analyses == ()
+    same = {k: v for k, v in permuted.config.to_dict().items() if k not in ("labels", "snapshots")}
+    assert same == {k: v for k, v in lenet.config.to_dict().items() if k not in ("labels", "snapshots")}
+    assert all("input_invariance" in r.analyses for r in cifar if r.config.seed == 0)
 
 
 def test_one_seed_leaves_out_seed_agreement():
@@ -37,11 +44,11 @@ def test_one_seed_leaves_out_seed_agreement():
 
 def test_quick_shrinks_the_same_suite():
     runs = expand(load_suite("assignment"), quick=True)
-    assert len(runs) == 2 * 2 + 9 * 2 + 2 * 2
+    assert len(runs) == 2 * 2 + 1 + 9 * 2 + 2 * 2
     assert all(r.config.iterations == QUICK_ITERATIONS for r in runs)
     lenet = next(r for r in runs if r.config.model == "lenet5" and r.group == "cifar")
     assert lenet.config.snapshots and max(lenet.config.snapshots) <= QUICK_ITERATIONS
-    assert len(expand(load_suite("assignment"), seeds=1, quick=True)) == 13
+    assert len(expand(load_suite("assignment"), seeds=1, quick=True)) == 14
 
 
 def test_equal_configs_share_a_key_and_different_ones_do_not():
@@ -134,6 +141,17 @@ def test_equal_configs_share_a_key_and_different_ones_do_not():
 def test_bad_suites_name_the_file_and_the_key(text, message):
     with pytest.raises(NetsightError, match=message):
         expand(parse_suite(text, "my_suite.toml"))
+
+
+def test_a_group_takes_fewer_seeds_than_the_suite():
+    text = "seeds = 3\n[[group]]\nname='a'\nmodels=['lenet5']\nseeds=1\n[[group]]\nname='b'\nmodels=['lenet5']\nseeds=5\n"
+    runs = expand(parse_suite(text, "x.toml"))
+    assert [r.config.seed for r in runs if r.group == "a"] == [0]
+    assert [r.config.seed for r in runs if r.group == "b"] == [0, 1, 2]  # at most the suite's (or --seeds') count
+    assert len(expand(parse_suite(text, "x.toml"), seeds=5)) == 1 + 5
+    for bad in ("0", "1.5", "'2'", "[1]"):
+        with pytest.raises(NetsightError, match="group 1 \\(a\\): seeds = "):
+            parse_suite(text.replace("seeds=1", f"seeds={bad}"), "x.toml")
 
 
 def test_missing_suite_file(tmp_path):

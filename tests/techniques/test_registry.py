@@ -73,7 +73,7 @@ def test_every_technique_on_every_applicable_model(runs, photos, tmp_path):
             applies = technique.applies(target) and (target.run is not None or not technique.needs_run)
             if not applies:
                 before = _tree(target.out)
-                with pytest.raises(NetsightError, match=f"--{name} (is for|needs)"):
+                with pytest.raises(NetsightError, match=f"--{name.replace('_', '-')} (is for|needs)"):
                     registry.prepare(technique, target, options)
                 assert _tree(target.out) == before
                 continue
