@@ -3,11 +3,15 @@ Understanding Convolutional Networks" (ECCV 2014), section 4 and Figure 5. For e
 the feature vector of each image is compared with its transformed copy's at the first layer and at the
 last hidden layer (the final classifier's input) by the normalised Euclidean distance
 ||f(x) - f(T x)|| / ||f(x)||, and the probability of the true class is recorded; the curves are means
-over the images with their standard deviation as the spread."""
+over the images with their standard deviation as the spread.
+
+Its "every unit" mode (`unit_invariance`) sweeps the same transforms for each unit of a layer: the unit's
+strongest response to its own top images transformed, relative to the untransformed ones (the
+explore page's invariance curves, whose panel is declared here, `explore_panels`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +92,14 @@ class InvarianceCurves:
         return v.mean(1), v.std(1)
 
 
+def swept(images: torch.Tensor, sweeps: dict) -> Iterator[tuple[str, int, torch.Tensor]]:
+    """(transform, amount's index, `images` transformed by it) for every amount of every transform of
+    `sweeps`: the one loop both measures below go through."""
+    for kind, amounts in sweeps.items():
+        for i, amount in enumerate(amounts):
+            yield kind, i, transform(images, kind, float(amount))
+
+
 @torch.no_grad()
 def invariance_curves(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, sweeps: dict | None = None
@@ -96,21 +108,59 @@ def invariance_curves(
     `sweeps` defaults to `sweeps_for(image height)`."""
     sweeps = sweeps if sweeps is not None else sweeps_for(images.shape[2])
     layers = feature_layers(model, tuple(images.shape[1:]))
-    curves = InvarianceCurves(layers)
+    curves = InvarianceCurves(layers, {kind: np.asarray(amounts) for kind, amounts in sweeps.items()})
+    rows: dict[str, dict[str, list[np.ndarray]]] = {kind: {"first": [], "last": [], "p_true": []} for kind in sweeps}
     with evaluating(model), capture_outputs(model, list(layers), clone=True) as out:
         model(images)
         base = {name: out[name].flatten(1) for name in layers}
-        for kind, amounts in sweeps.items():
-            rows: dict[str, list[np.ndarray]] = {"first": [], "last": [], "p_true": []}
-            for amount in amounts:
-                probs = model(transform(images, kind, amount)).softmax(1)
-                for key, name in zip(("first", "last"), layers, strict=True):
-                    f = out[name].flatten(1)
-                    rows[key].append(((f - base[name]).norm(dim=1) / base[name].norm(dim=1).clamp_min(1e-12)).cpu().numpy())
-                rows["p_true"].append(probs[torch.arange(len(labels)), labels].cpu().numpy())
-            curves.amounts[kind] = np.asarray(amounts)
-            curves.values[kind] = {k: np.stack(v) for k, v in rows.items()}
+        for kind, _, moved in swept(images, sweeps):
+            probs = model(moved).softmax(1)
+            for key, name in zip(("first", "last"), layers, strict=True):
+                f = out[name].flatten(1)
+                rows[kind][key].append(((f - base[name]).norm(dim=1) / base[name].norm(dim=1).clamp_min(1e-12)).cpu().numpy())
+            rows[kind]["p_true"].append(probs[torch.arange(len(labels)), labels].cpu().numpy())
+    curves.values = {kind: {k: np.stack(v) for k, v in r.items()} for kind, r in rows.items()}
     return curves
+
+
+@dataclass
+class UnitInvariance:
+    """Every unit's invariance curve: per transform, its strongest response to its own images transformed,
+    relative to the untransformed ones (1 = invariant), averaged over those of the images it responds to."""
+
+    amounts: dict[str, np.ndarray]  # transform -> its amounts
+    response: dict[str, torch.Tensor]  # transform -> [units, amounts] float64; nan for a unit that responds to none
+
+
+@torch.no_grad()
+def unit_invariance(
+    activations: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    chosen: torch.Tensor,
+    whole: Optional[torch.Tensor] = None,
+    sweeps: Optional[dict] = None,
+    batch_size: int = 256,
+) -> UnitInvariance:
+    """The "every unit" mode of invariance, for the units of one layer: `activations` maps a float batch
+    [B,C,H,W] to the layer's output [B, units, h, w]; `images` [N,C,H,W] in [0,1]; `chosen` [units, k]
+    the indices into `images` of each unit's own images (its top-k); `whole` [N, units] the units'
+    strongest activations on the untransformed images where the caller has them. Every transformed
+    batch gives every unit's response at once. `sweeps` defaults to `sweeps_for(image height)`."""
+    sweeps = sweeps if sweeps is not None else sweeps_for(images.shape[2])
+
+    def strongest(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([activations(x[s : s + batch_size]).flatten(2).amax(2) for s in range(0, len(x), batch_size)])
+
+    base = strongest(images) if whole is None else whole
+    units = torch.arange(chosen.shape[0], device=base.device)[:, None]
+    mine = chosen.to(base.device)
+    reference = base[mine, units]  # [units, k]
+    responds = (reference > 0).double()
+    response = {kind: torch.zeros(chosen.shape[0], len(amounts), dtype=torch.float64) for kind, amounts in sweeps.items()}
+    for kind, i, moved in swept(images, sweeps):
+        ratio = (strongest(moved)[mine, units] / reference.clamp_min(1e-30)).double() * responds
+        response[kind][:, i] = (ratio.sum(1) / responds.sum(1)).cpu()  # 0/0 = nan where the unit responds to none
+    return UnitInvariance({kind: np.asarray(amounts) for kind, amounts in sweeps.items()}, response)
 
 
 INVARIANCE_COLUMNS = ["transform", "amount", "first_mean", "first_std", "last_mean", "last_std", "p_true_mean", "p_true_std"]
