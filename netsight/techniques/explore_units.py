@@ -32,7 +32,7 @@ from ..ops.deconvnet_graph import make_deconvnet
 from ..ops.hooks import evaluating
 from .invariance import unit_invariance
 from .occlusion import unit_occlusion
-from ..ops.occluding import default_square
+from ..ops.occluding import default_square, positions
 from ..ops.receptive_field import ReceptiveField
 from ..ops.topk import TopActivations, project_top
 
@@ -230,7 +230,9 @@ def _occlusion_and_invariance(net, top: TopActivations, load, size: int, stride:
     whole = torch.cat([net.activations(x[s : s + batch_size]).flatten(2).amax(2) for s in range(0, len(x), batch_size)])
     occluded = sorted({int(i) for i in top.image_index[:, :OCCLUDED_IMAGES].flatten()})
     rows = torch.tensor([position[i] for i in occluded], dtype=torch.long)
-    occ = unit_occlusion(net.activations, x[rows], size, stride, 0.5, whole=whole[rows])
+    per_image = len(positions(x.shape[2], size, stride)) * len(positions(x.shape[3], size, stride))
+    # one image's copies per batch (at most 512): larger batches measured slower on CPU (LeNet5, one thread)
+    occ = unit_occlusion(net.activations, x[rows], size, stride, 0.5, min(per_image, 512), whole=whole[rows])
     at = {i: j for j, i in enumerate(occluded)}
     occlusion = [
         [

@@ -243,6 +243,30 @@ def plot_invariance(curves, title: str, images_word: str = "test images", label_
     return fig
 
 
+def _unit_curve(name: str, amounts: list, response: list) -> dict:
+    """The explore page's chart of a unit's response to its top images transformed by `amounts`, relative to the
+    originals (1: dashed)."""
+    import math
+
+    from ..report.panels import chart, num, nums
+
+    finite = [v for v in response if v is not None and math.isfinite(v)]
+    x0, x1 = min(amounts), max(amounts)
+    top, bottom = max([1.2, *finite]), min([0.0, *finite])  # no finite response (a dead unit): still an axis
+    mid = amounts[len(amounts) // 2]
+    return chart(
+        "invariance",
+        f"{name}: relative response",
+        (x0, x1),
+        (bottom, top),
+        [{"x": nums(amounts), "y": nums(response)}] if finite else [],
+        rules=[{"x1": x0, "x2": x1, "y1": 1, "y2": 1, "stroke": "#999", "dash": "3 2"}],
+        xticks=[[x0]] + ([[mid]] if x0 < mid < x1 else []) + [[x1]],
+        yticks=[[num(bottom, 6)], [1, "1"], [num(top, 6)]],
+        xlabel=name,
+    )
+
+
 @register
 class InvarianceTechnique(Technique):
     name = "invariance"
@@ -275,3 +299,24 @@ class InvarianceTechnique(Technique):
 
     def caption(self, ran: Ran) -> str:
         return f"invariance to vertical translation, rotation and scale on {ran.options['count']} test images (paper Fig. 5)."
+
+    def explore_panels(self, layer, unit: int) -> list[dict]:
+        """The unit's invariance curves on the explore page (from `unit_invariance`), one chart per transform."""
+        from ..report.panels import panel
+
+        curves = [_unit_curve(k, v["amounts"], v["response"][unit]) for k, v in layer.numbers.invariance.items()]
+        return [panel("chart", "Invariance", "invariance", "curves", charts=curves)]
+
+    def explore_shared(self, layer) -> dict[str, dict]:
+        return {
+            "notes": {"invariance": "Response to its top images transformed, relative to untransformed (dashed: 1)."},
+            "styles": {
+                "invariance": {
+                    "class": "invariance",
+                    "size": [170, 136],
+                    "margin": [32, 10, 8, 38],
+                    "empty": "never active",
+                    "series": [{"type": "line", "stroke": "#e6194b", "width": 1.6}],
+                }
+            },
+        }

@@ -316,3 +316,35 @@ class OcclusionTechnique(Technique):
             f"occlusion sensitivity on {ran.options['count']} test images, with the strongest map of "
             f"{ran.options['layer']} (paper Fig. 7)."
         )
+
+    def explore_panels(self, layer, unit: int) -> list[dict]:
+        """The unit's occlusion maps on the explore page (from `unit_occlusion`, for its strongest images), each
+        beside its image, on the map's own scale."""
+        import numpy as np
+
+        from ..report.panels import fmt, heat, num, panel
+
+        items = []
+        for o in layer.numbers.occlusion[unit]:
+            picture, lo, hi = heat(np.asarray(o["map"]))
+            items.append(
+                {
+                    "src": layer.image_keys[o["image"]],
+                    "heat": layer.pictures.key(picture),
+                    "low": num(lo, 6),
+                    "high": num(hi, 6),
+                    "whole": num(o["unoccluded"], 6),
+                    "alt": f"image {o['image']}",
+                    "heat_alt": f"occlusion map of image {o['image']}",
+                    "caption": f"image {o['image']} · whole image {fmt(o['unoccluded'])}",
+                }
+            )
+        return [panel("heatmap", "Occlusion", "occlusion", "occlusion", items=items)]
+
+    def explore_shared(self, layer) -> dict[str, dict]:
+        return {
+            "notes": {
+                "occlusion": "The unit's strongest activation with a grey square at each position of the image (darker: "
+                "covering there lowers it more); the bar gives the scale, its line the value for the whole image."
+            }
+        }
