@@ -3,11 +3,13 @@
 Each unit is a list of generic panels (`panels.py`: a table, image cards, a heat map, charts, ...)
 that one shared script draws (`pages/explore.js`, with `pages/explore.css`: package data, inlined
 into the page), the same for conv units and a recurrent run's hidden units (`explore_recurrent_page.py`).
+This module is the page's plumbing only: the panels are declared by the techniques, each in its own
+module (`Technique.explore_panels`, `Technique.explore_shared`), and `unit_panels`/`layer_shared` ask
+every registered technique that applies to the layer, in `registry.ORDER`, naming none.
 Pictures are small PNGs inlined as data URIs, each stored once per layer, numbers are JSON drawn as SVG; a Content-Security-Policy
 forbids every request, so the page works offline and can never reach the network. The unit
-grid shows one preview per unit (its strongest top-9 projection); beside a unit's top-9
-projections stand the same projections through randomised weights and their rank correlation; the details of a unit are
-built only when it is selected, so a page with hundreds of units opens at once. It works by mouse,
+grid shows one preview per unit (the picture a technique marks: a conv unit's strongest top-9
+projection); the details of a unit are built only when it is selected, so a page with hundreds of units opens at once. It works by mouse,
 keys and touch (tap, previous/next buttons, a swipe on the details) from 360 px wide up, and follows
 its address: `#layer/unit` is the unit shown, Back/Forward step through the units visited, and an
 invalid address is corrected in place with history.replaceState.

@@ -1,6 +1,7 @@
 """The recurrent mode of the `netsight explore` page: one recurrent run's hidden units, beside
 the conv mode of `explore_page.py` (same page, same script: this module gives the layer's data,
-`recurrent_layer_data`, and turns it into the generic panels of `panels.py`, `recurrent_layer`).
+`recurrent_layer_data`, and `recurrent_layer` the page's layer, whose panels the techniques that apply
+to recurrent runs declare in their modules: `units.py` and `gates.py`).
 
 A unit's details: its top-9 test images with the row being read when it peaked boxed, under
 each the unit's value over all the steps (its trace, the peak marked), the mean trace per class
