@@ -9,7 +9,7 @@ field), occlusion maps of each map for its three strongest images and each map's
 curve (its strongest response to its top-9 images, transformed, relative to the untransformed
 ones), both from the occlusion and invariance techniques' "every unit" modes (`unit_occlusion`,
 `unit_invariance`: every batch of occluded or transformed copies gives every map's response at
-once), over the top images loaded and sent through the network once.
+once), over the top images loaded once.
 Given the model with every layer's weights re-initialised (`randomised`), the same top-9 units
 are projected through it too, in the same batches as the trained projections, with the Spearman
 rank correlation of each trained/randomised pair: the sanity check of Adebayo et al., "Sanity
@@ -221,8 +221,8 @@ def _top(target: str, maxima: torch.Tensor, where: torch.Tensor, width: int, fie
 def _occlusion_and_invariance(net, top: TopActivations, load, size: int, stride: int, batch_size: int = 256):
     """Every unit's occlusion maps for its OCCLUDED_IMAGES strongest images and its invariance curves over
     its top-9, from the occlusion and invariance techniques' "every unit" modes (`unit_occlusion`,
-    `unit_invariance`): the top images are loaded and sent through the network once, and those strongest
-    responses are what both compare with. Also the top images themselves (image index -> [C,H,W])."""
+    `unit_invariance`): the top images are loaded once; their strongest responses, in batches, are what the
+    invariance curves compare with. Also the top images themselves (image index -> [C,H,W])."""
     maps = top.values.shape[0]
     wanted = sorted({int(i) for i in top.image_index.flatten()})
     position = {i: j for j, i in enumerate(wanted)}
@@ -232,7 +232,10 @@ def _occlusion_and_invariance(net, top: TopActivations, load, size: int, stride:
     rows = torch.tensor([position[i] for i in occluded], dtype=torch.long)
     per_image = len(positions(x.shape[2], size, stride)) * len(positions(x.shape[3], size, stride))
     # one image's copies per batch (at most 512): larger batches measured slower on CPU (LeNet5, one thread)
-    occ = unit_occlusion(net.activations, x[rows], size, stride, 0.5, min(per_image, 512), whole=whole[rows])
+    # each image's unoccluded responses from it alone, as the occlusion figure reads them (in a batch the kernels may
+    # differ in the 7th digit, enough to turn a caption's last digit)
+    alone = torch.cat([net.activations(x[r : r + 1]).flatten(2).amax(2) for r in rows.tolist()])
+    occ = unit_occlusion(net.activations, x[rows], size, stride, 0.5, min(per_image, 512), whole=alone)
     at = {i: j for j, i in enumerate(occluded)}
     occlusion = [
         [

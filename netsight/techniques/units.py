@@ -218,7 +218,7 @@ class UnitsTechnique(Technique):
         from ..report.panels import card, chart, fmt, num, panel, preview, table, text
 
         data, keys = layer.numbers, layer.image_keys
-        n, classes, colours = data["steps"], data["classes"], data["class_colours"]
+        n, classes = data["steps"], data["classes"]
         u = data["units"][unit]
         s = u["stats"]
         lo, hi = _explore_range([v for t in u["top"] for v in t["trace"]])
@@ -251,7 +251,6 @@ class UnitsTechnique(Technique):
         corr = {f: "–" if c is None else f"{c:.2f}" for f, c in s["correlation"].items()}
         tlo, thi = _explore_range([v for m in u["class_mean"] for v in m])
         lines = [{"y": m, "width": 2.4} if c == s["preferred"] else {"y": m} for c, m in enumerate(u["class_mean"])]
-        steps = [0, round((n - 1) / 3), round(2 * (n - 1) / 3), n - 1]
         trace_chart = chart(
             "classtrace",
             "mean value per class over the steps",
@@ -259,7 +258,6 @@ class UnitsTechnique(Technique):
             (tlo, thi),
             lines,
             rules=[{"x1": 0, "x2": max(n - 1, 1), "y1": 0, "y2": 0, "stroke": "#ccc"}] if tlo < 0 < thi else [],
-            xticks=[[t, str(t + 1)] for t in steps],
             yticks=_explore_ticks(tlo, thi),
         )
         means = [num(sum(m) / len(m)) for m in u["class_mean"]]
@@ -269,7 +267,7 @@ class UnitsTechnique(Technique):
             "mean value per class, over all steps",
             (0, len(classes)),
             (blo, bhi),
-            [{"type": "bars", "y": means, "base": max(blo, 0.0), "fills": colours, "gap": 4}],
+            [{"y": means, "base": max(blo, 0.0)}],
             rules=[{"x1": 0, "x2": len(classes), "y1": 0, "y2": 0, "stroke": "#999"}] if blo < 0 < bhi else [],
             xticks=[[i + 0.5, c if len(c) <= 6 else c[:5] + "…"] for i, c in enumerate(classes)],
             yticks=_explore_ticks(blo, bhi),
@@ -308,6 +306,7 @@ class UnitsTechnique(Technique):
         data = layer.numbers
         n = data["steps"]
         zero = {"x1": 0, "x2": max(n - 1, 1), "y1": 0, "y2": 0, "stroke": "#bbb"}  # under every trace
+        steps = [0, round((n - 1) / 3), round(2 * (n - 1) / 3), n - 1]
         legend = [
             {"colour": c, "shape": "swatch", "text": f"{k} ({m})"}
             for c, k, m in zip(data["class_colours"], data["classes"], data["class_counts"], strict=True)
@@ -343,6 +342,7 @@ class UnitsTechnique(Technique):
                     "ylabel": "mean value",
                     # one line per class in its colour (a unit's preferred class drawn thicker: its series says so)
                     "series": [{"type": "line", "stroke": c, "width": 1.3} for c in data["class_colours"]],
+                    "xticks": [[t, str(t + 1)] for t in steps],  # rows 1, n/3, 2n/3, n: the same for every unit
                 },
                 "classbars": {
                     "class": "classbars",
@@ -350,6 +350,7 @@ class UnitsTechnique(Technique):
                     "margin": [44, 10, 8, 38],
                     "xlabel": "class",
                     "ylabel": "mean value",
+                    "series": [{"type": "bars", "fills": data["class_colours"], "gap": 4}],  # a bar per class in its colour
                 },
             },
         }
