@@ -164,7 +164,8 @@ def _previous_invariance(net, top, load) -> dict[str, dict]:
     return result
 
 
-@pytest.mark.parametrize("layer", [pytest.param("conv1", marks=pytest.mark.slow), "conv2"])
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", ["conv1", "conv2"])
 def test_occlusion_and_invariance_equal_what_explore_computed_before(explored, layer):
     """explore's occlusion maps and invariance curves, now the occlusion and invariance techniques' "every unit"
     modes, equal the numbers of the code they replaced (run here on the same model and top-9 units)."""
