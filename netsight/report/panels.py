@@ -1,5 +1,14 @@
 """The unit panels of the `netsight explore` page: what a technique hands the page about one unit.
 
+A technique declares its panels in its own module (`Technique.explore_panels(layer, unit)`, with what
+they share across a layer's units in `Technique.explore_shared(layer)`); the page
+(`explore_page.py`) asks every registered technique that applies to the layer, in `registry.ORDER`,
+and names none. What a technique is handed is a `PageLayer`: the layer's numbers and its pictures.
+Two keys of a panel speak to the page, not the script, and are taken off before the page is
+written: `beside` (`beside(row, panel)`: panels of one row, shown side by side in a `group` of
+that class where the row's last panel falls) and `preview` (`preview(key, panel)`: the picture
+standing for the unit in the grid; the first one declared).
+
 A unit is `{"unit": i, "title": str, "preview": image key, "dead": bool, "panels": [panel, ...]}` and
 a panel is a dict with a `kind` the page's shared script (`pages/explore.js`) knows how to draw;
 no panel names a technique. Every panel may carry `title` (a heading), `note` (a key into the
@@ -15,14 +24,20 @@ panel's box, which the tests and the stylesheet use). The kinds:
 - `heatmap`: `items` [{`src`, `heat`, `low`, `high`, `whole`, `alt`, `heat_alt`, `caption`}]: a
   picture beside its heat map (viridis, from `low` to `high`) and a colour bar marking `whole`.
 - `chart`: `charts` [chart]: plots with axes (a chart is described under `chart`).
-- `legend`: `items` [{`colour`, `shape` ("swatch" or "dot"), `text`}].
+- `legend`: `items` [{`colour`, `shape` ("swatch" or "dot"), `text`}], or `from`: a key into the layer's `data`
+  holding them (a legend every unit shows, stored once).
 - `group`: `panels` [panel]: panels side by side.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import math
+from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
+
+import numpy as np
 
 
 def fmt(v: float) -> str:
@@ -52,6 +67,48 @@ class Images:
             self._keys[uri] = k = str(len(self._keys))
             self.uris[k] = uri
         return self._keys[uri]
+
+
+@dataclass
+class PageLayer:
+    """One layer of the page, as the techniques see it while declaring their panels."""
+
+    kind: str  # "cnn" (a conv layer) or "recurrent" (a recurrent run's hidden units): which techniques apply
+    numbers: Any  # a conv layer's `techniques.explore_units.LayerUnits`, a recurrent one's `recurrent_layer_data` dict
+    pictures: "Images"  # every picture of the layer, stored once: `pictures.key(png(...))` is what a panel refers to
+    names: Sequence[str] = ()  # the file name of each image of the set
+    labels: Optional[Sequence[str]] = None  # the class name of each image, where the images carry labels
+    first: bool = False  # the model's first conv layer
+    image_keys: dict[int, str] = field(default_factory=dict)  # image index -> its picture's key (the units' top images)
+
+
+def png(a: np.ndarray) -> str:
+    """[H,W] or [H,W,3] floats in [0,1] -> a PNG data URI."""
+    from PIL import Image
+
+    pixels = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB").save(buf, "PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def heat(values: np.ndarray) -> tuple[str, float, float]:
+    """A heat map (viridis, from its lowest to its highest value) as a PNG data URI, and that range."""
+    from matplotlib import colormaps
+
+    lo, hi = float(values.min()), float(values.max())
+    scaled = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+    return png(colormaps["viridis"](scaled)[..., :3]), lo, hi
+
+
+def beside(row: str, p: dict) -> dict:
+    """`p`, shown side by side with the other panels of `row` (a `group` panel of class `row`)."""
+    return {**p, "beside": row}
+
+
+def preview(key: str, p: dict) -> dict:
+    """`p`, whose picture `key` stands for the unit in the grid of units."""
+    return {**p, "preview": key}
 
 
 def panel(kind: str, title: str = "", note: str = "", cls: str = "", **fields: Any) -> dict:
@@ -98,7 +155,7 @@ def card(
     return out
 
 
-def chart(style: str, label: str, x: Sequence[float], y: Sequence[float], series: list[dict], **fields: Any) -> dict:
+def chart(style: str, label: Optional[str], x: Sequence[float], y: Sequence[float], series: list[dict], **fields: Any) -> dict:
     """One plot. `style` names the layer's `styles` entry its shared settings come from: `class`,
     `size` (width, height) in px (a width of [min, max] takes the details' width between them),
     `margin` (left, right, top, bottom), `axes` (false: none), `xlabel`, `ylabel`, `empty` (written
@@ -109,8 +166,11 @@ def chart(style: str, label: str, x: Sequence[float], y: Sequence[float], series
     range) and `dots` ({x, y, r, fill, opacity, stroke, class, from (a key into the layer's `data`
     holding x and y), skip (an index left out)}); `rules` are lines {x1, y1, x2, y2, stroke, dash,
     width} in data coordinates under the series; ticks are [value] or [value, label] (no label: the
-    page formats the value)."""
-    return {"style": style, "label": label, "x": [num(v, 6) for v in x], "y": [num(v, 6) for v in y], "series": series, **fields}
+    page formats the value). `label` (the plot's description for screen readers) None: the style's."""
+    out: dict[str, Any] = {"style": style}
+    if label is not None:
+        out["label"] = label
+    return {**out, "x": [num(v, 6) for v in x], "y": [num(v, 6) for v in y], "series": series, **fields}
 
 
 def num(v: Any, digits: int = 4) -> Optional[float]:

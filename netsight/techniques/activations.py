@@ -305,6 +305,25 @@ def plot_activation_histograms(stats, title: str) -> Figure:
     return fig
 
 
+def _explore_histogram(h: dict) -> dict:
+    """The explore page's chart of one unit's histogram ({"edges", "counts"}) of its strongest response per image."""
+    from ..report.panels import chart, num
+
+    counts, edges = h["counts"], h["edges"]
+    peak = max([1, *counts])
+    lo, hi = edges[0], edges[-1]
+    ticks = [0, round(peak / 2), peak] if peak >= 2 else [0, peak]
+    return chart(
+        "histogram",
+        "histogram of the strongest response per image",
+        (lo, hi),
+        (0, peak),
+        [{"y": counts}],
+        xticks=[[num(lo, 6)], [num((lo + hi) / 2, 6)], [num(hi, 6)]],
+        yticks=[[c, str(c)] for c in ticks],
+    )
+
+
 @register
 class ActivationsTechnique(Technique):
     name = "activations"
@@ -366,3 +385,37 @@ class ActivationsTechnique(Technique):
             ),
             ReportItem("figure", f"{label}: distribution of activations per conv layer and stage.", figure),
         ]
+
+    def explore_panels(self, layer, unit: int) -> list[dict]:
+        """The unit's statistics over the set on the explore page, and the histogram of its strongest response per
+        image (beside its filter)."""
+        from ..report.panels import beside, fmt, panel, table, text
+
+        s = layer.numbers.stats[unit]
+        status = "dead (never positive)" if s["dead"] else "alive"
+        return [
+            table(
+                ["mean", "std", "zeros", "max", "status"],
+                [[fmt(s["mean"]), fmt(s["std"]), f"{100 * s['zero_frac']:.1f}%", fmt(s["max"]), status]],
+            ),
+            text("", note="stats"),
+            beside(
+                "plots",
+                panel("chart", "Strongest response per test image", charts=[_explore_histogram(layer.numbers.histograms[unit])]),
+            ),
+        ]
+
+    def explore_shared(self, layer) -> dict[str, dict]:
+        return {
+            "notes": {"stats": "Over the test set: mean, standard deviation, fraction of zero outputs and maximum."},
+            "styles": {
+                "histogram": {
+                    "class": "histogram",
+                    "size": [300, 160],
+                    "margin": [44, 12, 8, 38],
+                    "xlabel": "strongest response per image",
+                    "series": [{"type": "bars", "base": 0, "fill": "#4363d8", "gap": 1}],
+                    "ylabel": "images",
+                }
+            },
+        }

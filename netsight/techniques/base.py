@@ -74,7 +74,10 @@ class Technique(ABC):
     trust; empty: it adds none); `flag` (a `netsight inspect --NAME` flag; explore has its own command);
     `first_seed` (a recurrent technique a suite runs on the first seed only, as the CNN ones always are);
     `models` (the model names a suite runs it on; empty: every model it applies to); `min_seeds` (the
-    seeds a suite needs for it to run: seed agreement compares two or more)."""
+    seeds a suite needs for it to run: seed agreement compares two or more).
+
+    Its panels on the `netsight explore` page (`explore_panels`, `explore_shared`) are its own too: the
+    page asks every technique that applies to a layer, in `registry.ORDER`, and names none."""
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
@@ -112,6 +115,17 @@ class Technique(ABC):
         if not self.section:
             return []
         return [ReportItem("figure", f"{label}: {self.caption(ran)}", path) for path in ran.files if path.suffix == ".png"]
+
+    # ------------------------------------------------------------------ its part of the explore page
+    def explore_panels(self, layer: Any, unit: int) -> list[dict]:
+        """The panels it shows about `unit` of a `netsight explore` page's `layer` (a `report.panels.PageLayer`
+        of the kind it applies to), in the order shown: generic panels of `report/panels.py`. None by default."""
+        return []
+
+    def explore_shared(self, layer: Any) -> dict[str, dict]:
+        """What its panels share across the units of `layer`, stored once: any of `notes` (key -> text),
+        `styles` (chart style name -> settings) and `data` (key -> series). Nothing by default."""
+        return {}
 
     # ------------------------------------------------------------------ the plumbing
     def applies(self, target: Target) -> bool:

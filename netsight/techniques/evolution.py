@@ -104,3 +104,31 @@ class EvolutionTechnique(Technique):
 
     def caption(self, ran: Ran) -> str:
         return f"feature evolution of {ran.options['layer']} during training, {ran.options['maps']} maps (paper Fig. 4)."
+
+    def explore_panels(self, layer, unit: int) -> list[dict]:
+        """The unit's strongest activation over the set, projected, at each weight snapshot (explore page; a run
+        with snapshots only)."""
+        evo = layer.numbers.evolution
+        if evo is None:
+            return []
+        from ..plotting import projection_image
+        from ..report.panels import card, fmt, panel, png
+
+        snapshots = []
+        for n, it in enumerate(evo["iterations"]):
+            value = float(evo["values"][unit, n])
+            key = layer.pictures.key(png(projection_image(evo["projections"][unit, n])))
+            snapshots.append(card([key], f"it. {it} {fmt(value)}", data={"activation": f"{value:.7g}"}, alt=[f"iteration {it}"]))
+        return [
+            panel(
+                "images",
+                "Evolution over the weight snapshots",
+                "evolution",
+                "cards evolution",
+                items=snapshots,
+                pictures=[{"class": "evolution"}],
+            )
+        ]
+
+    def explore_shared(self, layer) -> dict[str, dict]:
+        return {"notes": {"evolution": "The strongest activation over the test set, projected, at each snapshot."}}

@@ -1,9 +1,11 @@
 """The unit browser: every unit of a CNN's conv layers in one offline HTML page (its filter,
 top-9 patches and projections, the same projections through the fully randomised model,
 statistics, occlusion, invariance, and for a run with snapshots its evolution), so a reader can
-walk Zeiler & Fergus's figures unit by unit. The per-unit data is `techniques/explore_units.py`; the
-page is `report/explore_page.py`, which turns each unit into generic panels (`report/panels.py`)
-that one shared script draws (`report/pages/explore.js`).
+walk Zeiler & Fergus's figures unit by unit. The per-unit data is `techniques/explore_units.py` (its
+occlusion maps and invariance curves the occlusion and invariance techniques' "every unit" modes); each
+technique declares its own panels of a unit (`Technique.explore_panels`: generic panels of
+`report/panels.py` that one shared script draws, `report/pages/explore.js`), and the page,
+`report/explore_page.py`, asks the registry for them.
 
 For a recurrent run the page browses the hidden units of its `rnn` module instead (the only
 layer it takes): top-9 (image, step) pairs with their traces, mean trace per class, class

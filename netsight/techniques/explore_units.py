@@ -5,9 +5,11 @@ activation and its position (N x maps numbers: 10,000 x 64 floats for LeNet5's c
 plus per-map moments, zero counts and maxima; the top-9 of every map, the histogram of its
 strongest responses and its statistics all follow from those, with no second pass. Then, for
 the images that are some map's top-9 only: deconv projections (cropped to the receptive
-field), occlusion maps of each map for its three strongest images (one batch of occluded
-copies per image gives every map's response at once), and each map's invariance curve (its
-strongest response to its top-9 images, transformed, relative to the untransformed ones).
+field), occlusion maps of each map for its three strongest images and each map's invariance
+curve (its strongest response to its top-9 images, transformed, relative to the untransformed
+ones), both from the occlusion and invariance techniques' "every unit" modes (`unit_occlusion`,
+`unit_invariance`: every batch of occluded or transformed copies gives every map's response at
+once), over the top images loaded once.
 Given the model with every layer's weights re-initialised (`randomised`), the same top-9 units
 are projected through it too, in the same batches as the trained projections, with the Spearman
 rank correlation of each trained/randomised pair: the sanity check of Adebayo et al., "Sanity
@@ -28,8 +30,9 @@ from torch import nn
 
 from ..ops.deconvnet_graph import make_deconvnet
 from ..ops.hooks import evaluating
-from .invariance import sweeps_for, transform
-from ..ops.occluding import default_square, occluded_copies
+from .invariance import unit_invariance
+from .occlusion import unit_occlusion
+from ..ops.occluding import default_square, positions
 from ..ops.receptive_field import ReceptiveField
 from ..ops.topk import TopActivations, project_top
 
@@ -112,10 +115,7 @@ def explore_layer(
             histograms.append({"edges": edges.tolist(), "counts": counts.tolist()})
         h = shape[1]
         size, stride = occlusion_size or default_square(h)[0], occlusion_stride or default_square(h)[1]
-        occlusion = _occlusion(net, top, load, size, stride)
-        invariance = _invariance(net, top, load)
-        wanted = sorted({int(i) for i in top.image_index.flatten()})
-        pictures = {i: load([i])[0].cpu() for i in wanted}
+        occlusion, invariance, pictures = _occlusion_and_invariance(net, top, load, size, stride)
     weights = dict(model.named_modules())[layer].weight.detach().cpu().float().numpy()
     return LayerUnits(
         layer,
@@ -218,47 +218,39 @@ def _top(target: str, maxima: torch.Tensor, where: torch.Tensor, width: int, fie
     return TopActivations(target, values, index, torch.stack([flat // width, flat % width], -1), field)
 
 
-def _occlusion(net, top: TopActivations, load, size: int, stride: int) -> list[list[dict]]:
-    """Per map, for its OCCLUDED_IMAGES strongest images: the map's strongest activation with the
-    grey square at each position. Each image's occluded copies go through the network once and
-    give every map's response."""
+def _occlusion_and_invariance(net, top: TopActivations, load, size: int, stride: int, batch_size: int = 256):
+    """Every unit's occlusion maps for its OCCLUDED_IMAGES strongest images and its invariance curves over
+    its top-9, from the occlusion and invariance techniques' "every unit" modes (`unit_occlusion`,
+    `unit_invariance`): the top images are loaded once; their strongest responses, in batches, are what the
+    invariance curves compare with. Also the top images themselves (image index -> [C,H,W])."""
     maps = top.values.shape[0]
-    chosen = {m: [int(i) for i in top.image_index[m, :OCCLUDED_IMAGES]] for m in range(maps)}
-    responses: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    for i in sorted({i for ims in chosen.values() for i in ims}):
-        image = load([i])[0]
-        copies, rows, cols = occluded_copies(image, size, stride, 0.5)
-        out = torch.cat([net.activations(copies[s : s + 512]).flatten(2).amax(2) for s in range(0, len(copies), 512)])
-        unoccluded = net.activations(image[None]).flatten(2).amax(2)[0]
-        responses[i] = (out.T.reshape(-1, rows, cols).cpu(), unoccluded.cpu())
-    return [
-        [{"image": i, "map": responses[i][0][m].tolist(), "unoccluded": float(responses[i][1][m])} for i in chosen[m]]
+    wanted = sorted({int(i) for i in top.image_index.flatten()})
+    position = {i: j for j, i in enumerate(wanted)}
+    x = torch.cat([load(wanted[s : s + batch_size]) for s in range(0, len(wanted), batch_size)])
+    whole = torch.cat([net.activations(x[s : s + batch_size]).flatten(2).amax(2) for s in range(0, len(x), batch_size)])
+    occluded = sorted({int(i) for i in top.image_index[:, :OCCLUDED_IMAGES].flatten()})
+    rows = torch.tensor([position[i] for i in occluded], dtype=torch.long)
+    per_image = len(positions(x.shape[2], size, stride)) * len(positions(x.shape[3], size, stride))
+    # one image's copies per batch (at most 512): larger batches measured slower on CPU (LeNet5, one thread)
+    # each image's unoccluded responses from it alone, as the occlusion figure reads them (in a batch the kernels may
+    # differ in the 7th digit, enough to turn a caption's last digit)
+    alone = torch.cat([net.activations(x[r : r + 1]).flatten(2).amax(2) for r in rows.tolist()])
+    occ = unit_occlusion(net.activations, x[rows], size, stride, 0.5, min(per_image, 512), whole=alone)
+    at = {i: j for j, i in enumerate(occluded)}
+    occlusion = [
+        [
+            {"image": i, "map": occ.maps[at[i], m].tolist(), "unoccluded": float(occ.whole[at[i], m])}
+            for i in (int(v) for v in top.image_index[m, :OCCLUDED_IMAGES])
+        ]
         for m in range(maps)
     ]
-
-
-def _invariance(net, top: TopActivations, load) -> dict[str, dict]:
-    """Per map and transform amount: the map's strongest response to its top-9 images transformed,
-    divided by the response to the originals (1 = invariant), averaged over those of the images
-    it responds to at all; None for a map that responds to none of them (a dead unit)."""
-    index = sorted({int(i) for i in top.image_index.flatten()})
-    position = {i: j for j, i in enumerate(index)}
-    x = torch.cat([load(index[s : s + 256]) for s in range(0, len(index), 256)])
-    base = net.activations(x).flatten(2).amax(2)  # [images, maps]
-    mine = torch.tensor([[position[int(i)] for i in row] for row in top.image_index])  # [maps, k]
-    maps = torch.arange(top.values.shape[0])[:, None]
-    reference = base[mine, maps]  # [maps, k]
-    responds = (reference > 0).double()
-    result = {}
-    for kind, amounts in sweeps_for(x.shape[2]).items():
-        curves = []
-        for amount in amounts:
-            moved = net.activations(transform(x, kind, float(amount))).flatten(2).amax(2)[mine, maps]
-            ratio = (moved / reference.clamp_min(1e-30)).double() * responds
-            curves.append((ratio.sum(1) / responds.sum(1)).cpu())  # 0/0 = nan where the map responds to none
-        response = torch.stack(curves, 1)
-        result[kind] = {
-            "amounts": [float(a) for a in amounts],
+    chosen = torch.tensor([[position[int(i)] for i in row] for row in top.image_index], dtype=torch.long)
+    curves = unit_invariance(net.activations, x, chosen, whole=whole)
+    invariance = {
+        kind: {
+            "amounts": [float(a) for a in curves.amounts[kind]],
             "response": [[None if v != v else float(v) for v in row] for row in response.tolist()],
         }
-    return result
+        for kind, response in curves.response.items()
+    }
+    return occlusion, invariance, {i: x[position[i]].cpu() for i in wanted}

@@ -209,6 +209,24 @@ def plot_weight_histograms(weights: dict, title: str) -> Figure:
     return fig
 
 
+def filter_picture(w: np.ndarray, first_rgb: bool) -> str:
+    """One unit's weights [in, k, k] as the explore page's PNG: RGB for a colour first layer, else a grid of
+    the kernels of each input channel (grey = 0, scaled by the unit's largest |w|)."""
+    from ..report.panels import png
+
+    m = float(np.abs(w).max()) or 1.0
+    if first_rgb:
+        return png(0.5 + 0.5 * w.transpose(1, 2, 0) / m)
+    n, k = w.shape[0], w.shape[1]
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    canvas = np.ones((rows * (k + 1) - 1, cols * (w.shape[2] + 1) - 1))
+    for i in range(n):
+        r, c = divmod(i, cols)
+        canvas[r * (k + 1) : r * (k + 1) + k, c * (w.shape[2] + 1) : c * (w.shape[2] + 1) + w.shape[2]] = 0.5 + 0.5 * w[i] / m
+    return png(canvas)
+
+
 @register
 class FiltersTechnique(Technique):
     name = "filters"
@@ -248,3 +266,13 @@ class FiltersTechnique(Technique):
             ReportItem("figure", f"{label}: {what}, {ran.options['layer']}.", grid),
             ReportItem("figure", f"{label}: weight distributions per layer.", hist),
         ]
+
+    def explore_panels(self, layer, unit: int) -> list[dict]:
+        """The unit's filter on the explore page, beside its histogram of responses (`activations`)."""
+        from ..report.panels import beside, card, panel
+
+        units = layer.numbers
+        rgb = layer.first and units.weights.shape[1] == 3
+        title = "Filter weights (" + "x".join(str(v) for v in units.weights.shape[1:]) + ")"
+        key = layer.pictures.key(filter_picture(units.weights[unit], rgb))
+        return [beside("plots", panel("images", title, cls="filter", items=[card([key], alt=["filter weights"])]))]

@@ -134,3 +134,68 @@ class GatesTechnique(Technique):
         if training is not None:
             written.append(write_csv(paths[2], ["iteration", "gate", "left", "right"], training))
         return written
+
+    def explore_panels(self, layer, unit: int) -> list[dict]:
+        """A hidden unit's gate saturation on the explore page: a table per gate and Karpathy's scatter of every unit
+        of the layer with this one marked (a plain RNN: a line saying it has no gates)."""
+        from ..report.panels import chart, panel, table, text
+
+        data = layer.numbers
+        if not data["gates"]:
+            return [text("", title="Gates", note="nogates")]
+        gates = data["units"][unit]["gates"]
+        rows = [
+            [g, *(f"{100 * v:.1f}%" for v in (gates[g]["left"], gates[g]["right"], 1 - gates[g]["left"] - gates[g]["right"]))]
+            for g in data["gates"]
+        ]
+        scatters = [
+            chart(
+                f"gate {g}",
+                None,  # the style's label and axis label: the same for every unit
+                (0, 1),
+                (0, 1),
+                [{"from": f"saturation {g}", "skip": unit}, {"x": [gates[g]["left"]], "y": [gates[g]["right"]]}],
+            )
+            for g in data["gates"]
+        ]
+        return [
+            table(["gate", "left (< 0.1)", "right (> 0.9)", "neither"], rows, title="Gates", note="gates", cls="gates"),
+            panel("chart", cls="gatecharts", charts=scatters),
+            panel(
+                "legend",
+                items=[
+                    {"colour": "#e6194b", "shape": "dot", "text": f"unit {unit}"},
+                    {"colour": "#999", "shape": "dot", "text": f"the other units of {data['name']}"},
+                    {"colour": "#bbb", "shape": "swatch", "text": "dashed: left + right = 1"},
+                ],
+            ),
+        ]
+
+    def explore_shared(self, layer) -> dict[str, dict]:
+        halves = [[0, "0"], [0.5, "0.5"], [1, "1"]]
+        return {
+            "notes": {
+                "nogates": "A plain RNN has no gates.",
+                "gates": "Per gate, the fraction of (test image, step) where this unit's gate is left-saturated (< 0.1) and "
+                "right-saturated (> 0.9), as Karpathy et al. (2015) plot them: every unit of the layer.",
+            },
+            "data": {f"saturation {g}": {"x": v["left"], "y": v["right"]} for g, v in layer.numbers["saturation"].items()},
+            "styles": {
+                f"gate {g}": {  # Karpathy's scatter: every unit of the layer (grey), this one (red), the diagonal left + right = 1
+                    "class": "gate",
+                    "label": f"{g} gate: fraction of steps left- and right-saturated",
+                    "xlabel": f"{g}: left (< 0.1)",
+                    "size": [156, 156],
+                    "margin": [34, 10, 8, 38],
+                    "series": [
+                        {"type": "dots", "r": 2, "fill": "#999", "opacity": 0.55},
+                        {"type": "dots", "r": 4.2, "fill": "#e6194b", "stroke": "#fff", "class": "this"},
+                    ],
+                    "rules": [{"x1": 0, "y1": 1, "x2": 1, "y2": 0, "stroke": "#bbb", "dash": "3 2"}],
+                    "xticks": halves,
+                    "yticks": halves,
+                    "ylabel": "right (> 0.9)",
+                }
+                for g in layer.numbers["gates"]
+            },
+        }

@@ -3,11 +3,15 @@ Understanding Convolutional Networks" (ECCV 2014), section 4 and Figure 5. For e
 the feature vector of each image is compared with its transformed copy's at the first layer and at the
 last hidden layer (the final classifier's input) by the normalised Euclidean distance
 ||f(x) - f(T x)|| / ||f(x)||, and the probability of the true class is recorded; the curves are means
-over the images with their standard deviation as the spread."""
+over the images with their standard deviation as the spread.
+
+Its "every unit" mode (`unit_invariance`) sweeps the same transforms for each unit of a layer: the unit's
+strongest response to its own top images transformed, relative to the untransformed ones (the
+explore page's invariance curves, whose panel is declared here, `explore_panels`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +92,14 @@ class InvarianceCurves:
         return v.mean(1), v.std(1)
 
 
+def swept(images: torch.Tensor, sweeps: dict) -> Iterator[tuple[str, int, torch.Tensor]]:
+    """(transform, amount's index, `images` transformed by it) for every amount of every transform of
+    `sweeps`: the one loop both measures below go through."""
+    for kind, amounts in sweeps.items():
+        for i, amount in enumerate(amounts):
+            yield kind, i, transform(images, kind, float(amount))
+
+
 @torch.no_grad()
 def invariance_curves(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, sweeps: dict | None = None
@@ -96,21 +108,59 @@ def invariance_curves(
     `sweeps` defaults to `sweeps_for(image height)`."""
     sweeps = sweeps if sweeps is not None else sweeps_for(images.shape[2])
     layers = feature_layers(model, tuple(images.shape[1:]))
-    curves = InvarianceCurves(layers)
+    curves = InvarianceCurves(layers, {kind: np.asarray(amounts) for kind, amounts in sweeps.items()})
+    rows: dict[str, dict[str, list[np.ndarray]]] = {kind: {"first": [], "last": [], "p_true": []} for kind in sweeps}
     with evaluating(model), capture_outputs(model, list(layers), clone=True) as out:
         model(images)
         base = {name: out[name].flatten(1) for name in layers}
-        for kind, amounts in sweeps.items():
-            rows: dict[str, list[np.ndarray]] = {"first": [], "last": [], "p_true": []}
-            for amount in amounts:
-                probs = model(transform(images, kind, amount)).softmax(1)
-                for key, name in zip(("first", "last"), layers, strict=True):
-                    f = out[name].flatten(1)
-                    rows[key].append(((f - base[name]).norm(dim=1) / base[name].norm(dim=1).clamp_min(1e-12)).cpu().numpy())
-                rows["p_true"].append(probs[torch.arange(len(labels)), labels].cpu().numpy())
-            curves.amounts[kind] = np.asarray(amounts)
-            curves.values[kind] = {k: np.stack(v) for k, v in rows.items()}
+        for kind, _, moved in swept(images, sweeps):
+            probs = model(moved).softmax(1)
+            for key, name in zip(("first", "last"), layers, strict=True):
+                f = out[name].flatten(1)
+                rows[kind][key].append(((f - base[name]).norm(dim=1) / base[name].norm(dim=1).clamp_min(1e-12)).cpu().numpy())
+            rows[kind]["p_true"].append(probs[torch.arange(len(labels)), labels].cpu().numpy())
+    curves.values = {kind: {k: np.stack(v) for k, v in r.items()} for kind, r in rows.items()}
     return curves
+
+
+@dataclass
+class UnitInvariance:
+    """Every unit's invariance curve: per transform, its strongest response to its own images transformed,
+    relative to the untransformed ones (1 = invariant), averaged over those of the images it responds to."""
+
+    amounts: dict[str, np.ndarray]  # transform -> its amounts
+    response: dict[str, torch.Tensor]  # transform -> [units, amounts] float64; nan for a unit that responds to none
+
+
+@torch.no_grad()
+def unit_invariance(
+    activations: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    chosen: torch.Tensor,
+    whole: Optional[torch.Tensor] = None,
+    sweeps: Optional[dict] = None,
+    batch_size: int = 256,
+) -> UnitInvariance:
+    """The "every unit" mode of invariance, for the units of one layer: `activations` maps a float batch
+    [B,C,H,W] to the layer's output [B, units, h, w]; `images` [N,C,H,W] in [0,1]; `chosen` [units, k]
+    the indices into `images` of each unit's own images (its top-k); `whole` [N, units] the units'
+    strongest activations on the untransformed images where the caller has them. Every transformed
+    batch gives every unit's response at once. `sweeps` defaults to `sweeps_for(image height)`."""
+    sweeps = sweeps if sweeps is not None else sweeps_for(images.shape[2])
+
+    def strongest(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([activations(x[s : s + batch_size]).flatten(2).amax(2) for s in range(0, len(x), batch_size)])
+
+    base = strongest(images) if whole is None else whole
+    units = torch.arange(chosen.shape[0], device=base.device)[:, None]
+    mine = chosen.to(base.device)
+    reference = base[mine, units]  # [units, k]
+    responds = (reference > 0).double()
+    response = {kind: torch.zeros(chosen.shape[0], len(amounts), dtype=torch.float64) for kind, amounts in sweeps.items()}
+    for kind, i, moved in swept(images, sweeps):
+        ratio = (strongest(moved)[mine, units] / reference.clamp_min(1e-30)).double() * responds
+        response[kind][:, i] = (ratio.sum(1) / responds.sum(1)).cpu()  # 0/0 = nan where the unit responds to none
+    return UnitInvariance({kind: np.asarray(amounts) for kind, amounts in sweeps.items()}, response)
 
 
 INVARIANCE_COLUMNS = ["transform", "amount", "first_mean", "first_std", "last_mean", "last_std", "p_true_mean", "p_true_std"]
@@ -193,6 +243,30 @@ def plot_invariance(curves, title: str, images_word: str = "test images", label_
     return fig
 
 
+def _unit_curve(name: str, amounts: list, response: list) -> dict:
+    """The explore page's chart of a unit's response to its top images transformed by `amounts`, relative to the
+    originals (1: dashed)."""
+    import math
+
+    from ..report.panels import chart, num, nums
+
+    finite = [v for v in response if v is not None and math.isfinite(v)]
+    x0, x1 = min(amounts), max(amounts)
+    top, bottom = max([1.2, *finite]), min([0.0, *finite])  # no finite response (a dead unit): still an axis
+    mid = amounts[len(amounts) // 2]
+    return chart(
+        "invariance",
+        f"{name}: relative response",
+        (x0, x1),
+        (bottom, top),
+        [{"x": nums(amounts), "y": nums(response)}] if finite else [],
+        rules=[{"x1": x0, "x2": x1, "y1": 1, "y2": 1, "stroke": "#999", "dash": "3 2"}],
+        xticks=[[x0]] + ([[mid]] if x0 < mid < x1 else []) + [[x1]],
+        yticks=[[num(bottom, 6)], [1, "1"], [num(top, 6)]],
+        xlabel=name,
+    )
+
+
 @register
 class InvarianceTechnique(Technique):
     name = "invariance"
@@ -225,3 +299,24 @@ class InvarianceTechnique(Technique):
 
     def caption(self, ran: Ran) -> str:
         return f"invariance to vertical translation, rotation and scale on {ran.options['count']} test images (paper Fig. 5)."
+
+    def explore_panels(self, layer, unit: int) -> list[dict]:
+        """The unit's invariance curves on the explore page (from `unit_invariance`), one chart per transform."""
+        from ..report.panels import panel
+
+        curves = [_unit_curve(k, v["amounts"], v["response"][unit]) for k, v in layer.numbers.invariance.items()]
+        return [panel("chart", "Invariance", "invariance", "curves", charts=curves)]
+
+    def explore_shared(self, layer) -> dict[str, dict]:
+        return {
+            "notes": {"invariance": "Response to its top images transformed, relative to untransformed (dashed: 1)."},
+            "styles": {
+                "invariance": {
+                    "class": "invariance",
+                    "size": [170, 136],
+                    "margin": [32, 10, 8, 38],
+                    "empty": "never active",
+                    "series": [{"type": "line", "stroke": "#e6194b", "width": 1.6}],
+                }
+            },
+        }

@@ -3,13 +3,15 @@
 `ops/occluding.py`); at every position the probability of the true class, the strongest activation of
 one feature map (by default the map of the top conv layer that responds most to the unoccluded image)
 and the most probable class are recorded. All occluded copies of an image go through the network in
-batches."""
+batches, and every feature map of the layer is read from them at once (`unit_occlusion`, the "every
+unit" mode): the figure shows one map, the explore page (`explore_units.py`) every map of every
+explored layer for its strongest images, with the panel it draws declared here (`explore_panels`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -17,13 +19,68 @@ from torch import nn
 from ..ops.deconvnet_graph import resolve_graph_target
 from ..ops.inputs import Norm, check_norm, default_layer, device_of, labels_to_follow, source_for
 from ..ops.hooks import capture_outputs, evaluating, normalised_input
-from ..ops.occluding import default_square, occluded_copies
+from ..ops.occluding import default_square, occluded_copies, positions
 from ..errors import NetsightError
 from .base import Option, Ran, Technique, register, LAYER, checked_layer, count_option
 from .target import Target, layer_file, spread
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+
+@dataclass
+class UnitOcclusion:
+    """Every unit's occlusion maps: for each image and each feature map (unit) of a layer, the map's
+    strongest activation with the grey square at each position, and with no square (`whole`)."""
+
+    maps: torch.Tensor  # [images, units, rows, cols]
+    whole: torch.Tensor  # [images, units]
+    size: int
+    stride: int
+
+
+def _copies_in_batches(images: torch.Tensor, size: int, stride: int, fill: float, batch_size: int) -> Iterator[torch.Tensor]:
+    """The occluded copies of every image in turn (`occluded_copies`), in batches of up to `batch_size`
+    that run across images: a few large batches rather than one small one per image."""
+    waiting: list[torch.Tensor] = []
+    held = 0
+    for image in images:
+        copies, _, _ = occluded_copies(image, size, stride, fill)
+        waiting.append(copies)
+        held += len(copies)
+        while held >= batch_size:
+            joined = torch.cat(waiting)
+            yield joined[:batch_size]
+            waiting, held = [joined[batch_size:]], held - batch_size
+    if held:
+        yield torch.cat(waiting)
+
+
+@torch.no_grad()
+def unit_occlusion(
+    activations: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    size: int,
+    stride: int,
+    fill: float = 0.5,
+    batch_size: int = 512,
+    whole: Optional[torch.Tensor] = None,
+) -> UnitOcclusion:
+    """Every unit's occlusion maps at once (the "every unit" mode: one pass over the occluded copies gives
+    all the units of the layer). `activations` maps a float batch [B,C,H,W] to the layer's output
+    [B, units, h, w] (a deconvnet's `activations`, or a hook on the model); `images` [N,C,H,W] in [0,1];
+    `whole` [N, units], the units' strongest activations on the unoccluded images where the caller has
+    them already (else computed first, before any copy)."""
+    if whole is None:
+        out = activations(images)
+        if out.dim() != 4:
+            raise NetsightError(f"occlusion needs a layer with feature maps; its output is {tuple(out.shape[1:])}")
+        whole = out.flatten(2).amax(2)
+    rows, cols = (len(positions(side, size, stride)) for side in images.shape[2:])
+    responses = [activations(batch).flatten(2).amax(2) for batch in _copies_in_batches(images, size, stride, fill, batch_size)]
+    units = whole.shape[1]
+    maps = torch.cat(responses) if responses else torch.zeros(0, units)
+    return UnitOcclusion(maps.reshape(len(images), rows, cols, units).permute(0, 3, 1, 2).cpu(), whole.cpu(), size, stride)
 
 
 @dataclass
@@ -51,30 +108,37 @@ def occlusion_maps(
     feature_map: Optional[int] = None,
     batch_size: int = 512,
 ) -> OcclusionMaps:
-    """`image` is float [C,H,W] in [0,1]; `layer` a module whose output has feature maps."""
+    """`image` is float [C,H,W] in [0,1]; `layer` a module whose output has feature maps. The layer's
+    maps come from `unit_occlusion` (every unit at once, in the same forward passes that give the
+    class probabilities); the figure shows one of them."""
+    probs: list[torch.Tensor] = []
     with evaluating(model), capture_outputs(model, [layer], clone=True) as out:
-        probs0 = model(image[None]).softmax(1)[0]
-        act0 = out[layer][0]
-        if act0.dim() != 3:
-            raise NetsightError(f"--layer {layer}: occlusion needs a layer with feature maps, its output is {tuple(act0.shape)}")
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            probs.append(model(x).softmax(1))
+            return out[layer]
+
+        act0 = forward(image[None])
+        if act0.dim() != 4:
+            raise NetsightError(
+                f"--layer {layer}: occlusion needs a layer with feature maps, its output is {tuple(act0.shape[1:])}"
+            )
+        whole = act0.flatten(2).amax(2)
         if feature_map is None:
-            feature_map = int(act0.flatten(1).amax(1).argmax())
-        elif not 0 <= feature_map < act0.shape[0]:
-            raise NetsightError(f"--feature-map {feature_map}: layer {layer} has {act0.shape[0]} feature maps")
-        copies, rows, cols = occluded_copies(image, size, stride, fill)
-        probs, feats = [], []
-        for s in range(0, len(copies), batch_size):
-            probs.append(model(copies[s : s + batch_size]).softmax(1))
-            feats.append(out[layer][:, feature_map].flatten(1).amax(1))
-    probs_all = torch.cat(probs)
+            feature_map = int(whole[0].argmax())
+        elif not 0 <= feature_map < act0.shape[1]:
+            raise NetsightError(f"--feature-map {feature_map}: layer {layer} has {act0.shape[1]} feature maps")
+        every = unit_occlusion(forward, image[None], size, stride, fill, batch_size, whole=whole)
+    probs0, probs_all = probs[0][0], torch.cat(probs[1:])
+    rows, cols = every.maps.shape[2:]
     return OcclusionMaps(
         probs_all[:, label].reshape(rows, cols).cpu(),
-        torch.cat(feats).reshape(rows, cols).cpu(),
+        every.maps[0, feature_map],
         probs_all.argmax(1).reshape(rows, cols).cpu(),
         layer,
         feature_map,
         probs0[label].item(),
-        act0[feature_map].max().item(),
+        float(every.whole[0, feature_map]),
         size,
         stride,
     )
@@ -252,3 +316,35 @@ class OcclusionTechnique(Technique):
             f"occlusion sensitivity on {ran.options['count']} test images, with the strongest map of "
             f"{ran.options['layer']} (paper Fig. 7)."
         )
+
+    def explore_panels(self, layer, unit: int) -> list[dict]:
+        """The unit's occlusion maps on the explore page (from `unit_occlusion`, for its strongest images), each
+        beside its image, on the map's own scale."""
+        import numpy as np
+
+        from ..report.panels import fmt, heat, num, panel
+
+        items = []
+        for o in layer.numbers.occlusion[unit]:
+            picture, lo, hi = heat(np.asarray(o["map"]))
+            items.append(
+                {
+                    "src": layer.image_keys[o["image"]],
+                    "heat": layer.pictures.key(picture),
+                    "low": num(lo, 6),
+                    "high": num(hi, 6),
+                    "whole": num(o["unoccluded"], 6),
+                    "alt": f"image {o['image']}",
+                    "heat_alt": f"occlusion map of image {o['image']}",
+                    "caption": f"image {o['image']} · whole image {fmt(o['unoccluded'])}",
+                }
+            )
+        return [panel("heatmap", "Occlusion", "occlusion", "occlusion", items=items)]
+
+    def explore_shared(self, layer) -> dict[str, dict]:
+        return {
+            "notes": {
+                "occlusion": "The unit's strongest activation with a grey square at each position of the image (darker: "
+                "covering there lowers it more); the bar gives the scale, its line the value for the whole image."
+            }
+        }

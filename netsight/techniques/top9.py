@@ -134,6 +134,25 @@ def plot_top9(tp, title: str, per_row: int = 4, asked: Optional[str] = None) -> 
     return fig
 
 
+def _rho_sentence(r: Optional[float], first: bool) -> str:
+    """Adebayo et al.'s sanity check of a unit's projections in one line (the explore page): the unit's mean rank
+    correlation between its trained and random-weights projections, and what it says."""
+    if r is None:
+        verdict = "no projection to compare (the unit never responds to these images)"
+    elif first:
+        verdict = (
+            "in the first layer a projection is the unit's filter whatever the image: this compares the trained filter "
+            "with a random one"
+        )
+    elif r >= 0.5:
+        verdict = "these pictures are mostly the image"
+    elif r >= 0.2:
+        verdict = "these pictures are partly the image, partly the trained unit"
+    else:
+        verdict = "these pictures come from the trained weights"
+    return f"projections through random weights: ρ = {'–' if r is None else f'{r:.2f}'} — {verdict}"
+
+
 @register
 class Top9Technique(Technique):
     name = "top9"
@@ -230,3 +249,77 @@ class Top9Technique(Technique):
                 )
             )
         return items
+
+    def explore_panels(self, layer, unit: int) -> list[dict]:
+        """The unit's top-9 patches and projections on the explore page (the strongest projection is the unit's
+        picture in the grid), and the same projections through the fully randomised model with their rank
+        correlation (Adebayo et al.'s sanity check, computed by `explore_units`) where the page has them."""
+        from ..plotting import _outside_tinted, pixel_image, projection_image
+        from ..report.panels import card, fmt, panel, png, preview, text
+
+        units, pictures, m = layer.numbers, layer.pictures, unit
+        top, random_cards = [], []
+        for j in range(units.top.values.shape[1]):
+            i, activation = int(units.top.image_index[m, j]), float(units.top.values[m, j])
+            valid = units.valid[m, j, 0].numpy()
+            y, x = int(units.top.positions[m, j, 0]), int(units.top.positions[m, j, 1])
+            data = {"image": i, "activation": f"{activation:.7g}"}
+            label = layer.labels[i] if layer.labels is not None else ""
+            patch = pictures.key(png(_outside_tinted(pixel_image(units.patches[m, j]), valid)))
+            projection = pictures.key(png(_outside_tinted(projection_image(units.projections[m, j]), valid)))
+            top.append(
+                card(
+                    [patch, projection],
+                    f"#{j + 1}{' ' + label if label else ''} {fmt(activation)}",
+                    f"{layer.names[i]}, position ({y}, {x})",
+                    data,
+                )
+            )
+            if units.randomised is not None:
+                rho = units.randomised.rho[m][j]
+                random = pictures.key(png(_outside_tinted(projection_image(units.randomised.projections[m, j]), valid)))
+                random_cards.append(card([random], f"#{j + 1} ρ {'–' if rho is None else f'{rho:.2f}'}", data=data))
+        panels = [
+            preview(
+                top[0]["src"][1],  # the strongest projection
+                panel(
+                    "images",
+                    f"Top-{len(top)} test images (receptive field {'x'.join(str(v) for v in units.field.size)} px)",
+                    "top",
+                    "cards top",
+                    items=top,
+                    pictures=[{"class": "patch", "alt": "patch"}, {"class": "projection", "alt": "projection"}],
+                    figure="pair",
+                ),
+            )
+        ]
+        if units.randomised is not None:
+            rho = units.randomised.unit_rho[m]
+            panels += [
+                text(
+                    _rho_sentence(rho, layer.first),
+                    {"rho": "" if rho is None else repr(float(rho))},
+                    title="Sanity check: the same projections through random weights",
+                    cls="rho",
+                ),
+                panel(
+                    "images",
+                    note="random",
+                    cls="cards randomised",
+                    items=random_cards,
+                    pictures=[{"class": "randomised", "alt": "random-weights projection"}],
+                ),
+            ]
+        return panels
+
+    def explore_shared(self, layer) -> dict[str, dict]:
+        return {
+            "notes": {
+                "top": "Each column: the input patch (top) and its deconvnet projection (below), strongest first; "
+                "blue marks the part of the field outside the image.",
+                "random": "The same nine images, unit and positions, projected through the model with every layer "
+                "re-initialised by its own init (seed 0; Adebayo et al. 2018). ρ: Spearman rank correlation of the trained "
+                "and the random projection over the pixels, per image below, their mean above. The higher it is (0.2–0.5: "
+                '"partly", ≥ 0.5: "mostly"), the more the picture is the image rather than what the unit learned.',
+            }
+        }

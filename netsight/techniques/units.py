@@ -160,6 +160,23 @@ def plot_units(
     return fig
 
 
+EXPLORE_FIT = [280, 460]  # an explore page's plot as wide as the details, within these bounds: its text stays 10 px
+
+
+def _explore_range(values) -> tuple[float, float]:
+    """An explore page plot's value range: the values' and 0, widened to +-1 when flat."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    lo, hi = min([0.0, *finite]), max([0.0, *finite])
+    return (lo - 1, hi + 1) if hi - lo < 1e-9 else (lo, hi)
+
+
+def _explore_ticks(lo: float, hi: float) -> list[list[Optional[float]]]:
+    """The range's ends, and 0 between them where it is not too close to either to be read."""
+    from ..report.panels import num
+
+    return [[num(lo, 6)], [0.0], [num(hi, 6)]] if min(-lo, hi) > 0.15 * (hi - lo) else [[num(lo, 6)], [num(hi, 6)]]
+
+
 @register
 class UnitsTechnique(Technique):
     name = "units"
@@ -192,3 +209,148 @@ class UnitsTechnique(Technique):
         tile_labels = [labels(t, index[r.top_images[u]]).tolist() for u, _ in picks]
         fig = plot_units(r, picks, images, tile_labels, classes, t.title, len(index))
         return [save_figure(fig, figure), write_csv(table, list(rows[0]), rows), save_tensors(tensors, tensors_of(r, index))]
+
+    def explore_panels(self, layer, unit: int) -> list[dict]:
+        """A hidden unit on the explore page (`layer.numbers`: `report.explore_recurrent_page.recurrent_layer_data`'s
+        dict): its peak, preferred class and selectivity, its correlations with the row being read, its top-9
+        images with the row at its peak marked and its trace under each, its mean trace per class and the class
+        means as bars (the class colours of `style.class_colour`)."""
+        from ..report.panels import card, chart, fmt, num, panel, preview, table, text
+
+        data, keys = layer.numbers, layer.image_keys
+        n, classes = data["steps"], data["classes"]
+        u = data["units"][unit]
+        s = u["stats"]
+        lo, hi = _explore_range([v for t in u["top"] for v in t["trace"]])
+        cards = []
+        for r, t in enumerate(u["top"]):
+            step, trace = t["step"], t["trace"]
+            spark = chart(
+                "spark",
+                f"value over the {n} steps, peak at row {step + 1}",
+                (0, max(n - 1, 1)),
+                (lo, hi),
+                [
+                    {"y": trace},
+                    {"x": [step], "y": [trace[step]]},
+                ],
+                rules=[{"x1": step, "x2": step, "y1": num(lo, 6), "y2": num(hi, 6), "stroke": "#e6194b", "width": 1}],
+            )
+            caption = f"#{r + 1}{' ' + t['label'] if t['label'] else ''} · row {step + 1} · {fmt(t['value'])}"
+            cards.append(
+                card(
+                    [keys[t["image"]]],
+                    caption,
+                    f"{t['file']}, row {step + 1}",
+                    {"image": t["image"], "step": step, "value": f"{t['value']:.7g}"},
+                    [f"image {t['image']}, row {step + 1} marked"],
+                    [num(step / n, 6), num(1 / n, 6)],
+                    [spark],
+                )
+            )
+        corr = {f: "–" if c is None else f"{c:.2f}" for f, c in s["correlation"].items()}
+        tlo, thi = _explore_range([v for m in u["class_mean"] for v in m])
+        lines = [{"y": m, "width": 2.4} if c == s["preferred"] else {"y": m} for c, m in enumerate(u["class_mean"])]
+        trace_chart = chart(
+            "classtrace",
+            "mean value per class over the steps",
+            (0, max(n - 1, 1)),
+            (tlo, thi),
+            lines,
+            rules=[{"x1": 0, "x2": max(n - 1, 1), "y1": 0, "y2": 0, "stroke": "#ccc"}] if tlo < 0 < thi else [],
+            yticks=_explore_ticks(tlo, thi),
+        )
+        means = [num(sum(m) / len(m)) for m in u["class_mean"]]
+        blo, bhi = _explore_range(means)
+        bars_chart = chart(
+            "classbars",
+            "mean value per class, over all steps",
+            (0, len(classes)),
+            (blo, bhi),
+            [{"y": means, "base": max(blo, 0.0)}],
+            rules=[{"x1": 0, "x2": len(classes), "y1": 0, "y2": 0, "stroke": "#999"}] if blo < 0 < bhi else [],
+            xticks=[[i + 0.5, c if len(c) <= 6 else c[:5] + "…"] for i, c in enumerate(classes)],
+            yticks=_explore_ticks(blo, bhi),
+        )
+        return [
+            preview(
+                layer.pictures.key(u["preview"]),
+                panel(
+                    "group",
+                    cls="tables",
+                    panels=[
+                        table(
+                            ["peak", "preferred class", "selectivity"],
+                            [[fmt(s["peak"]), classes[s["preferred"]], f"{s['selectivity']:.3f}"]],
+                        ),
+                        table(["r (ink)", "r (position)", "r (row)"], [[corr["ink"], corr["position"], corr["row"]]]),
+                    ],
+                ),
+            ),
+            text("", note="stats"),
+            panel(
+                "images",
+                f"Top-{len(cards)} test images and their traces",
+                "top",
+                "cards top",
+                items=cards,
+                pictures=[{"class": "digit"}],
+                figure="rpair",
+            ),
+            panel("chart", "Mean trace per class", "classtrace", charts=[trace_chart]),
+            panel("legend", **{"from": "class legend"}),
+            panel("chart", "Class selectivity", "classbars", charts=[bars_chart]),
+        ]
+
+    def explore_shared(self, layer) -> dict[str, dict]:
+        data = layer.numbers
+        n = data["steps"]
+        zero = {"x1": 0, "x2": max(n - 1, 1), "y1": 0, "y2": 0, "stroke": "#bbb"}  # under every trace
+        steps = [0, round((n - 1) / 3), round(2 * (n - 1) / 3), n - 1]
+        legend = [
+            {"colour": c, "shape": "swatch", "text": f"{k} ({m})"}
+            for c, k, m in zip(data["class_colours"], data["classes"], data["class_counts"], strict=True)
+        ]
+        return {
+            "data": {"class legend": legend},  # the same for every unit: stored once
+            "notes": {
+                "stats": f"Over the {data['images_seen']:,} test images and {n} steps: the unit's highest value; the class "
+                "with the largest |mean value| and its selectivity (0: every class moves the unit alike, 1: only that class; "
+                "see the bars below); r: the correlation of the unit's value with the row being read: its ink (mean "
+                "pixel), the ink's horizontal position, and the row number.",
+                "top": f"Strongest first. Boxed in red: the row being read when the unit peaked. Below each image: the "
+                f"unit's value over the {n} rows (grey line: 0; red: the peak).",
+                "classtrace": "The unit's mean value after each row over the test images of each class (the preferred "
+                "class drawn thicker; in brackets: the images of the class).",
+                "classbars": "Each class's mean trace averaged over the steps (the colours as above); the selectivity "
+                "compares the largest |bar| with the mean |bar| of the others.",
+            },
+            "styles": {
+                "spark": {
+                    "class": "spark",
+                    "size": [84, 34],
+                    "margin": [3, 3, 3, 3],
+                    "axes": False,
+                    "series": [{"type": "line", "stroke": "#222", "width": 1.3}, {"type": "dots", "r": 2.4, "fill": "#e6194b"}],
+                    "rules": [zero],
+                },
+                "classtrace": {
+                    "class": "classtrace",
+                    "size": [EXPLORE_FIT, 190],
+                    "margin": [44, 10, 8, 38],
+                    "xlabel": "row read (step)",
+                    "ylabel": "mean value",
+                    # one line per class in its colour (a unit's preferred class drawn thicker: its series says so)
+                    "series": [{"type": "line", "stroke": c, "width": 1.3} for c in data["class_colours"]],
+                    "xticks": [[t, str(t + 1)] for t in steps],  # rows 1, n/3, 2n/3, n: the same for every unit
+                },
+                "classbars": {
+                    "class": "classbars",
+                    "size": [EXPLORE_FIT, 150],
+                    "margin": [44, 10, 8, 38],
+                    "xlabel": "class",
+                    "ylabel": "mean value",
+                    "series": [{"type": "bars", "fills": data["class_colours"], "gap": 4}],  # a bar per class in its colour
+                },
+            },
+        }

@@ -96,3 +96,83 @@ def test_an_installed_package_finds_the_page_files(tmp_path):
     where, sizes = out.stdout.split("\n")[:2]
     assert where.startswith(str(tmp_path / "site"))
     assert [int(v) for v in sizes.split()] == [len(asset("explore.js")), len(asset("explore.css"))]
+
+
+def test_the_page_builder_names_no_technique():
+    """`report/explore_page.py` is the page's plumbing: the panels come from the techniques' own modules
+    (`Technique.explore_panels`), found through the registry; no string or import of it names a technique."""
+    import ast
+    from pathlib import Path
+
+    import netsight.report.explore_page as builder
+
+    tree = ast.parse(Path(builder.__file__).read_text())
+    docstrings = {
+        id(n.body[0].value)
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef))
+        and n.body
+        and isinstance(n.body[0], ast.Expr)
+        and isinstance(n.body[0].value, ast.Constant)
+    }
+    strings = " ".join(
+        n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+    )
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names} | {
+        n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+    }
+    names = set(registry.techniques()) - {"explore", "units", "rows"}  # as above: the page's own words
+    said = {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", strings)}
+    assert not said & (names | WORDS), sorted(said & (names | WORDS))
+    assert not {i.rsplit(".", 1)[-1] for i in imported} & names
+    assert len(names) > 10
+
+
+def test_every_panel_comes_from_a_technique_that_applies():
+    """The page asks the registry: a technique registered for a while adds its panel (after the built-in ones, in
+    `registry.ORDER`) and its note to every unit of the layers of its kind, and leaves the page as it was once gone."""
+    import torch
+
+    from netsight.models import ModelConfig, build_model
+    from netsight.report.explore_recurrent_page import recurrent_layer, recurrent_layer_data
+    from netsight.report.panels import text
+    from netsight.techniques.base import Technique, register
+    from netsight.techniques.explore_recurrent_units import explore_recurrent
+
+    class Probe(Technique):
+        name = "probe_panel"
+        summary = "a panel for the test"
+        applies_to = "recurrent"
+        compute = staticmethod(lambda: None)
+
+        def prepare(self, t, **o):
+            return {}
+
+        def outputs(self, t, o):
+            return []
+
+        def write(self, t, o):
+            return []
+
+        def explore_panels(self, layer, unit):
+            return [text(f"probe {unit} of {layer.numbers['name']}", note="probe")]
+
+        def explore_shared(self, layer):
+            return {"notes": {"probe": "a note"}}
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("lstm", hidden=4)).eval()
+    units = explore_recurrent(model, torch.rand(12, 1, 28, 28), torch.arange(12) % 10)
+    data = recurrent_layer_data(units, [f"{i}.png" for i in range(12)], None)
+    before = recurrent_layer(data)
+    register(Probe)
+    try:
+        probed = recurrent_layer(data)
+    finally:
+        registry.unregister("probe_panel")
+    assert [u["panels"][-1] for u in probed["units"]] == [
+        {"kind": "text", "text": f"probe {h} of rnn", "note": "probe"} for h in range(4)
+    ]
+    assert [u["panels"][:-1] for u in probed["units"]] == [u["panels"] for u in before["units"]]
+    assert probed["notes"] == {**before["notes"], "probe": "a note"}
+    assert recurrent_layer(data) == before

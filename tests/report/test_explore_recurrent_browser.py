@@ -50,7 +50,8 @@ def shown(layer: dict) -> dict:
         (trace,) = [c for p in u["panels"] if p["kind"] == "chart" for c in p["charts"] if c["style"] == "classtrace"]
         data = [item["data"] for item in cards["items"]]
         units.append({"top": [{"image": int(d["image"]), "step": int(d["step"]), "value": float(d["value"])} for d in data]})
-        colours = [s["stroke"] for s in trace["series"]]
+        style = layer["styles"][trace["style"]]["series"]  # each class's line settings, stored once for the layer
+        colours = [{**style[i], **own}["stroke"] for i, own in enumerate(trace["series"])]
         steps = len(cards["items"][0]["charts"][0]["series"][0]["y"])
     return {"units": units, "steps": steps, "class_colours": colours, "classes": colours}
 

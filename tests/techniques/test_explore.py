@@ -9,6 +9,7 @@ from netsight.ops.randomise import cascading
 from netsight.techniques.explore import fully_randomised
 from netsight.data.images import tensor_images
 from netsight.techniques.occlusion import occlusion_maps
+from netsight.ops.occluding import default_square
 from netsight.ops.topk import crop, top_activations
 from netsight.models import ModelConfig, build_model
 from tests.conftest import tiny_dataset
@@ -112,3 +113,104 @@ def test_rank_correlation_of_a_constant_map_is_none():
     ranks = torch.tensor([1, 2.5, 2.5, 4, 5]) - 3  # Pearson of the centred ranks
     expected = float((ranks * (torch.arange(5.0) - 2)).sum() / ((ranks**2).sum() * 10).sqrt())
     assert rank_correlations(ties, order, torch.ones(1, 1, 1, 1, 5))[0][0] == pytest.approx(expected)
+
+
+# ------------------------------------------------------------------ the "every unit" modes against the code they replaced
+
+
+def _previous_occlusion(net, top, load, size: int, stride: int) -> list[list[dict]]:
+    """explore_units._occlusion as it was before explore called the occlusion technique (commit eccf795), verbatim."""
+    from netsight.ops.occluding import occluded_copies
+
+    maps = top.values.shape[0]
+    chosen = {m: [int(i) for i in top.image_index[m, :3]] for m in range(maps)}
+    responses: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    for i in sorted({i for ims in chosen.values() for i in ims}):
+        image = load([i])[0]
+        copies, rows, cols = occluded_copies(image, size, stride, 0.5)
+        out = torch.cat([net.activations(copies[s : s + 512]).flatten(2).amax(2) for s in range(0, len(copies), 512)])
+        unoccluded = net.activations(image[None]).flatten(2).amax(2)[0]
+        responses[i] = (out.T.reshape(-1, rows, cols).cpu(), unoccluded.cpu())
+    return [
+        [{"image": i, "map": responses[i][0][m].tolist(), "unoccluded": float(responses[i][1][m])} for i in chosen[m]]
+        for m in range(maps)
+    ]
+
+
+def _previous_invariance(net, top, load) -> dict[str, dict]:
+    """explore_units._invariance as it was before explore called the invariance technique (commit eccf795), verbatim."""
+    from netsight.techniques.invariance import sweeps_for, transform
+
+    index = sorted({int(i) for i in top.image_index.flatten()})
+    position = {i: j for j, i in enumerate(index)}
+    x = torch.cat([load(index[s : s + 256]) for s in range(0, len(index), 256)])
+    base = net.activations(x).flatten(2).amax(2)  # [images, maps]
+    mine = torch.tensor([[position[int(i)] for i in row] for row in top.image_index])  # [maps, k]
+    maps = torch.arange(top.values.shape[0])[:, None]
+    reference = base[mine, maps]  # [maps, k]
+    responds = (reference > 0).double()
+    result = {}
+    for kind, amounts in sweeps_for(x.shape[2]).items():
+        curves = []
+        for amount in amounts:
+            moved = net.activations(transform(x, kind, float(amount))).flatten(2).amax(2)[mine, maps]
+            ratio = (moved / reference.clamp_min(1e-30)).double() * responds
+            curves.append((ratio.sum(1) / responds.sum(1)).cpu())
+        response = torch.stack(curves, 1)
+        result[kind] = {
+            "amounts": [float(a) for a in amounts],
+            "response": [[None if v != v else float(v) for v in row] for row in response.tolist()],
+        }
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", ["conv1", "conv2"])
+def test_occlusion_and_invariance_equal_what_explore_computed_before(explored, layer):
+    """explore's occlusion maps and invariance curves, now the occlusion and invariance techniques' "every unit"
+    modes, equal the numbers of the code they replaced (run here on the same model and top-9 units)."""
+    model, images, units, _ = explored
+    if layer != "conv2":
+        units = explore_layer(model, tensor_images(images), layer, batch_size=16)
+    net = make_deconvnet(model, layer, tuple(images.shape[1:]))
+    load = lambda index: images[list(index)].float() / 255  # noqa: E731
+    before = _previous_occlusion(net, units.top, load, *default_square(images.shape[2]))  # the square explore takes
+    assert [[o["image"] for o in row] for row in units.occlusion] == [[o["image"] for o in row] for row in before]
+    for now, then in zip(units.occlusion, before, strict=True):
+        for a, b in zip(now, then, strict=True):
+            torch.testing.assert_close(torch.tensor(a["map"]), torch.tensor(b["map"]), rtol=1e-5, atol=1e-5)
+            assert a["unoccluded"] == pytest.approx(b["unoccluded"], rel=1e-5, abs=1e-6)
+    then = _previous_invariance(net, units.top, load)
+    assert list(units.invariance) == list(then)
+    for kind, curve in units.invariance.items():
+        assert curve["amounts"] == then[kind]["amounts"]
+        for row, old in zip(curve["response"], then[kind]["response"], strict=True):
+            assert [v is None for v in row] == [v is None for v in old]
+            assert [v for v in row if v is not None] == pytest.approx([v for v in old if v is not None], rel=1e-5, abs=1e-6)
+
+
+def test_the_occlusion_figure_reads_one_map_of_every_units_maps():
+    """`occlusion_maps` (the figure's) and `unit_occlusion` (explore's) are one computation: the figure's tracked map is
+    the every-unit result's map, and both equal a copy-by-copy loop through the model."""
+    from netsight.ops.occluding import occluded_copies
+    from netsight.techniques.occlusion import unit_occlusion
+
+    torch.manual_seed(1)
+    model = build_model(ModelConfig("lenet5")).eval()
+    images = torch.rand(3, 1, 28, 28)
+    seen = {}
+    handle = model.relu2.register_forward_hook(lambda m, i, o: seen.update(a=o))
+    try:
+        every = unit_occlusion(lambda x: (model(x), seen["a"])[1], images, 6, 3, batch_size=50)  # batches across images
+        copies, rows, cols = occluded_copies(images[1], 6, 3, 0.5)
+        with torch.no_grad():
+            one_by_one = torch.stack([(model(c[None]), seen["a"])[1][0].flatten(1).amax(1) for c in copies])
+    finally:
+        handle.remove()
+    assert every.maps.shape == (3, model.conv2.out_channels, rows, cols) and every.whole.shape == (3, model.conv2.out_channels)
+    torch.testing.assert_close(every.maps[1], one_by_one.T.reshape(-1, rows, cols), rtol=1e-5, atol=1e-6)
+    figure = occlusion_maps(model, images[1], 3, "relu2", 6, 3)
+    torch.testing.assert_close(figure.feature_max, every.maps[1, figure.feature_map], rtol=1e-5, atol=1e-6)
+    assert figure.feature_map == int(every.whole[1].argmax()) and figure.unoccluded_feature == pytest.approx(
+        float(every.whole[1].max())
+    )
