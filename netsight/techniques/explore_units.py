@@ -32,6 +32,7 @@ from .invariance import sweeps_for, transform
 from ..ops.occluding import default_square, occluded_copies
 from ..ops.receptive_field import ReceptiveField
 from ..ops.topk import TopActivations, project_top
+from ..progress import bar, track
 
 TOP_K = 9
 OCCLUDED_IMAGES = 3  # per map: occlusion maps for its strongest images
@@ -88,9 +89,11 @@ def explore_layer(
         maxima, where, width, moments = _stream(net, source, batch_size, device, progress)
         top = _top(net.target, maxima, where, width, net.field)
         load = lambda index: source.load(index).to(device)  # noqa: E731
-        tp = project_top(net, top, load, None, batch_size)
+        tp = project_top(net, top, load, None, batch_size, progress=progress, what=f"explore {net.target}: top-9 projections")
         random_units = (
-            _randomised(randomised, layer, shape, net.target, top, load, batch_size, tp) if randomised is not None else None
+            _randomised(randomised, layer, shape, net.target, top, load, batch_size, tp, progress)
+            if randomised is not None
+            else None
         )
         maps = maxima.shape[1]
         count, total, total_sq, zeros, largest = moments
@@ -112,8 +115,8 @@ def explore_layer(
             histograms.append({"edges": edges.tolist(), "counts": counts.tolist()})
         h = shape[1]
         size, stride = occlusion_size or default_square(h)[0], occlusion_stride or default_square(h)[1]
-        occlusion = _occlusion(net, top, load, size, stride)
-        invariance = _invariance(net, top, load)
+        occlusion = _occlusion(net, top, load, size, stride, progress)
+        invariance = _invariance(net, top, load, progress)
         wanted = sorted({int(i) for i in top.image_index.flatten()})
         pictures = {i: load([i])[0].cpu() for i in wanted}
     weights = dict(model.named_modules())[layer].weight.detach().cpu().float().numpy()
@@ -136,7 +139,9 @@ def explore_layer(
     )
 
 
-def _randomised(model: nn.Module, layer: str, shape, target: str, top: TopActivations, load, batch_size: int, trained):
+def _randomised(
+    model: nn.Module, layer: str, shape, target: str, top: TopActivations, load, batch_size: int, trained, progress: bool = False
+):
     """The trained top-9 units (image, map, position), each sent down with its trained activation,
     projected through `model`'s random weights: a deconvnet's projection scales with that signal
     (positive homogeneity), so the rank correlation is the randomised deconvnet's own, and a unit
@@ -147,7 +152,8 @@ def _randomised(model: nn.Module, layer: str, shape, target: str, top: TopActiva
         net = make_deconvnet(model, layer, tuple(shape))
         if net.target != target:
             raise NetsightError(f"explore: the randomised model projects {net.target}, the trained one {target}")
-        projected = project_top(net, top, load, None, batch_size, strength=top.values)
+        what = f"explore {target}: top-9 through random weights"
+        projected = project_top(net, top, load, None, batch_size, strength=top.values, progress=progress, what=what)
     rho = rank_correlations(trained.projections, projected.projections, trained.valid)
     means = [[r for r in row if r is not None] for row in rho]
     return RandomisedUnits(projected.projections, rho, [sum(r) / len(r) if r else None for r in means])
@@ -218,14 +224,15 @@ def _top(target: str, maxima: torch.Tensor, where: torch.Tensor, width: int, fie
     return TopActivations(target, values, index, torch.stack([flat // width, flat % width], -1), field)
 
 
-def _occlusion(net, top: TopActivations, load, size: int, stride: int) -> list[list[dict]]:
+def _occlusion(net, top: TopActivations, load, size: int, stride: int, progress: bool = False) -> list[list[dict]]:
     """Per map, for its OCCLUDED_IMAGES strongest images: the map's strongest activation with the
     grey square at each position. Each image's occluded copies go through the network once and
     give every map's response."""
     maps = top.values.shape[0]
     chosen = {m: [int(i) for i in top.image_index[m, :OCCLUDED_IMAGES]] for m in range(maps)}
     responses: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    for i in sorted({i for ims in chosen.values() for i in ims}):
+    images = sorted({i for ims in chosen.values() for i in ims})
+    for i in track(images, len(images), f"explore {net.target}: occlusion", progress, "img"):
         image = load([i])[0]
         copies, rows, cols = occluded_copies(image, size, stride, 0.5)
         out = torch.cat([net.activations(copies[s : s + 512]).flatten(2).amax(2) for s in range(0, len(copies), 512)])
@@ -237,7 +244,7 @@ def _occlusion(net, top: TopActivations, load, size: int, stride: int) -> list[l
     ]
 
 
-def _invariance(net, top: TopActivations, load) -> dict[str, dict]:
+def _invariance(net, top: TopActivations, load, progress: bool = False) -> dict[str, dict]:
     """Per map and transform amount: the map's strongest response to its top-9 images transformed,
     divided by the response to the originals (1 = invariant), averaged over those of the images
     it responds to at all; None for a map that responds to none of them (a dead unit)."""
@@ -250,15 +257,18 @@ def _invariance(net, top: TopActivations, load) -> dict[str, dict]:
     reference = base[mine, maps]  # [maps, k]
     responds = (reference > 0).double()
     result = {}
-    for kind, amounts in sweeps_for(x.shape[2]).items():
-        curves = []
-        for amount in amounts:
-            moved = net.activations(transform(x, kind, float(amount))).flatten(2).amax(2)[mine, maps]
-            ratio = (moved / reference.clamp_min(1e-30)).double() * responds
-            curves.append((ratio.sum(1) / responds.sum(1)).cpu())  # 0/0 = nan where the map responds to none
-        response = torch.stack(curves, 1)
-        result[kind] = {
-            "amounts": [float(a) for a in amounts],
-            "response": [[None if v != v else float(v) for v in row] for row in response.tolist()],
-        }
+    sweeps = sweeps_for(x.shape[2])
+    with bar(sum(len(a) for a in sweeps.values()), f"explore {net.target}: invariance", progress, "transforms") as shown:
+        for kind, amounts in sweeps.items():
+            curves = []
+            for amount in amounts:
+                moved = net.activations(transform(x, kind, float(amount))).flatten(2).amax(2)[mine, maps]
+                ratio = (moved / reference.clamp_min(1e-30)).double() * responds
+                curves.append((ratio.sum(1) / responds.sum(1)).cpu())  # 0/0 = nan where the map responds to none
+                shown.update(1)
+            response = torch.stack(curves, 1)
+            result[kind] = {
+                "amounts": [float(a) for a in amounts],
+                "response": [[None if v != v else float(v) for v in row] for row in response.tolist()],
+            }
     return result
