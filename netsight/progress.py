@@ -41,10 +41,19 @@ def duration(seconds: float) -> str:
 class Bar:
     """A progress bar (tqdm) that also prints its phase's estimate once, when it would be long."""
 
-    def __init__(self, total: float, what: str, enabled: bool = True, unit: str = "it", leave: bool = False, initial: float = 0):
+    def __init__(
+        self,
+        total: float,
+        what: str,
+        enabled: bool = True,
+        unit: str = "it",
+        leave: bool = False,
+        initial: float = 0,
+        counts: bool = True,
+    ):
         from tqdm.auto import tqdm
 
-        self.what, self.enabled, self.unit = what, enabled, unit
+        self.what, self.enabled, self.unit, self.counts = what, enabled, unit, counts
         self.total, self.initial = total, initial
         self._started = _clock()
         self._estimated = False
@@ -58,6 +67,7 @@ class Bar:
             disable=not enabled,
             dynamic_ncols=True,
             file=sys.stderr,
+            **({} if counts else {"bar_format": "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}"}),
         )
 
     def update(self, n: float = 1) -> None:
@@ -74,8 +84,11 @@ class Bar:
         left = self.total - self.initial
         projected = spent / done * left
         if projected > ESTIMATE_AFTER_S:
-            amount = f"{left:,.0f} {self.unit}" if self.unit else f"{left:,.0f}"
-            self.write(f"{self.what}: about {duration(projected)} for {amount} (the first {done:,.0f} took {duration(spent)})")
+            if self.counts:
+                amount, first = f"{left:,.0f} {self.unit}", f"{done:,.0f}"
+            else:  # work in estimated units (a suite's training: TFLOP): the share done says more than the count
+                amount, first = "all of it", f"{done / left:.0%}"
+            self.write(f"{self.what}: about {duration(projected)} for {amount} (the first {first} took {duration(spent)})")
 
     def set_postfix(self, **values: Any) -> None:
         self.tqdm.set_postfix(**values)
@@ -94,9 +107,12 @@ class Bar:
         self.close()
 
 
-def bar(total: float, what: str, enabled: bool = True, unit: str = "it", leave: bool = False, initial: float = 0) -> Bar:
-    """The bar for a phase of `total` units of work (see the module's docstring)."""
-    return Bar(total, what, enabled, unit, leave, initial)
+def bar(
+    total: float, what: str, enabled: bool = True, unit: str = "it", leave: bool = False, initial: float = 0, counts: bool = True
+) -> Bar:
+    """The bar for a phase of `total` units of work (see the module's docstring); `counts` False: units that mean
+    nothing to a reader (estimated work), so the bar shows the share done and the times only."""
+    return Bar(total, what, enabled, unit, leave, initial, counts)
 
 
 def track(items: Iterable[T], total: int, what: str, enabled: bool = True, unit: str = "it") -> Iterator[T]:
