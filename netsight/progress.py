@@ -50,13 +50,14 @@ class Bar:
         leave: bool = False,
         initial: float = 0,
         counts: bool = True,
+        estimate: bool = True,
     ):
         from tqdm.auto import tqdm
 
         self.what, self.enabled, self.unit, self.counts = what, enabled, unit, counts
         self.total, self.initial = total, initial
         self._started = _clock()
-        self._estimated = False
+        self._estimated = not estimate
         self.tqdm = tqdm(
             total=total,
             initial=initial,
@@ -108,11 +109,19 @@ class Bar:
 
 
 def bar(
-    total: float, what: str, enabled: bool = True, unit: str = "it", leave: bool = False, initial: float = 0, counts: bool = True
+    total: float,
+    what: str,
+    enabled: bool = True,
+    unit: str = "it",
+    leave: bool = False,
+    initial: float = 0,
+    counts: bool = True,
+    estimate: bool = True,
 ) -> Bar:
     """The bar for a phase of `total` units of work (see the module's docstring); `counts` False: units that mean
-    nothing to a reader (estimated work), so the bar shows the share done and the times only."""
-    return Bar(total, what, enabled, unit, leave, initial, counts)
+    nothing to a reader (estimated work), so the bar shows the share done and the times only; `estimate` False:
+    units too unlike each other for the first to say anything of the rest (no estimate line; the bar's ETA stays)."""
+    return Bar(total, what, enabled, unit, leave, initial, counts, estimate)
 
 
 def track(items: Iterable[T], total: int, what: str, enabled: bool = True, unit: str = "it") -> Iterator[T]:

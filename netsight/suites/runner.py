@@ -177,8 +177,9 @@ def _run_suite(
     done = 0
     from ..progress import bar
 
-    # one bar over every analysis of every run, with the time left (each technique's own passes show beneath it)
-    shown = bar(count, "analyses", options.progress, "analyses", leave=True)
+    # one bar over every analysis of every run, with the time left (each technique's own passes show beneath it);
+    # no estimate line from the first: analyses differ 20-fold in cost (--quick, CPU: filters 2 s, LeNet5 explore 45 s)
+    shown = bar(count, "analyses", options.progress, "analyses", leave=True, estimate=False)
 
     def say(run: str, name: str, seconds: Optional[float]) -> None:
         nonlocal done
