@@ -620,8 +620,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except NetsightError as exc:
         print(f"netsight: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("netsight: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # its message, where it has one, says what was kept and how to resume
+        print(f"netsight: {exc}" if str(exc) else "netsight: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:  # one the library did not name itself: still the path and the reason
         where = f"{exc.filename}: " if exc.filename is not None else ""

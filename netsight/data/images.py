@@ -50,21 +50,13 @@ class ImageSource:
 
     def batches(self, batch_size: int, progress: bool = False, what: str = "images") -> Iterator[tuple[int, torch.Tensor]]:
         """(start index, float batch) over all images, in order; a progress bar with ETA if asked."""
-        starts = range(0, len(self), batch_size)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
+        from ..progress import bar
 
-            bar = tqdm(total=len(self), desc=what, unit="img", leave=False, delay=0.5)  # none for a pass too short to watch
-        try:
-            for start in starts:
+        with bar(len(self), what, progress, "img") as shown:  # none for a pass too short to watch
+            for start in range(0, len(self), batch_size):
                 x = self.load(range(start, min(start + batch_size, len(self))))
                 yield start, x
-                if bar is not None:
-                    bar.update(len(x))
-        finally:
-            if bar is not None:
-                bar.close()
+                shown.update(len(x))
 
 
 def tensor_images(
@@ -212,26 +204,20 @@ def _check_readable(paths: list[Path], one: Callable[[Path], torch.Tensor], prog
             return text[len(str(path)) + 2 :] if text.startswith(f"{path}: ") else text
 
     workers = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from ..progress import bar
 
-        bar = tqdm(
-            total=len(paths), desc="checking images", unit="img", leave=False, delay=1.0
-        )  # shown only when the check takes a while
+    shown = bar(len(paths), "checking images", progress, "img")  # shown only when the check takes a while
     results = []
     pool = ThreadPoolExecutor(workers)
     try:
         for r in pool.map(check, paths, chunksize=16):
             results.append(r)
-            if bar is not None:
-                bar.update(1)
+            shown.update(1)
     except BaseException:  # Ctrl-C: do not decode the rest of the folder first
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     finally:
-        if bar is not None:
-            bar.close()
+        shown.close()
     pool.shutdown()
     return results
 

@@ -301,17 +301,23 @@ def unit_stats(
     batch_size: int = 500,
     top: int = 9,
     num_classes: Optional[int] = None,
+    progress: bool = False,
 ) -> UnitStatsResult:
-    """`UnitStats` over a whole set ([N,H,W] / [N,C,H,W], uint8 or float in [0, 1]) in batches: one pass."""
+    """`UnitStats` over a whole set ([N,H,W] / [N,C,H,W], uint8 or float in [0, 1]) in batches: one pass
+    (with `progress`, a bar with its time left: netsight.progress)."""
+    from ..progress import bar
+
     model = check_recurrent(model)
     was_training = model.training
     model.eval()
     classes = num_classes or model.fc.out_features
     acc = UnitStats(model.cell, model.rnn.hidden_size, classes, top)
     try:
-        for s in range(0, len(images), batch_size):
-            x = as_pixels(images[s : s + batch_size])
-            acc.update(run_steps(model, x), labels[s : s + batch_size], s, x)
+        with bar(len(images), f"{model.cell} hidden units", progress, "img") as shown:
+            for s in range(0, len(images), batch_size):
+                x = as_pixels(images[s : s + batch_size])
+                acc.update(run_steps(model, x), labels[s : s + batch_size], s, x)
+                shown.update(len(x))
     finally:
         model.train(was_training)
     return acc.result()

@@ -110,11 +110,16 @@ def project_top(
     maps: int | None = None,
     batch_size: int = 256,
     strength: Optional[torch.Tensor] = None,
+    progress: bool = False,
+    what: str = "top-9 projections",
 ) -> TopPatches:
     """Project each of the first `maps` maps' top units with the deconvnet and crop projection and
     input to the unit's receptive field; `load(indices)` returns those images as float batches.
     `strength` ([maps, k]), when given, is each unit's signal instead of the deconvnet's own
-    activation there (`top.values` projects the same units through another model's weights)."""
+    activation there (`top.values` projects the same units through another model's weights).
+    With `progress`, a bar `what` over the units (netsight.progress)."""
+    from ..progress import bar
+
     n_maps = top.values.shape[0] if maps is None else min(maps, top.values.shape[0])
     channels = torch.arange(n_maps).repeat_interleave(top.values.shape[1])
     index = top.image_index[:n_maps].reshape(-1)
@@ -122,15 +127,17 @@ def project_top(
     signal = strength[:n_maps].reshape(-1) if strength is not None else None
     device = _device(deconv.model)
     projections, patches, valid = [], [], []
-    for s in range(0, len(index), batch_size):
-        x = load(index[s : s + batch_size]).to(device)
-        part = signal[s : s + batch_size] if signal is not None else None
-        proj = deconv.project(x, channels[s : s + batch_size].to(device), "max", positions[s : s + batch_size], part)
-        p, v = crop(proj.images.cpu(), positions[s : s + batch_size], top.field)
-        q, _ = crop(x.cpu(), positions[s : s + batch_size], top.field)
-        projections.append(p)
-        patches.append(q)
-        valid.append(v)
+    with bar(len(index), what, progress, "units") as shown:
+        for s in range(0, len(index), batch_size):
+            x = load(index[s : s + batch_size]).to(device)
+            part = signal[s : s + batch_size] if signal is not None else None
+            proj = deconv.project(x, channels[s : s + batch_size].to(device), "max", positions[s : s + batch_size], part)
+            p, v = crop(proj.images.cpu(), positions[s : s + batch_size], top.field)
+            q, _ = crop(x.cpu(), positions[s : s + batch_size], top.field)
+            projections.append(p)
+            patches.append(q)
+            valid.append(v)
+            shown.update(len(x))
     shape = (n_maps, top.values.shape[1])
     cat = lambda ts: torch.cat(ts).reshape(*shape, *ts[0].shape[1:])  # noqa: E731
     return TopPatches(top, cat(projections), cat(patches), cat(valid))

@@ -175,15 +175,22 @@ def _run_suite(
     planned = [(spec, path) for spec, path in paths if spec.analyses]
     count = sum(len(spec.analyses) for spec, _ in planned)
     done = 0
+    from ..progress import bar
+
+    # one bar over every analysis of every run, with the time left (each technique's own passes show beneath it);
+    # no estimate line from the first: analyses differ 20-fold in cost (--quick, CPU: filters 2 s, LeNet5 explore 45 s)
+    shown = bar(count, "analyses", options.progress, "analyses", leave=True, estimate=False)
 
     def say(run: str, name: str, seconds: Optional[float]) -> None:
         nonlocal done
         done += 1
         what = "kept (its files exist)" if seconds is None else f"{seconds:.1f}s"
-        _log(f"[analysis {done}/{count}] {name} of {run}: {what}")
+        (shown.write if options.progress else _log)(f"[analysis {done}/{count}] {name} of {run}: {what}")
+        shown.update(1)
 
-    for spec, path in planned:
-        run_analyses(spec, path, options, partial(say, spec.dirname))
+    with shown:
+        for spec, path in planned:
+            run_analyses(spec, path, options, partial(say, spec.dirname))
     analysed = time.perf_counter() - started - trained
     _log(f"analyses done in {analysed:.0f}s" + ("; report next" if report else ""))
     meta = read_json(out / "suite.json")

@@ -64,7 +64,7 @@ def stats(t: Target, count: int) -> tuple[torch.Tensor, UnitStatsResult]:
         if model is t.model and k == key:
             return index, result
     index = chosen(t, count)
-    result = unit_stats(recurrent(t), pixels(t, index), labels(t, index), num_classes=len(t.classes) or None)
+    result = unit_stats(recurrent(t), pixels(t, index), labels(t, index), num_classes=len(t.classes) or None, progress=t.progress)
     _CACHE[:] = [(t.model, key, index, result)]
     return index, result
 

@@ -34,13 +34,20 @@ class Evolution:
 
 @torch.no_grad()
 def feature_evolution(
-    snapshots: list[tuple[int, Path]], images: torch.Tensor, layer: str, maps: int = 16, device: str | torch.device = "cpu"
+    snapshots: list[tuple[int, Path]],
+    images: torch.Tensor,
+    layer: str,
+    maps: int = 16,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> Evolution:
-    """`snapshots`: (iteration, weights file) pairs, in training order."""
+    """`snapshots`: (iteration, weights file) pairs, in training order (with `progress`, a bar over them)."""
+    from ..progress import track
+
     if not snapshots:
         raise NetsightError("no weight snapshots; train with --snapshots 100,500,1000,... to see features evolve")
     projections, values = [], []
-    for _, path in snapshots:
+    for _, path in track(snapshots, len(snapshots), f"evolution of {layer}", progress, "snapshots"):
         model = load_weights(path, device)
         top = top_activations(model, images, layer, k=1)
         n = min(maps, top.values.shape[0])
@@ -99,7 +106,7 @@ class EvolutionTechnique(Technique):
     def write(self, t: Target, o: dict) -> list[Path]:
         from ..plotting import save_figure
 
-        evo = feature_evolution(t.snapshots(), t.run_pixels(), o["layer"], o["maps"], t.device)
+        evo = feature_evolution(t.snapshots(), t.run_pixels(), o["layer"], o["maps"], t.device, t.progress)
         return [save_figure(plot_evolution(evo, t.title, asked=o["layer"]), t.folder / self.outputs(t, o)[0])]
 
     def caption(self, ran: Ran) -> str:

@@ -152,7 +152,7 @@ class ExploreTechnique(Technique):
         built = []
         for units in explore(t.model, t.images, o["layers"], t.progress, **t.norm):
             if len(snaps) >= 2:
-                evo = feature_evolution(snaps, t.run_pixels(), units.layer, units.top.values.shape[0], t.device)
+                evo = feature_evolution(snaps, t.run_pixels(), units.layer, units.top.values.shape[0], t.device, t.progress)
                 units.evolution = {"iterations": evo.iterations, "projections": evo.projections, "values": evo.values}
             built.append(layer_data(units, t.images.names, label_names, units.layer == convs[0]))
         subtitle = f"{sum(len(b['units']) for b in built)} units over {t.images.description}"

@@ -35,6 +35,7 @@ from .occlusion import unit_occlusion
 from ..ops.occluding import default_square, positions
 from ..ops.receptive_field import ReceptiveField
 from ..ops.topk import TopActivations, project_top
+from ..progress import bar
 
 TOP_K = 9
 OCCLUDED_IMAGES = 3  # per map: occlusion maps for its strongest images
@@ -91,9 +92,11 @@ def explore_layer(
         maxima, where, width, moments = _stream(net, source, batch_size, device, progress)
         top = _top(net.target, maxima, where, width, net.field)
         load = lambda index: source.load(index).to(device)  # noqa: E731
-        tp = project_top(net, top, load, None, batch_size)
+        tp = project_top(net, top, load, None, batch_size, progress=progress, what=f"explore {net.target}: top-9 projections")
         random_units = (
-            _randomised(randomised, layer, shape, net.target, top, load, batch_size, tp) if randomised is not None else None
+            _randomised(randomised, layer, shape, net.target, top, load, batch_size, tp, progress)
+            if randomised is not None
+            else None
         )
         maps = maxima.shape[1]
         count, total, total_sq, zeros, largest = moments
@@ -115,7 +118,7 @@ def explore_layer(
             histograms.append({"edges": edges.tolist(), "counts": counts.tolist()})
         h = shape[1]
         size, stride = occlusion_size or default_square(h)[0], occlusion_stride or default_square(h)[1]
-        occlusion, invariance, pictures = _occlusion_and_invariance(net, top, load, size, stride)
+        occlusion, invariance, pictures = _occlusion_and_invariance(net, top, load, size, stride, progress=progress)
     weights = dict(model.named_modules())[layer].weight.detach().cpu().float().numpy()
     return LayerUnits(
         layer,
@@ -136,7 +139,9 @@ def explore_layer(
     )
 
 
-def _randomised(model: nn.Module, layer: str, shape, target: str, top: TopActivations, load, batch_size: int, trained):
+def _randomised(
+    model: nn.Module, layer: str, shape, target: str, top: TopActivations, load, batch_size: int, trained, progress: bool = False
+):
     """The trained top-9 units (image, map, position), each sent down with its trained activation,
     projected through `model`'s random weights: a deconvnet's projection scales with that signal
     (positive homogeneity), so the rank correlation is the randomised deconvnet's own, and a unit
@@ -147,7 +152,8 @@ def _randomised(model: nn.Module, layer: str, shape, target: str, top: TopActiva
         net = make_deconvnet(model, layer, tuple(shape))
         if net.target != target:
             raise NetsightError(f"explore: the randomised model projects {net.target}, the trained one {target}")
-        projected = project_top(net, top, load, None, batch_size, strength=top.values)
+        what = f"explore {target}: top-9 through random weights"
+        projected = project_top(net, top, load, None, batch_size, strength=top.values, progress=progress, what=what)
     rho = rank_correlations(trained.projections, projected.projections, trained.valid)
     means = [[r for r in row if r is not None] for row in rho]
     return RandomisedUnits(projected.projections, rho, [sum(r) / len(r) if r else None for r in means])
@@ -218,7 +224,9 @@ def _top(target: str, maxima: torch.Tensor, where: torch.Tensor, width: int, fie
     return TopActivations(target, values, index, torch.stack([flat // width, flat % width], -1), field)
 
 
-def _occlusion_and_invariance(net, top: TopActivations, load, size: int, stride: int, batch_size: int = 256):
+def _occlusion_and_invariance(
+    net, top: TopActivations, load, size: int, stride: int, batch_size: int = 256, progress: bool = False
+):
     """Every unit's occlusion maps for its OCCLUDED_IMAGES strongest images and its invariance curves over
     its top-9, from the occlusion and invariance techniques' "every unit" modes (`unit_occlusion`,
     `unit_invariance`): the top images are loaded once; their strongest responses, in batches, are what the
@@ -235,7 +243,12 @@ def _occlusion_and_invariance(net, top: TopActivations, load, size: int, stride:
     # each image's unoccluded responses from it alone, as the occlusion figure reads them (in a batch the kernels may
     # differ in the 7th digit, enough to turn a caption's last digit)
     alone = torch.cat([net.activations(x[r : r + 1]).flatten(2).amax(2) for r in rows.tolist()])
-    occ = unit_occlusion(net.activations, x[rows], size, stride, 0.5, min(per_image, 512), whole=alone)
+    with bar(2, f"explore {net.target}: occlusion and invariance", progress, "steps", estimate=False) as shown:
+        occ = unit_occlusion(net.activations, x[rows], size, stride, 0.5, min(per_image, 512), whole=alone)
+        shown.update(1)
+        chosen = torch.tensor([[position[int(i)] for i in row] for row in top.image_index], dtype=torch.long)
+        curves = unit_invariance(net.activations, x, chosen, whole=whole)
+        shown.update(1)
     at = {i: j for j, i in enumerate(occluded)}
     occlusion = [
         [
@@ -244,8 +257,6 @@ def _occlusion_and_invariance(net, top: TopActivations, load, size: int, stride:
         ]
         for m in range(maps)
     ]
-    chosen = torch.tensor([[position[int(i)] for i in row] for row in top.image_index], dtype=torch.long)
-    curves = unit_invariance(net.activations, x, chosen, whole=whole)
     invariance = {
         kind: {
             "amounts": [float(a) for a in curves.amounts[kind]],

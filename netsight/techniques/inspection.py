@@ -1,11 +1,16 @@
-"""`netsight inspect`: several techniques on one target, as one command that either writes all
-its files or leaves the folder as it found it.
+"""`netsight inspect`: several techniques on one target, one after the other; what a technique
+finished is kept, so an interrupted command loses only the technique it was in, and the same
+command resumes.
 
 Every technique is prepared first (its defaults filled in, its layer and options checked on the
 target's first image), so bad input stops the command before anything is written; then the
 output folder is claimed (for `--model`: new, empty or netsight's), `inspection.json` records
-what was inspected with what, and each technique writes. If one fails or is interrupted, the
-files this command created are removed again (files that were there before stay).
+what was inspected with what, and each technique writes and is recorded as soon as it ends. A
+technique whose record holds the same options and whose files all exist is kept, not run again
+(the command says so). If a technique fails or is interrupted (Ctrl-C), the files it created
+are removed again, the techniques that finished stay with their record, and the command says
+what it kept and what it removed; when none finished, the folder is left as the command found
+it (files that were there before stay).
 
 What each technique ran with is recorded in the folder (`record_ran`): a run directory's
 `inspections.json`, or `--model`'s `inspection.json`, holds under "ran" one entry per technique,
@@ -16,7 +21,7 @@ report reads it (`ran`) instead of guessing file names."""
 from __future__ import annotations
 
 import json
-
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -31,7 +36,10 @@ RUN_RECORD = "inspections.json"  # a run directory's record of what ran (a --mod
 
 def inspect(target: Target, names: Sequence[str], options: Optional[dict] = None, flag: str = "--out") -> list[Path]:
     """Run the techniques `names` on `target` with `options` (option name -> value; None: the
-    technique's default) and return the files written, `inspection.json` first for a model."""
+    technique's default) and return the files written (and those kept), `inspection.json` first
+    for a model. A technique recorded with the same options whose files exist is kept, not rerun.
+    On an error or an interrupt the unfinished technique's new files are removed, the finished
+    ones stay, and the exception goes on (an interrupt's says what was kept and removed)."""
     chosen = [registry.get(n) for n in names]
     prepared = [(t, registry.prepare(t, target, options or {})) for t in chosen]
     out = target.out
@@ -43,16 +51,59 @@ def inspect(target: Target, names: Sequence[str], options: Optional[dict] = None
         _refuse_another_models_folder(target, out, flag)
         claim_output_folder(out, flag)
     paths: list[Path] = []
+    kept: list[tuple[str, int]] = []  # (technique, its file count): finished now or earlier
+    current: Optional[str] = None
+    started: set[Path] = set()
     try:
         if target.run is None:
             paths.append(record(target, names, options or {}))
         for t, opts in prepared:
+            files = [out / f for f in t.outputs(target, opts)]
+            earlier = ran(out).get(t.name)
+            if earlier is not None and earlier.options == jsonable(opts) and all(f.exists() for f in files):
+                _say(f"kept {t.name}: it ran with the same options and its {_n_files(len(files))} exist")
+                kept.append((t.name, len(files)))
+                paths += files
+                continue
+            current, started = t.name, _files(out)
+            if earlier is not None:  # about to be overwritten: no record says these files hold the earlier options
+                _forget_ran(target, t.name)
             paths += t.write(target, opts)
-        record_ran(target, {t.name: opts for t, opts in prepared})
-    except BaseException:
-        _remove_new(out, before, existed)
+            record_ran(target, {t.name: opts})
+            kept.append((t.name, len(files)))
+            current = None
+    except BaseException as exc:
+        if not kept:
+            _remove_new(out, before, existed)  # nothing finished: the folder as the command found it
+            raise
+        if current is not None:
+            _remove_new(out, started, True)
+        what = "; ".join(
+            [f"kept {', '.join(f'{n} ({_n_files(k)})' for n, k in kept)}"]
+            + ([f"removed the unfinished {current}"] if current is not None else [])
+            + ["rerun the same command to resume"]
+        )
+        if isinstance(exc, KeyboardInterrupt):
+            raise KeyboardInterrupt(f"interrupted: {what}") from None
+        _say(f"stopped by the error below: {what}")
         raise
     return paths
+
+
+def _n_files(n: int) -> str:
+    return f"{n} file{'s' if n != 1 else ''}"
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _forget_ran(t: Target, name: str) -> None:
+    path = _record_path(t.folder)
+    if path.is_file():
+        record = read_json(path)
+        entries = {k: v for k, v in (record.get("ran") or {}).items() if k != name}
+        write_json(path, {**record, "ran": entries})
 
 
 def record(t: Target, names: Sequence[str], options: dict) -> Path:

@@ -68,9 +68,10 @@ def summaries_on_crash(records: Iterable[RunRecord], iteration: Callable[[], int
 
 
 def progress_bar(total: int, initial: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+    """Training's bar (netsight.progress: with its ETA, and the estimate of a long run first)."""
+    from ..progress import bar
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="it", disable=not enabled, dynamic_ncols=True, leave=True)
+    return bar(total, desc, enabled, "it", leave=True, initial=initial)
 
 
 def is_evaluation_point(iteration: int, config: TrainConfig) -> bool:

@@ -90,6 +90,19 @@ def test_rerun_skips_completed_runs(suite_out, small_suite_data, capsys):
 
 
 @pytest.mark.slow  # suite_out
+def test_the_analyses_show_one_bar_over_every_run(suite_out, small_suite_data, capsys, monkeypatch):
+    from netsight import progress
+
+    monkeypatch.setattr(progress, "SHOW_AFTER_S", 0.0)
+    with small_suite_data():
+        run_suite(parse_suite(SUITE, "tiny.toml"), suite_out, SuiteOptions(progress=True), report=False)
+    err = capsys.readouterr().err
+    n = 8 + 2 + 1  # the first LeNet5's eight, the GRUs' sequence (every seed) and explore (the first seed)
+    assert "analyses: 100%" in err and f"| {n}/{n} " in err  # one bar, over all of them
+    assert f"[analysis {n}/{n}]" in err and "kept (its files exist)" in err
+
+
+@pytest.mark.slow  # suite_out
 def test_report_rebuilds_from_run_directories_alone(suite_out, tmp_path):
     import shutil
 

@@ -202,3 +202,5 @@ def test_the_assignment_study_keeps_its_settings_in_its_suite_file():
     assert quick["cifar"]["agreement"] == {"count": 4, "methods": "gradient,guided_backprop,gradcam", "ig_steps": 8, "samples": 4}
     assert (full["rnn"]["units"], quick["rnn"]["units"]) == ({"count": 10_000}, {"count": 500})
     assert full["cnn-mnist"]["rows"] == full["rnn"]["rows"] == {"count": 500}
+    assert quick["cnn-mnist"]["rows"] == quick["rnn"]["rows"] == {"count": 50}
+    assert quick["cifar"]["sanity"]["randomise_layers"] == 2 and "randomise_layers" not in full["cifar"]["sanity"]

@@ -131,7 +131,7 @@ def test_a_refused_technique_writes_nothing(runs, photos, tmp_path, capsys):
     assert "--occlusion-size 99" in capsys.readouterr().err and not fresh.exists()
 
 
-def test_a_failure_while_writing_removes_what_the_command_created(runs, photos, tmp_path, monkeypatch):
+def test_a_failure_while_writing_keeps_the_finished_techniques_only(runs, photos, tmp_path, monkeypatch):
     target = open_model_target("torchvision:resnet18", images=photos, input_size=32, out=tmp_path / "o")
     from netsight.techniques import invariance
 
@@ -139,9 +139,13 @@ def test_a_failure_while_writing_removes_what_the_command_created(runs, photos, 
         raise KeyboardInterrupt
 
     monkeypatch.setattr(invariance, "invariance", broken)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="kept filters .*; removed the unfinished invariance; rerun the same command"):
         inspect(target, ["filters", "invariance"], {})
-    assert not (tmp_path / "o").exists()  # filters' figures and inspection.json went again
+    kept = sorted(p.relative_to(tmp_path / "o").as_posix() for p in (tmp_path / "o").rglob("*") if p.is_file())
+    assert [k for k in kept if "invariance" in k] == [] and any("filters" in k for k in kept)  # filters' figures stay
+    with pytest.raises(KeyboardInterrupt, match="^$"):  # in the first technique: the folder as it was found
+        inspect(open_model_target("torchvision:resnet18", images=photos, input_size=32, out=tmp_path / "p"), ["invariance"], {})
+    assert not (tmp_path / "p").exists()
 
 
 def test_a_run_and_the_same_model_by_spec_write_identical_tables(runs, tmp_path, capsys):

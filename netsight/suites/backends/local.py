@@ -55,7 +55,7 @@ def train_units(
             log(f"[{i}/{len(units)}] {label(unit)}")
             finish(unit, train_runs(*unit_args(unit), options, None, options.progress))
         return
-    from tqdm.auto import tqdm
+    from ...progress import bar as progress_bar
 
     jobs = options.jobs
     if not isinstance(jobs, int):
@@ -67,15 +67,7 @@ def train_units(
     )
     work = {id(unit): unit_flops(unit) for unit in units}
     # one bar for the suite, advanced by each unit's estimated work, so its ETA holds although the longest start first
-    bar = tqdm(
-        total=sum(work.values()) / 1e12,
-        unit="TFLOP",
-        desc="training",
-        disable=not options.progress,
-        dynamic_ncols=True,
-        file=sys.stderr,
-        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}",
-    )
+    bar = progress_bar(sum(work.values()) / 1e12, "training", options.progress, "TFLOP", leave=True, counts=False)
     say = bar.write if options.progress else log
     try:
         with ProcessPoolExecutor(

@@ -401,7 +401,7 @@ def train_units(
     under its paths (with `--shared-out` the tasks wrote them there) and hand its summaries to
     `finish`. Every unit runs even when some fail; the failures are raised together at the end,
     each naming its run and node."""
-    from tqdm.auto import tqdm
+    from ...progress import bar as progress_bar
 
     ray = import_ray()
     if options.cpus_per_task <= 0 or options.gpus_per_task < 0:
@@ -448,14 +448,7 @@ def train_units(
             else:
                 ref = task.remote(configs, dirnames, [pack_folder(path) for _, path in unit], options, book)
             pending[ref] = unit
-        bar = tqdm(
-            total=sum(len(u) for u in units),
-            desc="runs",
-            unit="run",
-            disable=not options.progress,
-            dynamic_ncols=True,
-            file=sys.stderr,
-        )
+        bar = progress_bar(sum(len(u) for u in units), "runs", options.progress, "run", leave=True)
         say = bar.write if options.progress else log
         last_kept = time.monotonic()
         while pending:
