@@ -36,6 +36,7 @@ ORDER = (
     "sanity",
     "faithfulness",
     "agreement",
+    "recurrent_trust",
     "evolution",
     "invariance",
     "sequence",
