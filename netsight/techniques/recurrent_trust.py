@@ -314,7 +314,9 @@ def plot_row_mass(mass: Mapping[str, torch.Tensor], randomised: Mapping[str, tor
             s = [summarise(data[:, t]) for t in range(data.shape[1])]
             ax.plot(rows, [v.mean for v in s], dash, color=style.method_colour(m), linewidth=1.4)
             if dash == "-":
-                ax.fill_between(rows, [v.lo for v in s], [v.hi for v in s], color=style.method_colour(m), alpha=0.2, lw=0)
+                ax.fill_between(
+                    rows, [max(0.0, v.lo) for v in s], [min(1.0, v.hi) for v in s], color=style.method_colour(m), alpha=0.2, lw=0
+                )
         ax.axhline(1 / mass[m].shape[1], color="#999999", linewidth=0.8, linestyle=":")
         ax.set_title(method_title(m))
         ax.set_xlabel("input row (time step)")
@@ -424,8 +426,8 @@ class RecurrentTrustTechnique(Technique):
         from .attribution_methods import plot_maps
         from .sanity import plot_sanity_curves
 
-        idx, x, targets, kind = _trust.images_and_targets(t, o)
-        idx = [int(i) for i in idx]
+        index, x, targets, kind = _trust.images_and_targets(t, o)
+        idx = [int(i) for i in index]
         methods = _trust.method_objects(t, o)
         names = [m.name for m in methods]
 
