@@ -184,10 +184,16 @@ def _verdict_cell(rows: list[dict], method: str, test: str, measure: str) -> str
     beside the chance level it is judged against (verdict tables: CONTRACTS section 2)."""
     for r in rows:
         if r["method"] == method and r["test"] == test and measure in r["measure"]:
-            interval = f" [{float(r['lo']):.2f}, {float(r['hi']):.2f}]" if r["lo"] not in ("", "nan") else " (no interval)"
-            chance = f"; chance {float(r['chance']):.2f}" if r["chance"] not in ("", "nan") else ""
-            return f"{r['verdict']}: {float(r['estimate']):.2f}{interval}{chance}"
+            interval = f" [{_short(r['lo'])}, {_short(r['hi'])}]" if r["lo"] not in ("", "nan") else " (no interval)"
+            chance = f"; chance {_short(r['chance'])}" if r["chance"] not in ("", "nan") else ""
+            return f"{r['verdict']}: {_short(r['estimate'])}{interval}{chance}"
     return "not run"
+
+
+def _short(value: str) -> str:
+    """Two decimals, or two significant digits for a value under 0.01 (a difference of areas can be that small)."""
+    v = float(value)
+    return f"{v:.2f}" if v == 0 or abs(v) >= 0.01 else f"{v:.1e}"
 
 
 def plot_trust_mass(entries: list[tuple[str, int, dict[str, np.ndarray]]], title: str) -> Figure:
