@@ -118,6 +118,7 @@ def group(tiny_runs, tmp_path_factory):
     return first, tiny_runs.data("lstm")
 
 
+@pytest.mark.slow  # trains a second tiny seed and draws four figures: ~10 s of CPU
 def test_the_technique_writes_its_tables_in_the_contracts_formats(group):
     path, data = group
     files = registry.run("recurrent_trust", open_run_target(path, dataset=data), **SMALL)
@@ -146,9 +147,9 @@ def test_the_technique_writes_its_tables_in_the_contracts_formats(group):
     assert {r["seeds"] for r in tables["seed_agreement.csv"]} == {"2"}
 
 
-def test_bad_input_is_refused_in_one_line_before_anything_is_written(group, tiny_runs, tmp_path):
-    path, data = group
-    t = open_run_target(path, dataset=data)
+def test_bad_input_is_refused_in_one_line_before_anything_is_written(tiny_runs):
+    t = open_run_target(tiny_runs.path("lstm"), dataset=tiny_runs.data("lstm"))
+    before = sorted(p.as_posix() for p in tiny_runs.path("lstm").rglob("*"))
     for options, words in (
         ({"methods": "guided_backprop"}, "--methods guided_backprop: not for a recurrent run (its rule rewrites ReLUs"),
         ({"methods": "gradcam"}, "--methods gradcam: not for a recurrent run (it needs a convolution"),
@@ -159,6 +160,7 @@ def test_bad_input_is_refused_in_one_line_before_anything_is_written(group, tiny
         with pytest.raises(NetsightError, match=re.escape(words)) as e:
             registry.get("recurrent_trust").resolve(t, options)
         assert "\n" not in str(e.value)
+    assert sorted(p.as_posix() for p in tiny_runs.path("lstm").rglob("*")) == before  # nothing written
     cnn = open_run_target(tiny_runs.path("lenet5"), dataset=tiny_runs.data("lenet5"))
     with pytest.raises(NetsightError, match="--recurrent_trust is for recurrent networks"):
         registry.run("recurrent_trust", cnn, **SMALL)
