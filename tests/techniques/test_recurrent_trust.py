@@ -207,3 +207,35 @@ def test_saliency_fades_for_an_informative_row_read_early(cell):
         assert share[row].mean > 1 / 28  # the informative row gets more than its even share either way
     early, late = share[2], share[25]
     assert early.hi < late.lo, (cell, early, late)
+
+
+# ------------------------------------------------------------------ section 3's block, from hand-written tables
+def test_the_report_block_reads_each_runs_verdicts_and_mass(tmp_path):
+    from types import SimpleNamespace
+
+    from netsight.fileio import write_csv
+    from netsight.report.html import Doc
+    from netsight.report.study_recurrent import inside_recurrent
+
+    groups = []
+    for model, hidden, verdict in (("gru", 64, "no"), ("rnn", 64, "yes")):
+        tables = tmp_path / f"{model}-{hidden}" / "tables"
+        rows = [("gradient", r + 1, 1 / 28, 0.0, 0.1, 4, 0.0, 1 / 28) for r in range(28)]
+        write_csv(tables / "recurrent_trust_rows.csv", ["method", "row", "mass_mean", "mass_lo", "mass_hi", "n", "score_mean",
+                                                         "mass_randomised"], rows)  # fmt: skip
+        row = dict(method="gradient", test="depends on the model", verdict=verdict, measure="m", estimate=0.42, lo=0.3,
+                   hi=0.55, chance=0.9, threshold=0.5, n_images=4, n_draws=2, n_seeds=1, note="")  # fmt: skip
+        write_csv(tables / "verdicts_sanity.csv", VERDICT_COLUMNS, [row])
+        faith = dict(row, test="is faithful", measure="row deletion area minus the random row order's", estimate=-0.004,
+                     lo=-0.006, hi=-0.002, chance=0.0, verdict="yes")  # fmt: skip
+        write_csv(tables / "verdicts_faithfulness.csv", VERDICT_COLUMNS, [faith])
+        groups.append(SimpleNamespace(model=model, hidden=hidden, label=f"{model}-{hidden}",
+                                      runs=[SimpleNamespace(dir=SimpleNamespace(tables=tables))]))  # fmt: skip
+    doc = Doc()
+    inside_recurrent(doc, groups, tmp_path / "figures")  # type: ignore[arg-type]
+    figure = next(b for b in doc.blocks if b.kind == "figure")
+    assert figure.path.is_file() and "over 4 test images" in figure.caption
+    table = next(b for b in doc.blocks if b.kind == "table")
+    assert [r[:2] for r in table.rows] == [["rnn-64", "gradient"], ["gru-64", "gradient"]]  # cell order: rnn, lstm, gru
+    assert table.rows[0][2] == "yes: 0.42 [0.30, 0.55]; chance 0.90" and table.rows[1][2].startswith("no: ")
+    assert table.rows[0][3] == "yes: -4.0e-03 [-6.0e-03, -2.0e-03]; chance 0.00" and table.rows[0][4] == "not run"
