@@ -37,6 +37,7 @@ tables/seed_agreement.csv, tables/seed_agreement_rows.csv and tables/verdicts_ag
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
@@ -438,7 +439,7 @@ class RecurrentTrustTechnique(Technique):
             if t.progress:
                 print(f"recurrent_trust: {text}", flush=True)
 
-        results = [m.attribute(x, targets) for m in methods]
+        results = [replace(m.attribute(x, targets), target_kind=kind) for m in methods]  # "true class", as the tables say
         originals = {r.method: r.maps.float().cpu() for r in results}
         sanity = sanity_checks(methods, x, targets, progress=say)
         values = _sanity_values(methods, x, targets, idx, originals, o["draws"], 0, maps_of)
