@@ -58,6 +58,13 @@ from .techniques.attribution_methods import (  # the method objects, public here
 from .techniques import agreement as _agreement
 from .techniques import faithfulness as _faith
 from .techniques import sanity as _sanity
+from .techniques.recurrent_trust import (  # the recurrent runs' trust checks by rows, public here
+    informative_row_images,
+    mass_per_row,
+    row_curves,
+    row_faithfulness,
+    row_scores,
+)
 from .ops.attribution import PYTHON, _resolve_targets
 from .ops.hooks import evaluating
 from .ops.inputs import device_of
@@ -93,6 +100,11 @@ __all__ = [
     "RowScores",
     "trajectories",
     "Trajectories",
+    "row_scores",
+    "mass_per_row",
+    "row_curves",
+    "row_faithfulness",
+    "informative_row_images",
 ]
 
 

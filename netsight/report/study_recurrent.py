@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ..fileio import read_csv
 from .study import ConfigGroup
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 METHODS = ("gradient_x_input", "integrated_gradients", "occlusion")
 
@@ -46,13 +49,13 @@ def inside_recurrent(doc, recurrent: list[ConfigGroup], figdir: Path, cnn: Seque
     rows, units = _first_runs(recurrent, "rows.csv"), _first_runs(recurrent, "units.csv")
     cnn_rows = _first_runs(list(cnn), "rows.csv")
     gates, paths = _first_runs(recurrent, "gates.csv"), _first_runs(recurrent, "trajectories.safetensors")
-    if not (rows or units or gates or paths):
+    if not (rows or units or gates or paths or _first_runs(recurrent, "recurrent_trust_rows.csv")):
         return
     doc.h(3, "Inside the recurrent networks (Karpathy, Johnson & Fei-Fei 2015)")
     doc.p(
         "Each model's first seed, looked at from the inside: which input rows its decision rests on, what its "
-        "hidden units respond to, how often its gates saturate, and the path its hidden state takes while it "
-        "reads the rows. The LSTM/GRU gates are recomputed from each cell's own weights and checked against "
+        "hidden units respond to, how often its gates saturate, the path its hidden state takes while it "
+        "reads the rows, and how far its attributions per pixel and per row can be trusted. The LSTM/GRU gates are recomputed from each cell's own weights and checked against "
         "its output."
     )
     if rows:
@@ -122,6 +125,9 @@ def inside_recurrent(doc, recurrent: list[ConfigGroup], figdir: Path, cnn: Seque
             "projected on the first two principal components of all those states (the share of variance on each "
             "axis); colour: the true class.",
         )
+    trust = _first_runs(recurrent, "recurrent_trust_rows.csv")
+    if trust:
+        _trust_block(doc, trust, figdir)
     if units:
         table_rows = []
         counts = set()
@@ -163,3 +169,103 @@ def _list(values: set, word: str = "or") -> str:
     if not shown:
         return "the"  # "over the test images"
     return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + f" {word} " + shown[-1]
+
+
+# ------------------------------------------------------------------ the trust checks of the recurrent runs' attributions
+TRUST_TESTS = (
+    ("verdicts_sanity.csv", "depends on the model", ""),
+    ("verdicts_faithfulness.csv", "is faithful", "deletion area minus the random"),
+    ("verdicts_agreement.csv", "agrees across seeds", ""),
+)
+
+
+def _verdict_cell(rows: list[dict], method: str, test: str, measure: str) -> str:
+    """One method's verdict on one test as the table cell reads it: the word, the estimate and its 95% interval,
+    beside the chance level it is judged against (verdict tables: CONTRACTS section 2)."""
+    for r in rows:
+        if r["method"] == method and r["test"] == test and measure in r["measure"]:
+            interval = f" [{_short(r['lo'])}, {_short(r['hi'])}]" if r["lo"] not in ("", "nan") else " (no interval)"
+            chance = f"; chance {_short(r['chance'])}" if r["chance"] not in ("", "nan") else ""
+            return f"{r['verdict']}: {_short(r['estimate'])}{interval}{chance}"
+    return "not run"
+
+
+def _short(value: str) -> str:
+    """Two decimals, or two significant digits for a value under 0.01 (a difference of areas can be that small)."""
+    v = float(value)
+    return f"{v:.2f}" if v == 0 or abs(v) >= 0.01 else f"{v:.1e}"
+
+
+def plot_trust_mass(entries: list[tuple[str, int, dict[str, np.ndarray]]], title: str) -> Figure:
+    """The mean share of |attribution| per input row, one panel per method, one line per run (colour: cell type,
+    line style: hidden size), the even share 1 / rows dotted."""
+    from .. import style
+    from ..plotting import method_title, plt, tight_with_title
+
+    methods = list(dict.fromkeys(m for _, _, mass in entries for m in mass))
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.6 * len(methods) + 0.4, 3.9), squeeze=False, sharey=True)
+    for ax, m in zip(axes[0], methods, strict=True):
+        steps = 28
+        for model, hidden, mass in entries:
+            if m in mass:
+                v = mass[m]
+                steps = len(v)
+                ax.plot(np.arange(1, len(v) + 1), v, color=style.model_colour(model), ls=style.hidden_linestyle(hidden),
+                        label=f"{model}-{hidden}")  # fmt: skip
+        ax.axhline(1 / steps, color="0.5", lw=0.8, ls=":", label="even share (1 / rows)")
+        ax.set_title(method_title(m))
+        ax.set_xlabel("input row (time step)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("share of the map's |values| in the row")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 10), frameon=False)
+    fig.suptitle(title)
+    tight_with_title(fig, 0.45, 0.2 + 0.22 * math.ceil(len(labels) / 10))
+    return fig
+
+
+def _trust_block(doc, trust: list[tuple[ConfigGroup, Path]], figdir: Path) -> None:
+    """Section 3's trust checks (technique recurrent_trust, first seed of each configuration): where the attribution
+    lies per time step (Ismail et al. 2019's fading saliency), and one line per run and method with its verdicts."""
+    from ..plotting import method_title, save_figure
+
+    entries = []
+    images = set()
+    for g, tables in trust:
+        table = read_csv(tables / "recurrent_trust_rows.csv")
+        mass: dict[str, list[float]] = {}
+        for r in table:
+            mass.setdefault(r["method"], []).append(_number(r["mass_mean"]))
+            images.add(int(r["n"]))
+        entries.append((g.model, int(g.hidden or 0), {m: np.array(v) for m, v in mass.items()}))
+    doc.h(4, "Which attributions of the recurrent nets to trust")
+    doc.figure(
+        save_figure(
+            plot_trust_mass(entries, "Where the attribution lies: share of |map| per input row"), figdir / "rnn_trust_mass.png"
+        ),
+        f"The share of each method's |attribution| that lies in each input row (time step), mean over {_list(images)} "
+        "test images per run (first seed). Ismail et al. (NeurIPS 2019) found that a recurrent net's saliency fades "
+        "for what it read early even where the decision rests on it: a curve that rises towards row 28 for every "
+        "image says as much about the recurrence as about the digit. Each run's figures/recurrent_trust_rows.png "
+        "sets the trained model beside its randomised copy, figures/recurrent_trust_sanity.png and "
+        "figures/recurrent_trust_rows_faith.png hold the sanity curves and the row deletion/insertion curves.",
+    )
+    table_rows = []
+    for g, tables in trust:
+        verdicts = {name: read_csv(tables / name) if (tables / name).is_file() else [] for name, _, _ in TRUST_TESTS}
+        methods = list(dict.fromkeys(r["method"] for rows in verdicts.values() for r in rows))
+        for m in methods:
+            table_rows.append([g.label, method_title(m)] + [_verdict_cell(verdicts[n], m, t, k) for n, t, k in TRUST_TESTS])
+    doc.table(
+        ["run", "method", "depends on the model (Spearman of |map|, trained vs randomised)",
+         "is faithful (row deletion area minus a random row order's)", "agrees across seeds (Spearman of |map|)"],
+        table_rows,
+        "Each cell: the verdict (yes, no or unsettled), the estimate and its 95% interval, and the chance level it sits "
+        "beside. Depends on the model: the mean over the cascading depth curve (fc, then the recurrent cell "
+        "re-initialised) of the Spearman correlation of |map| with the trained model's, per image and randomisation "
+        "draw; yes below 0.5, and the chance level is how alike two randomised models' maps are (what the images and "
+        "the recurrence alone make maps share). Is faithful: per image, the area under p(class) as the rows go in the "
+        "method's order minus the area for a random row order (lower: more faithful; yes below 0); "
+        "each run's tables/verdicts_faithfulness.csv adds insertion and the rows by ink. Agrees across seeds: the "
+        "Spearman of |map| between the seeds' maps of the same images, against the same chance level as above.",
+    )  # fmt: skip

@@ -37,6 +37,7 @@ ORDER = (
     "faithfulness",
     "agreement",
     "input_invariance",
+    "recurrent_trust",
     "evolution",
     "invariance",
     "sequence",

@@ -17,7 +17,7 @@ def test_the_assignment_suite_covers_the_report():
     assert all("deconv" in r.analyses and "top9" in r.analyses for r in first)
     assert all(r.analyses == () for r in cifar if r.config.seed > 0)
     # the looks inside on the first seed, the sequence analysis on every seed
-    inside = ("sequence", "rows", "units", "gates", "trajectories", "explore")
+    inside = ("sequence", "rows", "units", "gates", "trajectories", "recurrent_trust", "explore")
     for r in rnn:  # a plain RNN has no gates
         first = inside if r.config.model != "rnn" else tuple(a for a in inside if a != "gates")
         assert r.analyses == (first if r.config.seed == 0 else ("sequence",)), (r.config.model, r.config.seed)
