@@ -1,0 +1,176 @@
+"""The verdict rules (netsight/techniques/_verdicts.py) on synthetic value tables in the CONTRACTS §1 format:
+a verdict settles only when its interval clears the threshold, flips to unsettled when the interval
+straddles it, never leaves the measure's range, judges the whole depth curve, prefers the foreground,
+needs enough draws and seeds, and says nothing in quick mode."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from netsight.techniques import _verdicts as V
+
+
+def sanity_values(
+    method="gradient",
+    level=0.1,
+    spread=0.05,
+    draws=4,
+    images=12,
+    depths=3,
+    seeds=(0,),
+    fg_level=None,
+    chance_rm=0.6,
+    last=None,
+    constant=(),
+    permuted=None,
+    rng_seed=0,
+):
+    """Rows of sanity_values.csv: cascading values around `level` (the deepest depth at `last` if given),
+    a foreground region around `fg_level`, the three chance levels, permuted-label rows around `permuted`;
+    images in `constant` have no value (a constant map)."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+
+    def add(seed, mode, layer, depth, draw, image, region, value):
+        v = "" if image in constant else float(np.clip(value, -1, 1))
+        rows.append(
+            dict(method=method, mode=mode, layer=layer, depth=str(depth), draw=str(draw), image=str(image), region=region,
+                 metric="spearman_abs", value=str(v), seed=seed)
+        )  # fmt: skip
+
+    regions = [("all", level)] + ([("foreground", fg_level)] if fg_level is not None else [])
+    for seed in seeds:
+        for region, lv in regions:
+            for d in range(draws):
+                for i in range(images):
+                    for depth in range(1, depths + 1):
+                        mu = last if (last is not None and depth == depths) else lv
+                        add(seed, "cascading", f"l{depth}", depth, d, i, region, mu + rng.normal(0, spread))
+                    add(seed, "chance: random models", f"l{depths}", depths, d, i, region, chance_rm + rng.normal(0, 0.05))
+            for i in range(images):
+                add(seed, "chance: input", "", 0, 0, i, region, 0.2 + rng.normal(0, 0.05))
+                add(seed, "chance: edges", "", 0, 0, i, region, 0.3 + rng.normal(0, 0.05))
+                if permuted is not None:
+                    add(seed, "permuted labels", "", 0, 0, i, region, permuted + rng.normal(0, spread))
+    return rows
+
+
+def test_clear_intervals_settle_and_say_their_chance_levels():
+    yes = V.model_verdict(sanity_values(level=0.1), "gradient")
+    assert yes is not None and yes.verdict == "yes" and yes.hi < V.MODEL_BELOW
+    assert (yes.n_images, yes.n_draws, yes.n_seeds) == (12, 4, 1)
+    assert re.search(r"chance levels: input image 0\.(19|2\d), edge map 0\.(29|3\d), two random models 0\.(59|6\d)", yes.note)
+    assert yes.chance == yes.chances["two random models"] and math.isclose(yes.chance, 0.6, abs_tol=0.02)
+    no = V.model_verdict(sanity_values(level=0.8), "gradient")
+    assert no is not None and no.verdict == "no" and no.lo > V.MODEL_ABOVE
+
+
+def test_a_verdict_flips_to_unsettled_when_the_interval_straddles_the_threshold():
+    tight = V.model_verdict(sanity_values(level=0.25, spread=0.02), "gradient")
+    assert tight is not None and tight.verdict == "yes" and tight.hi < V.MODEL_BELOW
+    wide = V.model_verdict(sanity_values(level=0.25, spread=0.6), "gradient")
+    assert wide is not None and wide.lo < V.MODEL_BELOW < wide.hi
+    assert wide.verdict == "unsettled" and "would settle it" in wide.note
+
+
+def test_the_whole_depth_curve_is_judged_not_its_last_point():
+    v = V.model_verdict(sanity_values(level=0.9, last=0.05, depths=4), "gradient")  # high curve, low last point
+    assert v is not None and v.verdict == "no" and v.estimate > 0.6 and "mean over depths" in v.measure
+
+
+def test_intervals_stay_in_range_near_the_bounds():
+    v = V.model_verdict(sanity_values(level=0.99, spread=0.05), "gradient")
+    assert v is not None and -1 <= v.lo <= v.estimate <= v.hi <= 1
+
+
+def test_foreground_is_used_when_present_and_the_whole_image_reported():
+    v = V.model_verdict(sanity_values(level=0.85, fg_level=0.1), "gradient")  # zero background inflates "all"
+    assert v is not None and v.verdict == "yes" and "foreground" in v.measure
+    assert "whole image: 0.8" in v.note
+
+
+def test_dropped_images_are_counted_and_why():
+    v = V.model_verdict(sanity_values(level=0.1, constant=(0, 3)), "gradient")
+    assert v is not None and v.n_images == 10 and "2 images dropped (a constant map" in v.note
+
+
+def test_one_draw_or_few_images_cannot_settle():
+    one = V.model_verdict(sanity_values(level=0.05, draws=1), "gradient")
+    assert one is not None and one.verdict == "unsettled" and "1 random draws (3 at least)" in one.note
+    few = V.model_verdict(sanity_values(level=0.05, images=4), "gradient")
+    assert few is not None and few.verdict == "unsettled" and "4 images (8 at least)" in few.note
+
+
+def test_quick_mode_judges_nothing():
+    v = V.model_verdict(sanity_values(level=0.05), "gradient", quick=True)
+    assert v is not None and v.verdict == "unsettled" and v.word == "not judged" and v.note.startswith("n = ")
+    assert V.QUICK_NOTE in v.note
+    assert V.from_row({**v.row(), "note": V.QUICK_NOTE}).judged is False
+
+
+def test_data_verdict_pools_seeds():
+    rows = sanity_values(level=0.1, permuted=0.1, seeds=(0,)) + sanity_values(level=0.1, permuted=0.12, seeds=(1,), rng_seed=1)
+    v = V.data_verdict(rows, "gradient")
+    assert v is not None and v.n_seeds == 2 and v.verdict == "yes"
+    one = V.data_verdict(sanity_values(level=0.1, permuted=0.1), "gradient")
+    assert one is not None and one.verdict == "unsettled" and "training seeds (2 at least)" in one.note
+
+
+def _faith(own: float, spread: float = 0.03, images: int = 12, rng_seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for i in range(images):
+        base = rng.uniform(0.2, 0.4)  # the image's own difficulty, shared by every map: the pairing removes it
+        for m, off in (("gradient", own), ("random", 0.3), ("sobel", 0.15)):
+            auc = float(np.clip(base + off + rng.normal(0, spread), 0, 1))
+            rows.append(dict(method=m, curve="deletion", image=str(i), auc=str(auc), seed=0))
+    return rows
+
+
+def test_faithful_is_the_paired_difference_against_both_baselines():
+    yes = V.faithful_verdict(_faith(0.0), "gradient")
+    assert yes is not None and yes.verdict == "yes" and yes.hi < 0 and "Sobel" in yes.measure  # the harder baseline
+    no = V.faithful_verdict(_faith(0.4), "gradient")
+    assert no is not None and no.verdict == "no"
+    mid = V.faithful_verdict(_faith(0.15, spread=0.2), "gradient")
+    assert mid is not None and mid.verdict == "unsettled" and mid.lo < 0 < mid.hi
+    for v in (yes, no, mid):
+        assert -1 <= v.lo <= v.hi <= 1
+
+
+def _agreement(level: float, seeds=(0, 1, 2), images=12, spread=0.05) -> list[dict]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for a in seeds:
+        for b in seeds:
+            if a < b:
+                for i in range(images):
+                    v = float(np.clip(level + rng.normal(0, spread), -1, 1))
+                    rows.append(dict(method="gradient", metric="spearman_abs", seed_a=str(a), seed_b=str(b), image=str(i),
+                                     region="all", value=str(v)))  # fmt: skip
+    return rows
+
+
+def test_agreement_is_judged_against_two_random_models():
+    chance = sanity_values(level=0.1, chance_rm=0.3)
+    yes = V.agreement_verdict(_agreement(0.6), chance, "gradient")
+    assert yes is not None and yes.verdict == "yes" and yes.lo > yes.threshold and math.isclose(yes.threshold, 0.3, abs_tol=0.02)
+    no = V.agreement_verdict(_agreement(0.1), chance, "gradient")
+    assert no is not None and no.verdict == "no"
+    two = V.agreement_verdict(_agreement(0.6, seeds=(0, 1)), chance, "gradient")
+    assert two is not None and two.verdict == "unsettled" and "training seeds (3 at least)" in two.note
+
+
+def test_tables_round_trip(tmp_path):
+    v = V.model_verdict(sanity_values(level=0.1), "gradient")
+    assert v is not None
+    path = V.write_table(tmp_path / "verdicts.csv", [v])
+    from netsight.fileio import read_csv
+
+    (row,) = read_csv(path)
+    assert list(row) == list(V.COLUMNS) and row["verdict"] == "yes" and row["test"] == V.MODEL
+    back = V.from_row(row)
+    assert back.verdict == "yes" and math.isclose(back.hi, v.hi, abs_tol=1e-4)
