@@ -2,7 +2,7 @@
 faithfulness_values.csv, seed_agreement_values.csv; CONTRACTS §1) to one verdict per method and test — yes, no
 or unsettled — with the interval it reads, its chance level, its threshold, the counts it pooled and what would
 settle it (the verdict tables, CONTRACTS §2). docs/trust.md states every rule; the trust card
-(`trust_card.py`) and the report's "Which pictures to trust" (`report/trust.py`) read the rows made here.
+(`card.py`) and the report's "Which pictures to trust" (`report/trust.py`) read the rows made here.
 
 One word, one measure: "correlate" is always the Spearman rank correlation of |map| (`spearman_abs`).
 Every interval is a percentile bootstrap (`ops/bootstrap.py`) over every source of variation the sentence is

@@ -8,9 +8,11 @@ an image in one batch. Deletion sets them to 0 (black, in the [0, 1] pixels the 
 paper does): a faithful map makes p(class) fall fast, a low area under the curve. Insertion puts them
 back onto a blurred copy (the paper's canvas; a Gaussian of sigma = 1/8 of the image side, 3.5 px on
 28 px images): a faithful map makes p(class) rise fast, a high area. The area is the trapezoid rule over
-the fraction of pixels, 0..1, per image, reported as the mean over images with its 95% interval. Writes
-figures/faithfulness.png (the mean curves and the areas) and tables/faithfulness.csv (method, curve,
-auc_mean, auc_lo, auc_hi, n); the maps are those the attributions technique saved for the same images
+the fraction of pixels, 0..1, per image, reported as the mean over images with its 95% interval (a
+percentile bootstrap: inside 0..1). Writes figures/faithfulness.png (the mean curves and the areas),
+tables/faithfulness.csv (method, curve, auc_mean, auc_lo, auc_hi, n) and tables/faithfulness_values.csv
+(method, curve, image, auc: every image's area, which the verdict "is faithful" pairs with the baselines'
+image by image, `_verdicts.py`); the maps are those the attributions technique saved for the same images
 and classes where it ran first."""
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 CURVES = ("deletion", "insertion")
 BASELINES = ("random", "sobel")
 COLUMNS = ("method", "curve", "auc_mean", "auc_lo", "auc_hi", "n")
+VALUE_COLUMNS = ("method", "curve", "image", "auc")
 
 
 def random_maps(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
@@ -93,6 +96,15 @@ class FaithfulnessResult:
                 s = summarise(by_curve[curve])
                 out.append((name, curve, s.mean, s.lo, s.hi, s.n))
         return out
+
+    def values(self, images: list[int]) -> list[tuple]:
+        """(method, curve, image, area) for every image: the values the verdict pairs image by image."""
+        return [
+            (name, curve, int(i), float(a))
+            for name, by_curve in self.auc.items()
+            for curve in CURVES
+            for i, a in zip(images, by_curve[curve].tolist(), strict=True)
+        ]
 
 
 def _probabilities(model: nn.Module, batch: torch.Tensor, classes: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -186,7 +198,7 @@ def verdict(result: FaithfulnessResult, name: str) -> Optional[str]:
     return "; ".join(parts)
 
 
-FILES = ["figures/faithfulness.png", "tables/faithfulness.csv"]
+FILES = ["figures/faithfulness.png", "tables/faithfulness.csv", "tables/faithfulness_values.csv"]
 
 
 def plot_faithfulness(fractions: torch.Tensor, curves: Mapping, auc: Mapping, title: str, target_kind: str) -> Figure:
@@ -292,10 +304,11 @@ class FaithfulnessTechnique(Technique):
         idx, x, targets, kind = _trust.images_and_targets(t, o)
         maps = _trust.maps_of(t, t.model, x, idx, targets, o, t.folder)
         r = faithfulness(t.model, x, maps, targets, steps=o["steps"], order=o["order"], **t.norm)
-        figure, table = (t.folder / p for p in FILES)
+        figure, table, values = (t.folder / p for p in FILES)
         return [
             save_figure(plot_faithfulness(r.fractions, r.curves, r.auc, t.title, kind), figure),
             write_csv(table, COLUMNS, r.rows()),
+            write_csv(values, VALUE_COLUMNS, r.values([int(i) for i in idx])),
         ]
 
     def caption(self, ran: Ran) -> str:

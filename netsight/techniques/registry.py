@@ -36,6 +36,7 @@ ORDER = (
     "sanity",
     "faithfulness",
     "agreement",
+    "card",
     "evolution",
     "invariance",
     "sequence",
