@@ -72,7 +72,7 @@ def plot_trust_card(verdicts: Sequence[V.Verdict], title: str) -> Figure:
     spans = {t: _span([v for v in verdicts if v.test == t]) for t in tests}
     cols = max(1, len(tests))
     fig, axes = plt.subplots(
-        len(methods), cols, figsize=(1.25 + 2.15 * cols, 0.62 + 0.82 * len(methods)), squeeze=False, sharex="col"
+        len(methods), cols, figsize=(1.25 + 2.15 * cols, 1.5 + 0.72 * len(methods)), squeeze=False, sharex="col"
     )
     markers_used: dict[str, tuple[str, str]] = {}
     for r, m in enumerate(methods):
