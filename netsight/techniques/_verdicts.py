@@ -258,7 +258,7 @@ def _similarity_verdict(
     gate = _gate(e, need, quick)
     if gate:
         verdict = "unsettled"
-        notes.insert(0, gate) if quick else notes.append(gate)
+        notes.insert(0 if quick else len(notes), gate)  # quick mode's reason first: the note starts with it
     elif verdict == "unsettled":
         settle = _settle(e, distance, bootstrap.level_widths(g), _WHAT) if distance > 0 else ""
         notes.append(
@@ -335,7 +335,7 @@ def faithful_verdict(faith_values: Sequence[Mapping], method: str, quick: bool =
     gate = _gate(e, {"images": MIN_IMAGES}, quick)
     if gate:
         verdict = "unsettled"
-        notes.insert(0, gate) if quick else notes.append(gate)
+        notes.insert(0 if quick else len(notes), gate)  # quick mode's reason first: the note starts with it
     elif verdict == "unsettled":
         settle = _settle(e, abs(e.mean), bootstrap.level_widths(_grid(diffs[base])[0]), _WHAT)
         notes.append(settle or "the difference is about 0: the map is no better than that baseline")
@@ -392,7 +392,7 @@ def agreement_verdict(
     gate = _gate(e, {"images": MIN_IMAGES, "seeds": MIN_SEEDS_AGREE}, quick)
     if gate:
         verdict = "unsettled"
-        notes.insert(0, gate) if quick else notes.append(gate)
+        notes.insert(0 if quick else len(notes), gate)  # quick mode's reason first: the note starts with it
     elif verdict == "unsettled":
         widths = {}
         for lvl in ("seeds", "images"):
