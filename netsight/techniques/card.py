@@ -71,8 +71,15 @@ def plot_trust_card(verdicts: Sequence[V.Verdict], title: str) -> Figure:
     by = {(v.method, v.test): v for v in verdicts}
     spans = {t: _span([v for v in verdicts if v.test == t]) for t in tests}
     cols = max(1, len(tests))
+    ncol = min(5, 1 + 2 * cols)  # legend columns: a card of one or two tests keeps its legend within its width
+    title_in = 0.2 if cols > 2 else 0.4
+    legend_in = 0.12 + 0.2 * math.ceil(11 / ncol)  # at most 4 verdicts, 2 line kinds and 5 chance markers
     fig, axes = plt.subplots(
-        len(methods), cols, figsize=(1.25 + 2.15 * cols, 1.5 + 0.72 * len(methods)), squeeze=False, sharex="col"
+        len(methods),
+        cols,
+        figsize=(1.25 + 2.15 * cols, 1.1 + title_in + legend_in + 0.72 * len(methods)),
+        squeeze=False,
+        sharex="col",
     )
     markers_used: dict[str, tuple[str, str]] = {}
     for r, m in enumerate(methods):
@@ -148,11 +155,10 @@ def plot_trust_card(verdicts: Sequence[V.Verdict], title: str) -> Figure:
         Line2D([], [], marker=mk, color=col, linestyle="none", markersize=6, label=f"chance: {labels.get(k, k)}")
         for k, (mk, col) in markers_used.items()
     ]
-    ncol = 5
     fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, fontsize=style.SMALL)
-    fig.suptitle(f"{title}: trust card (docs/trust.md: each test, its measure and its rule)", fontsize=style.LARGE)
-    rows = math.ceil(len(handles) / ncol)
-    tight_with_title(fig, title_inches=0.2, bottom_inches=0.12 + 0.2 * rows)
+    sep = ": " if cols > 2 else ":\n"
+    fig.suptitle(f"{title}{sep}trust card (docs/trust.md: each test, its measure and its rule)", fontsize=style.LARGE)
+    tight_with_title(fig, title_inches=title_in, bottom_inches=0.12 + 0.2 * math.ceil(len(handles) / ncol))
     return fig
 
 

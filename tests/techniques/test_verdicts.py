@@ -9,6 +9,7 @@ import math
 import re
 
 import numpy as np
+import pytest
 
 from netsight.techniques import _verdicts as V
 
@@ -173,3 +174,60 @@ def test_tables_round_trip(tmp_path):
     assert list(row) == list(V.COLUMNS) and row["verdict"] == "yes" and row["test"] == V.MODEL
     back = V.from_row(row)
     assert back.verdict == "yes" and math.isclose(back.hi, v.hi, abs_tol=1e-4)
+
+
+def _real_values(t, methods, count: int = 12, draws: int = 3) -> list[dict]:
+    """sanity_values.csv rows (CONTRACTS §1) measured on a real model: the cascading curve of `draws` random draws
+    (weights of draw d from seed d), the map against the input and its Sobel edges, and the fully randomised models
+    of draws d and d + 1 against each other (written here until the sanity technique writes them itself)."""
+    from netsight.ops.similarity import spearman
+    from netsight.techniques import _trust
+    from netsight.techniques.faithfulness import sobel_maps
+    from netsight.techniques.sanity import sanity_checks
+
+    o = {"count": count, "target": None, "methods": methods, "layer": None, "ig_steps": 8, "samples": 4}
+    idx, x, targets, _ = _trust.images_and_targets(t, o)
+    objects = _trust.method_objects(t, o)
+    rows, finals = [], {}
+
+    def add(m, mode, layer, depth, draw, values):
+        for i, v in zip(idx, values.tolist(), strict=True):
+            rows.append(dict(method=m, mode=mode, layer=layer, depth=depth, draw=draw, image=int(i), region="all",
+                             metric="spearman_abs", value=v))  # fmt: skip
+
+    for draw in range(draws):
+        r = sanity_checks(objects, x, targets, modes=("cascading",), metrics=("spearman_abs",), seed=draw)
+        for m in r.originals:
+            for depth, maps in enumerate(r.cascade[m], 1):
+                add(m, "cascading", r.layers[depth - 1], depth, draw, spearman(r.originals[m], maps, absolute=True))
+            finals.setdefault(m, []).append((r.layers[-1], len(r.layers), r.cascade[m][-1]))
+            if draw == 0:
+                add(m, "chance: input", "", 0, 0, spearman(r.originals[m], x.mean(1), absolute=True))
+                add(m, "chance: edges", "", 0, 0, spearman(r.originals[m], sobel_maps(x), absolute=True))
+    for m, f in finals.items():
+        for d in range(len(f) - 1):
+            add(m, "chance: random models", f[d][0], f[d][1], d, spearman(f[d][2], f[d + 1][2], absolute=True))
+    return rows
+
+
+@pytest.mark.slow  # three cascading randomisations of a tiny LeNet5, ~11 s of CPU
+def test_adebayo_gradient_depends_on_the_model_guided_backprop_does_not(tiny_runs, tmp_path):
+    """Adebayo et al. 2018's qualitative result on netsight's own model: the gradient's maps change when the weights
+    are randomised, guided backprop's mostly stay; and the card technique judges it from the run's values table."""
+    from netsight.fileio import read_csv, write_csv
+    from netsight.techniques import registry
+    from netsight.techniques.target import open_run_target
+
+    run = tiny_runs.copy("lenet5", tmp_path / "run")
+    t = open_run_target(run, dataset=tiny_runs.data("lenet5"))
+    rows = _real_values(t, ["gradient", "guided_backprop"])
+    grad, gbp = (V.model_verdict(rows, m) for m in ("gradient", "guided_backprop"))
+    assert grad is not None and gbp is not None
+    assert grad.verdict == "yes" and gbp.verdict == "no" and gbp.lo > grad.hi
+    assert gbp.chances["two random models"] > grad.chances["two random models"]  # guided backprop redraws the image
+    columns = ("method", "mode", "layer", "depth", "draw", "image", "region", "metric", "value")
+    write_csv(run / V.SANITY_VALUES, columns, rows)
+    written = registry.run("card", t)
+    assert [p.name for p in written] == ["trust_card.png", "verdicts.csv"]
+    table = {(r["method"], r["test"]): r for r in read_csv(run / "tables" / "verdicts.csv")}
+    assert table[("gradient", V.MODEL)]["verdict"] == "yes" and table[("guided_backprop", V.MODEL)]["verdict"] == "no"
