@@ -184,18 +184,19 @@ def faithfulness(
 
 
 def verdict(result: FaithfulnessResult, name: str) -> Optional[str]:
-    """How a method's areas stand against the baselines, in words (None without baselines)."""
+    """The verdict "is faithful" on `name`, in words, by the rule of `_verdicts.faithful_verdict`: its deletion area
+    minus the random map's and minus the Sobel map's, paired per image, with bounded 95% intervals (yes: both below
+    0; no: either above 0; else unsettled, and what would settle it). None without baselines."""
+    from . import _verdicts
+
     if "random" not in result.auc or name in BASELINES:
         return None
-    parts = []
-    for curve, better in (("deletion", "lower"), ("insertion", "higher")):
-        own = summarise(result.auc[name][curve])
-        rand = summarise(result.auc["random"][curve])
-        sob = summarise(result.auc["sobel"][curve])
-        sign = -1 if better == "lower" else 1
-        beats = [b for b, s in (("random", rand), ("Sobel", sob)) if sign * (own.mean - s.mean) > 0]
-        parts.append(f"{curve} {own.mean:.2f} ({'beats ' + ' and '.join(beats) if beats else 'beats neither baseline'})")
-    return "; ".join(parts)
+    images = list(range(len(result.auc[name]["deletion"])))
+    rows = [dict(method=m, curve=c, image=i, auc=a) for m, c, i, a in result.values(images)]
+    v = _verdicts.faithful_verdict(rows, name)
+    if v is None:
+        return None
+    return f"is faithful: {v.verdict} ({v.measure}: {v.estimate:.2f} [{v.lo:.2f}, {v.hi:.2f}]; {v.note})"
 
 
 FILES = ["figures/faithfulness.png", "tables/faithfulness.csv", "tables/faithfulness_values.csv"]

@@ -231,3 +231,25 @@ def test_adebayo_gradient_depends_on_the_model_guided_backprop_does_not(tiny_run
     assert [p.name for p in written] == ["trust_card.png", "verdicts.csv"]
     table = {(r["method"], r["test"]): r for r in read_csv(run / "tables" / "verdicts.csv")}
     assert table[("gradient", V.MODEL)]["verdict"] == "yes" and table[("guided_backprop", V.MODEL)]["verdict"] == "no"
+
+
+def test_seed_pair_values_have_a_foreground_where_the_background_is_constant():
+    """Two seeds' maps that agree only because both are zero off the digit: the whole image correlates, the
+    foreground does not (the MNIST case of gradient x input); an image without a constant border has no foreground."""
+    import torch
+
+    from netsight.techniques.agreement import foreground, pair_values
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(2, 1, 12, 12)
+    x[:, :, 3:9, 3:9] = torch.rand(2, 1, 6, 6, generator=g) + 0.1  # a "digit" on black
+    x[1, :, 0, 0] = 0.5  # image 1: its border is not constant
+    masks = foreground(x)
+    assert masks[0] is not None and int(masks[0].sum()) == 36 and masks[1] is None
+    a = x[:, 0] * torch.randn(2, 12, 12, generator=g)  # input-times-something maps: zero where the input is
+    b = x[:, 0] * torch.randn(2, 12, 12, generator=g)
+    rows = pair_values([{"m": a}, {"m": b}], [0, 1], [10, 11], ["m"], x)
+    by = {(r[4], r[5]): r[6] for r in rows}
+    assert set(by) == {(10, "all"), (10, "foreground"), (11, "all")}
+    assert by[(10, "all")] > 0.6 and abs(by[(10, "foreground")]) < by[(10, "all")] - 0.4
+    assert all(r[1] == "spearman_abs" and (r[2], r[3]) == (0, 1) for r in rows)
