@@ -26,9 +26,9 @@ from ..techniques import _verdicts as V
 ROAR_TABLE = "tables/verdicts_roar.csv"
 TABLE = "tables/verdicts.csv"
 QUICK_WHY = (
-    "Quick mode: nothing here is judged. A quick suite runs the checks on a handful of images with one random "
-    'draw on one seed, too few for any interval to settle, so every verdict reads "not judged"; the estimates and '
-    "intervals are shown only to check that the checks ran. Run without --quick for the verdicts."
+    "Quick mode: nothing here is judged. A quick suite runs the checks on a handful of images, random draws and seeds "
+    '(its quick_options), too few for any interval to settle, so every verdict reads "not judged"; the estimates '
+    "and intervals are shown only to check that the checks ran. Run without --quick for the verdicts."
 )
 
 
@@ -202,7 +202,7 @@ def trust_section(doc, configs, out: Optional[Path] = None, quick: Optional[bool
         return
     doc.p(
         "The pictures of the sections above are explanations, and explanations can mislead. Each attribution method "
-        "is put to four tests (docs/trust.md says each in two sentences, with its paper): it depends on the model "
+        "is put to these tests (docs/trust.md says each in two sentences, with its paper): it depends on the model "
         "(Adebayo et al. 2018: re-initialise the weights from the logits down; the maps must change), it depends on "
         "the data (the same network trained on permuted labels must give other maps), it is faithful (Petsiuk et al. "
         "2018: deleting the pixels it ranks first must lower p(class) faster than deleting them in a random order or "
