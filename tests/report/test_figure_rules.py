@@ -312,10 +312,10 @@ def recurrent_figures() -> dict:
 
 
 def trust_card_inputs() -> list:
-    from tests.techniques.test_verdicts import _agreement, _faith, sanity_values
+    from tests.helpers import agreement_values, faith_values, sanity_values
     from netsight.techniques import _verdicts
 
-    values = _verdicts.Values(sanity_values(level=0.1, permuted=0.4), _faith(-0.1), _agreement(0.7))
+    values = _verdicts.Values(sanity_values(level=0.1, permuted=0.4), faith_values(-0.1), agreement_values(0.7))
     return _verdicts.verdicts(values)
 
 

@@ -13,7 +13,7 @@ from netsight.fileio import read_csv, write_csv, write_json
 from netsight.report.html import Doc
 from netsight.report.trust import agreement_table, faith_table, is_quick, line, trust_section
 from netsight.techniques import _verdicts as V
-from tests.techniques.test_verdicts import _agreement, _faith, sanity_values
+from tests.helpers import agreement_values, faith_values, sanity_values
 
 SANITY_COLUMNS = ("method", "mode", "layer", "depth", "draw", "image", "region", "metric", "value")
 
@@ -25,12 +25,12 @@ def _run(out: Path, seed: int, methods: dict[str, float], with_agreement: bool) 
     for k, (m, level) in enumerate(methods.items()):
         rows += [{**r, "method": m} for r in sanity_values(level=level, rng_seed=10 * seed + k, permuted=level)]
     write_csv(path / V.SANITY_VALUES, SANITY_COLUMNS, rows)
-    write_csv(path / V.FAITH_VALUES, ("method", "curve", "image", "auc"), _faith(-0.1, rng_seed=seed))
+    write_csv(path / V.FAITH_VALUES, ("method", "curve", "image", "auc"), faith_values(-0.1, rng_seed=seed))
     if with_agreement:
         write_csv(
             path / V.AGREEMENT_VALUES,
             ("method", "metric", "seed_a", "seed_b", "image", "region", "value"),
-            [{**r, "method": m} for m in methods for r in _agreement(0.7)],
+            [{**r, "method": m} for m in methods for r in agreement_values(0.7)],
         )
     write_json(path / "inspections.json", {"ran": {"card": {"options": {}, "files": []}}})
     return SimpleNamespace(
@@ -121,6 +121,6 @@ def test_the_card_renders(tmp_path, quick):
     from netsight.techniques.card import plot_trust_card
 
     rows = sanity_values(level=0.1, permuted=0.1)
-    vs = V.verdicts(V.Values(rows, _faith(-0.1), _agreement(0.7)), quick=quick)
+    vs = V.verdicts(V.Values(rows, faith_values(-0.1), agreement_values(0.7)), quick=quick)
     path = save_figure(plot_trust_card(vs, "lenet5 on mnist"), tmp_path / "card.png")
     assert path.stat().st_size > 10_000
