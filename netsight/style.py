@@ -91,6 +91,21 @@ def method_colour(method: str) -> str:
     return _OTHER_MODELS[zlib.crc32(key.encode()) % len(_OTHER_MODELS)]
 
 
+# the trust card's verdicts (techniques/card.py): settled yes / no, unsettled, and quick mode's "not judged"
+VERDICT_COLOURS = {"yes": "#1a9850", "no": "#d73027", "unsettled": "#fdae61", "not judged": "#d9d9d9"}
+
+# the chance levels and baselines a trust verdict is judged against: (marker, colour); the edge map and the random
+# map keep the colours of the faithfulness baselines (METHOD_COLOURS "sobel" and "random")
+CHANCE_MARKERS = {
+    "input image": ("s", "#8c6d31"),
+    "edge map": ("^", "#000000"),
+    "Sobel edge map": ("^", "#000000"),
+    "two random models": ("X", "#7f7f7f"),
+    "random map": ("X", "#7f7f7f"),
+    "chance": ("D", "#6a3d9a"),  # any other chance level a verdict table gives
+}
+
+
 def model_colour(model: str) -> str:
     """The colour of a model or cell type in every figure (any name: a fixed colour of its own)."""
     key = str(model).lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -49,3 +50,75 @@ def swap_relus(model: nn.Module) -> nn.Module:
             if isinstance(child, nn.ReLU):
                 setattr(module, name, RectifiedReLU())
     return model
+
+
+# ------------------------------------------------------------------ synthetic raw values of the trust checks (CONTRACTS §1)
+
+
+def sanity_values(
+    method="gradient",
+    level=0.1,
+    spread=0.05,
+    draws=4,
+    images=12,
+    depths=3,
+    seeds=(0,),
+    fg_level=None,
+    chance_rm=0.6,
+    last=None,
+    constant=(),
+    permuted=None,
+    rng_seed=0,
+):
+    """Rows of sanity_values.csv: cascading values around `level` (the deepest depth at `last` if given),
+    a foreground region around `fg_level`, the three chance levels, permuted-label rows around `permuted`;
+    images in `constant` have no value (a constant map)."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+
+    def add(seed, mode, layer, depth, draw, image, region, value):
+        v = "" if image in constant else float(np.clip(value, -1, 1))
+        rows.append(
+            dict(method=method, mode=mode, layer=layer, depth=str(depth), draw=str(draw), image=str(image), region=region,
+                 metric="spearman_abs", value=str(v), seed=seed)
+        )  # fmt: skip
+
+    regions = [("all", level)] + ([("foreground", fg_level)] if fg_level is not None else [])
+    for seed in seeds:
+        for region, lv in regions:
+            for d in range(draws):
+                for i in range(images):
+                    for depth in range(1, depths + 1):
+                        mu = last if (last is not None and depth == depths) else lv
+                        add(seed, "cascading", f"l{depth}", depth, d, i, region, mu + rng.normal(0, spread))
+                    add(seed, "chance: random models", f"l{depths}", depths, d, i, region, chance_rm + rng.normal(0, 0.05))
+            for i in range(images):
+                add(seed, "chance: input", "", 0, 0, i, region, 0.2 + rng.normal(0, 0.05))
+                add(seed, "chance: edges", "", 0, 0, i, region, 0.3 + rng.normal(0, 0.05))
+                if permuted is not None:
+                    add(seed, "permuted labels", "", 0, 0, i, region, permuted + rng.normal(0, spread))
+    return rows
+
+
+def faith_values(own: float, spread: float = 0.03, images: int = 12, rng_seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for i in range(images):
+        base = rng.uniform(0.2, 0.4)  # the image's own difficulty, shared by every map: the pairing removes it
+        for m, off in (("gradient", own), ("random", 0.3), ("sobel", 0.15)):
+            auc = float(np.clip(base + off + rng.normal(0, spread), 0, 1))
+            rows.append(dict(method=m, curve="deletion", image=str(i), auc=str(auc), seed=0))
+    return rows
+
+
+def agreement_values(level: float, seeds=(0, 1, 2), images=12, spread=0.05) -> list[dict]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for a in seeds:
+        for b in seeds:
+            if a < b:
+                for i in range(images):
+                    v = float(np.clip(level + rng.normal(0, spread), -1, 1))
+                    rows.append(dict(method="gradient", metric="spearman_abs", seed_a=str(a), seed_b=str(b), image=str(i),
+                                     region="all", value=str(v)))  # fmt: skip
+    return rows

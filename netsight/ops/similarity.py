@@ -12,7 +12,8 @@ Maps are [N, H, W] (or [N, D] for the rank correlations), one per image, compare
   a seventh of the map's side (4 px on 28 px maps) and 2x2-cell blocks, and the Pearson correlation
   of the two HOG vectors.
 A constant map has no ranks or gradients to correlate: its value is NaN, left out of summaries.
-`summarise` gives the mean and its 95% interval over images (Student's t).
+`summarise` gives the mean and its 95% interval over images: a percentile bootstrap (`ops/bootstrap.py`), so
+the interval stays inside the values' own range (a t-interval of correlations near 1 ended at 1.01).
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ def compare(a: torch.Tensor, b: torch.Tensor, metrics=METRICS) -> dict[str, torc
 
 @dataclass(frozen=True)
 class Interval:
-    """A mean over images and its 95% interval (Student's t); n counts the values that are not NaN."""
+    """A mean over images and its 95% percentile-bootstrap interval (inside the values' range); n counts the
+    values that are not NaN."""
 
     mean: float
     lo: float
@@ -136,8 +138,10 @@ class Interval:
 
 
 def summarise(values) -> Interval:
-    """Mean and 95% interval of per-image values (NaN left out)."""
-    from ..report.stats import summarize  # the one t-table of the project (a pure module: no figures)
+    """Mean and 95% interval of per-image values (NaN left out): the percentile bootstrap over images (seeded,
+    reproducible), which cannot leave the range of the values themselves; one value: no interval (NaN)."""
+    from .bootstrap import hierarchical
 
-    s = summarize([float(v) for v in torch.as_tensor(values).reshape(-1).tolist()])
-    return Interval(s.mean, s.ci_low, s.ci_high, s.n)
+    v = torch.as_tensor(values).detach().to(torch.float64).cpu().reshape(-1).numpy()
+    e = hierarchical(v, bounds=(-math.inf, math.inf))
+    return Interval(e.mean, e.lo, e.hi, e.n_values)

@@ -788,7 +788,7 @@ def build_report(out: str | Path) -> list[Path]:
     _zf_section(doc, configs)
     from .trust import trust_section
 
-    trust_section(doc, configs)
+    trust_section(doc, configs, out, quick)
     rnn_rows = _rnn_section(doc, configs, figdir, quick)
     doc.h(2, "Reproduction check")
     doc.p(

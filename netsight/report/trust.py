@@ -1,27 +1,35 @@
-"""The study report's section "Which pictures to trust": for each CNN of the suite whose first seed ran
-the sanity checks (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018) and the faithfulness
-metrics (Petsiuk et al., "RISE", BMVC 2018), their figures, the areas under the deletion and insertion
-curves beside the random and Sobel baselines, seed agreement over the configuration's seeds, the
-permuted-label comparison where the suite trained one, and one plain sentence per method generated
-from those numbers (the thresholds are `PASSES_BELOW` and `FAILS_ABOVE`).
+"""The study report's section "Which pictures to trust": for each CNN configuration of the suite whose runs
+ran the trust checks — the sanity checks (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018),
+faithfulness (Petsiuk et al., "RISE", BMVC 2018), seed agreement, and any other trust test that wrote a verdict
+table (input invariance, Kindermans et al. 2019; ROAR/KAR, Hooker et al. 2019, suite-level) — one line per
+method saying, for each test, yes, no or unsettled; then the trust card (the same verdicts with their estimates,
+intervals, chance levels and thresholds), a table of every verdict with its note (n, images dropped and why,
+what would settle it), and the checks' own figures and tables.
 
-Everything is read from the runs' tables (sanity.csv, faithfulness.csv, seed_agreement.csv); nothing is
-computed here."""
+The verdicts pool every seed of the configuration that has the checks' raw values (each run's
+tables/sanity_values.csv, faithfulness_values.csv, seed_agreement_values.csv), by the rules of
+`techniques/_verdicts.py` (docs/trust.md), and are written to OUT/tables/verdicts.csv (CONTRACTS §2, with a
+leading `model` column; the rows of OUT/tables/verdicts_roar.csv included). In quick mode nothing is judged:
+every line and card says "not judged" and why. Nothing is computed here but the pooled bootstrap intervals."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
-from ..fileio import read_csv
+from ..fileio import read_csv, read_json
 from ..plotting import method_title
+from ..text import plural
+from ..techniques import _verdicts as V
 
-# The verdict on a method's cascading randomisation: the Spearman rank correlation of |map| between the
-# trained model's maps and those with every layer re-initialised (Adebayo et al.'s "rank correlation (abs)").
-PASSES_BELOW = 0.3  # the whole 95% interval below: the maps depend on the learned weights
-FAILS_ABOVE = 0.5  # the whole interval above: the maps mostly redraw the image, whatever the weights
-VERDICT_METRIC = "spearman_abs"
+ROAR_TABLE = "tables/verdicts_roar.csv"
+TABLE = "tables/verdicts.csv"
+QUICK_WHY = (
+    "Quick mode: nothing here is judged. A quick suite runs the checks on a handful of images, random draws and seeds "
+    '(its quick_options), too few for any interval to settle, so every verdict reads "not judged"; the estimates '
+    "and intervals are shown only to check that the checks ran. Run without --quick for the verdicts."
+)
 
 
 def _num(v: str) -> float:
@@ -43,50 +51,40 @@ def _rows(path: Path) -> list[dict]:
     return read_csv(path) if path.is_file() else []
 
 
-def full_depth(sanity: list[dict], method: str, metric: str = VERDICT_METRIC) -> Optional[dict]:
-    """The cascading row of `method` with every layer randomised (the deepest depth)."""
-    rows = [r for r in sanity if r["method"] == method and r["mode"] == "cascading" and r["metric"] == metric]
-    return max(rows, key=lambda r: int(r["depth"])) if rows else None
+def config_label(model: str, data: str) -> str:
+    """The `model` column of the suite-level verdict tables: e.g. 'lenet5 / cifar10-assignment'."""
+    return f"{model} / {data}"
 
 
-def sentence(method: str, sanity: list[dict], faith: list[dict], agreement: list[dict], permuted: list[dict]) -> Optional[str]:
-    """One plain sentence on `method` from the measured numbers (None without a sanity row)."""
-    row = full_depth(sanity, method)
-    if row is None:
-        return None
-    mean, lo, hi, n = _num(row["mean"]), _num(row["lo"]), _num(row["hi"]), int(row["n"] or 0)
-    ci = _ci(mean, lo, hi, n)
-    if not math.isnan(hi) and hi < PASSES_BELOW:
-        what = f"after every layer is randomised its maps correlate only {ci} with the trained model's: they depend on what the model learned"
-    elif not math.isnan(lo) and lo > FAILS_ABOVE:
-        what = f"after every layer is randomised its maps still correlate {ci} with the trained model's: it mostly redraws the image, whatever the weights"
-    else:
-        what = f"after every layer is randomised its maps correlate {ci} with the trained model's: between the two thresholds, part image, part model"
-    parts = [what]
-    f = {(r["method"], r["curve"]): r for r in faith}
-    if (method, "deletion") in f and ("random", "deletion") in f:
-        own, rnd, sob = f[(method, "deletion")], f[("random", "deletion")], f.get(("sobel", "deletion"))
+def line(method: str, verdicts: Sequence[V.Verdict]) -> str:
+    """One line on `method`: each test and its verdict (in quick mode: not judged)."""
+    mine = [v for v in verdicts if v.method == method]
+    if mine and not any(v.judged for v in mine):
+        return f"{method_title(method)}: not judged (quick mode) — " + "; ".join(f"{v.test}: not judged" for v in mine) + "."
+    return f"{method_title(method)}: " + "; ".join(f"{v.test}: {v.word}" for v in mine) + "."
 
-        def below(a: dict, b: Optional[dict]) -> bool:  # a's interval entirely below b's
-            return b is not None and _num(a["auc_hi"]) < _num(b["auc_lo"])
 
-        beaten = [name for name, b in (("the random map", rnd), ("the Sobel edge map", sob)) if below(own, b)]
-        area = _ci(_num(own["auc_mean"]), _num(own["auc_lo"]), _num(own["auc_hi"]), int(own["n"] or 0))
-        parts.append(
-            f"removing its most important pixels first, p(class) falls with an area of {area}, "
-            + (f"clearly below {' and '.join(beaten)}" if beaten else "not clearly below either baseline")
+def verdict_table(verdicts: Sequence[V.Verdict]) -> tuple[list[str], list[list]]:
+    """Every verdict with what it read: the estimate and interval, what it was judged against, the note."""
+    rows = []
+    for v in verdicts:
+        against = [] if math.isnan(v.threshold) else [f"threshold {v.threshold:g}"]
+        if not math.isnan(v.upper):
+            against = [f"yes below {v.threshold:g}, no above {v.upper:g}"]
+        if not math.isnan(v.chance) and v.test != V.FAITHFUL:
+            against.append(f"chance {v.chance:.2f}")
+        rows.append(
+            [
+                method_title(v.method),
+                v.test,
+                v.word,
+                _ci(v.estimate, v.lo, v.hi),
+                v.measure,
+                "; ".join(against),
+                v.note,
+            ]
         )
-    a = next((r for r in agreement if r["method"] == method and r["metric"] == "spearman"), None)
-    if a is not None:
-        parts.append(
-            f"two seeds' maps of the same image correlate {_ci(_num(a['mean']), _num(a['lo']), _num(a['hi']), int(a['n'] or 0))}"
-        )
-    p = next((r for r in permuted if r["method"] == method and r["metric"] == VERDICT_METRIC), None)
-    if p is not None:
-        parts.append(
-            f"a model trained on permuted labels gives maps correlating {_ci(_num(p['mean']), _num(p['lo']), _num(p['hi']), int(p['n'] or 0))}"
-        )
-    return f"{method_title(method)}: " + "; ".join(parts) + "."
+    return ["method", "test", "verdict", "estimate [95% interval]", "measure", "judged against", "note"], rows
 
 
 def faith_table(faith: list[dict]) -> tuple[list[str], list[list]]:
@@ -101,14 +99,13 @@ def faith_table(faith: list[dict]) -> tuple[list[str], list[list]]:
 
 
 def agreement_table(agreement: list[dict]) -> tuple[list[str], list[list]]:
-    by: dict[str, dict] = {}
-    for r in agreement:
-        by.setdefault(r["method"], {"seeds": r["seeds"]})[r["metric"]] = _ci(
-            _num(r["mean"]), _num(r["lo"]), _num(r["hi"]), int(r["n"] or 0)
-        )
-    return ["method", "seeds", "Spearman", "Spearman of |map|"], [
-        [method_title(m), c["seeds"], c.get("spearman", ""), c.get("spearman_abs", "")] for m, c in by.items()
+    """Seed agreement by the one measure every sentence calls "correlate": Spearman of |map|."""
+    rows = [
+        [method_title(r["method"]), r["seeds"], _ci(_num(r["mean"]), _num(r["lo"]), _num(r["hi"]), int(r["n"] or 0))]
+        for r in agreement
+        if r["metric"] == V.METRIC
     ]
+    return ["method", "seeds", "Spearman of |map|"], rows
 
 
 def permuted_table(permuted: list[dict]) -> tuple[list[str], list[list]]:
@@ -116,7 +113,7 @@ def permuted_table(permuted: list[dict]) -> tuple[list[str], list[list]]:
     for r in permuted:
         by.setdefault(r["method"], {})[r["metric"]] = _ci(_num(r["mean"]), _num(r["lo"]), _num(r["hi"]), int(r["n"] or 0))
     metrics = ["spearman", "spearman_abs", "ssim", "hog"]
-    return ["method", "Spearman", "Spearman of |map|", "SSIM", "HOG"], [
+    return ["method", "Spearman (signed)", "Spearman of |map|", "SSIM", "HOG"], [
         [method_title(m), *(c.get(k, "") for k in metrics)] for m, c in by.items()
     ]
 
@@ -149,50 +146,126 @@ def settings_text(ran: dict) -> str:
     return ("Settings these checks ran with: " + "; ".join(parts) + ".") if parts else ""
 
 
-def trust_section(doc, configs) -> None:
-    """The section, into `doc` (report.html's Doc): each CNN whose first seed's record says the sanity checks ran."""
+def suite_folder(configs) -> Optional[Path]:
+    """OUT of a suite, from its runs (OUT/runs/<group>/<run>), or None."""
+    for g in configs:
+        for r in g.runs:
+            out = Path(r.path).resolve().parent.parent.parent
+            if (out / "suite.json").is_file():
+                return out
+    return None
+
+
+def is_quick(out: Optional[Path]) -> bool:
+    """Whether the suite in `out` was built with --quick (its suite.json says so)."""
+    if out is None or not (out / "suite.json").is_file():
+        return False
+    return bool(read_json(out / "suite.json").get("quick"))
+
+
+def configuration_verdicts(g, quick: bool, roar: Sequence[V.Verdict] = ()) -> list[V.Verdict]:
+    """The verdicts of one configuration: pooled over its seeds' values, then the other trust tests' tables of
+    its first seed, then its ROAR/KAR rows."""
+    completed = [r for r in g.runs if r.summary.get("status") == "completed"] or list(g.runs)
+    values = V.read_values([(int(r.config.seed), Path(r.path)) for r in completed])
+    label = config_label(g.model, g.data)
+    found = V.verdicts(values, quick) + V.other_tables(Path(g.runs[0].path))
+    found += [v for v in roar if v.model == label]
+    if quick:
+        for v in found:
+            v.judged = False
+    return found
+
+
+def _trust_runs(configs) -> list:
     from ..techniques.inspection import ran
 
+    names = ("sanity", "faithfulness", "agreement", "card")
+    return [g for g in configs if g.hidden is None and any(n in ran(g.runs[0].path) for n in names)]
+
+
+def trust_section(doc, configs, out: Optional[Path] = None, quick: Optional[bool] = None) -> None:
+    """The section, into `doc` (report.html's Doc): each CNN configuration whose first seed's record says a trust
+    check ran; `out`: the suite's folder (OUT/tables/verdicts.csv and the cards go there; default: found from
+    the runs); `quick`: a --quick suite (default: from OUT/suite.json)."""
+    from ..fileio import write_csv
+    from ..plotting import save_figure
+    from ..techniques.card import plot_trust_card
+    from ..techniques.inspection import ran
+
+    out = out if out is not None else suite_folder(configs)
+    quick = is_quick(out) if quick is None else quick
     doc.h(2, "Which pictures to trust")
-    cnn = [g for g in configs if g.hidden is None and "sanity" in ran(g.runs[0].path)]
+    cnn = _trust_runs(configs)
     if not cnn:
         doc.p('No run of this suite asked for the sanity checks (add "sanity" and "faithfulness" to a CNN group\'s analyses).')
         return
     doc.p(
-        'The pictures of the sections above are explanations, and explanations can mislead. Adebayo et al. ("Sanity '
-        'Checks for Saliency Maps", NeurIPS 2018) showed that some methods (guided backprop, guided Grad-CAM, the '
-        "deconvnet) draw nearly the same map when the weights they explain are replaced by random ones: they redraw the "
-        "image. Here every method is checked on our own trained networks (first seed): cascading randomisation "
-        "re-initialises the layers from the logits down (each layer by its own initialisation), independent "
-        "randomisation one layer at a time, and the maps are compared with the trained model's by Spearman rank "
-        "correlation (signed and of |map|), SSIM and HOG similarity of |map| scaled to 0..1, each a mean over images "
-        "with its 95% interval. Faithfulness: pixels are removed (set to 0) or put back on a blurred copy in the order of "
-        "each map (Petsiuk et al., BMVC 2018); the area under p(class) is compared with a random map and the Sobel edge "
-        "map, which know nothing of the model. Seed agreement: the same test images' maps from the configuration's "
-        "independently trained seeds, Spearman averaged over seed pairs per image (interval over images)."
+        "The pictures of the sections above are explanations, and explanations can mislead. Each attribution method "
+        "is put to these tests (docs/trust.md says each in two sentences, with its paper): it depends on the model "
+        "(Adebayo et al. 2018: re-initialise the weights from the logits down; the maps must change), it depends on "
+        "the data (the same network trained on permuted labels must give other maps), it is faithful (Petsiuk et al. "
+        "2018: deleting the pixels it ranks first must lower p(class) faster than deleting them in a random order or "
+        "in the order of an edge detector), and it agrees across seeds (independently trained seeds must draw more "
+        'alike maps than two random networks do). "Correlate" is always the Spearman rank correlation of |map|.'
     )
     doc.p(
-        f"How the sentences are decided: a method passes when the 95% interval of its Spearman correlation of |map| with "
-        f"every layer randomised lies below {PASSES_BELOW}, and mostly redraws the image when it lies above {FAILS_ABOVE}; "
-        "a faithfulness area is 'clearly below' a baseline when the two 95% intervals do not overlap."
+        f"How a verdict is decided: each test reads a 95% percentile-bootstrap interval that resamples training seeds, "
+        f"then random draws within a seed, then images (so it covers all three and stays inside the measure's range), "
+        f"beside its chance levels: the map against the input image, against its edge map, and two randomly initialised "
+        f"networks' maps against each other. Depends on the model: the similarity to the randomised model's maps "
+        f"averaged over the whole depth curve, yes when the interval lies below {V.MODEL_BELOW}, no when above "
+        f"{V.MODEL_ABOVE}; depends on the data: the same for the permuted-label model; is faithful: the deletion area "
+        f"minus each baseline's, image by image, yes when both intervals lie below 0, no when one lies above; agrees "
+        f"across seeds: yes when the interval lies above the two-random-networks chance level, no when below. Anything "
+        f"else is unsettled, and its note says what would settle it. A test settles only with {V.MIN_IMAGES} images, "
+        f"{V.MIN_DRAWS} random draws (depends on the model), {V.MIN_SEEDS_DATA} seeds (depends on the data) and "
+        f"{V.MIN_SEEDS_AGREE} seeds (agrees across seeds) at least. On images with a constant background (MNIST's "
+        "black) the similarities are judged on the foreground: a background of zeros in both maps makes any two maps "
+        "correlate."
     )
+    if quick:
+        doc.p(QUICK_WHY)
+    roar = [V.from_row(r) for r in _rows(out / ROAR_TABLE)] if out is not None else []
+    table_rows: list[V.Verdict] = []
+    models: list[str] = []
     for g in cnn:
         run = g.runs[0]
         tables = run.dir.tables
-        sanity = _rows(tables / "sanity.csv")
-        faith = _rows(tables / "faithfulness.csv")
-        agreement = _rows(tables / "seed_agreement.csv")
-        permuted = [r for r in sanity if r["mode"] == "permuted labels"]
+        verdicts = configuration_verdicts(g, quick, roar)
+        label = config_label(g.model, g.data)
         doc.h(3, f"{g.model} on {g.data}")
         settings = settings_text(ran(run.path))
         if settings:
             doc.p(settings)
-        methods = list(dict.fromkeys(r["method"] for r in sanity))
-        for m in methods:
-            s = sentence(m, sanity, faith, agreement, permuted)
-            if s:
-                doc.p(s)
+        if not verdicts:
+            doc.p(
+                "No raw values of the checks in these runs (tables/sanity_values.csv, faithfulness_values.csv, "
+                "seed_agreement_values.csv), so no verdict: run the checks again with this version of netsight."
+            )
+        for m in dict.fromkeys(v.method for v in verdicts):
+            doc.p(line(m, verdicts))
+        if verdicts and out is not None:
+            name = f"trust_card_{g.model}_{g.data}.png".replace("/", "_")
+            title = f"{g.model} on {g.data}" + (" (quick mode: not judged)" if quick else "")
+            path = save_figure(plot_trust_card(verdicts, title), out / "figures" / name)
+            with_values = [r for r in g.runs if any((Path(r.path) / f).is_file() for f in (V.SANITY_VALUES, V.FAITH_VALUES))]
+            doc.figure(
+                path,
+                f"{label}: the trust card, pooled over the values of {plural(len(with_values), 'seed')} (seed agreement: "
+                "every pair of the configuration's seeds). Per method a row, per test a "
+                "column: the verdict (colour and word), the estimate and its 95% interval, the threshold(s) dashed, the "
+                "chance levels as markers.",
+            )
+        if verdicts:
+            header, rows = verdict_table(verdicts)
+            doc.table(header, rows, "Every verdict, what it read and what it was judged against (docs/trust.md).")
+        table_rows += [v for v in verdicts if v.model == ""]
+        models += [label] * len([v for v in verdicts if v.model == ""])
         doc.techniques(run, g.model, "trust")
+        faith = _rows(tables / "faithfulness.csv")
+        agreement = _rows(tables / "seed_agreement.csv")
+        permuted = [r for r in _rows(tables / "sanity.csv") if r["mode"] == "permuted labels"]
         if faith:
             header, rows = faith_table(faith)
             doc.table(header, rows, "Areas under the deletion and insertion curves, mean [95% interval] over images.")
@@ -201,8 +274,8 @@ def trust_section(doc, configs) -> None:
             doc.table(
                 header,
                 rows,
-                "Seed agreement: Spearman rank correlation of one image's maps between two independently trained seeds, "
-                "averaged over the seed pairs; mean [95% interval] over images.",
+                "Seed agreement: Spearman rank correlation of |map| of one image's maps between two independently trained "
+                "seeds, averaged over the seed pairs; mean [95% interval] over images.",
             )
         if permuted:
             header, rows = permuted_table(permuted)
@@ -217,3 +290,23 @@ def trust_section(doc, configs) -> None:
                 "Data randomisation: this suite has no run of this configuration trained on permuted labels "
                 '(a group with labels = "permuted" adds one; see docs/inspect.md).'
             )
+    if out is not None:
+        for v in roar:
+            if v.model:
+                v.judged = v.judged and not quick
+        write_csv(
+            out / TABLE,
+            ("model", *V.COLUMNS),
+            [{"model": k, **_quick_row(v)} for k, v in zip(models, table_rows, strict=True)]
+            + [{"model": v.model, **_quick_row(v)} for v in roar],
+        )
+
+
+def _quick_row(v: V.Verdict) -> dict:
+    """The table row; in quick mode the verdict column reads unsettled and the note starts with why."""
+    row = v.row()
+    if not v.judged:
+        row["verdict"] = "unsettled"
+        if not row["note"].startswith(V.QUICK_NOTE):
+            row["note"] = V.QUICK_NOTE + "; " + row["note"]
+    return row

@@ -5,9 +5,11 @@ runs instead of between a model and its randomised copy. The other seeds are the
 this one in its group folder whose configuration differs only in the seed; each run's maps come from its
 tables/attribution_maps.safetensors where that holds the method for the same images and classes, else
 they are computed from its weights. Per image the correlation is averaged over every pair of seeds; the
-mean over images and its 95% interval (Student's t) are reported, so n counts images (the seeds' spread
-enters each image's value, not the interval's width). Writes tables/seed_agreement.csv (method, metric,
-seeds, pairs, mean, lo, hi, n)."""
+mean over images and its 95% interval (a percentile bootstrap over images, inside [-1, 1]) are reported in
+tables/seed_agreement.csv (method, metric, seeds, pairs, mean, lo, hi, n: n counts images). Every value, per
+seed pair and image, goes to tables/seed_agreement_values.csv (method, metric, seed_a, seed_b, image, region,
+value; region `foreground` too for an image on a constant background, as in sanity_values.csv): the verdict
+"agrees across seeds" (`_verdicts.py`) resamples seeds and images from it, so its interval covers the seeds."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from . import _trust
 
 
 COLUMNS = ("method", "metric", "seeds", "pairs", "mean", "lo", "hi", "n")
+VALUE_COLUMNS = ("method", "metric", "seed_a", "seed_b", "image", "region", "value")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,45 @@ def seed_agreement(runs: Sequence[dict[str, torch.Tensor]], methods: Optional[Se
     return rows
 
 
+def foreground(x: torch.Tensor) -> list[Optional[torch.Tensor]]:
+    """Per image [C, H, W]: the pixels [H, W] that differ from its background, where the background is constant
+    (every border pixel the same value in every channel: MNIST's black), else None."""
+    out: list[Optional[torch.Tensor]] = []
+    for img in x.detach().float().cpu():
+        border = torch.cat([img[:, 0, :], img[:, -1, :], img[:, :, 0], img[:, :, -1]], dim=1)  # [C, 2H + 2W]
+        value = border[:, :1]
+        if bool((border == value).all()):
+            fg = (img != value[:, :, None]).any(dim=0)
+            out.append(fg if int(fg.sum()) >= 2 else None)
+        else:
+            out.append(None)
+    return out
+
+
+def pair_values(
+    runs: Sequence[dict[str, torch.Tensor]],
+    seeds: Sequence[int],
+    images: Sequence[int],
+    methods: Sequence[str],
+    x: Optional[torch.Tensor] = None,
+) -> list[tuple]:
+    """(method, "spearman_abs", seed_a, seed_b, image, region, value) for every pair of runs and image: Spearman
+    of |map| over all pixels, and over the foreground where `x`'s image has a constant background (NaN: a
+    constant map)."""
+    masks = foreground(x) if x is not None else [None] * len(images)
+    out = []
+    for m in methods:
+        for (a, ra), (b, rb) in combinations(list(zip(seeds, runs, strict=True)), 2):
+            whole = spearman(ra[m], rb[m], absolute=True)
+            for k, image in enumerate(images):
+                out.append((m, "spearman_abs", a, b, int(image), "all", float(whole[k])))
+                mask = masks[k]
+                if mask is not None:
+                    fa, fb = ra[m][k][mask.to(ra[m].device)], rb[m][k][mask.to(rb[m].device)]
+                    out.append((m, "spearman_abs", a, b, int(image), "foreground", float(spearman(fa[None], fb[None], True)[0])))
+    return out
+
+
 def maps_for(
     saved: Optional[tuple[list[int], dict[str, torch.Tensor]]],
     indices: list[int],
@@ -85,7 +127,7 @@ def maps_for(
     return out
 
 
-FILES = ["tables/seed_agreement.csv"]
+FILES = ["tables/seed_agreement.csv", "tables/seed_agreement_values.csv"]
 
 
 @register
@@ -116,12 +158,19 @@ class AgreementTechnique(Technique):
         from ..train.rundir import open_run
 
         idx, x, targets, _ = _trust.images_and_targets(t, o)
+        assert t.run is not None  # needs_run
         runs = [_trust.maps_of(t, t.model, x, idx, targets, o, t.folder)]
+        seeds = [t.run.config.seed]
         for other in o["others"]:
-            model = open_run(other).model(t.device)
-            runs.append(_trust.maps_of(t, model, x, idx, targets, o, Path(other)))
+            run = open_run(other)
+            runs.append(_trust.maps_of(t, run.model(t.device), x, idx, targets, o, Path(other)))
+            seeds.append(run.config.seed)
         rows = seed_agreement(runs, o["methods"])
-        return [write_csv(t.folder / FILES[0], COLUMNS, [r.values() for r in rows])]
+        values = pair_values(runs, seeds, [int(i) for i in idx], o["methods"], x)
+        return [
+            write_csv(t.folder / FILES[0], COLUMNS, [r.values() for r in rows]),
+            write_csv(t.folder / FILES[1], VALUE_COLUMNS, values),
+        ]
 
     def report(self, run, label: str, ran: Ran) -> list[ReportItem]:
         return []  # the study report's "Which pictures to trust" section reads tables/seed_agreement.csv itself

@@ -8,9 +8,11 @@ an image in one batch. Deletion sets them to 0 (black, in the [0, 1] pixels the 
 paper does): a faithful map makes p(class) fall fast, a low area under the curve. Insertion puts them
 back onto a blurred copy (the paper's canvas; a Gaussian of sigma = 1/8 of the image side, 3.5 px on
 28 px images): a faithful map makes p(class) rise fast, a high area. The area is the trapezoid rule over
-the fraction of pixels, 0..1, per image, reported as the mean over images with its 95% interval. Writes
-figures/faithfulness.png (the mean curves and the areas) and tables/faithfulness.csv (method, curve,
-auc_mean, auc_lo, auc_hi, n); the maps are those the attributions technique saved for the same images
+the fraction of pixels, 0..1, per image, reported as the mean over images with its 95% interval (a
+percentile bootstrap: inside 0..1). Writes figures/faithfulness.png (the mean curves and the areas),
+tables/faithfulness.csv (method, curve, auc_mean, auc_lo, auc_hi, n) and tables/faithfulness_values.csv
+(method, curve, image, auc: every image's area, which the verdict "is faithful" pairs with the baselines'
+image by image, `_verdicts.py`); the maps are those the attributions technique saved for the same images
 and classes where it ran first."""
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 CURVES = ("deletion", "insertion")
 BASELINES = ("random", "sobel")
 COLUMNS = ("method", "curve", "auc_mean", "auc_lo", "auc_hi", "n")
+VALUE_COLUMNS = ("method", "curve", "image", "auc")
 
 
 def random_maps(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
@@ -93,6 +96,15 @@ class FaithfulnessResult:
                 s = summarise(by_curve[curve])
                 out.append((name, curve, s.mean, s.lo, s.hi, s.n))
         return out
+
+    def values(self, images: list[int]) -> list[tuple]:
+        """(method, curve, image, area) for every image: the values the verdict pairs image by image."""
+        return [
+            (name, curve, int(i), float(a))
+            for name, by_curve in self.auc.items()
+            for curve in CURVES
+            for i, a in zip(images, by_curve[curve].tolist(), strict=True)
+        ]
 
 
 def _probabilities(model: nn.Module, batch: torch.Tensor, classes: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -172,21 +184,22 @@ def faithfulness(
 
 
 def verdict(result: FaithfulnessResult, name: str) -> Optional[str]:
-    """How a method's areas stand against the baselines, in words (None without baselines)."""
+    """The verdict "is faithful" on `name`, in words, by the rule of `_verdicts.faithful_verdict`: its deletion area
+    minus the random map's and minus the Sobel map's, paired per image, with bounded 95% intervals (yes: both below
+    0; no: either above 0; else unsettled, and what would settle it). None without baselines."""
+    from . import _verdicts
+
     if "random" not in result.auc or name in BASELINES:
         return None
-    parts = []
-    for curve, better in (("deletion", "lower"), ("insertion", "higher")):
-        own = summarise(result.auc[name][curve])
-        rand = summarise(result.auc["random"][curve])
-        sob = summarise(result.auc["sobel"][curve])
-        sign = -1 if better == "lower" else 1
-        beats = [b for b, s in (("random", rand), ("Sobel", sob)) if sign * (own.mean - s.mean) > 0]
-        parts.append(f"{curve} {own.mean:.2f} ({'beats ' + ' and '.join(beats) if beats else 'beats neither baseline'})")
-    return "; ".join(parts)
+    images = list(range(len(result.auc[name]["deletion"])))
+    rows = [dict(method=m, curve=c, image=i, auc=a) for m, c, i, a in result.values(images)]
+    v = _verdicts.faithful_verdict(rows, name)
+    if v is None:
+        return None
+    return f"is faithful: {v.verdict} ({v.measure}: {v.estimate:.2f} [{v.lo:.2f}, {v.hi:.2f}]; {v.note})"
 
 
-FILES = ["figures/faithfulness.png", "tables/faithfulness.csv"]
+FILES = ["figures/faithfulness.png", "tables/faithfulness.csv", "tables/faithfulness_values.csv"]
 
 
 def plot_faithfulness(fractions: torch.Tensor, curves: Mapping, auc: Mapping, title: str, target_kind: str) -> Figure:
@@ -292,10 +305,11 @@ class FaithfulnessTechnique(Technique):
         idx, x, targets, kind = _trust.images_and_targets(t, o)
         maps = _trust.maps_of(t, t.model, x, idx, targets, o, t.folder)
         r = faithfulness(t.model, x, maps, targets, steps=o["steps"], order=o["order"], **t.norm)
-        figure, table = (t.folder / p for p in FILES)
+        figure, table, values = (t.folder / p for p in FILES)
         return [
             save_figure(plot_faithfulness(r.fractions, r.curves, r.auc, t.title, kind), figure),
             write_csv(table, COLUMNS, r.rows()),
+            write_csv(values, VALUE_COLUMNS, r.values([int(i) for i in idx])),
         ]
 
     def caption(self, ran: Ran) -> str:

@@ -38,6 +38,7 @@ ORDER = (
     "agreement",
     "input_invariance",
     "recurrent_trust",
+    "card",
     "evolution",
     "invariance",
     "sequence",

@@ -37,6 +37,7 @@ from netsight.techniques.attributions import nonlinearity_note, plot_attribution
 from netsight.techniques.deconv import plot_deconv
 from netsight.techniques.evolution import plot_evolution
 from netsight.techniques.faithfulness import plot_faithfulness
+from netsight.techniques.card import plot_trust_card
 from netsight.techniques.filters import plot_filters, plot_weight_histograms
 from netsight.techniques.gates import plot_gates
 from netsight.techniques.invariance import plot_invariance
@@ -310,6 +311,14 @@ def recurrent_figures() -> dict:
     }
 
 
+def trust_card_inputs() -> list:
+    from tests.helpers import agreement_values, faith_values, sanity_values
+    from netsight.techniques import _verdicts
+
+    values = _verdicts.Values(sanity_values(level=0.1, permuted=0.4), faith_values(-0.1), agreement_values(0.7))
+    return _verdicts.verdicts(values)
+
+
 def render_all(folder: Path) -> dict:
     """name -> Figure, for every figure function netsight has (synthetic inputs)."""
     groups, cnns = study_groups(folder / "rnn"), cnn_groups(folder / "cnn")
@@ -343,6 +352,7 @@ def render_all(folder: Path) -> dict:
         "sanity_grid": plot_sanity_grid(s_images, s_orig, s_cascade, s_layers, [3, 7], CLASSES, "lenet5"),
         "sanity_curves": plot_sanity_curves(s_rows, s_layers, "lenet5", 2),
         "faithfulness": plot_faithfulness(*faithfulness_inputs(), "lenet5", "true class"),
+        "trust_card": plot_trust_card(trust_card_inputs(), "lenet5"),
         **recurrent_figures(),
     }
 
@@ -388,6 +398,7 @@ FIGURES = [
     "sanity_grid",
     "sanity_curves",
     "faithfulness",
+    "trust_card",
     "rows",
     "units",
     "gates",

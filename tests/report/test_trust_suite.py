@@ -21,7 +21,7 @@ models = ["lenet5"]
 data = "cifar10-assignment"
 iterations = 12
 eval_every = 6
-analyses = ["sanity", "faithfulness", "agreement"]
+analyses = ["sanity", "faithfulness", "agreement", "card"]
 [group.options]  # the assignment study's --quick settings of the checks
 sanity = { count = 4, methods = "gradient,guided_backprop,gradcam", ig_steps = 8, samples = 4 }
 faithfulness = { count = 4, methods = "gradient,guided_backprop,gradcam" }
@@ -46,7 +46,16 @@ def test_a_suite_reports_which_pictures_to_trust(tmp_path, monkeypatch):
     out = tmp_path / "s"
     run_suite(parse_suite(SUITE, "trust.toml"), out, SuiteOptions(progress=False, quick=True))
     first = next((out / "runs" / "cnn").glob("*seed0*"))
-    for f in ("figures/sanity_grid.png", "figures/sanity_curves.png", "figures/faithfulness.png", "tables/seed_agreement.csv"):
+    for f in (
+        "figures/sanity_grid.png",
+        "figures/sanity_curves.png",
+        "figures/faithfulness.png",
+        "tables/seed_agreement.csv",
+        "tables/faithfulness_values.csv",
+        "tables/seed_agreement_values.csv",
+        "figures/trust_card.png",
+        "tables/verdicts.csv",
+    ):
         assert (first / f).is_file(), f
     assert len(list((out / "runs" / "rand").glob("lenet5-cifar10-assignment-permuted-seed*"))) == 2
     sanity = read_csv(first / "tables" / "sanity.csv")
@@ -57,8 +66,13 @@ def test_a_suite_reports_which_pictures_to_trust(tmp_path, monkeypatch):
     assert {(r["seeds"], r["pairs"]) for r in agreement} == {("2", "1")}
     html = (out / "report.html").read_text()
     section = html[html.index("Which pictures to trust") :]
-    assert "guided backprop: after every layer is randomised its maps" in section
+    assert "Quick mode: nothing here is judged" in section
+    assert "guided backprop: not judged (quick mode)" in section and "is faithful: not judged" in section
+    card = read_csv(first / "tables" / "verdicts.csv")  # the card technique's own table: quick, so nothing settled
+    assert card and all(r["verdict"] == "unsettled" and r["note"].startswith("quick mode") for r in card)
+    pooled = read_csv(out / "tables" / "verdicts.csv")
+    assert {r["model"] for r in pooled} == {"lenet5 / cifar10-assignment"} and {r["verdict"] for r in pooled} == {"unsettled"}
     assert "Settings these checks ran with: sanity checks on 4 test images, methods gradient" in section
     assert "faithfulness on 4 images" in section and "seed agreement on 4 images" in section
     assert "Data randomisation: maps of the model trained on the true labels" in section
-    assert section.count("data:image/png;base64,") >= 3
+    assert section.count("data:image/png;base64,") >= 4  # the grid, the curves, faithfulness and the trust card
