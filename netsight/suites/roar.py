@@ -28,7 +28,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ from ..fileio import read_csv, read_json, write_bytes, write_csv
 from ..ops import masking
 from ..train.config import MaskSpec
 
-SAMPLES = 16  # SmoothGrad, SmoothGrad-squared, VarGrad: noisy copies per image (noise std 0.15, the methods' default)
+NOISE = ("smoothgrad", "smoothgrad_squared", "vargrad")  # their noisy copies per image: the mask's samples (std 0.15)
 IG_STEPS = 16  # integrated gradients: Gauss-Legendre points (the study's sanity checks use 16 too)
 MAP_BATCH = 250  # images per batch of maps
 MASK_FILE = "mask.safetensors"  # in a retraining run's directory: which pixels it replaces, as bits
@@ -58,8 +58,9 @@ def _log(message: str) -> None:
 # ------------------------------------------------------------------ masks, before the retraining runs train
 
 
-def order_path(out: Path, source: str, method: str) -> Path:
-    return out / "masks" / source.replace("/", "__") / f"{method}.safetensors"
+def order_path(out: Path, source: str, method: str, samples: int) -> Path:
+    name = f"{method}-{samples}samples" if method in NOISE else method
+    return out / "masks" / source.replace("/", "__") / f"{name}.safetensors"
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -75,10 +76,13 @@ def _write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: d
     return write_bytes(path, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
 
 
-def pixel_orders(out: Path, source: str, method: str, data: Dataset, device: str = "cpu", log=_log) -> dict[str, torch.Tensor]:
+def pixel_orders(
+    out: Path, source: str, method: str, data: Dataset, device: str = "cpu", log=_log, samples: int = 16
+) -> dict[str, torch.Tensor]:
     """{"train": order, "test": order} (int64 [N, H*W], most important pixel first) of `method` on run `source`'s
-    model: read from OUT/masks/ when cached, else computed (batched) and cached."""
-    path = order_path(out, source, method)
+    model (`samples` noisy copies for the noise methods): read from OUT/masks/ when cached, else computed
+    (batched) and cached."""
+    path = order_path(out, source, method, samples)
     if path.is_file():
         tensors, _ = _read_safetensors(path)
         return {k: v.long() for k, v in tensors.items()}
@@ -100,11 +104,11 @@ def pixel_orders(out: Path, source: str, method: str, data: Dataset, device: str
             orders[split], seconds[split] = masking.random_order(n, h * w, seed=1 if split == "test" else 0), 0.0
         else:
             orders[split], seconds[split] = masking.method_order(
-                model, images, method, MAP_BATCH, samples=SAMPLES, steps=IG_STEPS, seed=0 if split == "train" else 10**7
+                model, images, method, MAP_BATCH, samples=samples, steps=IG_STEPS, seed=0 if split == "train" else 10**7
             )
     n = len(data.train_images) + len(data.test_images)
     log(f"ranked the pixels of {n:,} images by {method} on {source}: {seconds['train'] + seconds['test']:.1f}s")
-    meta = {"method": method, "source": source, "samples": str(SAMPLES), "ig_steps": str(IG_STEPS),
+    meta = {"method": method, "source": source, "samples": str(samples), "ig_steps": str(IG_STEPS),
             "seconds": json.dumps(seconds), "target": "predicted class"}  # fmt: skip
     _write_safetensors(path, {k: v.to(torch.int16) for k, v in orders.items()}, meta)
     return orders
@@ -117,12 +121,12 @@ def prepare_masks(out: Path, runs: Sequence[tuple[MaskSpec, Path]], data: Datase
 
     fill = masking.fill_value(data.train_images)
     todo = [(m, p) for m, p in runs if not (p / MASK_FILE).is_file()]
-    cache: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
-    for mask, path in sorted(todo, key=lambda mp: (mp[0].source, mp[0].method)):
-        key = (mask.source, mask.method)
+    cache: dict[tuple[str, str, int], dict[str, torch.Tensor]] = {}
+    for mask, path in sorted(todo, key=lambda mp: (mp[0].source, mp[0].method, mp[0].samples)):
+        key = (mask.source, mask.method, mask.samples)
         if key not in cache:
             cache.clear()  # one method's orders in memory at a time
-            cache[key] = pixel_orders(out, mask.source, mask.method, data, device, log)
+            cache[key] = pixel_orders(out, mask.source, mask.method, data, device, log, mask.samples)
         orders = cache[key]
         tensors = {split: masking.pack(masking.replaced(o, mask.mode, mask.fraction)) for split, o in orders.items()}
         make_folder(path)
@@ -164,7 +168,8 @@ def run_rows(out: Path) -> tuple[list[dict], dict[str, list[float]]]:
     from ..train.rundir import open_run
 
     meta = read_json(out / "suite.json")
-    rows, sources, plain = [], set(), {}
+    rows, sources = [], set()
+    plain: dict[str, list[float]] = {}
     for r in meta.get("runs", []):
         mask = r["config"].get("mask")
         if not mask:
@@ -225,7 +230,7 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
-def verdict_rows(rows: list[dict], test_size: dict[str, int]) -> list[dict]:
+def verdict_rows(rows: list[dict], test_size: dict[str, int | str]) -> list[dict]:
     """verdicts_roar.csv: per model, method and mode, whether the method beats a random ranking. Per seed, the
     accuracy difference to random's run of the same seed (ROAR: random - method, so a method that removes what
     the model uses scores above 0; KAR: method - random), averaged over the fractions both have; then the mean
@@ -279,7 +284,7 @@ def write_roar(out: str | Path) -> list[Path]:
     rows, plain = run_rows(out)
     if not rows:
         return []
-    test_size = {}
+    test_size: dict[str, int | str] = {}
     for r in rows:
         data = r["model"].split(" / ", 1)[1]
         test_size[r["model"]] = DATASETS[data].test_size if data in DATASETS else ""
@@ -315,7 +320,7 @@ def plot_roar(summary: list[dict], plain: Optional[dict[str, list[float]]] = Non
     models = sorted({r["model"] for r in summary})
     modes = [m for m in ("roar", "kar") if any(r["mode"] == m for r in summary)]
     fig, axes = plt.subplots(len(models), len(modes), figsize=(4.2 * len(modes) + 1.9, 3.2 * len(models)), squeeze=False)
-    handles: dict[str, object] = {}
+    handles: dict[str, Any] = {}
     for i, model in enumerate(models):
         for j, mode in enumerate(modes):
             ax = axes[i][j]

@@ -25,6 +25,7 @@ and the analyses to make of them. The built-in `assignment` suite is one such fi
     data = "cifar10-assignment"
     mask = { from = "cnn", method = ["gradient", "vargrad", "random"], mode = ["roar", "kar"], fraction = [0.1, 0.5, 0.9] }
     quick_mask = { method = ["gradient", "random"], fraction = [0.5] }  # with --quick, over mask
+                                   # mask.samples: the noise methods' copies per image (16)
 
 Analyses: the CNN ones above run on the first seed of each CNN model of the group ("explore"
 writes the run's explore.html, every unit browsable offline);
@@ -34,7 +35,8 @@ A mask group (`mask = {...}`) retrains its models from scratch on images whose p
 `method`'s map on the first seed's model of the same name in group `from` (trained first), a `fraction`
 of each image's pixels replaced by the training set's mean: `mode` "roar" the top-ranked ones, "kar" the
 bottom-ranked ones; the test set is masked the same way; method, mode and fraction may each be a list
-(a grid); "random" is the baseline ranking. It has no analyses; suites/roar.py writes its tables.
+(a grid); "random" is the baseline ranking; `samples`: SmoothGrad's, SmoothGrad-squared's and VarGrad's noisy
+copies per image (16). It has no analyses; suites/roar.py writes its tables.
 A technique runs with the options its group gives it, the rest at its defaults (`netsight inspect
 --help`); suite.json records them, and each run's inspections.json what they resolved to.
 """
@@ -263,7 +265,7 @@ def parse_suite(text: str, where: str) -> Suite:
     return Suite(title, seeds, tuple(groups), text, where)
 
 
-_MASK_KEYS = ("from", "method", "mode", "fraction")
+_MASK_KEYS = ("from", "method", "mode", "fraction", "samples")
 
 
 def _mask_tables(here: str, g: dict, analyses: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -295,6 +297,13 @@ def _mask_tables(here: str, g: dict, analyses: list[str]) -> tuple[dict[str, Any
                     raise NetsightError(f"{where} = {v!r}: expected the name of a group of this suite")
                 table[k] = v
                 continue
+            if k == "samples":
+                if not _is(_INT, v) or not 1 <= v <= 4096:
+                    raise NetsightError(
+                        f"{where} = {v!r}: expected an integer from 1 to 4096 (the noise methods' copies per image)"
+                    )
+                table[k] = v
+                continue
             values = v if isinstance(v, list) else [v]
             if not values:
                 raise NetsightError(f"{where} = []: expected a value or a non-empty list")
@@ -308,7 +317,7 @@ def _mask_tables(here: str, g: dict, analyses: list[str]) -> tuple[dict[str, Any
                 raise NetsightError(f"{where} = {v!r}: a value listed twice")
             table[k] = tuple(float(f) for f in values) if k == "fraction" else tuple(values)
         found.append(table)
-    missing = [k for k in _MASK_KEYS if k not in found[0]]
+    missing = [k for k in _MASK_KEYS if k not in found[0] and k != "samples"]
     if missing:
         raise NetsightError(
             f'{here}: mask: no {", ".join(missing)}; expected mask = {{from = "<group>", method = [...], mode = [...], fraction = [...]}}'
@@ -407,7 +416,7 @@ def _masks(g: Group, quick: bool, earlier: list[RunSpec]) -> dict[str, list[Mask
     for model in g.models:
         source = next(s for s in earlier if s.group == table["from"] and s.config.model == model and s.config.seed == 0)
         out[model] = [
-            MaskSpec(method, mode, fraction, source.dirname)
+            MaskSpec(method, mode, fraction, source.dirname, table.get("samples", MaskSpec.samples))
             for method, mode, fraction in itertools.product(table["method"], table["mode"], table["fraction"])
         ]
     return out

@@ -35,6 +35,7 @@ class MaskSpec:
     mode: str  # roar | kar
     fraction: float  # of each image's pixels replaced, in (0, 1)
     source: str  # the run directory (relative to the suite's runs/) whose model ranked the pixels
+    samples: int = 16  # SmoothGrad, SmoothGrad-squared, VarGrad: noisy copies per image (other methods: unused)
 
 
 # The assignment report's protocol per model family.
@@ -196,6 +197,7 @@ def validate(c: TrainConfig) -> TrainConfig:
         need(m.mode in MASK_MODES, "mask.mode", " or ".join(MASK_MODES), m.mode)
         need(_is_number(m.fraction) and 0 < m.fraction < 1, "mask.fraction", "a number in (0, 1)", m.fraction)
         need(isinstance(m.source, str) and bool(m.source), "mask.source", "a run directory", m.source)
+        need(_is_int(m.samples) and 1 <= m.samples <= 4096, "mask.samples", "an integer from 1 to 4096", m.samples)
     need(all(_is_int(s) for s in c.snapshots), "--snapshots", "integers", list(c.snapshots))
     bad = [s for s in c.snapshots if not 1 <= s <= c.iterations]
     need(not bad, "--snapshots", f"iterations between 1 and {c.iterations}", bad)
