@@ -313,13 +313,13 @@ def _label(method: str) -> str:
 def plot_roar(summary: list[dict], plain: Optional[dict[str, list[float]]] = None):
     """Test accuracy against the fraction of pixels replaced, a line per method and the random ranking (dashed),
     bands: 95% intervals over seeds; ROAR and KAR side by side, a row per model; the unmasked accuracy dotted."""
-    from ..plotting import plt, tight_with_title
+    from ..plotting import plt
     from ..style import LARGE, NORMAL, SMALL, method_colour, percent_axis
 
     plain = plain or {}
     models = sorted({r["model"] for r in summary})
     modes = [m for m in ("roar", "kar") if any(r["mode"] == m for r in summary)]
-    fig, axes = plt.subplots(len(models), len(modes), figsize=(4.2 * len(modes) + 1.9, 3.2 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), len(modes), figsize=(5.4 * len(modes), 3.3 * len(models) + 1.3), squeeze=False)
     handles: dict[str, Any] = {}
     for i, model in enumerate(models):
         for j, mode in enumerate(modes):
@@ -340,19 +340,20 @@ def plot_roar(summary: list[dict], plain: Optional[dict[str, list[float]]] = Non
                 base = float(np.mean(plain[model]))
                 handles["no pixel replaced (mean over seeds)"] = ax.axhline(base, color="#000000", ls=":", lw=1)
             seeds = max((int(r["seeds"]) for r in here), default=0)
-            what = "top-ranked pixels replaced" if mode == "roar" else "bottom-ranked pixels replaced (top kept)"
-            ax.set_title(f"{model}: {mode.upper()}, {what}\n{seeds} seed{'s' if seeds != 1 else ''} per point", fontsize=NORMAL)
+            what = "ROAR: the top-ranked pixels replaced" if mode == "roar" else "KAR: the bottom-ranked replaced, the top kept"
+            ax.set_title(f"{what}\n{model}, {seeds} seed{'s' if seeds != 1 else ''} per point", fontsize=NORMAL)
             ax.set_xlabel("fraction of each image's pixels replaced by the mean", fontsize=NORMAL)
             ax.set_ylabel("test accuracy (masked test set)", fontsize=NORMAL)
             percent_axis(ax, "y")
             percent_axis(ax, "x")
             ax.tick_params(labelsize=SMALL)
             ax.grid(alpha=0.3)
-    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=SMALL, frameon=False,
-               title="ranking (bands: 95% interval over seeds)", title_fontsize=SMALL)  # fmt: skip
-    fig.suptitle("Remove and retrain (ROAR) / keep and retrain (KAR), Hooker et al. 2019", fontsize=LARGE)
-    tight_with_title(fig)
-    fig.subplots_adjust(right=1 - 1.9 / fig.get_figwidth())
+    legend_inches = 0.25 + 0.2 * -(-len(handles) // 4)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=4, fontsize=SMALL, frameon=False,
+               title="pixels ranked by (bands: 95% interval over seeds)", title_fontsize=SMALL)  # fmt: skip
+    fig.suptitle("Remove and retrain (ROAR) and keep and retrain (KAR), Hooker et al. 2019", fontsize=LARGE)
+    height = fig.get_figheight()
+    fig.tight_layout(rect=(0, (legend_inches + 0.2) / height, 1, 1 - 0.35 / height))
     return fig
 
 
