@@ -13,7 +13,7 @@ Images are always pixels in [0, 1]. A model trained on normalised inputs is wrap
 `faithfulness` is given; layers are named (or passed as modules) as in the model inside.
 
 Each method's own settings are its constructor's arguments and nothing else is: integrated
-gradients' `steps`, SmoothGrad's `samples`, Grad-CAM's `layer`, occlusion's `size`. `batch_size`
+gradients' `steps`, SmoothGrad's (and SmoothGrad-squared's, VarGrad's) `samples`, Grad-CAM's `layer`, occlusion's `size`. `batch_size`
 (every method: how many images go through the model at a time; a folder or `ImageSource` is
 streamed) is the one setting they share. `attribute(x, target=...)`: `target` is a class index
 for every image, one class per image (a list or tensor), or "predicted" (the model's own class,
@@ -51,6 +51,8 @@ from .techniques.attribution_methods import (  # the method objects, public here
     Occlusion,
     Saliency,
     SmoothGrad,
+    SmoothGradSquared,
+    VarGrad,
     Target,
     _positive,
     plot_maps,
@@ -82,6 +84,8 @@ __all__ = [
     "GuidedBackprop",
     "IntegratedGradients",
     "SmoothGrad",
+    "SmoothGradSquared",
+    "VarGrad",
     "GradCAM",
     "GuidedGradCAM",
     "Deconvolution",

@@ -74,6 +74,8 @@ METHOD_COLOURS = {
     "guided_backprop": "#d62728",  # red
     "integrated_gradients": "#2ca02c",  # green
     "smoothgrad": "#9467bd",  # purple
+    "smoothgrad_squared": "#7b4173",  # plum
+    "vargrad": "#393b79",  # navy
     "gradcam": "#ff7f0e",  # orange
     "guided_gradcam": "#8c564b",  # brown
     "deconvnet": "#e377c2",  # pink

@@ -61,6 +61,8 @@ def _objects(model: nn.Module, layer: str, size, stride) -> dict[str, netsight.A
         "deconvnet": netsight.Deconvolution(model),
         "integrated_gradients": netsight.IntegratedGradients(model, steps=4),
         "smoothgrad": netsight.SmoothGrad(model, samples=3, noise=0.1),
+        "smoothgrad_squared": netsight.SmoothGradSquared(model, samples=3, noise=0.1),
+        "vargrad": netsight.VarGrad(model, samples=3, noise=0.1),
         "gradcam": netsight.GradCAM(model, layer),
         "guided_gradcam": netsight.GuidedGradCAM(model, layer),
         "occlusion": netsight.Occlusion(model, size=size, stride=stride),
@@ -81,6 +83,10 @@ def _captum(method: str, model: nn.Module, module: nn.Module, x: torch.Tensor, g
     if method == "smoothgrad":  # the average gradient of the same noisy copies (Captum's NoiseTunnel draws its own noise)
         noise = torch.stack([smoothgrad_noise(x.shape[1:], 3, 0.1, 0, i) for i in range(len(x))], 1)  # [S, N, C, H, W]
         return torch.stack([captum.Saliency(model).attribute(x + n, TARGETS, abs=False) for n in noise]).mean(0).sum(1)
+    if method in ("smoothgrad_squared", "vargrad"):  # Hooker et al.'s SG-SQ and VarGrad over the same noisy copies
+        noise = torch.stack([smoothgrad_noise(x.shape[1:], 3, 0.1, 0, i) for i in range(len(x))], 1)
+        g = torch.stack([captum.Saliency(model).attribute(x + n, TARGETS, abs=False) for n in noise])  # [S, N, C, H, W]
+        return (g.square().mean(0) if method == "smoothgrad_squared" else g.var(0, unbiased=False)).sum(1)
     if method == "gradcam":
         cam = captum.LayerGradCam(model, module).attribute(x, TARGETS, relu_attributions=True)
         return captum.LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode="bilinear")[:, 0]

@@ -15,6 +15,11 @@ The methods and their papers:
   error (Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep Networks", ICML 2017);
 - "smoothgrad": the gradient averaged over noisy copies of the image (Smilkov, Thorat, Kim, Viegas
   & Wattenberg, "SmoothGrad: removing noise by adding noise", 2017);
+- "smoothgrad_squared" and "vargrad": the mean of the squared gradients, and their variance, over the
+  same noisy copies (Hooker, Erhan, Kindermans & Kim, "A Benchmark for Interpretability Methods in
+  Deep Neural Networks", NeurIPS 2019: the two of their methods that beat a random ranking under
+  ROAR; VarGrad after Adebayo et al., "Local Explanation Methods for Deep Neural Networks Lack
+  Sensitivity to Parameter Values", ICLR workshop 2018);
 - "gradcam" and "guided_gradcam": the class gradient's channel means weighting a conv layer's
   maps, rectified and upsampled; guided backprop times that map (Selvaraju et al., "Grad-CAM:
   Visual Explanations from Deep Networks via Gradient-based Localization", ICCV 2017);
@@ -70,11 +75,14 @@ METHODS: tuple[str, ...] = (
     "guided_backprop",
     "integrated_gradients",
     "smoothgrad",
+    "smoothgrad_squared",
+    "vargrad",
     "gradcam",
     "guided_gradcam",
     "deconvnet",
     "occlusion",
 )
+NOISE_METHODS = ("smoothgrad", "smoothgrad_squared", "vargrad")  # the methods that average over noisy copies
 RELU_RULE = ("guided_backprop", "guided_gradcam", "deconvnet")  # the methods that rewrite ReLUs' backward
 LAYER_METHODS = ("gradcam", "guided_gradcam")  # the methods that use a conv layer
 IG_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_left", "riemann_right")
@@ -372,21 +380,25 @@ def _integrated_gradients(
 
 def _smoothgrad(
     model: nn.Module, x: torch.Tensor, t: torch.Tensor, starts: Sequence[int], samples: int, noise: float, seed: int, chunk: int
-) -> torch.Tensor:
-    """The gradient averaged over `samples` copies with Gaussian noise of std `noise` (pixel units:
-    a fraction of the [0, 1] range, Smilkov et al.'s noise level). Image i's noise comes from a
-    generator seeded with `seed + its index in the source`: the same maps whatever the batch size."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean of the gradient and the mean of its square over `samples` copies with Gaussian noise of
+    std `noise` (pixel units: a fraction of the [0, 1] range, Smilkov et al.'s noise level), per pixel and
+    channel. Image i's noise comes from a generator seeded with `seed + its index in the source`: the same
+    maps whatever the batch size. SmoothGrad is the first; SmoothGrad-squared the second; VarGrad the
+    second minus the square of the first (the variance over the copies, divided by `samples`)."""
     noises = torch.stack([smoothgrad_noise(x.shape[1:], samples, noise, seed, int(i)) for i in starts], 1)  # [S, B, C, H, W]
     noises = noises.to(x.device, x.dtype)
     b = len(x)
     per = max(1, chunk // b)
     total = torch.zeros_like(x)
+    squares = torch.zeros_like(x)
     for s in range(0, samples, per):
         n = noises[s : s + per]
         k = len(n)
-        g = _input_grad(model, (x[None] + n).reshape(k * b, *x.shape[1:]), t.repeat(k))
-        total += g.view(k, b, *x.shape[1:]).sum(0)
-    return total / samples
+        g = _input_grad(model, (x[None] + n).reshape(k * b, *x.shape[1:]), t.repeat(k)).view(k, b, *x.shape[1:])
+        total += g.sum(0)
+        squares += g.square().sum(0)
+    return total / samples, squares / samples
 
 
 def smoothgrad_noise(shape: Sequence[int], samples: int, noise: float, seed: int, index: int) -> torch.Tensor:
@@ -592,10 +604,24 @@ class _BatchMaps:
         self.ig_errors.append(err.detach().cpu())
         return attr.sum(1)
 
+    def _noisy(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The noisy copies' mean gradient and mean squared gradient, computed once for the three noise methods."""
+        if "noisy" not in self._cache:
+            s = self.s
+            indices = list(range(self.start, self.start + len(self.x)))
+            mean, square = _smoothgrad(self.model, self.x, self.t, indices, s.samples, s.noise, s.seed, s.chunk)
+            self._cache["noisy"], self._cache["noisy_squared"] = mean, square
+        return self._cache["noisy"], self._cache["noisy_squared"]
+
     def smoothgrad(self) -> torch.Tensor:
-        s = self.s
-        indices = list(range(self.start, self.start + len(self.x)))
-        return _smoothgrad(self.model, self.x, self.t, indices, s.samples, s.noise, s.seed, s.chunk).sum(1)
+        return self._noisy()[0].sum(1)
+
+    def smoothgrad_squared(self) -> torch.Tensor:
+        return self._noisy()[1].sum(1)
+
+    def vargrad(self) -> torch.Tensor:
+        mean, square = self._noisy()
+        return (square - mean.square()).clamp_min(0).sum(1)  # clamp: rounding can leave -1e-12 where the variance is 0
 
     def gradcam(self) -> torch.Tensor:
         assert self.s.layer is not None
@@ -691,8 +717,9 @@ def attribution_maps(
         if steps < 1:
             raise NetsightError(f"integrated gradients: --ig-steps {steps}: expected an integer >= 1")
         _ig_points(steps, ig_method)  # an unknown method or too few steps for it fails here
-    if "smoothgrad" in methods and samples < 1:
-        raise NetsightError(f"smoothgrad: --samples {samples}: expected an integer >= 1")
+    noisy = [m for m in methods if m in NOISE_METHODS]
+    if noisy and samples < 1:
+        raise NetsightError(f"{noisy[0]}: --samples {samples}: expected an integer >= 1")
     check_norm(model, mean, std)
     source = source_for(model, x)
     n, (_, h, _) = len(source), source.shape
@@ -750,7 +777,7 @@ def attribution_maps(
         note = dict(notes[m], seconds=seconds[m])
         if m == "integrated_gradients":
             note.update(completeness_error=float(torch.cat(ig_errors).max()), steps=steps, ig_method=ig_method, baseline=baseline)
-        elif m == "smoothgrad":
+        elif m in NOISE_METHODS:
             note.update(samples=samples, noise=noise, seed=seed)
         elif m == "occlusion":
             note.update(size=size, stride=stride, fill=occlusion_fill)

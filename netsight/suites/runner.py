@@ -168,8 +168,19 @@ def _run_suite(
         for (spec, path), summary in zip(unit, summaries, strict=True):
             _check_summary(spec, path, summary)
 
-    if units:
-        backend.train_units(units, out, options, finish, _log)
+    # ROAR/KAR retraining runs (a group's `mask`) train after the groups whose models rank their pixels
+    first = [u for u in units if u[0][0].config.mask is None]
+    later = [u for u in units if u[0][0].config.mask is not None]
+    if first:
+        backend.train_units(first, out, options, finish, _log)
+    if any(s.config.mask is not None for s in specs):
+        from ..train.loop import resolve_device
+        from .roar import prepare_suite_masks
+
+        device = "cpu" if options.backend == "ray" else str(resolve_device(options.device))
+        prepare_suite_masks(out, specs, lambda name: _dataset(name, options), device, _log)
+    if later:
+        backend.train_units(later, out, options, finish, _log)
     trained = time.perf_counter() - started
     _log(f"training done in {trained:.0f}s; analyses next")
     planned = [(spec, path) for spec, path in paths if spec.analyses]
@@ -202,6 +213,11 @@ def _run_suite(
         out / "suite.json",
         {**meta, "timing": {"training_seconds": trained, "analyses_seconds": analysed, "workers": options.jobs}},
     )
+    if any(s.config.mask is not None for s in specs):
+        from .roar import write_roar
+
+        for p in write_roar(out):  # the suite-level ROAR/KAR tables and figure
+            _log(f"wrote {p}")
     if report:
         from ..report.html import build_report
 

@@ -20,10 +20,24 @@ and the analyses to make of them. The built-in `assignment` suite is one such fi
     [group.quick_options.top9]     # with --quick, over the options above
     maps = 8
 
+    [[group]]                      # ROAR/KAR (Hooker et al. 2019; suites/roar.py): retrain on masked images
+    name = "roar"
+    models = ["lenet5"]
+    data = "cifar10-assignment"
+    mask = { from = "cnn", method = ["gradient", "vargrad", "random"], mode = ["roar", "kar"], fraction = [0.1, 0.5, 0.9] }
+    quick_mask = { method = ["gradient", "random"], fraction = [0.5] }  # with --quick, over mask
+                                   # mask.samples: the noise methods' copies per image (16)
+
 Analyses: the CNN ones above run on the first seed of each CNN model of the group ("explore"
 writes the run's explore.html, every unit browsable offline);
 "sequence" (reading the first k rows, gradient flow over time) on each recurrent run; "rows", "units",
 "gates" and "trajectories" (inside the recurrent nets) on the first seed of each recurrent model.
+A mask group (`mask = {...}`) retrains its models from scratch on images whose pixels are ranked by
+`method`'s map on the first seed's model of the same name in group `from` (trained first), a `fraction`
+of each image's pixels replaced by the training set's mean: `mode` "roar" the top-ranked ones, "kar" the
+bottom-ranked ones; the test set is masked the same way; method, mode and fraction may each be a list
+(a grid); "random" is the baseline ranking; `samples`: SmoothGrad's, SmoothGrad-squared's and VarGrad's noisy
+copies per image (16). It has no analyses; suites/roar.py writes its tables.
 A technique runs with the options its group gives it, the rest at its defaults (`netsight inspect
 --help`); suite.json records them, and each run's inspections.json what they resolved to.
 """
@@ -39,7 +53,7 @@ from typing import Any
 from ..techniques.registry import techniques
 from ..errors import NetsightError
 from ..models import MODELS, SETTING_DEFAULTS
-from ..train.config import TrainConfig, resolve
+from ..train.config import MaskSpec, TrainConfig, resolve
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -49,7 +63,10 @@ else:  # pragma: no cover
 BUILTIN_DIR = Path(__file__).parent
 GRID_FIELDS = ("hidden", "lr", "batch_size", "optimizer", "init", "dropout", "iterations", "eval_every", "labels")
 OPTION_TABLES = ("options", "quick_options")  # [group.options.<technique>], [group.quick_options.<technique>]
-_GROUP_KEYS = {"name", "models", "data", "analyses", "snapshots", "seeds"} | set(GRID_FIELDS) | set(OPTION_TABLES)
+MASK_TABLES = ("mask", "quick_mask")  # a ROAR/KAR group's masked data (and with --quick, over it)
+_GROUP_KEYS = (
+    {"name", "models", "data", "analyses", "snapshots", "seeds"} | set(GRID_FIELDS) | set(OPTION_TABLES) | set(MASK_TABLES)
+)
 QUICK_ITERATIONS = 100  # --quick: iterations per run
 QUICK_SEEDS = 2  # --quick: seeds (two, so the spread is still computed)
 
@@ -65,6 +82,12 @@ class Group:
     options: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)  # technique -> option -> value
     quick_options: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)  # ... with --quick, over options
     seeds: int | None = None  # at most this many of the suite's seeds (None: all of them)
+    mask: dict[str, Any] = field(default_factory=dict, hash=False)  # ROAR/KAR: from, method, mode, fraction (lists)
+    quick_mask: dict[str, Any] = field(default_factory=dict, hash=False)  # ... with --quick, over mask
+
+    def mask_for(self, quick: bool) -> dict[str, Any]:
+        """This group's mask table (with --quick, its quick_mask over it); empty: not a mask group."""
+        return {**self.mask, **(self.quick_mask if quick else {})} if self.mask else {}
 
     def options_for(self, technique: str, quick: bool) -> dict[str, Any]:
         """The options this group gives `technique` (with --quick, its quick_options over them)."""
@@ -92,7 +115,8 @@ class RunSpec:
         c = self.config
         hidden = f"-h{c.hidden}" if MODELS[c.model].family == "rnn" else ""
         permuted = "-permuted" if c.labels == "permuted" else ""
-        return f"{self.group}/{c.model}{hidden}-{c.data}{permuted}-seed{c.seed}-{c.key()}"
+        masked = f"-{c.mask.mode}-{c.mask.method}-{c.mask.fraction:g}" if c.mask is not None else ""
+        return f"{self.group}/{c.model}{hidden}-{c.data}{permuted}{masked}-seed{c.seed}-{c.key()}"
 
 
 def _fail(where: str, message: str) -> NetsightError:
@@ -214,7 +238,7 @@ def parse_suite(text: str, where: str) -> Suite:
         here = f"{here} ({name})"
         if "models" not in g:
             raise NetsightError(f"{here}: no models; expected models = [...] with any of {', '.join(MODELS)}")
-        g = {k: v if k in OPTION_TABLES else _checked(here, k, v) for k, v in g.items()}
+        g = {k: v if k in OPTION_TABLES + MASK_TABLES else _checked(here, k, v) for k, v in g.items()}
         bad = [m for m in g["models"] if m not in MODELS]
         if bad:
             raise NetsightError(
@@ -229,6 +253,7 @@ def parse_suite(text: str, where: str) -> Suite:
             raise NetsightError(f"{here}: seeds = {g['seeds']!r}: expected an integer from 1 to 1000")
         grid = {k: tuple(v) if isinstance(v, list) else (v,) for k, v in g.items() if k in GRID_FIELDS}
         options, quick = (_technique_options(here, k, g.get(k, {}), analyses) for k in OPTION_TABLES)
+        mask, quick_mask = _mask_tables(here, g, analyses)
         groups.append(
             Group(
                 name,
@@ -240,9 +265,96 @@ def parse_suite(text: str, where: str) -> Suite:
                 options,
                 quick,
                 g.get("seeds"),
+                mask,
+                quick_mask,
             )
         )
+    _check_mask_sources(where, groups)
     return Suite(title, seeds, tuple(groups), text, where)
+
+
+_MASK_KEYS = ("from", "method", "mode", "fraction", "samples")
+
+
+def _mask_tables(here: str, g: dict, analyses: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A group's `mask` and `quick_mask` tables, checked: method, mode and fraction as lists."""
+    from ..ops.attribution import METHODS
+    from ..ops.masking import MODES, RANDOM
+
+    if "quick_mask" in g and "mask" not in g:
+        raise NetsightError(f"{here}: quick_mask without mask; expected mask = {{from = ..., method = ..., ...}} first")
+    if "mask" not in g:
+        return {}, {}
+    if analyses:
+        raise NetsightError(f"{here}: analyses = {analyses!r}: a mask group retrains on masked images and takes no analyses")
+    methods = (*METHODS, RANDOM)
+    found = []
+    for key in MASK_TABLES:
+        raw = g.get(key, {})
+        if not isinstance(raw, dict):
+            raise NetsightError(
+                f"{here}: {key} = {raw!r}: expected a table {{from = ..., method = ..., mode = ..., fraction = ...}}"
+            )
+        table: dict[str, Any] = {}
+        for k, v in raw.items():
+            where = f"{here}: {key}.{k}"
+            if k not in _MASK_KEYS:
+                raise NetsightError(f"{where}: unknown key; expected {', '.join(_MASK_KEYS)}")
+            if k == "from":
+                if not isinstance(v, str) or not v:
+                    raise NetsightError(f"{where} = {v!r}: expected the name of a group of this suite")
+                table[k] = v
+                continue
+            if k == "samples":
+                if not _is(_INT, v) or not 1 <= v <= 4096:
+                    raise NetsightError(
+                        f"{where} = {v!r}: expected an integer from 1 to 4096 (the noise methods' copies per image)"
+                    )
+                table[k] = v
+                continue
+            values = v if isinstance(v, list) else [v]
+            if not values:
+                raise NetsightError(f"{where} = []: expected a value or a non-empty list")
+            if k == "method" and not all(isinstance(m, str) and m in methods for m in values):
+                raise NetsightError(f"{where} = {v!r}: expected any of {', '.join(methods)}")
+            if k == "mode" and not all(isinstance(m, str) and m in MODES for m in values):
+                raise NetsightError(f"{where} = {v!r}: expected roar, kar or a list of them")
+            if k == "fraction" and not all(_is(_NUMBER, f) and 0 < f < 1 for f in values):
+                raise NetsightError(f"{where} = {v!r}: expected a number in (0, 1) or a list of them (0.3: 30% of the pixels)")
+            if len(set(values)) != len(values):
+                raise NetsightError(f"{where} = {v!r}: a value listed twice")
+            table[k] = tuple(float(f) for f in values) if k == "fraction" else tuple(values)
+        found.append(table)
+    missing = [k for k in _MASK_KEYS if k not in found[0] and k != "samples"]
+    if missing:
+        raise NetsightError(
+            f'{here}: mask: no {", ".join(missing)}; expected mask = {{from = "<group>", method = [...], mode = [...], fraction = [...]}}'
+        )
+    return found[0], found[1]
+
+
+def _check_mask_sources(where: str, groups: list[Group]) -> None:
+    """Each mask group's `from` names an earlier-or-later unmasked group of this suite that trains its models."""
+    by_name = {g.name: g for g in groups}
+    for i, g in enumerate(groups):
+        if not g.mask:
+            continue
+        here = f"{where}: group {i + 1} ({g.name}): mask.from"
+        for table in (g.mask, g.quick_mask):
+            source = table.get("from")
+            if source is None:
+                continue
+            if source not in by_name:
+                raise NetsightError(f"{here} = {source!r}: no such group; expected one of {', '.join(by_name)}")
+            if by_name[source].mask:
+                raise NetsightError(f"{here} = {source!r}: a mask group; expected a group trained on the images as they are")
+            missing = [m for m in g.models if m not in by_name[source].models]
+            if missing:
+                raise NetsightError(
+                    f"{here} = {source!r}: it trains no {', '.join(missing)}; its models: {', '.join(by_name[source].models)}"
+                )
+            if by_name[source].data != g.data:
+                raise NetsightError(f"{here} = {source!r}: it trains on data {by_name[source].data!r}, this group on {g.data!r}")
 
 
 def load_suite(name_or_path: str | Path | None) -> Suite:
@@ -264,10 +376,11 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
     n_seeds = seeds if seeds is not None else (min(suite.seeds, QUICK_SEEDS) if quick else suite.seeds)
     if n_seeds < 1:
         raise NetsightError(f"--seeds {n_seeds}: expected an integer >= 1")
-    specs = []
-    for g in suite.groups:
+    specs: list[RunSpec] = []
+    for g in sorted(suite.groups, key=lambda g: bool(g.mask)):  # the groups a mask group ranks pixels with, first
         group_seeds = min(n_seeds, g.seeds or n_seeds)
         keys = list(g.grid)
+        masks = _masks(g, quick, specs)
         for model in g.models:
             for values in itertools.product(*(g.grid[k] for k in keys)):
                 overrides = dict(zip(keys, values, strict=True))
@@ -277,9 +390,9 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
                         continue
                     for k in unused:
                         overrides.pop(k)
-                for seed in range(group_seeds):
+                for seed, mask in itertools.product(range(group_seeds), masks.get(model, [None])):
                     try:
-                        config = resolve(model, g.data, seed=seed, snapshots=list(g.snapshots) or None, **overrides)
+                        config = resolve(model, g.data, seed=seed, snapshots=list(g.snapshots) or None, mask=mask, **overrides)
                     except NetsightError as exc:  # name the suite file and group, not only the field
                         raise NetsightError(f"{suite.path}: group {g.name}, model {model}: {exc}") from None
                     if quick:
@@ -300,6 +413,22 @@ def expand(suite: Suite, seeds: int | None = None, quick: bool = False) -> list[
                     chosen = analyses if seed == 0 else every_seed
                     specs.append(RunSpec(g.name, config, chosen, {a: g.options_for(a, quick) for a in chosen}))
     return specs
+
+
+def _masks(g: Group, quick: bool, earlier: list[RunSpec]) -> dict[str, list[MaskSpec]]:
+    """A mask group's masks per model (every method x mode x fraction), each ranked on the first run of that
+    model in the `from` group (its seed 0, first grid point); empty for a group without a mask."""
+    table = g.mask_for(quick)
+    if not table:
+        return {}
+    out = {}
+    for model in g.models:
+        source = next(s for s in earlier if s.group == table["from"] and s.config.model == model and s.config.seed == 0)
+        out[model] = [
+            MaskSpec(method, mode, fraction, source.dirname, table.get("samples", MaskSpec.samples))
+            for method, mode, fraction in itertools.product(table["method"], table["mode"], table["fraction"])
+        ]
+    return out
 
 
 def shrink(config: TrainConfig) -> TrainConfig:

@@ -46,6 +46,17 @@ def _dataset(name: str, options: SuiteOptions) -> Dataset:
     return _DATA_CACHE[key]
 
 
+def _run_dataset(config: TrainConfig, path: str, options: SuiteOptions) -> Dataset:
+    """The data a run trains on: its dataset, or for a ROAR/KAR retraining run (config.mask) the dataset with
+    the pixels its RUN/mask.safetensors marks replaced (suites/roar.py)."""
+    data = _dataset(config.data, options)
+    if config.mask is None:
+        return data
+    from .roar import masked_dataset
+
+    return masked_dataset(data, path)
+
+
 def _train_one(
     config: dict,
     path: str,
@@ -62,7 +73,7 @@ def _train_one(
         cfg,
         path,
         device=options.device,
-        dataset=_dataset(cfg.data, options),
+        dataset=_run_dataset(cfg, path, options),
         resume=resume,
         progress=progress,
         checkpoint_seconds=options.checkpoint_seconds,
@@ -88,7 +99,7 @@ def _train_fleet(
         cfgs,
         paths,
         device=options.device,
-        dataset=_dataset(cfgs[0].data, options),
+        dataset=_run_dataset(cfgs[0], paths[0], options),  # a fleet's members share their mask (fleet_key)
         resume=resume,
         progress=progress,
         checkpoint_seconds=options.checkpoint_seconds,

@@ -55,6 +55,8 @@ def method_objects(t: Target, o: dict) -> list[AttributionMethod]:
     settings = {
         "integrated_gradients": {"steps": o["ig_steps"]},
         "smoothgrad": {"samples": o["samples"]},
+        "smoothgrad_squared": {"samples": o["samples"]},
+        "vargrad": {"samples": o["samples"]},
         "gradcam": {"layer": o["layer"]},
         "guided_gradcam": {"layer": o["layer"]},
     }
@@ -77,7 +79,7 @@ def saved_maps(folder: Path) -> Optional[tuple[list[int], list[int], dict[str, t
 
 
 # methods whose maps depend on a setting the saved file does not record: always computed afresh
-_SETTING_DEPENDENT = ("integrated_gradients", "smoothgrad")
+_SETTING_DEPENDENT = ("integrated_gradients", "smoothgrad", "smoothgrad_squared", "vargrad")
 
 
 def maps_of(

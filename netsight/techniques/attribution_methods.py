@@ -227,6 +227,21 @@ class SmoothGrad(AttributionMethod):
     _options = _settings
 
 
+class SmoothGradSquared(SmoothGrad):
+    """The mean of the squared gradient over `samples` noisy copies (noise std `noise`, seeded as SmoothGrad's):
+    Hooker et al. 2019's SmoothGrad-squared, one of the two methods of theirs that beat a random ranking of
+    the pixels under ROAR."""
+
+    name = "smoothgrad_squared"
+
+
+class VarGrad(SmoothGrad):
+    """The variance of the gradient over `samples` noisy copies (divided by `samples`; noise as SmoothGrad's):
+    Adebayo et al. 2018's VarGrad, the other method of Hooker et al. 2019 that beat a random ranking under ROAR."""
+
+    name = "vargrad"
+
+
 class _LayerMethod(AttributionMethod):
     def __init__(self, model: nn.Module, layer: Union[str, nn.Module, None] = None, *, batch_size: int = 64):
         super().__init__(model, batch_size=batch_size)
@@ -309,6 +324,8 @@ METHOD_CLASSES: dict[str, type[AttributionMethod]] = {
         GuidedBackprop,
         IntegratedGradients,
         SmoothGrad,
+        SmoothGradSquared,
+        VarGrad,
         GradCAM,
         GuidedGradCAM,
         Deconvolution,

@@ -20,6 +20,23 @@ from ..models import INITS, MODELS, SETTING_DEFAULTS, get_entry, models_with
 
 OPTIMIZERS = ("adam", "sgd")
 LABELS = ("true", "permuted")  # permuted: Adebayo et al. 2018's data-randomisation test (see training_labels)
+MASK_MODES = ("roar", "kar")  # Hooker et al. 2019: remove the top-ranked pixels and retrain, or keep them
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """What a retraining run of ROAR/KAR (Hooker et al. 2019) trains and is tested on: the dataset with a
+    `fraction` of each image's pixels replaced by the training set's mean, the pixels ranked by `method`'s
+    map on the model of run `source` (a run directory under the suite's runs/). `mode` "roar" replaces the
+    top-ranked fraction, "kar" the bottom-ranked one (keeping the top 1 - fraction). The pixels themselves
+    come from the run directory's mask file (written before training; ops/masking.py)."""
+
+    method: str  # an attribution method, or "random"
+    mode: str  # roar | kar
+    fraction: float  # of each image's pixels replaced, in (0, 1)
+    source: str  # the run directory (relative to the suite's runs/) whose model ranked the pixels
+    samples: int = 16  # SmoothGrad, SmoothGrad-squared, VarGrad: noisy copies per image (other methods: unused)
+
 
 # The assignment report's protocol per model family.
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -55,6 +72,7 @@ class TrainConfig:
     init: str = "torch"  # torch | starter (course code's truncated normal std 0.1, bias 0.1)
     snapshots: tuple[int, ...] = ()  # iterations at which weights are kept (feature evolution)
     labels: str = "true"  # true | permuted: the training labels permuted once with the seed (the test set keeps its own)
+    mask: Optional[MaskSpec] = None  # ROAR/KAR: train and test on masked images (MaskSpec); None: the images as they are
 
     def to_dict(self) -> dict[str, Any]:
         """The config as config.json records it. `labels` appears only when it is not "true": a run made
@@ -63,6 +81,8 @@ class TrainConfig:
         d["snapshots"] = list(self.snapshots)
         if self.labels == "true":
             del d["labels"]
+        if self.mask is None:  # likewise: a run without a mask keeps its key
+            del d["mask"]
         return d
 
     @classmethod
@@ -76,6 +96,11 @@ class TrainConfig:
         if not isinstance(snapshots, (list, tuple)):
             raise NetsightError(f"training config: snapshots = {snapshots!r}: expected a list of integers")
         d["snapshots"] = tuple(snapshots)
+        if isinstance(d.get("mask"), dict):
+            try:
+                d["mask"] = MaskSpec(**d["mask"])
+            except TypeError as exc:
+                raise NetsightError(f"training config: mask: {exc}") from None
         if d.get("model") in MODELS:  # files of older versions recorded hidden/dropout for every model
             for name in SETTING_DEFAULTS:
                 if name not in MODELS[d["model"]].settings:
@@ -165,6 +190,14 @@ def validate(c: TrainConfig) -> TrainConfig:
         need(c.dropout is None, "--dropout", f"none for {c.model} (it applies to {', '.join(models_with('dropout'))})", c.dropout)
     need(c.init in INITS, "--init", " or ".join(INITS), c.init)
     need(c.labels in LABELS, "--labels", " or ".join(LABELS), c.labels)
+    if c.mask is not None:
+        m = c.mask
+        need(isinstance(m, MaskSpec), "mask", "a MaskSpec", m)
+        need(isinstance(m.method, str) and bool(m.method), "mask.method", "a method name", m.method)
+        need(m.mode in MASK_MODES, "mask.mode", " or ".join(MASK_MODES), m.mode)
+        need(_is_number(m.fraction) and 0 < m.fraction < 1, "mask.fraction", "a number in (0, 1)", m.fraction)
+        need(isinstance(m.source, str) and bool(m.source), "mask.source", "a run directory", m.source)
+        need(_is_int(m.samples) and 1 <= m.samples <= 4096, "mask.samples", "an integer from 1 to 4096", m.samples)
     need(all(_is_int(s) for s in c.snapshots), "--snapshots", "integers", list(c.snapshots))
     bad = [s for s in c.snapshots if not 1 <= s <= c.iterations]
     need(not bad, "--snapshots", f"iterations between 1 and {c.iterations}", bad)
@@ -191,4 +224,15 @@ def changed_fields(a: TrainConfig, b: TrainConfig) -> list[str]:
     ]
 
 
-__all__ = ["TrainConfig", "FAMILY_DEFAULTS", "LABELS", "resolve", "validate", "training_labels", "changed_fields", "replace"]
+__all__ = [
+    "TrainConfig",
+    "MaskSpec",
+    "MASK_MODES",
+    "FAMILY_DEFAULTS",
+    "LABELS",
+    "resolve",
+    "validate",
+    "training_labels",
+    "changed_fields",
+    "replace",
+]

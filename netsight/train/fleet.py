@@ -65,7 +65,8 @@ from .steps import (
 
 # Fields that must be equal within a fleet (shapes, schedule, optimiser); seed, init, lr and
 # snapshots may differ.
-FLEET_FIELDS = ("model", "data", "iterations", "batch_size", "optimizer", "eval_every", "hidden", "dropout")
+# mask: the members of a fleet share one dataset, so only runs on the same masked images train together
+FLEET_FIELDS = ("model", "data", "iterations", "batch_size", "optimizer", "eval_every", "hidden", "dropout", "mask")
 
 
 def fleet_key(config: TrainConfig) -> tuple:

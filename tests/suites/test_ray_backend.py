@@ -512,3 +512,40 @@ def test_ray_not_installed_is_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "Ray is not installed here; pip install 'netsight[ray]'" in done.stderr
+
+
+ROAR = """
+seeds = 1
+[[group]]
+name = "trained"
+models = ["lenet5"]
+data = "cifar10-assignment"
+iterations = 8
+eval_every = 4
+[[group]]
+name = "roar"
+models = ["lenet5"]
+data = "cifar10-assignment"
+iterations = 8
+eval_every = 4
+mask = { from = "trained", method = ["gradient", "random"], mode = "roar", fraction = 0.5 }
+"""
+
+
+@pytest.mark.slow
+def test_roar_retrainings_train_on_the_cluster_with_their_masks(cluster, tmp_path):
+    """A mask group's runs are Ray tasks like any other: the source trains first, the driver ranks the pixels, each
+    task carries its run's mask file and trains exactly what the local backend trains."""
+    suite_file = _suite_file(tmp_path, ROAR, "roar.toml")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_suite(parse_suite(ROAR, str(suite_file)), tmp_path / "local", SuiteOptions(progress=False), report=False)
+    finally:
+        torch.set_num_threads(threads)
+    done = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "ray", "--quiet")
+    assert done.returncode == 0, done.stderr
+    for spec in expand(parse_suite(ROAR, str(suite_file))):
+        local, remote = tmp_path / "local" / "runs" / spec.dirname, tmp_path / "ray" / "runs" / spec.dirname
+        assert metrics_without_time(remote) == metrics_without_time(local)
+    assert read_csv(tmp_path / "ray" / "tables" / "roar_runs.csv") == read_csv(tmp_path / "local" / "tables" / "roar_runs.csv")

@@ -137,6 +137,27 @@ def test_smoothgrad_is_the_average_gradient_of_the_noisy_copies(case):
     assert not torch.allclose(a.maps, other.maps)
 
 
+def test_smoothgrad_squared_and_vargrad_are_the_mean_square_and_variance_of_the_noisy_gradients(case):
+    """Hooker et al. 2019's SG-SQ and VarGrad against a direct computation: every noisy copy's gradient by
+    autograd, one image at a time, then the mean of their squares and their variance (torch.var, /samples)."""
+    model, x, _ = case
+    r = attribution_maps(model, x, ["smoothgrad_squared", "vargrad"], targets=TARGETS, samples=4, noise=0.2, seed=5, batch_size=2)
+    squared, variance = [], []
+    for i in range(len(x)):
+        noisy = (x[i][None] + smoothgrad_noise(x.shape[1:], 4, 0.2, 5, i)).requires_grad_(True)
+        (g,) = torch.autograd.grad(model(noisy)[:, int(TARGETS[i])].sum(), noisy)  # [S, C, H, W]
+        squared.append(g.square().mean(0).sum(0))
+        variance.append(g.var(0, unbiased=False).sum(0))
+    _close(r["smoothgrad_squared"].maps, torch.stack(squared), 1e-5)
+    _close(r["vargrad"].maps, torch.stack(variance), 1e-4)
+    assert float(r["vargrad"].maps.min()) >= 0 and float(r["smoothgrad_squared"].maps.min()) >= 0
+    assert r["vargrad"].notes["samples"] == 4
+    one = attribution_maps(model, x, ["vargrad"], targets=TARGETS, samples=4, noise=0.2, seed=5, batch_size=1)["vargrad"]
+    _close(one.maps, r["vargrad"].maps, 1e-5)  # the same noise whatever the batch size
+    with pytest.raises(NetsightError, match="vargrad: --samples 0"):
+        attribution_maps(model, x, ["vargrad"], targets=TARGETS, samples=0)
+
+
 # ------------------------------------------------------------------ the ReLU rules
 
 

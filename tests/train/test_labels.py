@@ -20,9 +20,11 @@ from tests.conftest import tiny_dataset
 
 
 def _old_key(config: TrainConfig) -> str:
-    """The key as it was computed before the labels option: every other field, hashed the same way."""
+    """The key as it was computed before the labels option: every other field, hashed the same way (nor the
+    later ROAR/KAR mask, absent from a config without one)."""
     d = asdict(config)
     d.pop("labels")
+    d.pop("mask")
     d["snapshots"] = list(config.snapshots)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
