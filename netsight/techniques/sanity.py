@@ -165,7 +165,7 @@ def pooled(values: np.ndarray) -> tuple[float, float, float, int]:
     and a 95% interval that adds the spread between images (of their means over draws) and between draws (of
     their means over images), Student's t with Welch-Satterthwaite's degrees of freedom, clipped to [-1, 1]. One
     draw: the t interval over images (`summarise`), clipped. A rough interval for the figure and the summary table."""
-    from scipy.stats import t as student
+    from ..report.stats import t975  # the one t-table of the project (a pure module), as ops.similarity.summarise
 
     v = np.asarray(values, dtype=float).reshape(-1 if np.ndim(values) == 1 else len(values), -1)
     ok = ~np.isnan(v)
@@ -183,7 +183,7 @@ def pooled(values: np.ndarray) -> tuple[float, float, float, int]:
     if not se2 > 0:
         return mean, mean, mean, n
     df = se2**2 / ((a**2 / (len(per_image) - 1) if len(per_image) > 1 else 0.0) + b**2 / (len(per_draw) - 1) or 1e-300)
-    h = float(student.ppf(0.975, max(df, 1.0))) * math.sqrt(se2)
+    h = t975(max(1, int(df))) * math.sqrt(se2)  # whole degrees of freedom, rounded down: wider
     return mean, max(-1.0, mean - h), min(1.0, mean + h), n
 
 
@@ -456,8 +456,8 @@ def plot_sanity_curves(rows: Sequence, layers: Sequence[str], title: str, n_imag
     handles = [Line2D([], [], color=style.method_colour(m), marker="o", markersize=3, label=method_title(m)) for m in methods]
     fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)), frameon=False)
     fig.suptitle(
-        f"{title}: how alike each method's maps stay as the weights are randomised (mean over {n_images} images "
-        "and the random draws, band: 95% interval over both)\nhigh = the map does not depend on the randomised layers"
+        f"{title}: how alike each method's maps stay as the weights are randomised\nmean over {n_images} images "
+        "and the random draws (band: 95% interval over both); high = the map does not depend on the randomised layers"
     )
     legend_rows = int(np.ceil(len(handles) / 5))
     tight_with_title(fig, title_inches=0.55, bottom_inches=0.25 + 0.22 * legend_rows)
@@ -544,10 +544,20 @@ class SanityTechnique(Technique):
             say(f"compared with {twin.name}, trained on permuted labels")
         rows = summary_rows(values)
         grid, curves, table, raw = (t.folder / p for p in FILES)
-        title = f"{t.title} ({result.draws} draw{'s' if result.draws > 1 else ''}, seed {result.seed})"
+        last = result.seed + result.draws - 1
+        seeds = f"seed {result.seed}" if result.draws == 1 else f"seeds {result.seed}-{last}"
+        title = f"{t.title}, {result.draws} randomisation draw{'s' if result.draws > 1 else ''} ({seeds})"
         return [
             save_figure(
-                plot_sanity_grid(result.images, result.originals, result.cascade, result.layers, targets, t.classes, t.title),
+                plot_sanity_grid(
+                    result.images,
+                    result.originals,
+                    result.cascade,
+                    result.layers,
+                    targets,
+                    t.classes,
+                    f"{t.title}, randomisation draw 0 (seed {result.seed})",
+                ),
                 grid,
             ),
             save_figure(plot_sanity_curves(rows, result.layers, title, len(idx)), curves),
