@@ -11,15 +11,17 @@ draw is one `seed`: draw d of the sanity checks uses seed `--seed + d`.
 Normalisation layers (BatchNorm, InstanceNorm, LayerNorm, GroupNorm) are the exception: their own
 `reset_parameters()` restores the identity affine (weight 1, bias 0) and, for batch norm, running
 statistics 0 and 1, so a "randomised" normalisation layer becomes a fixed per-channel rescaling and the
-maps barely change (Spearman of |map| 0.97-0.99 for cnn-bn's batch norms under independent
-randomisation). Here each of the layer's trained per-channel tensors (weight, bias, running mean,
-running variance, whichever it has) is instead permuted across channels, each with its own random
-permutation from the draw's generator: the layer keeps the distribution of its learned values but
-loses which channel each belongs to, so channel c is centred, scaled and shifted by other channels'
-values (on a trained model this moves activations across the ReLUs that follow; see `shuffle_norm_`).
-A normalisation layer whose values are all equal (an untrained one) is left as it is.
+maps barely change (cnn-bn trained 300 iterations on MNIST, each batch norm randomised alone, 16 test
+images, 3 draws: Spearman of |map| of the gradient 0.97-0.99 for bn3 and bn4). Here (`randomise_norm_`)
+its weight and bias are drawn like a convolution's or linear layer's: from a normal distribution with
+mean 0 and the root mean square of the layer's own trained values (random signs at the trained scale; a
+bias that is all 0 stays 0), and its running mean and variance are permuted across channels (each with
+its own permutation). Measured the same way, the gradient's maps then correlate 0.17-0.20 with the
+trained model's after any one batch norm is randomised, as after any one convolution or linear layer
+(0.17-0.21): a batch norm counts as much as the layers around it.
 
-The user's model is never modified: every function works on a deep copy.
+The user's model is never modified: `cascading` and `independent` work on deep copies; `reinitialise_`
+and `randomised` change the model they are given (a working copy the caller owns).
 
 A "layer" is a module that holds parameters of its own (not only through its children); they are
 ordered from the logits down to the first layer by the order in which the model registers them
@@ -47,12 +49,12 @@ __all__ = [
     "independent",
     "randomised",
     "reinitialise_",
-    "shuffle_norm_",
+    "randomise_norm_",
     "depth_schedule",
 ]
 
 NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
-_NORM_TENSORS = ("weight", "bias", "running_mean", "running_var")
+_NORM_AFFINE, _NORM_STATS = ("weight", "bias"), ("running_mean", "running_var")
 
 
 def randomisable_layers(model: nn.Module) -> list[str]:
@@ -96,11 +98,16 @@ def check_layers(model: nn.Module, layers: Optional[list[str]] = None) -> list[s
     return layers
 
 
-def shuffle_norm_(module: nn.Module) -> None:
-    """A normalisation layer's trained per-channel tensors (weight, bias, running mean and variance, those
-    it has) each permuted across channels in place, with its own permutation from the global generator."""
+def randomise_norm_(module: nn.Module) -> None:
+    """A normalisation layer randomised in place from the global generator: weight and bias drawn from a
+    normal with mean 0 and the root mean square of their trained values; running mean and variance (those
+    it has) each permuted across channels."""
     with torch.no_grad():
-        for name in _NORM_TENSORS:
+        for name in _NORM_AFFINE:
+            t = getattr(module, name, None)
+            if isinstance(t, torch.Tensor):
+                t.copy_(torch.randn(t.shape).to(t) * t.pow(2).mean().sqrt())
+        for name in _NORM_STATS:
             t = getattr(module, name, None)
             if isinstance(t, torch.Tensor) and t.numel() > 1:
                 order = torch.randperm(t.numel()).to(t.device)
@@ -109,14 +116,14 @@ def shuffle_norm_(module: nn.Module) -> None:
 
 def reinitialise_(model: nn.Module, layer: str, seed: int = 0) -> None:
     """Re-initialise `layer` of `model` in place, seeded from (`seed`, `layer`): its own
-    reset_parameters(), or for a normalisation layer `shuffle_norm_`; the global random state is left
+    reset_parameters(), or for a normalisation layer `randomise_norm_`; the global random state is left
     as it was."""
     (module,) = _modules(model, [layer])
     devices = sorted({p.device.index or 0 for p in module.parameters(recurse=False) if p.device.type == "cuda"})
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(_layer_seed(seed, layer))
         if isinstance(module, NORMS):
-            shuffle_norm_(module)
+            randomise_norm_(module)
         else:
             cast(Callable[[], None], module.reset_parameters)()  # checked callable by _modules
 

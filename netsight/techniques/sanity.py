@@ -2,8 +2,8 @@
 The model-parameter randomisation test (section 3) compares each method's maps of a few images on the
 trained model with its maps of the same images, for the same classes, after cascading randomisation (the
 layers re-initialised from the logits down, one more at each depth) and independent randomisation (one
-layer alone; the randomisation: `ops/randomise.py`, where normalisation layers have their trained values
-shuffled across channels rather than reset to the identity), by the similarity measures of
+layer alone; the randomisation: `ops/randomise.py`, where normalisation layers get random weights and
+biases at their trained scale rather than the identity), by the similarity measures of
 `ops/similarity.py` (Spearman with and without absolute values, SSIM, HOG): a method whose maps stay alike
 when the weights they should explain are gone shows the image more than the model. The data randomisation
 test (section 4, `compare_models`) makes the same comparison with a model trained on permuted labels, for
