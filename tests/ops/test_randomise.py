@@ -110,7 +110,7 @@ def test_a_layer_without_reset_parameters_is_named():
     assert independent(model, "0") is not model
 
 
-def test_a_randomised_batch_norm_changes_the_output_and_its_values_are_permuted_not_reset():
+def test_a_randomised_batch_norm_changes_the_output_and_is_not_reset_to_the_identity():
     torch.manual_seed(2)
     model = _trained_like(CNNBatchNorm((1, 28, 28))).eval()
     x = torch.rand(8, 1, 28, 28)
