@@ -385,7 +385,7 @@ def plot_sanity_grid(
     n = min(shown, len(images))
     depth = min(len(layers), min(len(cascade[m]) for m in methods))
     rows, cols = n * len(methods), depth + 2
-    fig = plt.figure(figsize=(1.05 * cols + 1.9, 1.1 * rows + 1.7))
+    fig = plt.figure(figsize=(1.05 * cols + 1.9, 1.1 * rows + 1.9))
     grid = fig.add_gridspec(rows, cols + 1, width_ratios=[1.0] * cols + [0.07], wspace=0.12, hspace=0.12)
     norm = style.signed_norm(1.0)
     im = None
@@ -411,11 +411,11 @@ def plot_sanity_grid(
     bar = fig.colorbar(im, cax=fig.add_subplot(grid[:, -1]))
     bar.set_label("value / largest |value| of that map (red: raises the class score, blue: lowers it)")
     fig.suptitle(
-        f"{title}: cascading randomisation (Adebayo et al. 2018): each method's map as the weights are\n"
-        "re-initialised from the logits down; a map that stays the same does not depend on what the model learned"
+        f"{title}\ncascading randomisation (Adebayo et al. 2018): each method's map as the weights are re-initialised\n"
+        "from the logits down; a map that stays the same does not depend on what the model learned"
     )
     w, h = fig.get_size_inches()  # explicit margins (inches): tight_layout cannot place a colour bar spanning rows
-    fig.subplots_adjust(left=1.0 / w, right=1 - 0.75 / w, top=1 - 1.25 / h, bottom=0.15 / h)
+    fig.subplots_adjust(left=1.0 / w, right=1 - 0.75 / w, top=1 - 1.45 / h, bottom=0.15 / h)
     return fig
 
 
@@ -561,7 +561,7 @@ class SanityTechnique(Technique):
         grid, curves, table, raw = (t.folder / p for p in FILES)
         last = result.seed + result.draws - 1
         seeds = f"seed {result.seed}" if result.draws == 1 else f"seeds {result.seed}-{last}"
-        title = f"{t.title}, {result.draws} randomisation draw{'s' if result.draws > 1 else ''} ({seeds})"
+        title = f"{t.title}, {result.draws} random draw{'s' if result.draws > 1 else ''} of the weights (randomisation {seeds})"
         return [
             save_figure(
                 plot_sanity_grid(
@@ -571,7 +571,7 @@ class SanityTechnique(Technique):
                     result.layers,
                     targets,
                     t.classes,
-                    f"{t.title}, randomisation draw 0 (seed {result.seed})",
+                    f"{t.title}: the weights' first random draw (randomisation seed {result.seed})",
                 ),
                 grid,
             ),
