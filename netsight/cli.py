@@ -118,7 +118,8 @@ def _add_model_flags(g) -> None:
     g.add_argument(
         "--seed",
         type=_int("--seed", 0, MAX_SEED),
-        help="without --weights: the seed of the model's random initialisation (0), recorded in inspection.json",
+        help="without --weights: the seed of the model's random initialisation (0), recorded in inspection.json; "
+        "--sanity: the seed of its first randomisation draw",
     )
 
 
@@ -388,7 +389,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             raise NetsightError("inspect --model: give --out DIR, the folder for figures/, tables/ and inspection.json")
         target = _model_target(args, args.out)
     else:
-        target = _run_target(args, "inspect", ("weights", "data", "input_size", "mean", "std", "seed", "out"), args.split)
+        if args.seed is not None and not args.sanity:
+            raise NetsightError("--seed goes with --model SPEC (its random initialisation) or --sanity (its random draws)")
+        target = _run_target(args, "inspect", ("weights", "data", "input_size", "mean", "std", "out"), args.split)
     options = {name: getattr(args, name) for name in registry.all_options()}
     for path in inspect(target, chosen, options):
         print(path)
@@ -461,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("options")
     g.add_argument("--split", choices=["test", "train"], default="test", help="run directories: which split to look at (test)")
     for name, takers in registry.all_options().items():
-        _add_option(g, name, takers)
+        if name != "seed":  # the model flags' --seed, one flag for both (sanity: its first randomisation draw)
+            _add_option(g, name, takers)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     _add_data_flags(p)
     p.set_defaults(func=cmd_inspect)

@@ -182,11 +182,13 @@ def sanity_checks(
     metrics: Sequence[str] = METRICS,
     max_layers: Optional[int] = None,
     seed: int = 0,
+    draws: int = _sanity.DRAWS,
 ) -> Sanity:
     """Each method's maps of the images `x` [N, C, H, W] on its model, against its maps on copies of the model
     with the top layers re-initialised one more at a time ("cascading") and with one layer re-initialised
     ("independent"), for the same classes (fixed on the trained model). `max_layers`: only the top that many
-    layers; `seed` draws the random weights. The model is not modified (every copy is a deep copy)."""
+    layers; `draws` random draws of the weights, draw d from seed `seed + d` (`result.values`: every value per
+    draw and image). The model is not modified (every copy is a deep copy)."""
     found = _as_list(methods)
     x = _images(x)
     bad = [m for m in modes if m not in _sanity.MODES]
@@ -194,10 +196,11 @@ def sanity_checks(
         raise NetsightError(f"modes={list(modes)}: expected some of {', '.join(_sanity.MODES)}")
     if max_layers is not None:
         _positive("max_layers", max_layers)
+    _positive("draws", draws)
     targets, kind = _fixed(found[0], x, target)
     if not randomisable_layers(found[0].inner):
         raise NetsightError("sanity_checks: the model has no layer with parameters to randomise")
-    result = _sanity.sanity_checks(found, x, targets, modes, metrics, seed, max_layers=max_layers)
+    result = _sanity.sanity_checks(found, x, targets, modes, metrics, seed, max_layers=max_layers, draws=draws)
     return Sanity(result, kind)
 
 

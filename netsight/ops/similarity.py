@@ -14,6 +14,11 @@ Maps are [N, H, W] (or [N, D] for the rank correlations), one per image, compare
 A constant map has no ranks or gradients to correlate: its value is NaN, left out of summaries.
 `summarise` gives the mean and its 95% interval over images: a percentile bootstrap (`ops/bootstrap.py`), so
 the interval stays inside the values' own range (a t-interval of correlations near 1 ended at 1.01).
+
+Also what the sanity checks compare maps with besides other maps (their chance levels): the input's
+pixel intensities (`intensity`) and its Sobel edge magnitude (`edges`); and the region of an image
+with a constant background that is not background (`foreground_masks`), where `compare_region` gives
+the rank correlations and SSIM over those pixels only.
 """
 
 from __future__ import annotations
@@ -117,6 +122,70 @@ def compare(a: torch.Tensor, b: torch.Tensor, metrics=METRICS) -> dict[str, torc
     if unknown:
         raise ValueError(f"unknown similarity metric(s) {unknown}; known: {', '.join(METRICS)}")
     return {m: fns[m]() for m in metrics}
+
+
+REGION_METRICS = ("spearman", "spearman_abs", "ssim")  # defined on any set of pixels (HOG needs whole cells)
+
+
+def intensity(images: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] images -> [N, H, W] pixel intensities (the mean over channels), float64."""
+    return torch.as_tensor(images).detach().to(torch.float64).cpu().mean(dim=1)
+
+
+def edges(images: torch.Tensor) -> torch.Tensor:
+    """The Sobel edge magnitude of each image's intensity ([N, H, W], float64; borders replicated)."""
+    g = intensity(images)[:, None]
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64)
+    k = torch.stack([kx, kx.T])[:, None]
+    d = torch.nn.functional.conv2d(torch.nn.functional.pad(g, (1, 1, 1, 1), mode="replicate"), k)
+    return d.pow(2).sum(dim=1).sqrt()
+
+
+def foreground_masks(images: torch.Tensor, border: float = 0.9, least: float = 0.2) -> list[torch.Tensor | None]:
+    """Per image, the pixels that differ from its constant background ([H, W] bool), or None when it has
+    none. The background is the most common pixel value (all channels) on the image's one-pixel border; an
+    image has a constant background when that value covers at least `border` of its border pixels and
+    `least` of the whole image, and the rest is not empty (MNIST's digits on 0)."""
+    x = torch.as_tensor(images).detach().to(torch.float64).cpu()
+    out: list[torch.Tensor | None] = []
+    for img in x:  # [C, H, W]
+        c, h, w = img.shape
+        ring = torch.cat([img[:, 0, :], img[:, -1, :], img[:, 1:-1, 0], img[:, 1:-1, -1]], dim=1).T  # [P, C]
+        values, counts = torch.unique(ring, dim=0, return_counts=True)
+        value = values[counts.argmax()]
+        same = (img == value[:, None, None]).all(dim=0)
+        ok = counts.max() >= border * len(ring) and same.double().mean() >= least and not bool(same.all())
+        out.append(~same if ok else None)
+    return out
+
+
+def compare_region(a: torch.Tensor, b: torch.Tensor, masks, metrics=REGION_METRICS) -> dict[str, torch.Tensor]:
+    """Like `compare`, over the pixels of each image's mask only (NaN where the mask is None, or where a map
+    is constant on it): Spearman (signed and of |map|) of the masked pixels, and the mean of SSIM's local
+    map (the same window and scaling as `ssim`) over them."""
+    from skimage.metrics import structural_similarity
+
+    unknown = [m for m in metrics if m not in REGION_METRICS]
+    if unknown:
+        raise ValueError(f"metric(s) {unknown} not defined on a region; known: {', '.join(REGION_METRICS)}")
+    fa, fb = _flat(a), _flat(b)
+    na, nb = normalise_abs(a), normalise_abs(b)
+    side = min(na.shape[1:])
+    win = min(7, side if side % 2 else side - 1)
+    out = {m: torch.full((len(fa),), math.nan, dtype=torch.float64) for m in metrics}
+    for i, mask in enumerate(masks):
+        if mask is None:
+            continue
+        keep = torch.as_tensor(mask).reshape(-1)
+        x, y = fa[i, keep][None], fb[i, keep][None]
+        if "spearman" in metrics:
+            out["spearman"][i] = spearman(x, y)[0]
+        if "spearman_abs" in metrics:
+            out["spearman_abs"][i] = spearman(x, y, absolute=True)[0]
+        if "ssim" in metrics:
+            _, local = structural_similarity(na[i], nb[i], data_range=1.0, win_size=win, full=True)
+            out["ssim"][i] = float(local[torch.as_tensor(mask).numpy()].mean())
+    return out
 
 
 @dataclass(frozen=True)

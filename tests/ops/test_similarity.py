@@ -1,4 +1,5 @@
-"""The similarity measures of the sanity checks against scipy and skimage called by hand."""
+"""The similarity measures of the sanity checks against scipy and skimage called by hand; the chance-level
+references (intensity, Sobel edges) and the foreground of an image with a constant background."""
 
 from __future__ import annotations
 
@@ -11,7 +12,18 @@ from scipy.stats import pearsonr, spearmanr
 from skimage.feature import hog
 from skimage.metrics import structural_similarity
 
-from netsight.ops.similarity import compare, hog_similarity, ranks, spearman, ssim, summarise
+from netsight.ops.similarity import (
+    compare,
+    compare_region,
+    edges,
+    foreground_masks,
+    hog_similarity,
+    intensity,
+    ranks,
+    spearman,
+    ssim,
+    summarise,
+)
 from netsight.report.stats import t975
 
 
@@ -70,3 +82,39 @@ def test_summarise_is_a_bounded_bootstrap_interval_over_images_and_skips_nan():
     near_one = torch.tensor([0.99, 1.0, 0.95, 1.0])  # a t-interval ends above 1 here
     assert summarise(near_one).hi <= 1.0 and t975(3) * np.std(near_one.numpy(), ddof=1) / 2 + 0.985 > 1.0
     assert "[" in s.text() and summarise(torch.tensor([float("nan")])).text() == "n/a"
+
+
+def test_edges_are_the_sobel_magnitude_and_intensity_the_channel_mean():
+    from scipy.ndimage import sobel
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(2, 3, 9, 11, generator=g)
+    grey = x.double().mean(dim=1)
+    assert torch.allclose(intensity(x), grey)
+    for i in range(2):
+        a = grey[i].numpy()
+        ref = np.hypot(sobel(a, axis=1, mode="nearest"), sobel(a, axis=0, mode="nearest"))
+        assert np.allclose(edges(x)[i].numpy(), ref)
+
+
+def test_foreground_is_what_differs_from_a_constant_background_and_region_metrics_use_only_it():
+    digit = torch.zeros(1, 1, 12, 12)
+    digit[0, 0, 3:9, 4:8] = torch.linspace(0.2, 1.0, 24).reshape(6, 4)
+    noise = torch.rand(1, 1, 12, 12, generator=torch.Generator().manual_seed(5))  # no constant background
+    white = torch.ones(1, 3, 12, 12)
+    white[0, :, 5, 5] = 0.5  # a constant white background, one foreground pixel, three channels
+    masks = foreground_masks(torch.cat([digit, noise]))
+    assert masks[1] is None and masks[0] is not None and int(masks[0].sum()) == 24 and bool(masks[0][3:9, 4:8].all())
+    assert int(foreground_masks(white)[0].sum()) == 1 and foreground_masks(torch.zeros(1, 1, 12, 12)) == [None]
+    a, b = _maps(6, n=2, side=12), _maps(7, n=2, side=12)
+    b[0][~masks[0]] = -a[0][~masks[0]] * 5  # the background agrees in |map|; the foreground does not
+    found = compare_region(a, b, masks)
+    keep = masks[0].reshape(-1).numpy()
+    x, y = a[0].reshape(-1).numpy()[keep], b[0].reshape(-1).numpy()[keep]
+    assert found["spearman"][0] == pytest.approx(spearmanr(x, y).statistic)
+    assert found["spearman_abs"][0] == pytest.approx(spearmanr(np.abs(x), np.abs(y)).statistic)
+    assert math.isnan(found["spearman"][1]) and math.isnan(found["ssim"][1])
+    _, local = structural_similarity(_norm(a[0].numpy()), _norm(b[0].numpy()), data_range=1.0, full=True)
+    assert found["ssim"][0] == pytest.approx(local[masks[0].numpy()].mean())
+    with pytest.raises(ValueError, match="not defined on a region"):
+        compare_region(a, b, masks, ["hog"])

@@ -60,7 +60,7 @@ def test_a_suite_reports_which_pictures_to_trust(tmp_path, monkeypatch):
     assert len(list((out / "runs" / "rand").glob("lenet5-cifar10-assignment-permuted-seed*"))) == 2
     sanity = read_csv(first / "tables" / "sanity.csv")
     modes = {r["mode"] for r in sanity}
-    assert modes == {"cascading", "independent", "permuted labels"}
+    assert modes == {"cascading", "independent", "permuted labels", "chance: input", "chance: edges", "chance: random models"}
     assert {r["method"] for r in sanity} == {"gradient", "guided_backprop", "gradcam"}  # the suite's methods
     agreement = read_csv(first / "tables" / "seed_agreement.csv")
     assert {(r["seeds"], r["pairs"]) for r in agreement} == {("2", "1")}
