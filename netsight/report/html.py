@@ -789,6 +789,12 @@ def build_report(out: str | Path) -> list[Path]:
     from .trust import trust_section
 
     trust_section(doc, configs, out, quick)
+    from ..suites.roar import report_items as roar_items
+
+    roar = roar_items(out, quick)  # a suite with ROAR/KAR mask groups (`netsight run roar`): its retraining tests
+    if roar:
+        doc.h(3, "Retraining tests: ROAR and KAR (Hooker et al. 2019)")
+        doc.items(roar, f"netsight run SUITE --out {out}")
     rnn_rows = _rnn_section(doc, configs, figdir, quick)
     doc.h(2, "Reproduction check")
     doc.p(

@@ -357,9 +357,10 @@ def plot_roar(summary: list[dict], plain: Optional[dict[str, list[float]]] = Non
     return fig
 
 
-def report_items(out: str | Path) -> list:
+def report_items(out: str | Path, quick: bool = False) -> list:
     """The report's ROAR/KAR block, read from OUT/tables/ and OUT/figures/roar.png: a paragraph, the figure, one
-    sentence per method and mode, and the verdict table (empty when the suite retrained nothing)."""
+    sentence per method and mode, and the verdict table (empty when the suite retrained nothing); `quick`: no
+    sentences, a note that quick mode judges nothing."""
     from ..techniques.base import ReportItem
 
     out = Path(out)
@@ -380,6 +381,9 @@ def report_items(out: str | Path) -> list:
         items.append(
             ReportItem("figure", "test accuracy after retraining on masked images, per method and a random ranking.", figure)
         )
+    if quick:
+        items.append(ReportItem("p", "Quick mode: not judged (runs this short and this few say nothing of the methods)."))
+        return items
     for v in verdicts:
         mode = "ROAR" if v["test"].startswith("ROAR") else "KAR"
         if v["estimate"] == "":

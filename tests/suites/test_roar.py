@@ -235,3 +235,18 @@ def test_the_quick_roar_suite_runs_and_writes_its_tables_and_figure(tmp_path, sm
     masks = list((out / "masks").glob("*/*.safetensors"))
     assert len(masks) == 2  # one ranking per method, shared by every mode, fraction and seed
     assert roar.report_items(out)
+
+
+def test_the_report_block_says_each_verdict_and_none_in_quick_mode(tmp_path):
+    from netsight.fileio import write_csv
+
+    rows = _rows({"good": [0.1, 0.12, 0.08], "mixed": [0.05, -0.05, 0.01]})
+    verdicts = roar.verdict_rows(rows, {"m / d": 1000})
+    columns = list(verdicts[0])
+    write_csv(tmp_path / "tables/verdicts_roar.csv", columns, [[v[c] for c in columns] for v in verdicts])
+    items = roar.report_items(tmp_path)
+    text = " ".join(i.text for i in items if i.kind == "p")
+    assert "beats a random ranking under ROAR" in text and "is not shown to beat a random ranking" in text
+    quick = roar.report_items(tmp_path, quick=True)
+    assert "not judged" in quick[-1].text and "beats" not in " ".join(i.text for i in quick)
+    assert roar.report_items(tmp_path / "elsewhere") == []
