@@ -374,7 +374,7 @@ def ray_cluster():
 def _stop_ray_cluster(ray) -> None:
     cluster = _RAY.pop("cluster", None)
     if cluster is not None:
-        if ray.is_initialized():  # this process was a driver of it (`ray_driver`)
+        if _RAY.pop("driver_of", None) is cluster and ray.is_initialized():  # this process was a driver of it
             ray.shutdown()
         cluster.shutdown()
 
