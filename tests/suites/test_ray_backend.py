@@ -3,11 +3,12 @@ directories equal the local backend's, a worker killed mid-task is retried, Ctrl
 cancels the tasks and leaves --out resumable, an interrupted run resumes on the cluster, and bad
 input is one line with exit 2.
 
-Where a test kills, interrupts or times the driver, or checks how netsight joins a cluster or starts
-a local instance, the driver runs as its own process, as a user would start it. The others run the
-CLI in this process as a driver of the cluster (`ray_driver`, as a notebook connected with
-`ray.init` would): one Ray job for all of them, whose worker processes (each imports torch and
-loads the datasets) are started once instead of once per driver process."""
+Where a test kills, interrupts or waits on the driver, or checks how netsight joins a cluster at
+--address or starts a local instance, the driver runs as its own process, as a user would start it.
+The others (and the reruns after a Ctrl-C) run the CLI in this process as a driver of the cluster
+(`ray_driver`, as a notebook that called `ray.init` would): one Ray job for all of them, whose worker
+processes (each imports torch and loads the datasets) start once instead of once per driver process.
+Bad input is tried in this process with no Ray connection (`ray_not_connected`)."""
 
 import os
 import re
@@ -115,7 +116,8 @@ def metrics_without_time(run_dir):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in read_csv(run_dir / "metrics.csv")]
 
 
-def test_suite_on_two_nodes_equals_the_local_backend(cluster, ray_driver, tmp_path, capsys):
+def test_suite_on_two_nodes_equals_the_local_backend(ray_driver, tmp_path, capsys):
+    cluster = ray_driver
     suite_file = _suite_file(tmp_path, TINY)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # what each Ray task gets with --cpus-per-task 1
@@ -123,7 +125,8 @@ def test_suite_on_two_nodes_equals_the_local_backend(cluster, ray_driver, tmp_pa
         run_suite(parse_suite(TINY, str(suite_file)), tmp_path / "local", SuiteOptions(progress=False), report=False)
     finally:
         torch.set_num_threads(threads)
-    done = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "ray", "--quiet")
+    args = ("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "ray", "--quiet")
+    done = in_process(capsys, *args)
     assert done.returncode == 0, done.stderr
     specs = expand(parse_suite(TINY, str(suite_file)))
     for spec in specs:
@@ -138,9 +141,7 @@ def test_suite_on_two_nodes_equals_the_local_backend(cluster, ray_driver, tmp_pa
     assert sorted(line.split(":")[0] for line in lines) == sorted(s.dirname for s in specs)  # a line per run
     assert len({line.split(" on node ")[1].split()[0] for line in lines}) == 2  # both nodes trained
     assert (tmp_path / "ray" / "report.html").is_file()
-    assert f"on the Ray cluster at {cluster.address} (2 node(s)" in done.stderr  # joined it, as --address says
-    args = ("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "ray", "--quiet")
-    again = in_process(capsys, *args)  # this process is a driver of the cluster already (ray_driver)
+    again = in_process(capsys, *args)
     assert again.returncode == 0 and "4 runs, 4 already done, 0 to train" in again.stderr, again.stderr
 
 
@@ -186,6 +187,7 @@ def test_a_worker_killed_mid_task_is_retried(cluster, tmp_path):
     os.kill(victim, signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
+    assert f"on the Ray cluster at {cluster.address} (2 node(s)" in err  # a driver of its own joins it, as --address says
     assert task_folders() == before  # the killed task's folder was removed by the next task on that node
     runs = sorted((tmp_path / "o" / "runs" / "cnn").iterdir())
     assert [p.name.split("-seed")[1][0] for p in runs] == ["0", "1"]  # every run once, nothing left beside them
