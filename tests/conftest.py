@@ -280,3 +280,141 @@ def _small_suite_data(*names: str):
 def small_suite_data():
     """`with small_suite_data() as data: run_suite(...)`: see _small_suite_data (usable from a fixture of any scope)."""
     return _small_suite_data
+
+
+# --------------------------------------------------------------------------- one headless Chromium per session
+
+PLAYWRIGHT_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    """Debian's chromium (or Chrome); skipped where there is none, failed in CI (which installs it)."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return str(shutil.which(name))
+    if os.environ.get("CI"):
+        pytest.fail("CI must install Debian's chromium for the browser test (.ci/run does)")
+    pytest.skip("no Chromium on this machine (apt-get install chromium)")
+
+
+@pytest.fixture(scope="session")
+def _chromium_session():
+    """Playwright and one headless Chromium, started once for the session's browser tests (each launch costs
+    Playwright's driver process and a browser start, ~2 s of CPU)."""
+    path = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, args=PLAYWRIGHT_FLAGS)
+        yield browser
+        browser.close()
+
+
+class BrowserContexts:
+    """A test's side of the shared Chromium: `new_context(...)` and `new_page(...)` (a page in a context of its own)
+    take Playwright's arguments; every context the test opened is closed when it ends, so no page, history,
+    storage or cookie reaches the next test."""
+
+    def __init__(self, browser):
+        self.browser, self.opened = browser, []
+
+    def new_context(self, **options):
+        context = self.browser.new_context(**options)
+        self.opened.append(context)
+        return context
+
+    def new_page(self, **options):
+        return self.new_context(**options).new_page()
+
+    def close(self) -> None:
+        for context in self.opened:
+            context.close()
+
+
+@pytest.fixture
+def browser(_chromium_session):
+    """The session's headless Chromium, through a fresh set of contexts for this test (see BrowserContexts)."""
+    contexts = BrowserContexts(_chromium_session)
+    yield contexts
+    contexts.close()
+
+
+# --------------------------------------------------------------------------- one Ray cluster per session
+
+_RAY: dict = {}  # "cluster": the session's two-node cluster while it runs; "last": the last test that uses it
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """Two Ray nodes of one CPU each on this machine (ray.cluster_utils.Cluster), started once for every test of the
+    session that asks (a start costs ~15 s of CPU); a test may add a node and must remove it again. The cluster is
+    shut down right after the last test that uses it (`pytest_runtest_teardown`), not at the end of the session,
+    so its idle daemons do not run beside the tests after it."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    env = {k: os.environ.pop(k) for k in ("RAY_ADDRESS",) if k in os.environ}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    _RAY["cluster"] = cluster
+    yield cluster
+    _stop_ray_cluster(ray)
+    os.environ.update(env)
+
+
+def _stop_ray_cluster(ray) -> None:
+    cluster = _RAY.pop("cluster", None)
+    if cluster is not None:
+        if _RAY.pop("driver_of", None) is cluster and ray.is_initialized():  # this process was a driver of it
+            ray.shutdown()
+        cluster.shutdown()
+
+
+@pytest.fixture
+def ray_driver(ray_cluster):
+    """This test process as a driver of the session's cluster: one Ray job for every test that asks, so its worker
+    processes (each imports torch and loads the datasets once) are reused from test to test instead of being
+    started for each driver process. netsight's `connect` keeps a connection the process already has, as a
+    notebook's; a test of netsight's own connecting (`--address`, a local instance) uses `ray_not_connected`
+    or a driver process of its own."""
+    import ray
+
+    if ray.is_initialized() and _RAY.get("driver_of") is not ray_cluster:
+        ray.shutdown()
+    if not ray.is_initialized():
+        ray.init(address=ray_cluster.address, logging_level="WARNING", log_to_driver=False)  # what the CLI prints, alone
+        _RAY["driver_of"] = ray_cluster
+    return ray_cluster
+
+
+@pytest.fixture
+def ray_not_connected():
+    """This test process with no Ray connection (one a `ray_driver` test left is closed), so netsight's own
+    `connect` runs as in a fresh process."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    _RAY.pop("driver_of", None)
+
+
+def pytest_collection_finish(session):
+    users = [item for item in session.items if "ray_cluster" in getattr(item, "fixturenames", ())]
+    _RAY["last"] = users[-1].nodeid if users else None
+
+
+@pytest.hookimpl(trylast=True)  # after the test's own fixtures are torn down
+def pytest_runtest_teardown(item, nextitem):
+    if item.nodeid == _RAY.get("last") and "cluster" in _RAY:
+        import ray
+
+        _stop_ray_cluster(ray)

@@ -15,6 +15,9 @@ import pytest
 from netsight.report.html import build_report
 from netsight.suites.runner import SuiteOptions, run_suite
 from netsight.suites.spec import parse_suite
+from tests.conftest import PLAYWRIGHT_FLAGS, chromium_path  # noqa: F401 - the names other modules import from here
+
+_chromium = chromium_path
 
 SUITE = """
 title = "browser <check> 'quotes' & ampersands"
@@ -45,15 +48,6 @@ document.body.setAttribute('data-check',JSON.stringify({images:imgs.length,
 undecoded:imgs.filter(function(i){return !(i.complete&&i.naturalWidth>0)}).length,
 tables:tables.length,empty:tables.filter(function(t){return !t.tBodies[0]||t.tBodies[0].rows.length===0}).length,
 errors:__errors,overflow:document.documentElement.scrollWidth-document.documentElement.clientWidth}));});</script>"""
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    if os.environ.get("CI"):
-        pytest.fail("CI must install Debian's chromium for the browser test (.ci/run does)")
-    pytest.skip("no Chromium on this machine (apt-get install chromium)")
 
 
 _FLAGS = [
@@ -94,16 +88,6 @@ def _open(browser: str, report, tmp_path, width: int, tag: str) -> dict:
     check["console"] = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and "error" in line.lower()]
     return check
 
-
-PLAYWRIGHT_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # Every element that reaches past the window's edges (none may, except inside `exempt`, a box
 # that scrolls on its own), and whether the page itself is wider than the window.
@@ -168,54 +152,50 @@ def watch(page) -> tuple[list, list]:
     return problems, requests
 
 
-def _report_in_playwright(browser_path: str, report, tmp_path, tag: str) -> None:
-    from playwright.sync_api import sync_playwright
+def _report_in_playwright(browser, report, tmp_path, tag: str) -> None:
+    """`browser`: the session's Chromium (the `browser` fixture)."""
+    for width in (1280, 390):
+        phone = width < 600
+        page = browser.new_page(viewport={"width": width, "height": 900}, is_mobile=phone, has_touch=phone)
+        problems, requests = watch(page)
+        page.goto(report.as_uri())
+        page.wait_for_load_state("load")
+        assert layout_problems(page, width, ".table-wrap") == [], width
+        assert page.evaluate(BROKEN_WORDS_JS, "td, th") == [], width
+        wraps = page.evaluate("""() => [...document.querySelectorAll('.table-wrap')].map((w) => ({
+            overflow: getComputedStyle(w).overflowX, wide: w.scrollWidth > w.clientWidth + 1,
+            table: w.querySelector('table').getBoundingClientRect().width}))""")
+        assert wraps and all(w["overflow"] == "auto" for w in wraps)
+        if phone:  # a table wider than the phone scrolls inside its box, and the page does not move
+            assert any(w["wide"] for w in wraps), wraps
+            moved = page.evaluate("""() => { const w = [...document.querySelectorAll('.table-wrap')]
+                .find((w) => w.scrollWidth > w.clientWidth + 1); w.scrollLeft = 60;
+                return [w.scrollLeft, window.scrollX]; }""")
+            assert moved[0] > 0 and moved[1] == 0, moved
+        keep_screenshot(page, tmp_path, f"report-{tag}-{width}.png")
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=browser_path, args=PLAYWRIGHT_FLAGS)
-        for width in (1280, 390):
-            phone = width < 600
-            page = browser.new_page(viewport={"width": width, "height": 900}, is_mobile=phone, has_touch=phone)
-            problems, requests = watch(page)
-            page.goto(report.as_uri())
-            page.wait_for_load_state("load")
-            assert layout_problems(page, width, ".table-wrap") == [], width
-            assert page.evaluate(BROKEN_WORDS_JS, "td, th") == [], width
-            wraps = page.evaluate("""() => [...document.querySelectorAll('.table-wrap')].map((w) => ({
-                overflow: getComputedStyle(w).overflowX, wide: w.scrollWidth > w.clientWidth + 1,
-                table: w.querySelector('table').getBoundingClientRect().width}))""")
-            assert wraps and all(w["overflow"] == "auto" for w in wraps)
-            if phone:  # a table wider than the phone scrolls inside its box, and the page does not move
-                assert any(w["wide"] for w in wraps), wraps
-                moved = page.evaluate("""() => { const w = [...document.querySelectorAll('.table-wrap')]
-                    .find((w) => w.scrollWidth > w.clientWidth + 1); w.scrollLeft = 60;
-                    return [w.scrollLeft, window.scrollX]; }""")
-                assert moved[0] > 0 and moved[1] == 0, moved
-            keep_screenshot(page, tmp_path, f"report-{tag}-{width}.png")
-
-            figure = page.locator("figure img.zoomable").nth(1)
-            figure.scroll_into_view_if_needed()
-            figure.tap() if phone else figure.click()
-            page.wait_for_selector("#lightbox[open]")
-            shown = page.evaluate("""() => { const i = document.querySelector('#lightbox img'),
-                f = document.querySelectorAll('figure img.zoomable')[1];
-                return {same: i.src === f.src, natural: i.naturalWidth, width: i.getBoundingClientRect().width,
-                        inline: f.getBoundingClientRect().width, page: document.documentElement.scrollWidth}; }""")
-            assert shown["same"] and shown["width"] == pytest.approx(shown["natural"], abs=1), shown  # full size
-            assert shown["page"] <= width, shown  # the picture scrolls inside the overlay, not the page
-            if phone:
-                assert shown["width"] > shown["inline"] * 2, shown
-            keep_screenshot(page, tmp_path, f"report-{tag}-{width}-figure.png", full_page=False)
-            page.keyboard.press("Escape")
-            page.wait_for_selector("#lightbox", state="hidden")
-            figure.press("Enter")  # the keyboard opens it too; the close button closes it
-            page.wait_for_selector("#lightbox[open]")
-            page.click("#lightbox .lb-close")
-            page.wait_for_selector("#lightbox", state="hidden")
-            assert problems == [], problems
-            assert all(url.startswith(("file:", "data:")) for url in requests), requests
-            page.close()
-        browser.close()
+        figure = page.locator("figure img.zoomable").nth(1)
+        figure.scroll_into_view_if_needed()
+        figure.tap() if phone else figure.click()
+        page.wait_for_selector("#lightbox[open]")
+        shown = page.evaluate("""() => { const i = document.querySelector('#lightbox img'),
+            f = document.querySelectorAll('figure img.zoomable')[1];
+            return {same: i.src === f.src, natural: i.naturalWidth, width: i.getBoundingClientRect().width,
+                    inline: f.getBoundingClientRect().width, page: document.documentElement.scrollWidth}; }""")
+        assert shown["same"] and shown["width"] == pytest.approx(shown["natural"], abs=1), shown  # full size
+        assert shown["page"] <= width, shown  # the picture scrolls inside the overlay, not the page
+        if phone:
+            assert shown["width"] > shown["inline"] * 2, shown
+        keep_screenshot(page, tmp_path, f"report-{tag}-{width}-figure.png", full_page=False)
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#lightbox", state="hidden")
+        figure.press("Enter")  # the keyboard opens it too; the close button closes it
+        page.wait_for_selector("#lightbox[open]")
+        page.click("#lightbox .lb-close")
+        page.wait_for_selector("#lightbox", state="hidden")
+        assert problems == [], problems
+        assert all(url.startswith(("file:", "data:")) for url in requests), requests
+        page.close()
 
 
 def _verdict_cells(page: str) -> list[str]:
@@ -223,14 +203,14 @@ def _verdict_cells(page: str) -> list[str]:
 
 
 @pytest.mark.browser
-def test_report_in_headless_chromium(tmp_path, small_suite_data):
-    browser = _chromium()
+def test_report_in_headless_chromium(tmp_path, small_suite_data, browser):
+    chromium = _chromium()
     with small_suite_data():  # 1,000 train / 100 test images of each set: the page's layout, not its numbers
         run_suite(parse_suite(SUITE, "browser.toml"), tmp_path, SuiteOptions(progress=False, quick=True), report=False)
     report = build_report(tmp_path)[0]
     page = report.read_text()
     for width, tag in ((1280, "desktop"), (390, "phone")):
-        check = _open(browser, report, tmp_path, width, tag)
+        check = _open(chromium, report, tmp_path, width, tag)
         assert check["errors"] == [] and check["console"] == []
         assert check["images"] >= 6 and check["undecoded"] == 0
         assert check["tables"] >= 3 and check["empty"] == 0

@@ -14,7 +14,7 @@ import re
 import pytest
 
 from netsight.cli import main
-from tests.report.test_browser import PLAYWRIGHT_FLAGS, _chromium, keep_screenshot, layout_problems, watch
+from tests.report.test_browser import keep_screenshot, layout_problems, watch
 
 pytestmark = pytest.mark.browser
 
@@ -148,152 +148,139 @@ def _check_address(page) -> None:
     _wait_unit(page, "conv2", 5)
 
 
-def test_explore_page_at_1280_px(explore_run, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    browser_path = _chromium()
+def test_explore_page_at_1280_px(explore_run, tmp_path, browser):
     page_file = explore_run / "explore.html"
     assert page_file.stat().st_size < 15e6
     with open(explore_run / "tables" / "top9_conv2.csv") as f:
         table = list(csv.DictReader(f))
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=browser_path, args=PLAYWRIGHT_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        problems, requests = watch(page)
-        page.goto(page_file.as_uri())
-        page.wait_for_selector("body[data-ready=true]")
-        assert page.evaluate("location.hash") == "#conv1/0"  # no address: the first unit, and the bar says so
-        assert [b.get_attribute("data-layer") for b in page.query_selector_all("#layers button")] == ["conv1", "conv2"]
-        assert len(page.query_selector_all("#grid button.unit")) == 32
-        assert layout_problems(page, 1280) == []
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    problems, requests = watch(page)
+    page.goto(page_file.as_uri())
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.evaluate("location.hash") == "#conv1/0"  # no address: the first unit, and the bar says so
+    assert [b.get_attribute("data-layer") for b in page.query_selector_all("#layers button")] == ["conv1", "conv2"]
+    assert len(page.query_selector_all("#grid button.unit")) == 32
+    assert layout_problems(page, 1280) == []
 
-        page.keyboard.press("ArrowDown")  # to conv2
-        assert page.get_attribute("#detail", "data-layer") == "conv2"
-        assert len(page.query_selector_all("#grid button.unit")) == 64
-        for unit in (0, 17, 63):
-            page.click(f"#grid button[data-unit='{unit}']")
-            assert page.get_attribute("#detail", "data-unit") == str(unit)
-            assert page.get_attribute(f"#grid button[data-unit='{unit}']", "aria-selected") == "true"
-            patches = page.query_selector_all("#detail img.patch")
-            projections = page.query_selector_all("#detail img.projection")
-            assert len(patches) == len(projections) == 9
-            expected = [r for r in table if int(r["map"]) == unit]
-            assert [int(img.get_attribute("data-image")) for img in patches] == [int(r["image"]) for r in expected]
-            assert [int(img.get_attribute("data-image")) for img in projections] == [int(r["image"]) for r in expected]
-            for img, row in zip(patches, expected, strict=True):
-                assert float(img.get_attribute("data-activation")) == pytest.approx(float(row["activation"]), rel=1e-5)
-            assert page.evaluate("[...document.querySelectorAll('#detail img')].every(i => i.complete && i.naturalWidth > 0)")
-            assert len(page.query_selector_all("#detail img.evolution")) == 3  # snapshots 3, 6 and the final weights
-            assert len(page.query_selector_all("#detail svg.invariance")) == 3
-            _check_plots(page)
-            pairs = page.evaluate(PAIRS_JS)
-            assert len({round(p["top"]) for p in pairs}) == 1  # at 1280 px the nine pairs stand in one row
-        page.keyboard.press("ArrowRight")  # from the last unit: wraps to the first
-        assert page.get_attribute("#detail", "data-unit") == "0"
-        page.keyboard.press("ArrowLeft")
-        assert page.get_attribute("#detail", "data-unit") == "63"
-        page.click("#prev")
-        assert _unit(page) == ("conv2", "62")
-        page.click("#next")
-        assert _unit(page) == ("conv2", "63")
-        page.keyboard.press("ArrowUp")  # back to conv1, the unit clamped to its 32 maps
-        assert page.get_attribute("#detail", "data-layer") == "conv1" and page.get_attribute("#detail", "data-unit") == "31"
-        assert page.evaluate("location.hash") == "#conv1/31"
-        _check_random(page)  # a first-layer unit: its random row says a projection there is the filter
-        page.reload()  # the address brings the same unit back
-        page.wait_for_selector("body[data-ready=true]")
-        assert page.get_attribute("#detail", "data-unit") == "31"
-        page.click("#layers button[data-layer='conv2']")
-        assert _unit(page) == ("conv2", "31")
-        _check_address(page)
-        assert layout_problems(page, 1280) == []
-        keep_screenshot(page, tmp_path, "explore-1280.png")
-        browser.close()
+    page.keyboard.press("ArrowDown")  # to conv2
+    assert page.get_attribute("#detail", "data-layer") == "conv2"
+    assert len(page.query_selector_all("#grid button.unit")) == 64
+    for unit in (0, 17, 63):
+        page.click(f"#grid button[data-unit='{unit}']")
+        assert page.get_attribute("#detail", "data-unit") == str(unit)
+        assert page.get_attribute(f"#grid button[data-unit='{unit}']", "aria-selected") == "true"
+        patches = page.query_selector_all("#detail img.patch")
+        projections = page.query_selector_all("#detail img.projection")
+        assert len(patches) == len(projections) == 9
+        expected = [r for r in table if int(r["map"]) == unit]
+        assert [int(img.get_attribute("data-image")) for img in patches] == [int(r["image"]) for r in expected]
+        assert [int(img.get_attribute("data-image")) for img in projections] == [int(r["image"]) for r in expected]
+        for img, row in zip(patches, expected, strict=True):
+            assert float(img.get_attribute("data-activation")) == pytest.approx(float(row["activation"]), rel=1e-5)
+        assert page.evaluate("[...document.querySelectorAll('#detail img')].every(i => i.complete && i.naturalWidth > 0)")
+        assert len(page.query_selector_all("#detail img.evolution")) == 3  # snapshots 3, 6 and the final weights
+        assert len(page.query_selector_all("#detail svg.invariance")) == 3
+        _check_plots(page)
+        pairs = page.evaluate(PAIRS_JS)
+        assert len({round(p["top"]) for p in pairs}) == 1  # at 1280 px the nine pairs stand in one row
+    page.keyboard.press("ArrowRight")  # from the last unit: wraps to the first
+    assert page.get_attribute("#detail", "data-unit") == "0"
+    page.keyboard.press("ArrowLeft")
+    assert page.get_attribute("#detail", "data-unit") == "63"
+    page.click("#prev")
+    assert _unit(page) == ("conv2", "62")
+    page.click("#next")
+    assert _unit(page) == ("conv2", "63")
+    page.keyboard.press("ArrowUp")  # back to conv1, the unit clamped to its 32 maps
+    assert page.get_attribute("#detail", "data-layer") == "conv1" and page.get_attribute("#detail", "data-unit") == "31"
+    assert page.evaluate("location.hash") == "#conv1/31"
+    _check_random(page)  # a first-layer unit: its random row says a projection there is the filter
+    page.reload()  # the address brings the same unit back
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.get_attribute("#detail", "data-unit") == "31"
+    page.click("#layers button[data-layer='conv2']")
+    assert _unit(page) == ("conv2", "31")
+    _check_address(page)
+    assert layout_problems(page, 1280) == []
+    keep_screenshot(page, tmp_path, "explore-1280.png")
     assert problems == []
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
 
 
-def test_explore_page_on_a_phone(explore_run, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    browser_path = _chromium()
+def test_explore_page_on_a_phone(explore_run, tmp_path, browser):
     page_file = explore_run / "explore.html"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=browser_path, args=PLAYWRIGHT_FLAGS)
-        context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-        page = context.new_page()
-        problems, requests = watch(page)
-        page.goto(page_file.as_uri() + "#conv2/3")  # opened from a link to a unit
-        page.wait_for_selector("body[data-ready=true]")
-        assert _unit(page) == ("conv2", "3")
-        assert layout_problems(page, 390) == []
-        keep_screenshot(page, tmp_path, "explore-390.png")
-        tiles = page.evaluate("[...document.querySelectorAll('#grid button.unit')].map((b) => b.getBoundingClientRect().right)")
-        assert len(tiles) == 64 and max(tiles) <= 390  # the whole grid is on the screen's width, none cut
-        for button in page.query_selector_all("#layers button, #prev, #next"):  # the layer picker and the buttons fit too
-            box = button.bounding_box()
-            assert box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["height"] >= 30, box
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    problems, requests = watch(page)
+    page.goto(page_file.as_uri() + "#conv2/3")  # opened from a link to a unit
+    page.wait_for_selector("body[data-ready=true]")
+    assert _unit(page) == ("conv2", "3")
+    assert layout_problems(page, 390) == []
+    keep_screenshot(page, tmp_path, "explore-390.png")
+    tiles = page.evaluate("[...document.querySelectorAll('#grid button.unit')].map((b) => b.getBoundingClientRect().right)")
+    assert len(tiles) == 64 and max(tiles) <= 390  # the whole grid is on the screen's width, none cut
+    for button in page.query_selector_all("#layers button, #prev, #next"):  # the layer picker and the buttons fit too
+        box = button.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["height"] >= 30, box
 
-        page.tap("#grid button[data-unit='12']")
-        _wait_unit(page, "conv2", 12)
-        # the details scrolled into sight, their top just below the sticky bar (not under it)
-        page.wait_for_function(
-            "() => { const gap = document.querySelector('#detail').getBoundingClientRect().top - "
-            "document.querySelector('#bar').getBoundingClientRect().bottom; return gap >= 0 && gap < 24; }",
-            timeout=5000,
+    page.tap("#grid button[data-unit='12']")
+    _wait_unit(page, "conv2", 12)
+    # the details scrolled into sight, their top just below the sticky bar (not under it)
+    page.wait_for_function(
+        "() => { const gap = document.querySelector('#detail').getBoundingClientRect().top - "
+        "document.querySelector('#bar').getBoundingClientRect().bottom; return gap >= 0 && gap < 24; }",
+        timeout=5000,
+    )
+    assert page.evaluate("location.hash") == "#conv2/12"
+    assert layout_problems(page, 390) == []
+    _check_plots(page)
+    keep_screenshot(page, tmp_path, "explore-390-unit.png", full_page=False)  # what the tap shows
+
+    page.tap("#next")
+    _wait_unit(page, "conv2", 13)
+    page.tap("#prev")
+    _wait_unit(page, "conv2", 12)
+    page.tap("#layers button[data-layer='conv1']")
+    _wait_unit(page, "conv1", 12)
+    page.tap("#layers button[data-layer='conv2']")
+    _wait_unit(page, "conv2", 12)
+
+    cdp = context.new_cdp_session(page)
+
+    def swipe(dx: float, dy: float) -> None:  # a finger on the details, moved in six steps
+        box = page.evaluate(
+            "(() => { const r = document.querySelector('#detail').getBoundingClientRect();"
+            " return [r.left, Math.max(r.top, 0) + 120]; })()"
         )
-        assert page.evaluate("location.hash") == "#conv2/12"
-        assert layout_problems(page, 390) == []
-        _check_plots(page)
-        keep_screenshot(page, tmp_path, "explore-390-unit.png", full_page=False)  # what the tap shows
-
-        page.tap("#next")
-        _wait_unit(page, "conv2", 13)
-        page.tap("#prev")
-        _wait_unit(page, "conv2", 12)
-        page.tap("#layers button[data-layer='conv1']")
-        _wait_unit(page, "conv1", 12)
-        page.tap("#layers button[data-layer='conv2']")
-        _wait_unit(page, "conv2", 12)
-
-        cdp = context.new_cdp_session(page)
-
-        def swipe(dx: float, dy: float) -> None:  # a finger on the details, moved in six steps
-            box = page.evaluate(
-                "(() => { const r = document.querySelector('#detail').getBoundingClientRect();"
-                " return [r.left, Math.max(r.top, 0) + 120]; })()"
+        x, y = (300 if dx < 0 else 60), box[1]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        for i in range(1, 7):
+            cdp.send(
+                "Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x + dx * i / 6, "y": y + dy * i / 6}]}
             )
-            x, y = (300 if dx < 0 else 60), box[1]
-            cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
-            for i in range(1, 7):
-                cdp.send(
-                    "Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x + dx * i / 6, "y": y + dy * i / 6}]}
-                )
-            cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
-        swipe(-180, 10)  # to the left: the next unit
-        _wait_unit(page, "conv2", 13)
-        swipe(180, -8)  # to the right: the previous one
-        _wait_unit(page, "conv2", 12)
-        swipe(-30, 0)  # too short
-        swipe(-60, 200)  # mostly down: a scroll, not a swipe
-        page.wait_for_timeout(300)
-        assert _unit(page) == ("conv2", "12")
-        page.evaluate("history.back()")  # Back walks the units visited, swipes included
-        _wait_unit(page, "conv2", 13)
-        page.evaluate("history.forward()")
-        _wait_unit(page, "conv2", 12)
+    swipe(-180, 10)  # to the left: the next unit
+    _wait_unit(page, "conv2", 13)
+    swipe(180, -8)  # to the right: the previous one
+    _wait_unit(page, "conv2", 12)
+    swipe(-30, 0)  # too short
+    swipe(-60, 200)  # mostly down: a scroll, not a swipe
+    page.wait_for_timeout(300)
+    assert _unit(page) == ("conv2", "12")
+    page.evaluate("history.back()")  # Back walks the units visited, swipes included
+    _wait_unit(page, "conv2", 13)
+    page.evaluate("history.forward()")
+    _wait_unit(page, "conv2", 12)
 
-        _check_address(page)
-        page.tap("#to-grid")  # back up to the grid, its selected tile focused
-        page.wait_for_function(
-            "() => document.activeElement.dataset.unit === '5' && "
-            "document.activeElement.getBoundingClientRect().top < innerHeight",
-            timeout=5000,
-        )
-        assert layout_problems(page, 390) == []
-        context.close()
-        browser.close()
+    _check_address(page)
+    page.tap("#to-grid")  # back up to the grid, its selected tile focused
+    page.wait_for_function(
+        "() => document.activeElement.dataset.unit === '5' && document.activeElement.getBoundingClientRect().top < innerHeight",
+        timeout=5000,
+    )
+    assert layout_problems(page, 390) == []
+    context.close()
     assert problems == []
     assert all(url.startswith(("file:", "data:")) for url in requests), requests

@@ -14,7 +14,7 @@ from netsight.techniques import registry
 from netsight.techniques.target import open_run_target
 from netsight.train import resolve, train
 from tests.conftest import tiny_dataset
-from tests.report.test_browser import PLAYWRIGHT_FLAGS, _chromium, keep_screenshot, layout_problems, watch
+from tests.report.test_browser import keep_screenshot, layout_problems, watch
 from tests.report.test_explore_browser import OVERLAPS_JS, _unit, _wait_unit
 
 pytestmark = pytest.mark.browser
@@ -82,73 +82,63 @@ def _check_unit(page, layer: dict, unit: int) -> None:
     assert page.evaluate(OVERLAPS_JS) == []
 
 
-def test_lstm_page_at_1280_px(lstm_page, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_lstm_page_at_1280_px(lstm_page, tmp_path, browser):
     page_file, layer = lstm_page
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=PLAYWRIGHT_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        problems, requests = watch(page)
-        page.goto(page_file.as_uri())
-        page.wait_for_selector("body[data-ready=true]")
-        assert page.evaluate("location.hash") == "#rnn/0"
-        assert [b.get_attribute("data-layer") for b in page.query_selector_all("#layers button")] == ["rnn"]
-        assert len(page.query_selector_all("#grid button.unit")) == HIDDEN
-        assert page.evaluate("[...document.querySelectorAll('#grid img')].every((i) => i.complete && i.naturalWidth === 28)")
-        assert layout_problems(page, 1280) == []
-        _check_unit(page, layer, 0)
-        keep_screenshot(page, tmp_path, "explore-lstm-1280.png")
-        page.keyboard.press("ArrowRight")
-        assert _unit(page) == ("rnn", "1")
-        page.keyboard.press("ArrowLeft")
-        page.keyboard.press("ArrowLeft")  # from the first unit: wraps to the last
-        assert _unit(page) == ("rnn", str(HIDDEN - 1))
-        page.keyboard.press("ArrowDown")  # one layer: stays on it
-        assert _unit(page) == ("rnn", str(HIDDEN - 1))
-        page.click("#next")
-        assert _unit(page) == ("rnn", "0")
-        page.click("#grid button[data-unit='3']")
-        _check_unit(page, layer, 3)
-        page.evaluate("location.hash = '#rnn/5'")
-        _wait_unit(page, "rnn", 5)
-        _check_unit(page, layer, 5)
-        page.evaluate("history.back()")
-        _wait_unit(page, "rnn", 3)
-        for wrong, right in [("#rnn/99", f"#rnn/{HIDDEN - 1}"), ("#conv1/2", f"#rnn/{HIDDEN - 1}"), ("#rnn/x", "#rnn/0")]:
-            page.evaluate(f"location.hash = {wrong!r}")
-            page.wait_for_function(f"() => location.hash === {right!r}", timeout=5000)
-        assert layout_problems(page, 1280) == []
-        browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    problems, requests = watch(page)
+    page.goto(page_file.as_uri())
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.evaluate("location.hash") == "#rnn/0"
+    assert [b.get_attribute("data-layer") for b in page.query_selector_all("#layers button")] == ["rnn"]
+    assert len(page.query_selector_all("#grid button.unit")) == HIDDEN
+    assert page.evaluate("[...document.querySelectorAll('#grid img')].every((i) => i.complete && i.naturalWidth === 28)")
+    assert layout_problems(page, 1280) == []
+    _check_unit(page, layer, 0)
+    keep_screenshot(page, tmp_path, "explore-lstm-1280.png")
+    page.keyboard.press("ArrowRight")
+    assert _unit(page) == ("rnn", "1")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")  # from the first unit: wraps to the last
+    assert _unit(page) == ("rnn", str(HIDDEN - 1))
+    page.keyboard.press("ArrowDown")  # one layer: stays on it
+    assert _unit(page) == ("rnn", str(HIDDEN - 1))
+    page.click("#next")
+    assert _unit(page) == ("rnn", "0")
+    page.click("#grid button[data-unit='3']")
+    _check_unit(page, layer, 3)
+    page.evaluate("location.hash = '#rnn/5'")
+    _wait_unit(page, "rnn", 5)
+    _check_unit(page, layer, 5)
+    page.evaluate("history.back()")
+    _wait_unit(page, "rnn", 3)
+    for wrong, right in [("#rnn/99", f"#rnn/{HIDDEN - 1}"), ("#conv1/2", f"#rnn/{HIDDEN - 1}"), ("#rnn/x", "#rnn/0")]:
+        page.evaluate(f"location.hash = {wrong!r}")
+        page.wait_for_function(f"() => location.hash === {right!r}", timeout=5000)
+    assert layout_problems(page, 1280) == []
     assert problems == []
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
 
 
-def test_lstm_page_on_a_phone(lstm_page, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_lstm_page_on_a_phone(lstm_page, tmp_path, browser):
     page_file, layer = lstm_page
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=PLAYWRIGHT_FLAGS)
-        for width in (390, 360):
-            context = browser.new_context(viewport={"width": width, "height": 844}, is_mobile=True, has_touch=True)
-            page = context.new_page()
-            problems, requests = watch(page)
-            page.goto(page_file.as_uri() + "#rnn/2")
-            page.wait_for_selector("body[data-ready=true]")
-            assert _unit(page) == ("rnn", "2")
-            assert layout_problems(page, width) == []
-            page.tap("#grid button[data-unit='6']")
-            _wait_unit(page, "rnn", 6)
-            _check_unit(page, layer, 6)
-            assert layout_problems(page, width) == []
-            if width == 390:
-                keep_screenshot(page, tmp_path, "explore-lstm-390.png")
-            page.tap("#next")
-            _wait_unit(page, "rnn", 7)
-            page.tap("#prev")
-            _wait_unit(page, "rnn", 6)
-            context.close()
-            assert problems == []
-            assert all(url.startswith(("file:", "data:")) for url in requests), requests
-        browser.close()
+    for width in (390, 360):
+        context = browser.new_context(viewport={"width": width, "height": 844}, is_mobile=True, has_touch=True)
+        page = context.new_page()
+        problems, requests = watch(page)
+        page.goto(page_file.as_uri() + "#rnn/2")
+        page.wait_for_selector("body[data-ready=true]")
+        assert _unit(page) == ("rnn", "2")
+        assert layout_problems(page, width) == []
+        page.tap("#grid button[data-unit='6']")
+        _wait_unit(page, "rnn", 6)
+        _check_unit(page, layer, 6)
+        assert layout_problems(page, width) == []
+        if width == 390:
+            keep_screenshot(page, tmp_path, "explore-lstm-390.png")
+        page.tap("#next")
+        _wait_unit(page, "rnn", 7)
+        page.tap("#prev")
+        _wait_unit(page, "rnn", 6)
+        context.close()
+        assert problems == []
+        assert all(url.startswith(("file:", "data:")) for url in requests), requests

@@ -1,7 +1,14 @@
-"""`--backend ray` on a real two-node Ray cluster on this machine (one shared fixture): the run
+"""`--backend ray` on a real two-node Ray cluster on this machine (the session's `ray_cluster`): the run
 directories equal the local backend's, a worker killed mid-task is retried, Ctrl-C on the driver
 cancels the tasks and leaves --out resumable, an interrupted run resumes on the cluster, and bad
-input is one line with exit 2. The driver runs as its own process, as a user would start it."""
+input is one line with exit 2.
+
+Where a test kills, interrupts or waits on the driver, or checks how netsight joins a cluster at
+--address or starts a local instance, the driver runs as its own process, as a user would start it.
+The others (and the reruns after a Ctrl-C) run the CLI in this process as a driver of the cluster
+(`ray_driver`, as a notebook that called `ray.init` would): one Ray job for all of them, whose worker
+processes (each imports torch and loads the datasets) start once instead of once per driver process.
+Bad input is tried in this process with no Ray connection (`ray_not_connected`)."""
 
 import os
 import re
@@ -17,8 +24,8 @@ from typing import Optional
 import pytest
 import ray
 import torch
-from ray.cluster_utils import Cluster
 
+from netsight.cli import main
 from netsight.fileio import read_csv
 from netsight.suites.runner import SuiteOptions, run_suite
 from netsight.suites.spec import expand, parse_suite
@@ -27,7 +34,7 @@ from netsight.train.loop import BatchSampler
 
 from .test_runner import SUITE
 
-pytestmark = pytest.mark.ray  # every test here starts Ray or a driver process of its own
+pytestmark = pytest.mark.ray  # every test here uses the session's Ray cluster or a driver process of its own
 
 TINY = re.sub(r"^analyses = .*\n", "", SUITE, flags=re.M)  # the runner test's suite, training only
 
@@ -40,16 +47,10 @@ def longer(seeds: int, iterations: int) -> str:
     )
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """Two Ray nodes of one CPU each, started once for every test here."""
-    env = {k: os.environ.pop(k) for k in ("RAY_ADDRESS",) if k in os.environ}
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    c.add_node(num_cpus=1)
-    c.wait_for_nodes()
-    yield c
-    c.shutdown()
-    os.environ.update(env)
+@pytest.fixture
+def cluster(ray_cluster):
+    """The session's two Ray nodes of one CPU each (tests/conftest.py)."""
+    return ray_cluster
 
 
 # A process started in the background by a shell without job control (nohup ... &, some CI runners)
@@ -63,6 +64,15 @@ def netsight(*args, timeout=240, popen=False):
     if popen:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def in_process(capsys, *args) -> subprocess.CompletedProcess:
+    """The CLI in this process (a driver of the cluster where the test asks for `ray_driver`): its exit code
+    and what it printed, as `netsight` returns them for a process of its own."""
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["netsight", *map(str, args)], code, out, err)
 
 
 def _suite_file(tmp_path, text, name="suite.toml"):
@@ -106,7 +116,8 @@ def metrics_without_time(run_dir):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in read_csv(run_dir / "metrics.csv")]
 
 
-def test_suite_on_two_nodes_equals_the_local_backend(cluster, tmp_path):
+def test_suite_on_two_nodes_equals_the_local_backend(ray_driver, tmp_path, capsys):
+    cluster = ray_driver
     suite_file = _suite_file(tmp_path, TINY)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # what each Ray task gets with --cpus-per-task 1
@@ -114,7 +125,8 @@ def test_suite_on_two_nodes_equals_the_local_backend(cluster, tmp_path):
         run_suite(parse_suite(TINY, str(suite_file)), tmp_path / "local", SuiteOptions(progress=False), report=False)
     finally:
         torch.set_num_threads(threads)
-    done = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "ray", "--quiet")
+    args = ("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "ray", "--quiet")
+    done = in_process(capsys, *args)
     assert done.returncode == 0, done.stderr
     specs = expand(parse_suite(TINY, str(suite_file)))
     for spec in specs:
@@ -129,11 +141,12 @@ def test_suite_on_two_nodes_equals_the_local_backend(cluster, tmp_path):
     assert sorted(line.split(":")[0] for line in lines) == sorted(s.dirname for s in specs)  # a line per run
     assert len({line.split(" on node ")[1].split()[0] for line in lines}) == 2  # both nodes trained
     assert (tmp_path / "ray" / "report.html").is_file()
-    again = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "ray", "--quiet")
-    assert again.returncode == 0 and "4 runs, 4 already done, 0 to train" in again.stderr
+    again = in_process(capsys, *args)
+    assert again.returncode == 0 and "4 runs, 4 already done, 0 to train" in again.stderr, again.stderr
 
 
-def test_a_fleet_is_one_task(cluster, tmp_path):
+def test_a_fleet_is_one_task(ray_driver, tmp_path, capsys):
+    cluster = ray_driver
     text = 'seeds = 2\n[[group]]\nname = "g"\nmodels = ["gru"]\nhidden = [8]\niterations = 8\neval_every = 4\n'
     suite_file = _suite_file(tmp_path, text)
     threads = torch.get_num_threads()
@@ -142,8 +155,19 @@ def test_a_fleet_is_one_task(cluster, tmp_path):
         run_suite(parse_suite(text, str(suite_file)), tmp_path / "local", SuiteOptions(progress=False, fleet="on"), report=False)
     finally:
         torch.set_num_threads(threads)
-    done = netsight(
-        "run", suite_file, "--backend", "ray", "--address", cluster.address, "--fleet", "on", "--out", tmp_path / "ray", "--quiet"
+    done = in_process(
+        capsys,
+        "run",
+        suite_file,
+        "--backend",
+        "ray",
+        "--address",
+        cluster.address,
+        "--fleet",
+        "on",
+        "--out",
+        tmp_path / "ray",
+        "--quiet",
     )
     assert done.returncode == 0, done.stderr
     assert "training 2 runs as 1 Ray task" in done.stderr
@@ -163,6 +187,7 @@ def test_a_worker_killed_mid_task_is_retried(cluster, tmp_path):
     os.kill(victim, signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
+    assert f"on the Ray cluster at {cluster.address} (2 node(s)" in err  # a driver of its own joins it, as --address says
     assert task_folders() == before  # the killed task's folder was removed by the next task on that node
     runs = sorted((tmp_path / "o" / "runs" / "cnn").iterdir())
     assert [p.name.split("-seed")[1][0] for p in runs] == ["0", "1"]  # every run once, nothing left beside them
@@ -277,23 +302,20 @@ def test_a_node_lost_mid_task_has_its_work_retried_on_another(cluster, tmp_path)
     assert len(lines) == 3 and len({line.split(" on node ")[1].split()[0] for line in lines}) == 2, err  # two nodes left
 
 
-def test_the_task_book_lets_finished_tasks_go(cluster, tmp_path, monkeypatch):
+def test_the_task_book_lets_finished_tasks_go(ray_driver, tmp_path, monkeypatch):
+    cluster = ray_driver
     """The book holds a task's checkpoints (tens of MB for a CNN run) only until its result is in."""
     from netsight.suites.backends import ray as ray_backend
 
     books, make_book = [], ray_backend._task_book
     monkeypatch.setattr(ray_backend, "_task_book", lambda r: books.append(make_book(r)) or books[-1])
-    ray.init(address=cluster.address, logging_level="WARNING")
-    try:
-        run_suite(
-            parse_suite(RESUMABLE.replace("800", "60"), str(tmp_path / "suite.toml")),
-            tmp_path / "o",
-            SuiteOptions(backend="ray", address=cluster.address, checkpoint_seconds=0.0, progress=False),
-            report=False,
-        )
-        assert ray.get(books[0].holds.remote()) == 0
-    finally:
-        ray.shutdown()
+    run_suite(
+        parse_suite(RESUMABLE.replace("800", "60"), str(tmp_path / "suite.toml")),
+        tmp_path / "o",
+        SuiteOptions(backend="ray", address=cluster.address, checkpoint_seconds=0.0, progress=False),
+        report=False,
+    )
+    assert ray.get(books[0].holds.remote()) == 0
 
 
 def test_shared_out_trains_in_place_and_a_retry_resumes_from_disk(cluster, tmp_path):
@@ -305,27 +327,27 @@ def test_shared_out_trains_in_place_and_a_retry_resumes_from_disk(cluster, tmp_p
     assert "write their runs in place under" in kill_the_task_and_check_it_resumed(proc, run)
 
 
-def test_shared_out_is_refused_where_a_node_does_not_see_out(cluster, tmp_path):
+def test_shared_out_is_refused_where_a_node_does_not_see_out(ray_driver, tmp_path, capsys, monkeypatch):
     """Simulated: the token file the nodes read holds another token than the driver's (as a node-local
     /tmp would). Every node is named, nothing trains."""
-    args = [
+    import netsight.fileio as fileio
+
+    real = fileio.write_text
+    monkeypatch.setattr(fileio, "write_text", lambda p, t: real(p, "elsewhere" if str(p).endswith(".netsight-shared-out") else t))
+    suite_file = _suite_file(tmp_path, TINY)
+    done = in_process(
+        capsys,
         "run",
-        str(_suite_file(tmp_path, TINY)),
+        suite_file,
         "--backend",
         "ray",
         "--address",
-        cluster.address,
+        ray_driver.address,
         "--shared-out",
         "--out",
-        str(tmp_path / "o"),
+        tmp_path / "o",
         "--quiet",
-    ]
-    code = (
-        CTRL_C + "import netsight.fileio as f\nreal = f.write_text\n"
-        "f.write_text = lambda p, t: real(p, 'elsewhere' if str(p).endswith('.netsight-shared-out') else t)\n"
-        f"from netsight.cli import main\nraise SystemExit(main({args!r}))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 2 and last.startswith("netsight: error: --shared-out: "), done.stderr
     assert "is not the driver's --out on node(s) " in last and last.count(" (") >= 2, last  # both nodes named
@@ -347,7 +369,7 @@ def test_runs_finish_when_the_task_book_dies(cluster, tmp_path):
     assert [int(r["iteration"]) for r in read_csv(run / "metrics.csv")] == list(range(20, 801, 20))
 
 
-def test_ctrl_c_keeps_the_progress_of_running_tasks(cluster, tmp_path):
+def test_ctrl_c_keeps_the_progress_of_running_tasks(cluster, ray_driver, tmp_path, capsys):
     suite_file = _suite_file(tmp_path, RESUMABLE)
     proc = driver(suite_file, tmp_path / "o", cluster.address)
     run = wait_for_checkpoint(proc, tmp_path / "o")
@@ -357,14 +379,16 @@ def test_ctrl_c_keeps_the_progress_of_running_tasks(cluster, tmp_path):
     assert proc.returncode == 130, err
     kept = read_csv(run / "metrics.csv")
     assert open_run(run).summary["status"] == "running" and (run / "checkpoint.pt").is_file() and kept
-    again = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet")
+    again = in_process(
+        capsys, "run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet"
+    )
     assert again.returncode == 0, again.stderr
     rows = read_csv(run / "metrics.csv")
     assert [int(r["iteration"]) for r in rows] == list(range(20, 801, 20))
     assert rows[: len(kept)] == kept  # the same rows, timings included: resumed, not trained again
 
 
-def test_ctrl_c_cancels_the_tasks_and_a_rerun_finishes(cluster, tmp_path):
+def test_ctrl_c_cancels_the_tasks_and_a_rerun_finishes(cluster, ray_driver, tmp_path, capsys):
     suite_file = _suite_file(tmp_path, longer(seeds=2, iterations=200))
     args = ("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet")
     before = task_folders()
@@ -380,13 +404,13 @@ def test_ctrl_c_cancels_the_tasks_and_a_rerun_finishes(cluster, tmp_path):
     group = tmp_path / "o" / "runs" / "cnn"
     installed = sorted(group.iterdir()) if group.exists() else []
     assert all(open_run(p).summary["status"] == "completed" for p in installed)  # whole runs or nothing
-    again = netsight(*args)
+    again = in_process(capsys, *args)
     assert again.returncode == 0, again.stderr
     assert f"2 runs, {len(installed)} already done, {2 - len(installed)} to train" in again.stderr
     assert len(list(group.iterdir())) == 2
 
 
-def test_an_interrupted_run_resumes_on_the_cluster(cluster, tmp_path, monkeypatch):
+def test_an_interrupted_run_resumes_on_the_cluster(ray_driver, tmp_path, monkeypatch, capsys):
     text = '[[group]]\nname = "g"\nmodels = ["lstm"]\nhidden = [8]\niterations = 12\neval_every = 4\n'
     suite_file = _suite_file(tmp_path, text)
     spec = expand(parse_suite(text, str(suite_file)))[0]
@@ -407,7 +431,9 @@ def test_an_interrupted_run_resumes_on_the_cluster(cluster, tmp_path, monkeypatc
         run_suite(parse_suite(text, str(suite_file)), tmp_path / "clean", SuiteOptions(progress=False), report=False)
     finally:
         torch.set_num_threads(threads)
-    done = netsight("run", suite_file, "--backend", "ray", "--address", cluster.address, "--out", tmp_path / "o", "--quiet")
+    done = in_process(
+        capsys, "run", suite_file, "--backend", "ray", "--address", ray_driver.address, "--out", tmp_path / "o", "--quiet"
+    )
     assert done.returncode == 0, done.stderr
     assert "1 runs, 0 already done, 1 to train" in done.stderr
     assert metrics_without_time(tmp_path / "o" / "runs" / spec.dirname) == metrics_without_time(
@@ -415,8 +441,9 @@ def test_an_interrupted_run_resumes_on_the_cluster(cluster, tmp_path, monkeypatc
     )
 
 
-def test_sweep_trains_on_the_cluster(cluster, tmp_path):
-    done = netsight(
+def test_sweep_trains_on_the_cluster(ray_driver, tmp_path, capsys):
+    done = in_process(
+        capsys,
         "sweep",
         "--models",
         "rnn,gru",
@@ -431,14 +458,14 @@ def test_sweep_trains_on_the_cluster(cluster, tmp_path):
         "--backend",
         "ray",
         "--address",
-        cluster.address,
+        ray_driver.address,
         "--shared-out",
         "--out",
         tmp_path / "s",
         "--quiet",
     )
     assert done.returncode == 0, done.stderr
-    assert "training 2 runs as 2 Ray tasks on the Ray cluster at" in done.stderr
+    assert "training 2 runs as 2 Ray tasks on the Ray instance this process was already connected to (2 node(s)" in done.stderr
     assert {r["model"] for r in read_csv(tmp_path / "s" / "comparison.csv")} == {"rnn", "gru"}
     assert not (tmp_path / "s" / ".netsight-shared-out").exists()  # the token file goes at the end
 
@@ -451,8 +478,10 @@ def test_without_address_a_local_instance_is_started(cluster, tmp_path):
     assert open_run(next((tmp_path / "o" / "runs" / "g").iterdir())).summary["status"] == "completed"
 
 
-def test_a_run_failing_on_a_node_is_named_with_the_node(cluster, tmp_path):
-    done = netsight(
+def test_a_run_failing_on_a_node_is_named_with_the_node(ray_driver, tmp_path, capsys):
+    cluster = ray_driver
+    done = in_process(
+        capsys,
         "run",
         _suite_file(tmp_path, TINY),
         "--backend",
@@ -488,28 +517,27 @@ def _free_port() -> int:
         (["--device", "cuda"], "also ask for GPUs with --gpus-per-task"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(cluster, tmp_path, flags, message):
+def test_bad_input_is_one_line_and_exit_2(cluster, ray_not_connected, tmp_path, capsys, flags, message):
+    """In this process, with no Ray connection: netsight connects (or refuses to) as a process of its own would."""
     suite_file = _suite_file(tmp_path, TINY)
     flags = [cluster.address if f == "CLUSTER" else f for f in flags]
     started = time.monotonic()
-    done = netsight("run", suite_file, "--backend", "ray", *flags, "--out", tmp_path / "o", "--quiet", timeout=60)
+    done = in_process(capsys, "run", suite_file, "--backend", "ray", *flags, "--out", tmp_path / "o", "--quiet")
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("netsight: error:") and time.monotonic() - started < 40
     assert not list((tmp_path / "o").glob("runs/*/*")) if (tmp_path / "o").exists() else True
+    assert not ray.is_initialized()  # a connection netsight made is closed again
 
 
 @pytest.mark.parametrize("flag", [["--address", "auto"], ["--shared-out"]])
-def test_ray_flags_need_the_ray_backend(tmp_path, flag):
-    done = netsight("run", _suite_file(tmp_path, TINY), *flag, "--out", tmp_path / "o")
+def test_ray_flags_need_the_ray_backend(tmp_path, capsys, flag):
+    done = in_process(capsys, "run", _suite_file(tmp_path, TINY), *flag, "--out", tmp_path / "o")
     assert done.returncode == 2 and "are for --backend ray" in done.stderr
 
 
-def test_ray_not_installed_is_one_line(tmp_path):
-    code = (
-        "import sys; sys.modules['ray'] = None\nfrom netsight.cli import main\n"
-        f"raise SystemExit(main(['run', {str(_suite_file(tmp_path, TINY))!r}, '--backend', 'ray', '--out', {str(tmp_path / 'o')!r}]))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+def test_ray_not_installed_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as where it is not installed
+    done = in_process(capsys, "run", _suite_file(tmp_path, TINY), "--backend", "ray", "--out", tmp_path / "o")
     assert done.returncode == 2, done.stderr
     assert "Ray is not installed here; pip install 'netsight[ray]'" in done.stderr
 
