@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..ops.similarity import spearman, summarise
+from ..ops.similarity import foreground_masks, spearman, summarise
 from ..errors import NetsightError
 from .target import Target
 from .base import Ran, ReportItem, Technique, register
@@ -72,18 +72,9 @@ def seed_agreement(runs: Sequence[dict[str, torch.Tensor]], methods: Optional[Se
 
 
 def foreground(x: torch.Tensor) -> list[Optional[torch.Tensor]]:
-    """Per image [C, H, W]: the pixels [H, W] that differ from its background, where the background is constant
-    (every border pixel the same value in every channel: MNIST's black), else None."""
-    out: list[Optional[torch.Tensor]] = []
-    for img in x.detach().float().cpu():
-        border = torch.cat([img[:, 0, :], img[:, -1, :], img[:, :, 0], img[:, :, -1]], dim=1)  # [C, 2H + 2W]
-        value = border[:, :1]
-        if bool((border == value).all()):
-            fg = (img != value[:, :, None]).any(dim=0)
-            out.append(fg if int(fg.sum()) >= 2 else None)
-        else:
-            out.append(None)
-    return out
+    """Per image [C, H, W]: the pixels [H, W] that differ from its constant background, else None: the sanity
+    checks' rule (`ops.similarity.foreground_masks`), so "foreground" means one thing in every table."""
+    return foreground_masks(x)
 
 
 def pair_values(

@@ -174,7 +174,7 @@ def test_seed_pair_values_have_a_foreground_where_the_background_is_constant():
     g = torch.Generator().manual_seed(0)
     x = torch.zeros(2, 1, 12, 12)
     x[:, :, 3:9, 3:9] = torch.rand(2, 1, 6, 6, generator=g) + 0.1  # a "digit" on black
-    x[1, :, 0, 0] = 0.5  # image 1: its border is not constant
+    x[1] = torch.rand(1, 12, 12, generator=g)  # image 1: noise, no constant background
     masks = foreground(x)
     assert masks[0] is not None and int(masks[0].sum()) == 36 and masks[1] is None
     a = x[:, 0] * torch.randn(2, 12, 12, generator=g)  # input-times-something maps: zero where the input is
