@@ -115,21 +115,6 @@ def maps_of(
     return {m: out[m] for m in o["methods"]}
 
 
-def in_quick_suite(run_path: Path) -> bool:
-    """Whether `run_path` is a run of a suite last run with --quick (OUT/runs/<group>/<run>, OUT/suite.json
-    saying so): its report gives no verdicts."""
-    from ..fileio import read_json
-
-    parents = Path(run_path).resolve().parents
-    if len(parents) < 3:
-        return False
-    meta = parents[2] / "suite.json"
-    try:
-        return meta.is_file() and bool(read_json(meta).get("quick"))
-    except (NetsightError, OSError, ValueError):
-        return False
-
-
 _VARIES = ("seed", "snapshots", "eval_every", "labels")  # what may differ between a run and its siblings
 
 

@@ -319,6 +319,7 @@ class InputInvarianceTechnique(Technique):
     def report(self, run, label: str, ran: Ran) -> list[ReportItem]:
         from ..fileio import read_csv
         from ..plotting import method_title
+        from ._verdicts import quick_suite
 
         figure, _, verdicts = ran.files
         items = [
@@ -329,7 +330,7 @@ class InputInvarianceTechnique(Technique):
                 figure,
             )
         ]
-        if _trust.in_quick_suite(run.path):
+        if quick_suite(Path(run.path)):
             items.append(ReportItem("p", "Quick mode: no verdicts (too few images to say anything of a method)."))
         elif verdicts.is_file():
             for r in read_csv(verdicts):

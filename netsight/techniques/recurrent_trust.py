@@ -6,9 +6,9 @@ carries), its *mass* the share of the map's |values| that lies in the row. On th
 
 - the sanity checks of Adebayo et al., "Sanity Checks for Saliency Maps" (NeurIPS 2018), by
   `techniques.sanity.sanity_checks` (cascading and independent re-initialisation of the fc layer and of
-  the recurrent cell with its own `reset_parameters`, `ops/randomise.py`), with every per-image value
-  written in CONTRACTS section 1's format (tables/sanity_values.csv) by the marked block below until
-  the sanity technique writes that file itself;
+  the recurrent cell with its own `reset_parameters`, `ops/randomise.py`, over `--draws` random draws), its
+  every per-image value in tables/sanity_values.csv, and the verdict "depends on the model" by the same rule
+  as the CNNs' (`techniques/_verdicts.py`: Spearman of |map| averaged over the depth curve);
 - faithfulness by rows, after Petsiuk, Das & Saenko, "RISE" (BMVC 2018): the rows ranked by their
   attribution (most evidence for the class first) are deleted (set to 0, the background) or inserted
   (put back, one by one, on a blurred copy of the image), one row per step; beside them a random row
@@ -47,17 +47,16 @@ from torch import nn
 from ..errors import NetsightError
 from ..ops.attribution import parse_methods
 from ..ops.hooks import evaluating, normalised_input
-from ..ops.randomise import cascading, independent, randomisable_layers
 from ..ops.recurrent import check_recurrent
-from ..ops.similarity import compare, summarise
+from ..ops.similarity import summarise
 from .agreement import COLUMNS as AGREEMENT_COLUMNS
 from .agreement import seed_agreement
-from .attribution_methods import AttributionMethod
 from .base import Option, Ran, ReportItem, Technique, register
-from .faithfulness import CURVES, COLUMNS as FAITH_COLUMNS, FaithfulnessResult, blurred, sobel_maps
+from .faithfulness import CURVES, COLUMNS as FAITH_COLUMNS, FaithfulnessResult, blurred
 from .sanity import COLUMNS as SANITY_COLUMNS, sanity_checks
 from .target import Target
 from . import _trust
+from . import _verdicts as V
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -76,7 +75,6 @@ VALUE_COLUMNS = ("method", "mode", "layer", "depth", "draw", "image", "region", 
 VERDICT_COLUMNS = (
     "method", "test", "verdict", "measure", "estimate", "lo", "hi", "chance", "threshold", "n_images", "n_draws", "n_seeds", "note",
 )  # fmt: skip
-DEPENDS_THRESHOLD = 0.5  # "depends on the model": the trained and randomised maps' Spearman of |map| stays below this
 
 
 # ------------------------------------------------------------------ rows of a pixel map
@@ -173,40 +171,6 @@ def informative_row_images(
     return x, y
 
 
-# ------------------------------------------------------------------ the sanity checks' values (CONTRACTS section 1)
-# >>> sanity_values.csv, written here until the sanity technique (the "sanity-draws" work) writes it itself with
-# >>> `draws=`; when that lands, replace `_sanity_values` by its writer (same columns, same modes).
-def _sanity_values(methods: Sequence[AttributionMethod], x, targets, idx, originals, draws: int, seed: int, maps_of) -> list:
-    model = methods[0].inner
-    layers = randomisable_layers(model)
-    rows: list = []
-
-    def add(method, mode, layer, depth, draw, a, b):
-        for metric, values in compare(a, b, METRICS).items():
-            for i, v in enumerate(values.tolist()):
-                rows.append((method, mode, layer, depth, draw, idx[i], "all", metric, "" if math.isnan(v) else v))
-
-    deepest: dict[int, dict] = {}
-    for d in range(draws):
-        for depth, (layer, twin) in enumerate(cascading(model, seed + d), 1):
-            maps = maps_of(twin)
-            for m in methods:
-                add(m.name, "cascading", layer, depth, d, originals[m.name], maps[m.name])
-            deepest[d] = maps
-        for depth, layer in enumerate(layers, 1):
-            maps = maps_of(independent(model, layer, seed + d))
-            for m in methods:
-                add(m.name, "independent", layer, depth, d, originals[m.name], maps[m.name])
-    image = x.detach().float().cpu().mean(1)
-    for m in methods:
-        add(m.name, "chance: input", "", 0, 0, originals[m.name], image)
-        add(m.name, "chance: edges", "", 0, 0, originals[m.name], sobel_maps(x))
-        for d in range(draws - 1):
-            add(m.name, "chance: random models", layers[-1], len(layers), d, deepest[d][m.name], deepest[d + 1][m.name])
-    return rows
-
-
-# <<< end of the sanity_values.csv block
 
 
 # ------------------------------------------------------------------ verdicts (CONTRACTS section 2)
@@ -234,28 +198,6 @@ def _mean_by(values: list[tuple], keys: tuple[int, ...], value_at: int) -> dict:
         if r[value_at] != "":
             out.setdefault(tuple(r[k] for k in keys), []).append(float(r[value_at]))
     return {k: sum(v) / len(v) for k, v in out.items()}
-
-
-def depends_verdicts(values: list[tuple], methods: Sequence[str], draws: int, n_images: int) -> list[dict]:
-    """Per method: the mean Spearman of |map| over the cascading depth curve, one value per (image, draw),
-    against DEPENDS_THRESHOLD; beside it the chance level of two randomised models' maps."""
-    out = []
-    for m in methods:
-        sel = [r for r in values if r[0] == m and r[7] == "spearman_abs"]
-        per = _mean_by([r for r in sel if r[1] == "cascading"], (4, 5), 8)  # (draw, image) -> mean over depths
-        chance = [float(r[8]) for r in sel if r[1] == "chance: random models" and r[8] != ""]
-        est, lo, hi, n = _interval(list(per.values()), -1.0, 1.0)
-        verdict = _verdict(lo, hi, DEPENDS_THRESHOLD, below=True)
-        note = f"{n_images * draws - n} (image, draw) pairs without a value (a constant map)" if n < n_images * draws else ""
-        if verdict == "unsettled":
-            note = (note + "; " if note else "") + "more images (--count) or draws (--draws) would narrow the interval"
-        out.append(
-            dict(method=m, test="depends on the model", verdict=verdict,
-                 measure="mean Spearman of |map| over the cascading depth curve (trained vs randomised), per (image, draw)",
-                 estimate=est, lo=lo, hi=hi, chance=sum(chance) / len(chance) if chance else "",
-                 threshold=DEPENDS_THRESHOLD, n_images=n_images, n_draws=draws, n_seeds=1, note=note)
-        )  # fmt: skip
-    return out
 
 
 def faithful_verdicts(r: FaithfulnessResult, methods: Sequence[str]) -> list[dict]:
@@ -399,7 +341,7 @@ class RecurrentTrustTechnique(Technique):
     applies_to = "recurrent"
     options = (
         *(o for o in _trust.options(8) if o.name != "layer"),
-        Option("draws", "int", 2, "recurrent_trust: randomisation draws (weights of draw d seeded by d)", lo=1, hi=100),
+        Option("draws", "int", V.MIN_DRAWS, "recurrent_trust: randomisation draws (weights of draw d seeded by d)", lo=1, hi=100),
     )
     section = "trust"
     first_seed = True
@@ -441,8 +383,10 @@ class RecurrentTrustTechnique(Technique):
 
         results = [replace(m.attribute(x, targets), target_kind=kind) for m in methods]  # "true class", as the tables say
         originals = {r.method: r.maps.float().cpu() for r in results}
-        sanity = sanity_checks(methods, x, targets, progress=say)
-        values = _sanity_values(methods, x, targets, idx, originals, o["draws"], 0, maps_of)
+        sanity = sanity_checks(methods, x, targets, progress=say, draws=o["draws"], images=idx)
+        values = [v.cells() for v in sanity.values]  # CONTRACTS section 1, the sanity technique's own rows
+        quick = V.quick_suite(t.folder)
+        depends = [V.model_verdict([v._asdict() for v in sanity.values], m, quick) for m in names]
         randomised = {m: mass_per_row(sanity.cascade[m][-1]) for m in names if sanity.cascade[m]}
         mass = {m: mass_per_row(originals[m]) for m in names}
         scores = {m: row_scores(originals[m]) for m in names}
@@ -465,7 +409,7 @@ class RecurrentTrustTechnique(Technique):
             write_csv(files[5], SANITY_COLUMNS, [r.values() for r in sanity.rows]),
             write_csv(files[6], VALUE_COLUMNS, values),
             write_csv(files[7], FAITH_COLUMNS, faith.rows()),
-            write_csv(files[8], VERDICT_COLUMNS, depends_verdicts(values, names, o["draws"], len(idx))),
+            V.write_table(files[8], [v for v in depends if v is not None]),
             write_csv(files[9], VERDICT_COLUMNS, faithful_verdicts(faith, names)),
         ]
         if o["others"]:
