@@ -245,7 +245,9 @@ def _resolve_targets(
     if targets == "true":
         if given is None:
             raise NetsightError(
-                f"{spell.of('target', 'true')}: these images have no labels; use {spell.predicted} or a class index"
+                f"{spell.of('target', 'true')}: these images have no labels"
+                + ("" if spell == CLI else " (pass labels=, one class per image)")
+                + f"; use {spell.predicted} or a class index"
             )
         chosen = [int(v) for v in given]
         kind = "true class"
