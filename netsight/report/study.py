@@ -241,6 +241,39 @@ def plot_curves_panels(configs: list[ConfigGroup], panel_key: str, line_key: str
     return fig
 
 
+def plot_train_test_bands(configs: list[ConfigGroup], title: str):
+    """The overfitting picture: per model (colour), test accuracy (solid) and train accuracy in eval mode on
+    the fixed training subset (dashed; the training minibatches' interval mean for runs written before
+    netsight measured it), mean over seeds with a 1-std band."""
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    handles = []
+    eval_mode = all(rows and not any(np.isnan(r["train_eval_acc"]) for r in rows) for g in configs for rows in g.metrics())
+    for g in configs:
+        colour = style.model_colour(g.model)
+        metrics = g.metrics()
+        for key, ls in (("test_acc", "-"), ("train_eval_acc" if eval_mode else "train_acc_mean", "--")):
+            it, mean, std = mean_curve(metrics, key)
+            ax.plot(it, mean, color=colour, ls=ls, lw=1.8)
+            ax.fill_between(it, mean - std, mean + std, color=colour, alpha=0.15)
+        handles.append(Line2D([], [], color=colour, lw=2, label=f"{g.model} ({len(g.runs)} seeds)"))
+    handles += [
+        Line2D([], [], color="k", lw=1.8, label="test (whole test set)"),
+        Line2D(
+            [], [], color="k", lw=1.8, ls="--", label="train (eval mode, fixed subset)" if eval_mode else "train (minibatches)"
+        ),
+    ]
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("accuracy (%)")
+    style.percent_axis(ax)
+    ax.grid(alpha=0.3)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, title="colour = model")
+    ax.set_title(title + ": train and test accuracy\n(mean over seeds, band = 1 std)")
+    fig.tight_layout()
+    return fig
+
+
 def plot_accuracy_vs_parameters(configs: list[ConfigGroup], title: str):
     fig, ax = plt.subplots(figsize=(7.0, 4.6))
     for model in sorted({g.model for g in configs}):

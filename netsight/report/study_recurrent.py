@@ -48,7 +48,7 @@ def inside_recurrent(doc, recurrent: list[ConfigGroup], figdir: Path, cnn: Seque
     gates, paths = _first_runs(recurrent, "gates.csv"), _first_runs(recurrent, "trajectories.safetensors")
     if not (rows or units or gates or paths):
         return
-    doc.h(3, "Inside the recurrent networks (Karpathy, Johnson & Fei-Fei 2015)")
+    doc.h(3, "Inside the recurrent networks (Karpathy, Johnson & Fei-Fei 2015)", fold=True)
     doc.p(
         "Each model's first seed, looked at from the inside: which input rows its decision rests on, what its "
         "hidden units respond to, how often its gates saturate, and the path its hidden state takes while it "
