@@ -64,7 +64,7 @@ MODEL_COLOURS = {
     "lstm": "#08306b",  # navy
     "gru": "#00441b",  # dark green
     "lenet5": "#543005",  # dark brown
-    "cnn-bn": "#49006a",  # dark plum
+    "cnn-bn": "#7a0177",  # plum-magenta
 }
 _OTHER_MODELS = ["#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#843c39", "#7b4173", "#000000"]
 
@@ -125,7 +125,7 @@ GATE_COLOURS = {"input": "#c99700", "forget": "#c51b7d", "output": "#35978f", "r
 STAGE_COLOURS = {"conv": "#01665e", "relu": "#f0027f", "pool": "#66a61e", "bn": "#9e0142"}
 # train and test in a run's curves
 SPLIT_COLOURS = {"train": "#3d3d3d", "test": "#e08214"}
-MIN_PALETTE_DISTANCE = 12.0  # CIE76 (Lab) distance: two colours of different palettes at least this far apart
+MIN_PALETTE_DISTANCE = 15.0  # CIE76 (Lab) distance: two colours of different palettes at least this far apart
 
 
 def gate_colour(gate: str) -> str:
