@@ -180,7 +180,7 @@ pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.8em}.below{color:
 #lightbox .lb-view img{margin:auto;display:block;background:#fff;max-width:none;cursor:zoom-out;flex:none}
 #lightbox.fit .lb-view img{max-width:100%;max-height:100%;object-fit:contain;cursor:zoom-in}
 nav.toc{background:#f6f8fa;border:1px solid #d0d7de;border-radius:4px;padding:.5em 1em;margin:1em 0;font-size:.92em}
-nav.toc .toc-title{font-weight:600;margin:.2em 0}nav.toc ol{margin:.2em 0;padding-left:1.4em}nav.toc ol.sub{font-size:.92em;columns:2 16em}
+nav.toc .toc-title{font-weight:600;margin:.2em 0}nav.toc ol{margin:.2em 0;padding-left:0;list-style:none}nav.toc ol.sub{padding-left:1.2em}nav.toc ol.sub{font-size:.92em;columns:2 16em}
 nav.toc a{text-decoration:none;color:#05a;display:inline-block;padding:.12em 0}nav.toc a:hover{text-decoration:underline}
 ul.headline{background:#eef6ee;border-left:4px solid #2a7a2a;padding:.6em 1em .6em 2em;margin:1em 0}ul.headline li{margin:.25em 0}
 details.fold{border:1px solid #ddd;border-radius:4px;margin:.8em 0;padding:0 .8em}details.fold[open]{padding-bottom:.5em}
@@ -861,11 +861,15 @@ def headline_findings(configs: list[ConfigGroup]) -> list[str]:
         if not near:
             out.append(said + "; its interval lies above every other recurrent net's.")
         else:
-            shown = ", ".join(near[:3]) + (f" and {len(near) - 3} more" if len(near) > 3 else "")
+            single = finals[best].n < 2 or any(finals[k].n < 2 for k in near)
+            others = ", ".join(near[:3]) + (", ..." if len(near) > 3 else "")
             out.append(
-                said + f"; it is the highest mean, but its interval overlaps {shown}'s (or one of them has a single "
-                "seed), so which is best is unsettled; more seeds would settle it."
+                said
+                + f"; the highest mean, but its interval overlaps those of {plural(len(near), 'other')} ({others})"
+                + (" or there is a single seed" if single else "")
+                + ", so which is best is unsettled; more seeds would settle it."
             )
+
     return out
 
 
