@@ -628,7 +628,11 @@ def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path, quick: bool
     from ..plotting import save_figure
 
     doc.h(2, "3 Recurrent networks on MNIST, and the CNN")
-    mnist = [g for g in configs if g.data == "mnist"]
+    cells = ("rnn", "lstm", "gru")  # the assignment's order, after its CNNs (LeNet5, cnn-bn)
+    mnist = assignment_order([g for g in configs if g.data == "mnist" and not g.hidden]) + sorted(
+        (g for g in configs if g.data == "mnist" and g.hidden),
+        key=lambda g: (cells.index(g.model) if g.model in cells else len(cells), g.hidden or 0),
+    )
     recurrent = [g for g in mnist if g.hidden]
     if not mnist:
         doc.p("This suite has no MNIST runs.")

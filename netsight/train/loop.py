@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Dataset, load_dataset
+from ..text import plural
 from ..errors import NetsightError
 from ..fileio import claim_output_folder, clean_leftovers
 from ..models import ModelConfig, build_model, count_parameters, get_entry
@@ -100,7 +101,7 @@ def _torchvision_version() -> str:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"cpu ({platform.machine()}, {plural(torch.get_num_threads(), 'thread')})"
 
 
 class BatchSampler:
