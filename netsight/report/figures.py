@@ -97,7 +97,7 @@ def plot_row_importance_by_cell(entries: list[tuple[str, int, dict[str, np.ndarr
     fig, axes = plt.subplots(
         len(methods), len(columns), figsize=(2.75 * len(columns), 2.25 * len(methods) + 1.0), squeeze=False, sharex=True
     )
-    shown: dict[str, object] = {}
+    shown: dict[str, Line2D] = {}
     for r, m in enumerate(methods):
         for c, column in enumerate(columns):
             ax = axes[r][c]

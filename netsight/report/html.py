@@ -354,7 +354,7 @@ def render_html(doc: Doc, title: str, out: Path) -> str:
         elif b.kind == "toc":
             parts.append(_toc_html(doc.blocks, ids))
         elif b.kind == "links":
-            shown = " · ".join(f"<a href='{esc(_relative(Path(p), out))}'>{esc(label)}</a>" for p, label in b.rows)
+            shown = " · ".join(f"<a href='{esc(_relative(Path(str(p)), out))}'>{esc(str(label))}</a>" for p, label in b.rows)
             parts.append(f"<p class='links'>{shown}</p>")
         elif b.kind == "ul":
             items = "".join(f"<li>{esc(str(r[0]))}</li>" for r in b.rows)
@@ -411,7 +411,7 @@ def render_markdown(doc: Doc, out: Path) -> str:
         if b.kind in ("h1", "h2", "h3"):
             lines.append("#" * int(b.kind[1]) + " " + b.text)
         elif b.kind == "links":
-            lines.append(" · ".join(f"[{label}]({_relative(Path(p), out)})" for p, label in b.rows))
+            lines.append(" · ".join(f"[{label}]({_relative(Path(str(p)), out)})" for p, label in b.rows))
         elif b.kind == "toc":
             lines.append(
                 "**Contents**\n\n" + "\n".join(("  " if lv == 3 else "") + f"- {t}" for _, lv, t in _toc_entries(doc.blocks))
