@@ -203,14 +203,20 @@ def _report_in_playwright(browser_path: str, report, tmp_path, tag: str) -> None
             assert page.evaluate(f"() => document.querySelector('{inside}').open"), inside
             page.evaluate("() => document.querySelectorAll('details.fold').forEach((d) => { d.open = false; })")
 
-            figure = page.locator("figure img.zoomable:visible").nth(1)
+            # the second figure outside a collapsed part
+            shown_at = page.evaluate("""() => [...document.querySelectorAll('figure img.zoomable')].map((e, i) => [e, i])
+                .filter(([e]) => !e.closest('details:not([open])'))[1][1]""")
+            figure = page.locator("figure img.zoomable").nth(shown_at)
             figure.scroll_into_view_if_needed()
             figure.tap() if phone else figure.click()
             page.wait_for_selector("#lightbox[open]")
-            shown = page.evaluate("""() => { const i = document.querySelector('#lightbox img'),
-                f = [...document.querySelectorAll('figure img.zoomable')].filter((e) => e.offsetParent !== null)[1];
+            shown = page.evaluate(
+                """(n) => { const i = document.querySelector('#lightbox img'),
+                f = document.querySelectorAll('figure img.zoomable')[n];
                 return {same: i.src === f.src, natural: i.naturalWidth, width: i.getBoundingClientRect().width,
-                        inline: f.getBoundingClientRect().width, page: document.documentElement.scrollWidth}; }""")
+                        inline: f.getBoundingClientRect().width, page: document.documentElement.scrollWidth}; }""",
+                shown_at,
+            )
             assert shown["same"] and shown["width"] == pytest.approx(shown["natural"], abs=1), shown  # full size
             assert shown["page"] <= width, shown  # the picture scrolls inside the overlay, not the page
             if phone:
