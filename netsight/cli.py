@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -27,7 +28,23 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line (no usage block), exit status 2."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {message}{self._did_you_mean(message)} (see {self.prog} --help)\n")
+
+    def _did_you_mean(self, message: str) -> str:
+        """'; did you mean --layer?' for a mistyped flag or command (the closest names this parser knows)."""
+        import difflib
+
+        typed = re.search(r"invalid choice: '([^']*)'", message)
+        if typed:  # a command (or another choice)
+            choices = [c for a in self._actions if a.choices for c in a.choices if isinstance(c, str)]
+            close = difflib.get_close_matches(typed.group(1), choices, n=3, cutoff=0.6)
+        elif message.startswith("unrecognized arguments:"):
+            flags = [f for f in self._option_string_actions if f.startswith("--")]
+            words = [w.split("=", 1)[0] for w in message.split(":", 1)[1].split() if w.startswith("--")]
+            close = list(dict.fromkeys(c for w in words for c in difflib.get_close_matches(w, flags, n=2, cutoff=0.6)))
+        else:
+            return ""
+        return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
 def _jobs(text: str) -> int | str:

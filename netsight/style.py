@@ -1,5 +1,8 @@
 """netsight's one visual language, used by every figure.
 
+- each palette means one thing, and no colour of one palette is (or looks like) a colour of
+  another (`palettes`, `colour_distance`): classes take tab10, models dark shades, gates, methods,
+  the histograms' stages and the curves' train/test hues and tints of their own;
 - one colour per model / cell type (rnn, lstm, gru, lenet5, cnn-bn; any other name gets a fixed
   colour of its own), and one per attribution method (`method_colour`, the baselines random and
   Sobel in grey and black), and one per hidden size (32, 64, 128: light to dark purple; other sizes a
@@ -50,37 +53,42 @@ plt.rcParams.update(
 
 # ------------------------------------------------------------------ colours of things
 
-# cell types and models: a qualitative palette, one hue each
+# Every palette below means one thing, and no two palettes share a colour (or one too close to tell apart:
+# CIE76 distance under MIN_PALETTE_DISTANCE) for different meanings: the classes take tab10's mid-tone
+# hues, so the models are dark shades, the gates and methods hues or tints tab10 lacks
+# (tests/test_style.py checks every pair of `PALETTES`).
+
+# cell types and models: dark shades, one hue each
 MODEL_COLOURS = {
-    "rnn": "#d62728",  # red
-    "lstm": "#1f77b4",  # blue
-    "gru": "#2ca02c",  # green
-    "lenet5": "#8c564b",  # brown
-    "cnn-bn": "#e377c2",  # pink
+    "rnn": "#67000d",  # dark red
+    "lstm": "#08306b",  # navy
+    "gru": "#00441b",  # dark green
+    "lenet5": "#543005",  # dark brown
+    "cnn-bn": "#7a0177",  # plum-magenta
 }
 _OTHER_MODELS = ["#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#843c39", "#7b4173", "#000000"]
 
 # hidden sizes: an ordered quantity, so ordered shades of one hue (purple, used by no model):
 # more units, darker
-HIDDEN_COLOURS = {32: "#9e9ac8", 64: "#6a51a3", 128: "#3f007d"}
+HIDDEN_COLOURS = {32: "#bcbddc", 64: "#807dba", 128: "#54278f"}
 # other sizes (a quick suite's 8 and 16, a 256): shades of orange, by the nearest power of two
 _OTHER_HIDDEN = ["#fdae6b", "#f16913", "#a63603", "#fd8d3c", "#d94801", "#7f2704"]
 
 
 # attribution methods (and the two faithfulness baselines): one hue each, the same in every figure
 METHOD_COLOURS = {
-    "gradient": "#1f77b4",  # blue
-    "gradient_x_input": "#17becf",  # cyan
-    "guided_backprop": "#d62728",  # red
-    "integrated_gradients": "#2ca02c",  # green
-    "smoothgrad": "#9467bd",  # purple
-    "smoothgrad_squared": "#7b4173",  # plum
-    "vargrad": "#393b79",  # navy
-    "gradcam": "#ff7f0e",  # orange
-    "guided_gradcam": "#8c564b",  # brown
-    "deconvnet": "#e377c2",  # pink
-    "occlusion": "#bcbd22",  # olive
-    "random": "#7f7f7f",  # grey: a baseline
+    "gradient": "#6baed6",  # light blue
+    "gradient_x_input": "#00c2a8",  # turquoise
+    "guided_backprop": "#fb6a4a",  # salmon
+    "integrated_gradients": "#74c476",  # light green
+    "smoothgrad": "#bf812d",  # ochre
+    "smoothgrad_squared": "#3300ff",  # violet blue
+    "vargrad": "#ee00ee",  # magenta
+    "gradcam": "#8c2d04",  # rust
+    "guided_gradcam": "#d8b365",  # tan
+    "deconvnet": "#fa9fb5",  # light pink
+    "occlusion": "#6b6ecf",  # periwinkle
+    "random": "#b0b0b0",  # light grey: a baseline
     "sobel": "#000000",  # black: a baseline
 }
 
@@ -128,7 +136,13 @@ def hidden_colour(hidden) -> str:
 
 
 # gates of the recurrent cells (LSTM input/forget/output, GRU reset/update): one hue each, none a model's
-GATE_COLOURS = {"input": "#ff7f0e", "forget": "#9467bd", "output": "#17becf", "reset": "#bcbd22", "update": "#393b79"}
+GATE_COLOURS = {"input": "#c99700", "forget": "#c51b7d", "output": "#35978f", "reset": "#fdae6b", "update": "#1a1a6e"}
+
+# the stages of a CNN block in the activation histograms (conv output, after the ReLU, after pooling, after batch norm)
+STAGE_COLOURS = {"conv": "#01665e", "relu": "#f0027f", "pool": "#66a61e", "bn": "#9e0142"}
+# train and test in a run's curves
+SPLIT_COLOURS = {"train": "#3d3d3d", "test": "#e08214"}
+MIN_PALETTE_DISTANCE = 15.0  # CIE76 (Lab) distance: two colours of different palettes at least this far apart
 
 
 def gate_colour(gate: str) -> str:
@@ -166,6 +180,42 @@ def _class_palette() -> list:
 
 
 CLASS_PALETTE = _class_palette()
+REPORT_CLASSES = 10  # the report's data sets (MNIST, CIFAR-10) have 10 classes: classes 0-9 take tab10
+
+
+def palettes() -> dict[str, dict[str, str]]:
+    """Every palette the report's figures use, by meaning: name -> {thing: colour}."""
+    from matplotlib.colors import to_hex
+
+    return {
+        "class": {f"class {c}": to_hex(CLASS_PALETTE[c]) for c in range(REPORT_CLASSES)},
+        "model": dict(MODEL_COLOURS),
+        "hidden": {f"h={h}": c for h, c in HIDDEN_COLOURS.items()},
+        "method": dict(METHOD_COLOURS),
+        "gate": dict(GATE_COLOURS),
+        "stage": dict(STAGE_COLOURS),
+        "split": dict(SPLIT_COLOURS),
+    }
+
+
+def lab(colour) -> tuple[float, float, float]:
+    """A colour in CIE L*a*b* (D65): distances there follow what the eye tells apart."""
+    from matplotlib.colors import to_rgb
+
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(colour)]
+    m = ((0.4124, 0.3576, 0.1805), (0.2126, 0.7152, 0.0722), (0.0193, 0.1192, 0.9505))
+    x, y, z = (sum(m[i][j] * lin[j] for j in range(3)) for i in range(3))
+
+    def f(t: float) -> float:
+        return t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116
+
+    fx, fy, fz = f(x / 0.95047), f(y), f(z / 1.08883)
+    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+
+
+def colour_distance(a, b) -> float:
+    """CIE76 distance between two colours (about 2.3: just noticeable side by side)."""
+    return math.dist(lab(a), lab(b))
 
 
 def class_colour(index: int, num_classes: Optional[int] = None):

@@ -29,7 +29,7 @@ from __future__ import annotations
 from torch import nn
 
 from .ops import attribution as _attribution
-from .ops.attribution import METHODS, Attribution, rectified_nonlinearities
+from .ops.attribution import METHODS, Attribution, Spelling, rectified_nonlinearities
 from .techniques.attribution_methods import Maps
 from .ops.deconvnet_graph import make_deconvnet
 from .ops.inputs import images
@@ -70,19 +70,36 @@ def receptive_field(model: nn.Module, layer: str, input_shape: tuple[int, int, i
     return make_deconvnet(model, layer, input_shape).field
 
 
+# how errors name this module's keywords (`targets=`, `layer=`), not the command line's flags
+_SPELLING = Spelling("targets=", "layer=", 'targets="predicted"')
+
+
 def attribute(model: nn.Module, x, method: str, **options) -> Maps:
     """One method's maps of `x` (`ops.attribution.attribute`'s arguments), with the images: a `Maps`."""
-    return Maps.of(_attribution.attribute(model, x, method, **options), model, x)
+    options.setdefault("spelling", _SPELLING)
+    (found,) = _attribution.attribution_maps(model, x, [method], **options).values()
+    return Maps.of(found, model, x)
 
 
 def attribution_maps(model: nn.Module, x, methods=METHODS, **options) -> dict[str, Maps]:
     """Several methods' maps of `x` (`ops.attribution.attribution_maps`'s arguments): method -> `Maps`."""
+    options.setdefault("spelling", _SPELLING)
     found = _attribution.attribution_maps(model, x, methods, **options)
     return {m: Maps.of(a, model, x) for m, a in found.items()}
 
 
-def plot(result, title: str = ""):
-    """A matplotlib Figure for any result above: `result.plot(title)`."""
+def plot(result, title: str = "", images=None):
+    """A matplotlib Figure for any result above: `result.plot(title)`. A bare `Attribution` (the engine's,
+    `netsight.ops.attribution.attribute`) is drawn with its `images` ([N, C, H, W] in [0, 1]) when given,
+    else over a grey image of its maps' size."""
+    if isinstance(result, Attribution) and not isinstance(result, Maps):
+        import torch
+
+        if images is None:
+            images = torch.full((len(result.maps), 1, *result.maps.shape[1:]), 0.5)
+        elif images.dtype == torch.uint8:
+            images = images.float() / 255
+        result = Maps(result.method, result.maps, result.targets, result.target_kind, result.layer, result.notes, images)
     draw = getattr(result, "plot", None)
     if not callable(draw):
         raise NetsightError(f"plot: a {type(result).__name__} is not a result of netsight.zf")

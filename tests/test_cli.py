@@ -69,6 +69,8 @@ def test_train_cnn_on_shared_course_layout(tmp_path, shared_data):
         (["train", "vgg"], "model 'vgg': unknown"),
         (["train", "lenet5", "--data-root", "/does/not/exist"], "--data-root /does/not/exist: no such file or folder"),
         (["data", "check", "imagenet"], "--data 'imagenet': unknown dataset"),
+        (["trian", "lenet5"], "did you mean train?"),  # a mistyped command
+        (["train", "lenet5", "--iteratoins", "5"], "unrecognized arguments: --iteratoins 5; did you mean --iterations?"),
     ],
 )
 def test_bad_input_is_one_clear_line(argv, message, capsys):
@@ -89,3 +91,19 @@ def test_listing_commands(capsys):
 def test_python_dash_m_entry_point():
     out = subprocess.run([sys.executable, "-m", "netsight", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("netsight ")
+
+
+def test_no_suggestion_when_nothing_is_close(capsys):
+    assert main(["train", "lenet5", "--zzzzzz"]) == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --zzzzzz" in err and "did you mean" not in err
+
+
+def test_images_given_a_file_says_a_folder_is_expected(tmp_path):
+    from netsight.data.images import list_image_folder
+    from netsight.errors import NetsightError
+
+    image = tmp_path / "img.png"
+    image.write_bytes(b"not really a png")
+    with pytest.raises(NetsightError, match=r"--images .*img.png: a file; expected a folder of images"):
+        list_image_folder(image)

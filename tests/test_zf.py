@@ -101,3 +101,21 @@ def test_every_result_plots_itself_and_zf_plot_is_that_one_call():
             assert figure.axes and figure.texts + [a.get_title() for a in figure.axes]
     with pytest.raises(NetsightError, match="a dict is not a result"):
         zf.plot({})
+
+
+def test_the_engines_attribution_plots_and_errors_speak_python():
+    """A bare `Attribution` (netsight.ops.attribution.attribute's) plots through zf.plot, with or without
+    its images; a missing labels= is named as the Python API names it, not as a command-line flag."""
+    from netsight.ops.attribution import attribute
+
+    torch.manual_seed(0)
+    model = TwoPath().eval()
+    images = torch.rand(2, 3, 20, 20)
+    bare = attribute(model, images, "gradient", targets=1)
+    assert type(bare) is zf.Attribution
+    for figure in (zf.plot(bare, "TwoPath"), zf.plot(bare, "TwoPath", images=images)):
+        assert figure.axes and any("TwoPath" in t.get_text() for t in figure.texts)
+    with pytest.raises(NetsightError) as err:
+        zf.attribute(model, images, "gradient", targets="true")
+    message = str(err.value)
+    assert "--target" not in message and "targets='true'" in message and "labels=" in message, message

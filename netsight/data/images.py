@@ -23,6 +23,7 @@ from typing import Callable, Iterator, Optional
 
 import torch
 
+from ..text import plural
 from ..errors import NetsightError, warn
 from .formats import decode_image
 
@@ -85,6 +86,8 @@ def list_image_folder(root: str | Path) -> tuple[list[Path], Optional[list[int]]
     """The image files under `root` (sorted), with labels from class subfolders when every image
     lies in one."""
     root = Path(root)
+    if root.is_file():
+        raise NetsightError(f"--images {root}: a file; expected a folder of images (put a single image in a folder of its own)")
     if not root.is_dir():
         raise NetsightError(f"--images {root}: no such folder")
     try:
@@ -98,7 +101,7 @@ def list_image_folder(root: str | Path) -> tuple[list[Path], Optional[list[int]]
     is_image = lambda p: p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")  # noqa: E731
     skipped = [p for p in top_files + [q for files in nested.values() for q in files] if not is_image(p)]
     if skipped:
-        warn(f"--images {root}: skipped {len(skipped)} file(s) that are not images, e.g. {skipped[0]}")
+        warn(f"--images {root}: skipped {plural(len(skipped), 'file')} that are not images, e.g. {skipped[0]}")
     top_images = [p for p in top_files if is_image(p)]
     classes = tuple(name for name, files in nested.items() if any(is_image(p) for p in files))
     if top_images or not classes:
@@ -151,7 +154,9 @@ def folder_images(
     keep = [i for i, s in enumerate(shapes) if not isinstance(s, str)]
     if not keep:
         first = next(iter(skipped.items()))
-        raise NetsightError(f"--images {root}: none of its {len(paths)} image file(s) can be read, e.g. {first[0]}: {first[1]}")
+        raise NetsightError(
+            f"--images {root}: none of its {plural(len(paths), 'image file')} can be read, e.g. {first[0]}: {first[1]}"
+        )
     shape = shapes[keep[0]]
     odd = next((i for i in keep if shapes[i] != shape), None)
     if odd is not None:  # named before any work, not when a batch meets it
@@ -227,6 +232,6 @@ def _warn_skipped(root: Path, skipped: dict[str, str], total: int) -> None:
         warn(f"--images {root}: skipped {name}: {reason}")
     if len(skipped) > MAX_WARNED:
         warn(
-            f"--images {root}: skipped {len(skipped) - MAX_WARNED} more unreadable image file(s) "
+            f"--images {root}: skipped {plural(len(skipped) - MAX_WARNED, 'more unreadable image file')} "
             f"({len(skipped)} of {total} in all)"
         )

@@ -30,8 +30,10 @@ The methods and their papers:
   every square covering it (Zeiler & Fergus 2014, section 4.2).
 
 Why written here rather than called from Captum: Captum's GuidedBackprop and Deconvolution
-replace the backward of `nn.ReLU` *modules* only, so on a model with functional (`F.relu`,
-`torch.relu`, `x.relu()`) or shared ReLUs they silently return a plain gradient through those;
+replace the backward of `nn.ReLU` *modules* only, so on a model with functional ReLUs (`F.relu`,
+`torch.relu`, `x.relu()`) they silently return a plain gradient through those (a shared `nn.ReLU`
+module, called several times as in a ResNet block, is hooked at every call and is right: Captum
+0.9, tests/techniques/test_attribution.py);
 this module runs the model's real forward pass under a `TorchFunctionMode` (rectify.py's
 machinery) that catches every ReLU call, module or functional, in place or not. The other
 methods are a few lines of autograd each, batched over images and integrated-gradient steps;
@@ -253,7 +255,9 @@ def _resolve_targets(
     if targets == "true":
         if given is None:
             raise NetsightError(
-                f"{spell.of('target', 'true')}: these images have no labels; use {spell.predicted} or a class index"
+                f"{spell.of('target', 'true')}: these images have no labels"
+                + ("" if spell == CLI else " (pass labels=, one class per image)")
+                + f"; use {spell.predicted} or a class index"
             )
         chosen = [int(v) for v in given]
         kind = "true class"

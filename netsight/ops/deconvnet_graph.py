@@ -37,7 +37,8 @@ def layer_names(model: nn.Module) -> list[str]:
     return [n for n, _ in model.named_modules() if n]
 
 
-def unknown_layer(layer: str, model: nn.Module) -> NetsightError:
+def unknown_layer(layer: str, model: nn.Module, flag: str = "--layer") -> NetsightError:
+    """The error for a layer `model` does not have, named by the `flag` the user typed (with close names)."""
     names = layer_names(model)
     close = difflib.get_close_matches(layer, names, n=5, cutoff=0.5)
     hint = (
@@ -45,7 +46,7 @@ def unknown_layer(layer: str, model: nn.Module) -> NetsightError:
         if close
         else f"its layers include {', '.join(names[:12])}" + (" ..." if len(names) > 12 else "")
     )
-    return NetsightError(f"--layer {layer}: not a layer of this model; {hint}")
+    return NetsightError(f"{flag} {layer}: not a layer of this model; {hint}")
 
 
 def resolve_graph_target(model: nn.Module, layer: str, example: torch.Tensor) -> str:

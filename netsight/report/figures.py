@@ -88,26 +88,38 @@ def plot_gate_grid(entries: list[tuple[str, int, dict, dict]], title: str) -> Fi
 
 
 def plot_row_importance_by_cell(entries: list[tuple[str, int, dict[str, np.ndarray]]], title: str) -> Figure:
-    """The mean score per input row over all classes, one line per run (colour: cell, line style: hidden size)."""
+    """The mean score per input row over all classes: a row of panels per method, a column per cell type (the
+    CNNs together in the last), so a panel holds one line per hidden size (colour: hidden size; a CNN: its model)."""
     methods = [m for m in METHOD_TITLES if any(m in e[2] for e in entries)]
-    fig, axes = plt.subplots(1, len(methods), figsize=(4.4 * len(methods), 4.2), squeeze=False)
-    for ax, m in zip(axes[0], methods, strict=True):
-        for model, hidden, scores in entries:
-            v = np.asarray(scores[m], dtype=float)
-            ax.plot(
-                np.arange(1, len(v) + 1),
-                v,
-                color=style.model_colour(model),
-                ls=style.hidden_linestyle(hidden),
-                label=f"{model}-{hidden}" if hidden else f"{model} (CNN)",
-            )
-        ax.axhline(0, color="0.5", lw=0.8)
-        ax.set_xlabel("input row")
-        ax.set_ylabel("mean score (p)" if m == "occlusion" else "mean score (logit)")
-        ax.set_title(METHOD_TITLES[m])
-        ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 9), frameon=False)
+    cells = [c for c in ("rnn", "lstm", "gru") if any(e[0] == c and e[1] for e in entries)]
+    cells += sorted({e[0] for e in entries if e[1] and e[0] not in cells})
+    columns = cells + (["CNN"] if any(not e[1] for e in entries) else [])
+    fig, axes = plt.subplots(
+        len(methods), len(columns), figsize=(2.75 * len(columns), 2.25 * len(methods) + 1.0), squeeze=False, sharex=True
+    )
+    shown: dict[str, Line2D] = {}
+    for r, m in enumerate(methods):
+        for c, column in enumerate(columns):
+            ax = axes[r][c]
+            members = [e for e in entries if (e[0] == column and e[1]) or (column == "CNN" and not e[1])]
+            for model, hidden, scores in sorted(members, key=lambda e: e[1]):
+                if m not in scores:
+                    continue
+                v = np.asarray(scores[m], dtype=float)
+                label = f"h={hidden}" if hidden else f"{model} (CNN)"
+                colour = style.hidden_colour(hidden) if hidden else style.model_colour(model)
+                (line,) = ax.plot(np.arange(1, len(v) + 1), v, color=colour, lw=1.6, label=label)
+                shown.setdefault(label, line)
+            ax.axhline(0, color="0.5", lw=0.8)
+            ax.grid(alpha=0.3)
+            if r == 0:
+                ax.set_title(column if column == "CNN" else column.upper(), fontweight="bold")
+            if c == 0:
+                ax.set_ylabel(f"{METHOD_TITLES[m]}\n" + ("mean drop of p" if m == "occlusion" else "mean score (logit)"))
+            if r == len(methods) - 1:
+                ax.set_xlabel("input row")
+    order = sorted(shown, key=lambda k: (not k.startswith("h="), int(k[2:]) if k.startswith("h=") else 0, k))
+    fig.legend([shown[k] for k in order], order, loc="lower center", ncol=min(len(order), 6), frameon=False)
     fig.suptitle(title)
     tight_with_title(fig, 0.45, 0.4)
     return fig

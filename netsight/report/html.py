@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import os
 import re
 import sys
@@ -26,7 +27,8 @@ from typing import Optional, Sequence
 from ..techniques.base import Ran, ReportItem, Technique
 from ..fileio import read_json, write_text
 from ..text import plural
-from .stats import summarize
+from ..train.steps import TRAIN_EVAL_IMAGES
+from .stats import Summary, summarize
 from .study_recurrent import inside_recurrent
 from .study import (
     COLUMN_TITLES,
@@ -39,6 +41,7 @@ from .study import (
     plot_curves_panels,
     plot_gradient_flow,
     plot_rows_read,
+    plot_train_test_bands,
 )
 
 
@@ -50,6 +53,7 @@ class Block:
     rows: Sequence[Sequence[object]] = ()
     path: Optional[Path] = None
     caption: str = ""
+    fold: bool = False  # an h3 whose content (up to the next heading) is a collapsed <details>
 
 
 @dataclass
@@ -57,8 +61,9 @@ class Doc:
     blocks: list[Block] = field(default_factory=list)
     missing: list[Path] = field(default_factory=list)  # the figures and files it expected and did not find
 
-    def h(self, level: int, text: str) -> None:
-        self.blocks.append(Block(f"h{level}", text))
+    def h(self, level: int, text: str, fold: bool = False) -> None:
+        """A heading; `fold` (h3): its content, up to the next heading, is collapsed until the reader opens it."""
+        self.blocks.append(Block(f"h{level}", text, fold=fold))
 
     def p(self, text: str) -> None:
         self.blocks.append(Block("p", text))
@@ -79,6 +84,14 @@ class Doc:
 
     def pre(self, text: str) -> None:
         self.blocks.append(Block("pre", text))
+
+    def bullets(self, items: Sequence[str], caption: str = "") -> None:
+        """A list of sentences (`caption`: a line under it)."""
+        self.blocks.append(Block("ul", rows=[[i] for i in items], caption=caption))
+
+    def contents(self) -> None:
+        """Where the table of contents goes: a linked list of the h2 (and h3) headings, made when rendered."""
+        self.blocks.append(Block("toc"))
 
     def banner(self, text: str) -> None:
         self.blocks.append(Block("banner", text))
@@ -166,8 +179,17 @@ pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.8em}.below{color:
 #lightbox .lb-view{flex:1;overflow:auto;display:flex;min-height:0;touch-action:pan-x pan-y pinch-zoom}
 #lightbox .lb-view img{margin:auto;display:block;background:#fff;max-width:none;cursor:zoom-out;flex:none}
 #lightbox.fit .lb-view img{max-width:100%;max-height:100%;object-fit:contain;cursor:zoom-in}
-@media (max-width:600px){body{margin:1em auto;line-height:1.4}table{font-size:.8em}td.text,td.matched,td.above,td.below,td.inconclusive{min-width:11em}}
-@media print{body{max-width:none}h2{page-break-before:auto}.table-wrap{overflow:visible;background:none}#lightbox{display:none}}
+nav.toc{background:#f6f8fa;border:1px solid #d0d7de;border-radius:4px;padding:.5em 1em;margin:1em 0;font-size:.92em}
+nav.toc .toc-title{font-weight:600;margin:.2em 0}nav.toc ol{margin:.2em 0;padding-left:0;list-style:none}nav.toc ol.sub{padding-left:1.2em}nav.toc ol.sub{font-size:.92em;columns:2 16em}
+nav.toc a{text-decoration:none;color:#05a;display:inline-block;padding:.12em 0}nav.toc a:hover{text-decoration:underline}
+ul.headline{background:#eef6ee;border-left:4px solid #2a7a2a;padding:.6em 1em .6em 2em;margin:1em 0}ul.headline li{margin:.25em 0}
+details.fold{border:1px solid #ddd;border-radius:4px;margin:.8em 0;padding:0 .8em}details.fold[open]{padding-bottom:.5em}
+details.fold>summary{cursor:pointer;list-style-position:outside;margin-left:1em;padding:.2em 0}
+details.fold>summary h3{display:inline;font-size:1.1em;margin:0}details.fold>summary::marker{color:#555}
+.totop{position:fixed;right:.6em;bottom:.6em;background:#fff;border:1px solid #aaa;border-radius:4px;padding:.2em .6em;font-size:.8em;color:#05a;text-decoration:none;opacity:.92}
+h2,h3,details.fold{scroll-margin-top:.5em}
+@media (max-width:600px){nav.toc ol.sub{columns:1}body{margin:1em auto;line-height:1.4}table{font-size:.8em}td.text,td.matched,td.above,td.below,td.inconclusive{min-width:11em}}
+@media print{body{max-width:none}.totop{display:none}h2{page-break-before:auto}.table-wrap{overflow:visible;background:none}#lightbox{display:none}}
 """
 
 _NUMERIC = re.compile(r"^[\[\-+]?\d[\d,.]*( ± [\d.]+)?(, [\d.]+\])?%?$")
@@ -251,6 +273,60 @@ _SCRIPT = r"""
 """
 
 
+# A link to a heading inside a collapsed section (the contents, a shared address) opens that section;
+# printing opens every section.
+_FOLD_SCRIPT = r"""
+(function () {
+  function reveal() {
+    var id = decodeURIComponent(location.hash.slice(1)), t = id && document.getElementById(id);
+    for (var e = t; e; e = e.parentElement) if (e.tagName === 'DETAILS') e.open = true;
+  }
+  window.addEventListener('hashchange', reveal); reveal();
+  window.addEventListener('beforeprint', function () {
+    [].forEach.call(document.querySelectorAll('details.fold'), function (d) { d.open = true; });
+  });
+})();
+"""
+
+
+def _heading_ids(blocks: Sequence[Block]) -> dict[int, str]:
+    """A unique id per h2/h3 block (by block index): its text in lower case, words joined by '-'."""
+    ids: dict[int, str] = {}
+    seen: set[str] = {"contents", "lightbox"}
+    for i, b in enumerate(blocks):
+        if b.kind in ("h2", "h3"):
+            base = re.sub(r"[^a-z0-9]+", "-", b.text.lower()).strip("-") or "section"
+            slug, n = base, 2
+            while slug in seen:
+                slug, n = f"{base}-{n}", n + 1
+            seen.add(slug)
+            ids[i] = slug
+    return ids
+
+
+def _toc_entries(blocks: Sequence[Block]) -> list[tuple[int, int, str]]:
+    """(block index, level 2 or 3, text) of the headings the contents list."""
+    return [(i, int(b.kind[1]), b.text) for i, b in enumerate(blocks) if b.kind in ("h2", "h3")]
+
+
+def _toc_html(blocks: Sequence[Block], ids: dict[int, str]) -> str:
+    esc = html.escape
+    out, open_sub = ["<nav class='toc' id='contents' aria-label='contents'><p class='toc-title'>Contents</p><ol>"], False
+    for i, level, text in _toc_entries(blocks):
+        if level == 2:
+            if open_sub:
+                out.append("</ol>")
+                open_sub = False
+            out.append(("</li>" if len(out) > 1 else "") + f"<li><a href='#{ids[i]}'>{esc(text)}</a>")
+        else:
+            if not open_sub:
+                out.append("<ol class='sub'>")
+                open_sub = True
+            out.append(f"<li><a href='#{ids[i]}'>{esc(text)}</a></li>")
+    out.append(("</ol>" if open_sub else "") + "</li></ol></nav>")
+    return "".join(out)
+
+
 def render_html(doc: Doc, title: str, out: Path) -> str:
     esc = html.escape
     parts = [
@@ -260,9 +336,29 @@ def render_html(doc: Doc, title: str, out: Path) -> str:
         f"<style>{_CSS}</style></head><body>"
     ]
     tables = figures = 0
-    for b in doc.blocks:
-        if b.kind in ("h1", "h2", "h3"):
-            parts.append(f"<{b.kind}>{esc(b.text)}</{b.kind}>")
+    ids = _heading_ids(doc.blocks)
+    folded = False  # inside a collapsed h3 section's <details>
+    for i, b in enumerate(doc.blocks):
+        if b.kind in ("h1", "h2", "h3") and folded:
+            parts.append("</div></details>")
+            folded = False
+        if b.kind == "h1":
+            parts.append(f"<h1>{esc(b.text)}</h1>")
+        elif b.kind in ("h2", "h3") and b.fold:
+            parts.append(
+                f"<details class='fold' id='{ids[i]}'><summary><{b.kind}>{esc(b.text)}</{b.kind}></summary><div class='folded'>"
+            )
+            folded = True
+        elif b.kind in ("h2", "h3"):
+            parts.append(f"<{b.kind} id='{ids[i]}'>{esc(b.text)}</{b.kind}>")
+        elif b.kind == "toc":
+            parts.append(_toc_html(doc.blocks, ids))
+        elif b.kind == "links":
+            shown = " · ".join(f"<a href='{esc(_relative(Path(str(p)), out))}'>{esc(str(label))}</a>" for p, label in b.rows)
+            parts.append(f"<p class='links'>{shown}</p>")
+        elif b.kind == "ul":
+            items = "".join(f"<li>{esc(str(r[0]))}</li>" for r in b.rows)
+            parts.append(f"<ul class='headline'>{items}</ul>" + (f"<p class='caption'>{esc(b.caption)}</p>" if b.caption else ""))
         elif b.kind == "p":
             parts.append(f"<p>{esc(b.text)}</p>")
         elif b.kind == "banner":
@@ -299,9 +395,13 @@ def render_html(doc: Doc, title: str, out: Path) -> str:
                 f"<figure><img class='zoomable' alt='{esc(b.caption)}' src='data:image/png;base64,{data}'>"
                 f"<figcaption>{esc(b.caption)}</figcaption></figure>"
             )
+    if folded:
+        parts.append("</div></details>")
     if figures:
         parts.append(_LIGHTBOX + f"<script>{_SCRIPT}</script>")
-    parts.append("</body></html>")
+    if any(b.kind == "toc" for b in doc.blocks):
+        parts.append("<a class='totop' href='#contents'>contents &uarr;</a>")
+    parts.append(f"<script>{_FOLD_SCRIPT}</script></body></html>")
     return "\n".join(parts)
 
 
@@ -310,6 +410,14 @@ def render_markdown(doc: Doc, out: Path) -> str:
     for b in doc.blocks:
         if b.kind in ("h1", "h2", "h3"):
             lines.append("#" * int(b.kind[1]) + " " + b.text)
+        elif b.kind == "links":
+            lines.append(" · ".join(f"[{label}]({_relative(Path(str(p)), out)})" for p, label in b.rows))
+        elif b.kind == "toc":
+            lines.append(
+                "**Contents**\n\n" + "\n".join(("  " if lv == 3 else "") + f"- {t}" for _, lv, t in _toc_entries(doc.blocks))
+            )
+        elif b.kind == "ul":
+            lines.append("\n".join(f"- {r[0]}" for r in b.rows) + (f"\n\n*{b.caption}*" if b.caption else ""))
         elif b.kind == "p":
             lines.append(b.text)
         elif b.kind == "banner":
@@ -367,7 +475,7 @@ def _fmt(v: object) -> str:
 def _cnn_section(doc: Doc, out: Path, configs: list[ConfigGroup], figdir: Path) -> None:
     from ..plotting import save_figure
 
-    cnn = [g for g in configs if g.hidden is None and g.data != "mnist"]
+    cnn = assignment_order([g for g in configs if g.hidden is None and g.data != "mnist"])
     doc.h(2, "1 Visualizing a CNN")
     if not cnn:
         doc.p("This suite has no CNN runs on CIFAR-10.")
@@ -377,10 +485,7 @@ def _cnn_section(doc: Doc, out: Path, configs: list[ConfigGroup], figdir: Path) 
         "(10,000 train / 1,000 test images), with the report's protocol unless the suite says otherwise."
     )
     rows = comparison_rows(cnn)
-    gaps = {
-        g.label: summarize([r.metrics()[-1]["train_acc_mean"] - r.metrics()[-1]["test_acc"] for r in g.runs if r.metrics()])
-        for g in cnn
-    }
+    gaps = {g.label: train_test_gap(g) for g in cnn}
     doc.table(
         [
             "model",
@@ -401,26 +506,30 @@ def _cnn_section(doc: Doc, out: Path, configs: list[ConfigGroup], figdir: Path) 
                 r["final_test_acc_%"],
                 r["ci95_%"],
                 r["best_test_acc_%"],
-                gaps[g.label].pm(),
+                gaps[g.label][0].pm(),
                 r["parameters"],
                 r["train_seconds"],
             ]
             for r, g in zip(rows, cnn, strict=True)
         ],
-        "Final = last evaluation; mean ± sample std over seeds; the gap is final train accuracy (interval mean) "
-        "minus final test accuracy, the overfitting measure the report uses.",
+        "Final = last evaluation; mean ± sample std over seeds. The train-test gap, the overfitting measure the "
+        "report uses, is " + _gap_words(gaps.values()) + ".",
+    )
+    path = save_figure(plot_train_test_bands(cnn, "CNNs on CIFAR-10"), figdir / "cnn_curves.png")
+    doc.figure(
+        path,
+        "The key comparison: test accuracy (solid, whole test set) and train accuracy (dashed, eval mode on a fixed "
+        "subset of training images) of each CNN, mean over seeds with a 1-std band. The distance between a model's "
+        "two lines is its train-test gap.",
     )
     notes = _filter_notes(cnn)
     for g in cnn:
         first = g.runs[0]
-        doc.h(3, f"{g.model} on {g.data}")
+        doc.h(3, f"{g.model} on {g.data}: curves and filters (seed {first.config.seed})", fold=True)
         doc.figure(
             first.dir.curves, f"{g.model}, seed {first.config.seed}: train/test accuracy and loss (the report's Figure 1/3)."
         )
         doc.techniques(first, g.model, "cnn", notes.get(g.label))
-    if len(cnn) > 1:
-        path = save_figure(plot_curves_panels(cnn, "data", "model", "CNNs"), figdir / "cnn_curves.png")
-        doc.figure(path, "Test accuracy of the CNNs, mean over seeds with a 1-std band.")
 
 
 def _filter_notes(cnn: list[ConfigGroup]) -> dict[str, dict[Path, str]]:
@@ -459,12 +568,48 @@ def _filter_notes(cnn: list[ConfigGroup]) -> dict[str, dict[Path, str]]:
     return {label: {grids[label][0]: note} for label, note in notes.items()}
 
 
+ASSIGNMENT_MODELS = ("lenet5", "cnn-bn")  # the assignment's order: LeNet5 first, then the improved CNN
+
+
+def assignment_order(groups: list[ConfigGroup]) -> list[ConfigGroup]:
+    """CNN groups in the assignment's order (LeNet5, then cnn-bn, then any other model as found)."""
+    return sorted(
+        groups, key=lambda g: ASSIGNMENT_MODELS.index(g.model) if g.model in ASSIGNMENT_MODELS else len(ASSIGNMENT_MODELS)
+    )
+
+
+def train_test_gap(g: ConfigGroup) -> tuple[Summary, str]:
+    """The train-test gap at the last evaluation over seeds (fractions), and how train accuracy was measured:
+    "eval" (eval mode on the fixed training subset, train_eval_acc) or, for runs written before netsight
+    measured it, "interval" (the training minibatches' accuracy, dropout on, averaged since the previous
+    evaluation: biased low for a model with dropout)."""
+    rows = [r.metrics()[-1] for r in g.runs if r.metrics()]
+    if rows and all(not math.isnan(row["train_eval_acc"]) for row in rows):
+        return summarize([row["train_eval_acc"] - row["test_acc"] for row in rows]), "eval"
+    return summarize([row["train_acc_mean"] - row["test_acc"] for row in rows]), "interval"
+
+
+def _gap_words(gaps) -> str:
+    """How the gaps of a table were measured, in words."""
+    kinds = {kind for _, kind in gaps}
+    eval_words = (
+        f"train accuracy in eval mode (dropout off, batch norm's running statistics) on a fixed set of "
+        f"{TRAIN_EVAL_IMAGES:,} training images (all of them if fewer), minus test accuracy, at the last evaluation"
+    )
+    interval_words = (
+        "(for runs trained before netsight measured train accuracy in eval mode) the training minibatches' accuracy "
+        "with dropout on, averaged since the previous evaluation, minus test accuracy: biased low for a model with "
+        "dropout; train them again for the eval-mode gap"
+    )
+    return " and ".join([eval_words] * ("eval" in kinds) + [interval_words] * ("interval" in kinds)) or eval_words
+
+
 def _zf_section(doc: Doc, configs: list[ConfigGroup]) -> None:
     from ..techniques.inspection import ran
 
     doc.h(2, "2 Zeiler & Fergus: visualizing and understanding convolutional networks")
     zf = [t.name for t in techniques_of("zf")]
-    cnn = [g for g in configs if g.hidden is None and any(name in ran(g.runs[0].path) for name in zf)]
+    cnn = assignment_order([g for g in configs if g.hidden is None and any(name in ran(g.runs[0].path) for name in zf)])
     if not cnn:
         doc.p("No run of this suite asked for the Zeiler & Fergus analyses.")
         return
@@ -475,7 +620,7 @@ def _zf_section(doc: Doc, configs: list[ConfigGroup]) -> None:
         "invariance to translation, rotation and scale."
     )
     for g in cnn:
-        doc.h(3, f"{g.model} on {g.data}")
+        doc.h(3, f"{g.model} on {g.data} (seed {g.runs[0].config.seed})", fold=True)
         doc.techniques(g.runs[0], g.model, "zf")
 
 
@@ -483,7 +628,11 @@ def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path, quick: bool
     from ..plotting import save_figure
 
     doc.h(2, "3 Recurrent networks on MNIST, and the CNN")
-    mnist = [g for g in configs if g.data == "mnist"]
+    cells = ("rnn", "lstm", "gru")  # the assignment's order, after its CNNs (LeNet5, cnn-bn)
+    mnist = assignment_order([g for g in configs if g.data == "mnist" and not g.hidden]) + sorted(
+        (g for g in configs if g.data == "mnist" and g.hidden),
+        key=lambda g: (cells.index(g.model) if g.model in cells else len(cells), g.hidden or 0),
+    )
     recurrent = [g for g in mnist if g.hidden]
     if not mnist:
         doc.p("This suite has no MNIST runs.")
@@ -541,13 +690,38 @@ def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path, quick: bool
         for name, make, caption in figures:
             doc.figure(save_figure(make(), figdir / name), caption)
         inside_recurrent(doc, recurrent, figdir, [g for g in mnist if not g.hidden])
-        for g in recurrent:  # each model's first-seed hidden-unit browser (the explore analysis), where it was made
-            doc.techniques(g.runs[0], g.label, "zf")
+        _explore_links(doc, recurrent)
     doc.figure(
         save_figure(plot_accuracy_vs_parameters(mnist, "MNIST"), figdir / "accuracy_vs_parameters.png"),
         "Final test accuracy against parameter count.",
     )
     return rows
+
+
+def _explore_links(doc: Doc, recurrent: list[ConfigGroup]) -> None:
+    """Each recurrent model's first-seed hidden-unit browser (the explore analysis), where it was made, as one
+    compact list of links; what the pages hold is said once (gate saturation only for the cells with gates)."""
+    from ..techniques.inspection import ran
+    from ..techniques.registry import techniques
+
+    found = [(g, ran(g.runs[0].path)["explore"]) for g in recurrent if "explore" in ran(g.runs[0].path)]
+    if not found:
+        return
+    gated = sorted({g.model.upper() for g, _ in found if g.model in ("lstm", "gru")})
+    doc.p(
+        "Browse every hidden unit of a model (first seed): top-9 images with the row read at its peak, traces, mean "
+        "trace per class, class selectivity"
+        + (f"; for the {' and '.join(gated)} also each gate's saturation per unit (a plain RNN has no gates)" if gated else "")
+        + "."
+    )
+    links = []
+    for g, done in found:
+        if done.files[0].is_file():
+            links.append((done.files[0], g.label))
+        else:
+            doc._missing("file", done.files[0], rerun_command(techniques()["explore"], g.runs[0].path, done))
+    if links:
+        doc.blocks.append(Block("links", rows=[[str(p), label] for p, label in links]))
 
 
 def _claims(configs: list[ConfigGroup], rnn_rows: list[dict]) -> list[list]:
@@ -568,7 +742,7 @@ def _claims(configs: list[ConfigGroup], rnn_rows: list[dict]) -> list[list]:
     lenet, bn = by.get(("lenet5", "cifar10-assignment", None)), by.get(("cnn-bn", "cifar10-assignment", None))
 
     def gap(g):
-        return summarize([r.metrics()[-1]["train_acc_mean"] - r.metrics()[-1]["test_acc"] for r in g.runs if r.metrics()])
+        return train_test_gap(g)[0]
 
     def above(s, threshold: float) -> str:  # a qualitative claim judged on the interval, like the numbers
         if s.n < 2:
@@ -641,6 +815,66 @@ def _claims(configs: list[ConfigGroup], rnn_rows: list[dict]) -> list[list]:
             ]
         )
     return checks
+
+
+def _acc(s: Summary) -> str:
+    """A test accuracy with its interval over seeds, in words."""
+    if s.n == 0:
+        return "no completed run"
+    if s.n == 1:
+        return f"{s.mean:.1%} (1 seed, no interval)"
+    return f"{s.mean:.1%} (95% CI {s.ci_low:.1%} to {s.ci_high:.1%} over {s.n} seeds)"
+
+
+def _apart(a: Summary, b: Summary) -> Optional[bool]:
+    """True: the two 95% intervals do not overlap; False: they do; None: a side has no interval (one seed)."""
+    if a.n < 2 or b.n < 2:
+        return None
+    return a.ci_low > b.ci_high or b.ci_low > a.ci_high
+
+
+def headline_findings(configs: list[ConfigGroup]) -> list[str]:
+    """The first screen: sentences generated from the numbers, each reading the interval over seeds it is
+    about, beside chance (10 classes: 10%); where the intervals do not settle a comparison, it says so and
+    what would settle it."""
+    out = []
+    cifar = assignment_order([g for g in configs if g.hidden is None and g.data != "mnist"])
+    for g in cifar:
+        out.append(f"{g.model} on {g.data}: final test accuracy {_acc(g.final())}; chance is 10%.")
+    by = {g.model: g for g in cifar}
+    if "lenet5" in by and "cnn-bn" in by:
+        (a, kind_a), (b, kind_b) = train_test_gap(by["lenet5"]), train_test_gap(by["cnn-bn"])
+        how = "eval-mode train accuracy minus test accuracy" if {kind_a, kind_b} == {"eval"} else "train minus test accuracy"
+        said = f"Overfitting ({how}, in points): LeNet5's gap is {a.pm()}, cnn-bn's {b.pm()}"
+        apart = _apart(a, b)
+        if apart is None:
+            out.append(
+                said + ". With one seed there is no interval: which overfits more is unsettled; more seeds would settle it."
+            )
+        elif apart:
+            more, less = ("LeNet5", "cnn-bn") if a.mean > b.mean else ("cnn-bn", "LeNet5")
+            out.append(said + f". {more} overfits more than {less} (the 95% intervals over seeds do not overlap).")
+        else:
+            out.append(said + ". Their 95% intervals overlap, so which overfits more is unsettled; more seeds would settle it.")
+    recurrent = [g for g in configs if g.hidden and g.data == "mnist"]
+    finals = {g.label: g.final() for g in recurrent if g.final().n}
+    if finals:
+        best = max(finals, key=lambda k: finals[k].mean)
+        near = [k for k in finals if k != best and _apart(finals[best], finals[k]) is not True]
+        said = f"Best recurrent net on MNIST (of {len(finals)}): {best}, final test accuracy {_acc(finals[best])}"
+        if not near:
+            out.append(said + "; its interval lies above every other recurrent net's.")
+        else:
+            single = finals[best].n < 2 or any(finals[k].n < 2 for k in near)
+            others = ", ".join(near[:3]) + (", ..." if len(near) > 3 else "")
+            out.append(
+                said
+                + f"; the highest mean, but its interval overlaps those of {plural(len(near), 'other')} ({others})"
+                + (" or there is a single seed" if single else "")
+                + ", so which is best is unsettled; more seeds would settle it."
+            )
+
+    return out
 
 
 def _settings_used(out: Path) -> tuple[list[str], list[list]]:
@@ -731,7 +965,7 @@ def _provenance(doc: Doc, out: Path, runs, quick: bool) -> None:
     header, rows = _settings_used(out)
     options = _options_used(runs)
     if rows or options:
-        doc.h(3, "Settings used")
+        doc.h(3, "Settings used", fold=True)
     if rows:
         doc.table(
             header,
@@ -752,7 +986,7 @@ def _provenance(doc: Doc, out: Path, runs, quick: bool) -> None:
         )
     suite = out / "suite.toml"
     if suite.is_file():
-        doc.h(3, "The suite file, as written")
+        doc.h(3, "The suite file, as written", fold=True)
         doc.pre(suite.read_text(encoding="utf-8"))
 
 
@@ -784,6 +1018,14 @@ def build_report(out: str | Path) -> list[Path]:
         "Multi-seed numbers are mean ± sample standard deviation, with 95% confidence intervals (Student's t)."
     )
     _unrecorded(doc, out, meta, runs)
+    findings = headline_findings(configs)
+    if findings:
+        doc.bullets(
+            findings,
+            "Headline findings, generated from the numbers below"
+            + (" — quick mode: runs this short describe only themselves, not the study." if quick else "."),
+        )
+    doc.contents()
     _cnn_section(doc, out, configs, figdir)
     _zf_section(doc, configs)
     from .trust import trust_section

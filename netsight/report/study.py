@@ -241,8 +241,66 @@ def plot_curves_panels(configs: list[ConfigGroup], panel_key: str, line_key: str
     return fig
 
 
+def plot_train_test_bands(configs: list[ConfigGroup], title: str):
+    """The overfitting picture: per model (colour), test accuracy (solid) and train accuracy in eval mode on
+    the fixed training subset (dashed; the training minibatches' interval mean for runs written before
+    netsight measured it), mean over seeds with a 1-std band."""
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    handles = []
+    eval_mode = all(rows and not any(np.isnan(r["train_eval_acc"]) for r in rows) for g in configs for rows in g.metrics())
+    for g in configs:
+        colour = style.model_colour(g.model)
+        metrics = g.metrics()
+        for key, ls in (("test_acc", "-"), ("train_eval_acc" if eval_mode else "train_acc_mean", "--")):
+            it, mean, std = mean_curve(metrics, key)
+            ax.plot(it, mean, color=colour, ls=ls, lw=1.8)
+            ax.fill_between(it, mean - std, mean + std, color=colour, alpha=0.15)
+        handles.append(Line2D([], [], color=colour, lw=2, label=f"{g.model} ({len(g.runs)} seeds)"))
+    handles += [
+        Line2D([], [], color="k", lw=1.8, label="test (whole test set)"),
+        Line2D(
+            [], [], color="k", lw=1.8, ls="--", label="train (eval mode, fixed subset)" if eval_mode else "train (minibatches)"
+        ),
+    ]
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("accuracy (%)")
+    style.percent_axis(ax)
+    ax.grid(alpha=0.3)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, title="colour = model")
+    ax.set_title(title + ": train and test accuracy\n(mean over seeds, band = 1 std)")
+    fig.tight_layout()
+    return fig
+
+
+def _place_size_labels(ax, labels: list[tuple[str, float, float]], points: list[tuple[float, float]]) -> None:
+    """Each hidden-size label beside its marker, at the first of a few offsets where it covers no marker
+    (its own included) and no label placed before it (display pixels; the axes' limits as they stand)."""
+    ax.autoscale_view()
+    fig = ax.figure
+    to_px = ax.transData.transform
+    marks = [to_px(p) for p in points]
+    scale = fig.dpi / 72
+    placed: list[tuple[float, float, float, float]] = []
+    for text, x, y in labels:
+        cx, cy = to_px((x, y))
+        w, h = (len(text) * 5.2 + 2) * scale, 9 * scale  # the label's box at SMALL size, in pixels
+        for dx, dy in ((5, -13), (5, 4), (-5 - len(text) * 5.2, 4), (-5 - len(text) * 5.2, -13), (-w / scale / 2, 9)):
+            x0, y0 = cx + dx * scale, cy + dy * scale
+            box = (x0, y0, x0 + w, y0 + h)
+            r = 4 * scale  # a marker's radius: its centre must lie outside the box grown by it
+            clear = all(not (box[0] - r <= mx <= box[2] + r and box[1] - r <= my <= box[3] + r) for mx, my in marks)
+            if clear and all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3] for b in placed):
+                break
+        placed.append(box)
+        ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=style.SMALL, va="bottom")
+
+
 def plot_accuracy_vs_parameters(configs: list[ConfigGroup], title: str):
     fig, ax = plt.subplots(figsize=(7.0, 4.6))
+    labels: list[tuple[str, float, float]] = []
+    points: list[tuple[float, float]] = []
     for model in sorted({g.model for g in configs}):
         members = sorted((g for g in configs if g.model == model), key=lambda g: g.parameters())
         x = [g.parameters() for g in members]
@@ -256,10 +314,10 @@ def plot_accuracy_vs_parameters(configs: list[ConfigGroup], title: str):
             color=style.model_colour(model),
             label=model,
         )
-        for g, xi, f in zip(members, x, finals, strict=True):
-            if g.hidden:
-                ax.annotate(str(g.hidden), (xi, f.mean * 100), fontsize=style.SMALL, xytext=(3, -10), textcoords="offset points")
+        labels += [(str(g.hidden), xi, f.mean * 100) for g, xi, f in zip(members, x, finals, strict=True) if g.hidden]
+        points += [(xi, f.mean * 100) for xi, f in zip(x, finals, strict=True)]
     ax.set_xscale("log")
+    _place_size_labels(ax, labels, points)
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel("final test accuracy (%)")
     style.percent_axis(ax, fraction=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 METHODS = ("gradient_x_input", "integrated_gradients", "occlusion")
+CLIMB_WINDOW = 3  # rows: "just before the accuracy climbs"
 
 
 def _first_runs(recurrent: list[ConfigGroup], table: str) -> list[tuple[ConfigGroup, Path]]:
@@ -51,7 +52,7 @@ def inside_recurrent(doc, recurrent: list[ConfigGroup], figdir: Path, cnn: Seque
     gates, paths = _first_runs(recurrent, "gates.csv"), _first_runs(recurrent, "trajectories.safetensors")
     if not (rows or units or gates or paths or _first_runs(recurrent, "recurrent_trust_rows.csv")):
         return
-    doc.h(3, "Inside the recurrent networks (Karpathy, Johnson & Fei-Fei 2015)")
+    doc.h(3, "Inside the recurrent networks (Karpathy, Johnson & Fei-Fei 2015)", fold=True)
     doc.p(
         "Each model's first seed, looked at from the inside: which input rows its decision rests on, what its "
         "hidden units respond to, how often its gates saturate, the path its hidden state takes while it "
@@ -69,25 +70,23 @@ def inside_recurrent(doc, recurrent: list[ConfigGroup], figdir: Path, cnn: Seque
             save_figure(
                 plot_row_importance_by_cell(entries, "Which rows matter: mean score per input row"), figdir / "rnn_rows.png"
             ),
-            f"Row importance per cell type and hidden size, mean over {_list(images)} test images (spread over the "
-            "test set) of the true class's score: gradient x input and integrated gradients (from the black image, "
-            "32 steps) summed over each row's pixels, and the drop of p(true class) when the row is set to black. "
-            "Read it beside the accuracy after k rows above: the rows that carry the decision are the ones read "
-            "just before the accuracy climbs. Per-class heat maps: each run's figures/rows.png."
+            f"Row importance per cell type (columns) and method (rows), one line per hidden size, mean over "
+            f"{_list(images)} test images (spread over the test set) of the true class's score: gradient x input and "
+            "integrated gradients (from the black image, 32 steps) summed over each row's pixels, and the drop of "
+            "p(true class) when the row is set to black. Per-class heat maps: each run's figures/rows.png."
             + (
-                f" The CNN{'s' if len(cnn_rows) > 1 else ''} ({', '.join(g.model for g, _ in cnn_rows)}, dash-dot) "
-                "see the whole image at once; their scores on the same test images, summed per row the same way, "
-                "show which rows the convolutional reading rests on."
+                f" The CNN{'s' if len(cnn_rows) > 1 else ''} ({', '.join(g.model for g, _ in cnn_rows)}) see the whole "
+                "image at once; their scores on the same test images, summed per row the same way, show which rows "
+                "the convolutional reading rests on."
                 if cnn_rows
                 else ""
             ),
         )
-        late = [(f"{m}-{h}", int(np.nanargmax(s["occlusion"])) + 1) for m, h, s in entries]
-        doc.p("The row whose removal costs most, per run: " + ", ".join(f"{label} row {row}" for label, row in late) + ".")
+        _rows_and_climb(doc, rows)
     if gates:
         entries_g = []
         images = set()
-        lines = []
+        lines: list[list[str]] = []
         for g, tables in gates:
             table = read_csv(tables / "gates.csv")
             left: dict[str, list[float]] = {}
@@ -98,10 +97,8 @@ def inside_recurrent(doc, recurrent: list[ConfigGroup], figdir: Path, cnn: Seque
             entries_g.append((g.model, int(g.hidden or 0), left, right))
             if (tables / "unit_traces.safetensors").is_file():
                 images.add(_units_images(tables))
-            lines.append(
-                f"{g.label}: "
-                + ", ".join(f"{gate} {np.mean(left[gate]):.0%} < 0.1 / {np.mean(right[gate]):.0%} > 0.9" for gate in left)
-            )
+            for gate in left:
+                lines.append([g.label, gate, f"{np.mean(left[gate]):.0%}", f"{np.mean(right[gate]):.0%}"])
         doc.figure(
             save_figure(plot_gate_grid(entries_g, "Gate saturation per unit (Karpathy et al. Fig. 3)"), figdir / "rnn_gates.png"),
             "One dot per unit and gate: the fraction of (image, row) pairs where the gate is below 0.1 "
@@ -110,7 +107,11 @@ def inside_recurrent(doc, recurrent: list[ConfigGroup], figdir: Path, cnn: Seque
             "the origin works in its linear range. Each run's figures/gates.png adds the same fractions over its "
             "weight snapshots.",
         )
-        doc.p("Mean fractions over the units: " + "; ".join(lines) + ".")
+        doc.table(
+            ["run", "gate", "left-saturated (< 0.1)", "right-saturated (> 0.9)"],
+            lines,
+            "Mean over the units of each gate of the fraction of (image, row) pairs where it is saturated.",
+        )
     if paths:
         panels = []
         classes: tuple[str, ...] = tuple(str(c) for c in range(10))
@@ -155,6 +156,42 @@ def inside_recurrent(doc, recurrent: list[ConfigGroup], figdir: Path, cnn: Seque
             "correlation over all (image, row) pairs of the unit's value with the current row's ink or centre of "
             "mass. The top-9 images of each unit: each run's figures/units.png and tables/units.csv.",
         )
+
+
+def _climb_row(tables: Path, chance: float = 0.1) -> Optional[int]:
+    """The first k at which the accuracy after reading k rows (the sequence analysis's rows_read.csv) has made
+    half its way from chance to its value after all rows; None without that table."""
+    if not (tables / "rows_read.csv").is_file():
+        return None
+    acc = [float(r["test_acc"]) for r in read_csv(tables / "rows_read.csv")]
+    half = chance + (acc[-1] - chance) / 2
+    return next((k + 1 for k, a in enumerate(acc) if a >= half), None) if acc[-1] > chance else None
+
+
+def _rows_and_climb(doc, rows: list[tuple[ConfigGroup, Path]]) -> None:
+    """Per run, the row whose removal costs most beside the row by which its accuracy climbs (a table), and
+    one sentence counting the runs where the first lies in the few rows before the second."""
+    table, near = [], 0
+    for g, tables in rows:
+        occ = np.array([_number(r["occlusion"]) for r in read_csv(tables / "rows.csv") if r["class"] == "all"])
+        peak = int(np.nanargmax(occ)) + 1
+        climb = _climb_row(tables)
+        close = climb is not None and climb - CLIMB_WINDOW <= peak <= climb
+        near += close
+        table.append([g.label, peak, "" if climb is None else climb, "yes" if close else "no" if climb else ""])
+    measured = sum(1 for r in table if r[2] != "")
+    doc.table(
+        ["run", "costliest row (occlusion)", "accuracy half-way at row", f"costliest row within {CLIMB_WINDOW} rows before"],
+        table,
+        "Costliest row: the row whose blacking out lowers p(true class) most (mean over the images above). "
+        "Accuracy half-way: the first k at which the accuracy from the state after k rows has made half its way from "
+        "chance (10%) to its accuracy after all 28 rows (the sequence analysis, first seed)."
+        + (
+            f" In {near} of {measured} runs the costliest row lies in the {CLIMB_WINDOW} rows before (or at) that point."
+            if measured
+            else " No run has the accuracy after k rows (the sequence analysis), so the two are not compared."
+        ),
+    )
 
 
 def _units_images(tables: Path) -> int:

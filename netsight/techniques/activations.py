@@ -20,6 +20,7 @@ from ..data import Dataset
 from ..ops.hooks import forward_hooks, normalised_input
 from ..ops.stages import Stage, conv_stages, conv_layers
 from ..fileio import read_csv
+from .. import style
 from ..ops.inputs import Norm, check_norm, device_of, source_for
 from .base import Ran, ReportItem, Technique, register
 from .target import Target
@@ -285,7 +286,7 @@ def plot_activation_histograms(stats, title: str) -> Figure:
 
     layers = list(dict.fromkeys(s.layer for s in stats.stages))
     fig, axes = _panel_grid(len(layers), 4.2, 3.4)
-    colours = {"conv": "tab:blue", "relu": "tab:orange", "pool": "tab:green", "bn": "tab:red"}
+    colours = style.STAGE_COLOURS
     names = {"conv": "conv (before ReLU)", "relu": "after ReLU", "pool": "after max-pool", "bn": "after batch norm"}
     for ax, layer in zip(axes.ravel(), layers, strict=False):  # the grid's last row may have spare panels
         for s in (s for s in stats.stages if s.layer == layer):

@@ -92,10 +92,21 @@ def plot_deconv(
     from ..style import SMALL, layer_name
     from matplotlib.patches import Rectangle
 
+    import textwrap
+
     n, k = len(images), max(len(p) for p in projections)
     # laid out in inches: square tiles, a title band above each row, the key below
-    tile, gap_x, title_band, top_band, side = 1.55, 0.2, 0.32, 0.55, 0.25
+    tile, gap_x, title_band, side = 1.55, 0.2, 0.32, 0.25
     width = 2 * side + (k + 1) * tile + k * gap_x
+    what = "its strongest unit" if mode == "max" else "the whole feature map"
+    heading = (
+        f"{title}: deconvnet projections from {layer_name(layer, asked)} ({what}; the image's strongest maps), "
+        "each cropped to the unit's receptive field (outlined on the input in the tile's colour), "
+        "scaled to its own largest |value|; tile title: map and its activation"
+    )
+    # the title wrapped to the figure's width (about 12 characters an inch at NORMAL size), never wider than it
+    lines = textwrap.wrap(heading, max(30, int(width * 12)))
+    top_band = 0.2 + 0.2 * len(lines)
     one_line_key = width >= 9.2
     bottom_band = 0.45 if one_line_key else 0.85
     height = top_band + n * (title_band + tile) - title_band + title_band + bottom_band
@@ -135,11 +146,8 @@ def plot_deconv(
     for i in range(n):
         for ax in axes[i, len(projections[i]) + 1 :]:
             ax.axis("off")
-    what = "its strongest unit" if mode == "max" else "the whole feature map"
     fig.suptitle(
-        f"{title}: deconvnet projections from {layer_name(layer, asked)} ({what}; the image's strongest maps)\n"
-        "each cropped to the unit's receptive field (outlined on the input in the tile's colour), "
-        "scaled to its own largest |value|; tile title: map and its activation",
+        "\n".join(lines),
         fontsize=style.NORMAL,
         y=1 - 0.1 / height,
         va="top",

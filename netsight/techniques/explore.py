@@ -125,7 +125,7 @@ class ExploreTechnique(Technique):
         first = t.images.load([0]).to(t.device)
         for layer in chosen:
             if layer not in modules:
-                raise unknown_layer(layer, t.model)
+                raise unknown_layer(layer, t.model, "--layers")
             if layer not in convs:
                 raise NetsightError(
                     f"--layers {layer}: not a convolution (explore shows the units of conv layers: "

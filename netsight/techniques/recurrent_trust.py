@@ -171,8 +171,6 @@ def informative_row_images(
     return x, y
 
 
-
-
 # ------------------------------------------------------------------ verdicts (CONTRACTS section 2)
 def _interval(values: Sequence[float], lo_bound: float, hi_bound: float) -> tuple[float, float, float, int]:
     s = summarise(torch.tensor([float(v) for v in values], dtype=torch.float64))

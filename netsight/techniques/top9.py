@@ -78,16 +78,20 @@ def top9(
     return Top9(**{f.name: getattr(found, f.name) for f in fields(found)})
 
 
-def plot_top9(tp, title: str, per_row: int = 4, asked: Optional[str] = None) -> Figure:
-    """One block per feature map: 3x3 projections (left) beside the 3x3 input patches (right).
-    Blocks are laid out in inches (a title band above each, a gap between them), so a figure of
-    one map is as readable as one of sixteen."""
+FIGURE_MAPS = 8  # maps drawn in the figure (the table keeps them all): two blocks a row, large enough to read
+
+
+def plot_top9(tp, title: str, per_row: int = 2, asked: Optional[str] = None, shown: int = FIGURE_MAPS) -> Figure:
+    """One block per feature map (the first `shown`): 3x3 projections (left) beside the 3x3 input patches
+    (right). Blocks are laid out in inches (a title band above each, a gap between them), `per_row` a row,
+    so that in a report page about 1,000 px wide a tile is about 60 px and a title at least 8 pt."""
     import numpy as np
     from .. import style
     from ..plotting import projection_image, _outside_tinted, pixel_image, _mosaic, plt, _key_legend, _projection_key
     from ..style import SMALL, layer_name
 
-    maps, k = tp.projections.shape[:2]
+    total, k = tp.projections.shape[:2]
+    maps = min(total, max(1, shown))
     side = int(np.ceil(np.sqrt(k)))
     tile = tp.projections.shape[-1]
     spacer_px = max(3, tile // 2)  # projections and patches: two grids, visibly apart
@@ -102,7 +106,7 @@ def plot_top9(tp, title: str, per_row: int = 4, asked: Optional[str] = None) -> 
         blocks.append(np.concatenate([grid_p, spacer, grid_q], 1))
     per_row = max(1, min(per_row, maps))
     rows = int(np.ceil(maps / per_row))
-    bh = 1.45  # inches: block height
+    bh = 1.9  # inches: block height
     bw = bh * blocks[0].shape[1] / blocks[0].shape[0]
     gap_x, title_band, below, margin = 0.6, 0.32, 0.28, 0.3  # inches
     width = max(2 * margin + per_row * bw + (per_row - 1) * gap_x, 7.5)
@@ -119,12 +123,14 @@ def plot_top9(tp, title: str, per_row: int = 4, asked: Optional[str] = None) -> 
         ax = fig.add_axes((left / width, bottom / height, bw / width, bh / height))
         style.mark(ax.imshow(block, interpolation="nearest"), "projection")
         ax.axis("off")
-        ax.set_title(f"map {m}: top activation {tp.top.values[m, 0]:.2f}", fontsize=SMALL, pad=3)
+        ax.set_title(f"map {m}: top activation {tp.top.values[m, 0]:.2f}", fontsize=style.NORMAL, pad=3)
         for x, word in ((half / 2, "projections"), (1 - half / 2, "input patches")):
             ax.text(x, -0.03, word, transform=ax.transAxes, ha="center", va="top", fontsize=SMALL, color="0.3")
     s = tp.top.field.size
     fig.suptitle(
-        f"{title}: top-{k} activations of {layer_name(tp.top.layer, asked)} over the dataset\n"
+        f"{title}: top-{k} activations of {layer_name(tp.top.layer, asked)} over the dataset"
+        + (f" (maps 0-{maps - 1} of {total})" if maps < total else "")
+        + "\n"
         f"per map: deconv projections (left) and the input patches (right), receptive field {s[0]}x{s[1]} px",
         fontsize=style.NORMAL,
         y=1 - 0.12 / height,
@@ -221,8 +227,9 @@ class Top9Technique(Technique):
 
     def caption(self, ran: Ran) -> str:
         return (
-            f"top-9 activations per feature map of {ran.options['layer']} (the first {ran.options['maps']} maps); "
-            "projections beside input patches (paper Fig. 2)."
+            f"top-9 activations per feature map of {ran.options['layer']} (the first "
+            f"{min(ran.options['maps'], FIGURE_MAPS)} of the {ran.options['maps']} maps ranked; every map's top-9 in the "
+            "table and the unit browser); projections beside input patches (paper Fig. 2)."
         )
 
     def report(self, run, label: str, ran: Ran) -> list[ReportItem]:

@@ -8,26 +8,33 @@ this module only when it draws.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
 from matplotlib.figure import Figure
 
 from ..fileio import atomic_write
-from ..style import percent_axis, plt  # headless (Agg), with the rcParams every figure uses
+from ..style import SPLIT_COLOURS, percent_axis, plt  # headless (Agg), with the rcParams every figure uses
 
 
 def plot_curves(rows: Sequence[dict[str, float]], title: str) -> Figure:
     """Train/test accuracy and loss against iterations (the report's Figure 1 layout).
 
-    Train curves show the mean over each evaluation interval (solid) and the single
-    minibatch the report plotted (faint); test curves are over the whole test set."""
+    Train curves show the mean over each evaluation interval (solid, dropout on), the single
+    minibatch the report plotted (faint) and, dashed, the model in eval mode on the fixed training
+    subset (what the train-test gap reads); test curves are over the whole test set."""
     it = [r["iteration"] for r in rows]
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, metric, label in ((ax_acc, "acc", "accuracy (%)"), (ax_loss, "loss", "cross-entropy loss")):
-        ax.plot(it, [r[f"train_{metric}"] for r in rows], color="tab:blue", alpha=0.25, lw=1, label="train (minibatch)")
-        ax.plot(it, [r[f"train_{metric}_mean"] for r in rows], color="tab:blue", lw=2, label="train (interval mean)")
-        ax.plot(it, [r[f"test_{metric}"] for r in rows], color="tab:orange", lw=2, label="test (whole set)")
+        ax.plot(
+            it, [r[f"train_{metric}"] for r in rows], color=SPLIT_COLOURS["train"], alpha=0.25, lw=1, label="train (minibatch)"
+        )
+        ax.plot(it, [r[f"train_{metric}_mean"] for r in rows], color=SPLIT_COLOURS["train"], lw=2, label="train (interval mean)")
+        ax.plot(it, [r[f"test_{metric}"] for r in rows], color=SPLIT_COLOURS["test"], lw=2, label="test (whole set)")
+        measured = [r.get(f"train_eval_{metric}", math.nan) for r in rows]
+        if not all(math.isnan(v) for v in measured):  # runs written before netsight measured it have none
+            ax.plot(it, measured, color=SPLIT_COLOURS["train"], lw=2, ls="--", label="train (eval mode, fixed subset)")
         ax.set_xlabel("iteration")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -38,7 +45,9 @@ def plot_curves(rows: Sequence[dict[str, float]], title: str) -> Figure:
     final = rows[-1]
     ax_acc.legend(loc="lower right")
     ax_loss.legend(loc="upper right")
-    fig.suptitle(f"{title}: final test accuracy {final['test_acc']:.2%}, train (interval) {final['train_acc_mean']:.2%}")
+    train = final.get("train_eval_acc", math.nan)
+    said = f"train (eval mode) {train:.2%}" if not math.isnan(train) else f"train (interval) {final['train_acc_mean']:.2%}"
+    fig.suptitle(f"{title}: final test accuracy {final['test_acc']:.2%}, {said}")
     fig.tight_layout()
     return fig
 

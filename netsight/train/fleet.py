@@ -61,6 +61,7 @@ from .steps import (
     restore_rng,
     stop_on_sigint,
     summaries_on_crash,
+    train_eval_subset,
 )
 
 # Fields that must be equal within a fleet (shapes, schedule, optimiser); seed, init, lr and
@@ -198,6 +199,8 @@ def train_fleet(
     images = data.train_images
     # each member's own training labels (permuted ones differ by seed), [K, N]: row k is member k's
     labels = torch.stack([training_labels(m.config, data.train_labels) for m in active])
+    subset = train_eval_subset(len(images), dev)  # the train accuracy the gap reads, in eval mode (as train())
+    subset_images, subset_labels = images[subset], labels[:, subset]
     try:
         with summaries_on_crash(active, lambda: iteration), stop_on_sigint() as sigint:
             while iteration < config.iterations:
@@ -224,7 +227,8 @@ def train_fleet(
                     continue
                 seconds += time.perf_counter() - tick
                 test_loss, test_acc = evaluate_fleet(fleet, data.test_images, data.test_labels)
-                table = interval.values(test_loss, test_acc, batch_size=y.shape[1])  # a row of six values per member
+                train_eval = evaluate_fleet(fleet, subset_images, subset_labels)
+                table = interval.values(test_loss, test_acc, batch_size=y.shape[1], train_eval=train_eval)  # a row per member
                 for i, m in enumerate(active):
                     if m.status != "running":
                         continue
@@ -273,7 +277,8 @@ def _member_model(fleet, template, m: _Member, k: int, i: int):
 def evaluate_fleet(
     fleet, images: torch.Tensor, labels: torch.Tensor, batch: Optional[int] = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each member's mean loss and accuracy over a whole set in eval mode: two [K] device tensors."""
+    """Each member's mean loss and accuracy over a whole set in eval mode: two [K] device tensors.
+    `labels`: [N], the same for every member, or [K, N], each member's own (permuted labels differ by seed)."""
     batch = batch or eval_batch(images.device)
     was_training = fleet.training
     fleet.eval()
@@ -282,11 +287,10 @@ def evaluate_fleet(
     correct = torch.zeros(k, device=images.device, dtype=torch.long)
     for start in range(0, len(images), batch):
         x = Dataset.normalise(images[start : start + batch])
-        y = labels[start : start + batch]
+        y = labels[..., start : start + batch]
         logits = fleet(x.unsqueeze(0).expand(k, *x.shape))
-        loss_sum += (
-            F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.repeat(k), reduction="none").view(k, -1).sum(1)
-        )
+        y_all = y.expand(k, -1).reshape(-1)
+        loss_sum += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y_all, reduction="none").view(k, -1).sum(1)
         correct += (logits.argmax(2) == y).sum(1)
     fleet.train(was_training)
     return loss_sum / len(images), correct.float() / len(images)

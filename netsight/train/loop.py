@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Dataset, load_dataset
+from ..text import plural
 from ..errors import NetsightError
 from ..fileio import claim_output_folder, clean_leftovers
 from ..models import ModelConfig, build_model, count_parameters, get_entry
@@ -42,6 +43,7 @@ from .steps import (
     restore_rng,
     stop_on_sigint,
     summaries_on_crash,
+    train_eval_subset,
 )
 
 CHECKPOINT_SECONDS = 60.0  # while training, checkpoint at an evaluation point at most this often
@@ -99,7 +101,7 @@ def _torchvision_version() -> str:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"cpu ({platform.machine()}, {plural(torch.get_num_threads(), 'thread')})"
 
 
 class BatchSampler:
@@ -245,6 +247,8 @@ def train(
     sampler = BatchSampler(len(data.train_images), config.batch_size, config.seed, dev)
     train_labels = training_labels(config, data.train_labels)
     interval = Interval((), dev)  # training loss and accuracy since the last evaluation, on the device
+    subset = train_eval_subset(len(data.train_images), dev)  # the train accuracy the gap reads, in eval mode
+    subset_images, subset_labels = data.train_images[subset], train_labels[subset]
 
     iteration = 0
     if resume and record.dir.checkpoint.exists():
@@ -296,7 +300,8 @@ def train(
                 # ---- evaluation point: the only place the host waits for the device
                 seconds = record.seconds + time.perf_counter() - tick
                 test_loss, test_acc = evaluate(model, data.test_images, data.test_labels)
-                values = interval.values(test_loss, test_acc, batch_size=len(y))
+                train_eval = evaluate(model, subset_images, subset_labels)
+                values = interval.values(test_loss, test_acc, batch_size=len(y), train_eval=train_eval)
                 row = record.add_row(iteration, values, seconds)
                 message = divergence(values, iteration, interval.count, config.lr)
                 interval.reset()

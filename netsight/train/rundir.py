@@ -13,6 +13,7 @@ snapshots/         weights at chosen iterations (feature evolution)
 from __future__ import annotations
 
 import json
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +36,12 @@ METRIC_COLUMNS = [
     "train_acc_mean",
     "test_loss",  # over the whole test set, eval mode
     "test_acc",
+    "train_eval_loss",  # over a fixed training subset (TRAIN_EVAL_IMAGES, spread evenly), eval mode like the test set:
+    "train_eval_acc",  # the train accuracy the train-test gap reads (dropout off, batch norm's running statistics)
     "seconds",  # training wall time so far (evaluation excluded)
 ]
+# columns a metrics.csv written before netsight measured them may lack (read as NaN)
+LATER_METRIC_COLUMNS = ("train_eval_loss", "train_eval_acc")
 _MODEL_KEY = "netsight.model"
 # every file name netsight writes at the top of a run directory (leftover temporary files of these are cleaned up)
 RUN_FILES = ("config.json", "metrics.csv", "model.safetensors", "summary.json", "curves.png", "checkpoint.pt")
@@ -180,7 +185,10 @@ class Run:
             return []
         rows = read_csv(self.dir.metrics)
         try:
-            parsed = [{k: float(row[k]) for k in METRIC_COLUMNS} for row in rows]
+            parsed = [
+                {k: float(row[k]) if k in row or k not in LATER_METRIC_COLUMNS else math.nan for k in METRIC_COLUMNS}
+                for row in rows
+            ]
         except (KeyError, TypeError, ValueError) as exc:
             raise NetsightError(
                 f"{self.dir.metrics}: damaged metrics file ({type(exc).__name__}: {exc}); expected the "

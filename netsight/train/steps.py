@@ -74,6 +74,17 @@ def progress_bar(total: int, initial: int, desc: str, enabled: bool):
     return bar(total, desc, enabled, "it", leave=True, initial=initial)
 
 
+# Training images the train accuracy is measured on at each evaluation point, in eval mode like the test
+# set (dropout off, batch norm's running statistics), so the train-test gap compares like with like: the
+# same images every time (evenly spread over the training set), as many as the assignment's test set.
+TRAIN_EVAL_IMAGES = 1000
+
+
+def train_eval_subset(n_train: int, device: torch.device, n: int = TRAIN_EVAL_IMAGES) -> torch.Tensor:
+    """The indices of the fixed training subset (all the images when there are at most `n`)."""
+    return torch.linspace(0, n_train - 1, min(n, n_train), device=device).round().long().unique()
+
+
 def is_evaluation_point(iteration: int, config: TrainConfig) -> bool:
     return iteration % config.eval_every == 0 or iteration == config.iterations
 
@@ -95,9 +106,12 @@ class Interval:
         self.correct += correct
         self.count += 1
 
-    def values(self, test_loss: torch.Tensor, test_acc: torch.Tensor, batch_size: int) -> list:
-        """The six metrics of an evaluation point (METRIC_COLUMNS without iteration and seconds), read
-        back in one host sync: a list of six floats, or one such list per member of a fleet."""
+    def values(
+        self, test_loss: torch.Tensor, test_acc: torch.Tensor, batch_size: int, train_eval: tuple[torch.Tensor, torch.Tensor]
+    ) -> list:
+        """The eight metrics of an evaluation point (METRIC_COLUMNS without iteration and seconds), read
+        back in one host sync: a list of eight floats, or one such list per member of a fleet.
+        `train_eval`: loss and accuracy on the fixed training subset in eval mode (`train_eval_subset`)."""
         n = self.count
         return torch.stack(
             [
@@ -107,6 +121,7 @@ class Interval:
                 self.correct.float() / (n * batch_size),
                 test_loss,
                 test_acc,
+                *train_eval,
             ],
             -1,
         ).tolist()

@@ -174,14 +174,30 @@ def _report_in_playwright(browser, report, tmp_path, tag: str) -> None:
             assert moved[0] > 0 and moved[1] == 0, moved
         keep_screenshot(page, tmp_path, f"report-{tag}-{width}.png")
 
-        figure = page.locator("figure img.zoomable").nth(1)
+        # read top-down: the contents link every section; a link to a heading in a collapsed part opens it
+        toc = page.evaluate("""() => ({links: [...document.querySelectorAll('nav.toc a')].map((a) => a.getAttribute('href')),
+            h2: [...document.querySelectorAll('h2')].map((h) => '#' + h.id),
+            folded: [...document.querySelectorAll('details.fold')].filter((d) => !d.open).length})""")
+        assert set(toc["h2"]) <= set(toc["links"]) and toc["folded"] > 0, toc
+        inside = page.evaluate("() => '#' + document.querySelector('details.fold').id")
+        page.click(f"nav.toc a[href='{inside}']")
+        assert page.evaluate(f"() => document.querySelector('{inside}').open"), inside
+        page.evaluate("() => document.querySelectorAll('details.fold').forEach((d) => { d.open = false; })")
+
+        # the second figure outside a collapsed part
+        shown_at = page.evaluate("""() => [...document.querySelectorAll('figure img.zoomable')].map((e, i) => [e, i])
+            .filter(([e]) => !e.closest('details:not([open])'))[1][1]""")
+        figure = page.locator("figure img.zoomable").nth(shown_at)
         figure.scroll_into_view_if_needed()
         figure.tap() if phone else figure.click()
         page.wait_for_selector("#lightbox[open]")
-        shown = page.evaluate("""() => { const i = document.querySelector('#lightbox img'),
-            f = document.querySelectorAll('figure img.zoomable')[1];
+        shown = page.evaluate(
+            """(n) => { const i = document.querySelector('#lightbox img'),
+            f = document.querySelectorAll('figure img.zoomable')[n];
             return {same: i.src === f.src, natural: i.naturalWidth, width: i.getBoundingClientRect().width,
-                    inline: f.getBoundingClientRect().width, page: document.documentElement.scrollWidth}; }""")
+                    inline: f.getBoundingClientRect().width, page: document.documentElement.scrollWidth}; }""",
+            shown_at,
+        )
         assert shown["same"] and shown["width"] == pytest.approx(shown["natural"], abs=1), shown  # full size
         assert shown["page"] <= width, shown  # the picture scrolls inside the overlay, not the page
         if phone:

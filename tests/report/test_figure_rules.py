@@ -540,7 +540,7 @@ def _same(a, b) -> bool:
 def test_each_cell_type_has_one_colour_in_every_figure(rendered):
     from matplotlib.colors import to_rgba
 
-    for name in ("curves_by_hidden", "rows_read", "accuracy_vs_parameters", "cnn_curves", "row_importance_by_cell"):
+    for name in ("curves_by_hidden", "rows_read", "accuracy_vs_parameters", "cnn_curves"):
         lines = _lines(rendered[name])
         assert lines, name
         for label, colour in lines:
@@ -559,6 +559,12 @@ def test_each_hidden_size_has_one_colour_in_every_figure(rendered):
         for label, colour in lines:
             hidden = int(re.search(r"\d+", label).group(0))
             assert _same(colour, style.hidden_colour(hidden)), (name, label)
+    # which rows matter: a panel per cell type, so colour says the hidden size there (a CNN's line: its model)
+    for label, colour in _lines(rendered["row_importance_by_cell"]):
+        if label.startswith("h="):
+            assert _same(colour, style.hidden_colour(int(label[2:]))), label
+        else:
+            assert _same(colour, style.model_colour(label.split()[0])), label
     assert len({style.hidden_colour(h) for h in (8, 16, 32, 64, 128, 256)}) == 6
     assert style.hidden_colour(48) == style.hidden_colour(48)  # a size outside the palette still gets a fixed colour
 

@@ -87,7 +87,8 @@ def test_a_suite_at_conv1_reports_the_conv1_figures(conv1_suite):
     assert meta["options"]["top9"] == {"layer": "conv1", "maps": 4}  # what the suite file asked
     assert meta["ran"]["occlusion"]["layer"] == "conv1" and meta["ran"]["occlusion"]["count"] == 1  # what it resolved to
     html = (out / "report.html").read_text()
-    zf = _text(html[html.index("2 Zeiler &amp; Fergus") : html.index("Which pictures to trust")])
+    body = html.index("</nav>")  # after the contents, which name the sections too
+    zf = _text(html[html.index("2 Zeiler &amp; Fergus", body) : html.index("Which pictures to trust", body)])
     assert "top-9 activations per feature map of conv1" in zf
     assert "deconvnet projections of the strongest units of conv1 for 2 test images" in zf
     assert "occlusion sensitivity on 1 test images, with the strongest map of conv1" in zf

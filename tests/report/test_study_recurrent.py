@@ -49,15 +49,23 @@ def test_the_section_reads_every_runs_tables(tmp_path, monkeypatch):
     doc = Doc()
     inside_recurrent(doc, groups, tmp_path / "figures")
     kinds = [b.kind for b in doc.blocks]
-    assert kinds[0] == "h3" and kinds.count("figure") == 3 and kinds.count("table") == 1
+    assert kinds[0] == "h3" and doc.blocks[0].fold and kinds.count("figure") == 3 and kinds.count("table") == 3
     assert all(b.path.is_file() for b in doc.blocks if b.kind == "figure")
-    table = next(b for b in doc.blocks if b.kind == "table")
+    climb, gates, table = [b for b in doc.blocks if b.kind == "table"]
+    # which rows matter: each run's costliest row, read from its rows.csv; no sequence analysis ran, so no climb
+    assert [r[0] for r in climb.rows] == ["rnn-4", "lstm-6", "gru-5"] and all(r[2] == "" for r in climb.rows)
+    assert "No run has the accuracy after k rows" in climb.caption
+    for row, model in zip(climb.rows, ("rnn", "lstm", "gru"), strict=True):
+        with (tmp_path / model / "tables" / "rows.csv").open() as f:
+            occ = [float(r["occlusion"]) for r in csv.DictReader(f) if r["class"] == "all"]
+        assert row[1] == occ.index(max(occ)) + 1
     assert [r[0] for r in table.rows] == ["rnn-4", "lstm-6", "gru-5"]
     with (tmp_path / "lstm" / "tables" / "units.csv").open() as f:
         best = max(csv.DictReader(f), key=lambda r: float(r["selectivity"]))
     assert table.rows[1][1].startswith(f"{best['unit']} (")
-    gates = next(b for b in doc.blocks if b.kind == "p" and b.text.startswith("Mean fractions"))
-    assert "lstm-6: input" in gates.text and "gru-5: reset" in gates.text and "rnn-4" not in gates.text
+    # the gates' mean fractions: a table of the gated cells only
+    assert {(r[0], r[1]) for r in gates.rows} >= {("lstm-6", "input"), ("gru-5", "reset")}
+    assert all(r[0] != "rnn-4" for r in gates.rows) and all(r[2].endswith("%") for r in gates.rows)
     assert "10 test images" in next(b.caption for b in doc.blocks if b.kind == "figure" and "gate" in b.caption)
 
 

@@ -213,6 +213,32 @@ def test_relu_rules_hold_for_functional_and_in_place_relus_where_captum_is_wrong
     assert float((captum_wrong - reference).abs().max()) > 0.05 * float(reference.abs().max())
 
 
+class Shared(Modules):
+    """The same weights; one nn.ReLU module called three times (as a torchvision ResNet block reuses its relu)."""
+
+    def forward(self, x):
+        x = F.max_pool2d(self.r1(self.conv1(x)), 2)
+        x = F.max_pool2d(self.r1(self.conv2(x)) + self.r1(x.mean(1, keepdim=True)), 2)
+        return self.fc(x.flatten(1))
+
+
+@pytest.mark.parametrize("method, rule", [("guided_backprop", GuidedBackprop), ("deconvnet", Deconvolution)])
+def test_captums_relu_rules_hold_on_a_shared_relu_module_and_fail_on_functional_relus(method, rule):
+    """What the docs say of Captum (0.9): a reused nn.ReLU module is hooked at every call, so its rules are right
+    there (equal to netsight's and to the separate-module twin's); functional ReLUs are not hooked at all, so there
+    Captum's map is the plain gradient and differs from the rule's."""
+    modules, functional, x = _twins()
+    shared = Shared().double().eval()
+    shared.load_state_dict(modules.state_dict())
+    assert torch.allclose(modules(x), shared(x))
+    reference = rule(modules).attribute(x, TARGETS).sum(1)
+    _close(rule(shared).attribute(x, TARGETS).sum(1), reference, 1e-10)  # shared module: right
+    _close(_maps(shared, x, method), reference, 1e-5)
+    on_functional = rule(functional).attribute(x, TARGETS).sum(1)  # functional: the plain gradient
+    _close(on_functional, _maps(functional, x, "gradient"), 1e-5)
+    assert float((on_functional - reference).abs().max()) > 0.05 * float(reference.abs().max())
+
+
 def test_guided_backprop_by_hand_on_a_chain():
     """The guided rule written out: every ReLU's backward keeps the signal where both it and the forward input are positive."""
     modules, _, x = _twins()

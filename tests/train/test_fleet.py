@@ -20,7 +20,7 @@ def _configs(model, seeds=(1, 2, 3), **kw):
 
 
 def _losses(path):
-    return [(r["train_loss"], r["test_loss"], r["test_acc"]) for r in open_run(path).metrics()]
+    return [(r["train_loss"], r["test_loss"], r["test_acc"], r["train_eval_loss"]) for r in open_run(path).metrics()]
 
 
 # Tolerances. The maths is exact: in float64 a fleet and its single runs agree to 1e-11 over 50 Adam
@@ -52,6 +52,7 @@ def test_the_first_50_iterations_equal_the_single_runs(tmp_path, model, kw, tol)
         for it, (a, b) in enumerate(zip(fleet_rows, single_rows, strict=True), 1):
             bound = 1e-5 if it == 1 else tol  # the first loss (before any update): float32 rounding only
             assert a[0] == pytest.approx(b[0], abs=bound) and a[1] == pytest.approx(b[1], abs=bound), (it, a, b)
+            assert a[3] == pytest.approx(b[3], abs=bound), (it, a, b)  # eval mode on the same training subset
     # a member's run directory is an ordinary one: its weights load into the ordinary model
     run = open_run(tmp_path / "f2")
     assert run.summary["fleet"] == {"members": 3, "index": 1} and run.config == configs[1]

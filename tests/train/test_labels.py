@@ -63,6 +63,9 @@ def test_a_permuted_run_trains_on_them_and_a_fleet_member_equals_its_single_run(
     assert open_run(tmp_path / "single").config == configs[1]
     single, member = open_run(tmp_path / "single").metrics(), open_run(tmp_path / "f2").metrics()
     assert [r["train_loss"] for r in single] == pytest.approx([r["train_loss"] for r in member], abs=1e-5)
+    # the eval-mode train accuracy reads each member's own (permuted) labels, as the single run does
+    for key in ("train_eval_loss", "train_eval_acc"):
+        assert [r[key] for r in single] == pytest.approx([r[key] for r in member], abs=1e-5)
     true = resolve("gru", "mnist", seed=2, hidden=8, iterations=6, eval_every=3, batch_size=16)
     train(true, tmp_path / "true", dataset=data, progress=False, device="cpu")
     # the same weights and batches, other labels: the first batch's loss differs

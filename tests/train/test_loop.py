@@ -57,6 +57,39 @@ def test_metrics_are_computed_as_documented(tmp_path, tiny):
     assert row["test_acc"] == pytest.approx((logits.argmax(1) == tiny.test_labels).float().mean().item(), abs=1e-6)
 
 
+def test_train_accuracy_of_the_gap_is_measured_in_eval_mode_on_a_fixed_subset(tmp_path, tiny):
+    """train_eval_acc: the final model in eval mode (dropout off) on the fixed training subset, as the
+    test accuracy is measured; an independent computation must agree."""
+    from netsight.train.steps import train_eval_subset
+
+    train(_config("cnn-bn", iterations=10, eval_every=5), tmp_path / "r", dataset=tiny, progress=False)
+    run = open_run(tmp_path / "r")
+    subset = train_eval_subset(len(tiny.train_images), torch.device("cpu"))
+    assert len(subset) == min(1000, len(tiny.train_images)) and len(set(subset.tolist())) == len(subset)
+    assert train_eval_subset(5000, torch.device("cpu")).tolist() == train_eval_subset(5000, torch.device("cpu")).tolist()
+    loss, acc = evaluate(run.model(), tiny.train_images[subset], tiny.train_labels[subset])
+    row = run.metrics()[-1]
+    assert row["train_eval_acc"] == pytest.approx(acc.item(), abs=1e-6)
+    assert row["train_eval_loss"] == pytest.approx(loss.item(), rel=1e-5)
+
+
+def test_metrics_written_before_train_eval_read_as_nan(tmp_path, tiny):
+    """A metrics.csv without the train_eval columns (an older run) still opens; those values are NaN."""
+    import csv
+    import math
+
+    train(_config("gru", hidden=8, iterations=4, eval_every=2), tmp_path / "r", dataset=tiny, progress=False)
+    path = tmp_path / "r" / "metrics.csv"
+    rows = list(csv.DictReader(path.open()))
+    keep = [k for k in rows[0] if not k.startswith("train_eval")]
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, keep, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    row = open_run(tmp_path / "r").metrics()[-1]
+    assert math.isnan(row["train_eval_acc"]) and row["test_acc"] == float(rows[-1]["test_acc"])
+
+
 @pytest.mark.parametrize("model", ["lenet5", "cnn-bn", "gru"])
 def test_evaluation_does_not_depend_on_its_batch_size(model):
     """The CPU evaluates in batches of EVAL_BATCH["cpu"] (faster, measured); the loss and accuracy are
