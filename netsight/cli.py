@@ -642,7 +642,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"netsight: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # its message, where it has one, says what was kept and how to resume
-        print(f"netsight: {exc}" if str(exc) else "netsight: interrupted", file=sys.stderr)
+        said = str(exc)  # what the interrupted command kept and how to resume, when it says so
+        print(
+            f"netsight: {said}" if said.startswith("interrupted") else f"netsight: interrupted{': ' + said if said else ''}",
+            file=sys.stderr,
+        )
         return 130
     except OSError as exc:  # one the library did not name itself: still the path and the reason
         where = f"{exc.filename}: " if exc.filename is not None else ""

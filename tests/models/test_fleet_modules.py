@@ -104,7 +104,9 @@ def test_unstackable_members_are_refused():
 )
 def test_in_float64_a_fleet_trains_exactly_like_its_members(name, kw):
     """50 Adam steps on each member's own batches: in float64 the fleet's losses equal the single
-    runs' to 1e-9 (measured: 1.8e-11 at worst, cnn-bn), so the float32 gaps are rounding, not maths."""
+    runs' to 1e-8 (measured at worst on cnn-bn: 1.8e-11 on one CPU, 1.6e-9 on this project's 2-core machine,
+    whose kernels sum in another order), so the float32 gaps are rounding, not maths: a wrong gradient or batch
+    moves the loss by 1e-3 and more."""
     from netsight.data import Dataset
     from netsight.train.loop import BatchSampler
     from tests.conftest import tiny_dataset
@@ -129,4 +131,4 @@ def test_in_float64_a_fleet_trains_exactly_like_its_members(name, kw):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            assert abs(loss.item() - losses[i].item()) < 1e-9
+            assert abs(loss.item() - losses[i].item()) < 1e-8

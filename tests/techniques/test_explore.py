@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from scipy.stats import spearmanr
 
 from netsight.ops.deconvnet_graph import make_deconvnet
 from netsight.techniques.explore_units import explore_layer, rank_correlations
@@ -93,9 +94,8 @@ def test_projections_through_random_weights_and_their_rank_correlation(explored)
             inside = units.valid[m, j].expand_as(units.projections[m, j]).bool()
             a, b = units.projections[m, j][inside], r.projections[m, j][inside]
             assert b.abs().max() > 0  # a picture even where random weights leave the unit at zero
-            assert len(a.unique()) == len(a) and len(b.unique()) == len(b)  # no ties: ranks by sorting
-            ra, rb = a.argsort().argsort().double(), b.argsort().argsort().double()
-            assert r.rho[m][j] == pytest.approx(float(torch.corrcoef(torch.stack([ra, rb]))[0, 1]), abs=1e-9)
+            # Spearman with tied values given their average rank (random weights can leave exact zeros)
+            assert r.rho[m][j] == pytest.approx(float(spearmanr(a.numpy(), b.numpy()).statistic), abs=1e-9)
         assert r.unit_rho[m] == pytest.approx(sum(r.rho[m]) / 9)
     assert checked >= 3, checked
 
