@@ -50,17 +50,7 @@ tables:tables.length,empty:tables.filter(function(t){return !t.tBodies[0]||t.tBo
 errors:__errors,overflow:document.documentElement.scrollWidth-document.documentElement.clientWidth}));});</script>"""
 
 
-_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--virtual-time-budget=10000",
-]
+_FLAGS = ["--headless", *PLAYWRIGHT_FLAGS, "--virtual-time-budget=10000"]  # the command-line Chromium's
 
 
 def _open(browser: str, report, tmp_path, width: int, tag: str) -> dict:
