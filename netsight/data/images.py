@@ -101,7 +101,11 @@ def list_image_folder(root: str | Path) -> tuple[list[Path], Optional[list[int]]
     is_image = lambda p: p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")  # noqa: E731
     skipped = [p for p in top_files + [q for files in nested.values() for q in files] if not is_image(p)]
     if skipped:
-        warn(f"--images {root}: skipped {plural(len(skipped), 'file')} that are not images, e.g. {skipped[0]}")
+        warn(
+            f"--images {root}: skipped {plural(len(skipped), 'file')} that "
+            + ("is not an image" if len(skipped) == 1 else "are not images")
+            + f", e.g. {skipped[0]}"
+        )
     top_images = [p for p in top_files if is_image(p)]
     classes = tuple(name for name, files in nested.items() if any(is_image(p) for p in files))
     if top_images or not classes:

@@ -33,7 +33,7 @@ def test_a_flat_folder_has_no_labels_and_is_read_as_files_hold_it(tmp_path, caps
     (tmp_path / "readme.md").write_text("x")
     source = folder_images(tmp_path, 3)
     assert source.labels is None and source.classes is None and len(source) == 2
-    assert "skipped 1 file(s) that are not images" in capsys.readouterr().err
+    assert "skipped 1 file that is not an image" in capsys.readouterr().err
     x = source.load([0, 1])
     assert x.shape == (2, 3, 6, 8) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     expected = torch.from_numpy(np.asarray(Image.open(first), dtype=np.float32) / 255).permute(2, 0, 1)
@@ -115,14 +115,14 @@ def test_an_unreadable_image_is_skipped_with_a_warning_and_indices_stay_consiste
 def test_a_folder_with_no_readable_image_is_refused_and_many_skips_are_counted(tmp_path, capsys):
     for i in range(13):
         (tmp_path / f"{i:02d}.png").write_bytes(b"")
-    with pytest.raises(NetsightError, match=r"none of its 13 image file\(s\) can be read, e.g. 00.png: not a readable image"):
+    with pytest.raises(NetsightError, match=r"none of its 13 image files can be read, e.g. 00.png: not a readable image"):
         folder_images(tmp_path, 3)
     _png(tmp_path / "good.png", 5, 5)
     source = folder_images(tmp_path, 3, progress=True)
     err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(source) == 1 and len(source.skipped) == 13
     assert len([line for line in err if ": skipped " in line and "not a readable image" in line]) >= 10
-    assert any("skipped 3 more unreadable image file(s) (13 of 14 in all)" in line for line in err)
+    assert any("skipped 3 more unreadable image files (13 of 14 in all)" in line for line in err)
 
 
 def test_a_file_that_breaks_after_the_check_is_named(tmp_path):
