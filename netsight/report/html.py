@@ -1001,7 +1001,9 @@ def build_report(out: str | Path) -> list[Path]:
     meta = read_json(out / "suite.json") if (out / "suite.json").is_file() else {}
     quick = bool(meta.get("quick"))
     title = str(meta.get("title") or "netsight study") + (" — QUICK SMOKE TEST" if quick else "")
-    configs = group_configs(runs)
+    every = group_configs(runs)
+    configs = [g for g in every if not g.control]  # the study's models; the controls serve the trust checks and ROAR
+    controls = [g for g in every if g.control]
     figdir = out / "figures"
     doc = Doc()
     doc.h(1, title)
@@ -1014,8 +1016,15 @@ def build_report(out: str | Path) -> list[Path]:
             f"assignment report's, so this report gives no verdicts. Run without --quick for the real study."
         )
     doc.p(
-        f"{len(runs)} training runs over {len(configs)} configurations, seeds {', '.join(map(str, seeds))}. "
-        "Multi-seed numbers are mean ± sample standard deviation, with 95% confidence intervals (Student's t)."
+        f"{len(runs) - sum(len(g.runs) for g in controls)} training runs over {len(configs)} configurations, seeds "
+        f"{', '.join(map(str, seeds))}"
+        + (
+            f", and {plural(sum(len(g.runs) for g in controls), 'control run')} for the trust checks "
+            f"({', '.join(sorted({g.control for g in controls}))}), which the sections below leave out. "
+            if controls
+            else ". "
+        )
+        + "Multi-seed numbers are mean ± sample standard deviation, with 95% confidence intervals (Student's t)."
     )
     _unrecorded(doc, out, meta, runs)
     findings = headline_findings(configs)

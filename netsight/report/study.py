@@ -63,7 +63,15 @@ class ConfigGroup:
 
     @property
     def label(self) -> str:
-        return f"{self.model}-{self.hidden}" if self.hidden else self.model
+        name = f"{self.model}-{self.hidden}" if self.hidden else self.model
+        return f"{name} ({self.control})" if self.control else name
+
+    @property
+    def control(self) -> str:
+        """What makes this configuration a control for the trust checks rather than a model of the study: trained on
+        "permuted labels" (data randomisation) or on "masked images" (ROAR/KAR); "" for neither."""
+        c = self.runs[0].config
+        return "permuted labels" if c.labels == "permuted" else "masked images" if c.mask is not None else ""
 
     def metrics(self) -> list[list[dict]]:
         return [r.metrics() for r in self.runs]

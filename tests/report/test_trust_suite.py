@@ -65,6 +65,9 @@ def test_a_suite_reports_which_pictures_to_trust(tmp_path, monkeypatch):
     agreement = read_csv(first / "tables" / "seed_agreement.csv")
     assert {(r["seeds"], r["pairs"]) for r in agreement} == {("2", "1")}
     html = (out / "report.html").read_text()
+    # the permuted-label runs are controls: named once, left out of the study's tables and headline findings
+    assert "2 control runs for the trust checks (permuted labels), which the sections below leave out" in html
+    assert "lenet5 (permuted labels)" not in html[: html.index("Which pictures to trust")]
     section = html[html.index("Which pictures to trust") :]
     assert "Quick mode: nothing here is judged" in section
     assert "guided backprop: not judged (quick mode)" in section and "is faithful: not judged" in section
