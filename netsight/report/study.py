@@ -70,7 +70,9 @@ class ConfigGroup:
     def control(self) -> str:
         """What makes this configuration a control for the trust checks rather than a model of the study: trained on
         "permuted labels" (data randomisation) or on "masked images" (ROAR/KAR); "" for neither."""
-        c = self.runs[0].config
+        c = getattr(self.runs[0], "config", None) if self.runs else None  # a stand-in run without a config: no control
+        if c is None:
+            return ""
         return "permuted labels" if c.labels == "permuted" else "masked images" if c.mask is not None else ""
 
     def metrics(self) -> list[list[dict]]:
