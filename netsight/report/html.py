@@ -1039,7 +1039,7 @@ def build_report(out: str | Path) -> list[Path]:
     _zf_section(doc, configs)
     from .trust import trust_section
 
-    trust_section(doc, configs, out, quick)
+    trust_section(doc, assignment_order(configs), out, quick)  # LeNet5 first, as in section 1
     from ..suites.roar import report_items as roar_items
 
     roar = roar_items(out, quick)  # a suite with ROAR/KAR mask groups (`netsight run roar`): its retraining tests
