@@ -39,9 +39,9 @@ class _Parser(argparse.ArgumentParser):
             choices = [c for a in self._actions if a.choices for c in a.choices if isinstance(c, str)]
             close = difflib.get_close_matches(typed.group(1), choices, n=3, cutoff=0.6)
         elif message.startswith("unrecognized arguments:"):
-            flags = [f for f in self._option_string_actions if f.startswith("--")]
+            flags = [f for f in self._option_string_actions if f.startswith("--") and f != "--help"]  # --help: said after
             words = [w.split("=", 1)[0] for w in message.split(":", 1)[1].split() if w.startswith("--")]
-            close = list(dict.fromkeys(c for w in words for c in difflib.get_close_matches(w, flags, n=2, cutoff=0.6)))
+            close = list(dict.fromkeys(c for w in words for c in difflib.get_close_matches(w, flags, n=2, cutoff=0.75)))
         else:
             return ""
         return f"; did you mean {' or '.join(close)}?" if close else ""
