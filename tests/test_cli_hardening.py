@@ -409,9 +409,7 @@ def test_a_folder_of_unreadable_images_is_refused(tmp_path, capsys):
     out.mkdir()
     before = tree_snapshot(out)
     assert main(["inspect", "--model", f"{net}:Net", "--images", str(images), "--out", str(out), "--filters", "--quiet"]) == 2
-    assert f"--images {images}: none of its 6 image files can be read, e.g. 0/0.png: not a readable image" in _error_line(
-        capsys
-    )
+    assert f"--images {images}: none of its 6 image files can be read, e.g. 0/0.png: not a readable image" in _error_line(capsys)
     assert tree_snapshot(out) == before
 
 
