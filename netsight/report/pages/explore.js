@@ -167,8 +167,9 @@
         el('img', {class: 'heat', src: layer.images[o.heat], alt: o.heat_alt}), colorbar(o.low, o.high, o.whole)]),
       el('figcaption', {text: o.caption})]))),
     chart: (p, layer, unit, room) => el('div', {class: withClass('charts', p)}, p.charts.map((c) => chart(c, layer, unit, room))),
-    legend: (p, layer) => el('ul', {class: withClass('legend', p)}, (p.from ? layer.data[p.from] : p.items).map((i) => el('li', {}, [
-      el('span', {class: i.shape, style: 'background:' + i.colour}), el('span', {text: i.text})]))),
+    legend: (p, layer) => el('ul', {class: withClass('legend', p)},
+      (p.from ? layer.data[p.from] : p.items).map((i) => el('li', {}, [
+        el('span', {class: i.shape, style: 'background:' + i.colour}), el('span', {text: i.text})]))),
     group: (p, layer, unit, room) => el('div', {class: withClass('group', p)},
       p.panels.map((q) => el('div', {}, panel(q, layer, unit, room)))),
   };
