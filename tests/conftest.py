@@ -35,7 +35,27 @@ def pytest_addoption(parser):
     )
 
 
+# The README's command spreads the tests over the cores with pytest-xdist, a test file at a time (`-n auto --dist
+# loadfile`): a file's tests share one worker, so the session resources of the Ray tests (all in
+# suites/test_ray_backend.py: one two-node cluster; they read this machine's processes and task folders, so no
+# other Ray test may run beside them) start once. Files are handed out in the order collected: the Ray file first
+# (the longest), then the files with slow or browser tests, then the rest, so that no long file starts last.
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: a worker per core, at most 4 (each holds PyTorch and the datasets, ~1.3 GB)."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def _file_rank(item) -> int:
+    if item.get_closest_marker("ray"):
+        return 0
+    return 1 if any(item.get_closest_marker(m) for m in ("slow", "browser")) else 2
+
+
 def pytest_collection_modifyitems(config, items):
+    rank: dict[Path, int] = {}
+    for item in items:
+        rank[item.path] = min(rank.get(item.path, 2), _file_rank(item))
+    items.sort(key=lambda item: rank[item.path])  # stable: a file's tests keep their order
     if not config.getoption("--fast"):
         return
     kept, left_out = [], []
@@ -45,7 +65,13 @@ def pytest_collection_modifyitems(config, items):
     items[:] = kept
 
 
-THREADS = torch.get_num_threads()  # torch's own default for this machine, read before any test runs
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    # n pytest-xdist workers share the cores: each gets its share (torch's default, one thread per core in every
+    # worker, oversubscribes them, and small ops then spend their time waiting for each other)
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    torch.set_num_threads(_share)
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))  # the command-line tests' subprocesses too
+THREADS = torch.get_num_threads()  # torch's default for this machine (or this worker's share), read before any test
 os.environ.setdefault("NETSIGHT_STRICT_REPORT", "1")  # a study report missing a figure it expects fails the test
 
 

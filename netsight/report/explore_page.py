@@ -72,13 +72,14 @@ def layer_shared(layer: PageLayer) -> dict[str, dict]:
     return merged
 
 
-def page_layer(layer: PageLayer, name: str, titles: Sequence[str], dead: Sequence[bool]) -> dict:
-    """The page's JSON of `layer`: unit i titled `titles[i]`, greyed in the grid where `dead[i]`."""
+def page_layer(layer: PageLayer, name: str, titles: Sequence[str], dead: Sequence[bool], label: Optional[str] = None) -> dict:
+    """The page's JSON of `layer` (its module `name`, the page's address; shown as `label`, the name unless
+    given): unit i titled `titles[i]`, greyed in the grid where `dead[i]`."""
     units = []
     for unit, (title, is_dead) in enumerate(zip(titles, dead, strict=True)):
         panels, shown = unit_panels(layer, unit)
         units.append({"unit": unit, "title": title, "preview": shown, "dead": bool(is_dead), "panels": panels})
-    return {"name": name, "units": units, "images": layer.pictures.uris, **layer_shared(layer)}
+    return {"name": name, "label": label or name, "units": units, "images": layer.pictures.uris, **layer_shared(layer)}
 
 
 def layer_data(units, names: Sequence[str], labels: Optional[Sequence[str]], first_layer: bool) -> dict:

@@ -108,5 +108,6 @@ def recurrent_layer(layer: dict) -> dict:
     page = PageLayer("recurrent", layer, Images())
     page.image_keys = {int(i): page.pictures.key(uri) for i, uri in layer["images"].items()}
     cell, hidden = layer["cell"].upper(), len(layer["units"])
-    titles = [f"{layer['name']} · unit {u['unit']} ({cell} hidden state, {hidden} units)" for u in layer["units"]]
-    return page_layer(page, layer["name"], titles, [False] * hidden)
+    label = f"{cell} layer ({layer['name']})"  # a recurrent classifier's module is "rnn" whatever its cell
+    titles = [f"{cell} layer · unit {u['unit']} (hidden state, {hidden} units)" for u in layer["units"]]
+    return page_layer(page, layer["name"], titles, [False] * hidden, label)

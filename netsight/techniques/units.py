@@ -163,6 +163,12 @@ def plot_units(
 EXPLORE_FIT = [280, 460]  # an explore page's plot as wide as the details, within these bounds: its text stays 10 px
 
 
+def _signed_class(name: str, mean: float) -> str:
+    """A class and the unit's mean value over its images, with its sign: "3 (−0.42)" is the class that drives the unit
+    most strongly, negative."""
+    return f"{name} ({'−' if mean < 0 else '+'}{abs(mean):.2f})"
+
+
 def _explore_range(values) -> tuple[float, float]:
     """An explore page plot's value range: the values' and 0, widened to +-1 when flat."""
     finite = [float(v) for v in values if v is not None and math.isfinite(v)]
@@ -280,8 +286,14 @@ class UnitsTechnique(Technique):
                     cls="tables",
                     panels=[
                         table(
-                            ["peak", "preferred class", "selectivity"],
-                            [[fmt(s["peak"]), classes[s["preferred"]], f"{s['selectivity']:.3f}"]],
+                            ["peak", "strongest class (its mean)", "selectivity"],
+                            [
+                                [
+                                    fmt(s["peak"]),
+                                    _signed_class(classes[s["preferred"]], means[s["preferred"]]),
+                                    f"{s['selectivity']:.3f}",
+                                ]
+                            ],
                         ),
                         table(["r (ink)", "r (position)", "r (row)"], [[corr["ink"], corr["position"], corr["row"]]]),
                     ],
@@ -315,12 +327,13 @@ class UnitsTechnique(Technique):
             "data": {"class legend": legend},  # the same for every unit: stored once
             "notes": {
                 "stats": f"Over the {data['images_seen']:,} test images and {n} steps: the unit's highest value; the class "
-                "with the largest |mean value| and its selectivity (0: every class moves the unit alike, 1: only that class; "
+                "with the largest |mean value| (its mean in brackets: a minus sign means the class drives the unit negative, "
+                "not that the unit prefers it) and the selectivity (0: every class moves the unit alike, 1: only that class; "
                 "see the bars below); r: the correlation of the unit's value with the row being read: its ink (mean "
                 "pixel), the ink's horizontal position, and the row number.",
                 "top": f"Strongest first. Boxed in red: the row being read when the unit peaked. Below each image: the "
                 f"unit's value over the {n} rows (grey line: 0; red: the peak).",
-                "classtrace": "The unit's mean value after each row over the test images of each class (the preferred "
+                "classtrace": "The unit's mean value after each row over the test images of each class (the strongest "
                 "class drawn thicker; in brackets: the images of the class).",
                 "classbars": "Each class's mean trace averaged over the steps (the colours as above); the selectivity "
                 "compares the largest |bar| with the mean |bar| of the others.",

@@ -88,7 +88,12 @@ def test_an_lstm_run_page_equals_a_brute_force_search(lstm_run, data):
         (cards,) = [q for q in p["panels"] if q["kind"] == "images"]
         shown = [(int(i["data"]["image"]), int(i["data"]["step"])) for i in cards["items"]]
         assert shown == [(t["image"], t["step"]) for t in u["top"]]
-        assert p["title"] == f"rnn · unit {u['unit']} (LSTM hidden state, {HIDDEN} units)"
+        assert p["title"] == f"LSTM layer · unit {u['unit']} (hidden state, {HIDDEN} units)"
+        (stats,) = [t for q in p["panels"] for t in q.get("panels", []) if t["kind"] == "table" and "selectivity" in t["head"]]
+        best, mean = u["stats"]["preferred"], sum(u["class_mean"][u["stats"]["preferred"]]) / len(u["class_mean"][0])
+        sign = "−" if mean < 0 else "+"  # the class that moves the unit most, with the sign it moves it by
+        assert stats["rows"][0][1] == f"{data.classes[best]} ({sign}{abs(mean):.2f})"
+    assert page["label"] == "LSTM layer (rnn)" and page["name"] == "rnn"  # named by its cell; the module, the address
     for g in layer["gates"]:  # every unit's point of Karpathy's scatter, stored once for the layer
         assert page["data"][f"saturation {g}"] == {"x": layer["saturation"][g]["left"], "y": layer["saturation"][g]["right"]}
     assert set(page["images"]) == {i for p in page["units"] for i in _sources(p["panels"])} | {

@@ -14,7 +14,7 @@ from PIL import Image
 from netsight.cli import main
 from netsight.techniques import sanity
 
-FEW = ["--count", "2", "--ig-steps", "4", "--samples", "2", "--randomise-layers", "1", "--quiet"]
+FEW = ["--count", "2", "--ig-steps", "4", "--samples", "2", "--randomise-layers", "1", "--draws", "2", "--quiet"]
 ASKED = ["--attributions", "--sanity", "--faithfulness"]
 
 

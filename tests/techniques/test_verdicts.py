@@ -184,3 +184,24 @@ def test_seed_pair_values_have_a_foreground_where_the_background_is_constant():
     assert set(by) == {(10, "all"), (10, "foreground"), (11, "all")}
     assert by[(10, "all")] > 0.6 and abs(by[(10, "foreground")]) < by[(10, "all")] - 0.4
     assert all(r[1] == "spearman_abs" and (r[2], r[3]) == (0, 1) for r in rows)
+
+
+@pytest.mark.slow  # two sanity checks of a tiny LeNet5 from the command line, ~15 s of CPU
+def test_other_random_draws_never_turn_a_settled_verdict_around(tiny_runs, tmp_path, capsys):
+    """The sentence must not change with the random draw: `inspect --sanity --card` with draws from --seed 0 and from
+    --seed 50 (other random weights) on the same run may differ in settled versus unsettled, never yes versus no;
+    and the model test settles both times for the gradient and guided backprop (so the check is not empty)."""
+    from netsight.cli import main
+    from netsight.fileio import read_csv
+
+    verdicts = []
+    for seed in ("0", "50"):
+        run = tiny_runs.copy("lenet5", tmp_path / f"seed{seed}")
+        argv = ["inspect", str(run), "--sanity", "--card", "--methods", "gradient,guided_backprop", "--count", "8"]
+        assert main([*argv, "--draws", "3", "--randomise-depths", "3", "--seed", seed, "--quiet"]) == 0, capsys.readouterr().err
+        verdicts.append({(r["method"], r["test"]): r["verdict"] for r in read_csv(run / "tables" / "verdicts.csv")})
+    first, second = verdicts
+    assert set(first) == set(second)
+    assert all({first[k], second[k]} != {"yes", "no"} for k in first), (first, second)
+    for method in ("gradient", "guided_backprop"):
+        assert first[method, V.MODEL] in ("yes", "no") and second[method, V.MODEL] in ("yes", "no"), (first, second)

@@ -29,26 +29,27 @@ def _losses(path):
 # by the gradient's own running scale (its very first step is lr * sign(gradient)), so parameters
 # whose true gradient is ~0 (conv biases that batch norm cancels, units that barely fire) take
 # full-size steps driven by rounding noise, and these differ between the two. Measured over 50 iterations, 3 seeds (max |loss difference|):
-# cells 4.8e-7; LeNet5 6.4e-4; cnn-bn (dropout off) 8.3e-3. The bounds below sit above those.
+# cells 4.8e-7; LeNet5 6.4e-4; cnn-bn (dropout off) 8.3e-3. The bounds below sit above those; the test compares the
+# first 25 iterations (the gap only grows after them), each with its evaluation.
 @pytest.mark.parametrize(
     "model, kw, tol",
     [
-        pytest.param("lenet5", {}, 2e-3, marks=pytest.mark.slow),  # the CNN cases train ~10-16 s each on 2 cores
+        pytest.param("lenet5", {}, 2e-3, marks=pytest.mark.slow),  # the CNN cases train ~5-8 s each on 2 cores
         ("rnn", {"hidden": 16}, 1e-5),
         ("lstm", {"hidden": 16}, 1e-5),
         ("gru", {"hidden": 16}, 1e-5),
         pytest.param("cnn-bn", {"dropout": 0.0}, 2e-2, marks=pytest.mark.slow),
     ],
 )
-def test_the_first_50_iterations_equal_the_single_runs(tmp_path, model, kw, tol):
+def test_the_first_25_iterations_equal_the_single_runs(tmp_path, model, kw, tol):
     data = tiny_dataset()
-    configs = _configs(model, **kw)
+    configs = _configs(model, iterations=25, **kw)
     summaries = train_fleet(configs, [tmp_path / f"f{c.seed}" for c in configs], dataset=data, progress=False, device="cpu")
     assert [s["status"] for s in summaries] == ["completed"] * 3
     for c in configs:
         train(c, tmp_path / f"s{c.seed}", dataset=data, progress=False, device="cpu")
         fleet_rows, single_rows = _losses(tmp_path / f"f{c.seed}"), _losses(tmp_path / f"s{c.seed}")
-        assert len(fleet_rows) == len(single_rows) == 50
+        assert len(fleet_rows) == len(single_rows) == 25
         for it, (a, b) in enumerate(zip(fleet_rows, single_rows, strict=True), 1):
             bound = 1e-5 if it == 1 else tol  # the first loss (before any update): float32 rounding only
             assert a[0] == pytest.approx(b[0], abs=bound) and a[1] == pytest.approx(b[1], abs=bound), (it, a, b)

@@ -170,10 +170,12 @@ def test_divergence_stops_the_run(tmp_path, tiny):
     assert not math.isfinite(rows[-1]["train_loss_mean"]) or not math.isfinite(rows[-1]["test_loss"])
 
 
-@pytest.mark.slow  # 150 LeNet5 iterations
+@pytest.mark.slow  # 300 LeNet5 iterations
 def test_training_learns(tmp_path):
+    """300 iterations, not 150: after 150 the accuracy still depended on rounding (0.69 with one torch thread, 1.0
+    with two); after 300 it read 0.99 and 1.0."""
     data = tiny_dataset(n_train=512)
-    summary = train(_config("lenet5", iterations=150, eval_every=50, lr=1e-3), tmp_path / "r", dataset=data, progress=False)
+    summary = train(_config("lenet5", iterations=300, eval_every=50, lr=1e-3), tmp_path / "r", dataset=data, progress=False)
     assert summary["final_test_acc"] > 0.8  # chance is 0.1
 
 

@@ -198,7 +198,7 @@
     const box = $('#layers');
     if (!box.firstChild) {
       DATA.layers.forEach((l, i) => {
-        const b = el('button', {type: 'button', 'data-layer': l.name, text: l.name + ' · ' + l.units.length + ' units'});
+        const b = el('button', {type: 'button', 'data-layer': l.name, text: l.label + ' · ' + l.units.length + ' units'});
         b.addEventListener('click', () => go(i, Math.min(state.unit, l.units.length - 1)));
         box.appendChild(b);
       });
@@ -211,7 +211,7 @@
       grid.textContent = '';
       layer.units.forEach((u, i) => {
         const b = el('button', {type: 'button', class: 'unit' + (u.dead ? ' dead' : ''), 'data-unit': i,
-          title: layer.name + ' unit ' + i + (u.dead ? ' (dead)' : '')},
+          title: layer.label + ' unit ' + i + (u.dead ? ' (dead)' : '')},
         [el('img', {src: layer.images[u.preview], alt: 'unit ' + i}), el('span', {text: '#' + i})]);
         b.addEventListener('click', () => {
           go(state.layer, i);
