@@ -44,6 +44,11 @@ from netsight.methods import METHOD_CLASSES, AttributionMethod
 from netsight.models import ModelConfig, build_model
 
 STEPS, SAMPLES, NOISE = 32, 16, 0.15
+NOISY = {
+    "smoothgrad": "smoothgrad",
+    "smoothgrad_squared": "smoothgrad_sq",
+    "vargrad": "vargrad",
+}  # Captum's nt_type; other noise: timed only
 
 
 def models(size: int = 64) -> list[tuple[str, nn.Module, tuple[int, int, int], int]]:
@@ -60,7 +65,8 @@ def models(size: int = 64) -> list[tuple[str, nn.Module, tuple[int, int, int], i
 def netsight_method(method: str, model: nn.Module, layer: str, n: int) -> AttributionMethod:
     """netsight's method object with its defaults (SmoothGrad's noise as Captum's), the whole batch at once."""
     cls = METHOD_CLASSES[method]
-    own = {"integrated_gradients": dict(steps=STEPS), "smoothgrad": dict(samples=SAMPLES, noise=NOISE)}.get(method, {})
+    noisy = dict(samples=SAMPLES, noise=NOISE)
+    own = {"integrated_gradients": dict(steps=STEPS), **{m: noisy for m in NOISY}}.get(method, {})
     if method in ("gradcam", "guided_gradcam"):
         own = dict(layer=layer)
     return cls(model, batch_size=n, **own)  # type: ignore[arg-type]
@@ -92,9 +98,14 @@ def captum_call(method: str, model: nn.Module, layer: nn.Module, x: torch.Tensor
             internal_batch_size=n,
             return_convergence_delta=True,
         )[0],  # fmt: skip
-        "smoothgrad": lambda: attr.NoiseTunnel(attr.Saliency(model)).attribute(
-            x, nt_type="smoothgrad", nt_samples=SAMPLES, nt_samples_batch_size=1, stdevs=NOISE, target=t, abs=False
-        ),
+        **{
+            m: (
+                lambda kind=kind: attr.NoiseTunnel(attr.Saliency(model)).attribute(
+                    x, nt_type=kind, nt_samples=SAMPLES, nt_samples_batch_size=1, stdevs=NOISE, target=t, abs=False
+                )
+            )
+            for m, kind in NOISY.items()
+        },
         "gradcam": lambda: attr.LayerAttribution.interpolate(
             attr.LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=True), (h, h), "bilinear"
         ),
@@ -167,7 +178,7 @@ def main() -> None:
             theirs = captum_call(method, model, layer, x, t)
             a_ms, b_ms, a, b = best_ms(ours, theirs, args.repeats)
             agree: Optional[float] = None
-            if method != "smoothgrad":
+            if method not in NOISY:
                 agree = float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
             row = {
                 "model": name,
