@@ -86,9 +86,8 @@ def _write_recurrent(t: Target, o: dict) -> list[Path]:
     label_names = [units.classes[int(v)] for v in t.labels] if t.labels is not None else None
     layer = recurrent_layer(recurrent_layer_data(units, names, label_names))
     st = units.stats
-    subtitle = (
-        f"{st.hidden} hidden units of a {units.cell.upper()} over {t.images.description}, read row by row ({st.steps} steps)"
-    )
+    article = "a" if units.cell == "gru" else "an"  # an RNN, an LSTM, a GRU (as they are read aloud)
+    subtitle = f"{st.hidden} hidden units of {article} {units.cell.upper()} over {t.images.description}, read row by row ({st.steps} steps)"
     if t.run is not None:
         s = t.run.summary
         subtitle += (
