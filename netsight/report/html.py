@@ -675,7 +675,7 @@ def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path, quick: bool
             ),
         ]
         if any((r.dir.tables / "rows_read.csv").is_file() for g in recurrent for r in g.runs):  # the "sequence" analysis
-            figures += [
+            figures += [  # (folded with the curves: the table above is the comparison; these are its detail)
                 (
                     "rnn_rows_read.png",
                     lambda: plot_rows_read(recurrent, "MNIST"),
@@ -687,6 +687,7 @@ def _rnn_section(doc: Doc, configs: list[ConfigGroup], figdir: Path, quick: bool
                     "Gradient reaching each input row (first seed).",
                 ),
             ]
+        doc.h(3, "The recurrent nets' curves, and how far back they look", fold=True)
         for name, make, caption in figures:
             doc.figure(save_figure(make(), figdir / name), caption)
         inside_recurrent(doc, recurrent, figdir, [g for g in mnist if not g.hidden])
@@ -947,6 +948,7 @@ def _provenance(doc: Doc, out: Path, runs, quick: bool) -> None:
     def secs(v):
         return "" if v is None else f"{float(v):,.1f}"
 
+    doc.h(3, f"Every run ({len(runs)})", fold=True)
     doc.table(
         ["group", "run", "status", "seed", "final test acc (%)", "train seconds"],
         [

@@ -209,8 +209,11 @@ def trust_section(doc, configs, out: Optional[Path] = None, quick: Optional[bool
         "in the order of an edge detector), and it agrees across seeds (independently trained seeds must draw more "
         'alike maps than two random networks do). "Correlate" is always the Spearman rank correlation of |map|.'
     )
+    if quick:
+        doc.p(QUICK_WHY)
+    doc.h(3, "How a verdict is decided", fold=True)
     doc.p(
-        f"How a verdict is decided: each test reads a 95% percentile-bootstrap interval that resamples training seeds, "
+        f"Each test reads a 95% percentile-bootstrap interval that resamples training seeds, "
         f"then random draws within a seed, then images (so it covers all three and stays inside the measure's range), "
         f"beside its chance levels: the map against the input image, against its edge map, and two randomly initialised "
         f"networks' maps against each other. Depends on the model: the similarity to the randomised model's maps "
@@ -224,8 +227,6 @@ def trust_section(doc, configs, out: Optional[Path] = None, quick: Optional[bool
         "black) the similarities are judged on the foreground: a background of zeros in both maps makes any two maps "
         "correlate."
     )
-    if quick:
-        doc.p(QUICK_WHY)
     roar = [V.from_row(r) for r in _rows(out / ROAR_TABLE)] if out is not None else []
     table_rows: list[V.Verdict] = []
     models: list[str] = []
@@ -245,6 +246,8 @@ def trust_section(doc, configs, out: Optional[Path] = None, quick: Optional[bool
             )
         for m in dict.fromkeys(v.method for v in verdicts):
             doc.p(line(m, verdicts))
+        # the card, the tables and the figures: folded, so the report still opens at a few screens
+        doc.h(3, f"{g.model} on {g.data}: the trust card, every verdict and the checks' figures", fold=True)
         if verdicts and out is not None:
             name = f"trust_card_{g.model}_{g.data}.png".replace("/", "_")
             title = f"{g.model} on {g.data}" + (" (quick mode: not judged)" if quick else "")
