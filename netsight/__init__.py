@@ -38,6 +38,7 @@ from .methods import (  # noqa: E402
     trajectories,
     unit_stats,
 )
+from .techniques.featureviz import FeatureVisualisation, feature_visualisation  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -77,6 +78,9 @@ __all__ = [
     "Faithfulness",
     "seed_agreement",
     "Agreement",
+    # feature visualisation by optimisation (Olah et al. 2017), beside the images that drive each unit most
+    "feature_visualisation",
+    "FeatureVisualisation",
     # the recurrent techniques (row readers): hidden states and gates per step, units, rows, trajectories
     "run_steps",
     "unit_stats",

@@ -189,7 +189,7 @@ def count_option(default: int) -> Option:
     return Option("count", "int", default, "images used", lo=1, hi=1_000_000)
 
 
-MAPS_HELP = "top9: maps in the figure (the table has every map); evolution: maps followed"
+MAPS_HELP = "top9: maps in the figure (the table has every map); evolution: maps followed; featureviz: units optimised"
 
 
 def checked_layer(t: Target, layer: Optional[str]) -> tuple[str, str]:

@@ -31,6 +31,7 @@ ORDER = (
     "activations",
     "deconv",
     "top9",
+    "featureviz",
     "occlusion",
     "attributions",
     "sanity",
