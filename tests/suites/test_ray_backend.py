@@ -112,6 +112,22 @@ def wait_for_tasks(proc, before: Optional[set] = None, seconds=120) -> list[int]
     raise AssertionError("no Ray task started")
 
 
+@pytest.fixture(autouse=True)
+def _no_task_left_running():
+    """Every test here finds this machine's Ray tasks and task book by their process titles (`task_processes`), so it
+    starts only once the previous test's have gone: a task book actor or a worker still titled with its task outlives
+    its driver's call by a moment (its handle is collected, then Ray ends it). Seen in CI: a test killed the previous
+    test's lingering worker instead of its own task, another counted two task books. Waits up to 60 s, then fails
+    naming what is left."""
+    import gc
+
+    gc.collect()  # a handle to the previous in-process driver's task book: dropped now, not at some later collection
+    deadline = time.monotonic() + 60
+    while (left := task_processes() + task_processes("ray::TaskBook")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"Ray processes of an earlier test still running: {left}"
+
+
 def metrics_without_time(run_dir):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in read_csv(run_dir / "metrics.csv")]
 
