@@ -171,7 +171,8 @@ def _report_in_playwright(browser, report, tmp_path, tag: str) -> None:
         assert set(toc["h2"]) <= set(toc["links"]) and toc["folded"] > 0, toc
         inside = page.evaluate("() => '#' + document.querySelector('details.fold').id")
         page.click(f"nav.toc a[href='{inside}']")
-        assert page.evaluate(f"() => document.querySelector('{inside}').open"), inside
+        # the page opens it on the hash change, an event after the click: wait for it (it failed once under load)
+        page.wait_for_function(f"() => document.querySelector('{inside}').open", timeout=10_000)
         page.evaluate("() => document.querySelectorAll('details.fold').forEach((d) => { d.open = false; })")
         if not phone:  # the page opens at a few screens (of 800 px), its details folded (issue 31: at most 6)
             assert page.evaluate("document.documentElement.scrollHeight") <= 6 * 800
