@@ -86,8 +86,8 @@ class FeatureVisualisation:
     steps: int
     seed: int
 
-    def plot(self, title: str = "model", names: Optional[list[str]] = None) -> Figure:
-        return plot_featureviz(self, title, names)
+    def plot(self, title: str = "model") -> Figure:
+        return plot_featureviz(self, title)
 
 
 class FourierImage(nn.Module):
@@ -117,7 +117,6 @@ class FourierImage(nn.Module):
 def _robust(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One random translation (up to 1/16 of the side), scale (0.9-1.1) and rotation (up to 10 degrees) of the
     batch, the same size out (the paper's transformation robustness; the border filled with grey)."""
-    h, w = x.shape[-2:]
     r = torch.rand(4, generator=generator)
     angle = math.radians((r[0].item() * 2 - 1) * 10)
     scale = 0.9 + 0.2 * r[1].item()
@@ -190,10 +189,9 @@ def feature_visualisation(
     return FeatureVisualisation(layer, units, final.cpu(), reached, examples, top.values.T.contiguous(), index, steps, seed)
 
 
-def plot_featureviz(r: FeatureVisualisation, title: str, names: Optional[list[str]] = None) -> Figure:
-    """Per unit a block: the optimised image (purple title), then the target's strongest images (#index), each
-    titled with the unit's mean activation on it; two blocks a row, a gap between them. `names` is unused in the
-    titles (file names are long; the table has them) and kept for the notebook call."""
+def plot_featureviz(r: FeatureVisualisation, title: str) -> Figure:
+    """Per unit a block: the optimised image (purple title), then the target's strongest images (#index: file names
+    are long, the table has them), each titled with the unit's mean activation on it; two blocks a row."""
     from ..plotting import pixel_image, plt
     from ..style import SMALL
 
@@ -218,7 +216,7 @@ def plot_featureviz(r: FeatureVisualisation, title: str, names: Optional[list[st
             ax.axis("off")
     fig.suptitle(
         f"{title}: feature visualisation of {r.layer} (Olah et al. 2017), {r.steps} steps, seed {r.seed}\n"
-        f"per unit: the image optimised to raise its mean activation (purple), then the {k} test images that raise it "
+        f"per unit: the image optimised to raise its mean activation (purple), then the {k} images that raise it "
         "most (#index); numbers: the unit's mean activation",
         fontsize=SMALL + 1,
     )
@@ -264,7 +262,7 @@ class FeatureVizTechnique(Technique):
             reached = float(r.activations[i])
             ratio = reached / best_value if best_value > 0 else math.nan
             rows.append([unit, f"{reached:.6g}", f"{best_value:.6g}", best, names[best], f"{ratio:.4g}", r.steps, r.seed])
-        return [save_figure(plot_featureviz(r, t.title, names), figure), write_csv(table, COLUMNS, rows)]
+        return [save_figure(plot_featureviz(r, t.title), figure), write_csv(table, COLUMNS, rows)]
 
     def caption(self, ran) -> str:
         return f"feature visualisation ({ran.options['steps']} steps, seed {ran.options['seed']}). " + CAVEAT
