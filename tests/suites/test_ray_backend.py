@@ -115,17 +115,30 @@ def wait_for_tasks(proc, before: Optional[set] = None, seconds=120) -> list[int]
 @pytest.fixture(autouse=True)
 def _no_task_left_running():
     """Every test here finds this machine's Ray tasks and task book by their process titles (`task_processes`), so it
-    starts only once the previous test's have gone: a task book actor or a worker still titled with its task outlives
-    its driver's call by a moment (its handle is collected, then Ray ends it). Seen in CI: a test killed the previous
-    test's lingering worker instead of its own task, another counted two task books. Waits up to 60 s, then fails
-    naming what is left."""
+    starts only once the previous test's have gone: a worker still titled with its task outlives its driver's call by
+    a moment. Seen in CI: a test killed the previous test's lingering worker instead of its own task, another counted
+    two task books, and once a process stayed for good. Waits up to 60 s; then this test fails naming what is left,
+    and kills it so the tests after it start clean instead of failing the same way."""
     import gc
 
     gc.collect()  # a handle to the previous in-process driver's task book: dropped now, not at some later collection
     deadline = time.monotonic() + 60
     while (left := task_processes() + task_processes("ray::TaskBook")) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not left, f"Ray processes of an earlier test still running: {left}"
+    titles = {pid: _title(pid) for pid in left}
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not left, f"Ray processes of an earlier test still running after 60 s (now killed): {titles}"
+
+
+def _title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "(gone)"
 
 
 def metrics_without_time(run_dir):
@@ -318,20 +331,25 @@ def test_a_node_lost_mid_task_has_its_work_retried_on_another(cluster, tmp_path)
     assert len(lines) == 3 and len({line.split(" on node ")[1].split()[0] for line in lines}) == 2, err  # two nodes left
 
 
-def test_the_task_book_lets_finished_tasks_go(ray_driver, tmp_path, monkeypatch):
+def test_the_task_book_lets_finished_tasks_go_and_ends_with_the_run(ray_driver, tmp_path, monkeypatch):
+    """The book holds a task's checkpoints (tens of MB for a CNN run) only until its result is in, and it ends with
+    the driver's call, even in a driver that stays connected (a notebook, this test process)."""
     cluster = ray_driver
-    """The book holds a task's checkpoints (tens of MB for a CNN run) only until its result is in."""
     from netsight.suites.backends import ray as ray_backend
 
-    books, make_book = [], ray_backend._task_book
-    monkeypatch.setattr(ray_backend, "_task_book", lambda r: books.append(make_book(r)) or books[-1])
+    held, close = [], ray_backend._close_book
+    monkeypatch.setattr(ray_backend, "_close_book", lambda r, book: held.append(r.get(book.holds.remote())) or close(r, book))
     run_suite(
         parse_suite(RESUMABLE.replace("800", "60"), str(tmp_path / "suite.toml")),
         tmp_path / "o",
         SuiteOptions(backend="ray", address=cluster.address, checkpoint_seconds=0.0, progress=False),
         report=False,
     )
-    assert ray.get(books[0].holds.remote()) == 0
+    assert held == [0]
+    deadline = time.monotonic() + 20
+    while task_processes("ray::TaskBook") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not task_processes("ray::TaskBook")
 
 
 def test_shared_out_trains_in_place_and_a_retry_resumes_from_disk(cluster, tmp_path):

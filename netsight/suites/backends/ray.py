@@ -381,6 +381,17 @@ class _BookClient:
             return None
 
 
+def _close_book(ray, book) -> None:
+    """End the task book now that the driver has every result it will get. Ray would end it once
+    every handle is gone, and a handle a worker still borrows keeps it alive as long as that worker
+    lives (in a notebook's job: for hours). In CI one of netsight's Ray processes outlived a test's
+    call for good; ending the book here leaves no doubt about the book."""
+    try:
+        ray.kill(book, no_restart=True)
+    except (ray.exceptions.RayError, ValueError):  # its node is gone already, or the connection is
+        pass
+
+
 def _keep_progress(ray, book, pending: dict, install: Callable[[list, list], None], timeout: float) -> None:
     """Install the runs of still-pending tasks as of their last checkpoint, so a driver that is
     killed or interrupted leaves them resumable from there."""
@@ -492,6 +503,8 @@ def train_units(
     finally:
         if bar is not None:
             bar.close()
+        if book is not None:
+            _close_book(ray, book)
         if options.shared_out:
             from ...fileio import remove
 
