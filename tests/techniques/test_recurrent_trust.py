@@ -168,26 +168,35 @@ def test_bad_input_is_refused_in_one_line_before_anything_is_written(tiny_runs):
 
 # ------------------------------------------------------------------ Ismail et al. 2019: fading saliency
 def _train(cell: str, row: int, iterations: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """Train until the net reads the class from `row` steadily (>= 95% on a validation draw at three checks in a row,
+    one every 100 iterations) or `iterations` are spent: a late row takes about 300 iterations, an early one more."""
     torch.manual_seed(0)
     model = RowSequenceClassifier(cell, (1, 28, 28), 10, hidden=32)
     x, y = informative_row_images(4000, row, seed=0)
+    xv, yv = informative_row_images(300, row, seed=2)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     g = torch.Generator().manual_seed(0)
-    for _ in range(iterations):
+    steady = 0  # checks in a row at >= 95% (a margin over the 90% asserted): an early row's training is unsteady
+    for step in range(1, iterations + 1):
         b = torch.randint(0, len(x), (64,), generator=g)
         loss = nn.functional.cross_entropy(model(x[b]), y[b])
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if step % 100 == 0:
+            with torch.no_grad():
+                steady = steady + 1 if (model(xv).argmax(1) == yv).float().mean() >= 0.95 else 0
+            if steady == 3:
+                break
     model.eval()
     xt, yt = informative_row_images(300, row, seed=1)
     return model, xt, yt
 
 
-ITERATIONS = {"rnn": 1500, "lstm": 3000, "gru": 3000}  # enough for >= 90% test accuracy with the class in row 3
+ITERATIONS = {"rnn": 1500, "lstm": 3000, "gru": 3000}  # at most; the early row needs 900 (RNN) to 2,500 (LSTM)
 
 
-@pytest.mark.slow  # six short real trainings: ~75 s of CPU on 2 cores
+@pytest.mark.slow  # six short real trainings: ~35 s of CPU on one core
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_saliency_fades_for_an_informative_row_read_early(cell):
     """Ismail et al. 2019 (their Fig. 1 and section 3): a recurrent net classifies from features it read early, yet

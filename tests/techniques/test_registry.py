@@ -23,7 +23,7 @@ from tests.conftest import tiny_dataset
 pytestmark = pytest.mark.slow
 
 # small options so the walk stays quick; every technique still runs its real code
-SMALL = {"count": 2, "maps": 3, "layers": None, "randomise_layers": 1, "draws": 2, "ig_steps": 4, "samples": 2}
+SMALL = {"count": 2, "maps": 3, "layers": None, "randomise_layers": 1, "draws": 2, "ig_steps": 4, "samples": 2, "steps": 16}
 
 
 @pytest.fixture(scope="module")

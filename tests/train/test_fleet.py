@@ -42,7 +42,7 @@ def _losses(path):
     ],
 )
 def test_the_first_25_iterations_equal_the_single_runs(tmp_path, model, kw, tol):
-    data = tiny_dataset()
+    data = tiny_dataset(n_train=64, n_test=20)  # an evaluation every iteration: 84 images each (the subset is all 64)
     configs = _configs(model, iterations=25, **kw)
     summaries = train_fleet(configs, [tmp_path / f"f{c.seed}" for c in configs], dataset=data, progress=False, device="cpu")
     assert [s["status"] for s in summaries] == ["completed"] * 3
