@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -207,6 +208,17 @@ def test_a_fleet_is_one_task(ray_driver, tmp_path, capsys):
         assert metrics_without_time(remote) == metrics_without_time(tmp_path / "local" / "runs" / spec.dirname)
 
 
+@contextmanager
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt in this process while inside, whatever it inherited: a process started in the
+    background without job control (some CI runners) has SIGINT ignored, and Python keeps it so (see CTRL_C)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def once_a_task_runs(act, capsys, *args) -> subprocess.CompletedProcess:
     """The CLI in this process (a `ray_driver`), while a thread calls `act(pid of the first task's worker)` once the
     task book has recorded where the tasks started: what the tests do to a driver process of their own, without
@@ -230,7 +242,8 @@ def once_a_task_runs(act, capsys, *args) -> subprocess.CompletedProcess:
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        done = in_process(capsys, *args)
+        with ctrl_c_raises():
+            done = in_process(capsys, *args)
     finally:
         running.clear()
     watcher.join(timeout=5)
@@ -302,7 +315,8 @@ def drive(capsys, suite_file, out, address, act, shared_out=False) -> tuple[int,
     capsys.readouterr()
     watcher.start()
     try:
-        run_suite(parse_suite(Path(suite_file).read_text(), str(suite_file)), out, options, report=False)
+        with ctrl_c_raises():
+            run_suite(parse_suite(Path(suite_file).read_text(), str(suite_file)), out, options, report=False)
         code = 0
     except KeyboardInterrupt:
         code = 130
