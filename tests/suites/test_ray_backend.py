@@ -6,9 +6,9 @@ input is one line with exit 2.
 Most tests run the CLI (or `run_suite`) in this process as a driver of the cluster (`ray_driver`, as a
 notebook that called `ray.init` would): one Ray job for all of them, whose worker processes (each imports
 torch and loads the datasets) start once instead of once per driver process. Where a test kills a task's
-worker, kills the task book or presses Ctrl-C, a thread does it while the driver runs (`once_a_task_runs`,
-`drive`). A driver runs as its own process only where that is the point: joining a cluster at --address
-while a node is lost, and starting a local instance. Bad input is tried in this process with no Ray
+worker, kills the task book or presses Ctrl-C, a thread does it while the driver runs (`while_driving`). A
+driver runs as its own process only where that is the point: joining a cluster at --address while a node is
+lost, and starting a local instance. Bad input is tried in this process with no Ray
 connection (`ray_not_connected`)."""
 
 import os
@@ -219,35 +219,52 @@ def ctrl_c_raises():
         signal.signal(signal.SIGINT, previous)
 
 
-def once_a_task_runs(act, capsys, *args) -> subprocess.CompletedProcess:
-    """The CLI in this process (a `ray_driver`), while a thread calls `act(pid of the first task's worker)` once the
-    task book has recorded where the tasks started: what the tests do to a driver process of their own, without
-    starting a new Ray job whose workers import torch and load the data again (about 10 s each time on 2 cores)."""
+def while_driving(call, ready, act, after: float = 0.0):
+    """Run `call()` in this process (a `ray_driver`) while a thread polls `ready()` until it returns something, waits
+    `after` seconds and calls `act(that)`: what the tests do to a driver process of their own, without starting a new
+    Ray job whose workers import torch and load the data again (about 10 s each time on 2 cores). Returns `call()`'s
+    result, or 130 after a KeyboardInterrupt (as the CLI exits), and what `ready()` gave."""
     import threading
 
-    before, acted = task_folders(), []
+    seen: list = []
+    running = threading.Event()  # cleared once `call` has returned: a SIGINT after that would stop pytest itself
 
     def watch() -> None:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            pids = task_processes()
-            if pids and len(task_folders() - before) >= len(pids) and running.is_set():
-                act(pids[0])
-                acted.append(pids[0])
+        while time.monotonic() < deadline and running.is_set():
+            if (found := ready()) is not None:
+                seen.append(found)
+                time.sleep(after)
+                if running.is_set():
+                    act(found)
                 return
             time.sleep(0.1)
 
-    running = threading.Event()  # no SIGINT once the call has returned: it would stop pytest itself
     running.set()
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
         with ctrl_c_raises():
-            done = in_process(capsys, *args)
+            result = call()
+    except KeyboardInterrupt:
+        result = 130
     finally:
         running.clear()
-    watcher.join(timeout=5)
-    assert acted, "no Ray task started"
+    watcher.join(timeout=after + 5)
+    assert seen, "what the test waited for never came (no task started, or no checkpoint reached the driver)"
+    return result, seen[0]
+
+
+def once_a_task_runs(act, capsys, *args) -> subprocess.CompletedProcess:
+    """The CLI in this process while a thread calls `act(pid of the first task's worker)` once the task book has
+    recorded where the tasks started."""
+    before = task_folders()
+
+    def first_task():
+        pids = task_processes()
+        return pids[0] if pids and len(task_folders() - before) >= len(pids) else None
+
+    done, _ = while_driving(lambda: in_process(capsys, *args), first_task, act)
     return done
 
 
@@ -291,47 +308,30 @@ def test_a_task_lost_for_good_is_named_with_its_node(ray_driver, tmp_path, capsy
 RESUMABLE = 'seeds = 1\n[[group]]\nname = "rnn"\nmodels = ["lstm"]\nhidden = [32]\niterations = 800\neval_every = 40\n'
 
 
-def drive(capsys, suite_file, out, address, act, shared_out=False) -> tuple[int, str, Path]:
-    """`run_suite` in this process (a `ray_driver`) checkpointing every second (the CLI's default is a minute), while
-    a thread waits until the driver holds a checkpoint of the run (sent by the task, installed under `out`) and then
-    calls `act(run directory, running)` (`running`: an Event set while run_suite runs). Returns the exit code the CLI would give (130 after Ctrl-C), stderr and the run."""
-    import threading
-
-    seen: list[Path] = []
-
-    def watch() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if found := [p for p in Path(out).glob("runs/*/*/checkpoint.pt") if not p.parent.name.startswith(".")]:
-                seen.append(found[0].parent)
-                act(found[0].parent, running)
-                return
-            time.sleep(0.1)
-
-    running = threading.Event()  # cleared once run_suite has returned: a SIGINT after that would stop pytest itself
-    running.set()
+def drive(capsys, suite_file, out, address, act, shared_out=False, after: float = 0.0) -> tuple[int, str, Path]:
+    """`run_suite` in this process checkpointing every second (the CLI's default is a minute), while a thread calls
+    `act(run directory)` once the driver holds a checkpoint of the run (sent by the task, installed under `out`).
+    Returns the exit code the CLI would give (130 after Ctrl-C), stderr and the run directory."""
     options = SuiteOptions(backend="ray", address=address, checkpoint_seconds=1.0, shared_out=shared_out, progress=False)
-    watcher = threading.Thread(target=watch, daemon=True)
+
+    def checkpointed():
+        found = [p for p in Path(out).glob("runs/*/*/checkpoint.pt") if not p.parent.name.startswith(".")]
+        return found[0].parent if found else None
+
+    def run() -> int:
+        run_suite(parse_suite(Path(suite_file).read_text(), str(suite_file)), out, options, report=False)
+        return 0
+
     capsys.readouterr()
-    watcher.start()
-    try:
-        with ctrl_c_raises():
-            run_suite(parse_suite(Path(suite_file).read_text(), str(suite_file)), out, options, report=False)
-        code = 0
-    except KeyboardInterrupt:
-        code = 130
-    finally:
-        running.clear()
-    watcher.join(timeout=5)
-    err = capsys.readouterr().err
-    assert seen, f"no checkpoint reached the driver: {err}"
-    return code, err, seen[0]
+    code, run_dir = while_driving(run, checkpointed, act, after)
+    return code, capsys.readouterr().err, run_dir
 
 
-def kill_the_task(run: Path, running=None) -> None:
+def kill_the_task(run: Path) -> None:
     deadline = time.monotonic() + 60
     while not (pids := task_processes()) and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert pids, "the run has a checkpoint but no task is running"
     os.kill(pids[0], signal.SIGKILL)
 
 
@@ -404,7 +404,7 @@ def test_shared_out_trains_in_place_and_a_retry_resumes_from_disk(ray_driver, tm
     suite_file = _suite_file(tmp_path, RESUMABLE)
     before, private = task_folders(), []
 
-    def look_then_kill(run: Path, running) -> None:
+    def look_then_kill(run: Path) -> None:
         private.append(task_folders() - before)
         kill_the_task(run)
 
@@ -445,7 +445,7 @@ def test_runs_finish_when_the_task_book_dies(ray_driver, tmp_path, capsys):
     """The book (checkpoints, placements) is a convenience: killing it mid-run loses no run."""
     books: list[list[int]] = []
 
-    def kill_the_book(run: Path, running) -> None:
+    def kill_the_book(run: Path) -> None:
         books.append(task_processes("ray::TaskBook"))
         os.kill(books[0][0], signal.SIGKILL)
 
@@ -463,12 +463,10 @@ def test_runs_finish_when_the_task_book_dies(ray_driver, tmp_path, capsys):
 def test_ctrl_c_keeps_the_progress_of_running_tasks(ray_driver, tmp_path, capsys):
     suite_file = _suite_file(tmp_path, RESUMABLE)
 
-    def ctrl_c(run: Path, running) -> None:
-        time.sleep(1.5)
-        if running.is_set():
-            os.kill(os.getpid(), signal.SIGINT)
+    def ctrl_c(run: Path) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
 
-    code, err, run = drive(capsys, suite_file, tmp_path / "o", ray_driver.address, ctrl_c)
+    code, err, run = drive(capsys, suite_file, tmp_path / "o", ray_driver.address, ctrl_c, after=1.5)
     assert code == 130, err
     kept = read_csv(run / "metrics.csv")
     assert open_run(run).summary["status"] == "running" and (run / "checkpoint.pt").is_file() and kept

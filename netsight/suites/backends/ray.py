@@ -388,7 +388,7 @@ def _close_book(ray, book) -> None:
     call for good; ending the book here leaves no doubt about the book."""
     try:
         ray.kill(book, no_restart=True)
-    except (ray.exceptions.RayError, ValueError):  # its node is gone already, or the connection is
+    except (ray.exceptions.RayError, ValueError):  # its node or the connection to the cluster is gone already
         pass
 
 
