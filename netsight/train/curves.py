@@ -4,6 +4,12 @@ Training draws it itself, at the end of a run and before its summary says `compl
 run directory promises it); the report shows it, and draws every other figure. It speaks the
 visual language of every figure (`netsight.style`: percent axes, font sizes); the trainer imports
 this module only when it draws.
+
+Every run draws it, so it is drawn cheaply: fixed margins (in inches, for the figure's fixed size) and a
+plain save, instead of `tight_layout` plus a `bbox_inches="tight"` save, which lay the text out three
+times (0.65 s -> 0.41 s a figure measured on this CPU: in the tests' 250-odd tiny runs and at the end
+of every run). The loss axis's labels have at most three significant digits, so they fit the margin
+whatever the loss (a test draws a diverging run's).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from ..fileio import atomic_write
 from ..style import SPLIT_COLOURS, percent_axis, plt  # headless (Agg), with the rcParams every figure uses
@@ -40,6 +47,7 @@ def plot_curves(rows: Sequence[dict[str, float]], title: str) -> Figure:
         ax.grid(alpha=0.3)
     ax_acc.set_ylim(0, 1.0)
     percent_axis(ax_acc)
+    ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
     ax_acc.set_title("accuracy")
     ax_loss.set_title("loss")
     final = rows[-1]
@@ -48,7 +56,8 @@ def plot_curves(rows: Sequence[dict[str, float]], title: str) -> Figure:
     train = final.get("train_eval_acc", math.nan)
     said = f"train (eval mode) {train:.2%}" if not math.isnan(train) else f"train (interval) {final['train_acc_mean']:.2%}"
     fig.suptitle(f"{title}: final test accuracy {final['test_acc']:.2%}, {said}")
-    fig.tight_layout()
+    w, h = fig.get_size_inches()  # margins in inches: room for two lines of y labels, the x label, the title
+    fig.subplots_adjust(left=0.8 / w, right=1 - 0.15 / w, bottom=0.55 / h, top=1 - 0.6 / h, wspace=0.25)
     return fig
 
 
@@ -56,5 +65,5 @@ def write_curves(path: str | Path, title: str, rows: Sequence[dict[str, float]])
     """Draw `rows` (a run's metrics) into `path` (atomically); nothing when there are none."""
     if rows:
         fig = plot_curves(rows, title)
-        atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
+        atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
         plt.close(fig)

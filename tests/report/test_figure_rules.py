@@ -333,6 +333,9 @@ def render_all(folder: Path) -> dict:
         "filters_gray": plot_filters(filter_bank(), "lenet5"),
         "filters_rgb": plot_filters(filter_bank(rgb=True), "lenet5"),
         "weight_histograms": plot_weight_histograms(weights(), "lenet5"),
+        "weight_histograms_wide": plot_weight_histograms(  # a deep model's grid: 21 panels, 5 rows (ResNet-18 has 21)
+            {f"layer{i}.conv": w for i, w in enumerate([*weights().values()] * 7)}, "resnet18"
+        ),
         "activation_histograms": plot_activation_histograms(activation_stats(), "lenet5"),
         "deconv": plot_deconv(images, rows, "relu2", "max", "lenet5", asked="conv2"),
         "top9": plot_top9(top_patches(), "lenet5", asked="conv2"),
@@ -381,6 +384,7 @@ FIGURES = [
     "filters_gray",
     "filters_rgb",
     "weight_histograms",
+    "weight_histograms_wide",
     "activation_histograms",
     "deconv",
     "top9",
@@ -438,6 +442,23 @@ def test_titles_are_not_hidden_under_images(rendered, name):
         for extent in images:
             overlap = min(box.x1, extent.x1) - max(box.x0, extent.x0), min(box.y1, extent.y1) - max(box.y0, extent.y0)
             assert not (overlap[0] > 1 and overlap[1] > 1), f"{name}: title {title.get_text()!r} drawn over an image"
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_the_figure_title_touches_no_panel_title(rendered, name):
+    """The suptitle sits in a band of its own: plain tight_layout once let a 5-column histogram grid's title
+    touch the first row's panel titles (ResNet-18's weight histograms)."""
+    fig = rendered[name]
+    if fig._suptitle is None or not fig._suptitle.get_text().strip():
+        return
+    renderer = fig.canvas.get_renderer()
+    top = fig._suptitle.get_window_extent(renderer)
+    for ax in fig.axes:
+        if not (ax.title.get_visible() and ax.title.get_text().strip()):
+            continue
+        box = ax.title.get_window_extent(renderer)
+        overlap = min(box.x1, top.x1) - max(box.x0, top.x0), min(box.y1, top.y1) - max(box.y0, top.y0)
+        assert not (overlap[0] > 0 and overlap[1] > -2), f"{name}: the title touches the panel title {ax.title.get_text()!r}"
 
 
 @pytest.mark.parametrize("name", FIGURES)
