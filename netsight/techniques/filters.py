@@ -119,6 +119,7 @@ def plot_filters(bank, title: str) -> Figure:
     """A grid of filters: first layers as one tile per filter, deeper layers as rows of
     output channels by columns of input channels. Diverging colour map centred on zero, one
     shared colour bar; an RGB first layer is shown as colours (grey = 0), with a key."""
+    import matplotlib
     from .. import style
     from ..plotting import plt
     from ..style import SMALL
@@ -139,34 +140,46 @@ def plot_filters(bank, title: str) -> Figure:
     height = tile * rows + 1.0
     left = 0.75 if labelled else 0.25  # inches: room for the "out r" labels
     width = tile * cols + left + 1.3
-    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
-    # the grid fills the figure below a title band (matplotlib's default top=0.88 left a blank
-    # band of 12% of the height above a tall grid)
-    fig.subplots_adjust(
-        left=left / width,
-        right=1 - 1.2 / width,
-        bottom=0.45 / height if bank.rgb else 0.15 / height,
-        top=1 - 0.7 / height,
-        wspace=0.25,
-        hspace=0.35,
-    )
     norm = style.signed_norm(bank.limit)
     image = None
-    for ax in axes.ravel():
-        ax.axis("off")
-    for r, c, tile, label in grid:
-        ax = axes[r, c]
-        if bank.rgb:
-            style.mark(ax.imshow(tile, interpolation="nearest"), "projection")
-        else:
-            image = style.mark(ax.imshow(tile, cmap=style.DIVERGING, norm=norm, interpolation="nearest"), "signed")
-        if label is not None:
+    if labelled:  # one image of the whole grid (white gaps): 256 small axes took seconds to lay out and draw
+        fig = plt.figure(figsize=(width, height))
+        fig.subplots_adjust(left=left / width, right=1 - 1.2 / width, bottom=0.15 / height, top=1 - 0.7 / height)
+        ax = fig.add_subplot(1, 1, 1)
+        kh, kw = bank.shown.shape[2:]
+        mosaic = np.full((rows * (kh + 1) - 1, cols * (kw + 1) - 1), np.nan)  # NaN: the gaps, drawn white
+        for r, c, tile, _ in grid:
+            mosaic[r * (kh + 1) : r * (kh + 1) + kh, c * (kw + 1) : c * (kw + 1) + kw] = tile
+        cmap = matplotlib.colormaps[style.DIVERGING].with_extremes(bad="white")
+        image = style.mark(ax.imshow(mosaic, cmap=cmap, norm=norm, interpolation="nearest"), "signed")
+        ax.set_xticks([c * (kw + 1) + (kw - 1) / 2 for c in range(cols)], [f"in {c}" for c in range(cols)], fontsize=SMALL)
+        ax.set_yticks([r * (kh + 1) + (kh - 1) / 2 for r in range(rows)], [f"out {r}" for r in range(rows)], fontsize=SMALL)
+        ax.xaxis.tick_top()
+        ax.tick_params(length=0, pad=2)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        axes = np.array([[ax]])
+    else:
+        fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
+        # the grid fills the figure below a title band (matplotlib's default top=0.88 left a blank
+        # band of 12% of the height above a tall grid)
+        fig.subplots_adjust(
+            left=left / width,
+            right=1 - 1.2 / width,
+            bottom=0.45 / height if bank.rgb else 0.15 / height,
+            top=1 - 0.7 / height,
+            wspace=0.25,
+            hspace=0.35,
+        )
+        for ax in axes.ravel():
+            ax.axis("off")
+        for r, c, tile, label in grid:
+            ax = axes[r, c]
+            if bank.rgb:
+                style.mark(ax.imshow(tile, interpolation="nearest"), "projection")
+            else:
+                image = style.mark(ax.imshow(tile, cmap=style.DIVERGING, norm=norm, interpolation="nearest"), "signed")
             ax.set_title(label, fontsize=SMALL, pad=2)
-    if labelled:
-        for r in range(rows):
-            axes[r, 0].text(-0.15, 0.5, f"out {r}", transform=axes[r, 0].transAxes, fontsize=SMALL, ha="right", va="center")
-        for c in range(cols):
-            axes[0, c].set_title(f"in {c}", fontsize=SMALL, pad=2)
     shape = "x".join(map(str, bank.shape))
     scale = "each filter scaled to its own max |w|" if bank.scale == "filter" else "one shared scale"
     capped = " (first rows/columns shown)" if tuple(bank.shown.shape[:2]) != tuple(bank.shape[:2]) and not bank.rgb else ""
@@ -176,6 +189,8 @@ def plot_filters(bank, title: str) -> Figure:
     if image is not None:
         cb = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, pad=0.02)
         cb.set_label("weight / max |w| of the filter" if bank.scale == "filter" else "weight (0 = white)")
+        if labelled:
+            axes[0, 0].set_anchor("N")  # the colour bar re-anchors its parent at mid-height
     elif bank.rgb:
         key = [
             ((0.5, 0.5, 0.5), "grey = weight 0 in every channel"),
