@@ -25,6 +25,9 @@ from ..fileio import atomic_write
 from ..style import SPLIT_COLOURS, percent_axis, plt  # headless (Agg), with the rcParams every figure uses
 
 
+TITLE_CHARS = 100  # a line of the figure's title at its font fits its 11 inches
+
+
 def plot_curves(rows: Sequence[dict[str, float]], title: str) -> Figure:
     """Train/test accuracy and loss against iterations (the report's Figure 1 layout).
 
@@ -55,9 +58,13 @@ def plot_curves(rows: Sequence[dict[str, float]], title: str) -> Figure:
     ax_loss.legend(loc="upper right")
     train = final.get("train_eval_acc", math.nan)
     said = f"train (eval mode) {train:.2%}" if not math.isnan(train) else f"train (interval) {final['train_acc_mean']:.2%}"
-    fig.suptitle(f"{title}: final test accuracy {final['test_acc']:.2%}, {said}")
-    w, h = fig.get_size_inches()  # margins in inches: room for two lines of y labels, the x label, the title
-    fig.subplots_adjust(left=0.8 / w, right=1 - 0.15 / w, bottom=0.55 / h, top=1 - 0.6 / h, wspace=0.25)
+    result = f"final test accuracy {final['test_acc']:.2%}, {said}"
+    if len(title) > TITLE_CHARS:  # a data folder's long path: its middle goes, the figure keeps its width
+        title = f"{title[: TITLE_CHARS // 2 - 1]}...{title[-(TITLE_CHARS // 2 - 2) :]}"
+    one_line = len(title) + len(result) + 2 <= TITLE_CHARS
+    fig.suptitle(f"{title}: {result}" if one_line else f"{title}\n{result}")
+    w, h = fig.get_size_inches()  # margins in inches: room for the y labels, the x label, the title's lines
+    fig.subplots_adjust(left=0.8 / w, right=1 - 0.15 / w, bottom=0.55 / h, top=1 - (0.6 if one_line else 0.85) / h, wspace=0.25)
     return fig
 
 

@@ -19,11 +19,20 @@ def _rows(loss_scale: float, n: int = 30) -> list[dict]:
     return rows
 
 
+TITLES = {
+    "short": "lenet5 on cifar10-assignment (seed 0)",
+    "two lines": "lenet5 on /home/student/datasets/course/cifar10-grey-28 (seed 0)",
+    "cut": "resnet18 on /home/student/" + "very-long-folder-name/" * 8 + "images (seed 12)",
+}
+
+
+@pytest.mark.parametrize("title", TITLES)
 @pytest.mark.parametrize("loss_scale", [1.0, 1e-4, 1e4])
-def test_every_text_is_inside_the_figure_and_the_panels_do_not_touch(loss_scale):
+def test_every_text_is_inside_the_figure_and_the_panels_do_not_touch(loss_scale, title):
     """Each panel with its tick labels, axis labels and title (matplotlib places an axis label beside its tick
-    labels) lies inside the figure, apart from the other panel and from the figure's title."""
-    fig = plot_curves(_rows(loss_scale), "lenet5 on cifar10-assignment (seed 0)")
+    labels) lies inside the figure, apart from the other panel and from the figure's title, for huge and tiny
+    losses and for long run names (a data folder's path)."""
+    fig = plot_curves(_rows(loss_scale), TITLES[title])
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     width, height = fig.bbox.width, fig.bbox.height
