@@ -218,6 +218,9 @@ def summary_rows(values: Sequence[SanityValue], region: str = "all") -> list[San
     return out
 
 
+ESTIMATE_FROM_S = 10  # the randomised models' estimated time is printed when it is at least this long
+
+
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
@@ -275,7 +278,7 @@ def sanity_checks(
         maps = _maps(methods, twin, x, targets)
         clock["spent"] += time.perf_counter() - start
         clock["done"] += 1
-        if progress and clock["done"] == 1 and copies > 1:
+        if progress and clock["done"] == 1 and copies > 1 and clock["spent"] * copies >= ESTIMATE_FROM_S:
             progress(
                 f"about {_minutes(clock['spent'] * copies)} for {len(depths)} of {len(every)} layers x {draws} draws x "
                 f"{sum(mode in modes for mode in MODES)} modes x {len(names)} methods on {len(x)} images "

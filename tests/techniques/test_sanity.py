@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from netsight.ops.randomise import randomisable_layers
 from netsight.techniques.attribution_methods import GuidedBackprop, InputXGradient, Saliency
+from netsight.techniques import sanity
 from netsight.techniques.sanity import (
     CHANCE_EDGES,
     CHANCE_INPUT,
@@ -116,6 +118,23 @@ def test_rows_cover_every_depth_mode_and_metric_and_a_model_compared_with_itself
         sanity_checks(methods[:1], x, [0, 1, 2], draws=0)
 
 
+def test_the_estimate_is_printed_for_a_long_run_only(monkeypatch):
+    """A long run says its cost after the first randomised model; a quick one says nothing (the study's recurrent
+    nets printed "about 0 s for ...")."""
+    model, x = _tiny()
+    said: list[str] = []
+    sanity_checks([Saliency(model)], x, [0, 1, 2], draws=2, chance=False, progress=said.append)
+    assert not [line for line in said if line.startswith("about")]
+    ticks = iter(range(0, 10**6, 20))  # every clock reading 20 s after the last: each randomised model takes 20 s
+    monkeypatch.setattr(sanity, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
+    sanity_checks([Saliency(model)], x, [0, 1, 2], draws=2, chance=False, progress=said.append)
+    copies = 2 * 2 * 2  # draws x depths x modes
+    assert [line for line in said if line.startswith("about")] == [
+        f"about {copies * 20 / 60:.0f} min for 2 of 2 layers x 2 draws x 2 modes x 1 methods on 3 images "
+        "(--randomise-depths, --randomise-layers, --draws to change)"
+    ]
+
+
 def test_every_value_is_kept_per_draw_image_and_region_and_draw_d_is_seed_plus_d():
     model, x = _tiny()
     methods = [Saliency(model)]
@@ -144,7 +163,8 @@ def test_every_value_is_kept_per_draw_image_and_region_and_draw_d_is_seed_plus_d
     assert inputs and all(math.isnan(v.value) and v.cells()[-1] == "" for v in inputs)  # a constant image: no ranks
 
 
-def test_a_deep_model_is_measured_on_the_schedule_and_the_estimate_is_said():
+def test_a_deep_model_is_measured_on_the_schedule_and_the_estimate_is_said(monkeypatch):
+    monkeypatch.setattr(sanity, "ESTIMATE_FROM_S", 0)  # said however quick this tiny model is
     torch.manual_seed(1)
     convs = [torch.nn.Conv2d(2 if i else 1, 2, 3, padding=1) for i in range(8)]
     body = [m for conv in convs for m in (conv, torch.nn.ReLU())]
