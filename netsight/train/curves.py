@@ -7,7 +7,7 @@ this module only when it draws.
 
 Every run draws it, so it is drawn cheaply: fixed margins (in inches, for the figure's fixed size) and a
 plain save, instead of `tight_layout` plus a `bbox_inches="tight"` save, which lay the text out three
-times (0.65 s -> 0.41 s a figure measured on this CPU: in the tests' 250-odd tiny runs and at the end
+times (0.65 s -> 0.41 s a figure, timed side by side on this CPU while a study run shared it: in the tests' 250-odd tiny runs and at the end
 of every run). The loss axis's labels have at most three significant digits, so they fit the margin
 whatever the loss (a test draws a diverging run's).
 """
