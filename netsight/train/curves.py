@@ -7,9 +7,10 @@ this module only when it draws.
 
 Every run draws it, so it is drawn cheaply: fixed margins (in inches, for the figure's fixed size) and a
 plain save, instead of `tight_layout` plus a `bbox_inches="tight"` save, which lay the text out three
-times (0.65 s -> 0.41 s a figure, timed side by side on this CPU while a study run shared it: in the tests' 250-odd tiny runs and at the end
-of every run). The loss axis's labels have at most three significant digits, so they fit the margin
-whatever the loss (a test draws a diverging run's).
+times (0.65 s -> 0.41 s a figure, the two timed side by side on this CPU while a study run shared it; the
+tests' 250-odd tiny runs and every real run draw one). The loss axis's labels have at most three
+significant digits and a title too long for one line takes two (its middle cut past 100 characters), so
+the text fits the margins whatever the loss or the run's name (tests/train/test_curves.py).
 """
 
 from __future__ import annotations
