@@ -11,7 +11,7 @@ export default [
       sourceType: 'script',
       globals: {
         window: 'readonly', document: 'readonly', location: 'readonly', history: 'readonly',
-        ResizeObserver: 'readonly', console: 'readonly',
+        ResizeObserver: 'readonly', IntersectionObserver: 'readonly', console: 'readonly',
       },
     },
     rules: {

@@ -348,7 +348,7 @@ def _inspect_flags() -> list[str]:
     return [name for name, t in registry.techniques().items() if t.flag]
 
 
-def _model_target(args: argparse.Namespace, out: Optional[Path]):
+def _model_target(args: argparse.Namespace, out: Optional[Path], labelled: bool = True):
     from .techniques.target import open_model_target
 
     return open_model_target(
@@ -365,6 +365,7 @@ def _model_target(args: argparse.Namespace, out: Optional[Path]):
         args.download,
         progress=not args.quiet,
         seed=args.seed if args.seed is not None else 0,
+        labelled=labelled,
     )
 
 
@@ -372,11 +373,10 @@ def _run_target(args: argparse.Namespace, command: str, model_flags: Sequence[st
     from .techniques.target import open_run_target
 
     if args.run_dir is None:
-        example = (
-            "netsight inspect --model SPEC --weights FILE --images DIR ..."
-            if command == "inspect"
-            else "netsight explore --model SPEC --weights FILE --images DIR --layers NAME --out FILE.html"
-        )
+        example = {
+            "inspect": "netsight inspect --model SPEC --weights FILE --images DIR ...",
+            "microscope": "netsight microscope --model SPEC --weights FILE --images DIR --out DIR",
+        }.get(command, "netsight explore --model SPEC --weights FILE --images DIR --layers NAME --out FILE.html")
         raise NetsightError(f"{command}: give a run directory (netsight {command} RUN_DIR ...) or a model ({example})")
     if args.images is not None:
         hint = f"; the number of images is --count {args.images} now" if args.images.isdigit() else ""
@@ -435,6 +435,40 @@ def cmd_explore(args: argparse.Namespace) -> int:
         from .techniques.inspection import record_ran
 
         record_ran(target, {"explore": prepared})
+    return 0
+
+
+def cmd_microscope(args: argparse.Namespace) -> int:
+    from .ops.stages import conv_layers
+    from .report.microscope_site import microscope
+
+    layers = [v.strip() for v in args.layers.split(",") if v.strip()] if args.layers else None
+    if args.model:
+        if args.run_dir is not None:
+            raise NetsightError(f"microscope: give either a run directory ({args.run_dir}) or --model SPEC, not both")
+        if args.out is None:
+            raise NetsightError("microscope --model: give --out DIR, the folder the site is written to")
+        target = _model_target(args, None, labelled=False)
+        out = args.out
+    else:
+        target = _run_target(args, "microscope", ("weights", "data", "input_size", "mean", "std", "seed"))
+        out = args.out if args.out is not None else target.run.path / "microscope"
+    if target.kind != "cnn":
+        raise NetsightError(f"microscope: {target.title} is not a CNN; a recurrent run's units are in netsight explore RUN_DIR")
+    conv_layers(target.model)  # a model without a convolution: one clear line before any work
+    written = microscope(
+        target.model,
+        target.images,
+        out,
+        target.title,
+        layers,
+        args.top_k,
+        args.batch_size,
+        target.mean,
+        target.std,
+        progress=not args.quiet,
+    )
+    print(written[-1])
     return 0
 
 
@@ -502,6 +536,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     _add_data_flags(p)
     p.set_defaults(func=cmd_explore)
+
+    p = sub.add_parser(
+        "microscope",
+        help="an offline site (a folder; open its index.html) with every unit of every conv layer of a CNN, a whole "
+        "ResNet-50 included: each unit's strongest images, from one resumable pass over the images",
+    )
+    p.add_argument("run_dir", type=Path, nargs="?", help="a netsight run directory (its test images), or give --model SPEC")
+    p.add_argument("--out", type=Path, help="the site's folder (default RUN_DIR/microscope; required with --model)")
+    p.add_argument("--layers", help="conv layers to include, e.g. conv1,layer4.2.conv3 (default: every Conv2d)")
+    p.add_argument("--top-k", type=_int("--top-k", 1, 100), default=9, help="images per unit (9)")
+    p.add_argument("--batch-size", type=_int("--batch-size", 1, 4096), default=64, help="images per forward pass (64)")
+    g = p.add_argument_group("any PyTorch model (as netsight inspect --model)")
+    _add_model_flags(g)
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    _add_data_flags(p)
+    p.set_defaults(func=cmd_microscope)
 
     p = sub.add_parser("compare", help="one table and overlaid curves for several runs")
     p.add_argument("run_dirs", nargs="+", type=Path)

@@ -53,9 +53,16 @@ def resolve_graph_target(model: nn.Module, layer: str, example: torch.Tensor) ->
     """The module whose output is projected. It must run exactly once per forward pass and
     return a tensor; naming a Conv2d whose output goes straight into a ReLU module targets
     that ReLU (the rectified maps the paper projects), as the chain deconvnet does."""
+    return resolve_graph_targets(model, [layer], example)[layer]
+
+
+def resolve_graph_targets(model: nn.Module, layers: list[str], example: torch.Tensor, flag: str = "--layer") -> dict[str, str]:
+    """`resolve_graph_target` for several layers from one forward pass of `example`: layer -> the
+    module whose output stands for it. `flag` names the option in errors."""
     modules = dict(model.named_modules())
-    if not layer or layer not in modules:
-        raise unknown_layer(layer, model)
+    for layer in layers:
+        if not layer or layer not in modules:
+            raise unknown_layer(layer, model, flag)
     calls: list[tuple[str, object, object]] = []  # (name, first input, output), in completion order
 
     def make(name: str):
@@ -71,19 +78,23 @@ def resolve_graph_target(model: nn.Module, layer: str, example: torch.Tensor) ->
             model(example)
     finally:
         model.train(was_training)
+    return {layer: _target_of(layer, calls, modules, flag) for layer in layers}
+
+
+def _target_of(layer: str, calls: list[tuple[str, object, object]], modules: dict[str, nn.Module], flag: str) -> str:
     runs = [i for i, (name, _, _) in enumerate(calls) if name == layer]
     if not runs:
-        raise NetsightError(f"--layer {layer}: this layer does not run in the model's forward pass")
+        raise NetsightError(f"{flag} {layer}: this layer does not run in the model's forward pass")
     if len(runs) > 1:
         raise NetsightError(
-            f"--layer {layer}: this module runs {len(runs)} times in one forward pass (one module shared by several "
+            f"{flag} {layer}: this module runs {len(runs)} times in one forward pass (one module shared by several "
             f"places, like the relu of a torchvision ResNet block), so its output is not one set of feature maps; "
             f"name a layer that runs once, e.g. the block that holds it"
         )
     i = runs[0]
     output = calls[i][2]
     if not torch.is_tensor(output):
-        raise NetsightError(f"--layer {layer}: its output is a {type(output).__name__}, not a tensor of activations")
+        raise NetsightError(f"{flag} {layer}: its output is a {type(output).__name__}, not a tensor of activations")
     if isinstance(modules[layer], nn.Conv2d):
         leaves = [(j, n, inp) for j, (n, inp, _) in enumerate(calls) if j > i and not list(modules[n].children())]
         if leaves:

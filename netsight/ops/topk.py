@@ -4,6 +4,12 @@ projections and the input patches they come from (Zeiler & Fergus 2014, Figure 2
 The dataset streams by in batches; per feature map only the k best (value, image,
 position) survive each batch, so memory is O(maps x k) whatever the dataset size. One
 image contributes at most once per map (its strongest unit), as in the paper's figure.
+
+The ranking is one total order, the same everywhere (`select_top`): activation descending, then
+image index ascending, and within an image its first strongest unit in raster order. So the top-k
+of any split of the images - batches, a pass resumed after Ctrl-C, shards on several workers - merged
+with `select_top` is exactly the top-k of one pass (the dataset pass of every layer at once,
+`dataset_pass.py`, relies on it), and ties never depend on `torch.topk`'s unspecified order.
 """
 
 from __future__ import annotations
@@ -52,21 +58,46 @@ def stream_top_activations(deconv, batches: Iterable[tuple[int, torch.Tensor]], 
                 f"top-9: layer {deconv.target} gives activations of shape {tuple(top.shape[1:])}; "
                 f"expected feature maps [C, H, W] or units [C]"
             )
-        width = top.shape[3]
-        v, idx = top.flatten(2).max(2)  # [B, maps]: each image's strongest unit per map
-        v, idx = v.T, idx.T  # [maps, B]
+        v, pos = unit_maxima(top)  # [B, maps], [B, maps, 2]: each image's strongest unit per map
+        v, pos = v.T, pos.transpose(0, 1)  # [maps, B]
         img = torch.arange(start, start + len(x), device=v.device).expand_as(v)
-        pos = torch.stack([idx // width, idx % width], -1)
         if best is not None:
             best_v, best_i, best_p = best
             v, img, pos = torch.cat([best_v, v], 1), torch.cat([best_i, img], 1), torch.cat([best_p, pos], 1)
-        keep = min(k, v.shape[1])
-        best_v, order = v.topk(keep, dim=1)
-        best = (best_v, img.gather(1, order), pos.gather(1, order[..., None].expand(-1, -1, 2)))
+        best = select_top(v, img, pos, k)
     if best is None:
         raise NetsightError("top-9: no images")
     best_v, best_i, best_p = best
     return TopActivations(deconv.target, best_v.cpu(), best_i.cpu(), best_p.cpu(), deconv.field)
+
+
+def unit_maxima(activations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's strongest unit per feature map of `activations` [B, maps, H, W]: its value [B, maps]
+    and its (y, x) position [B, maps, 2] (the first in raster order where several tie, as `Tensor.max`
+    returns it); fully connected units [B, C] are maps of one unit at (0, 0)."""
+    if activations.dim() == 2:
+        activations = activations[:, :, None, None]
+    width = activations.shape[3]
+    values, flat = activations.flatten(2).max(2)
+    return values, torch.stack([flat // width, flat % width], -1)
+
+
+def select_top(
+    values: torch.Tensor, images: torch.Tensor, positions: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The k best of each map's candidates (`values` and `images` [maps, n], `positions` [maps, n, 2]) in
+    netsight's one order: value descending, then image index ascending. Candidates must not hold an
+    image twice for a map. Two stable sorts, so the result depends on the candidates only, never on
+    the order they come in: selecting from the union of two selections equals selecting from all."""
+    by_image = images.argsort(dim=1, stable=True)
+    values, images = values.gather(1, by_image), images.gather(1, by_image)
+    positions = positions.gather(1, by_image[..., None].expand(-1, -1, positions.shape[2]))
+    order = values.argsort(dim=1, descending=True, stable=True)[:, :k]
+    return (
+        values.gather(1, order),
+        images.gather(1, order),
+        positions.gather(1, order[..., None].expand(-1, -1, positions.shape[2])),
+    )
 
 
 @dataclass

@@ -34,7 +34,7 @@ from .invariance import unit_invariance
 from .occlusion import unit_occlusion
 from ..ops.occluding import default_square, positions
 from ..ops.receptive_field import ReceptiveField
-from ..ops.topk import TopActivations, project_top
+from ..ops.topk import TopActivations, project_top, select_top
 from ..progress import bar
 
 TOP_K = 9
@@ -218,10 +218,10 @@ def _stream(net, source, batch_size: int, device, progress: bool):
 
 def _top(target: str, maxima: torch.Tensor, where: torch.Tensor, width: int, field: ReceptiveField) -> TopActivations:
     """The k strongest images per map (one unit per image, its strongest), as `stream_top_activations` ranks them."""
-    k = min(TOP_K, maxima.shape[0])
-    values, index = maxima.T.topk(k, dim=1)  # [maps, k]
-    flat = where.T.gather(1, index)
-    return TopActivations(target, values, index, torch.stack([flat // width, flat % width], -1), field)
+    values, flat = maxima.T, where.T  # [maps, images]
+    images = torch.arange(maxima.shape[0]).expand_as(values)
+    top = select_top(values, images, torch.stack([flat // width, flat % width], -1), min(TOP_K, maxima.shape[0]))
+    return TopActivations(target, *top, field)
 
 
 def _occlusion_and_invariance(

@@ -171,11 +171,13 @@ def open_model_target(
     download: bool = False,
     progress: bool = False,
     seed: int = 0,
+    labelled: bool = True,
 ) -> Target:
     """Any PyTorch model SPEC (`models.external`) with a folder of images or a netsight dataset's
     test set, as the model takes them. Nothing is written: `out` is where the technique will write.
     Without `weights` the model keeps the initialisation `seed` draws (the caller's random state is
-    left as it was), so the same command gives the same network."""
+    left as it was), so the same command gives the same network. `labelled` False: the images' classes
+    are not read (a use that needs none, e.g. the microscope, gets no warning about them)."""
     from ..data import load_dataset
     from ..data.images import folder_images, tensor_images
     from ..models.external import load_external_model
@@ -221,7 +223,7 @@ def open_model_target(
     n = _outputs(target)
     cats = model.categories
     target.classes = tuple(cats) if cats and len(cats) == n else tuple(str(i) for i in range(n))
-    target.labels = _model_labels(source, target.classes, data is not None)
+    target.labels = _model_labels(source, target.classes, data is not None) if labelled else None
     target.record = {
         "model": model.name,
         "weights": model.weights,

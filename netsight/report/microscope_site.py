@@ -1,0 +1,224 @@
+"""`netsight microscope`: every unit of every convolution of a CNN - a whole torchvision ResNet-50
+included - as an offline site that opens from `file://` with no server.
+
+`netsight explore` puts a few layers with every technique into one page (about 30 MB for two
+ResNet-18 layers); the microscope trades depth per unit for breadth: for each unit, the k dataset
+images that drive it most, cropped to the unit's receptive field, with their activations. It is
+built from one streamed, resumable dataset pass over the images (`ops/dataset_pass.py`; its state
+is `OUT/pass.safetensors`, so Ctrl-C or a kill and a rerun continue the pass; the layers'
+receptive fields are kept in `OUT/fields.json`), and written as:
+
+- `OUT/index.html`: the page (`pages/microscope.js` and `pages/microscope.css`, package data inlined
+  into it) and the index of layers (name, number of units, feature-map size, receptive field);
+- `OUT/layers/NNN.js`, one per layer, loaded by a `<script>` element when the layer is opened (a
+  `fetch` of a local file is blocked in Chromium; a script is not): each unit's k images, values
+  and where its field lies in each, as flat arrays (the numbers only: no picture is repeated per unit);
+- `OUT/images/N.jpg`: each image that is among some unit's top k, once, as the model sees it
+  (after resizing and cropping), JPEG quality 90. A unit's crop is drawn from it by the browser.
+
+A crop is the receptive field of the unit where it fired (`ops/receptive_field.py`, measured on the
+graph), drawn whole: where it reaches past the image's edge it is light blue, as in the top-9
+figure. A field found to reach past a probe twice the image's side sees the whole image from any
+unit, and is drawn as the whole image.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..data.images import ImageSource
+from ..errors import NetsightError
+from ..ops.dataset_pass import UnitTopK, dataset_pass
+from ..ops.receptive_field import ReceptiveField, receptive_field_within
+
+STATE = "pass.safetensors"  # the dataset pass's state, in OUT
+FIELDS = "fields.json"  # the layers' receptive fields, in OUT (measured once per architecture and image size)
+JPEG_QUALITY = 90
+FIELD_GROWTH = 2  # probes up to twice the image side: a field larger than that sees the whole image from any unit
+
+
+def microscope(
+    model: nn.Module,
+    source: ImageSource,
+    out: str | Path,
+    title: str,
+    layers: Optional[Sequence[str]] = None,
+    k: int = 9,
+    batch_size: int = 64,
+    mean: Optional[Sequence[float]] = None,
+    std: Optional[Sequence[float]] = None,
+    progress: bool = False,
+) -> list[Path]:
+    """Write the site for `model` over `source` into the folder `out` (see the module's docstring);
+    the files written, `index.html` last."""
+    from ..fileio import claim_output_folder
+
+    out = claim_output_folder(out, "--out")
+    state = dataset_pass(model, source, layers, k, batch_size, out / STATE, mean=mean, std=std, progress=progress)
+    fields = _fields(model, state, source.shape, out / FIELDS, progress)
+    written = [out / STATE, out / FIELDS]
+    written += _write_images(source, state, out / "images", progress)
+    entries = []
+    for i, (name, top) in enumerate(state.layers.items()):
+        written.append(_write_layer(out / "layers" / f"{i:03d}.js", i, top, fields[name], source.shape))
+        maps = top.values.shape[0]
+        field = fields[name]
+        entries.append(
+            {
+                "name": name,
+                "target": top.target,
+                "units": maps,
+                "file": f"layers/{i:03d}.js",
+                "field": list(field.size) if field.jump != (0, 0) else None,
+            }
+        )
+    index = {
+        "title": title,
+        "images": len(source),
+        "source": source.description,
+        "size": list(source.shape),
+        "k": state.k,
+        "layers": entries,
+        "names": {str(i): source.names[i] for i in sorted(_used_images(state))},
+    }
+    written.append(_write_index(out / "index.html", index))
+    return written
+
+
+def _fields(
+    model: nn.Module, state: UnitTopK, shape: tuple[int, int, int], path: Path, progress: bool
+) -> dict[str, ReceptiveField]:
+    """Each layer's receptive field, measured on its target module (FIELD_GROWTH: see the module doc), or read from
+    `path` (fields.json), where an earlier run of the same architecture and image size left them: a field depends on
+    nothing else, and measuring a ResNet-50's takes about half a minute."""
+    import hashlib
+
+    from ..fileio import read_json, write_json
+    from ..progress import track
+
+    whole = ReceptiveField((shape[1], shape[2]), (0, 0), (0, 0))  # every unit sees the whole image
+    key = {"architecture": hashlib.sha256(repr(model).encode()).hexdigest()[:16], "size": list(shape)}
+    known: dict[str, Optional[ReceptiveField]] = {}
+    if path.exists():
+        try:
+            saved = read_json(path)
+            if {k: saved.get(k) for k in key} == key:
+                known = {t: None if f is None else ReceptiveField(*(_pair(v) for v in f)) for t, f in saved["fields"].items()}
+        except (NetsightError, AttributeError, KeyError, TypeError, ValueError):
+            known = {}  # not what this module writes: measured again and written anew
+    out = {}
+    for name, top in track(state.layers.items(), len(state.layers), "receptive fields", progress, "layers"):
+        if top.target not in known:
+            known[top.target] = receptive_field_within(model, top.target, tuple(shape), FIELD_GROWTH)
+        field = known[top.target]
+        out[name] = whole if field is None else field
+    saved_fields = {t: None if f is None else [list(f.size), list(f.jump), list(f.start)] for t, f in known.items()}
+    write_json(path, {**key, "fields": saved_fields})
+    return out
+
+
+def _pair(v) -> tuple[int, int]:
+    a, b = v
+    return int(a), int(b)
+
+
+def _used_images(state: UnitTopK) -> set[int]:
+    return {int(i) for top in state.layers.values() for i in top.images.flatten().tolist()}
+
+
+def _write_images(source: ImageSource, state: UnitTopK, folder: Path, progress: bool) -> list[Path]:
+    from PIL import Image
+
+    from ..fileio import write_bytes
+    from ..progress import bar
+
+    used = sorted(_used_images(state))
+    written = []
+    with bar(len(used), "microscope images", progress, "img") as shown:
+        for s in range(0, len(used), 64):
+            part = used[s : s + 64]
+            x = source.load(part)
+            for index, image in zip(part, x, strict=True):
+                a = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+                picture = Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a)
+                data = io.BytesIO()
+                picture.save(data, format="JPEG", quality=JPEG_QUALITY)
+                written.append(write_bytes(folder / f"{index}.jpg", data.getvalue()))
+            shown.update(len(part))
+    return written
+
+
+def _number(v: float) -> float:
+    """4 significant digits: what the page shows, in few characters."""
+    if v == 0 or not math.isfinite(v):
+        return 0.0
+    return round(v, 3 - int(math.floor(math.log10(abs(v)))))
+
+
+def _write_layer(path: Path, index: int, top, field: ReceptiveField, shape: tuple[int, int, int]) -> Path:
+    from ..fileio import write_text
+
+    _, height, width = shape
+    whole = field.jump == (0, 0)
+    corners = []  # where each unit's field starts, unclipped: negative, or past the far edge, where it leaves the image
+    for y, x in top.positions.reshape(-1, 2).tolist():
+        corners += [0, 0] if whole else [field.start[0] + y * field.jump[0], field.start[1] + x * field.jump[1]]
+    data = {
+        "k": top.values.shape[1],
+        "field": [height, width] if whole else list(field.size),
+        "values": [_number(v) for v in top.values.flatten().tolist()],
+        "images": top.images.flatten().tolist(),
+        "at": corners,
+    }
+    text = f"netsightMicroscope.layer({index},{json.dumps(data, separators=(',', ':'))});\n"
+    return write_text(path, text)
+
+
+def _asset(name: str) -> str:
+    from importlib.resources import files
+
+    return files("netsight.report").joinpath("pages").joinpath(name).read_text(encoding="utf-8")
+
+
+def _write_index(path: Path, index: dict) -> Path:
+    from ..fileio import write_text
+
+    esc = html.escape
+    data = json.dumps(index, separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
+    c, h, w = index["size"]
+    subtitle = (
+        f"{sum(e['units'] for e in index['layers']):,} units in {len(index['layers'])} layers; each unit's {index['k']} "
+        f"strongest images of {index['images']:,} ({esc(index['source'])}, {w} x {h} px), cropped to the unit's receptive field"
+    )
+    page = (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src 'self' file: data:; "
+        "style-src 'unsafe-inline'; script-src 'self' file: 'unsafe-inline'\">"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'><meta name='generator' content='netsight'>"
+        f"<title>{esc(index['title'])}: microscope</title><style>{_asset('microscope.css')}</style></head><body>"
+        f"<header><h1>{esc(index['title'])}</h1><p>{subtitle}</p></header>"
+        "<nav id='bar' aria-label='layers and units'>"
+        "<label for='find'>Find</label><input id='find' type='search' list='layer-names' autocomplete='off' "
+        "placeholder='layer or layer/unit' aria-describedby='find-help'>"
+        "<datalist id='layer-names'></datalist>"
+        "<select id='layer' aria-label='layer'></select>"
+        "<div id='stepper'><button type='button' id='prev' aria-label='previous unit' title='previous unit (&larr;)'>&lsaquo; prev</button>"
+        "<span id='where' aria-live='polite'></span>"
+        "<button type='button' id='next' aria-label='next unit' title='next unit (&rarr;)'>next &rsaquo;</button></div></nav>"
+        "<p class='help' id='find-help'>Pick a layer, then tap or click a unit. Keys: &larr;/&rarr; previous/next unit, "
+        "&uarr;/&darr; previous/next layer. The address (#layer/unit) links to the unit shown; Back returns to the one before. "
+        "A unit's images are the ones that drive it most (one place per image, its strongest), cropped to what the unit "
+        "can see; they show what the unit responds to in these images, not everything it responds to.</p>"
+        "<main><section id='detail' aria-live='polite'></section><div id='grid' role='listbox' aria-label='units'></div></main>"
+        f"<script type='application/json' id='microscope-index'>{data}</script>"
+        f"<script>{_asset('microscope.js')}</script></body></html>"
+    )
+    return write_text(path, page)
