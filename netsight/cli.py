@@ -439,8 +439,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
 
 def cmd_microscope(args: argparse.Namespace) -> int:
-    from .ops.stages import conv_layers
-    from .report.microscope_site import microscope
+    from .techniques import registry
 
     layers = [v.strip() for v in args.layers.split(",") if v.strip()] if args.layers else None
     if args.model:
@@ -449,26 +448,19 @@ def cmd_microscope(args: argparse.Namespace) -> int:
         if args.out is None:
             raise NetsightError("microscope --model: give --out DIR, the folder the site is written to")
         target = _model_target(args, None, labelled=False)
-        out = args.out
     else:
         target = _run_target(args, "microscope", ("weights", "data", "input_size", "mean", "std", "seed"))
-        out = args.out if args.out is not None else target.run.path / "microscope"
     if target.kind != "cnn":
         raise NetsightError(f"microscope: {target.title} is not a CNN; a recurrent run's units are in netsight explore RUN_DIR")
-    conv_layers(target.model)  # a model without a convolution: one clear line before any work
-    written = microscope(
-        target.model,
-        target.images,
-        out,
-        target.title,
-        layers,
-        args.top_k,
-        args.batch_size,
-        target.mean,
-        target.std,
-        progress=not args.quiet,
-    )
-    print(written[-1])
+    technique = registry.get("microscope")
+    options = {"layers": layers, "site": args.out, "top_k": args.top_k, "batch_size": args.batch_size}
+    prepared = registry.prepare(technique, target, options)
+    for path in technique.write(target, prepared):
+        print(path)
+    if target.run is not None and args.out is None:  # the run's own site: recorded, so the study report links it
+        from .techniques.inspection import record_ran
+
+        record_ran(target, {"microscope": prepared})
     return 0
 
 

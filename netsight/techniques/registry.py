@@ -48,6 +48,7 @@ ORDER = (
     "gates",
     "trajectories",
     "explore",
+    "microscope",
 )
 
 

@@ -25,7 +25,7 @@ data = "cifar10-assignment"
 iterations = 12
 eval_every = 4
 snapshots = [4, 8]
-analyses = ["filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance", "explore"]
+analyses = ["filters", "activations", "deconv", "top9", "occlusion", "evolution", "invariance", "explore", "microscope"]
 
 [[group]]
 name = "rnn"
@@ -60,6 +60,8 @@ def test_suite_writes_runs_analyses_and_report(suite_out):
         "figures/evolution_conv2.png",
         "figures/invariance.png",
         "explore.html",
+        "microscope/index.html",
+        "microscope/layers/001.js",
     ):
         assert (lenet0 / f).is_file(), f
     assert not (next((suite_out / "runs" / "cnn").glob("*seed1*")) / "figures").exists()  # analyses on the first seed
@@ -73,6 +75,7 @@ def test_suite_writes_runs_analyses_and_report(suite_out):
     assert "Reproduction check" in html and "Provenance" in html
     link = f"<a href='runs/cnn/{lenet0.name}/explore.html'>"  # relative: the folder can move
     assert link in html and (suite_out / "runs" / "cnn" / lenet0.name / "explore.html").is_file()
+    assert f"<a href='runs/cnn/{lenet0.name}/microscope/index.html'>" in html  # the microscope of the first seed
     gru0, gru1 = (next((suite_out / "runs" / "rnn").glob(f"*seed{s}*")) for s in (0, 1))
     assert (gru0 / "explore.html").is_file() and not (gru1 / "explore.html").exists()  # the unit browser: first seed
     assert f"<a href='runs/rnn/{gru0.name}/explore.html'>" in html

@@ -1,4 +1,4 @@
-// The `netsight microscope` site's page (netsight/report/microscope_site.py writes the site): a layer picker and a
+// The `netsight microscope` site's page (netsight/techniques/microscope.py writes the site): a layer picker and a
 // search box, the units of the layer shown as a grid of their strongest crops, and the selected unit's k images.
 // A layer's numbers arrive on demand from its own script file (layers/NNN.js calls netsightMicroscope.layer), as a
 // local fetch is blocked on file://; each picture is one image file, cropped here with CSS.

@@ -1,5 +1,6 @@
-"""`netsight microscope`: every unit of every convolution of a CNN - a whole torchvision ResNet-50
-included - as an offline site that opens from `file://` with no server.
+"""The microscope technique (`netsight microscope`, and `microscope` in a suite's analyses): every unit of
+every convolution of a CNN - a whole torchvision ResNet-50 included - as an offline site that opens from
+`file://` with no server.
 
 `netsight explore` puts a few layers with every technique into one page (about 30 MB for two
 ResNet-18 layers); the microscope trades depth per unit for breadth: for each unit, the k dataset
@@ -38,6 +39,11 @@ from ..data.images import ImageSource
 from ..errors import NetsightError
 from ..ops.dataset_pass import UnitTopK, dataset_pass
 from ..ops.receptive_field import ReceptiveField, receptive_field_within
+from ..ops.deconvnet_graph import resolve_graph_targets
+from ..ops.hooks import evaluating, normalised_input
+from ..ops.stages import conv_layers
+from .base import Ran, ReportItem, Technique, register
+from .target import Target
 
 STATE = "pass.safetensors"  # the dataset pass's state, in OUT
 FIELDS = "fields.json"  # the layers' receptive fields, in OUT (measured once per architecture and image size)
@@ -185,7 +191,7 @@ def _write_layer(path: Path, index: int, top, field: ReceptiveField, shape: tupl
 def _asset(name: str) -> str:
     from importlib.resources import files
 
-    return files("netsight.report").joinpath("pages").joinpath(name).read_text(encoding="utf-8")
+    return files("netsight.report").joinpath("pages").joinpath(name).read_text(encoding="utf-8")  # the page's own files
 
 
 def _write_index(path: Path, index: dict) -> Path:
@@ -222,3 +228,58 @@ def _write_index(path: Path, index: dict) -> Path:
         f"<script>{_asset('microscope.js')}</script></body></html>"
     )
     return write_text(path, page)
+
+
+SITE = "microscope"  # the site's folder in a run directory (or in --out of inspect --model)
+
+
+@register
+class MicroscopeTechnique(Technique):
+    name = "microscope"
+    summary = "an offline site with every unit of every conv layer: each unit's strongest images, cropped to its field"
+    applies_to = "cnn"
+    section = "zf"
+    flag = False  # its own command, netsight microscope
+    compute = staticmethod(microscope)
+
+    def prepare(
+        self,
+        t: Target,
+        layers: Optional[Sequence[str]] = None,
+        site: Optional[str | Path] = None,
+        top_k: int = 9,
+        batch_size: int = 64,
+    ) -> dict:
+        convs = conv_layers(t.model)
+        for layer in layers or []:
+            if layer not in convs and layer in dict(t.model.named_modules()):
+                raise NetsightError(
+                    f"--layers {layer}: not a convolution (the microscope shows the units of conv layers: "
+                    f"{', '.join(convs[:8])}{' ...' if len(convs) > 8 else ''})"
+                )
+        with normalised_input(t.model, **t.norm), evaluating(t.model):  # a clear error before anything is written
+            resolve_graph_targets(t.model, list(layers) if layers else convs, t.images.load([0]).to(t.device), flag="--layers")
+        return {"layers": list(layers) if layers else None, "site": Path(site) if site is not None else None, "top_k": top_k,
+                "batch_size": batch_size}  # fmt: skip
+
+    def _site(self, t: Target, o: dict) -> Path:
+        return o["site"] if o["site"] is not None else t.folder / SITE
+
+    def outputs(self, t: Target, o: dict) -> list[str]:
+        return [str(o["site"] / "index.html") if o["site"] is not None else f"{SITE}/index.html"]
+
+    def write(self, t: Target, o: dict) -> list[Path]:
+        written = microscope(
+            t.model, t.images, self._site(t, o), t.title, o["layers"], o["top_k"], o["batch_size"], t.mean, t.std, t.progress
+        )
+        return [written[-1]]  # the site's entry; the rest of the folder is the site's own
+
+    def report(self, run, label: str, ran: Ran) -> list[ReportItem]:
+        return [
+            ReportItem(
+                "link",
+                f"The microscope of {label}: every unit of every conv layer with the test images that drive it most, "
+                "cropped to its receptive field: microscope/index.html",
+                ran.files[0],
+            )
+        ]
