@@ -48,6 +48,7 @@ from .target import Target
 STATE = "pass.safetensors"  # the dataset pass's state, in OUT
 FIELDS = "fields.json"  # the layers' receptive fields, in OUT (measured once per architecture and image size)
 JPEG_QUALITY = 90
+SPRITE_COLUMNS = 32  # feature visualisations per row of a layer's sprite
 FIELD_GROWTH = 2  # probes up to twice the image side: a field larger than that sees the whole image from any unit
 
 
@@ -62,9 +63,12 @@ def microscope(
     mean: Optional[Sequence[float]] = None,
     std: Optional[Sequence[float]] = None,
     progress: bool = False,
+    featureviz: bool = False,
+    steps: int = 256,
 ) -> list[Path]:
     """Write the site for `model` over `source` into the folder `out` (see the module's docstring);
-    the files written, `index.html` last."""
+    the files written, `index.html` last. With `featureviz`, every unit also gets an image optimised to drive it
+    (`techniques.featureviz`, `steps` steps, all of a layer's units in one batch)."""
     from ..fileio import claim_output_folder
 
     out = claim_output_folder(out, "--out")
@@ -74,7 +78,11 @@ def microscope(
     written += _write_images(source, state, out / "images", progress)
     entries = []
     for i, (name, top) in enumerate(state.layers.items()):
-        written.append(_write_layer(out / "layers" / f"{i:03d}.js", i, top, fields[name], source.shape))
+        visualised = None
+        if featureviz:
+            visualised = _featureviz(model, source, name, out / "featureviz" / f"{i:03d}.png", steps, mean, std, progress)
+            written.append(out / "featureviz" / f"{i:03d}.png")
+        written.append(_write_layer(out / "layers" / f"{i:03d}.js", i, top, fields[name], source.shape, visualised))
         maps = top.values.shape[0]
         field = fields[name]
         entries.append(
@@ -169,7 +177,38 @@ def _number(v: float) -> float:
     return round(v, 3 - int(math.floor(math.log10(abs(v)))))
 
 
-def _write_layer(path: Path, index: int, top, field: ReceptiveField, shape: tuple[int, int, int]) -> Path:
+def _featureviz(model, source: ImageSource, layer: str, path: Path, steps: int, mean, std, progress: bool) -> dict:
+    """Every unit's optimised image as one sprite (SPRITE_COLUMNS tiles a row, PNG) and, per unit, the image's mean
+    activation beside the strongest image's on the same measure (Borowski et al. 2021: show both)."""
+    from PIL import Image
+
+    from ..fileio import write_bytes
+    from .featureviz import feature_visualisation
+
+    r = feature_visualisation(model, source, layer, None, steps, 0, mean, std, progress=progress)
+    n, c, h, w = r.images.shape
+    cols = min(n, SPRITE_COLUMNS)
+    rows = -(-n // cols)
+    sheet = torch.ones(c, rows * h, cols * w)
+    for u in range(n):
+        sheet[:, (u // cols) * h : (u // cols + 1) * h, (u % cols) * w : (u % cols + 1) * w] = r.images[u]
+    a = (sheet.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    data = io.BytesIO()
+    Image.fromarray(a[:, :, 0] if c == 1 else a).save(data, format="PNG")
+    write_bytes(path, data.getvalue())
+    return {
+        "sprite": f"featureviz/{path.name}",
+        "columns": cols,
+        "reached": [_number(v) for v in r.activations.tolist()],
+        "best": [_number(v) for v in r.example_activations[:, 0].tolist()],
+        "best_image": [source.names[int(i)] for i in r.example_index[:, 0].tolist()],
+        "steps": steps,
+    }
+
+
+def _write_layer(
+    path: Path, index: int, top, field: ReceptiveField, shape: tuple[int, int, int], featureviz: Optional[dict] = None
+) -> Path:
     from ..fileio import write_text
 
     _, height, width = shape
@@ -184,6 +223,8 @@ def _write_layer(path: Path, index: int, top, field: ReceptiveField, shape: tupl
         "images": top.images.flatten().tolist(),
         "at": corners,
     }
+    if featureviz is not None:
+        data["featureviz"] = featureviz
     text = f"netsightMicroscope.layer({index},{json.dumps(data, separators=(',', ':'))});\n"
     return write_text(path, text)
 
@@ -249,6 +290,8 @@ class MicroscopeTechnique(Technique):
         site: Optional[str | Path] = None,
         top_k: int = 9,
         batch_size: int = 64,
+        featureviz: bool = False,
+        steps: int = 256,
     ) -> dict:
         convs = conv_layers(t.model)
         for layer in layers or []:
@@ -260,7 +303,7 @@ class MicroscopeTechnique(Technique):
         with normalised_input(t.model, **t.norm), evaluating(t.model):  # a clear error before anything is written
             resolve_graph_targets(t.model, list(layers) if layers else convs, t.images.load([0]).to(t.device), flag="--layers")
         return {"layers": list(layers) if layers else None, "site": Path(site) if site is not None else None, "top_k": top_k,
-                "batch_size": batch_size}  # fmt: skip
+                "batch_size": batch_size, "featureviz": bool(featureviz), "steps": steps}  # fmt: skip
 
     def _site(self, t: Target, o: dict) -> Path:
         return o["site"] if o["site"] is not None else t.folder / SITE
@@ -270,8 +313,9 @@ class MicroscopeTechnique(Technique):
 
     def write(self, t: Target, o: dict) -> list[Path]:
         written = microscope(
-            t.model, t.images, self._site(t, o), t.title, o["layers"], o["top_k"], o["batch_size"], t.mean, t.std, t.progress
-        )
+            t.model, t.images, self._site(t, o), t.title, o["layers"], o["top_k"], o["batch_size"], t.mean, t.std, t.progress,
+            o["featureviz"], o["steps"],
+        )  # fmt: skip
         return [written[-1]]  # the site's entry; the rest of the folder is the site's own
 
     def report(self, run, label: str, ran: Ran) -> list[ReportItem]:

@@ -171,3 +171,18 @@ def test_the_site_opens_from_file_at_1280_and_390_px(site, browser, tmp_path):
         assert problems == [], problems
         assert all(r.startswith("file://") for r in requests), [r for r in requests if not r.startswith("file://")]
         assert any("/layers/" in r for r in requests) and any("/images/" in r for r in requests)
+
+
+def test_a_runs_site_with_feature_visualisations(tiny_runs, tmp_path, capsys):
+    """`netsight microscope RUN_DIR --featureviz`: per unit an optimised image (a tile of the layer's sprite) and its
+    mean activation beside the strongest test image's on the same measure; the run's own site is recorded."""
+    run = tiny_runs.copy("lenet5", tmp_path / "run")
+    assert main(["microscope", str(run), "--layers", "conv1", "--featureviz", "--steps", "8", "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == str(run / "microscope" / "index.html")
+    data = layer_data(run / "microscope" / "layers" / "000.js")
+    fv = data["featureviz"]
+    units = index_data(run / "microscope")["layers"][0]["units"]
+    assert len(fv["reached"]) == len(fv["best"]) == len(fv["best_image"]) == units and fv["steps"] == 8
+    with Image.open(run / "microscope" / fv["sprite"]) as sprite:
+        assert sprite.size == (fv["columns"] * 28, -(-units // fv["columns"]) * 28)
+    assert "microscope" in json.loads((run / "inspections.json").read_text())["ran"]  # the report links it

@@ -79,6 +79,25 @@
     return frame;
   }
 
+  // the unit's feature visualisation (a tile of the layer's sprite), beside the strongest image's activation
+  function featureViz(fv, u, units, px) {
+    const cols = fv.columns, rows = Math.ceil(units / cols), scale = px / Math.max(H, W);
+    const tile = el('div', {class: 'fv', role: 'img', 'aria-label': 'an image optimised to drive unit ' + u});
+    Object.assign(tile.style, {width: (W * scale) + 'px', height: (H * scale) + 'px', backgroundImage: 'url("' + fv.sprite + '")',
+      backgroundSize: (cols * W * scale) + 'px ' + (rows * H * scale) + 'px',
+      backgroundPosition: (-(u % cols) * W * scale) + 'px ' + (-Math.floor(u / cols) * H * scale) + 'px'});
+    if (scale > 2) tile.style.imageRendering = 'pixelated';
+    const reached = fv.reached[u], best = fv.best[u];
+    const caption = 'mean activation ' + fmt(reached) + ' (' + (best > 0 ? (reached / best).toFixed(2) + ' x ' : '') +
+      'the strongest image\'s, ' + fmt(best) + ', ' + fv.best_image[u] + ')';
+    return [el('h3', {text: 'Feature visualisation: an image optimised to drive this unit (' + fv.steps + ' steps)'}),
+      el('figure', {class: 'fv-figure'}, [tile, el('figcaption', {text: caption})]),
+      el('p', {class: 'note', text: 'Its mean activation over the map is compared with the image of the set that drives ' +
+        'the mean most. It is an input that drives the unit, not proof of what the unit detects in natural images: the ' +
+        'images above say that better (Borowski et al. 2021), and networks can be built whose visualisations mislead ' +
+        '(Geirhos et al. 2024).'})];
+  }
+
   function showGrid(i) {
     const data = loaded[i], grid = $('#grid'), units = LAYERS[i].units;
     if (observer) observer.disconnect();
@@ -117,12 +136,13 @@
       figures.push(f);
     }
     const field = L.field ? 'receptive field ' + L.field[0] + ' x ' + L.field[1] + ' px' : 'sees the whole image';
+    const extra = data.featureviz ? featureViz(data.featureviz, u, L.units, px) : [];
     detail.replaceChildren(
       el('h2', {text: L.name + ' · unit ' + u + ' of ' + L.units}),
       el('p', {class: 'note', text: 'Output of ' + L.target + '; ' + field + '. The ' + data.k + ' images of ' +
         INDEX.images.toLocaleString('en') + ' that drive this unit most, each at the place it fires most, ' +
         'with its activation and file. Light blue in a crop: the part of the unit\'s field outside the image.'}),
-      el('div', {class: 'cards'}, figures));
+      el('div', {class: 'cards'}, figures), ...extra);
     detail.dataset.layer = L.name;
     detail.dataset.unit = String(u);
     for (const b of document.querySelectorAll('#grid button[aria-selected=true]')) b.setAttribute('aria-selected', 'false');
