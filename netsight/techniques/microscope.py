@@ -65,10 +65,13 @@ def microscope(
     progress: bool = False,
     featureviz: bool = False,
     steps: int = 256,
+    others: Sequence[tuple[str, nn.Module]] = (),
 ) -> list[Path]:
     """Write the site for `model` over `source` into the folder `out` (see the module's docstring);
     the files written, `index.html` last. With `featureviz`, every unit also gets an image optimised to drive it
-    (`techniques.featureviz`, `steps` steps, all of a layer's units in one batch)."""
+    (`techniques.featureviz`, `steps` steps, all of a layer's units in one batch). `others`: (label, network) pairs of
+    the same architecture (a suite's other seeds): each unit's best match in each (Li et al. 2016), beside its best
+    match in an untrained network of the architecture, the chance level."""
     from ..fileio import claim_output_folder
 
     out = claim_output_folder(out, "--out")
@@ -76,13 +79,16 @@ def microscope(
     fields = _fields(model, state, source.shape, out / FIELDS, progress)
     written = [out / STATE, out / FIELDS]
     written += _write_images(source, state, out / "images", progress)
+    matches = _matches(model, others, source, list(state.layers), mean, std, batch_size) if others else {}
     entries = []
     for i, (name, top) in enumerate(state.layers.items()):
         visualised = None
         if featureviz:
             visualised = _featureviz(model, source, name, out / "featureviz" / f"{i:03d}.png", steps, mean, std, progress)
             written.append(out / "featureviz" / f"{i:03d}.png")
-        written.append(_write_layer(out / "layers" / f"{i:03d}.js", i, top, fields[name], source.shape, visualised))
+        written.append(
+            _write_layer(out / "layers" / f"{i:03d}.js", i, top, fields[name], source.shape, visualised, matches.get(name))
+        )
         maps = top.values.shape[0]
         field = fields[name]
         entries.append(
@@ -206,8 +212,32 @@ def _featureviz(model, source: ImageSource, layer: str, path: Path, steps: int, 
     }
 
 
+def _matches(model, others, source: ImageSource, layers: list[str], mean, std, batch_size: int) -> dict[str, dict]:
+    """Per layer, each unit's best match in each of `others` and in an untrained twin (`ops.unit_matching`)."""
+    from ..ops.unit_matching import best_matches, unit_correlations
+    from .explore import fully_randomised
+
+    found: dict[str, dict] = {layer: {"labels": [], "unit": [], "r": []} for layer in layers}
+    for label, other in others:
+        for layer, corr in unit_correlations(model, other, source, layers, mean, std, batch_size).items():
+            best = best_matches(corr)
+            found[layer]["labels"].append(label)
+            found[layer]["unit"].append(best.unit.tolist())
+            found[layer]["r"].append([round(float(v), 3) for v in best.correlation])
+    untrained = fully_randomised(model)
+    for layer, corr in unit_correlations(model, untrained, source, layers, mean, std, batch_size).items():
+        found[layer]["chance"] = [round(float(v), 3) for v in best_matches(corr).correlation]
+    return found
+
+
 def _write_layer(
-    path: Path, index: int, top, field: ReceptiveField, shape: tuple[int, int, int], featureviz: Optional[dict] = None
+    path: Path,
+    index: int,
+    top,
+    field: ReceptiveField,
+    shape: tuple[int, int, int],
+    featureviz: Optional[dict] = None,
+    matches: Optional[dict] = None,
 ) -> Path:
     from ..fileio import write_text
 
@@ -225,6 +255,8 @@ def _write_layer(
     }
     if featureviz is not None:
         data["featureviz"] = featureviz
+    if matches is not None:
+        data["matches"] = matches
     text = f"netsightMicroscope.layer({index},{json.dumps(data, separators=(',', ':'))});\n"
     return write_text(path, text)
 
@@ -302,8 +334,11 @@ class MicroscopeTechnique(Technique):
                 )
         with normalised_input(t.model, **t.norm), evaluating(t.model):  # a clear error before anything is written
             resolve_graph_targets(t.model, list(layers) if layers else convs, t.images.load([0]).to(t.device), flag="--layers")
+        from ._trust import siblings
+
         return {"layers": list(layers) if layers else None, "site": Path(site) if site is not None else None, "top_k": top_k,
-                "batch_size": batch_size, "featureviz": bool(featureviz), "steps": steps}  # fmt: skip
+                "batch_size": batch_size, "featureviz": bool(featureviz), "steps": steps,
+                "others": [str(p) for p in siblings(t)]}  # fmt: skip
 
     def _site(self, t: Target, o: dict) -> Path:
         return o["site"] if o["site"] is not None else t.folder / SITE
@@ -311,10 +346,17 @@ class MicroscopeTechnique(Technique):
     def outputs(self, t: Target, o: dict) -> list[str]:
         return [str(o["site"] / "index.html") if o["site"] is not None else f"{SITE}/index.html"]
 
+    def _others(self, t: Target, o: dict) -> list[tuple[str, nn.Module]]:
+        """The other seeds of a suite run's configuration (Li et al. 2016: do they learn the same units?)."""
+        from ..train.rundir import open_run
+
+        runs = [open_run(p) for p in o["others"]]
+        return [(f"seed {run.config.seed}", run.model(t.device)) for run in runs]
+
     def write(self, t: Target, o: dict) -> list[Path]:
         written = microscope(
             t.model, t.images, self._site(t, o), t.title, o["layers"], o["top_k"], o["batch_size"], t.mean, t.std, t.progress,
-            o["featureviz"], o["steps"],
+            o["featureviz"], o["steps"], self._others(t, o),
         )  # fmt: skip
         return [written[-1]]  # the site's entry; the rest of the folder is the site's own
 

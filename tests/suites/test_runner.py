@@ -1,6 +1,7 @@
 """A small real suite end to end: runs keyed by config, skipped when done, resumed when
 interrupted, analyses, the sweep's comparison and the report."""
 
+import json
 import os
 
 import pytest
@@ -76,6 +77,9 @@ def test_suite_writes_runs_analyses_and_report(suite_out):
     link = f"<a href='runs/cnn/{lenet0.name}/explore.html'>"  # relative: the folder can move
     assert link in html and (suite_out / "runs" / "cnn" / lenet0.name / "explore.html").is_file()
     assert f"<a href='runs/cnn/{lenet0.name}/microscope/index.html'>" in html  # the microscope of the first seed
+    text = (lenet0 / "microscope" / "layers" / "000.js").read_text()  # each unit's best match in the other seed
+    matches = json.loads(text[text.index(",") + 1 : text.rindex(")")])["matches"]
+    assert matches["labels"] == ["seed 1"] and len(matches["unit"][0]) == len(matches["r"][0]) == len(matches["chance"]) == 32
     gru0, gru1 = (next((suite_out / "runs" / "rnn").glob(f"*seed{s}*")) for s in (0, 1))
     assert (gru0 / "explore.html").is_file() and not (gru1 / "explore.html").exists()  # the unit browser: first seed
     assert f"<a href='runs/rnn/{gru0.name}/explore.html'>" in html

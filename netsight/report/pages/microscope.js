@@ -98,6 +98,20 @@
         '(Geirhos et al. 2024).'})];
   }
 
+  // the unit's best match in each other seed (Li et al. 2016), beside its best match in an untrained network
+  function acrossSeeds(m, u) {
+    const rows = m.labels.map((label, s) => el('tr', {}, [el('th', {text: label}), el('td', {text: 'unit ' + m.unit[s][u]}),
+      el('td', {text: 'r = ' + m.r[s][u].toFixed(2)})]));
+    rows.push(el('tr', {class: 'chance'}, [el('th', {text: 'untrained (chance)'}), el('td', {text: '–'}),
+      el('td', {text: 'r = ' + m.chance[u].toFixed(2)})]));
+    return [el('h3', {text: 'Across seeds: the unit of each other seed that correlates with this one most'}),
+      el('table', {class: 'matches'}, [el('tbody', {}, rows)]),
+      el('p', {class: 'note', text: 'Pearson correlation of the two units\' activations over every image and position ' +
+        '(Li et al. 2016, "Convergent learning"). A best match is a maximum over many units, so it is compared with the ' +
+        'best match in a network of the same architecture with untrained weights: a unit learned again by another seed ' +
+        'correlates well above that.'})];
+  }
+
   function showGrid(i) {
     const data = loaded[i], grid = $('#grid'), units = LAYERS[i].units;
     if (observer) observer.disconnect();
@@ -136,7 +150,8 @@
       figures.push(f);
     }
     const field = L.field ? 'receptive field ' + L.field[0] + ' x ' + L.field[1] + ' px' : 'sees the whole image';
-    const extra = data.featureviz ? featureViz(data.featureviz, u, L.units, px) : [];
+    const extra = (data.featureviz ? featureViz(data.featureviz, u, L.units, px) : []).concat(
+      data.matches ? acrossSeeds(data.matches, u) : []);
     detail.replaceChildren(
       el('h2', {text: L.name + ' · unit ' + u + ' of ' + L.units}),
       el('p', {class: 'note', text: 'Output of ' + L.target + '; ' + field + '. The ' + data.k + ' images of ' +
