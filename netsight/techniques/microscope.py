@@ -30,7 +30,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
@@ -49,6 +49,7 @@ STATE = "pass.safetensors"  # the dataset pass's state, in OUT
 FIELDS = "fields.json"  # the layers' receptive fields, in OUT (measured once per architecture and image size)
 JPEG_QUALITY = 90
 SPRITE_COLUMNS = 32  # feature visualisations per row of a layer's sprite
+SNAPSHOT_K = 3  # images per unit at each weight snapshot of a run
 FIELD_GROWTH = 2  # probes up to twice the image side: a field larger than that sees the whole image from any unit
 
 
@@ -66,19 +67,23 @@ def microscope(
     featureviz: bool = False,
     steps: int = 256,
     others: Sequence[tuple[str, nn.Module]] = (),
+    snapshots: Sequence[tuple[int, Path]] = (),
 ) -> list[Path]:
     """Write the site for `model` over `source` into the folder `out` (see the module's docstring);
     the files written, `index.html` last. With `featureviz`, every unit also gets an image optimised to drive it
     (`techniques.featureviz`, `steps` steps, all of a layer's units in one batch). `others`: (label, network) pairs of
     the same architecture (a suite's other seeds): each unit's best match in each (Li et al. 2016), beside its best
-    match in an untrained network of the architecture, the chance level."""
+    match in an untrained network of the architecture, the chance level. `snapshots`: a run's (iteration, weights
+    file) pairs: each unit's strongest SNAPSHOT_K images at each (the same unit of the network as it trained)."""
     from ..fileio import claim_output_folder
 
     out = claim_output_folder(out, "--out")
     state = dataset_pass(model, source, layers, k, batch_size, out / STATE, mean=mean, std=std, progress=progress)
     fields = _fields(model, state, source.shape, out / FIELDS, progress)
+    device = next(model.parameters()).device
+    history = _over_training(snapshots, source, list(state.layers), batch_size, mean, std, device, progress) if snapshots else []
     written = [out / STATE, out / FIELDS]
-    written += _write_images(source, state, out / "images", progress)
+    written += _write_images(source, [state, *(h for _, h in history)], out / "images", progress)
     matches = _matches(model, others, source, list(state.layers), mean, std, batch_size) if others else {}
     entries = []
     for i, (name, top) in enumerate(state.layers.items()):
@@ -86,8 +91,9 @@ def microscope(
         if featureviz:
             visualised = _featureviz(model, source, name, out / "featureviz" / f"{i:03d}.png", steps, mean, std, progress)
             written.append(out / "featureviz" / f"{i:03d}.png")
+        over = [(iteration, h.layers[name]) for iteration, h in history]
         written.append(
-            _write_layer(out / "layers" / f"{i:03d}.js", i, top, fields[name], source.shape, visualised, matches.get(name))
+            _write_layer(out / "layers" / f"{i:03d}.js", i, top, fields[name], source.shape, visualised, matches.get(name), over)
         )
         maps = top.values.shape[0]
         field = fields[name]
@@ -107,7 +113,9 @@ def microscope(
         "size": list(source.shape),
         "k": state.k,
         "layers": entries,
-        "names": {str(i): source.names[i] for i in sorted(_used_images(state))},
+        "names": {
+            str(i): source.names[i] for i in sorted(set().union(*(_used_images(x) for x in [state, *(h for _, h in history)])))
+        },
     }
     written.append(_write_index(out / "index.html", index))
     return written
@@ -154,13 +162,25 @@ def _used_images(state: UnitTopK) -> set[int]:
     return {int(i) for top in state.layers.values() for i in top.images.flatten().tolist()}
 
 
-def _write_images(source: ImageSource, state: UnitTopK, folder: Path, progress: bool) -> list[Path]:
+def _over_training(snapshots, source: ImageSource, layers: list[str], batch_size: int, mean, std, device, progress: bool):
+    """(iteration, the dataset pass of the weights at that iteration) for each snapshot of a run."""
+    from ..progress import track
+    from ..train import load_weights
+
+    out = []
+    for iteration, path in track(snapshots, len(snapshots), "microscope over training", progress, "snapshots"):
+        snapshot = load_weights(path, device)
+        out.append((iteration, dataset_pass(snapshot, source, layers, SNAPSHOT_K, batch_size, mean=mean, std=std)))
+    return out
+
+
+def _write_images(source: ImageSource, states: Sequence[UnitTopK], folder: Path, progress: bool) -> list[Path]:
     from PIL import Image
 
     from ..fileio import write_bytes
     from ..progress import bar
 
-    used = sorted(_used_images(state))
+    used = sorted(set().union(*(_used_images(s) for s in states)))
     written = []
     with bar(len(used), "microscope images", progress, "img") as shown:
         for s in range(0, len(used), 64):
@@ -238,21 +258,35 @@ def _write_layer(
     shape: tuple[int, int, int],
     featureviz: Optional[dict] = None,
     matches: Optional[dict] = None,
+    over: Sequence[tuple[int, Any]] = (),
 ) -> Path:
     from ..fileio import write_text
 
     _, height, width = shape
     whole = field.jump == (0, 0)
-    corners = []  # where each unit's field starts, unclipped: negative, or past the far edge, where it leaves the image
-    for y, x in top.positions.reshape(-1, 2).tolist():
-        corners += [0, 0] if whole else [field.start[0] + y * field.jump[0], field.start[1] + x * field.jump[1]]
+
+    def corners(positions: torch.Tensor) -> list[int]:
+        """Where each field starts, unclipped: negative, or past the far edge, where it leaves the image."""
+        out: list[int] = []
+        for y, x in positions.reshape(-1, 2).tolist():
+            out += [0, 0] if whole else [field.start[0] + y * field.jump[0], field.start[1] + x * field.jump[1]]
+        return out
+
     data = {
         "k": top.values.shape[1],
         "field": [height, width] if whole else list(field.size),
         "values": [_number(v) for v in top.values.flatten().tolist()],
         "images": top.images.flatten().tolist(),
-        "at": corners,
+        "at": corners(top.positions),
     }
+    if over:
+        data["training"] = {
+            "iterations": [iteration for iteration, _ in over],
+            "k": over[0][1].values.shape[1],
+            "values": [[_number(v) for v in h.values.flatten().tolist()] for _, h in over],
+            "images": [h.images.flatten().tolist() for _, h in over],
+            "at": [corners(h.positions) for _, h in over],
+        }
     if featureviz is not None:
         data["featureviz"] = featureviz
     if matches is not None:
@@ -356,7 +390,7 @@ class MicroscopeTechnique(Technique):
     def write(self, t: Target, o: dict) -> list[Path]:
         written = microscope(
             t.model, t.images, self._site(t, o), t.title, o["layers"], o["top_k"], o["batch_size"], t.mean, t.std, t.progress,
-            o["featureviz"], o["steps"], self._others(t, o),
+            o["featureviz"], o["steps"], self._others(t, o), t.snapshots() if len(t.snapshots()) >= 2 else [],
         )  # fmt: skip
         return [written[-1]]  # the site's entry; the rest of the folder is the site's own
 

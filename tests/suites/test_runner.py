@@ -78,7 +78,10 @@ def test_suite_writes_runs_analyses_and_report(suite_out):
     assert link in html and (suite_out / "runs" / "cnn" / lenet0.name / "explore.html").is_file()
     assert f"<a href='runs/cnn/{lenet0.name}/microscope/index.html'>" in html  # the microscope of the first seed
     text = (lenet0 / "microscope" / "layers" / "000.js").read_text()  # each unit's best match in the other seed
-    matches = json.loads(text[text.index(",") + 1 : text.rindex(")")])["matches"]
+    layer = json.loads(text[text.index(",") + 1 : text.rindex(")")])
+    matches = layer["matches"]
+    assert layer["training"]["iterations"] == [4, 8, 12]  # the snapshots, then the final weights
+    assert all(len(images) == 32 * layer["training"]["k"] for images in layer["training"]["images"])
     assert matches["labels"] == ["seed 1"] and len(matches["unit"][0]) == len(matches["r"][0]) == len(matches["chance"]) == 32
     gru0, gru1 = (next((suite_out / "runs" / "rnn").glob(f"*seed{s}*")) for s in (0, 1))
     assert (gru0 / "explore.html").is_file() and not (gru1 / "explore.html").exists()  # the unit browser: first seed

@@ -79,6 +79,25 @@
     return frame;
   }
 
+  // the unit's strongest images at each weight snapshot of the run: a row per snapshot, training order
+  function overTraining(data, u) {
+    const tr = data.training, rows = [];
+    tr.iterations.forEach((iteration, s) => {
+      const view = {k: tr.k, field: data.field, images: tr.images[s], at: tr.at[s]};
+      const cells = [];
+      for (let r = 0; r < tr.k && u * tr.k + r < view.images.length; r++) {
+        cells.push(el('figure', {}, [crop(view, u, r, 48, false),
+          el('figcaption', {text: fmt(tr.values[s][u * tr.k + r])})]));
+      }
+      const label = el('span', {class: 'iteration', text: 'iteration ' + iteration.toLocaleString('en')});
+      rows.push(el('div', {class: 'snapshot'}, [label, el('div', {class: 'row'}, cells)]));
+    });
+    return [el('h3', {text: 'Over training: the ' + tr.k + ' strongest images at each weight snapshot'}),
+      el('div', {class: 'training'}, rows),
+      el('p', {class: 'note', text: 'The same unit of the network as it trained, each image with its activation at that ' +
+        'snapshot; the last row is the final weights.'})];
+  }
+
   // the unit's feature visualisation (a tile of the layer's sprite), beside the strongest image's activation
   function featureViz(fv, u, units, px) {
     const cols = fv.columns, rows = Math.ceil(units / cols), scale = px / Math.max(H, W);
@@ -150,8 +169,8 @@
       figures.push(f);
     }
     const field = L.field ? 'receptive field ' + L.field[0] + ' x ' + L.field[1] + ' px' : 'sees the whole image';
-    const extra = (data.featureviz ? featureViz(data.featureviz, u, L.units, px) : []).concat(
-      data.matches ? acrossSeeds(data.matches, u) : []);
+    const extra = (data.training ? overTraining(data, u) : []).concat(
+      data.featureviz ? featureViz(data.featureviz, u, L.units, px) : [], data.matches ? acrossSeeds(data.matches, u) : []);
     detail.replaceChildren(
       el('h2', {text: L.name + ' · unit ' + u + ' of ' + L.units}),
       el('p', {class: 'note', text: 'Output of ' + L.target + '; ' + field + '. The ' + data.k + ' images of ' +
