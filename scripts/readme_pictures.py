@@ -5,7 +5,7 @@ regenerated whenever the code changes:
     python scripts/readme_pictures.py --study netsight-out/assignment   # or any finished study with the same groups
 
 The figures are copied as netsight wrote them; the explore page is photographed with headless
-Chromium at 1280 and 390 px (Debian's chromium, as the browser tests use).
+Chromium at 1280 and 390 px (Debian's chromium, as the browser tests use), the microscope at 1280 px.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _first(study: Path, pattern: str) -> Path:
     return found[0]
 
 
-def _screenshot(page: Path, target: Path, width: int, height: int) -> None:
+def _screenshot(page: Path, target: Path, width: int, height: int, address: str = "#conv2/3") -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         sys.exit("no chromium here (apt-get install chromium): the explore page's pictures need it")
@@ -52,7 +52,7 @@ def _screenshot(page: Path, target: Path, width: int, height: int) -> None:
                 f"--window-size={width},{height}",
                 f"--screenshot={target}",
                 "--virtual-time-budget=4000",
-                page.resolve().as_uri() + "#conv2/3",
+                page.resolve().as_uri() + address,
             ],
             check=True,
             capture_output=True,
@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     _screenshot(lenet / "explore.html", args.out / "explore.png", 1280, 900)
     _screenshot(lenet / "explore.html", args.out / "explore-phone.png", 390, 844)
     print(args.out / "explore.png", args.out / "explore-phone.png", sep="\n")
+    _screenshot(lenet / "microscope" / "index.html", args.out / "microscope.png", 1280, 900, "#conv2/7")
+    print(args.out / "microscope.png")
     return 0
 
 
