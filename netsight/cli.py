@@ -460,7 +460,9 @@ def cmd_microscope(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "featureviz": args.featureviz,
     }
-    options["steps"] = args.steps
+    options.update(steps=args.steps, backend=args.backend, address=args.address)
+    if args.address is not None and args.backend != "ray":
+        raise NetsightError("--address goes with --backend ray")
     prepared = registry.prepare(technique, target, options)
     for path in technique.write(target, prepared):
         print(path)
@@ -553,6 +555,13 @@ def build_parser() -> argparse.ArgumentParser:
         "2-core CPU: for small models, or with --layers)",
     )
     p.add_argument("--steps", type=_int("--steps", 1, 100_000), default=256, help="--featureviz: optimisation steps (256)")
+    p.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="where the dataset pass runs: this process (default) or split over a Ray cluster (the folder at the same path on every node)",
+    )
+    p.add_argument("--address", help="ray: a running cluster's head, auto or HOST:PORT (default: start Ray on this machine)")
     g = p.add_argument_group("any PyTorch model (as netsight inspect --model)")
     _add_model_flags(g)
     g.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -19,6 +19,10 @@ of Zeiler & Fergus 2014, Figure 2, and of OpenAI Microscope, for a whole network
   A file made with other settings (weights, layers, k, images, input size, normalisation, shard) is
   refused with one line naming what differs, and left as it was.
 - The next batch is decoded in a background thread while the model runs on this one.
+- **Split over a Ray cluster** (`dataset_pass_on_ray`): the images cut into contiguous shards, each a Ray task
+  running `dataset_pass` on its shard (the model and the image source travel by Ray's object store; a folder of
+  images must lie at the same path on every node), merged exactly into the state as each finishes, so an
+  interrupted cluster pass resumes with the shards it lacks.
 
 Tested against a brute-force ranking, ties included, in tests/ops/test_dataset_pass.py.
 """
@@ -139,6 +143,8 @@ class UnitTopK:
 
 
 def _merge_layer(a: LayerTop, b: LayerTop, k: int) -> LayerTop:
+    if a.values.shape[1] == 0 or b.values.shape[1] == 0:  # a state that covers no image yet
+        return a if b.values.shape[1] == 0 else LayerTop(a.target, b.values, b.images, b.positions)
     values, images, positions = select_top(
         torch.cat([a.values, b.values], 1), torch.cat([a.images, b.images], 1), torch.cat([a.positions, b.positions], 1), k
     )
@@ -212,6 +218,7 @@ def dataset_pass(
     std: Optional[Sequence[float]] = None,
     progress: bool = False,
     save_every: float = SAVE_EVERY_S,
+    check_only: bool = False,
 ) -> UnitTopK:
     """Every unit's top-k images over `source` (or its images [start, stop) with `shard`) for each
     of `layers` (default: every Conv2d), in one streamed pass; see the module's docstring. With
@@ -256,6 +263,8 @@ def dataset_pass(
                 f"{state}: this dataset pass holds images {a}-{b - 1}, outside the shard {start}-{stop - 1} asked for; "
                 f"give each shard its own state file"
             )
+    if check_only:  # the settings checked and the state read (or made empty), no image passed: what a split pass starts from
+        return done
     todo = _missing(done.covered, start, stop)
     remaining = sum(b - a for a, b in todo)
     if not remaining:
@@ -333,3 +342,76 @@ def _prefetched(source: ImageSource, ranges: Ranges, batch_size: int) -> Iterato
             if i + 1 < len(batches):
                 ahead = pool.submit(source.load, range(*batches[i + 1]))
             yield first, x
+
+
+def dataset_pass_on_ray(
+    model: nn.Module,
+    source: ImageSource,
+    layers: Optional[Sequence[str]] = None,
+    k: int = 9,
+    batch_size: int = 64,
+    state: Optional[str | Path] = None,
+    mean: Optional[Sequence[float]] = None,
+    std: Optional[Sequence[float]] = None,
+    shards: Optional[int] = None,
+    address: Optional[str] = None,
+    cpus_per_task: float = 1,
+    progress: bool = False,
+) -> UnitTopK:
+    """`dataset_pass` split into `shards` contiguous parts (default: one per CPU the cluster has, at most one per
+    batch), each a Ray task, merged exactly as they finish (and saved to `state` after each, so a rerun sends only
+    the shards it lacks). `address`: a running cluster's head (auto or HOST:PORT), else a local Ray instance."""
+    from ..progress import bar
+    from ..suites.backends.ray import connect, import_ray
+
+    ray = import_ray()
+    started = connect(ray, address)
+    pending: dict = {}
+    done: Optional[UnitTopK] = None
+    try:
+        # the pass's settings checked (and a state file read) here, before any task: every shard's result must
+        # carry the same settings to be merged
+        done = dataset_pass(model, source, layers, k, batch_size, state, mean=mean, std=std, check_only=True)
+        n = len(source)
+        if shards is None:
+            shards = max(1, int(ray.cluster_resources().get("CPU", 1) // max(cpus_per_task, 1e-9)))
+        shards = max(1, min(shards, -(-n // batch_size)))
+        size = -(-n // shards)
+        todo = [part for a in range(0, n, size) for part in _missing(done.covered, a, min(a + size, n))]
+        task = ray.remote(num_cpus=cpus_per_task)(_shard_task)
+        model_ref, source_ref = ray.put(model), ray.put(source)
+        pending = {
+            task.remote(model_ref, source_ref, layers, k, batch_size, part, mean, std, cpus_per_task): part for part in todo
+        }
+        with bar(n, "dataset pass (Ray)", progress, "img", initial=done.images_covered) as shown:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                part = pending.pop(ready[0])
+                result = ray.get(ready[0])
+                if result.settings != done.settings:
+                    raise NetsightError(
+                        f"dataset pass: the shard {part[0]}-{part[1] - 1} ran with other settings ({_differences(done, result)})"
+                    )
+                done = done.merge(result)
+                if state is not None:
+                    done.save(state)
+                shown.update(part[1] - part[0])
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        if state is None or done is None:
+            raise
+        raise KeyboardInterrupt(
+            f"interrupted; the dataset pass keeps {done.images_covered:,} of {len(source):,} images in {state}, "
+            f"and the same command continues from there"
+        ) from None
+    finally:
+        if started:
+            ray.shutdown()
+    return done
+
+
+def _shard_task(model, source, layers, k, batch_size, shard, mean, std, threads) -> UnitTopK:
+    """A Ray task: the dataset pass over one shard, on the threads Ray granted it."""
+    torch.set_num_threads(max(1, int(threads)))
+    return dataset_pass(model, source, layers, k, batch_size, shard=tuple(shard), mean=mean, std=std)

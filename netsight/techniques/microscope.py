@@ -37,7 +37,7 @@ from torch import nn
 
 from ..data.images import ImageSource
 from ..errors import NetsightError
-from ..ops.dataset_pass import UnitTopK, dataset_pass
+from ..ops.dataset_pass import UnitTopK, dataset_pass, dataset_pass_on_ray
 from ..ops.receptive_field import ReceptiveField, receptive_field_within
 from ..ops.deconvnet_graph import resolve_graph_targets
 from ..ops.hooks import evaluating, normalised_input
@@ -68,17 +68,25 @@ def microscope(
     steps: int = 256,
     others: Sequence[tuple[str, nn.Module]] = (),
     snapshots: Sequence[tuple[int, Path]] = (),
+    backend: str = "local",
+    address: Optional[str] = None,
 ) -> list[Path]:
     """Write the site for `model` over `source` into the folder `out` (see the module's docstring);
     the files written, `index.html` last. With `featureviz`, every unit also gets an image optimised to drive it
     (`techniques.featureviz`, `steps` steps, all of a layer's units in one batch). `others`: (label, network) pairs of
     the same architecture (a suite's other seeds): each unit's best match in each (Li et al. 2016), beside its best
     match in an untrained network of the architecture, the chance level. `snapshots`: a run's (iteration, weights
-    file) pairs: each unit's strongest SNAPSHOT_K images at each (the same unit of the network as it trained)."""
+    file) pairs: each unit's strongest SNAPSHOT_K images at each (the same unit of the network as it trained).
+    `backend` "ray": the dataset pass split over a Ray cluster (`dataset_pass_on_ray`; `address` its head)."""
     from ..fileio import claim_output_folder
 
     out = claim_output_folder(out, "--out")
-    state = dataset_pass(model, source, layers, k, batch_size, out / STATE, mean=mean, std=std, progress=progress)
+    if backend == "ray":
+        state = dataset_pass_on_ray(
+            model, source, layers, k, batch_size, out / STATE, mean, std, address=address, progress=progress
+        )
+    else:
+        state = dataset_pass(model, source, layers, k, batch_size, out / STATE, mean=mean, std=std, progress=progress)
     fields = _fields(model, state, source.shape, out / FIELDS, progress)
     device = next(model.parameters()).device
     history = _over_training(snapshots, source, list(state.layers), batch_size, mean, std, device, progress) if snapshots else []
@@ -358,6 +366,8 @@ class MicroscopeTechnique(Technique):
         batch_size: int = 64,
         featureviz: bool = False,
         steps: int = 256,
+        backend: str = "local",
+        address: Optional[str] = None,
     ) -> dict:
         convs = conv_layers(t.model)
         for layer in layers or []:
@@ -372,7 +382,7 @@ class MicroscopeTechnique(Technique):
 
         return {"layers": list(layers) if layers else None, "site": Path(site) if site is not None else None, "top_k": top_k,
                 "batch_size": batch_size, "featureviz": bool(featureviz), "steps": steps,
-                "others": [str(p) for p in siblings(t)]}  # fmt: skip
+                "others": [str(p) for p in siblings(t)], "backend": backend, "address": address}  # fmt: skip
 
     def _site(self, t: Target, o: dict) -> Path:
         return o["site"] if o["site"] is not None else t.folder / SITE
@@ -391,6 +401,7 @@ class MicroscopeTechnique(Technique):
         written = microscope(
             t.model, t.images, self._site(t, o), t.title, o["layers"], o["top_k"], o["batch_size"], t.mean, t.std, t.progress,
             o["featureviz"], o["steps"], self._others(t, o), t.snapshots() if len(t.snapshots()) >= 2 else [],
+            o.get("backend", "local"), o.get("address"),
         )  # fmt: skip
         return [written[-1]]  # the site's entry; the rest of the folder is the site's own
 

@@ -667,3 +667,21 @@ def test_roar_retrainings_train_on_the_cluster_with_their_masks(ray_driver, tmp_
         local, remote = tmp_path / "local" / "runs" / spec.dirname, tmp_path / "ray" / "runs" / spec.dirname
         assert metrics_without_time(remote) == metrics_without_time(local)
     assert read_csv(tmp_path / "ray" / "tables" / "roar_runs.csv") == read_csv(tmp_path / "local" / "tables" / "roar_runs.csv")
+
+
+def test_the_microscopes_dataset_pass_split_over_the_cluster_equals_brute_force(ray_driver, tmp_path):
+    """The dataset pass in shards on both nodes, merged as they finish, equals the brute-force ranking exactly (ties
+    included); a pass that a state file holds in part sends only the shards it lacks and ends with the same result."""
+    from netsight.data.images import tensor_images
+    from netsight.ops.dataset_pass import UnitTopK, dataset_pass, dataset_pass_on_ray
+    from tests.ops.test_dataset_pass import K, assert_equals_brute_force, binary_images, tied_net
+
+    net, images = tied_net(), binary_images()
+    whole = dataset_pass_on_ray(net, tensor_images(images), k=K, batch_size=4, shards=4)
+    assert whole.covered == [(0, 37)]
+    assert_equals_brute_force(whole, net, images)
+    state = tmp_path / "pass.safetensors"
+    dataset_pass(net, tensor_images(images), k=K, state=state, shard=(0, 9))  # a first part done locally
+    resumed = dataset_pass_on_ray(net, tensor_images(images), k=K, batch_size=4, state=state, shards=4)
+    assert_equals_brute_force(resumed, net, images)
+    assert UnitTopK.load(state).covered == [(0, 37)]
