@@ -105,3 +105,27 @@ def forward_to(model: nn.Module, layer: str, x: torch.Tensor, call=None) -> torc
     if "out" not in store:
         raise NetsightError(f"layer {layer} did not run in this forward pass")
     return store["out"]
+
+
+def forward_to_all(model: nn.Module, layers: list[str], x: torch.Tensor, call=None) -> dict[str, torch.Tensor]:
+    """The output of each of `layers` (each must run once) when `call(x)` runs the model; the forward pass stops
+    as soon as the last of them has produced its output."""
+    store: dict[str, torch.Tensor] = {}
+
+    def make(name: str):
+        def hook(module, inputs, output):
+            store[name] = output.clone() if torch.is_tensor(output) else output  # safe from later in-place operations
+            if len(store) == len(layers):
+                raise _ReachedTarget
+
+        return hook
+
+    with forward_hooks(model, {layer: make(layer) for layer in layers}):
+        try:
+            (call or model)(x)
+        except _ReachedTarget:
+            pass
+    missing = [layer for layer in layers if layer not in store]
+    if missing:
+        raise NetsightError(f"layer {missing[0]} did not run in this forward pass")
+    return store

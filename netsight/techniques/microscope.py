@@ -38,7 +38,7 @@ from torch import nn
 from ..data.images import ImageSource
 from ..errors import NetsightError
 from ..ops.dataset_pass import UnitTopK, dataset_pass, dataset_pass_on_ray
-from ..ops.receptive_field import ReceptiveField, receptive_field_within
+from ..ops.receptive_field import ReceptiveField, receptive_fields_within
 from ..ops.deconvnet_graph import resolve_graph_targets
 from ..ops.hooks import evaluating, normalised_input
 from ..ops.stages import conv_layers
@@ -87,7 +87,7 @@ def microscope(
         )
     else:
         state = dataset_pass(model, source, layers, k, batch_size, out / STATE, mean=mean, std=std, progress=progress)
-    fields = _fields(model, state, source.shape, out / FIELDS, progress)
+    fields = _fields(model, state, source.shape, out / FIELDS)
     device = next(model.parameters()).device
     history = _over_training(snapshots, source, list(state.layers), batch_size, mean, std, device, progress) if snapshots else []
     written = [out / STATE, out / FIELDS]
@@ -129,16 +129,13 @@ def microscope(
     return written
 
 
-def _fields(
-    model: nn.Module, state: UnitTopK, shape: tuple[int, int, int], path: Path, progress: bool
-) -> dict[str, ReceptiveField]:
+def _fields(model: nn.Module, state: UnitTopK, shape: tuple[int, int, int], path: Path) -> dict[str, ReceptiveField]:
     """Each layer's receptive field, measured on its target module (FIELD_GROWTH: see the module doc), or read from
     `path` (fields.json), where an earlier run of the same architecture and image size left them: a field depends on
-    nothing else, and measuring a ResNet-50's takes about half a minute."""
+    nothing else, and measuring a ResNet-50's takes a while (docs/microscope.md: What it costs)."""
     import hashlib
 
     from ..fileio import read_json, write_json
-    from ..progress import track
 
     whole = ReceptiveField((shape[1], shape[2]), (0, 0), (0, 0))  # every unit sees the whole image
     key = {"architecture": hashlib.sha256(repr(model).encode()).hexdigest()[:16], "size": list(shape)}
@@ -150,12 +147,10 @@ def _fields(
                 known = {t: None if f is None else ReceptiveField(*(_pair(v) for v in f)) for t, f in saved["fields"].items()}
         except (NetsightError, AttributeError, KeyError, TypeError, ValueError):
             known = {}  # not what this module writes: measured again and written anew
-    out = {}
-    for name, top in track(state.layers.items(), len(state.layers), "receptive fields", progress, "layers"):
-        if top.target not in known:
-            known[top.target] = receptive_field_within(model, top.target, tuple(shape), FIELD_GROWTH)
-        field = known[top.target]
-        out[name] = whole if field is None else field
+    needed = [top.target for top in state.layers.values() if top.target not in known]
+    if needed:  # every layer still to measure in one walk (shared forward passes)
+        known.update(receptive_fields_within(model, needed, tuple(shape), FIELD_GROWTH))
+    out = {name: known[top.target] or whole for name, top in state.layers.items()}
     saved_fields = {t: None if f is None else [list(f.size), list(f.jump), list(f.start)] for t, f in known.items()}
     write_json(path, {**key, "fields": saved_fields})
     return out

@@ -176,3 +176,24 @@ def test_a_forward_relying_on_an_inplace_overwrite_is_refused():
     net = GraphDeconvnet(Sneaky(), "out", (1, 8, 8))
     with pytest.raises(NetsightError, match="in-place ReLU"):
         net.project(torch.rand(2, 1, 8, 8) - 0.5, 0)
+
+
+def test_fields_of_many_layers_at_once_equal_one_layer_at_a_time():
+    """The microscope's shared walk (one forward pass per probe size for every layer still growing) gives each layer
+    the field its own walk gives, with and without a growth limit."""
+    import copy
+
+    from torchvision.models import resnet18
+
+    from netsight.ops.receptive_field import measured_receptive_field, receptive_field_within, receptive_fields_within
+
+    model = resnet18().eval()
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    many = receptive_fields_within(copy.deepcopy(model), convs, (3, 32, 32), 2)
+    single = copy.deepcopy(model)  # another instance: nothing cached from the shared walk
+    some = convs[::4] + ["layer4.1.conv2"]  # one layer in four (and the last) walked alone: their probes cost the most
+    assert {layer: many[layer] for layer in some} == {
+        layer: receptive_field_within(single, layer, (3, 32, 32), 2) for layer in some
+    }
+    assert many["conv1"] == measured_receptive_field(single, "conv1", (3, 32, 32))
+    assert many["layer4.1.conv2"] is None  # larger than twice the image: it sees all of it
