@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import NetsightError
 from ..fileio import write_csv
 from ..ops.hooks import evaluating, forward_hooks, normalised_input
 from ..ops.inputs import Norm, check_norm, default_layer, device_of, source_for
@@ -85,6 +86,11 @@ class FeatureVisualisation:
     example_index: torch.Tensor  # [U, EXAMPLES] their indices in the target's images
     steps: int
     seed: int
+    variants: Optional[torch.Tensor] = (
+        None  # [U, V, C, H, W] with variants > 1: every image optimised per unit (images: the first)
+    )
+    variant_activations: Optional[torch.Tensor] = None  # [U, V]
+    diversity: float = 0.0
 
     def plot(self, title: str = "model") -> Figure:
         return plot_featureviz(self, title)
@@ -129,6 +135,15 @@ def _robust(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def _channel_means(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
     """[N, channels] the layer's output averaged over its positions (the forward stops at the layer)."""
+    return _means(_layer_output(model, layer, x))
+
+
+def _means(out: torch.Tensor) -> torch.Tensor:
+    return out.flatten(2).mean(2) if out.dim() > 2 else out
+
+
+def _layer_output(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
+    """The layer's output for `x` (the forward stops at the layer)."""
     found: dict[str, torch.Tensor] = {}
 
     def hook(module, inputs, output):
@@ -140,8 +155,7 @@ def _channel_means(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tenso
             model(x)
         except _Stop:
             pass
-    out = found["out"]
-    return out.flatten(2).mean(2) if out.dim() > 2 else out
+    return found["out"]
 
 
 def feature_visualisation(
@@ -155,9 +169,15 @@ def feature_visualisation(
     std: Norm = None,
     batch_size: int = 64,
     progress: bool = False,
+    variants: int = 1,
+    diversity: float = 0.0,
 ) -> FeatureVisualisation:
     """Per unit (the first `maps` channels of `layer`, the last conv by default), an image optimised to raise its
-    mean activation, and the `EXAMPLES` images of `x` (a tensor of [0, 1] images or a folder) that raise it most."""
+    mean activation, and the `EXAMPLES` images of `x` (a tensor of [0, 1] images or a folder) that raise it most.
+    `variants` > 1: that many images per unit, and with `diversity` > 0 the paper's diversity term pushes them
+    apart (the mean cosine similarity of their Gram matrices at `layer`, times `diversity`, is added to the loss)."""
+    if variants < 1 or diversity < 0:
+        raise NetsightError(f"featureviz: variants {variants} (at least 1) and diversity {diversity} (at least 0)")
     check_norm(model, mean, std)
     source = source_for(model, x)
     layer = default_layer(model, layer)
@@ -171,13 +191,15 @@ def feature_visualisation(
         units = list(range(min(maps or data.shape[1], data.shape[1])))
         generator = torch.Generator().manual_seed(seed)
         channels, h, w = source.shape
-        image = FourierImage(len(units), channels, h, w, generator).to(device)
+        image = FourierImage(len(units) * variants, channels, h, w, generator).to(device)
         optimiser = torch.optim.Adam(image.parameters(), lr=LR)
-        pick = torch.tensor(units, device=device)
+        pick = torch.tensor(units, device=device).repeat_interleave(variants)  # a unit's variants side by side
         for _ in range(steps):
             optimiser.zero_grad()
-            x_t = _robust(image(), generator)
-            loss = -_channel_means(model, layer, x_t).gather(1, pick[:, None]).sum()
+            out = _layer_output(model, layer, _robust(image(), generator))
+            loss = -_means(out).gather(1, pick[:, None]).sum()
+            if diversity > 0 and variants > 1:
+                loss = loss + diversity * gram_similarity(out, variants).sum()
             loss.backward()
             optimiser.step()
         with torch.no_grad():
@@ -186,7 +208,24 @@ def feature_visualisation(
     top = data[:, units].topk(min(EXAMPLES, len(data)), dim=0)  # [k, U]
     index = top.indices.T.contiguous()
     examples = torch.stack([source.load(row.tolist()).cpu() for row in index])
-    return FeatureVisualisation(layer, units, final.cpu(), reached, examples, top.values.T.contiguous(), index, steps, seed)
+    every = final.cpu().reshape(len(units), variants, *final.shape[1:])
+    reached_all = reached.reshape(len(units), variants)
+    return FeatureVisualisation(
+        layer, units, every[:, 0], reached_all[:, 0], examples, top.values.T.contiguous(), index, steps, seed,
+        every if variants > 1 else None, reached_all if variants > 1 else None, diversity,
+    )  # fmt: skip
+
+
+def gram_similarity(activations: torch.Tensor, variants: int) -> torch.Tensor:
+    """Per unit, the mean cosine similarity between the Gram matrices (channels x channels, over positions) of its
+    `variants` images, consecutive in `activations` [U * variants, C, H, W]: Olah et al.'s diversity term (lower:
+    the variants differ more in style, not only in where things are). [U]."""
+    a = activations.flatten(2) if activations.dim() > 2 else activations[:, :, None]
+    gram = a @ a.transpose(1, 2) / a.shape[2]
+    g = F.normalize(gram.flatten(1), dim=1).reshape(-1, variants, gram.shape[1] * gram.shape[2])
+    similarity = g @ g.transpose(1, 2)  # [U, V, V]
+    off = ~torch.eye(variants, dtype=torch.bool, device=a.device)
+    return similarity[:, off].mean(1)
 
 
 def plot_featureviz(r: FeatureVisualisation, title: str) -> Figure:
@@ -195,16 +234,23 @@ def plot_featureviz(r: FeatureVisualisation, title: str) -> Figure:
     from ..plotting import pixel_image, plt
     from ..style import SMALL
 
-    per_row, k = 2, r.examples.shape[1]
+    k = r.examples.shape[1]
+    optimised = r.variants if r.variants is not None else r.images[:, None]
+    reached = r.variant_activations if r.variant_activations is not None else r.activations[:, None]
+    v = optimised.shape[1]
+    per_row = 2 if v == 1 else 1
     rows = math.ceil(len(r.units) / per_row)
-    ratios = ([1.0] * (1 + k) + [0.35]) * per_row
+    ratios = ([1.0] * (v + k) + [0.35]) * per_row
     fig = plt.figure(figsize=(1.35 * sum(ratios), 1.75 * rows + 1.5))
     grid = fig.add_gridspec(rows, len(ratios), width_ratios=ratios, hspace=0.55, wspace=0.08)
     grey = "gray" if r.images.shape[1] == 1 else None
     for i, unit in enumerate(r.units):
         row, block = divmod(i, per_row)
-        base = block * (2 + k)
-        pictures = [(r.images[i], f"unit {unit}: optimised\n{float(r.activations[i]):.3g}", "#7a0177")]
+        base = block * (1 + v + k)
+        pictures = [
+            (optimised[i, j], f"unit {unit}: optimised{f' {j + 1}/{v}' if v > 1 else ''}\n{float(reached[i, j]):.3g}", "#7a0177")
+            for j in range(v)
+        ]
         pictures += [
             (r.examples[i, j], f"#{int(r.example_index[i, j])}\n{float(r.example_activations[i, j]):.3g}", "black")
             for j in range(k)
@@ -215,9 +261,10 @@ def plot_featureviz(r: FeatureVisualisation, title: str) -> Figure:
             ax.set_title(text, fontsize=SMALL, color=colour)
             ax.axis("off")
     fig.suptitle(
-        f"{title}: feature visualisation of {r.layer} (Olah et al. 2017), {r.steps} steps, seed {r.seed}\n"
-        f"per unit: the image optimised to raise its mean activation (purple), then the {k} images that raise it "
-        "most (#index); numbers: the unit's mean activation",
+        f"{title}: feature visualisation of {r.layer} (Olah et al. 2017), {r.steps} steps, seed {r.seed}"
+        f"{f', {v} images per unit, diversity {r.diversity:g}' if v > 1 else ''}\n"
+        f"per unit: the image{'s' if v > 1 else ''} optimised to raise its mean activation (purple), then the {k} images "
+        "that raise it most (#index); numbers: the unit's mean activation",
         fontsize=SMALL + 1,
     )
     fig.text(0.5, 0.01, CAVEAT, ha="center", va="bottom", fontsize=SMALL, wrap=True)
@@ -238,12 +285,23 @@ class FeatureVizTechnique(Technique):
         Option("maps", "int", 8, MAPS_HELP, lo=1, hi=65536),
         Option("steps", "int", STEPS, "featureviz: optimisation steps per image", lo=1, hi=100_000),
         Option("seed", "int", 0, "featureviz: the seed of the random start and transformations", lo=0, hi=2**63 - 1),
+        Option("variants", "int", 1, "featureviz: images optimised per unit", lo=1, hi=16),
+        Option(
+            "diversity",
+            "float",
+            0.0,
+            "featureviz: weight of the diversity term pushing a unit's --variants apart (Olah et al. 2017; try 1)",
+            lo=0,
+            hi=1e6,
+        ),
     )
     section = "zf"
 
-    def prepare(self, t: Target, layer: Optional[str], maps: int, steps: int, seed: int) -> dict:
+    def prepare(self, t: Target, layer: Optional[str], maps: int, steps: int, seed: int, variants: int, diversity: float) -> dict:
         asked, _ = checked_layer(t, layer)
-        return {"layer": asked, "maps": maps, "steps": steps, "seed": seed}
+        if diversity > 0 and variants < 2:
+            raise NetsightError(f"--diversity {diversity:g}: pushes a unit's images apart, so give --variants 2 or more")
+        return {"layer": asked, "maps": maps, "steps": steps, "seed": seed, "variants": variants, "diversity": diversity}
 
     def outputs(self, t: Target, o: dict) -> list[str]:
         name = layer_file(o["layer"])
@@ -252,7 +310,10 @@ class FeatureVizTechnique(Technique):
     def write(self, t: Target, o: dict) -> list[Path]:
         from ..plotting import save_figure
 
-        r = feature_visualisation(t.model, t.images, o["layer"], o["maps"], o["steps"], o["seed"], progress=t.progress, **t.norm)
+        r = feature_visualisation(
+            t.model, t.images, o["layer"], o["maps"], o["steps"], o["seed"], progress=t.progress,
+            variants=o.get("variants", 1), diversity=o.get("diversity", 0.0), **t.norm,
+        )  # fmt: skip
         names = list(t.images.names)
         figure, table = (t.folder / p for p in self.outputs(t, o))
         rows = []

@@ -59,3 +59,23 @@ def test_inspect_writes_the_figure_and_table_and_refuses_a_bad_layer(tiny_runs, 
     rows = read_csv(run / "tables" / "featureviz_conv2.csv")
     assert [r["unit"] for r in rows] == ["0", "1", "2"] and {r["steps"] for r in rows} == {"16"}
     assert (run / "figures" / "featureviz_conv2.png").stat().st_size > 0
+
+
+def test_the_diversity_term_pushes_a_units_images_apart(tiny_runs):
+    """Olah et al.'s diversity term: with it, a unit's variants' Gram matrices (at the layer optimised) are less alike
+    than the same variants optimised without it, from the same seed. The session's LeNet5 has trained 12 iterations
+    and its conv2 responds weakly, so the term needs a large weight here (20); on the study's LeNet5 (5,500
+    iterations) weight 1 took conv2's first 3 units' similarity from 0.997-1.000 to 0.36-0.94 at 48 steps."""
+    from netsight.techniques.featureviz import _layer_output, gram_similarity
+
+    model, x = _lenet5(tiny_runs)
+    similarity = {}
+    for diversity in (0.0, 20.0):
+        r = feature_visualisation(model, x, "conv2", maps=3, steps=48, seed=0, variants=3, diversity=diversity)
+        assert r.variants is not None and r.variants.shape == (3, 3, 1, 28, 28) and torch.equal(r.images, r.variants[:, 0])
+        assert r.variant_activations is not None and torch.equal(r.activations, r.variant_activations[:, 0])
+        with torch.no_grad():
+            similarity[diversity] = gram_similarity(_layer_output(model, "conv2", r.variants.flatten(0, 1)), 3)
+    assert float(similarity[20.0].mean()) < float(similarity[0.0].mean()) - 0.1, similarity
+    with pytest.raises(Exception, match="variants 0"):
+        feature_visualisation(model, x, "conv2", maps=1, steps=1, variants=0)
