@@ -409,7 +409,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         if args.seed is not None and not args.sanity:
             raise NetsightError("--seed goes with --model SPEC (its random initialisation) or --sanity (its random draws)")
         target = _run_target(args, "inspect", ("weights", "data", "input_size", "mean", "std", "out"), args.split)
-    options = {name: getattr(args, name) for name in registry.all_options()}
+    options = {name: getattr(args, name) for name in registry.all_options(flagged=True)}
     for path in inspect(target, chosen, options):
         print(path)
     return 0
@@ -458,9 +458,9 @@ def cmd_microscope(args: argparse.Namespace) -> int:
         "site": args.out,
         "top_k": args.top_k,
         "batch_size": args.batch_size,
-        "featureviz": args.featureviz,
+        "featureviz_steps": args.steps if args.featureviz else 0,
     }
-    options.update(steps=args.steps, backend=args.backend, address=args.address)
+    options.update(backend=args.backend, address=args.address)
     if args.address is not None and args.backend != "ray":
         raise NetsightError("--address goes with --backend ray")
     prepared = registry.prepare(technique, target, options)
@@ -515,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("options")
     g.add_argument("--split", choices=["test", "train"], default="test", help="run directories: which split to look at (test)")
-    for name, takers in registry.all_options().items():
+    for name, takers in registry.all_options(flagged=True).items():
         if name != "seed":  # the model flags' --seed, one flag for both (sanity: its first randomisation draw)
             _add_option(g, name, takers)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")

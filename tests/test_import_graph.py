@@ -305,6 +305,7 @@ TEST_IMPORTS_KNOWN = {
     ("tests.report.test_explore_browser", "tests.report.test_browser"),  # the Chromium helpers
     ("tests.report.test_explore_recurrent_browser", "tests.report.test_browser"),
     ("tests.report.test_explore_recurrent_browser", "tests.report.test_explore_browser"),
+    ("tests.report.test_microscope_site", "tests.report.test_browser"),  # the Chromium helpers
 }
 
 

@@ -362,7 +362,7 @@ def dataset_pass_on_ray(
     batch), each a Ray task, merged exactly as they finish (and saved to `state` after each, so a rerun sends only
     the shards it lacks). `address`: a running cluster's head (auto or HOST:PORT), else a local Ray instance."""
     from ..progress import bar
-    from ..suites.backends.ray import connect, import_ray
+    from ..cluster import connect, import_ray
 
     ray = import_ray()
     started = connect(ray, address)

@@ -42,7 +42,7 @@ from ..ops.receptive_field import ReceptiveField, receptive_fields_within
 from ..ops.deconvnet_graph import resolve_graph_targets
 from ..ops.hooks import evaluating, normalised_input
 from ..ops.stages import conv_layers
-from .base import Ran, ReportItem, Technique, register
+from .base import Option, Ran, ReportItem, Technique, register
 from .target import Target
 
 STATE = "pass.safetensors"  # the dataset pass's state, in OUT
@@ -349,8 +349,18 @@ class MicroscopeTechnique(Technique):
     summary = "an offline site with every unit of every conv layer: each unit's strongest images, cropped to its field"
     applies_to = "cnn"
     section = "zf"
-    flag = False  # its own command, netsight microscope
+    flag = False  # its own command, netsight microscope (its options are that command's flags, not inspect's)
     compute = staticmethod(microscope)
+    options = (
+        Option(
+            "featureviz_steps",
+            "int",
+            0,
+            "microscope: optimisation steps of each unit's feature visualisation (0: none; --featureviz --steps N)",
+            lo=0,
+            hi=100_000,
+        ),
+    )
 
     def prepare(
         self,
@@ -359,8 +369,7 @@ class MicroscopeTechnique(Technique):
         site: Optional[str | Path] = None,
         top_k: int = 9,
         batch_size: int = 64,
-        featureviz: bool = False,
-        steps: int = 256,
+        featureviz_steps: int = 0,
         backend: str = "local",
         address: Optional[str] = None,
     ) -> dict:
@@ -376,7 +385,7 @@ class MicroscopeTechnique(Technique):
         from ._trust import siblings
 
         return {"layers": list(layers) if layers else None, "site": Path(site) if site is not None else None, "top_k": top_k,
-                "batch_size": batch_size, "featureviz": bool(featureviz), "steps": steps,
+                "batch_size": batch_size, "featureviz_steps": featureviz_steps,
                 "others": [str(p) for p in siblings(t)], "backend": backend, "address": address}  # fmt: skip
 
     def _site(self, t: Target, o: dict) -> Path:
@@ -395,7 +404,7 @@ class MicroscopeTechnique(Technique):
     def write(self, t: Target, o: dict) -> list[Path]:
         written = microscope(
             t.model, t.images, self._site(t, o), t.title, o["layers"], o["top_k"], o["batch_size"], t.mean, t.std, t.progress,
-            o["featureviz"], o["steps"], self._others(t, o), t.snapshots() if len(t.snapshots()) >= 2 else [],
+            o["featureviz_steps"] > 0, o["featureviz_steps"], self._others(t, o), t.snapshots() if len(t.snapshots()) >= 2 else [],
             o.get("backend", "local"), o.get("address"),
         )  # fmt: skip
         return [written[-1]]  # the site's entry; the rest of the folder is the site's own

@@ -68,10 +68,13 @@ def get(name: str) -> Technique:
     return known[name]
 
 
-def all_options() -> dict[str, list[tuple[Technique, Option]]]:
-    """Option name -> the techniques that take it (the CLI makes one flag of each)."""
+def all_options(flagged: bool = False) -> dict[str, list[tuple[Technique, Option]]]:
+    """Option name -> the techniques that take it (the CLI makes one flag of each); `flagged`: of the techniques that
+    are `netsight inspect` flags only (a technique with a command of its own has its own flags)."""
     found: dict[str, list[tuple[Technique, Option]]] = {}
     for t in techniques().values():
+        if flagged and not t.flag:
+            continue
         for o in t.options:
             found.setdefault(o.name, []).append((t, o))
     return found

@@ -4,7 +4,6 @@ leaves the state file as it was."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -12,57 +11,7 @@ from torch import nn
 from netsight.data.images import tensor_images
 from netsight.errors import NetsightError
 from netsight.ops.dataset_pass import UnitTopK, dataset_pass
-
-K = 4
-
-
-def tied_net() -> nn.Sequential:
-    """Weights in {-1, 0, 1} and no biases on images of 0s and 1s: every activation is a small whole
-    number, exact in float32 whatever the order of the sums, so ties are many and exact."""
-    g = torch.Generator().manual_seed(3)
-    net = nn.Sequential(
-        nn.Conv2d(1, 4, 3, bias=False),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(4, 5, 3, bias=False),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(5 * 2 * 2, 3, bias=False),
-    )
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randint(-1, 2, p.shape, generator=g).float())
-    return net.eval()
-
-
-def binary_images(n: int = 37) -> torch.Tensor:
-    g = torch.Generator().manual_seed(5)
-    return (torch.rand(n, 1, 10, 10, generator=g) < 0.3).to(torch.uint8) * 255
-
-
-def brute_force(net: nn.Sequential, images: torch.Tensor, module: int, k: int):
-    """Every image's activations at once; per map each image's first strongest unit (numpy's argmax, raster
-    order), then the k best by (value descending, image ascending) with numpy's lexsort."""
-    with torch.no_grad():
-        acts = net[: module + 1](images.float() / 255).numpy()  # [N, maps, H, W]
-    n, maps, _, w = acts.shape
-    flat = acts.reshape(n, maps, -1)
-    best, where = flat.max(2), flat.argmax(2)  # [N, maps]
-    out = []
-    for m in range(maps):
-        order = np.lexsort((np.arange(n), -best[:, m]))[:k]
-        out.append((best[order, m], order, np.stack([where[order, m] // w, where[order, m] % w], -1)))
-    return out
-
-
-def assert_equals_brute_force(state: UnitTopK, net, images):
-    for name, module in (("0", 1), ("3", 4)):  # each conv is ranked at the ReLU right after it
-        top = state.layers[name]
-        assert top.target == str(module)
-        for m, (values, index, positions) in enumerate(brute_force(net, images, module, K)):
-            assert top.values[m].tolist() == values.tolist()
-            assert top.images[m].tolist() == index.tolist()
-            assert top.positions[m].tolist() == positions.tolist()
+from tests.helpers import K, assert_equals_brute_force, binary_images, tied_net
 
 
 def test_many_ties_exist_so_the_order_is_tested():

@@ -674,7 +674,7 @@ def test_the_microscopes_dataset_pass_split_over_the_cluster_equals_brute_force(
     included); a pass that a state file holds in part sends only the shards it lacks and ends with the same result."""
     from netsight.data.images import tensor_images
     from netsight.ops.dataset_pass import UnitTopK, dataset_pass, dataset_pass_on_ray
-    from tests.ops.test_dataset_pass import K, assert_equals_brute_force, binary_images, tied_net
+    from tests.helpers import K, assert_equals_brute_force, binary_images, tied_net
 
     net, images = tied_net(), binary_images()
     whole = dataset_pass_on_ray(net, tensor_images(images), k=K, batch_size=4, shards=4)

@@ -24,7 +24,6 @@ the same code path as a cluster.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import socket
@@ -35,25 +34,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from ...cluster import CONNECT_TIMEOUT_S, connect, import_ray  # noqa: F401  (this backend's callers use them from here)
 from ...errors import NetsightError
 from ...text import plural
 from ..transfer import install_folder, pack_changes, pack_folder
 from ..work_units import accuracy_text, train_runs
 
 MAX_RETRIES = 3  # Ray's retries of a task whose worker process or node died
-CONNECT_TIMEOUT_S = 5.0
 SHARED_TOKEN = ".netsight-shared-out"  # written under --out by the driver; every node must read it back
 SHARED_CHECK_TIMEOUT_S = 120.0
-
-
-def import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise NetsightError(
-            "--backend ray: Ray is not installed here; pip install 'netsight[ray]' (on the driver and on every node)"
-        ) from None
-    return ray
 
 
 def unit_device(options) -> str:
@@ -71,46 +60,6 @@ def unit_device(options) -> str:
 def resolve_jobs(options, units: int) -> int:
     """One driver process: the cluster's resources set how many units train at once."""
     return 1
-
-
-def _parse_address(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise NetsightError(f"--address {address!r}: expected auto or HOST:PORT of a Ray head node (e.g. 10.0.0.5:6379)")
-    return host.strip("[]"), int(port)
-
-
-def connect(ray, address: Optional[str]) -> bool:
-    """Join the cluster at `address`, or start a local Ray instance when it is None; a process
-    already connected (a notebook that called `ray.init`) keeps its connection. Returns True
-    when this call connected, so the caller disconnects (and stops a local instance) at the end."""
-    if ray.is_initialized():
-        return False
-    quiet = dict(logging_level=logging.WARNING, log_to_driver=True)
-    if address is None:  # "local": a new instance even where a cluster runs on this machine (ray.init() would join it)
-        ray.init(address="local", include_dashboard=False, **quiet)
-        return True
-    if address != "auto":
-        host, port = _parse_address(address)
-        try:  # Ray itself waits minutes for an address nobody answers at
-            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__.replace("Error", " error").lower()
-            raise NetsightError(
-                f"--address {address}: cannot reach a Ray head node there ({reason}); start one with "
-                f"`ray start --head` or check the host and port"
-            ) from None
-    try:
-        ray.init(address=address, **quiet)
-    except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
-        hint = (
-            ""
-            if address == "auto"
-            else "; if the cluster uses Ray's token authentication, set RAY_AUTH_MODE=token "
-            "and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token) here too"
-        )
-        raise NetsightError(f"--address {address}: {' '.join(str(exc).split())}{hint}") from None
-    return True
 
 
 def check_resources(ray, cpus: float, gpus: float) -> None:
