@@ -335,7 +335,10 @@ def plot_roar(summary: list[dict], plain: Optional[dict[str, list[float]]] = Non
                 handles[_label(method)] = line
                 lo = [r["lo"] if r["lo"] not in (None, "") else r["mean"] for r in pts]
                 hi = [r["hi"] if r["hi"] not in (None, "") else r["mean"] for r in pts]
-                ax.fill_between(x, lo, hi, color=colour, alpha=0.15, lw=0)
+                if len(x) > 1:
+                    ax.fill_between(x, lo, hi, color=colour, alpha=0.15, lw=0)
+                else:  # one fraction: the interval as a bar (a band needs two)
+                    ax.vlines(x, lo, hi, color=colour, lw=4, alpha=0.35)
             if plain.get(model):
                 base = float(np.mean(plain[model]))
                 handles["no pixel replaced (mean over seeds)"] = ax.axhline(base, color="#000000", ls=":", lw=1)
@@ -346,12 +349,17 @@ def plot_roar(summary: list[dict], plain: Optional[dict[str, list[float]]] = Non
             ax.set_ylabel("test accuracy (masked test set)", fontsize=NORMAL)
             percent_axis(ax, "y")
             percent_axis(ax, "x")
+            fractions = sorted({r["fraction"] for r in here})
+            if len(fractions) == 1:  # one fraction: a narrow axis around it, not matplotlib's +-5% of nothing
+                ax.set_xlim(fractions[0] - 0.1, fractions[0] + 0.1)
+                ax.set_xticks([fractions[0] - 0.1, fractions[0], fractions[0] + 0.1])
             ax.tick_params(labelsize=SMALL)
             ax.grid(alpha=0.3)
     legend_inches = 0.25 + 0.2 * -(-len(handles) // 4)
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=4, fontsize=SMALL, frameon=False,
-               title="pixels ranked by (bands: 95% interval over seeds)", title_fontsize=SMALL)  # fmt: skip
-    fig.suptitle("Remove and retrain (ROAR) and keep and retrain (KAR), Hooker et al. 2019", fontsize=LARGE)
+               title="pixels ranked by (bands or bars: 95% interval over seeds)", title_fontsize=SMALL)  # fmt: skip
+    names = {"roar": "Remove and retrain (ROAR)", "kar": "keep and retrain (KAR)"}
+    fig.suptitle(f"{' and '.join(names[m] for m in modes)}, Hooker et al. 2019", fontsize=LARGE)
     height = fig.get_figheight()
     fig.tight_layout(rect=(0, (legend_inches + 0.2) / height, 1, 1 - 0.35 / height))
     return fig
