@@ -253,6 +253,7 @@ def test_the_report_block_says_each_verdict_and_none_in_quick_mode(tmp_path):
     items = roar.report_items(tmp_path)
     text = " ".join(i.text for i in items if i.kind == "p")
     assert "beats a random ranking under ROAR" in text and "is not shown to beat a random ranking" in text
+    assert "Rong et al. 2022" in text and "53.7%" in text  # the measured mask leak, beside every verdict
     quick = roar.report_items(tmp_path, quick=True)
     assert "not judged" in quick[-1].text and "beats" not in " ".join(i.text for i in quick)
     assert roar.report_items(tmp_path / "elsewhere") == []
