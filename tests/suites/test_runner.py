@@ -107,7 +107,7 @@ def test_the_analyses_show_one_bar_over_every_run(suite_out, small_suite_data, c
     with small_suite_data():
         run_suite(parse_suite(SUITE, "tiny.toml"), suite_out, SuiteOptions(progress=True), report=False)
     err = capsys.readouterr().err
-    n = 8 + 2 + 1  # the first LeNet5's eight, the GRUs' sequence (every seed) and explore (the first seed)
+    n = 9 + 2 + 1  # the first LeNet5's nine, the GRUs' sequence (every seed) and explore (the first seed)
     assert "analyses: 100%" in err and f"| {n}/{n} " in err  # one bar, over all of them
     assert f"[analysis {n}/{n}]" in err and "kept (its files exist)" in err
 
