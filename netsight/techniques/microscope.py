@@ -15,7 +15,13 @@ receptive fields are kept in `OUT/fields.json`), and written as:
   `fetch` of a local file is blocked in Chromium; a script is not): each unit's k images, values
   and where its field lies in each, as flat arrays (the numbers only: no picture is repeated per unit);
 - `OUT/images/N.jpg`: each image that is among some unit's top k, once, as the model sees it
-  (after resizing and cropping), JPEG quality 90. A unit's crop is drawn from it by the browser.
+  (after resizing and cropping), JPEG quality 90. A unit's crop is drawn from it by the browser;
+- with feature visualisation (`featureviz_steps` > 0), `OUT/featureviz/NNN.png`: every unit's optimised
+  image, one sprite per layer, its numbers in the layer's file.
+
+A layer's file also carries, for a netsight run with snapshots, each unit's strongest images at every
+snapshot, and for a suite run with other seeds beside it, each unit's best match in each of them and in
+an untrained network (`ops/unit_matching.py`, Li et al. 2016).
 
 A crop is the receptive field of the unit where it fired (`ops/receptive_field.py`, measured on the
 graph), drawn whole: where it reaches past the image's edge it is light blue, as in the top-9
