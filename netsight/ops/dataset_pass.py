@@ -298,13 +298,18 @@ def dataset_pass(
         if state is None:
             raise
         done.save(state)  # what finished stays: the rerun continues from here
-        raise KeyboardInterrupt(
-            f"interrupted; the dataset pass keeps {done.images_covered:,} of {len(source):,} images in {state}, "
-            f"and the same command continues from there"
-        ) from None
+        raise _kept(done, len(source), state) from None
     if state is not None:
         done.save(state)
     return done
+
+
+def _kept(done: UnitTopK, total: int, state) -> KeyboardInterrupt:
+    """Ctrl-C's message when a state file keeps the pass so far: what it holds and how to continue."""
+    return KeyboardInterrupt(
+        f"interrupted; the dataset pass keeps {done.images_covered:,} of {total:,} images in {state}, "
+        f"and the same command continues from there"
+    )
 
 
 def _empty_top(target: str) -> LayerTop:
@@ -401,10 +406,7 @@ def dataset_pass_on_ray(
             ray.cancel(ref, force=True)
         if state is None or done is None:
             raise
-        raise KeyboardInterrupt(
-            f"interrupted; the dataset pass keeps {done.images_covered:,} of {len(source):,} images in {state}, "
-            f"and the same command continues from there"
-        ) from None
+        raise _kept(done, len(source), state) from None
     finally:
         if started:
             ray.shutdown()
