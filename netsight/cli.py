@@ -428,7 +428,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     else:
         target = _run_target(args, "explore", ("weights", "data", "input_size", "mean", "std", "seed"))
     explore = registry.get("explore")
-    prepared = registry.prepare(explore, target, {"layers": layers, "page": args.out})
+    options = {"layers": layers, "page": args.out, "featureviz_steps": args.steps if args.featureviz else 0}
+    prepared = registry.prepare(explore, target, options)
     for path in explore.write(target, prepared):
         print(path)
     if target.run is not None and args.out is None:  # the run's own page: recorded, so the study report links it
@@ -459,6 +460,7 @@ def cmd_microscope(args: argparse.Namespace) -> int:
         "top_k": args.top_k,
         "batch_size": args.batch_size,
         "featureviz_steps": args.steps if args.featureviz else 0,
+        "projections": args.projections,
     }
     options.update(backend=args.backend, address=args.address)
     if args.address is not None and args.backend != "ray":
@@ -471,6 +473,17 @@ def cmd_microscope(args: argparse.Namespace) -> int:
 
         record_ran(target, {"microscope": prepared})
     return 0
+
+
+def _add_featureviz_flags(p: argparse.ArgumentParser, what: str) -> None:
+    """explore's and microscope's --featureviz [--steps N] (the option featureviz_steps of both techniques)."""
+    p.add_argument(
+        "--featureviz",
+        action="store_true",
+        help=f"{what} (Olah et al. 2017; about 41 s a unit for a ResNet-18 at 224 px on a 2-core CPU: for small models, "
+        "or with --layers)",
+    )
+    p.add_argument("--steps", type=_int("--steps", 1, 100_000), default=256, help="--featureviz: optimisation steps (256)")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -531,6 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--layers",
         help="conv layers to include, e.g. conv1,conv2 (default: all; a recurrent run: rnn, its only one; required with --model)",
     )
+    _add_featureviz_flags(p, "a panel with an image optimised to drive each conv unit")
     g = p.add_argument_group("any PyTorch model (as netsight inspect --model)")
     _add_model_flags(g)
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -548,13 +562,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", help="conv layers to include, e.g. conv1,layer4.2.conv3 (default: every Conv2d)")
     p.add_argument("--top-k", type=_int("--top-k", 1, 100), default=9, help="images per unit (9)")
     p.add_argument("--batch-size", type=_int("--batch-size", 1, 4096), default=64, help="images per forward pass (64)")
+    _add_featureviz_flags(p, "also an image optimised to drive each unit")
     p.add_argument(
-        "--featureviz",
-        action="store_true",
-        help="also an image optimised to drive each unit (Olah et al. 2017; about 41 s a unit for a ResNet-18 at 224 px on a "
-        "2-core CPU: for small models, or with --layers)",
+        "--projections",
+        type=_int("--projections", 0, 100),
+        default=0,
+        metavar="N",
+        help="also the deconvnet projections of each unit's first N images (Zeiler & Fergus 2014; 0: none; one backward pass "
+        "per unit and image: for small models, or with --layers)",
     )
-    p.add_argument("--steps", type=_int("--steps", 1, 100_000), default=256, help="--featureviz: optimisation steps (256)")
     p.add_argument(
         "--backend",
         choices=["local", "ray"],

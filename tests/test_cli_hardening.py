@@ -144,9 +144,29 @@ def _without_root_powers() -> list[str] | None:
 _PREFIX = _without_root_powers()
 
 
-@pytest.mark.slow  # four netsight processes, each importing torch
+# The three commands run by `netsight.cli.main` in one process without root's powers (one torch import, not three),
+# each with its own stderr and exit code, as `python -m netsight` would give them.
+_AS_COMMANDS = """
+import contextlib, io, json, sys
+from netsight.cli import main
+results = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as e:
+            code = e.code
+    results.append([code, err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.slow  # a netsight process without root's powers
 @pytest.mark.skipif(_PREFIX is None, reason="cannot drop root's permission override here (no setpriv)")
 def test_permission_denied_is_one_line_naming_the_path(tmp_path):
+    import json
+
     locked = tmp_path / "locked"
     locked.mkdir()
     unreadable = tmp_path / "data"
@@ -155,26 +175,30 @@ def test_permission_denied_is_one_line_naming_the_path(tmp_path):
         (unreadable / stem).write_bytes(encode_idx(make_images(20, (28, 28)) if key.endswith("_x") else make_labels(20)))
     os.chmod(unreadable / IDX_NAMES["train_x"], 0)
     os.chmod(locked, 0o555)
+    commands = [
+        ["train", "lenet5", "--iterations", "2", "--out", str(locked / "run"), "--quiet"],
+        ["data", "check", "mnist", "--data-root", str(unreadable)],
+        ["compare", str(tmp_path / "nope"), "--out", str(locked / "cmp")],
+    ]
     try:
         env = {**os.environ}
         env.pop("NETSIGHT_DEBUG", None)
-        run = lambda *a: subprocess.run(
-            [*_PREFIX, sys.executable, "-m", "netsight", *a],
-            capture_output=True,  # noqa: E731
+        done = subprocess.run(
+            [*_PREFIX, sys.executable, "-c", _AS_COMMANDS, json.dumps(commands)],
+            capture_output=True,
             text=True,
             env=env,
             cwd=tmp_path,
             timeout=300,
         )
-        r = run("train", "lenet5", "--iterations", "2", "--out", str(locked / "run"), "--quiet")
-        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-        assert f"{locked / 'run'}: cannot create folder: Permission denied" in r.stderr
+        assert done.returncode == 0, done.stderr
+        (train_code, train_err), (check_code, check_err), (compare_code, compare_err) = json.loads(done.stdout.splitlines()[-1])
+        assert train_code == 2 and len(train_err.strip().splitlines()) == 1, train_err
+        assert f"{locked / 'run'}: cannot create folder: Permission denied" in train_err
         assert list(locked.iterdir()) == []
-        r = run("data", "check", "mnist", "--data-root", str(unreadable))
-        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-        assert f"{unreadable / IDX_NAMES['train_x']}: cannot read: Permission denied" in r.stderr
-        r = run("compare", str(tmp_path / "nope"), "--out", str(locked / "cmp"))
-        assert r.returncode == 2 and "no such run directory" in r.stderr
+        assert check_code == 2 and len(check_err.strip().splitlines()) == 1, check_err
+        assert f"{unreadable / IDX_NAMES['train_x']}: cannot read: Permission denied" in check_err
+        assert compare_code == 2 and "no such run directory" in compare_err
     finally:
         os.chmod(locked, stat.S_IRWXU)
 

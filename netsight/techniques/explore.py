@@ -25,7 +25,7 @@ from .explore_units import LayerUnits, explore_layer
 from .explore_recurrent_units import LAYER as RECURRENT_LAYER, RecurrentUnits, is_recurrent, recurrent_units
 from ..ops.hooks import normalised_input
 from ..ops.randomise import randomisable_layers, reinitialise_
-from .base import Ran, ReportItem, Technique, register
+from .base import Option, Ran, ReportItem, Technique, register
 from ..ops.stages import conv_layers
 from .target import Target
 
@@ -113,8 +113,23 @@ class ExploreTechnique(Technique):
     flag = False
     compute = staticmethod(explore)
 
-    def prepare(self, t: Target, layers: Optional[Sequence[str]] = None, page: Optional[str | Path] = None) -> dict:
+    options = (
+        Option(
+            "featureviz_steps",
+            "int",
+            0,
+            "explore: optimisation steps of each conv unit's feature visualisation panel (0: none; --featureviz --steps N)",
+            lo=0,
+            hi=100_000,
+        ),
+    )
+
+    def prepare(
+        self, t: Target, layers: Optional[Sequence[str]] = None, page: Optional[str | Path] = None, featureviz_steps: int = 0
+    ) -> dict:
         if t.kind == "recurrent":
+            if featureviz_steps:
+                raise NetsightError("--featureviz is for convolutional networks (their conv units); a recurrent run has none")
             return _prepare_recurrent(t, layers, page)
         if t.kind != "cnn":
             raise NetsightError(f"explore is for convolutional and recurrent networks; {t.title} is neither")
@@ -132,7 +147,7 @@ class ExploreTechnique(Technique):
                 )
             with normalised_input(t.model, **t.norm):
                 resolve_graph_target(t.model, layer, first)  # a clear error before the long pass
-        return {"layers": chosen, "page": Path(page) if page is not None else None}
+        return {"layers": chosen, "page": Path(page) if page is not None else None, "featureviz_steps": featureviz_steps}
 
     def outputs(self, t: Target, o: dict) -> list[str]:
         return [str(o["page"]) if o["page"] is not None else "explore.html"]
@@ -143,6 +158,7 @@ class ExploreTechnique(Technique):
         from ..fileio import write_text
         from ..report.explore_page import layer_data, render_page
         from .evolution import feature_evolution
+        from .featureviz import feature_visualisation
 
         convs = conv_layers(t.model)
         classes, labels = t.images.classes, t.images.labels
@@ -153,6 +169,10 @@ class ExploreTechnique(Technique):
             if len(snaps) >= 2:
                 evo = feature_evolution(snaps, t.run_pixels(), units.layer, units.top.values.shape[0], t.device, t.progress)
                 units.evolution = {"iterations": evo.iterations, "projections": evo.projections, "values": evo.values}
+            if o.get("featureviz_steps", 0) > 0:  # every unit's optimised image (its panel: techniques/featureviz.py)
+                units.featureviz = feature_visualisation(
+                    t.model, t.images, units.layer, None, o["featureviz_steps"], 0, progress=t.progress, **t.norm
+                )
             built.append(layer_data(units, t.images.names, label_names, units.layer == convs[0]))
         subtitle = f"{sum(len(b['units']) for b in built)} units over {t.images.description}"
         if t.run is not None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -69,6 +69,7 @@ class LayerUnits:
     evolution: Optional[dict] = None  # {"iterations": [...], "projections": [maps, snaps, C, H, W], "values": [...]}
     images: dict[int, torch.Tensor] = dataclasses.field(default_factory=dict)  # image index -> float [C,H,W] (the top images)
     randomised: Optional[RandomisedUnits] = None  # the projections through random weights, when asked for
+    featureviz: Optional[Any] = None  # techniques.featureviz.FeatureVisualisation of every map, where the page asked for it
 
 
 @torch.no_grad()

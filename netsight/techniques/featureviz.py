@@ -327,3 +327,36 @@ class FeatureVizTechnique(Technique):
 
     def caption(self, ran) -> str:
         return f"feature visualisation ({ran.options['steps']} steps, seed {ran.options['seed']}). " + CAVEAT
+
+    def explore_panels(self, layer, unit: int) -> list[dict]:
+        """The unit's optimised image beside the image of the set that drives its mean activation most, each with that
+        mean (explore page, where it was made with feature visualisation: `netsight explore --featureviz`)."""
+        r = getattr(layer.numbers, "featureviz", None)
+        if r is None:
+            return []
+        from ..plotting import pixel_image
+        from ..report.panels import card, fmt, panel, png
+
+        reached, best = float(r.activations[unit]), float(r.example_activations[unit, 0])
+        index = int(r.example_index[unit, 0])
+        ratio = f" ({reached / best:.2f} x the strongest image's)" if best > 0 else ""
+        name = layer.names[index] if index < len(layer.names) else str(index)
+        cards = [
+            card([layer.pictures.key(png(pixel_image(r.images[unit])))], f"optimised: {fmt(reached)}{ratio}",
+                 alt=[f"an image optimised to drive unit {unit}"]),
+            card([layer.pictures.key(png(pixel_image(r.examples[unit, 0])))], f"strongest image: {fmt(best)} ({name})",
+                 alt=[f"the image of the set that drives unit {unit}'s mean activation most"]),
+        ]  # fmt: skip
+        title = f"Feature visualisation ({r.steps} steps, seed {r.seed})"
+        return [panel("images", title, "featureviz", "cards featureviz", items=cards, pictures=[{"class": "featureviz"}])]
+
+    def explore_shared(self, layer) -> dict[str, dict]:
+        if getattr(layer.numbers, "featureviz", None) is None:
+            return {}
+        return {
+            "notes": {
+                "featureviz": "The unit's mean activation over its map, for an image optimised to raise it (Olah et al. 2017) and "
+                "for the image of the set that raises it most (Borowski et al. 2021: natural images explain a unit better). "
+                + CAVEAT
+            }
+        }

@@ -17,10 +17,14 @@ receptive fields are kept in `OUT/fields.json`), and written as:
 - `OUT/images/N.jpg`: each image that is among some unit's top k, once, as the model sees it
   (after resizing and cropping), JPEG quality 90. A unit's crop is drawn from it by the browser;
 - with feature visualisation (`featureviz_steps` > 0), `OUT/featureviz/NNN.png`: every unit's optimised
-  image, one sprite per layer, its numbers in the layer's file.
+  image, one sprite per layer, its numbers in the layer's file;
+- with deconvnet projections (`projections` N > 0: Zeiler & Fergus 2014, the top-9 figure's left half),
+  `OUT/deconv/NNN-CC.png`: each unit's first N images projected back to pixels through the deconvnet
+  (`ops/deconvnet_graph.py`) and cropped to the unit's field, a row of N tiles per unit, PROJECTION_UNITS units per
+  sprite (a tile at most PROJECTION_TILE px: a larger field is shrunk).
 
 A layer's file also carries, for a netsight run with snapshots, each unit's strongest images at every
-snapshot, and for a suite run with other seeds beside it, each unit's best match in each of them and in
+snapshot (and with feature visualisation, its optimised image at each: `OUT/featureviz/NNN-SS.png`), and for a suite run with other seeds beside it, each unit's best match in each of them and in
 an untrained network (`ops/unit_matching.py`, Li et al. 2016).
 
 A crop is the receptive field of the unit where it fired (`ops/receptive_field.py`, measured on the
@@ -36,7 +40,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -56,6 +60,8 @@ FIELDS = "fields.json"  # the layers' receptive fields, in OUT (measured once pe
 JPEG_QUALITY = 90
 SPRITE_COLUMNS = 32  # feature visualisations per row of a layer's sprite
 SNAPSHOT_K = 3  # images per unit at each weight snapshot of a run
+PROJECTION_TILE = 64  # px: a deconvnet projection's largest side in its sprite (a larger field is shrunk to it)
+PROJECTION_UNITS = 128  # units per projection sprite: its height stays under 8,192 px
 FIELD_GROWTH = 2  # probes up to twice the image side: a field larger than that sees the whole image from any unit
 
 
@@ -76,6 +82,7 @@ def microscope(
     snapshots: Sequence[tuple[int, Path]] = (),
     backend: str = "local",
     address: Optional[str] = None,
+    projections: int = 0,
 ) -> list[Path]:
     """Write the site for `model` over `source` into the folder `out` (see the module's docstring);
     the files written, `index.html` last. With `featureviz`, every unit also gets an image optimised to drive it
@@ -83,7 +90,8 @@ def microscope(
     the same architecture (a suite's other seeds): each unit's best match in each (Li et al. 2016), beside its best
     match in an untrained network of the architecture, the chance level. `snapshots`: a run's (iteration, weights
     file) pairs: each unit's strongest SNAPSHOT_K images at each (the same unit of the network as it trained).
-    `backend` "ray": the dataset pass split over a Ray cluster (`dataset_pass_on_ray`; `address` its head)."""
+    `backend` "ray": the dataset pass split over a Ray cluster (`dataset_pass_on_ray`; `address` its head).
+    `projections` N: each unit's first N images also projected back to pixels by the deconvnet (Zeiler & Fergus 2014)."""
     from ..fileio import claim_output_folder
 
     out = claim_output_folder(out, "--out")
@@ -105,9 +113,28 @@ def microscope(
         if featureviz:
             visualised = _featureviz(model, source, name, out / "featureviz" / f"{i:03d}.png", steps, mean, std, progress)
             written.append(out / "featureviz" / f"{i:03d}.png")
-        over = [(iteration, h.layers[name]) for iteration, h in history]
+        projected = None
+        if projections > 0:
+            projected, files = _projections(
+                model, source, name, top, fields[name], out, i, projections, batch_size, mean, std, progress
+            )
+            written += files
+        over: list[tuple] = [(iteration, h.layers[name]) for iteration, h in history]
+        if featureviz and history:  # the unit's optimised image at each snapshot too: how it formed over training
+            visualised_over = []
+            for s, (_, weights) in enumerate(snapshots):
+                then = _weights(weights, device)
+                if visualised is not None and _same_weights(then, model):  # the final weights: the image above
+                    visualised_over.append(visualised)
+                    continue
+                path = out / "featureviz" / f"{i:03d}-{s:02d}.png"
+                visualised_over.append(_featureviz(then, source, name, path, steps, mean, std, progress))
+                written.append(path)
+            over = [(iteration, h, fv) for (iteration, h), fv in zip(over, visualised_over, strict=True)]
         written.append(
-            _write_layer(out / "layers" / f"{i:03d}.js", i, top, fields[name], source.shape, visualised, matches.get(name), over)
+            _write_layer(
+                out / "layers" / f"{i:03d}.js", i, top, fields[name], source.shape, visualised, matches.get(name), over, projected
+            )
         )
         maps = top.values.shape[0]
         field = fields[name]
@@ -183,6 +210,17 @@ def _over_training(snapshots, source: ImageSource, layers: list[str], batch_size
     return out
 
 
+def _weights(path: Path, device) -> nn.Module:
+    from ..train import load_weights
+
+    return load_weights(path, device)
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
+
+
 def _write_images(source: ImageSource, states: Sequence[UnitTopK], folder: Path, progress: bool) -> list[Path]:
     from PIL import Image
 
@@ -241,6 +279,58 @@ def _featureviz(model, source: ImageSource, layer: str, path: Path, steps: int, 
     }
 
 
+def _projections(
+    model,
+    source: ImageSource,
+    name: str,
+    top,
+    field: ReceptiveField,
+    out: Path,
+    index: int,
+    n: int,
+    batch_size: int,
+    mean,
+    std,
+    progress: bool,
+) -> tuple[dict, list[Path]]:
+    """Each unit's first `n` images projected to pixels by the deconvnet at the place the unit fired (the top-9 figure's
+    projections, `ops.topk.project_top`), cropped to its field, each tile scaled on its own (grey is zero), as sprites of
+    PROJECTION_UNITS rows of `n` tiles; returns the layer file's entry and the sprites written."""
+    import numpy as np
+    from PIL import Image
+
+    from ..fileio import write_bytes
+    from ..ops.deconvnet_graph import make_deconvnet
+    from ..ops.topk import TopActivations, project_top
+    from ..plotting import projection_image
+
+    n = min(n, top.values.shape[1])
+    ranked = TopActivations(top.target, top.values[:, :n], top.images[:, :n], top.positions[:, :n], field)
+    with normalised_input(model, mean, std), evaluating(model):
+        net = make_deconvnet(model, name, source.shape)
+        found = project_top(net, ranked, source.load, None, batch_size, progress=progress, what=f"microscope projections {name}")
+    units, _, c, fh, fw = found.projections.shape
+    scale = min(1.0, PROJECTION_TILE / max(fh, fw))
+    th, tw = max(1, round(fh * scale)), max(1, round(fw * scale))
+    sprites, written = [], []
+    for first in range(0, units, PROJECTION_UNITS):
+        rows = range(first, min(units, first + PROJECTION_UNITS))
+        sheet = np.zeros((len(rows) * th, n * tw, 3), dtype=np.uint8)
+        for r, u in enumerate(rows):
+            for j in range(n):
+                a = projection_image(found.projections[u, j])
+                tile = Image.fromarray((np.clip(a, 0, 1) * 255).round().astype(np.uint8))
+                if (th, tw) != (fh, fw):
+                    tile = tile.resize((tw, th), Image.Resampling.BOX)
+                sheet[r * th : (r + 1) * th, j * tw : (j + 1) * tw] = np.asarray(tile.convert("RGB"))
+        data = io.BytesIO()
+        Image.fromarray(sheet[:, :, 0] if c == 1 else sheet).save(data, format="PNG")
+        path = out / "deconv" / f"{index:03d}-{first // PROJECTION_UNITS:02d}.png"
+        written.append(write_bytes(path, data.getvalue()))
+        sprites.append(f"deconv/{path.name}")
+    return {"n": n, "tile": [th, tw], "per_sprite": PROJECTION_UNITS, "sprites": sprites}, written
+
+
 def _matches(model, others, source: ImageSource, layers: list[str], mean, std, batch_size: int) -> dict[str, dict]:
     """Per layer, each unit's best match in each of `others` and in an untrained twin (`ops.unit_matching`)."""
     from ..ops.unit_matching import best_matches, unit_correlations
@@ -267,7 +357,8 @@ def _write_layer(
     shape: tuple[int, int, int],
     featureviz: Optional[dict] = None,
     matches: Optional[dict] = None,
-    over: Sequence[tuple[int, Any]] = (),
+    over: Sequence[tuple] = (),
+    projections: Optional[dict] = None,
 ) -> Path:
     from ..fileio import write_text
 
@@ -290,16 +381,20 @@ def _write_layer(
     }
     if over:
         data["training"] = {
-            "iterations": [iteration for iteration, _ in over],
+            "iterations": [o[0] for o in over],
             "k": over[0][1].values.shape[1],
-            "values": [[_number(v) for v in h.values.flatten().tolist()] for _, h in over],
-            "images": [h.images.flatten().tolist() for _, h in over],
-            "at": [corners(h.positions) for _, h in over],
+            "values": [[_number(v) for v in o[1].values.flatten().tolist()] for o in over],
+            "images": [o[1].images.flatten().tolist() for o in over],
+            "at": [corners(o[1].positions) for o in over],
         }
+        if len(over[0]) > 2:  # each snapshot's feature visualisations
+            data["training"]["featureviz"] = [o[2] for o in over]
     if featureviz is not None:
         data["featureviz"] = featureviz
     if matches is not None:
         data["matches"] = matches
+    if projections is not None:
+        data["projections"] = projections
     text = f"netsightMicroscope.layer({index},{json.dumps(data, separators=(',', ':'))});\n"
     return write_text(path, text)
 
@@ -366,6 +461,14 @@ class MicroscopeTechnique(Technique):
             lo=0,
             hi=100_000,
         ),
+        Option(
+            "projections",
+            "int",
+            0,
+            "microscope: deconvnet projections of each unit's first N images (0: none; --projections N)",
+            lo=0,
+            hi=100,
+        ),
     )
 
     def prepare(
@@ -378,6 +481,7 @@ class MicroscopeTechnique(Technique):
         featureviz_steps: int = 0,
         backend: str = "local",
         address: Optional[str] = None,
+        projections: int = 0,
     ) -> dict:
         convs = conv_layers(t.model)
         for layer in layers or []:
@@ -392,7 +496,8 @@ class MicroscopeTechnique(Technique):
 
         return {"layers": list(layers) if layers else None, "site": Path(site) if site is not None else None, "top_k": top_k,
                 "batch_size": batch_size, "featureviz_steps": featureviz_steps,
-                "others": [str(p) for p in siblings(t)], "backend": backend, "address": address}  # fmt: skip
+                "others": [str(p) for p in siblings(t)], "backend": backend, "address": address,
+                "projections": min(projections, top_k)}  # fmt: skip
 
     def _site(self, t: Target, o: dict) -> Path:
         return o["site"] if o["site"] is not None else t.folder / SITE
@@ -411,7 +516,7 @@ class MicroscopeTechnique(Technique):
         written = microscope(
             t.model, t.images, self._site(t, o), t.title, o["layers"], o["top_k"], o["batch_size"], t.mean, t.std, t.progress,
             o["featureviz_steps"] > 0, o["featureviz_steps"], self._others(t, o), t.snapshots() if len(t.snapshots()) >= 2 else [],
-            o.get("backend", "local"), o.get("address"),
+            o.get("backend", "local"), o.get("address"), o.get("projections", 0),
         )  # fmt: skip
         return [written[-1]]  # the site's entry; the rest of the folder is the site's own
 

@@ -49,7 +49,7 @@ def explore_run(tmp_path_factory, tiny_runs):
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert main(["inspect", str(run), "--top9", "--layer", "conv2"]) == 0
-        assert main(["explore", str(run)]) == 0
+        assert main(["explore", str(run), "--featureviz", "--steps", "4"]) == 0
     assert str(run / "explore.html") in printed.getvalue()
     return run
 
@@ -181,6 +181,8 @@ def test_explore_page_at_1280_px(explore_run, tmp_path, browser):
         assert page.evaluate("[...document.querySelectorAll('#detail img')].every(i => i.complete && i.naturalWidth > 0)")
         assert len(page.query_selector_all("#detail img.evolution")) == 3  # snapshots 3, 6 and the final weights
         assert len(page.query_selector_all("#detail svg.invariance")) == 3
+        optimised = page.query_selector_all("#detail img.featureviz")  # the optimised image, the strongest image
+        assert len(optimised) == 2 and "strongest image: " in page.inner_text("#detail .featureviz")
         _check_plots(page)
         pairs = page.evaluate(PAIRS_JS)
         assert len({round(p["top"]) for p in pairs}) == 1  # at 1280 px the nine pairs stand in one row

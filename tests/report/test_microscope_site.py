@@ -175,7 +175,8 @@ def test_the_site_opens_from_file_at_1280_and_390_px(site, browser, tmp_path):
 
 def test_a_runs_site_with_feature_visualisations(tiny_runs, tmp_path, capsys):
     """`netsight microscope RUN_DIR --featureviz`: per unit an optimised image (a tile of the layer's sprite) and its
-    mean activation beside the strongest test image's on the same measure; the run's own site is recorded."""
+    mean activation beside the strongest test image's on the same measure, and one at each weight snapshot; the run's
+    own site is recorded."""
     run = tiny_runs.copy("lenet5", tmp_path / "run")
     assert main(["microscope", str(run), "--layers", "conv1", "--featureviz", "--steps", "8", "--quiet"]) == 0
     assert capsys.readouterr().out.strip() == str(run / "microscope" / "index.html")
@@ -185,4 +186,55 @@ def test_a_runs_site_with_feature_visualisations(tiny_runs, tmp_path, capsys):
     assert len(fv["reached"]) == len(fv["best"]) == len(fv["best_image"]) == units and fv["steps"] == 8
     with Image.open(run / "microscope" / fv["sprite"]) as sprite:
         assert sprite.size == (fv["columns"] * 28, -(-units // fv["columns"]) * 28)
+    over = data["training"]  # the tiny run's snapshots (3, 6) and final weights: an optimised image at each
+    assert len(over["featureviz"]) == len(over["iterations"]) == 3
+    for s, fv_then in enumerate(over["featureviz"][:-1]):
+        assert fv_then["sprite"] == f"featureviz/000-{s:02d}.png" and (run / "microscope" / fv_then["sprite"]).is_file()
+        assert len(fv_then["reached"]) == units
+    assert over["featureviz"][-1] == fv  # the last snapshot is the final weights: the image above, not made twice
     assert "microscope" in json.loads((run / "inspections.json").read_text())["ran"]  # the report links it
+
+
+def test_a_runs_site_with_deconvnet_projections_equal_to_the_deconvnets_own(tiny_runs, tmp_path):
+    """`--projections N`: each unit's first N crops projected by the deconvnet (Zeiler & Fergus 2014), a row of N tiles
+    per unit in the layer's sprite; each tile is the deconvnet's projection of that unit at that image and place,
+    cropped to the field and scaled on its own (grey zero), as `ops.deconvnet_graph.make_deconvnet` computes it alone."""
+    import torch
+
+    from netsight.ops.deconvnet_graph import make_deconvnet
+    from netsight.ops.hooks import normalised_input
+    from netsight.ops.topk import crop
+    from netsight.plotting import projection_image
+    from netsight.techniques.target import open_run_target
+
+    run = tiny_runs.copy("lenet5", tmp_path / "run")
+    assert main(["microscope", str(run), "--layers", "conv1,conv2", "--projections", "3", "--top-k", "4", "--quiet"]) == 0
+    site = run / "microscope"
+    t = open_run_target(run)
+    checked = 0
+    for i, name in enumerate(["conv1", "conv2"]):
+        data = layer_data(site / "layers" / f"{i:03d}.js")
+        pr = data["projections"]
+        units = index_data(site)["layers"][i]["units"]
+        assert pr["n"] == 3 and len(pr["sprites"]) == -(-units // pr["per_sprite"])
+        th, tw = pr["tile"]
+        assert [th, tw] == data["field"]  # LeNet5's fields are under the tile size: not shrunk
+        with Image.open(site / pr["sprites"][0]) as sprite:
+            assert sprite.size == (3 * tw, min(units, pr["per_sprite"]) * th)
+            sheet = np.asarray(sprite.convert("L"), dtype=np.float64) / 255
+        with normalised_input(t.model, t.mean, t.std):
+            net = make_deconvnet(t.model, name, t.images.shape)
+            f = net.field
+            for u in (0, units - 1):
+                for r in range(3):
+                    j = u * data["k"] + r
+                    x = t.images.load([data["images"][j]])
+                    at = torch.tensor(
+                        [[(data["at"][2 * j] - f.start[0]) // f.jump[0], (data["at"][2 * j + 1] - f.start[1]) // f.jump[1]]]
+                    )
+                    proj = net.project(x, torch.tensor([u]), "max", at).images
+                    expect = projection_image(crop(proj, at, f)[0][0])
+                    got = sheet[u * th : (u + 1) * th, r * tw : (r + 1) * tw]
+                    assert np.abs(got - expect).max() <= 1 / 255 + 1e-9, (name, u, r)
+                    checked += 1
+    assert checked == 12

@@ -80,11 +80,16 @@
   }
 
   // the unit's strongest images at each weight snapshot of the run: a row per snapshot, training order
-  function overTraining(data, u) {
+  function overTraining(data, u, units) {
     const tr = data.training, rows = [];
     tr.iterations.forEach((iteration, s) => {
       const view = {k: tr.k, field: data.field, images: tr.images[s], at: tr.at[s]};
       const cells = [];
+      if (tr.featureviz) {
+        const fv = tr.featureviz[s], best = fv.best[u];
+        const said = best > 0 ? (fv.reached[u] / best).toFixed(1) + ' x' : fmt(fv.reached[u]) + ' / ' + fmt(best);
+        cells.push(el('figure', {class: 'fv-cell'}, [fvTile(fv, u, units, 48), el('figcaption', {text: said})]));
+      }
       for (let r = 0; r < tr.k && u * tr.k + r < view.images.length; r++) {
         cells.push(el('figure', {}, [crop(view, u, r, 48, false),
           el('figcaption', {text: fmt(tr.values[s][u * tr.k + r])})]));
@@ -95,17 +100,23 @@
     return [el('h3', {text: 'Over training: the ' + tr.k + ' strongest images at each weight snapshot'}),
       el('div', {class: 'training'}, rows),
       el('p', {class: 'note', text: 'The same unit of the network as it trained, each image with its activation at that ' +
-        'snapshot; the last row is the final weights.'})];
+        'snapshot; the last row is the final weights.' + (tr.featureviz ? ' First in each row, the image optimised to ' +
+        'drive the unit at that snapshot, with its mean activation as a multiple of the strongest image\'s there (both ' +
+        'means, optimised / strongest, where the strongest is not above zero).' : '')})];
   }
 
   // the unit's feature visualisation (a tile of the layer's sprite), beside the strongest image's activation
-  function featureViz(fv, u, units, px) {
+  function fvTile(fv, u, units, px) {
     const cols = fv.columns, rows = Math.ceil(units / cols), scale = px / Math.max(H, W);
     const tile = el('div', {class: 'fv', role: 'img', 'aria-label': 'an image optimised to drive unit ' + u});
     Object.assign(tile.style, {width: (W * scale) + 'px', height: (H * scale) + 'px', backgroundImage: 'url("' + fv.sprite + '")',
       backgroundSize: (cols * W * scale) + 'px ' + (rows * H * scale) + 'px',
       backgroundPosition: (-(u % cols) * W * scale) + 'px ' + (-Math.floor(u / cols) * H * scale) + 'px'});
     if (scale > 2) tile.style.imageRendering = 'pixelated';
+    return tile;
+  }
+  function featureViz(fv, u, units, px) {
+    const tile = fvTile(fv, u, units, px);
     const reached = fv.reached[u], best = fv.best[u];
     const caption = 'mean activation ' + fmt(reached) + ' (' + (best > 0 ? (reached / best).toFixed(2) + ' x ' : '') +
       'the strongest image\'s, ' + fmt(best) + ', ' + fv.best_image[u] + ')';
@@ -115,6 +126,32 @@
         'the mean most. It is an input that drives the unit, not proof of what the unit detects in natural images: the ' +
         'images above say that better (Borowski et al. 2021), and networks can be built whose visualisations mislead ' +
         '(Geirhos et al. 2024).'})];
+  }
+
+  // the deconvnet's projections of the unit's first n images (tiles of the layer's sprites, a row of n per unit), in
+  // the order and at the size of the crops above
+  function projections(pr, data, u, units, px) {
+    const sprite = Math.floor(u / pr.per_sprite), row = u % pr.per_sprite;
+    const rows = Math.min(pr.per_sprite, units - sprite * pr.per_sprite), th = pr.tile[0], tw = pr.tile[1];
+    const scale = px / Math.max(th, tw), cards = [];
+    for (let r = 0; r < pr.n && u * data.k + r < data.images.length; r++) {
+      const tile = el('div', {class: 'crop proj', role: 'img', 'aria-label': 'deconvnet projection of image #' + (r + 1)});
+      Object.assign(tile.style, {width: px + 'px', height: px + 'px', backgroundColor: '#808080',
+        backgroundImage: 'url("' + pr.sprites[sprite] + '")', backgroundRepeat: 'no-repeat',
+        backgroundSize: (pr.n * tw * scale) + 'px ' + (rows * th * scale) + 'px',
+        backgroundPosition: (-r * tw * scale + (px - tw * scale) / 2) + 'px ' +
+          (-row * th * scale + (px - th * scale) / 2) + 'px'});
+      if (scale > 2) tile.style.imageRendering = 'pixelated';
+      const f = el('figure', {}, [tile, el('figcaption', {text: '#' + (r + 1)})]);
+      f.style.width = px + 'px';
+      cards.push(f);
+    }
+    return [el('h3', {text: 'Deconvnet projections: what in each crop drives the unit (Zeiler & Fergus 2014)'}),
+      el('div', {class: 'cards'}, cards),
+      el('p', {class: 'note', text: 'Each of the first ' + pr.n + ' crops above, the unit\'s activation there projected back ' +
+        'to pixels (max-pool switches, rectification, transposed filters), scaled on its own: grey is zero, lighter is ' +
+        'positive and darker negative (per colour channel in a colour image). A deconvnet projection keeps much of ' +
+        'the image whatever the unit (Nie et al. 2018): read the shape it picks out, not the picture it redraws.'})];
   }
 
   // the unit's best match in each other seed (Li et al. 2016), beside its best match in an untrained network
@@ -169,7 +206,8 @@
       figures.push(f);
     }
     const field = L.field ? 'receptive field ' + L.field[0] + ' x ' + L.field[1] + ' px' : 'sees the whole image';
-    const extra = (data.training ? overTraining(data, u) : []).concat(
+    const extra = (data.projections ? projections(data.projections, data, u, L.units, px) : []).concat(
+      data.training ? overTraining(data, u, L.units) : [],
       data.featureviz ? featureViz(data.featureviz, u, L.units, px) : [], data.matches ? acrossSeeds(data.matches, u) : []);
     detail.replaceChildren(
       el('h2', {text: L.name + ' · unit ' + u + ' of ' + L.units}),
