@@ -220,12 +220,12 @@ def test_under_roar_a_map_that_finds_the_informative_pixels_beats_a_random_one(t
 
 @pytest.mark.slow
 def test_the_quick_roar_suite_runs_and_writes_its_tables_and_figure(tmp_path, small_suite_data, monkeypatch):
-    """The shipped suite with --quick, every run cut to 20 iterations instead of 100 (what is checked is the
+    """The shipped suite with --quick, every run cut to 4 iterations instead of 100 (what is checked is the
     grid, the masks and the tables, not what the runs learn)."""
     from netsight.suites import spec
     from netsight.suites.runner import SuiteOptions, run_suite
 
-    monkeypatch.setattr(spec, "QUICK_ITERATIONS", 20)
+    monkeypatch.setattr(spec, "QUICK_ITERATIONS", 4)
     out = tmp_path / "roar"
     with small_suite_data("cifar10-assignment"):
         run_suite(load_suite("roar"), out, SuiteOptions(quick=True, progress=False, device="cpu"), report=False)

@@ -81,10 +81,22 @@ def test_an_interrupted_inspect_of_a_run_keeps_what_finished_and_resumes(tiny_ru
     assert before <= set(run.rglob("*"))  # what the run held stays
 
 
+# a small CNN of the user's own, by file: the --model door (what is kept and resumed does not depend on the network)
+SMALL_NET = '''from torch import nn
+
+
+def Net():
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+'''
+
+
 @pytest.mark.slow
 def test_an_interrupted_inspect_of_a_model_keeps_what_finished_and_resumes(photos, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    argv = ["inspect", "--model", "torchvision:resnet18", "--images", str(photos), "--input-size", "32", "--out", str(out)]
+    (tmp_path / "small_net.py").write_text(SMALL_NET)
+    spec = f"{tmp_path / 'small_net.py'}:Net"
+    argv = ["inspect", "--model", spec, "--images", str(photos), "--input-size", "32", "--out", str(out)]
     _check_interrupt_and_resume([*argv, *ASKED, *FEW], out, "inspection.json", monkeypatch, capsys, other_options=False)
     assert json.loads((out / "inspection.json").read_text())["model"]
 
