@@ -82,13 +82,13 @@ def test_an_interrupted_inspect_of_a_run_keeps_what_finished_and_resumes(tiny_ru
 
 
 # a small CNN of the user's own, by file: the --model door (what is kept and resumed does not depend on the network)
-SMALL_NET = '''from torch import nn
+SMALL_NET = """from torch import nn
 
 
 def Net():
     return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3), nn.ReLU(),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
-'''
+"""
 
 
 @pytest.mark.slow
