@@ -24,8 +24,9 @@ receptive fields are kept in `OUT/fields.json`), and written as:
   sprite (a tile at most PROJECTION_TILE px: a larger field is shrunk).
 
 A layer's file also carries, for a netsight run with snapshots, each unit's strongest images at every
-snapshot (and with feature visualisation, its optimised image at each: `OUT/featureviz/NNN-SS.png`), and for a suite run with other seeds beside it, each unit's best match in each of them and in
-an untrained network (`ops/unit_matching.py`, Li et al. 2016).
+snapshot (and with feature visualisation, its optimised image at each: `OUT/featureviz/NNN-SS.png`), and
+for a suite run with other seeds beside it, each unit's best match in each of them and in an untrained
+network (`ops/unit_matching.py`, Li et al. 2016).
 
 A crop is the receptive field of the unit where it fired (`ops/receptive_field.py`, measured on the
 graph), drawn whole: where it reaches past the image's edge it is light blue, as in the top-9
@@ -61,7 +62,7 @@ JPEG_QUALITY = 90
 SPRITE_COLUMNS = 32  # feature visualisations per row of a layer's sprite
 SNAPSHOT_K = 3  # images per unit at each weight snapshot of a run
 PROJECTION_TILE = 64  # px: a deconvnet projection's largest side in its sprite (a larger field is shrunk to it)
-PROJECTION_UNITS = 128  # units per projection sprite: its height stays under 8,192 px
+PROJECTION_UNITS = 128  # units per projection sprite: at most 128 x 64 = 8,192 px high
 FIELD_GROWTH = 2  # probes up to twice the image side: a field larger than that sees the whole image from any unit
 
 
