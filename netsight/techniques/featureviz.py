@@ -331,7 +331,7 @@ class FeatureVizTechnique(Technique):
     def explore_panels(self, layer, unit: int) -> list[dict]:
         """The unit's optimised image beside the image of the set that drives its mean activation most, each with that
         mean (explore page, where it was made with feature visualisation: `netsight explore --featureviz`)."""
-        r = getattr(layer.numbers, "featureviz", None)
+        r = layer.numbers.featureviz  # a conv layer's LayerUnits: set where the page asked for feature visualisation
         if r is None:
             return []
         from ..plotting import pixel_image
@@ -351,7 +351,7 @@ class FeatureVizTechnique(Technique):
         return [panel("images", title, "featureviz", "cards featureviz", items=cards, pictures=[{"class": "featureviz"}])]
 
     def explore_shared(self, layer) -> dict[str, dict]:
-        if getattr(layer.numbers, "featureviz", None) is None:
+        if layer.numbers.featureviz is None:
             return {}
         return {
             "notes": {

@@ -108,6 +108,8 @@ def microscope(
     written = [out / STATE, out / FIELDS]
     written += _write_images(source, [state, *(h for _, h in history)], out / "images", progress)
     matches = _matches(model, others, source, list(state.layers), mean, std, batch_size) if others else {}
+    # with feature visualisation, each snapshot's network (loaded once; None: the final weights, whose image is made below)
+    earlier = [None if _same_weights(m, model) else m for m in (_weights(w, device) for _, w in snapshots)] if featureviz else []
     entries = []
     for i, (name, top) in enumerate(state.layers.items()):
         visualised = None
@@ -123,9 +125,8 @@ def microscope(
         over: list[tuple] = [(iteration, h.layers[name]) for iteration, h in history]
         if featureviz and history:  # the unit's optimised image at each snapshot too: how it formed over training
             visualised_over = []
-            for s, (_, weights) in enumerate(snapshots):
-                then = _weights(weights, device)
-                if visualised is not None and _same_weights(then, model):  # the final weights: the image above
+            for s, then in enumerate(earlier):
+                if then is None:  # the final weights: the image above
                     visualised_over.append(visualised)
                     continue
                 path = out / "featureviz" / f"{i:03d}-{s:02d}.png"
