@@ -169,7 +169,10 @@ def test_bad_input_is_refused_in_one_line_before_anything_is_written(tiny_runs):
 # ------------------------------------------------------------------ Ismail et al. 2019: fading saliency
 def _train(cell: str, row: int, iterations: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """Train until the net reads the class from `row` steadily (>= 95% on a validation draw at three checks in a row,
-    one every 100 iterations) or `iterations` are spent: a late row takes about 300 iterations, an early one more."""
+    one every 100 iterations) or `iterations` are spent: a late row takes about 300 iterations, an early one more.
+    The gradient's norm is clipped at 1, as recurrent nets are usually trained: without it, on an AMD EPYC CPU the
+    LSTM and the GRU reading row 3 reached 66% and then fell back to chance for good (exploding gradients), where
+    another CPU's arithmetic had carried them through."""
     torch.manual_seed(0)
     model = RowSequenceClassifier(cell, (1, 28, 28), 10, hidden=32)
     x, y = informative_row_images(4000, row, seed=0)
@@ -182,6 +185,7 @@ def _train(cell: str, row: int, iterations: int) -> tuple[nn.Module, torch.Tenso
         loss = nn.functional.cross_entropy(model(x[b]), y[b])
         opt.zero_grad()
         loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 100 == 0:
             with torch.no_grad():
@@ -196,14 +200,14 @@ def _train(cell: str, row: int, iterations: int) -> tuple[nn.Module, torch.Tenso
 ITERATIONS = {"rnn": 1500, "lstm": 3000, "gru": 3000}  # at most (the early row first reads >= 90% at 900-2,500)
 
 
-@pytest.mark.slow  # two short real trainings per cell, one thread: 8 s (RNN), 15 s (LSTM), 37 s (GRU) measured
+@pytest.mark.slow  # two short real trainings per cell, one thread: 7 s (RNN), 13 s (LSTM), 20 s (GRU), quiet
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_saliency_fades_for_an_informative_row_read_early(cell):
     """Ismail et al. 2019 (their Fig. 1 and section 3): a recurrent net classifies from features it read early, yet
     its gradient saliency on those features is weaker than when the same features come late. Here the class is
     written only in row 3 (early: 25 steps before the end) or row 26 (late); both nets learn it (>= 90%), and the
     share of |gradient| in the informative row, over the correctly classified test images, is smaller for the
-    early row, intervals apart."""
+    early row, intervals apart; the late row's is above the even share 1/28, the early row's may vanish."""
     torch.set_num_threads(1)
     share = {}
     for row in (2, 25):
@@ -213,9 +217,9 @@ def test_saliency_fades_for_an_informative_row_read_early(cell):
         assert ok.float().mean() >= 0.9, (cell, row, float(ok.float().mean()))  # it learned the task
         mass = mass_per_row(Saliency(model).attribute(x[ok], y[ok].tolist()).maps)
         share[row] = summarise(mass[:, row])
-        assert share[row].mean > 1 / 28  # the informative row gets more than its even share either way
     early, late = share[2], share[25]
-    assert early.hi < late.lo, (cell, early, late)
+    assert late.mean > 1 / 28, (cell, late)  # read last, the informative row gets more than its even share
+    assert early.hi < late.lo, (cell, early, late)  # read early, less: it may vanish (the GRU's did: 0.000)
 
 
 # ------------------------------------------------------------------ section 3's block, from hand-written tables
