@@ -246,8 +246,9 @@ def while_driving(call, ready, act, after: float = 0.0):
     try:
         with ctrl_c_raises():
             result = call()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         result = 130
+        print(f"netsight: interrupted: {exc}", file=sys.stderr)  # the line the CLI prints before exiting 130
     finally:
         running.clear()
     watcher.join(timeout=after + 5)
@@ -272,23 +273,6 @@ def kill_the_first_task_while(capsys, *args) -> subprocess.CompletedProcess:
     return once_a_task_runs(lambda pid: os.kill(pid, signal.SIGKILL), capsys, *args)
 
 
-def test_a_worker_killed_mid_task_is_retried(ray_driver, tmp_path, capsys):
-    suite_file = _suite_file(tmp_path, longer(seeds=2, iterations=100))
-    before = task_folders()
-    args = ("run", suite_file, "--backend", "ray", "--address", ray_driver.address, "--out", tmp_path / "o", "--quiet")
-    done = kill_the_first_task_while(capsys, *args)
-    assert done.returncode == 0, done.stderr
-    assert task_folders() == before  # the killed task's folder was removed by the next task on that node
-    runs = sorted((tmp_path / "o" / "runs" / "cnn").iterdir())
-    assert [p.name.split("-seed")[1][0] for p in runs] == ["0", "1"]  # every run once, nothing left beside them
-    for run in runs:
-        assert open_run(run).summary["status"] == "completed"
-        assert [int(r["iteration"]) for r in read_csv(run / "metrics.csv")] == [50, 100]
-        assert not (run / "checkpoint.pt").exists()
-    report = (tmp_path / "o" / "report.md").read_text()
-    assert all(report.count(f"| {run.name} |") == 1 for run in runs), report  # the table of runs
-
-
 def test_a_task_lost_for_good_is_named_with_its_node(ray_driver, tmp_path, capsys, monkeypatch):
     """With no retries left (MAX_RETRIES set to 0), a killed worker fails its run, and the error says on which node
     it was lost."""
@@ -308,18 +292,21 @@ def test_a_task_lost_for_good_is_named_with_its_node(ray_driver, tmp_path, capsy
 RESUMABLE = 'seeds = 1\n[[group]]\nname = "rnn"\nmodels = ["lstm"]\nhidden = [32]\niterations = 800\neval_every = 40\n'
 
 
-def drive(capsys, suite_file, out, address, act, shared_out=False, after: float = 0.0) -> tuple[int, str, Path]:
+def drive(
+    capsys, suite_file, out, address, act, shared_out=False, after: float = 0.0, runs: int = 1, report: bool = False
+) -> tuple[int, str, Path]:
     """`run_suite` in this process checkpointing every second (the CLI's default is a minute), while a thread calls
-    `act(run directory)` once the driver holds a checkpoint of the run (sent by the task, installed under `out`).
-    Returns the exit code the CLI would give (130 after Ctrl-C), stderr and the run directory."""
+    `act(run directory)` once the driver holds a checkpoint of `runs` runs (sent by their tasks, installed under
+    `out`). Returns the exit code the CLI would give (130 after Ctrl-C), stderr and the first checkpointed run's
+    directory."""
     options = SuiteOptions(backend="ray", address=address, checkpoint_seconds=1.0, shared_out=shared_out, progress=False)
 
     def checkpointed():
-        found = [p for p in Path(out).glob("runs/*/*/checkpoint.pt") if not p.parent.name.startswith(".")]
-        return found[0].parent if found else None
+        found = sorted(p.parent for p in Path(out).glob("runs/*/*/checkpoint.pt") if not p.parent.name.startswith("."))
+        return found[0] if len(found) >= runs else None
 
     def run() -> int:
-        run_suite(parse_suite(Path(suite_file).read_text(), str(suite_file)), out, options, report=False)
+        run_suite(parse_suite(Path(suite_file).read_text(), str(suite_file)), out, options, report=report)
         return 0
 
     capsys.readouterr()
@@ -335,18 +322,38 @@ def kill_the_task(run: Path) -> None:
     os.kill(pids[0], signal.SIGKILL)
 
 
+def runs_beside(run: Path) -> list[Path]:
+    """The run directories of `run`'s group (not a staging folder: its name starts with a dot)."""
+    return sorted(p for p in run.parent.iterdir() if not p.name.startswith("."))
+
+
 def check_it_resumed(code: int, err: str, run: Path) -> None:
-    """The driver finished the RESUMABLE run from its checkpoint after its task's worker was killed."""
+    """The driver finished a RESUMABLE run from its checkpoint after its task's worker was killed (the one run whose
+    line says so), and every run of the suite whole (`run`: one of them)."""
     assert code == 0, err
-    line = next(line for line in err.splitlines() if ": completed, test acc" in line)
-    resumed_at = int(line.split("(resumed at iteration ")[1].split()[0])
-    assert 0 < resumed_at < 800 and line.endswith("after a lost worker)"), line
-    assert [int(r["iteration"]) for r in read_csv(run / "metrics.csv")] == list(range(40, 801, 40))
-    assert open_run(run).summary["status"] == "completed" and not (run / "checkpoint.pt").exists()
+    lines = [line for line in err.splitlines() if ": completed, test acc" in line]
+    resumed = [line for line in lines if "(resumed at iteration " in line]
+    assert len(resumed) == 1, err  # the killed task's run, and no other
+    resumed_at = int(resumed[0].split("(resumed at iteration ")[1].split()[0])
+    assert 0 < resumed_at < 800 and resumed[0].endswith("after a lost worker)"), resumed[0]
+    for done in runs_beside(run):
+        assert [int(r["iteration"]) for r in read_csv(done / "metrics.csv")] == list(range(40, 801, 40))
+        assert open_run(done).summary["status"] == "completed" and not (done / "checkpoint.pt").exists()
 
 
-def test_a_retry_resumes_from_the_last_checkpoint(ray_driver, tmp_path, capsys):
-    check_it_resumed(*drive(capsys, _suite_file(tmp_path, RESUMABLE), tmp_path / "o", ray_driver.address, kill_the_task))
+def test_a_worker_killed_mid_task_is_retried_from_the_last_checkpoint(ray_driver, tmp_path, capsys):
+    """Two runs train, one on each node; once the driver holds a checkpoint of both, one task's worker is killed:
+    Ray retries the task, which resumes from that checkpoint; the other run is not disturbed, the killed task's
+    private folder is removed by the next task on its node, and the report lists each run once."""
+    before = task_folders()
+    suite_file = _suite_file(tmp_path, RESUMABLE.replace("seeds = 1", "seeds = 2"))
+    code, err, run = drive(capsys, suite_file, tmp_path / "o", ray_driver.address, kill_the_task, runs=2, report=True)
+    check_it_resumed(code, err, run)
+    runs = runs_beside(run)
+    assert [p.name.split("-seed")[1][0] for p in runs] == ["0", "1"]  # every run once, nothing left beside them
+    assert task_folders() == before
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert all(report.count(f"| {p.name} |") == 1 for p in runs), report  # the table of runs
 
 
 def test_a_node_lost_mid_task_has_its_work_retried_on_another(cluster, tmp_path):
@@ -460,42 +467,36 @@ def test_runs_finish_when_the_task_book_dies(ray_driver, tmp_path, capsys):
     assert [int(r["iteration"]) for r in read_csv(run / "metrics.csv")] == list(range(40, 801, 40))
 
 
-def test_ctrl_c_keeps_the_progress_of_running_tasks(ray_driver, tmp_path, capsys):
-    suite_file = _suite_file(tmp_path, RESUMABLE)
+def test_ctrl_c_cancels_the_tasks_keeps_their_checkpoints_and_a_rerun_resumes(ray_driver, tmp_path, capsys):
+    """Ctrl-C in the driver (here: SIGINT to this process, as a notebook's interrupt) while both runs train, each on
+    its node, 1.5 s after the driver holds a checkpoint of both: the tasks are cancelled (their workers gone within
+    5 s, well before the runs could have finished), each run is left resumable at its last checkpoint (never a
+    partial run without one), and a rerun resumes both: the rows kept stay, timings included."""
+    suite_file = _suite_file(tmp_path, RESUMABLE.replace("seeds = 1", "seeds = 2"))
 
     def ctrl_c(run: Path) -> None:
         os.kill(os.getpid(), signal.SIGINT)
 
-    code, err, run = drive(capsys, suite_file, tmp_path / "o", ray_driver.address, ctrl_c, after=1.5)
-    assert code == 130, err
-    kept = read_csv(run / "metrics.csv")
-    assert open_run(run).summary["status"] == "running" and (run / "checkpoint.pt").is_file() and kept
-    again = in_process(
-        capsys, "run", suite_file, "--backend", "ray", "--address", ray_driver.address, "--out", tmp_path / "o", "--quiet"
-    )
-    assert again.returncode == 0, again.stderr
-    rows = read_csv(run / "metrics.csv")
-    assert [int(r["iteration"]) for r in rows] == list(range(40, 801, 40))
-    assert rows[: len(kept)] == kept  # the same rows, timings included: resumed, not trained again
-
-
-def test_ctrl_c_cancels_the_tasks_and_a_rerun_finishes(ray_driver, tmp_path, capsys):
-    """Ctrl-C in the driver (here: SIGINT to this process, as a notebook's interrupt) while both tasks train."""
-    suite_file = _suite_file(tmp_path, longer(seeds=2, iterations=200))
-    args = ("run", suite_file, "--backend", "ray", "--address", ray_driver.address, "--out", tmp_path / "o", "--quiet")
-    done = once_a_task_runs(lambda pid: os.kill(os.getpid(), signal.SIGINT), capsys, *args)
-    assert done.returncode == 130 and "interrupted" in done.stderr, done.stderr
-    deadline = time.monotonic() + 5  # well before the runs could have finished by themselves
+    code, err, run = drive(capsys, suite_file, tmp_path / "o", ray_driver.address, ctrl_c, after=1.5, runs=2)
+    assert code == 130 and "Ray tasks cancelled; rerun the same command" in err, err
+    deadline = time.monotonic() + 5
     while task_processes() and time.monotonic() < deadline:  # cancelled tasks' workers are killed
         time.sleep(0.2)
     assert task_processes() == []
-    group = tmp_path / "o" / "runs" / "cnn"
-    installed = sorted(group.iterdir()) if group.exists() else []
-    assert all(open_run(p).summary["status"] == "completed" for p in installed)  # whole runs or nothing
+    runs = runs_beside(run)
+    kept = {p: read_csv(p / "metrics.csv") for p in runs}
+    assert len(runs) == 2
+    for p in runs:
+        assert open_run(p).summary["status"] == "running" and (p / "checkpoint.pt").is_file() and kept[p]
+        assert len(kept[p]) < 20  # cancelled mid-run, not finished
+    args = ("run", suite_file, "--backend", "ray", "--address", ray_driver.address, "--out", tmp_path / "o", "--quiet")
     again = in_process(capsys, *args)
     assert again.returncode == 0, again.stderr
-    assert f"2 runs, {len(installed)} already done, {2 - len(installed)} to train" in again.stderr
-    assert len(list(group.iterdir())) == 2
+    assert "2 runs, 0 already done, 2 to train" in again.stderr, again.stderr
+    for p in runs:
+        rows = read_csv(p / "metrics.csv")
+        assert [int(r["iteration"]) for r in rows] == list(range(40, 801, 40))
+        assert rows[: len(kept[p])] == kept[p]  # the same rows, timings included: resumed, not trained again
 
 
 def test_an_interrupted_run_resumes_on_the_cluster(ray_driver, tmp_path, monkeypatch, capsys):
@@ -685,3 +686,23 @@ def test_the_microscopes_dataset_pass_split_over_the_cluster_equals_brute_force(
     resumed = dataset_pass_on_ray(net, tensor_images(images), k=K, batch_size=4, state=state, shards=4)
     assert_equals_brute_force(resumed, net, images)
     assert UnitTopK.load(state).covered == [(0, 37)]
+
+
+def test_a_killed_worker_not_yet_reaped_counts_as_dead():
+    """A SIGKILLed worker stays a zombie until its parent reaps it; a retried task starting before then must still
+    remove its folder (seen: the retry started first and the folder stayed)."""
+    from netsight.suites.backends.ray import _alive
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert _alive(child.pid) and _alive(os.getpid())
+        child.kill()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the killed child never became a zombie"
+            time.sleep(0.05)
+        assert not _alive(child.pid)  # a zombie: killed, not reaped (no wait() yet)
+    finally:
+        child.kill()
+        child.wait()
+    assert not _alive(child.pid)  # reaped: gone

@@ -298,13 +298,19 @@ def _remove_folders_of_dead_tasks() -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` runs on this node. A killed worker its parent has not reaped yet (a zombie) is not
+    alive: it holds no files and never writes again, and a retried task can start before the reaping."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (not Linux), or it went in between: trust the signal
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")  # the state, after the name "(...)"
 
 
 class _BookClient:
