@@ -31,10 +31,51 @@ def tight_with_title(fig: Figure, title_inches: float = 0.45, bottom_inches: flo
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Write `fig` as a PNG cropped to what it draws (as `savefig(bbox_inches="tight")`), atomically; close it."""
     path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png"))
+    atomic_write(path, lambda tmp: write_tight_png(fig, tmp, dpi))
     plt.close(fig)
     return path
+
+
+def write_tight_png(fig: Figure, target: str | Path, dpi: int = 120) -> None:
+    """`fig.savefig(target, dpi=dpi, bbox_inches="tight", format="png")` with one draw instead of two.
+
+    matplotlib's tight save draws the whole figure once to measure it and again to render it; for the
+    many-panel grids netsight makes (a histogram per layer, a map per method and image) the first draw is
+    about a third of the save. Here the figure is rendered once at `dpi` and the pixels are cut to the
+    box the drawn artists cover, padded by `savefig.pad_inches` (with the figure's background where the
+    pad reaches past the canvas, as matplotlib pads). Where an artist itself reaches beyond the canvas
+    (a legend hung outside the figure), the cut could not show it: then matplotlib's own two-draw save
+    runs, which enlarges the canvas to fit."""
+    from matplotlib import image as mpl_image
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import to_rgba
+
+    pad = matplotlib.rcParams["savefig.pad_inches"]
+    fig.set_dpi(dpi)
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    drawn = fig.get_tightbbox(canvas.get_renderer())  # inches, origin at the bottom left
+    width, height = fig.get_size_inches()
+    outside = drawn.x0 < 0 or drawn.y0 < 0 or drawn.x1 > width or drawn.y1 > height
+    if outside or not isinstance(pad, (int, float)):  # or "layout": a constrained layout's padding, matplotlib's
+        fig.savefig(target, dpi=dpi, bbox_inches="tight", format="png")
+        return
+    box = drawn.padded(pad)
+    pixels = np.asarray(canvas.buffer_rgba())
+    rows, cols = pixels.shape[:2]
+    # as matplotlib's tight save: the canvas shifted so the box starts at pixel 0, int(size * dpi) pixels
+    left, top = round(box.x0 * dpi), rows - round(box.y1 * dpi)
+    out_w, out_h = int(box.width * dpi), int(box.height * dpi)
+    out = np.empty((out_h, out_w, 4), dtype=np.uint8)
+    out[:] = np.round(np.array(to_rgba(fig.get_facecolor())) * 255).astype(np.uint8)
+    src_top, src_left = max(top, 0), max(left, 0)
+    src_bottom, src_right = min(top + out_h, rows), min(left + out_w, cols)
+    out[src_top - top : src_bottom - top, src_left - left : src_right - left] = pixels[src_top:src_bottom, src_left:src_right]
+    mpl_image.imsave(
+        target, out, format="png", origin="upper", dpi=dpi, metadata={"Software": f"matplotlib version{matplotlib.__version__}"}
+    )
 
 
 PANELS_PER_ROW = 5  # histogram grids wrap (a ResNet has dozens of layers)
