@@ -1,9 +1,10 @@
 """The plotting helpers every figure shares: matplotlib runs headless (Agg) with the rcParams of
-`style`; `save_figure` writes a PNG atomically; `tight_with_title` keeps a fixed band for the title;
-the picture conversions (a deconv projection, a pixel tile, mosaics, the receptive-field tint and its
-key) and the titles several techniques' figures share. Each technique's own figure lives in its
-module (`techniques/<name>.py`: `plot_<name>`); the study report's own figures in `report/figures.py`.
-Every figure has a title and labelled axes."""
+`style`; `save_figure` writes a tight PNG atomically, from one draw (`write_tight_png`);
+`tight_with_title` keeps a fixed band for the title; the picture conversions (a deconv projection,
+a pixel tile, mosaics, the receptive-field tint and its key) and the titles several techniques'
+figures share. Each technique's own figure lives in its module (`techniques/<name>.py`:
+`plot_<name>`); the study report's own figures in `report/figures.py`. Every figure has a title and
+labelled axes."""
 
 from __future__ import annotations
 

@@ -344,7 +344,8 @@ def check_it_resumed(code: int, err: str, run: Path) -> None:
 def test_a_worker_killed_mid_task_is_retried_from_the_last_checkpoint(ray_driver, tmp_path, capsys):
     """Two runs train, one on each node; once the driver holds a checkpoint of both, one task's worker is killed:
     Ray retries the task, which resumes from that checkpoint; the other run is not disturbed, the killed task's
-    private folder is removed by the next task on its node, and the report lists each run once."""
+    private folder is removed by a later task on this machine (the retry, at its start or its end: seen in a full
+    run, the retry started while the killed worker was still exiting), and the report lists each run once."""
     before = task_folders()
     suite_file = _suite_file(tmp_path, RESUMABLE.replace("seeds = 1", "seeds = 2"))
     code, err, run = drive(capsys, suite_file, tmp_path / "o", ray_driver.address, kill_the_task, runs=2, report=True)
@@ -689,8 +690,8 @@ def test_the_microscopes_dataset_pass_split_over_the_cluster_equals_brute_force(
 
 
 def test_a_killed_worker_not_yet_reaped_counts_as_dead():
-    """A SIGKILLed worker stays a zombie until its parent reaps it; a retried task starting before then must still
-    remove its folder (seen: the retry started first and the folder stayed)."""
+    """A SIGKILLed worker stays a zombie until its parent reaps it: no longer running, so a task that looks for the
+    folders of dead tasks in the meantime must remove its folder."""
     from netsight.suites.backends.ray import _alive
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

@@ -208,6 +208,7 @@ def train_unit(
             result = _train_or_error(configs, paths, options, threads, checkpointed)
             if "summaries" in result:
                 result["runs"] = [pack_folder(p) for p in paths]
+        _remove_folders_of_dead_tasks()  # again: a retry can start while its killed worker is still exiting
     return {**where, **result, "seconds": time.perf_counter() - started, "resumed_at": resumed_at or None}
 
 
@@ -283,7 +284,9 @@ TASK_FOLDER_PREFIX = "netsight-task-"
 def _remove_folders_of_dead_tasks() -> None:
     """A task whose worker was killed (SIGKILL, a lost node coming back) leaves its private folder
     behind, up to tens of MB per LeNet5 run. The folder is named after the worker's pid; one whose
-    process is gone from this node is removed by the next task that starts here."""
+    process is gone from this node is removed by the next task that starts or ends here (at the end
+    too: Ray can start the killed task's retry while the killed worker is still exiting, and then its
+    pid still answers)."""
     for folder in Path(tempfile.gettempdir()).glob(f"{TASK_FOLDER_PREFIX}*-*"):
         pid = folder.name[len(TASK_FOLDER_PREFIX) :].split("-")[0]
         if pid.isdigit() and not _alive(int(pid)) and folder.is_dir():
