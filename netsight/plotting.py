@@ -44,7 +44,7 @@ def write_tight_png(fig: Figure, target: str | Path, dpi: int = 120) -> None:
 
     matplotlib's tight save draws the whole figure once to measure it and again to render it; for the
     many-panel grids netsight makes (a histogram per layer, a map per method and image) the first draw is
-    about a third of the save. Here the figure is rendered once at `dpi` and the pixels are cut to the
+    about a fifth of the save (docs/performance.md, "Saving a figure"). Here the figure is rendered once at `dpi` and the pixels are cut to the
     box the drawn artists cover, padded by `savefig.pad_inches` (with the figure's background where the
     pad reaches past the canvas, as matplotlib pads). Where an artist itself reaches beyond the canvas
     (a legend hung outside the figure), the cut could not show it: then matplotlib's own two-draw save
