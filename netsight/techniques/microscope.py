@@ -104,12 +104,14 @@ def microscope(
         state = dataset_pass(model, source, layers, k, batch_size, out / STATE, mean=mean, std=std, progress=progress)
     fields = _fields(model, state, source.shape, out / FIELDS)
     device = next(model.parameters()).device
-    history = _over_training(snapshots, source, list(state.layers), batch_size, mean, std, device, progress) if snapshots else []
+    # each snapshot's network, loaded once: its dataset pass, and with feature visualisation its optimised images
+    snapshot_models = [(iteration, _weights(path, device)) for iteration, path in snapshots]
+    history = _over_training(snapshot_models, source, list(state.layers), batch_size, mean, std, progress) if snapshots else []
     written = [out / STATE, out / FIELDS]
     written += _write_images(source, [state, *(h for _, h in history)], out / "images", progress)
     matches = _matches(model, others, source, list(state.layers), mean, std, batch_size) if others else {}
-    # with feature visualisation, each snapshot's network (loaded once; None: the final weights, whose image is made below)
-    earlier = [None if _same_weights(m, model) else m for m in (_weights(w, device) for _, w in snapshots)] if featureviz else []
+    # None: the final weights, whose image is made below for the layer anyway
+    earlier = [None if _same_weights(m, model) else m for _, m in snapshot_models] if featureviz else []
     entries = []
     for i, (name, top) in enumerate(state.layers.items()):
         visualised = None
@@ -200,14 +202,12 @@ def _used_images(state: UnitTopK) -> set[int]:
     return {int(i) for top in state.layers.values() for i in top.images.flatten().tolist()}
 
 
-def _over_training(snapshots, source: ImageSource, layers: list[str], batch_size: int, mean, std, device, progress: bool):
-    """(iteration, the dataset pass of the weights at that iteration) for each snapshot of a run."""
+def _over_training(snapshots, source: ImageSource, layers: list[str], batch_size: int, mean, std, progress: bool):
+    """(iteration, the dataset pass of the network at that iteration) for each (iteration, network) of a run."""
     from ..progress import track
-    from ..train import load_weights
 
     out = []
-    for iteration, path in track(snapshots, len(snapshots), "microscope over training", progress, "snapshots"):
-        snapshot = load_weights(path, device)
+    for iteration, snapshot in track(snapshots, len(snapshots), "microscope over training", progress, "snapshots"):
         out.append((iteration, dataset_pass(snapshot, source, layers, SNAPSHOT_K, batch_size, mean=mean, std=std)))
     return out
 
