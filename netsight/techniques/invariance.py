@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torchvision.transforms.v2 import InterpolationMode, functional as TF
 
 from ..errors import NetsightError
 from ..ops.hooks import capture_outputs, evaluating, leaf_execution_order, normalised_input
@@ -48,6 +47,10 @@ SWEEPS = sweeps_for(28)
 
 def transform(images: torch.Tensor, kind: str, amount: float) -> torch.Tensor:
     """Apply one transform to float images [N,C,H,W] (bilinear, zero fill, same size)."""
+    # imported here, not at the top: torchvision's import (~1.5 s, it loads torch._dynamo) would otherwise be paid
+    # by every command line, which imports each technique to build its flags
+    from torchvision.transforms.v2 import InterpolationMode, functional as TF
+
     bilinear = InterpolationMode.BILINEAR
     if kind.startswith("vertical"):
         return TF.affine(images, angle=0.0, translate=[0, int(amount)], scale=1.0, shear=[0.0, 0.0], interpolation=bilinear)
