@@ -114,6 +114,42 @@ def test_the_method_objects_give_the_functions_maps_and_captums(case):
     assert netsight.GradCAM(model, module).layer == layer  # the layer as a module, Captum's way
 
 
+# a setting away from its default for every method that has one
+OTHER_SETTINGS = {
+    "integrated_gradients": {"steps": 5, "baseline": 0.1, "quadrature": "riemann_middle"},
+    "smoothgrad": {"samples": 3, "noise": 0.2, "seed": 4},
+    "smoothgrad_squared": {"samples": 3, "noise": 0.2, "seed": 4},
+    "vargrad": {"samples": 3, "noise": 0.2, "seed": 4},
+    "gradcam": {"layer": "conv1"},
+    "guided_gradcam": {"layer": "conv1"},
+    "occlusion": {"size": 7, "stride": 5, "fill": 0.2},
+}
+
+
+def test_on_another_model_is_the_same_method_with_every_setting():
+    """`method.on(model)`, how the sanity checks rebuild every method on each randomised copy (and the seed agreement
+    on another seed's model), is the method built on that model directly: every setting and the normalisation kept,
+    the other model's maps. Every method, each with settings away from its defaults (the technique walk in
+    techniques/test_registry.py runs a few methods only)."""
+    from netsight.techniques.attribution_methods import METHOD_CLASSES
+
+    model, x = _lenet()
+    model, x = model.float(), x.float()  # float32: the same code, a third of float64's time
+    torch.manual_seed(1)
+    other = build_model(ModelConfig("lenet5", (1, 28, 28), 10)).eval()
+    assert set(OTHER_SETTINGS) <= set(METHOD_CLASSES)
+    for name, cls in METHOD_CLASSES.items():
+        settings = OTHER_SETTINGS.get(name, {})
+        method = cls(netsight.Normalize(model, (0.4,), (0.3,)), batch_size=5, **settings)
+        moved = method.on(other)  # an unwrapped model gets the method's normalisation
+        direct = cls(netsight.Normalize(other, (0.4,), (0.3,)), batch_size=5, **settings)
+        assert type(moved) is cls and moved.inner is other and moved._settings() == method._settings(), name
+        assert (moved.mean, moved.std, moved.batch_size) == ((0.4,), (0.3,), 5), name
+        maps = moved.attribute(x, TARGETS).maps
+        assert torch.equal(maps, direct.attribute(x, TARGETS).maps), name
+        assert not torch.equal(maps, method.attribute(x, TARGETS).maps), name  # the other model's, not the first's
+
+
 def test_target_int_list_tensor_and_predicted():
     model, x = _lenet()
     s = netsight.Saliency(model)
