@@ -10,10 +10,14 @@ import contextlib
 import csv
 import io
 import re
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from netsight.cli import main
+from netsight.data import load_dataset
+from tests.conftest import small_part
 from tests.report.test_browser import keep_screenshot, layout_problems, watch
 
 pytestmark = pytest.mark.browser
@@ -43,13 +47,29 @@ PAIRS_JS = """() => [...document.querySelectorAll('#detail .pair')].map((f) => {
 })"""
 
 
+def course_tree(folder: Path) -> Path:
+    """A fifth of the bundled course set's test images (20 of each class, evenly spaced: 200) and one training image of
+    each class, as the PNG tree `--data-root` reads (the same pixels: 28 x 28 grey, lossless)."""
+    data = small_part(load_dataset("cifar10-assignment"), 10, 200)
+    for split, images, labels in (("Train", data.train_images, data.train_labels), ("Test", data.test_images, data.test_labels)):
+        for i, (image, label) in enumerate(zip(images, labels.tolist(), strict=True)):
+            (folder / split / str(label)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image[0].numpy()).save(folder / split / str(label) / f"Image{i:05d}.png")
+    return folder
+
+
 @pytest.fixture(scope="module")
 def explore_run(tmp_path_factory, tiny_runs):
-    run = tiny_runs.copy("lenet5", tmp_path_factory.mktemp("explore") / "lenet")  # 12 iterations, snapshots at 3 and 6
+    root = tmp_path_factory.mktemp("explore")
+    run = tiny_runs.copy("lenet5", root / "lenet")  # 12 iterations, snapshots at 3 and 6
+    # 200 test images, not the course set's 1,000: what the page shows of a unit (its top 9, their projections,
+    # occlusion, invariance, evolution) is as much on any number of images; the passes over all of them (top 9 for
+    # each layer and snapshot, the strongest image) cost a fifth, ~9 s of CPU less
+    data = ["--data-root", str(course_tree(root / "assignment"))]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        assert main(["inspect", str(run), "--top9", "--layer", "conv2"]) == 0
-        assert main(["explore", str(run), "--featureviz", "--steps", "4"]) == 0
+        assert main(["inspect", str(run), "--top9", "--layer", "conv2", *data]) == 0
+        assert main(["explore", str(run), "--featureviz", "--steps", "4", *data]) == 0
     assert str(run / "explore.html") in printed.getvalue()
     return run
 
