@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -61,20 +62,39 @@ def tiny_data(monkeypatch):
     monkeypatch.setattr(loop, "load_dataset", lambda *a, **k: tiny_dataset())
 
 
-@pytest.fixture
-def completed(tmp_path, tiny_data):
-    run = tmp_path / "run"
-    assert main([*TRAIN, "--out", str(run)]) == 0
+# The tests damage the run they get, so each gets its own; training LeNet5 (3.27M parameters) for every test
+# cost ~2 s of CPU each, so a run is trained once for the module and each test gets a copy of it (shutil.copytree
+# copies every byte and the folder's record of netsight's files, which names files relative to the folder: the
+# copy is what training into it would have written).
+
+
+@pytest.fixture(scope="module")
+def _completed_once(tmp_path_factory):
+    run = tmp_path_factory.mktemp("pristine") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(loop, "load_dataset", lambda *a, **k: tiny_dataset())
+        assert main([*TRAIN, "--out", str(run)]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def _interrupted_once(tmp_path_factory):
+    run = tmp_path_factory.mktemp("pristine") / "stopped"
+    with pytest.MonkeyPatch.context() as mp:
+        _interrupt_after(mp, 6)
+        s = train(_config(), run, dataset=tiny_dataset(), progress=False)
+    assert s["status"] == "interrupted" and (run / "checkpoint.pt").is_file()
     return run
 
 
 @pytest.fixture
-def interrupted(tmp_path, monkeypatch):
-    _interrupt_after(monkeypatch, 6)
-    s = train(_config(), tmp_path / "stopped", dataset=tiny_dataset(), progress=False)
-    monkeypatch.undo()
-    assert s["status"] == "interrupted" and (tmp_path / "stopped" / "checkpoint.pt").is_file()
-    return tmp_path / "stopped"
+def completed(_completed_once, tmp_path, tiny_data):
+    return Path(shutil.copytree(_completed_once, tmp_path / "run"))
+
+
+@pytest.fixture
+def interrupted(_interrupted_once, tmp_path):
+    return Path(shutil.copytree(_interrupted_once, tmp_path / "stopped"))
 
 
 @pytest.mark.parametrize(
@@ -145,55 +165,91 @@ def test_legit_paths_still_work(completed, interrupted, capsys, tiny_data):
 # ---------------------------------------------------------------- killed for real (SIGKILL), then resumed
 
 
-def _train_and_kill(out: Path, when: str) -> None:
-    """Train in a child process that SIGKILLs itself at `when`: 'checkpoint' (after the second
-    checkpoint), 'metrics-write' (the metrics.csv written at iteration 8 is in place, its record not
-    yet settled) or 'checkpoint-removal' (the finished run deleted checkpoint.pt, record not settled)."""
+WHEN = ["checkpoint", "metrics-write", "checkpoint-removal"]
+
+
+def _train_and_kill(root: Path) -> tuple[dict[str, int], str]:
+    """Train into root/WHEN in child processes that each SIGKILL themselves at `when`: 'checkpoint' (after the
+    second checkpoint), 'metrics-write' (the metrics.csv written at iteration 8 is in place, its record not yet
+    settled) or 'checkpoint-removal' (the finished run deleted checkpoint.pt, record not settled). One process
+    imports torch and netsight once (~3 s of CPU) and forks the children one after the other (it runs no torch
+    operation itself, so each child starts as a fresh process would); returns each child's exit code as
+    subprocess gives it (-9: killed by SIGKILL), and the stderr of them all."""
     script = textwrap.dedent(f"""
-        import os, pathlib, signal, sys
+        import json, os, pathlib, signal, sys, traceback
         sys.path.insert(0, {str(REPO)!r})
         from netsight import fileio
         from netsight.train import resolve, train
         from tests.conftest import tiny_dataset
-        when, seen = {when!r}, {{"checkpoint": 0, "metrics.csv": 0}}
-        die = lambda: os.kill(os.getpid(), signal.SIGKILL)
-        def on_checkpoint():
-            seen["checkpoint"] += 1
-            if when == "checkpoint" and seen["checkpoint"] == 2:
-                die()
-        real_replace, real_unlink = os.replace, pathlib.Path.unlink
-        def replace(src, dst):
-            real_replace(src, dst)
-            if pathlib.Path(dst).name == "metrics.csv":
-                seen["metrics.csv"] += 1
-                if when == "metrics-write" and seen["metrics.csv"] == 3:  # the start, iteration 4, iteration 8
+        # what training imports when first used (the optimiser's first step imports torch._dynamo; the curves
+        # figure, matplotlib), imported once here rather than in each child: ~2.6 s of CPU a child
+        import torch._dynamo, netsight.train.curves, netsight.progress
+
+        def child(when, out):
+            seen = {{"checkpoint": 0, "metrics.csv": 0}}
+            die = lambda: os.kill(os.getpid(), signal.SIGKILL)
+            def on_checkpoint():
+                seen["checkpoint"] += 1
+                if when == "checkpoint" and seen["checkpoint"] == 2:
                     die()
-        def unlink(self, missing_ok=False):
-            real_unlink(self, missing_ok=missing_ok)
-            if when == "checkpoint-removal" and self.name == "checkpoint.pt":
-                die()
-        fileio.os.replace = replace
-        pathlib.Path.unlink = unlink
-        cfg = resolve("lenet5", "mnist", iterations=12, eval_every=4, batch_size=16, seed=1, snapshots=[4, 8])
-        train(cfg, {str(out)!r}, dataset=tiny_dataset(), progress=False, checkpoint_seconds=0, on_checkpoint=on_checkpoint)
+            real_replace, real_unlink = os.replace, pathlib.Path.unlink
+            def replace(src, dst):
+                real_replace(src, dst)
+                if pathlib.Path(dst).name == "metrics.csv":
+                    seen["metrics.csv"] += 1
+                    if when == "metrics-write" and seen["metrics.csv"] == 3:  # the start, iteration 4, iteration 8
+                        die()
+            def unlink(self, missing_ok=False):
+                real_unlink(self, missing_ok=missing_ok)
+                if when == "checkpoint-removal" and self.name == "checkpoint.pt":
+                    die()
+            fileio.os.replace = replace
+            pathlib.Path.unlink = unlink
+            cfg = resolve("lenet5", "mnist", iterations=12, eval_every=4, batch_size=16, seed=1, snapshots=[4, 8])
+            train(cfg, out, dataset=tiny_dataset(), progress=False, checkpoint_seconds=0, on_checkpoint=on_checkpoint)
+
+        codes = {{}}
+        for when in {WHEN!r}:
+            pid = os.fork()
+            if pid == 0:  # the child: trains until it kills itself, never returns to this loop
+                try:
+                    child(when, os.path.join({str(root)!r}, when))
+                except BaseException:
+                    traceback.print_exc()
+                    sys.stderr.flush()
+                    os._exit(1)
+                os._exit(0)
+            codes[when] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        print(json.dumps(codes))
     """)
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert r.returncode == -9, r.stderr
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.splitlines()[-1]), r.stderr
 
 
-@pytest.mark.slow  # each case trains in a process of its own, killed mid-run
-@pytest.mark.parametrize("when", ["checkpoint", "metrics-write", "checkpoint-removal"])
-def test_a_run_killed_at_any_point_resumes_to_the_uninterrupted_result(tmp_path, when):
-    clean = train(_config(), tmp_path / "clean", dataset=tiny_dataset(), progress=False)
-    killed = tmp_path / "killed"
-    _train_and_kill(killed, when)
+@pytest.fixture(scope="module")
+def _killed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("killed")
+    codes, stderr = _train_and_kill(root)
+    return root, codes, stderr
+
+
+@pytest.mark.slow  # each case trains in a process of its own (forked by one that imports torch once), killed mid-run
+@pytest.mark.parametrize("when", WHEN)
+def test_a_run_killed_at_any_point_resumes_to_the_uninterrupted_result(_killed, _completed_once, when):
+    # _completed_once is the uninterrupted run: the same config (the CLI's flags resolve to _config(), which
+    # test_legit_paths_still_work relies on too: --resume refuses a different config) on the same data
+    clean = open_run(_completed_once).summary
+    root, codes, stderr = _killed
+    killed = root / when
+    assert codes[when] == -9, stderr
     assert damaged_files(killed) == [] and open_run(killed).summary["status"] in ("running", "completed")
     if when == "metrics-write":  # the kill struck between the rename and the record's update
         assert "pending" in json.loads((killed / MANIFEST).read_text())
     resumed = train(_config(), killed, dataset=tiny_dataset(), progress=False, resume=True)
     assert resumed["status"] == "completed" and resumed["final_test_acc"] == clean["final_test_acc"]
     strip = lambda p: [line.rsplit(",", 1)[0] for line in (p / "metrics.csv").read_text().splitlines()]  # noqa: E731
-    assert strip(killed) == strip(tmp_path / "clean")
+    assert strip(killed) == strip(_completed_once)
     assert "pending" not in json.loads((killed / MANIFEST).read_text()) or when == "checkpoint-removal"
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +16,7 @@ from netsight import fileio
 from netsight.cli import main
 from netsight.errors import NetsightError
 from netsight.fileio import atomic_write, read_json
-from netsight.train import resolve, train
+from netsight.train import loop, resolve, train
 from tests.conftest import tiny_dataset
 from tests.train.test_loop import _interrupt_after
 
@@ -31,19 +33,36 @@ def _digest(folder, skip=()):
     }
 
 
-@pytest.fixture
-def interrupted(tmp_path, monkeypatch):
-    _interrupt_after(monkeypatch, 6)
-    s = train(_config(), tmp_path / "run", dataset=tiny_dataset(), progress=False)
-    monkeypatch.undo()
-    assert s["status"] == "interrupted" and (tmp_path / "run" / "checkpoint.pt").is_file()
-    return tmp_path / "run"
+# The tests damage the run they get, so each gets its own: a copy (shutil.copytree: every byte, and the folder's
+# record of netsight's files, which names files relative to the folder) of a run trained once for the module, not
+# a LeNet5 (3.27M parameters) trained again for each of them.
+
+
+@pytest.fixture(scope="module")
+def _interrupted_once(tmp_path_factory):
+    run = tmp_path_factory.mktemp("pristine") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        _interrupt_after(mp, 6)
+        s = train(_config(), run, dataset=tiny_dataset(), progress=False)
+    assert s["status"] == "interrupted" and (run / "checkpoint.pt").is_file()
+    return run
+
+
+@pytest.fixture(scope="module")
+def _completed_once(tmp_path_factory):
+    run = tmp_path_factory.mktemp("pristine") / "done"
+    assert train(_config(), run, dataset=tiny_dataset(), progress=False)["status"] == "completed"
+    return run
 
 
 @pytest.fixture
-def completed(tmp_path):
-    train(_config(), tmp_path / "done", dataset=tiny_dataset(), progress=False)
-    return tmp_path / "done"
+def interrupted(_interrupted_once, tmp_path):
+    return Path(shutil.copytree(_interrupted_once, tmp_path / "run"))
+
+
+@pytest.fixture
+def completed(_completed_once, tmp_path):
+    return Path(shutil.copytree(_completed_once, tmp_path / "done"))
 
 
 def _damage(path, how):
@@ -133,6 +152,10 @@ def test_leftover_temporary_files_of_a_killed_write_are_cleaned_on_the_next_run(
 
 
 def test_a_full_disk_mid_run_is_one_line_and_the_run_does_not_claim_success(tmp_path, monkeypatch, capsys):
+    # the fixture data, not the bundled set: what is checked happens in the writes, which are the same for any data
+    # (config.json and metrics.csv at the start, metrics.csv at iteration 4 take three renames each: the 10th, in the
+    # write of iteration 8's metrics.csv, fails mid-run); loading and evaluating all of MNIST cost ~5 s of CPU
+    monkeypatch.setattr(loop, "load_dataset", lambda *a, **k: tiny_dataset())
     real_replace = os.replace
     calls = {"n": 0}
 
