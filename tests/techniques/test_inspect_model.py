@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 MODELS = [
     ("alexnet", ".pth", 64, "features.3", "features.4"),  # a conv: its in-place ReLU is projected
     ("vgg11", ".safetensors", 32, "features.6", "features.7"),
-    ("resnet18", ".safetensors", 64, "layer2", "layer2"),  # skip connections: the general path
+    ("resnet18", ".safetensors", 32, "layer2", "layer2"),  # skip connections: the general path
 ]
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -323,7 +323,7 @@ def test_explore_a_torchvision_model(image_folder, weights, tmp_path, capsys):
     assert "not a convolution" in _one_line(capsys)
 
 
-def test_one_out_folder_holds_one_network(tmp_path, capsys):
+def test_one_out_folder_holds_one_network(tmp_path, capsys, tiny_runs):
     """Without --weights the initialisation comes from --seed (0), so the same command gives the same
     network; an --out holding another network's inspection, or a run directory, is refused untouched."""
     source = tmp_path / "net.py"
@@ -343,11 +343,7 @@ def test_one_out_folder_holds_one_network(tmp_path, capsys):
     assert main(base + ["--seed", "1", "--out", str(first)]) == 2
     assert "differs in seed" in _one_line(capsys)
     assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == snapshot
-    run = tmp_path / "run"
-    from netsight.train import resolve, train
-    from tests.conftest import tiny_dataset
-
-    train(resolve("lenet5", "mnist", iterations=2, eval_every=2, batch_size=8), run, dataset=tiny_dataset(), progress=False)
+    run = tiny_runs.copy("lenet5", tmp_path / "run")  # any run directory: the session's, not a training of its own
     assert main(base + ["--out", str(run)]) == 2
     assert "is a netsight run directory" in _one_line(capsys)
     assert main(["inspect", str(run), "--filters", "--seed", "3"]) == 2
