@@ -3,17 +3,21 @@ interrupted, analyses, the sweep's comparison and the report."""
 
 import json
 import os
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from netsight.fileio import read_csv, read_json
 from netsight.report.html import build_report
+from netsight.suites import work_units
 from netsight.suites.backends import local
 from netsight.suites.runner import SuiteOptions, run_suite
 from netsight.suites.spec import expand, parse_suite
 from netsight.suites.sweep import run_sweep
 from netsight.train import open_run, train
 from netsight.train.loop import BatchSampler
+from tests.conftest import small_part, write_idx_folder
 
 SUITE = """
 title = "tiny <study> & co"
@@ -39,10 +43,26 @@ analyses = ["sequence", "explore"]
 """
 
 
+SUITE_DATA = (300, 50)  # train / test images of each bundled set that SUITE reads here (every class, evenly spread)
+
+
+@contextmanager
+def suite_data(small_suite_data, *names):
+    """While inside, an in-process suite reads SUITE_DATA's part of the bundled sets (`names`, or all); yields them
+    by name. The tests that use it check the runs' and analyses' files, tables and links, not what the runs reach,
+    and the evaluations and the analyses that pass over every test image (activations, top 9, explore, the
+    microscope) cost in proportion to the images."""
+    with small_suite_data(*names) as data, pytest.MonkeyPatch.context() as mp:
+        parts = {name: small_part(dataset, *SUITE_DATA) for name, dataset in data.items()}
+        for name, part in parts.items():
+            mp.setitem(work_units._DATA_CACHE, (name, None, False), part)
+        yield parts
+
+
 @pytest.fixture(scope="module")
 def suite_out(tmp_path_factory, small_suite_data):
     out = tmp_path_factory.mktemp("suite")
-    with small_suite_data():  # 1,000 train / 100 test images of each bundled set: the analyses' files, not their numbers
+    with suite_data(small_suite_data):
         run_suite(parse_suite(SUITE, "tiny.toml"), out, SuiteOptions(progress=False))
     return out
 
@@ -93,7 +113,7 @@ def test_suite_writes_runs_analyses_and_report(suite_out):
 def test_rerun_skips_completed_runs(suite_out, small_suite_data, capsys):
     weights = sorted(suite_out.glob("runs/*/*/model.safetensors"))
     before = [os.stat(p).st_mtime_ns for p in weights]
-    with small_suite_data():
+    with suite_data(small_suite_data):
         run_suite(parse_suite(SUITE, "tiny.toml"), suite_out, SuiteOptions(progress=False), report=False)
     assert "4 runs, 4 already done, 0 to train" in capsys.readouterr().err
     assert [os.stat(p).st_mtime_ns for p in weights] == before
@@ -104,7 +124,7 @@ def test_the_analyses_show_one_bar_over_every_run(suite_out, small_suite_data, c
     from netsight import progress
 
     monkeypatch.setattr(progress, "SHOW_AFTER_S", 0.0)
-    with small_suite_data():
+    with suite_data(small_suite_data):
         run_suite(parse_suite(SUITE, "tiny.toml"), suite_out, SuiteOptions(progress=True), report=False)
     err = capsys.readouterr().err
     n = 9 + 2 + 1  # the first LeNet5's nine, the GRUs' sequence (every seed) and explore (the first seed)
@@ -126,7 +146,7 @@ def test_report_rebuilds_from_run_directories_alone(suite_out, tmp_path):
 def test_interrupted_run_is_resumed_to_the_uninterrupted_result(tmp_path, monkeypatch, small_suite_data):
     text = '[[group]]\nname = "g"\nmodels = ["lstm"]\nhidden = [8]\niterations = 12\neval_every = 4\n'
     suite = parse_suite(text, "t.toml")
-    with small_suite_data("mnist") as data:  # clean, stopped and resumed: all on the same small MNIST
+    with suite_data(small_suite_data, "mnist") as data:  # clean, stopped and resumed: all on the same small MNIST
         run_suite(suite, tmp_path / "clean", SuiteOptions(progress=False), report=False)
         spec = expand(suite)[0]
         original, calls = BatchSampler.next, {"n": 0}
@@ -151,12 +171,35 @@ def test_interrupted_run_is_resumed_to_the_uninterrupted_result(tmp_path, monkey
     ]
 
 
-@pytest.mark.slow  # two worker processes, each importing torch and loading MNIST
+def mnist_root(folder: Path, n_train: int, n_test: int) -> str:
+    """A --data-root holding an evenly spread part of the bundled MNIST (every class) as its four IDX files: what
+    worker processes, which small_suite_data does not reach, read in place of all 70,000 digits."""
+    from netsight.data import load_dataset
+    from netsight.data.formats import encode_idx
+    from netsight.data.sources import IDX_NAMES
+
+    part = small_part(load_dataset("mnist"), n_train, n_test)
+    arrays = {
+        "train_x": part.train_images[:, 0],
+        "train_y": part.train_labels,
+        "test_x": part.test_images[:, 0],
+        "test_y": part.test_labels,
+    }
+    folder.mkdir(parents=True)
+    for key, name in IDX_NAMES.items():
+        (folder / name).write_bytes(encode_idx(arrays[key].numpy()))
+    return str(folder)
+
+
+@pytest.mark.slow  # two worker processes, each importing torch and loading the digits
 def test_parallel_jobs_give_the_same_results(tmp_path):
+    """One job and two give the same runs. On 1,000 train / 1,000 test digits, read by this process and by both
+    workers from one --data-root (0.02 of accuracy: 20 test digits; on one thread the runs are the same to the bit)."""
     text = '[[group]]\nname = "g"\nmodels = ["rnn"]\nhidden = [8, 16]\niterations = 8\neval_every = 4\n'
     suite = parse_suite(text, "t.toml")
-    run_suite(suite, tmp_path / "one", SuiteOptions(progress=False), report=False)
-    run_suite(suite, tmp_path / "two", SuiteOptions(progress=False, jobs=2), report=False)
+    root = mnist_root(tmp_path / "mnist", 1000, 1000)
+    run_suite(suite, tmp_path / "one", SuiteOptions(progress=False, data_root=root), report=False)
+    run_suite(suite, tmp_path / "two", SuiteOptions(progress=False, jobs=2, data_root=root), report=False)
     for spec in expand(suite):
         a = open_run(tmp_path / "one" / "runs" / spec.dirname)
         b = open_run(tmp_path / "two" / "runs" / spec.dirname)
@@ -178,7 +221,7 @@ def test_parallel_workers_start_the_longest_runs_first(tmp_path, monkeypatch, jo
 
 @pytest.mark.slow  # ten runs, their analyses and the comparison's figures
 def test_sweep_comparison(tmp_path, small_suite_data):
-    with small_suite_data("mnist"):  # 1,000 train / 100 test digits: the comparison's files and rows, not its accuracies
+    with suite_data(small_suite_data, "mnist"):  # 300 train / 50 test digits: the comparison's files and rows, not its accuracies
         paths = run_sweep(
             tmp_path,
             ["rnn", "gru"],
@@ -210,7 +253,7 @@ def test_sweep_comparison(tmp_path, small_suite_data):
 
 def test_report_keeps_to_the_runs_of_the_last_suite(tmp_path, small_suite_data):
     first = '[[group]]\nname = "g"\nmodels = ["rnn"]\nhidden = [8]\niterations = 4\neval_every = 4\n'
-    with small_suite_data("mnist"):
+    with suite_data(small_suite_data, "mnist"):
         run_suite(parse_suite(first, "a.toml"), tmp_path, SuiteOptions(progress=False), report=False)
         run_suite(parse_suite(first.replace("[8]", "[16]"), "b.toml"), tmp_path, SuiteOptions(progress=False))
     assert len(list((tmp_path / "runs" / "g").iterdir())) == 2
@@ -222,7 +265,7 @@ def test_sweep_models_accept_any_registered_model(tmp_path, capsys, small_suite_
     from netsight.cli import main
 
     argv = ["sweep", "--models", "gru,lenet5", "--hidden", "8,16", "--cnn", "", "--iterations", "4", "--eval-every", "2"]
-    with small_suite_data("mnist"):  # the CLI's suite in this process (--jobs 1), on 1,000 train / 100 test digits
+    with suite_data(small_suite_data, "mnist"):  # the CLI's suite in this process (--jobs 1), on 300 train / 50 test digits
         assert main([*argv, "--jobs", "1", "--out", str(tmp_path / "s"), "--quiet"]) == 0
     rows = read_csv(tmp_path / "s" / "comparison.csv")
     assert [(r["model"], r["hidden"]) for r in rows] == [("gru", "8"), ("gru", "16"), ("lenet5", "")]  # lenet5 once
@@ -255,8 +298,12 @@ def test_parallel_workers_die_with_the_driver(tmp_path):
 
     suite = tmp_path / "s.toml"
     suite.write_text('seeds = 2\n[[group]]\nname = "g"\nmodels = ["lstm"]\nhidden = [64]\niterations = 100000\n')
+    # 200 random-pixel images in MNIST's files: the driver and both workers read them, not all 70,000 digits (what they
+    # train on does not matter, only that they are training when the driver dies)
+    write_idx_folder(tmp_path / "mnist", n_train=200, n_test=50)
+    argv = ["run", str(suite), "--jobs", "2", "--quiet", "--out", str(tmp_path / "o"), "--data-root", str(tmp_path / "mnist")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "netsight", "run", str(suite), "--jobs", "2", "--quiet", "--out", str(tmp_path / "o")],
+        [sys.executable, "-m", "netsight", *argv],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
