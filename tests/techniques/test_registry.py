@@ -27,8 +27,8 @@ SMALL = {"count": 2, "maps": 3, "layers": None, "randomise_layers": 1, "draws": 
 # On the CNNs, the attribution family's techniques (attributions, sanity, faithfulness, the card) run three methods, one
 # of each kind: the gradient, a ReLU rule, a layer method. Every method on these models is tested against Captum in
 # test_attribution.py, and rebuilt on another model (what sanity does on each randomised copy) in tests/test_methods.py;
-# all eleven made the walk cost 40% more CPU time (131 s against 94 s, with its setup). The LSTM's recurrent
-# techniques keep their own default methods.
+# all eleven made the walk cost 40% more CPU time (131 s against 94 s, with its setup, both measured while other test
+# processes ran on the 2 cores). The LSTM's recurrent techniques keep their own default methods.
 CNN_METHODS = {"methods": "gradient,guided_backprop,gradcam"}
 
 

@@ -24,7 +24,7 @@ from netsight.cli import main
 from netsight.fileio import MANIFEST, damaged_files, is_ours, write_text
 from netsight.train import loop, open_run, resolve, train
 from tests.conftest import tiny_dataset, tree_snapshot
-from tests.train.test_loop import _interrupt_after
+from tests.train.test_loop import interrupted_run
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = [
@@ -79,12 +79,7 @@ def _completed_once(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def _interrupted_once(tmp_path_factory):
-    run = tmp_path_factory.mktemp("pristine") / "stopped"
-    with pytest.MonkeyPatch.context() as mp:
-        _interrupt_after(mp, 6)
-        s = train(_config(), run, dataset=tiny_dataset(), progress=False)
-    assert s["status"] == "interrupted" and (run / "checkpoint.pt").is_file()
-    return run
+    return interrupted_run(_config(), tmp_path_factory.mktemp("pristine") / "stopped", tiny_dataset(), 6)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from netsight.errors import NetsightError
 from netsight.fileio import atomic_write, read_json
 from netsight.train import loop, resolve, train
 from tests.conftest import tiny_dataset
-from tests.train.test_loop import _interrupt_after
+from tests.train.test_loop import interrupted_run
 
 
 def _config(**kw):
@@ -33,19 +33,13 @@ def _digest(folder, skip=()):
     }
 
 
-# The tests damage the run they get, so each gets its own: a copy (shutil.copytree: every byte, and the folder's
-# record of netsight's files, which names files relative to the folder) of a run trained once for the module, not
-# a LeNet5 (3.27M parameters) trained again for each of them.
+# The tests damage the run they get, so each gets a copy of a run trained once for the module (as in
+# test_damaged_run_dir.py, which says why the copy is what training would have written).
 
 
 @pytest.fixture(scope="module")
 def _interrupted_once(tmp_path_factory):
-    run = tmp_path_factory.mktemp("pristine") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        _interrupt_after(mp, 6)
-        s = train(_config(), run, dataset=tiny_dataset(), progress=False)
-    assert s["status"] == "interrupted" and (run / "checkpoint.pt").is_file()
-    return run
+    return interrupted_run(_config(), tmp_path_factory.mktemp("pristine") / "run", tiny_dataset(), 6)
 
 
 @pytest.fixture(scope="module")

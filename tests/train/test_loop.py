@@ -133,6 +133,15 @@ def _interrupt_after(monkeypatch, calls):
     monkeypatch.setattr(BatchSampler, "next", next_and_maybe_ctrl_c)
 
 
+def interrupted_run(config, out, dataset, calls: int):
+    """`config` trained into `out` until a real Ctrl-C at the `calls`-th batch: a run left resumable (its checkpoint)."""
+    with pytest.MonkeyPatch.context() as mp:
+        _interrupt_after(mp, calls)
+        summary = train(config, out, dataset=dataset, progress=False)
+    assert summary["status"] == "interrupted" and (out / "checkpoint.pt").is_file()
+    return out
+
+
 @pytest.mark.parametrize("model", ["cnn-bn", "lstm"])
 def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, tiny, monkeypatch, model):
     config = _config(model, hidden=16, iterations=12)  # evaluations at 5, 10 and 12
